@@ -1,0 +1,3 @@
+"""Placeholder: commands registered here later."""
+
+from playbook_nb.cli.app import app  # noqa: F401

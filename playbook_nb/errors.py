@@ -1,0 +1,37 @@
+"""Errors a user can cause. Each renders as one clear line; tracebacks are for bugs only."""
+
+from __future__ import annotations
+
+
+class PlaybookError(Exception):
+    """Base of every user-facing error: `str(err)` is the one line shown to the user."""
+
+    exit_code = 2
+
+
+class RunbookError(PlaybookError):
+    """The runbook (TOML, structure, dependencies, templates) is invalid.
+
+    `where` names the file, the node and the field when known, e.g. "deploy.playbook.toml: node 'a', field 'when'".
+    """
+
+    def __init__(self, message: str, where: str | None = None):
+        self.message = message
+        self.where = where
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class VariableError(PlaybookError):
+    """A variable value is missing or breaks its rule (type, choices, min, max, pattern)."""
+
+
+class TemplateError(PlaybookError):
+    """A template failed to render or reached outside the sandbox."""
+
+
+class StoreError(PlaybookError):
+    """The run record cannot be read or written (missing run, bad status transition, unwritable directory)."""
+
+
+class PluginError(PlaybookError):
+    """Unknown plugin or function, or bad parameters for it."""

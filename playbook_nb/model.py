@@ -1,0 +1,123 @@
+"""Typed runbook model: what a `*.playbook.toml` file holds, before any variable is substituted.
+
+Parsing and validation (`load_runbook`, `parse_runbook`) live in this module too; the dependency graph
+is built by `playbook_nb.plan`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class NodeType(StrEnum):
+    MANUAL = "Manual"
+    COMMAND = "Command"
+    FUNCTION = "Function"
+    PYTHON = "Python"
+
+
+class DepCondition(StrEnum):
+    PLAIN = "plain"  # upstream must end OK or SKIPPED
+    SUCCESS = "success"  # `x:success`: upstream must end OK
+    FAILURE = "failure"  # `x:failure`: upstream's last attempt failed
+
+
+@dataclass(frozen=True)
+class Dependency:
+    node: str
+    condition: DepCondition = DepCondition.PLAIN
+
+    def __str__(self) -> str:
+        return self.node if self.condition is DepCondition.PLAIN else f"{self.node}:{self.condition}"
+
+
+@dataclass
+class Variable:
+    name: str
+    default: Any = None
+    required: bool = False
+    choices: list[Any] | None = None
+    type: str = "str"  # str, int, float, bool, list, dict
+    min: float | None = None
+    max: float | None = None
+    pattern: str | None = None
+    description: str = ""
+    secret: bool = False
+
+    @property
+    def has_default(self) -> bool:
+        return self.default is not None
+
+
+DEFAULT_MANUAL_PROMPT = "Continue with the next step?"
+DEFAULT_COMMAND_TIMEOUT = 300
+
+
+@dataclass
+class Node:
+    id: str
+    type: NodeType
+    order: int  # position in declaration order (0-based)
+    name: str = ""
+    description: str = ""
+    depends_on: list[Dependency] = field(default_factory=list)
+    when: str | None = None  # a Jinja2 template evaluated to a boolean
+    critical: bool | str = False  # a bool, or a template rendering to true/false
+    skip: bool = False  # seed field: the node is skipped without running
+    retries: int = 0  # automatic retries after a failed attempt
+    retry_backoff: float = 0.0  # seconds before the first automatic retry; doubles each time
+    # Manual
+    prompt_before: str | None = None
+    prompt_after: str = DEFAULT_MANUAL_PROMPT
+    # Command
+    command_name: str | None = None
+    timeout: int | str = DEFAULT_COMMAND_TIMEOUT  # an int, or a template rendering to one
+    interactive: bool = False
+    # Function
+    plugin: str | None = None
+    function: str | None = None
+    function_params: dict[str, Any] = field(default_factory=dict)
+    plugin_config: dict[str, Any] = field(default_factory=dict)
+    # Python
+    code: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id
+
+    @property
+    def is_gate(self) -> bool:
+        return self.type is NodeType.MANUAL
+
+    @property
+    def upstream(self) -> list[str]:
+        return [d.node for d in self.depends_on]
+
+
+@dataclass
+class RunbookMeta:
+    title: str
+    description: str = ""
+    version: str = ""
+    author: str = ""
+    created_at: str = ""
+    plugin_config: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class Runbook:
+    meta: RunbookMeta
+    variables: dict[str, Variable]
+    nodes: dict[str, Node]  # in declaration order
+    source_text: str
+    sha256: str
+    path: str | None = None  # where it was read from, for error messages
+
+    def node(self, node_id: str) -> Node:
+        return self.nodes[node_id]
+
+    @property
+    def secret_names(self) -> set[str]:
+        return {name for name, var in self.variables.items() if var.secret}
