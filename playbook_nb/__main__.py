@@ -1,0 +1,3 @@
+from playbook_nb.cli import main
+
+main()
