@@ -34,7 +34,7 @@ def report_error(err: PlaybookError) -> int:
 
 def run_app(argv: list[str] | None = None) -> int:
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
     except PlaybookError as err:
         return report_error(err)
     except typer.Exit as exit_:
@@ -52,7 +52,7 @@ def run_app(argv: list[str] | None = None) -> int:
             err.show()
             return err.exit_code
         raise
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":
