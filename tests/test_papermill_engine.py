@@ -1,0 +1,231 @@
+"""The `playbook` papermill engine and `run_notebook`: output path given to the kernel, secrets off disk.
+
+These run hand-written notebooks (no kernel_ext needed) in a real ipykernel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import nbformat
+import papermill
+import pytest
+from papermill.engines import papermill_engines
+
+from playbook_nb.notebook.papermill_engine import (
+    MASK,
+    OUTPUT_PATH_ENV,
+    PlaybookEngine,
+    leaked_secrets,
+    scrub_notebook,
+)
+from playbook_nb.notebook.papermill_run import (
+    PapermillOutcome,
+    compile_to_temp,
+    run_notebook,
+    split_secrets,
+)
+
+SECRET = "tok-5f1e9c-very-secret"
+RUNBOOK_TEXT = (
+    '[variables]\nAPI_TOKEN = { required = true, secret = true }\nSERVICE = { default = "billing" }\n'
+)
+
+
+def make_notebook(path, *code_cells: str, runbook_text: str | None = RUNBOOK_TEXT) -> str:
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("variables = {}\nsecret_env = {}")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, *(nbformat.v4.new_code_cell(src) for src in code_cells)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    if runbook_text is not None:
+        nb.metadata["playbook_nb"] = {"runbook_text": runbook_text}
+    nbformat.write(nb, str(path))
+    return str(path)
+
+
+def stream_text(nb) -> str:
+    return "".join(
+        out.get("text", "")
+        for cell in nb.cells
+        for out in cell.get("outputs", [])
+        if out.output_type == "stream"
+    )
+
+
+def digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def test_engine_is_registered_through_the_entry_point():
+    assert papermill_engines.get_engine("playbook") is PlaybookEngine
+
+
+@pytest.mark.slow
+def test_kernel_learns_output_path(tmp_path, monkeypatch):
+    monkeypatch.delenv(OUTPUT_PATH_ENV, raising=False)
+    src = make_notebook(
+        tmp_path / "in.ipynb",
+        "import os\nprint('OUTPUT_PATH=' + str(os.environ.get('PLAYBOOK_NB_OUTPUT_PATH')))",
+        runbook_text=None,
+    )
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path)
+    # a relative output path, executed in another working directory: the kernel gets the absolute path
+    papermill.execute_notebook(
+        src,
+        "runs/out.ipynb",
+        engine_name="playbook",
+        kernel_name="python3",
+        cwd=str(tmp_path / "elsewhere"),
+        progress_bar=False,
+    )
+    out = nbformat.read(tmp_path / "runs" / "out.ipynb", as_version=4)
+    assert f"OUTPUT_PATH={tmp_path / 'runs' / 'out.ipynb'}\n" in stream_text(out)
+    assert os.environ.get(OUTPUT_PATH_ENV) is None  # restored in the caller's process
+
+
+@pytest.mark.slow
+def test_injected_secret_is_masked_on_disk_but_reaches_the_kernel(tmp_path):
+    out_path = tmp_path / "out.ipynb"
+    src = make_notebook(
+        tmp_path / "in.ipynb",
+        # the kernel sees the real values; the autosaves written so far hold no secret
+        "import hashlib, os\n"
+        "print('TOKEN', hashlib.sha256(variables['API_TOKEN'].encode()).hexdigest())\n"
+        "print('OTHER', hashlib.sha256(variables['DB_PASSWORD'].encode()).hexdigest())\n"
+        "saved = open(os.environ['PLAYBOOK_NB_OUTPUT_PATH']).read()\n"
+        "print('ON DISK DURING RUN:', variables['API_TOKEN'] in saved, variables['DB_PASSWORD'] in saved)",
+    )
+    papermill.execute_notebook(
+        src,
+        str(out_path),
+        parameters={
+            "variables": {"API_TOKEN": SECRET, "DB_PASSWORD": "pw-9a8b7c6d", "SERVICE": "billing"},
+            # named in secret_env, hence a secret although the runbook does not declare it
+            "secret_env": {"DB_PASSWORD": "MY_DB_PASSWORD"},
+        },
+        engine_name="playbook",
+        progress_bar=False,
+    )
+    raw = out_path.read_text()
+    assert SECRET not in raw and "pw-9a8b7c6d" not in raw
+    out = nbformat.read(out_path, as_version=4)
+    (injected,) = [c for c in out.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert f'"API_TOKEN": "{MASK}"' in injected.source
+    assert f'"DB_PASSWORD": "{MASK}"' in injected.source
+    assert '"SERVICE": "billing"' in injected.source
+    warnings = [line for line in injected.source.splitlines() if line.startswith("# WARNING (playbook-nb):")]
+    assert len(warnings) == 1 and "API_TOKEN" in warnings[0] and "DB_PASSWORD" in warnings[0]
+    assert out.metadata.papermill.parameters["variables"]["API_TOKEN"] == MASK
+    text = stream_text(out)
+    assert f"TOKEN {digest(SECRET)}" in text
+    assert f"OTHER {digest('pw-9a8b7c6d')}" in text
+    assert "ON DISK DURING RUN: False False" in text
+
+
+def test_scrub_notebook_is_idempotent_and_ignores_non_secrets():
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell(
+        f'# Parameters\nvariables = {{"API_TOKEN": "{SECRET}", "SERVICE": "x"}}\n'
+    )
+    cell.metadata["tags"] = ["injected-parameters"]
+    nb.cells = [cell]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["papermill"] = {"parameters": {"variables": {"API_TOKEN": SECRET, "SERVICE": "x"}}}
+    nb.metadata["playbook_nb"] = {"runbook_text": RUNBOOK_TEXT}
+    assert leaked_secrets(nb) == {"API_TOKEN": SECRET}
+    assert scrub_notebook(nb, "python3") == ["API_TOKEN"]
+    assert scrub_notebook(nb, "python3") == []
+    assert SECRET not in nbformat.writes(nb)
+    assert cell.source.count("# WARNING (playbook-nb):") == 1
+    assert '"SERVICE": "x"' in cell.source
+    nb.metadata["papermill"] = {"parameters": {"variables": {"SERVICE": "y"}}}
+    assert leaked_secrets(nb) == {}
+
+
+def test_split_secrets_moves_secret_values_out_of_parameters():
+    params, environ = split_secrets(
+        {"variables": {"API_TOKEN": "from-vars", "SERVICE": "x"}, "gate_policy": "approve-all"},
+        {"OTHER": "o"},
+        {"API_TOKEN"},
+    )
+    assert params["variables"] == {"SERVICE": "x"}
+    assert params["gate_policy"] == "approve-all"
+    assert params["secret_env"] == {
+        "API_TOKEN": "PLAYBOOK_SECRET_API_TOKEN",
+        "OTHER": "PLAYBOOK_SECRET_OTHER",
+    }
+    assert environ == {"PLAYBOOK_SECRET_API_TOKEN": "from-vars", "PLAYBOOK_SECRET_OTHER": "o"}
+    # keys may also be the environment variable names secret_env points to
+    params, environ = split_secrets(
+        {"variables": {}, "secret_env": {"API_TOKEN": "MY_TOKEN"}}, {"MY_TOKEN": "t"}, {"API_TOKEN"}
+    )
+    assert environ == {"MY_TOKEN": "t"} and params["secret_env"] == {"API_TOKEN": "MY_TOKEN"}
+    _, environ = split_secrets({}, {"PLAYBOOK_SECRET_API_TOKEN": "t"}, {"API_TOKEN"})
+    assert environ == {"PLAYBOOK_SECRET_API_TOKEN": "t"}
+
+
+@pytest.mark.slow
+def test_run_notebook_secrets_through_environment_and_failures_are_outcomes(tmp_path, monkeypatch):
+    monkeypatch.delenv("PLAYBOOK_SECRET_API_TOKEN", raising=False)
+    src = make_notebook(
+        tmp_path / "in.ipynb",
+        "import hashlib, os\n"
+        "print('ENV', hashlib.sha256(os.environ['PLAYBOOK_SECRET_API_TOKEN'].encode()).hexdigest())\n"
+        "print('VARS', sorted(variables), secret_env)",
+        "raise RuntimeError('run ended NOK')",
+        "print('never')",
+    )
+    out_path = tmp_path / "out.ipynb"
+    outcome = run_notebook(
+        src,
+        str(out_path),
+        parameters={"variables": {"SERVICE": "billing", "API_TOKEN": SECRET}},
+        env_secrets=None,
+    )
+    assert isinstance(outcome, PapermillOutcome)
+    assert outcome.raised and not outcome.ok
+    assert outcome.ename == "RuntimeError" and outcome.evalue == "run ended NOK"
+    assert outcome.error_summary == "RuntimeError: run ended NOK"
+    assert outcome.output_path == str(out_path)
+    raw = out_path.read_text()
+    assert SECRET not in raw
+    text = stream_text(nbformat.read(out_path, as_version=4))
+    assert f"ENV {digest(SECRET)}" in text
+    assert "VARS ['SERVICE'] {'API_TOKEN': 'PLAYBOOK_SECRET_API_TOKEN'}" in text
+    assert "never" not in text
+    assert "PLAYBOOK_SECRET_API_TOKEN" not in os.environ  # restored
+
+
+@pytest.mark.slow
+def test_run_notebook_dead_kernel_writes_partial_notebook(tmp_path):
+    src = make_notebook(
+        tmp_path / "in.ipynb",
+        "print('before the crash')",
+        "import os\nos._exit(1)",
+        "print('after')",
+        runbook_text=None,
+    )
+    out_path = tmp_path / "out.ipynb"
+    outcome = run_notebook(src, str(out_path), parameters={"variables": {}}, env_secrets={"API_TOKEN": "x"})
+    assert outcome.raised and outcome.kernel_died and outcome.ename == "DeadKernelError"
+    text = stream_text(nbformat.read(out_path, as_version=4))
+    assert "before the crash" in text and "after" not in text
+
+
+@pytest.mark.slow
+def test_run_notebook_success_and_compile_to_temp(tmp_path):
+    from conftest import FIXTURES
+
+    from playbook_nb.model import load_runbook
+
+    path = compile_to_temp(load_runbook(FIXTURES / "parallel_fanout.playbook.toml"), directory=str(tmp_path))
+    assert path == str(tmp_path / "parallel_fanout.ipynb")
+    nbformat.validate(nbformat.read(path, as_version=4))
+    src = make_notebook(tmp_path / "ok.ipynb", "print('fine')", runbook_text=None)
+    outcome = run_notebook(src, str(tmp_path / "ok-out.ipynb"), parameters={}, timeout=60)
+    assert outcome.ok and outcome.ename is None and outcome.error_summary == ""
+    assert "fine" in stream_text(nbformat.read(tmp_path / "ok-out.ipynb", as_version=4))
