@@ -1,0 +1,153 @@
+"""Rows of the run record as plain dataclasses, the status vocabularies, and value conversions.
+
+Backend-neutral: a SQLite or PostgreSQL store returns these same objects. Timestamps are timezone-aware UTC
+`datetime` objects (stored as ISO-8601 text); JSON columns come back as Python values.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+RUN_STATUSES = ("RUNNING", "OK", "NOK", "ABORTED")
+FINAL_RUN_STATUSES = ("OK", "NOK", "ABORTED")
+NODE_STATES = ("PENDING", "RUNNING", "WAITING", "OK", "NOK", "SKIPPED")
+ATTEMPT_STATUSES = ("RUNNING", "OK", "NOK", "INTERRUPTED")
+TRIGGERS = ("terminal", "notebook", "papermill", "widget", "resume")
+MODES = ("interactive", "headless")
+
+INTERRUPTED_ERROR = "interrupted: process ended before the attempt finished"
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    workflow: str
+    number: int
+    title: str
+    status: str
+    status_reason: str | None
+    started_at: datetime
+    ended_at: datetime | None
+    trigger: str
+    actor: str | None
+    host: str | None
+    mode: str
+    variables: dict[str, Any]
+    params: dict[str, Any]
+    runbook_text: str
+    runbook_sha256: str
+    runbook_version: str | None
+    notebook_path: str | None
+    artifact_dir: str | None
+    counts: dict[str, int]
+    snapshot: dict[str, Any] | None = field(repr=False, default=None)
+    event_count: int = 0
+    event_head: str = ""
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end; None while the run has no end."""
+        if self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class NodeStateRow:
+    run_id: int
+    node_id: str
+    position: int
+    state: str
+    reason: str | None
+    attempts: int
+    failed: bool
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    run_id: int
+    node_id: str
+    attempt: int
+    status: str
+    started_at: datetime
+    ended_at: datetime | None
+    duration: float | None
+    exit_code: int | None
+    stdout: str | None
+    stderr: str | None
+    result: Any
+    error: str | None
+
+
+@dataclass(frozen=True)
+class DecisionRow:
+    id: int
+    run_id: int
+    node_id: str
+    decision: str
+    actor: str | None
+    comment: str | None
+    decided_at: datetime
+
+
+@dataclass(frozen=True)
+class EventRow:
+    id: int
+    run_id: int
+    seq: int
+    at: datetime
+    kind: str
+    node_id: str | None
+    attempt: int | None
+    payload: Any
+    prev_hash: str
+    hash: str
+
+
+# ---- conversions shared by every backend -------------------------------------------------------------------
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+When = datetime | str | float | None
+"""A moment as the store accepts it: datetime (naive = UTC), ISO-8601 text, epoch seconds, or None (now)."""
+
+
+def to_timestamp(value: When) -> str:
+    """ISO-8601 UTC text for storage."""
+    if value is None:
+        value = now()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        value = datetime.fromtimestamp(value, UTC)
+    elif isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def from_timestamp(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def name_of(value: Any) -> str:
+    """A status or decision given as a string or an Enum (engine types) -> its name as text."""
+    if isinstance(value, Enum):
+        return value.value if isinstance(value.value, str) else value.name
+    return str(value)
+
+
+def to_json(value: Any) -> str:
+    """Canonical JSON text: sorted keys, no spaces, non-JSON values rendered with str()."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def from_json(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
