@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from playbook_nb.errors import PlaybookError
 
@@ -21,15 +23,31 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def _print_error(message: str) -> None:
+    err_console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one clear error line to stderr and return the Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    _print_error(message)
     return typer.Exit(code)
 
 
 def report_error(err: PlaybookError) -> int:
-    err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+    _print_error(str(err))
     return err.exit_code
+
+
+def _is_usage_error(err: Exception) -> bool:
+    """Typer may bundle its own copy of click: recognise ClickException from either."""
+    for module in ("click", "typer._click"):
+        try:
+            exc_type = importlib.import_module(module).ClickException
+        except (ImportError, AttributeError):
+            continue
+        if isinstance(err, exc_type):
+            return True
+    return False
 
 
 def run_app(argv: list[str] | None = None) -> int:
@@ -45,10 +63,8 @@ def run_app(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]")
         return 3
-    except Exception as err:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(err, click.ClickException):
+    except Exception as err:  # usage errors (bad option, missing argument) carry their own exit code
+        if _is_usage_error(err):
             err.show()
             return err.exit_code
         raise

@@ -1,0 +1,259 @@
+"""The notebook face of a run: what the setup, node and summary cells of a compiled notebook call.
+
+One `NotebookRun` per kernel wraps the `RunSession` (the one engine). It decides whether there is a human in
+front of the notebook (JupyterLab) or not (papermill, nbconvert), starts, resumes or re-attaches the run, and shows
+each node's outcome under its own cell.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from IPython.display import HTML, display
+
+from playbook_nb.config import load_config
+from playbook_nb.dag_render import to_svg
+from playbook_nb.decisions import GateDecision, default_actor, headless_gate_decision
+from playbook_nb.engine import NodeState, RunState
+from playbook_nb.errors import PlaybookError
+from playbook_nb.model import parse_runbook
+from playbook_nb.session import NodeReport, RunOptions, RunSession
+from playbook_nb.store import Store, resolve_db_path
+from playbook_nb.variables import resolve_variables
+
+RUN_MIME = "application/vnd.playbook-nb.run+json"
+OUTPUT_PATH_ENV = "PLAYBOOK_NB_OUTPUT_PATH"  # set by the papermill engine "playbook"
+MARK = {"OK": "✔", "NOK": "✘", "SKIPPED": "⊘", "WAITING": "⏸", "RUNNING": "▶", "PENDING": "·"}
+
+
+class RunNotOK(Exception):
+    """Raised by the summary cell of a headless run that ended NOK or ABORTED, so papermill and CI see it."""
+
+
+def has_front_end() -> bool:
+    """A kernel started by a Jupyter server for a notebook (JupyterLab) has a human in front of it;
+    papermill, nbconvert and nbclient start kernels directly."""
+    if os.environ.get(OUTPUT_PATH_ENV):
+        return False
+    return bool(os.environ.get("JPY_SESSION_NAME"))
+
+
+def notebook_path_hint() -> str | None:
+    if os.environ.get(OUTPUT_PATH_ENV):
+        return os.path.abspath(os.environ[OUTPUT_PATH_ENV])
+    session_name = os.environ.get("JPY_SESSION_NAME")
+    if session_name:
+        candidate = Path.cwd() / Path(session_name).name
+        return str(candidate) if candidate.exists() else session_name
+    return None
+
+
+class NotebookRun:
+    def __init__(self, session: RunSession, *, headless: bool):
+        self.session = session
+        self.headless = headless
+        self.widget = None
+        session.output_listeners.append(self._print_output)
+
+    # -- cells -------------------------------------------------------------------------------
+    def show(self) -> None:
+        """The setup cell's output: the run record id (machine-readable) and the DAG."""
+        run = self.session.store.get_run(self.session.run_id)
+        display(
+            {
+                RUN_MIME: {"run_id": run.id, "number": run.number, "db": str(self.session.store.path)},
+                "text/plain": f"run {run.id} (#{run.number}) of {run.workflow!r}, recorded in {self.session.store.path}",
+            },
+            raw=True,
+        )
+        if self.headless:
+            display(HTML(to_svg(self.session.runbook, self.session.states())))
+        else:
+            from kernel_ext.widget import RunbookWidget
+
+            self.widget = RunbookWidget(self)
+            display(self.widget)
+
+    def cell(self, node_id: str, code: str | None = None) -> NodeReport:
+        """A node's cell: run the node through the engine if it is ready, else say plainly why not."""
+        session = self.session
+        if self.headless and session.status is RunState.RUNNING:
+            self._decide_waiting_gates()
+        report = session.run_node(node_id, code=code)
+        if self.headless and session.status is RunState.RUNNING:
+            self._decide_waiting_gates()
+            report = session._report(node_id, ran=report.ran, result=report.result, attempt=report.attempt)
+        self._show_report(report)
+        return report
+
+    def summary(self) -> None:
+        """The last cell: finish what can finish, show the final states, fail the notebook if the run failed."""
+        session = self.session
+        if self.headless and session.status is RunState.RUNNING:
+            session.drive(self._headless_decider)
+        session.close()
+        run = session.store.get_run(session.run_id)
+        rows = "".join(
+            f"<tr><td>{MARK.get(r.state, '')} {html.escape(r.node_id)}</td><td>{r.state}</td>"
+            f"<td>{r.attempts or 0}</td><td>{html.escape(r.reason or '')}</td></tr>"
+            for r in session.store.node_states(session.run_id)
+        )
+        reason = f" ({html.escape(run.status_reason)})" if run.status_reason and run.status != "OK" else ""
+        display(
+            HTML(
+                f"<h3>Run {run.id} (#{run.number}): {run.status}{reason}</h3>"
+                f"<table><tr><th>node</th><th>state</th><th>attempts</th><th>reason</th></tr>{rows}</table>"
+                f"<p>record: run {run.id} in <code>{html.escape(str(session.store.path))}</code></p>"
+            )
+        )
+        display(HTML(to_svg(session.runbook, session.states())))
+        if self.widget is not None:
+            self.widget.refresh()
+        if run.status in ("NOK", "ABORTED") and self.headless:
+            raise RunNotOK(f"run {run.id} ended {run.status}{': ' + run.status_reason if run.status_reason else ''}")
+        if run.status == "RUNNING":
+            waiting = ", ".join(n for n, _ in session.awaiting()) or "nothing"
+            print(f"run {run.id} is still RUNNING; it waits for: {waiting}. Decide in the graph above.")
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _headless_decider(self, session: RunSession, node_id: str, kind: str) -> GateDecision | None:
+        if kind != "gate":
+            return None
+        opts = session.options
+        return headless_gate_decision(
+            node_id, approvals=session._approvals, policy=opts.gate_policy, actor=opts.actor, comment=opts.comment
+        )
+
+    def _decide_waiting_gates(self) -> None:
+        for node_id, kind in self.session.awaiting():
+            choice = self._headless_decider(self.session, node_id, kind)
+            if choice is None:
+                continue
+            self.session.decide(node_id, choice.decision, choice.actor, choice.comment)
+
+    def _print_output(self, node_id: str, stream: str, text: str) -> None:
+        target = sys.stderr if stream == "stderr" else sys.stdout
+        target.write(text if text.endswith("\n") else text + "\n")
+
+    def _show_report(self, report: NodeReport) -> None:
+        state = str(report.state)
+        result = report.result
+        if report.ran and result is not None:
+            line = f"{MARK.get(state, '')} {report.node_id}: {state} (attempt {report.attempt}, {result.duration:.2f}s)"
+            if result.error:
+                line += f"\n  error: {result.error}"
+            if result.return_value is not None:
+                line += f"\n  result: {result.return_value!r}"
+            if state not in ("OK", "NOK", "SKIPPED") or report.state is NodeState.PENDING:
+                line += f"\n  {report.message}"
+            elif state != "OK" and report.message:
+                line += f"\n  {report.message}"
+        else:
+            line = f"{MARK.get(state, '')} {report.node_id}: {report.message}"
+        print(line)
+        if self.widget is not None:
+            self.widget.refresh()
+
+
+_current: NotebookRun | None = None
+
+
+def current() -> NotebookRun:
+    if _current is None:
+        raise PlaybookError("no run is open in this kernel: run the notebook's setup cell first")
+    return _current
+
+
+def open_run(
+    runbook_toml: str,
+    *,
+    sha256: str | None = None,
+    variables: dict[str, Any] | None = None,
+    secret_env: dict[str, str] | None = None,
+    approvals: dict[str, str] | None = None,
+    gate_policy: str = "fail-closed",
+    actor: str = "",
+    comment: str = "",
+    run_id: int | str | None = None,
+    state_path: str = "",
+    max_retries: int = 3,
+    headless: bool | None = None,
+) -> NotebookRun:
+    """Start a run of the notebook's runbook, resume `run_id`, or re-attach to this notebook's unfinished run."""
+    global _current
+    runbook = parse_runbook(runbook_toml, path="notebook")
+    if sha256 and sha256 != runbook.sha256:
+        print(f"note: the runbook text differs from the compiled one (sha256 {sha256[:12]} -> {runbook.sha256[:12]})")
+    headless = (not has_front_end()) if headless is None else bool(headless)
+    values = _values(runbook, variables or {}, secret_env or {})
+    store = Store.open(resolve_db_path(state_path or None, load_config()))
+    options = RunOptions(
+        headless=headless,
+        trigger="papermill" if headless else "notebook",
+        actor=actor or default_actor(),
+        max_retries=int(max_retries),
+        gate_policy=gate_policy,
+        approvals=dict(approvals or {}),
+        comment=comment or None,
+    )
+    namespace = _user_namespace()
+    resume_id = _run_to_resume(run_id, runbook, store, headless)
+    if resume_id is not None:
+        session = RunSession.resume(runbook, values, store, resume_id, options, namespace=namespace)
+    else:
+        session = RunSession.start(runbook, values, store, options, namespace=namespace)
+    hint = notebook_path_hint()
+    if hint:
+        store.set_notebook_path(session.run_id, hint)
+    _current = NotebookRun(session, headless=headless)
+    return _current
+
+
+def _run_to_resume(run_id, runbook, store: Store, headless: bool) -> int | None:
+    if run_id not in (None, "", "new"):
+        return int(run_id)
+    if headless or run_id == "new":
+        return None
+    # JupyterLab, new kernel: re-attach to this runbook's unfinished notebook run instead of starting over.
+    latest = store.latest_run(runbook.meta.title)
+    if latest is None or latest.runbook_sha256 != runbook.sha256 or latest.trigger not in ("notebook", "widget"):
+        return None
+    if latest.status == "RUNNING":
+        store.set_run_status(latest.id, "ABORTED", reason="kernel restarted; re-attached from the notebook")
+        return latest.id
+    return latest.id if latest.status == "ABORTED" else None
+
+
+def _values(runbook, variables: dict[str, Any], secret_env: dict[str, str]) -> dict[str, Any]:
+    given = {k: v if isinstance(v, str) else _json(v) for k, v in variables.items()}
+    for name in runbook.secret_names:
+        env_name = secret_env.get(name, f"PLAYBOOK_SECRET_{name}")
+        if env_name in os.environ and name not in given:
+            given[name] = os.environ[env_name]
+    return resolve_variables(runbook, cli_vars=given, vars_file=None, vars_env_prefix=None, interactive=False)
+
+
+def _json(value: Any) -> str:
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+def _user_namespace() -> dict[str, Any]:
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None:
+            return shell.user_ns
+    except ImportError:
+        pass
+    return {}
