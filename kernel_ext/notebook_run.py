@@ -114,7 +114,9 @@ class NotebookRun:
         if self.widget is not None:
             self.widget.refresh()
         if run.status in ("NOK", "ABORTED") and self.headless:
-            raise RunNotOK(f"run {run.id} ended {run.status}{': ' + run.status_reason if run.status_reason else ''}")
+            raise RunNotOK(
+                f"run {run.id} ended {run.status}{': ' + run.status_reason if run.status_reason else ''}"
+            )
         if run.status == "RUNNING":
             waiting = ", ".join(n for n, _ in session.awaiting()) or "nothing"
             print(f"run {run.id} is still RUNNING; it waits for: {waiting}. Decide in the graph above.")
@@ -125,7 +127,11 @@ class NotebookRun:
             return None
         opts = session.options
         return headless_gate_decision(
-            node_id, approvals=session._approvals, policy=opts.gate_policy, actor=opts.actor, comment=opts.comment
+            node_id,
+            approvals=session._approvals,
+            policy=opts.gate_policy,
+            actor=opts.actor,
+            comment=opts.comment,
         )
 
     def _decide_waiting_gates(self) -> None:
@@ -148,9 +154,12 @@ class NotebookRun:
                 line += f"\n  error: {result.error}"
             if result.return_value is not None:
                 line += f"\n  result: {result.return_value!r}"
-            if state not in ("OK", "NOK", "SKIPPED") or report.state is NodeState.PENDING:
-                line += f"\n  {report.message}"
-            elif state != "OK" and report.message:
+            if (
+                state not in ("OK", "NOK", "SKIPPED")
+                or report.state is NodeState.PENDING
+                or state != "OK"
+                and report.message
+            ):
                 line += f"\n  {report.message}"
         else:
             line = f"{MARK.get(state, '')} {report.node_id}: {report.message}"
@@ -187,7 +196,9 @@ def open_run(
     global _current
     runbook = parse_runbook(runbook_toml, path="notebook")
     if sha256 and sha256 != runbook.sha256:
-        print(f"note: the runbook text differs from the compiled one (sha256 {sha256[:12]} -> {runbook.sha256[:12]})")
+        print(
+            f"note: the runbook text differs from the compiled one (sha256 {sha256[:12]} -> {runbook.sha256[:12]})"
+        )
     headless = (not has_front_end()) if headless is None else bool(headless)
     values = _values(runbook, variables or {}, secret_env or {})
     store = Store.open(resolve_db_path(state_path or None, load_config()))
@@ -220,7 +231,11 @@ def _run_to_resume(run_id, runbook, store: Store, headless: bool) -> int | None:
         return None
     # JupyterLab, new kernel: re-attach to this runbook's unfinished notebook run instead of starting over.
     latest = store.latest_run(runbook.meta.title)
-    if latest is None or latest.runbook_sha256 != runbook.sha256 or latest.trigger not in ("notebook", "widget"):
+    if (
+        latest is None
+        or latest.runbook_sha256 != runbook.sha256
+        or latest.trigger not in ("notebook", "widget")
+    ):
         return None
     if latest.status == "RUNNING":
         store.set_run_status(latest.id, "ABORTED", reason="kernel restarted; re-attached from the notebook")

@@ -57,10 +57,14 @@ def parse_approvals(approvals: dict | None, gate_ids: set[str]) -> dict[str, Dec
     for node_id, answer in (approvals or {}).items():
         if node_id not in gate_ids:
             known = ", ".join(sorted(gate_ids)) or "none"
-            raise DecisionError(f"approvals: '{node_id}' is not a Manual gate of this runbook (gates: {known})")
+            raise DecisionError(
+                f"approvals: '{node_id}' is not a Manual gate of this runbook (gates: {known})"
+            )
         key = str(answer).strip().lower()
         if key not in _ANSWERS:
-            raise DecisionError(f"approvals: answer '{answer}' for gate '{node_id}' must be approve or reject")
+            raise DecisionError(
+                f"approvals: answer '{answer}' for gate '{node_id}' must be approve or reject"
+            )
         parsed[node_id] = _ANSWERS[key]
     return parsed
 
@@ -81,7 +85,11 @@ def headless_gate_decision(
     if node_id in approvals:
         return GateDecision(approvals[node_id], actor, comment or "decided by run parameters")
     if policy == "approve-all":
-        return GateDecision(Decision.APPROVE, f"policy:approve-all ({actor})", comment or "gate policy approve-all")
+        return GateDecision(
+            Decision.APPROVE, f"policy:approve-all ({actor})", comment or "gate policy approve-all"
+        )
     if policy == "reject-all":
-        return GateDecision(Decision.REJECT, f"policy:reject-all ({actor})", comment or "gate policy reject-all")
+        return GateDecision(
+            Decision.REJECT, f"policy:reject-all ({actor})", comment or "gate policy reject-all"
+        )
     return None

@@ -288,7 +288,9 @@ class RunSession:
                     continue
                 delay = self.engine.retry_delay(node_id)
                 if delay:
-                    self.store.append_event(self.run_id, "retry_wait", node_id=node_id, payload={"seconds": delay})
+                    self.store.append_event(
+                        self.run_id, "retry_wait", node_id=node_id, payload={"seconds": delay}
+                    )
                     sleep(delay)
                 reports.append(self._execute(node_id))
         return reports
@@ -309,14 +311,18 @@ class RunSession:
                 choice = decide(self, node_id, kind)
                 if choice is None:
                     what = "approval" if kind == "gate" else "a decision after its failure"
-                    self.abort(self.options.actor, f"'{node_id}' awaits {what}; nobody could decide (fail closed)")
+                    self.abort(
+                        self.options.actor, f"'{node_id}' awaits {what}; nobody could decide (fail closed)"
+                    )
                     break
                 self.decide(node_id, choice.decision, choice.actor, choice.comment)
                 if self.engine.run_state is not RunState.RUNNING:
                     break
         return self.engine.run_state
 
-    def decide(self, node_id: str, decision: Decision | str, actor: str | None = None, comment: str | None = None):
+    def decide(
+        self, node_id: str, decision: Decision | str, actor: str | None = None, comment: str | None = None
+    ):
         self._check_node(node_id)
         decision = Decision(decision)
         if decision is Decision.ABORT:
@@ -361,7 +367,9 @@ class RunSession:
         except StoreError:
             return "no reason recorded"
 
-    def _report(self, node_id: str, *, ran: bool, result: AttemptResult | None = None, attempt=None) -> NodeReport:
+    def _report(
+        self, node_id: str, *, ran: bool, result: AttemptResult | None = None, attempt=None
+    ) -> NodeReport:
         return NodeReport(
             node_id=node_id,
             state=self.engine.state(node_id),
@@ -448,7 +456,9 @@ class RunSession:
         where = f"node '{node.id}'"
         on_output = self._output_callback(node.id)
         if node.type is NodeType.COMMAND:
-            command = templating.render_command(node.command_name or "", context, f"{where}, field 'command_name'")
+            command = templating.render_command(
+                node.command_name or "", context, f"{where}, field 'command_name'"
+            )
             timeout = _as_timeout(node.timeout, context, where)
             return run_command(
                 command,
@@ -472,7 +482,9 @@ class RunSession:
             )
         if node.type is NodeType.PYTHON:
             with self._redacted_std_streams():
-                return run_python(code if code is not None else node.code or "", self.namespace, filename=node.id)
+                return run_python(
+                    code if code is not None else node.code or "", self.namespace, filename=node.id
+                )
         raise SessionError(f"node '{node.id}' of type {node.type} cannot be executed")
 
     def _output_callback(self, node_id: str) -> Callable[[str, str], None]:
@@ -490,7 +502,10 @@ class RunSession:
             yield
             return
         old_out, old_err = sys.stdout, sys.stderr
-        sys.stdout, sys.stderr = _RedactingStream(old_out, self.redactor), _RedactingStream(old_err, self.redactor)
+        sys.stdout, sys.stderr = (
+            _RedactingStream(old_out, self.redactor),
+            _RedactingStream(old_err, self.redactor),
+        )
         try:
             yield
         finally:
@@ -536,7 +551,9 @@ class RunSession:
                 self.store.set_run_status(
                     self.run_id, event.state, reason=reason, ended_at=time.time() if final else None
                 )
-            self.store.append_event(self.run_id, event.kind, node_id=event.node, attempt=event.attempt, payload=payload)
+            self.store.append_event(
+                self.run_id, event.kind, node_id=event.node, attempt=event.attempt, payload=payload
+            )
         self.store.save_snapshot(self.run_id, self.engine.snapshot())
         for event in events:
             for listener in self.event_listeners:

@@ -10,7 +10,7 @@ from playbook_nb.cli.app import app, run_app
 COMMAND_MODULES = [
     "model_cmds",  # validate, create, dag, export-dot
     "run_cmds",  # run, resume, set-status
-    "runs_cmds",  # show, runs ..., info
+    "runs_cmds",  # show, runs list, info
     "config_cmds",  # config
     "notebook_cmds",  # compile
     "export_cmds",  # export, scan, verify

@@ -16,10 +16,14 @@ from playbook_nb.variables import parse_var_assignments, resolve_variables
 
 EXIT_BY_STATUS = {"OK": 0, "NOK": 1, "ABORTED": 3, "RUNNING": 3}
 
-STATE_PATH = typer.Option(None, "--state-path", help="Run index (SQLite file); default from PLAYBOOK_DB_PATH/config.")
+STATE_PATH = typer.Option(
+    None, "--state-path", help="Run index (SQLite file); default from PLAYBOOK_DB_PATH/config."
+)
 VAR = typer.Option(None, "--var", help="Variable value K=V (repeatable); highest priority.")
 VARS_FILE = typer.Option(None, "--vars-file", help="Variables from a TOML, YAML or JSON file.")
-VARS_ENV = typer.Option(None, "--vars-env", help="Read variables from environment variables with this prefix.")
+VARS_ENV = typer.Option(
+    None, "--vars-env", help="Read variables from environment variables with this prefix."
+)
 NO_INTERACTIVE_VARS = typer.Option(
     False, "--no-interactive-vars", help="Never prompt for variables; fail listing every missing one."
 )

@@ -28,7 +28,9 @@ def runbook_of_notebook(path: Path) -> Runbook:
     nb = nbformat.read(path, as_version=4)
     meta = nb.metadata.get("playbook_nb")
     if not meta or "runbook_text" not in meta:
-        raise PlaybookError(f"{path}: not a playbook-nb notebook (no playbook_nb metadata); compile a runbook first")
+        raise PlaybookError(
+            f"{path}: not a playbook-nb notebook (no playbook_nb metadata); compile a runbook first"
+        )
     return parse_runbook(meta["runbook_text"], path=str(path))
 
 
@@ -119,7 +121,9 @@ def run_headless(
         if record is None:
             if output:
                 shutil.copyfile(executed, output)
-            err_console.print(f"[bold red]error:[/] the notebook never started its run: {outcome.error_summary}")
+            err_console.print(
+                f"[bold red]error:[/] the notebook never started its run: {outcome.error_summary}"
+            )
             return 2
         run_id = int(record["run_id"])
         target = store.artifact_dir(run_id) / "notebook.ipynb"

@@ -50,7 +50,9 @@ def _terminal_decider(view: TerminalView, interactive: bool):
             with view.paused():
                 prompt = session.rendered(node_id).get("prompt", "Continue with the next step?")
                 view.gate(session, node_id)
-                answer = Prompt.ask(f"[bold]{prompt}[/]", choices=["approve", "reject", "abort"], default="approve")
+                answer = Prompt.ask(
+                    f"[bold]{prompt}[/]", choices=["approve", "reject", "abort"], default="approve"
+                )
                 comment = Prompt.ask("Comment (optional)", default="") or None
             return GateDecision(Decision(answer), opts.actor, comment)
         if not interactive:
@@ -58,7 +60,9 @@ def _terminal_decider(view: TerminalView, interactive: bool):
         allowed = session.engine.allowed_decisions(node_id)
         choices = [d.value for d in (Decision.RETRY, Decision.SKIP, Decision.ABORT) if d in allowed]
         with view.paused():
-            answer = Prompt.ask(f"[bold red]'{node_id}' failed.[/] What now?", choices=choices, default=choices[0])
+            answer = Prompt.ask(
+                f"[bold red]'{node_id}' failed.[/] What now?", choices=choices, default=choices[0]
+            )
         return GateDecision(Decision(answer), opts.actor, None)
 
     return decide
@@ -90,15 +94,29 @@ def run(
     no_interactive_vars: bool = NO_INTERACTIVE_VARS,
     state_path: str = STATE_PATH,
     max_retries: int = typer.Option(None, "--max-retries", help="Operator retries per node (default 3)."),
-    gate_policy: str = typer.Option("fail-closed", "--gate-policy", help="fail-closed, approve-all or reject-all."),
-    approve: list[str] = typer.Option(None, "--approve", help="Approve this gate (repeatable); GATE=reject rejects."),
+    gate_policy: str = typer.Option(
+        "fail-closed", "--gate-policy", help="fail-closed, approve-all or reject-all."
+    ),
+    approve: list[str] = typer.Option(
+        None, "--approve", help="Approve this gate (repeatable); GATE=reject rejects."
+    ),
     actor: str = typer.Option("", "--actor", help="Who runs this and decides its gates (default: OS user)."),
     comment: str = typer.Option(None, "--comment", help="Comment recorded with policy/parameter decisions."),
-    headless: bool = typer.Option(False, "--headless", help="Run the runbook's notebook unattended with papermill."),
-    output: Path = typer.Option(None, "--output", "-o", help="Also write the executed notebook here (headless)."),
-    parameters: list[str] = typer.Option(None, "-p", "--parameter", help="papermill-style parameter K V as K=V."),
-    parameters_yaml: str = typer.Option(None, "-y", "--parameters-yaml", help="papermill parameters as YAML."),
-    parameters_file: Path = typer.Option(None, "-f", "--parameters-file", help="papermill parameters YAML file."),
+    headless: bool = typer.Option(
+        False, "--headless", help="Run the runbook's notebook unattended with papermill."
+    ),
+    output: Path = typer.Option(
+        None, "--output", "-o", help="Also write the executed notebook here (headless)."
+    ),
+    parameters: list[str] = typer.Option(
+        None, "-p", "--parameter", help="papermill-style parameter K V as K=V."
+    ),
+    parameters_yaml: str = typer.Option(
+        None, "-y", "--parameters-yaml", help="papermill parameters as YAML."
+    ),
+    parameters_file: Path = typer.Option(
+        None, "-f", "--parameters-file", help="papermill parameters YAML file."
+    ),
 ) -> None:
     """Run a runbook from the terminal (prompts at gates), or headless through its notebook."""
     retries = max_retries if max_retries is not None else max_retries_default()
@@ -156,7 +174,9 @@ def resume(
     no_interactive_vars: bool = NO_INTERACTIVE_VARS,
     state_path: str = STATE_PATH,
     max_retries: int = typer.Option(None, "--max-retries"),
-    approve: list[str] = typer.Option(None, "--approve", help="Approve this waiting gate (GATE=reject rejects)."),
+    approve: list[str] = typer.Option(
+        None, "--approve", help="Approve this waiting gate (GATE=reject rejects)."
+    ),
     gate_policy: str = typer.Option("fail-closed", "--gate-policy"),
     actor: str = typer.Option("", "--actor"),
     comment: str = typer.Option(None, "--comment"),
@@ -197,7 +217,9 @@ def resume(
     console.print(f"Resuming run {run_id} of [bold]{runbook.meta.title}[/]")
     for node_id, kind in session.awaiting():
         if kind == "gate" and node_id in session._approvals:
-            session.decide(node_id, session._approvals[node_id], options.actor, comment or "decided at resume")
+            session.decide(
+                node_id, session._approvals[node_id], options.actor, comment or "decided at resume"
+            )
     _drive(session, view, interactive)
     raise _exit_for(session, view)
 

@@ -122,7 +122,9 @@ class TerminalView:
             )
         elif event.kind == "run_state" and event.state != "RUNNING":
             reason = f": {event.reason}" if event.reason else ""
-            self.console.print(f"[{STATE_STYLE.get(event.state or '', '')}]run {event.state}[/]{_escape(reason)}")
+            self.console.print(
+                f"[{STATE_STYLE.get(event.state or '', '')}]run {event.state}[/]{_escape(reason)}"
+            )
 
     def summary(self, session: RunSession) -> None:
         table = Table(title=f"run {session.run_id}: {session.status}", show_lines=False)
