@@ -11,7 +11,8 @@ Layers, lowest precedence first; each layer overrides the ones before it key by 
    `<stem>.NAME.toml` (`config.production.toml`, `playbook.production.toml`, `custom.production.toml`) is read
    too, when it exists. Overlay files were chosen over `[env.NAME]` tables so `config --init NAME` writes a
    whole new file and never rewrites one a person edited;
-6. environment variables: `PLAYBOOK_DB_PATH`, `PLAYBOOK_MAX_RETRIES`, `PLAYBOOK_LOG_LEVEL`.
+6. environment variables: `PLAYBOOK_DB_PATH`, `PLAYBOOK_DB_URL`, `PLAYBOOK_ARTIFACTS_URL`, `PLAYBOOK_MAX_RETRIES`,
+   `PLAYBOOK_LOG_LEVEL`.
 
 Relative paths in a file are relative to that file's directory; `~` is expanded. `Config.sources` records,
 for every "section.key", where its value came from ("default", a file path, or "env PLAYBOOK_..."), which is
@@ -89,6 +90,31 @@ def _choice(*choices: str, upper: bool = False) -> Callable[[Any], str]:
     return convert
 
 
+def _url(v: Any) -> str | None:
+    if not isinstance(v, str):
+        raise ValueError(f"expected a URL (string), got {v!r}")
+    return v.strip() or None
+
+
+DEFAULT_PARALLEL_WORKERS = 4  # `parallel = true`
+
+
+def _bool_or_workers(v: Any) -> bool | int:
+    """`[execution] parallel`: true/false (the seed's form) or how many nodes may run at once (1 = off)."""
+    if isinstance(v, bool):
+        return v
+    return _int(1)(v)
+
+
+def parallel_workers(value: bool | int | None) -> int:
+    """How many Command/Function nodes may run at once for an `[execution] parallel` value."""
+    if value is True:
+        return DEFAULT_PARALLEL_WORKERS
+    if not value:
+        return 1
+    return max(1, int(value))
+
+
 def _path(v: Any) -> str | None:
     if not isinstance(v, str):
         raise ValueError(f"expected a path (string), got {v!r}")
@@ -106,15 +132,21 @@ class Field:
 FIELDS: dict[str, dict[str, Field]] = {
     "database": {
         "path": Field(_path, None, "run index (SQLite); default: the user data dir's runs.db", is_path=True),
+        "url": Field(_url, None, "run index URL (postgresql://user@host/db); wins over path"),
         "timeout": Field(_positive_float, 30.0, "seconds to wait for a locked database"),
         "backup_enabled": Field(_bool, False, "seed compatibility; not used yet"),
         "backup_count": Field(_int(0), 5, "seed compatibility; not used yet"),
+    },
+    "artifacts": {
+        "url": Field(_url, None, "executed notebooks: a directory or fsspec URL (s3://bucket/prefix)"),
     },
     "execution": {
         "default_timeout": Field(_int(1), 300, "seconds a Command node may run when it sets no timeout"),
         "max_retries": Field(_int(0), 3, "how many times an operator may retry a failed node"),
         "interactive_timeout": Field(_int(1), 1800, "seconds a terminal prompt waits for an answer"),
-        "parallel": Field(_bool, False, "run independent nodes at the same time"),
+        "parallel": Field(
+            _bool_or_workers, False, "run independent nodes at the same time: true (4 at once) or a number"
+        ),
     },
     "logging": {
         "level": Field(_choice(*LOG_LEVELS, upper=True), "INFO", " | ".join(LOG_LEVELS)),
@@ -134,6 +166,8 @@ ALIASES = {("execution", "parallel_execution"): "parallel"}  # the seed's spelli
 
 ENV_OVERRIDES = {
     "PLAYBOOK_DB_PATH": ("database", "path"),
+    "PLAYBOOK_DB_URL": ("database", "url"),
+    "PLAYBOOK_ARTIFACTS_URL": ("artifacts", "url"),
     "PLAYBOOK_MAX_RETRIES": ("execution", "max_retries"),
     "PLAYBOOK_LOG_LEVEL": ("logging", "level"),
 }
@@ -149,9 +183,15 @@ ENV_PRESETS: dict[str, dict[tuple[str, str], Any]] = {
 @dataclass(frozen=True)
 class DatabaseConfig:
     path: Path | None = None
+    url: str | None = None
     timeout: float = 30.0
     backup_enabled: bool = False
     backup_count: int = 5
+
+
+@dataclass(frozen=True)
+class ArtifactsConfig:
+    url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -159,7 +199,7 @@ class ExecutionConfig:
     default_timeout: int = 300
     max_retries: int = 3
     interactive_timeout: int = 1800
-    parallel: bool = False
+    parallel: bool | int = False
 
 
 @dataclass(frozen=True)
@@ -181,6 +221,7 @@ class UIConfig:
 @dataclass(frozen=True)
 class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     ui: UIConfig = field(default_factory=UIConfig)
@@ -204,6 +245,7 @@ class Config:
 
 _SECTIONS = {
     "database": DatabaseConfig,
+    "artifacts": ArtifactsConfig,
     "execution": ExecutionConfig,
     "logging": LoggingConfig,
     "ui": UIConfig,

@@ -1,8 +1,12 @@
 """The run record interface every backend implements, and `Store.open`, which picks the backend.
 
-`Store.open("/path/runs.db")` (or `"sqlite:////path/runs.db"`) gives the SQLite backend. A PostgreSQL backend
-(psycopg 3) would be a `Store` subclass chosen for `postgresql://` URLs; the SQLite methods keep their SQL
-small and explicit so each one maps to one method there.
+`Store.open("/path/runs.db")` (or `"sqlite:////path/runs.db"`) gives the SQLite backend;
+`Store.open("postgresql://user@host/db")` the PostgreSQL one (psycopg 3, `pip install 'playbook-nb[postgres]'`).
+Both return the same row objects, number runs the same way and build the same event hash chain.
+
+Artifacts (`artifact_dir`, `put_artifact`, `open_artifact`) go to `artifacts_root`: a local directory or any
+fsspec URL (`s3://bucket/prefix`). Left out, it comes from `PLAYBOOK_ARTIFACTS_URL`, then the configuration's
+`[artifacts] url`, then the backend's default (beside the SQLite file; the user data dir for PostgreSQL).
 """
 
 from __future__ import annotations
@@ -10,17 +14,20 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
-from playbook_nb.errors import StoreError
 from playbook_nb.store.models import AttemptRow, DecisionRow, EventRow, NodeStateRow, Run, When
+
+if TYPE_CHECKING:
+    from playbook_nb.store.artifacts import ArtifactStore
 
 
 class Store(ABC):
     """The run record: runs, node states, attempts, decisions, hash-chained events, artifact dirs."""
 
     backend: str
-    path: Path
+    path: Path  # the SQLite file; for PostgreSQL, the URL without its password (a str)
+    artifacts: ArtifactStore
 
     @classmethod
     def open(
@@ -32,8 +39,14 @@ class Store(ABC):
     ) -> Store:
         """Open (creating it and its parent directories if needed) the run record at `path` or URL."""
         text = os.fspath(path)
+        if artifacts_root is None:
+            from playbook_nb.store.location import resolve_artifacts_url
+
+            artifacts_root = resolve_artifacts_url()
         if text.startswith(("postgresql://", "postgres://")):
-            raise StoreError(f"the PostgreSQL run record is not available yet: {text.split('@')[-1]}")
+            from playbook_nb.store.postgres import PostgresStore
+
+            return PostgresStore.open(text, artifacts_root=artifacts_root, timeout=timeout)
         if text.startswith("sqlite:///"):
             text = text[len("sqlite:///") :] or "."
             text = "/" + text.lstrip("/") if text.startswith("/") else text
@@ -111,6 +124,36 @@ class Store(ABC):
 
     @abstractmethod
     def delete_run(self, run_id: int) -> int: ...
+
+    @property
+    def url(self) -> str:
+        """Where this index lives, as a URL safe to show (no password)."""
+        return f"sqlite:///{self.path}" if self.backend == "sqlite" else str(self.path)
+
+    def put_artifact(self, run_id: int, name: str, local_path: str | os.PathLike[str]) -> str:
+        """Copy a local file into run `run_id`'s artifacts as `name`; returns its path (local) or URL."""
+        run = self.get_run(run_id)
+        location = run.artifact_dir or self.artifacts.run_location(run_id)
+        url = self.artifacts.put(run_id, name, local_path, location)
+        if run.artifact_dir is None:
+            self._update_run(run_id, "artifact_dir", location)
+        return url
+
+    def open_artifact(self, url: str, mode: str = "rb") -> IO[Any]:
+        """Open an artifact by the path or URL `put_artifact` returned (e.g. a run's notebook_path)."""
+        return self.artifacts.open(url, mode)
+
+    def _update_run(self, run_id: int, column: str, value: Any) -> None:
+        raise NotImplementedError
+
+    # copying between stores (`store migrate`)
+    def dump_run(self, run_id: int) -> dict[str, Any]:
+        """Every row of one run in a backend-neutral form (see `playbook_nb.store.copy`)."""
+        raise NotImplementedError(f"{self.backend} store cannot dump runs")
+
+    def load_run(self, dump: dict[str, Any]) -> None:
+        """Insert a run dumped by `dump_run` (of any backend) as it is: same ids, numbers and hashes."""
+        raise NotImplementedError(f"{self.backend} store cannot load runs")
 
     # nodes, attempts, decisions
     @abstractmethod

@@ -13,15 +13,15 @@ its IMMEDIATE lock.
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from playbook_nb.errors import StoreError
 from playbook_nb.store import hashing
+from playbook_nb.store.artifacts import ArtifactStore, is_url, local_staging_dir
 from playbook_nb.store.base import Store
 from playbook_nb.store.migrate import latest_version, migrate_sqlite
 from playbook_nb.store.models import (
@@ -59,9 +59,11 @@ class SQLiteStore(Store):
 
     backend = "sqlite"
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, artifacts_root: Path):
+    def __init__(self, path: Path, conn: sqlite3.Connection, artifacts_root: Path | str):
         self.path = path
-        self.artifacts_root = artifacts_root
+        self.artifacts = ArtifactStore.from_url(artifacts_root)
+        # a Path for a local directory (what callers write into), the URL text for a remote store
+        self.artifacts_root = Path(self.artifacts.root) if self.artifacts.is_local else self.artifacts.root
         self._conn: sqlite3.Connection | None = conn
 
     # ---- opening and closing ----------------------------------------------------------------------
@@ -106,8 +108,12 @@ class SQLiteStore(Store):
             if conn is not None:
                 conn.close()
             raise
-        root = Path(artifacts_root).expanduser().resolve() if artifacts_root else path.parent / "artifacts"
-        return cls(path, conn, root)
+        root = os.fspath(artifacts_root) if artifacts_root else path.parent / "artifacts"
+        try:
+            return cls(path, conn, root)
+        except StoreError:
+            conn.close()
+            raise
 
     def close(self) -> None:
         if self._conn is not None:
@@ -307,13 +313,15 @@ class SQLiteStore(Store):
                 raise self._missing_run(run_id)
 
     def artifact_dir(self, run_id: int) -> Path:
-        """The run's artifact directory (`<artifacts root>/<run id>/`), created on first use."""
+        """The run's local artifact directory (`<artifacts root>/<run id>/`), created on first use.
+
+        With a remote artifact store this is a local scratch directory: publish files with `put_artifact`.
+        """
         run = self.get_run(run_id)
-        directory = Path(run.artifact_dir) if run.artifact_dir else self.artifacts_root / str(run_id)
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise StoreError(f"cannot create the artifact directory {directory}: {_reason(err)}") from None
+        location = run.artifact_dir or self.artifacts.run_location(run_id)
+        if is_url(location):
+            return local_staging_dir(location)
+        directory = self.artifacts.local_dir(run_id, location)
         if run.artifact_dir is None:
             self._update_run(run_id, "artifact_dir", str(directory))
         return directory
@@ -325,18 +333,14 @@ class SQLiteStore(Store):
             raise StoreError(
                 f"run {run_id} is RUNNING; set it to ABORTED first (set-status) if its process is gone"
             )
-        directory = Path(run.artifact_dir) if run.artifact_dir else None
-        freed = _tree_size(directory) if directory else 0
         with self._write() as conn:
             conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
-        if directory and directory.exists():
-            try:
-                shutil.rmtree(directory)
-            except OSError as err:
-                raise StoreError(
-                    f"run {run_id} deleted, but not its artifact directory {directory}: {_reason(err)}"
-                ) from None
-        return freed
+        if not run.artifact_dir:
+            return 0
+        try:
+            return self.artifacts.delete(run.artifact_dir)
+        except StoreError as err:
+            raise StoreError(f"run {run_id} deleted, but not its artifacts: {err}") from None
 
     # ---- nodes, attempts, decisions ---------------------------------------------------------------
 
@@ -641,6 +645,34 @@ class SQLiteStore(Store):
         rows = self._read("SELECT * FROM events WHERE run_id = ? ORDER BY seq, id", (run_id,))
         return hashing.verify_chain(run_id, (dict(r) for r in rows), head["event_count"], head["event_head"])
 
+    # ---- copying between stores -------------------------------------------------------------------
+
+    def dump_run(self, run_id: int) -> dict[str, Any]:
+        """Every row of the run as stored: timestamps ISO text, JSON columns parsed, events.payload text."""
+        run = self._read_one("SELECT * FROM runs WHERE id = ?", (run_id,))
+        if run is None:
+            raise self._missing_run(run_id)
+        tables = {
+            "node_states": "SELECT * FROM node_states WHERE run_id = ? ORDER BY position",
+            "attempts": "SELECT * FROM attempts WHERE run_id = ? ORDER BY node_id, attempt",
+            "decisions": "SELECT * FROM decisions WHERE run_id = ? ORDER BY id",
+            "events": "SELECT * FROM events WHERE run_id = ? ORDER BY seq",
+        }
+        dump: dict[str, Any] = {"run": _neutral(dict(run), "runs")}
+        for table, sql in tables.items():
+            dump[table] = [_neutral(dict(r), table) for r in self._read(sql, (run_id,))]
+        return dump
+
+    def load_run(self, dump: dict[str, Any]) -> None:
+        with self._write() as conn:
+            for table in ("runs", "node_states", "attempts", "decisions", "events"):
+                rows = [dump["run"]] if table == "runs" else dump[table]
+                for row in rows:
+                    stored = _stored(row, table)
+                    columns = ", ".join(stored)
+                    marks = ", ".join("?" for _ in stored)
+                    conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(stored.values()))
+
     # ---- manual status changes --------------------------------------------------------------------
 
     def set_status_manually(
@@ -776,15 +808,28 @@ def _run(row: sqlite3.Row) -> Run:
     )
 
 
-def _tree_size(directory: Path) -> int:
-    if not directory.exists():
-        return 0
-    total = 0
-    for root, _dirs, files in os.walk(directory):
-        for name in files:
-            with suppress(OSError):
-                total += (Path(root) / name).lstat().st_size
-    return total
+JSON_COLUMNS = {
+    "runs": ("variables", "params", "counts", "snapshot"),
+    "attempts": ("result",),
+}
+BOOL_COLUMNS = {"node_states": ("failed",)}
+
+
+def _neutral(row: dict[str, Any], table: str) -> dict[str, Any]:
+    for column in JSON_COLUMNS.get(table, ()):
+        row[column] = from_json(row[column])
+    for column in BOOL_COLUMNS.get(table, ()):
+        row[column] = bool(row[column])
+    return row
+
+
+def _stored(row: dict[str, Any], table: str) -> dict[str, Any]:
+    row = dict(row)
+    for column in JSON_COLUMNS.get(table, ()):
+        row[column] = None if row[column] is None else to_json(row[column])
+    for column in BOOL_COLUMNS.get(table, ()):
+        row[column] = int(bool(row[column]))
+    return row
 
 
 def _reason(err: OSError) -> str:
