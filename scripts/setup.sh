@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# playbook-nb setup (README command 1).
+#
+# Creates (or reuses) .venv in the repository with Python >= 3.11, installs the package
+# editable, then runs the example runbook headless and prints where its run record went.
+# Safe to run again: an existing, working .venv is reused.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+VENV="$REPO/.venv"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+log() { printf '==> %s\n' "$*"; }
+die() { printf 'setup.sh: error: %s\n' "$*" >&2; exit 1; }
+
+# A Python >= 3.11 to build the venv with: python3.11 first, then python3.
+find_python() {
+    local candidate
+    for candidate in python3.11 python3; do
+        if command -v "$candidate" >/dev/null 2>&1 &&
+            "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+            command -v "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
+ensure_venv() {
+    if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+        log "reusing $VENV ($("$VENV/bin/python" --version))"
+        return 0
+    fi
+    local py
+    py="$(find_python)" || die "Python 3.11 or newer is needed (python3.11 or python3 on PATH)"
+    if ! "$py" -c 'import ensurepip' 2>/dev/null; then
+        die "$py has no venv/ensurepip support; on Debian/Ubuntu: apt-get install python3-venv"
+    fi
+    [[ -e "$VENV" ]] && { log "removing broken $VENV"; rm -rf "$VENV"; }
+    log "creating $VENV with $py ($("$py" --version))"
+    "$py" -m venv "$VENV"
+}
+
+ensure_venv
+log "installing playbook-nb (editable) into .venv"
+# -qq: pip stays silent except for errors (a failed build still shows its output).
+"$VENV/bin/python" -m pip install -qq -e . || die "pip install -e . failed"
+
+log "running notebooks/deploy_pipeline.playbook.toml headless (ENVIRONMENT=staging, gates: approve-all)"
+out="$(mktemp)"
+trap 'rm -f "$out"' EXIT
+set +e
+COLUMNS="${COLUMNS:-200}" "$VENV/bin/playbook-nb" run notebooks/deploy_pipeline.playbook.toml --headless \
+    --var ENVIRONMENT=staging --gate-policy approve-all 2>&1 | tee "$out"
+status=${PIPESTATUS[0]}
+set -e
+
+record="$(sed -n 's/^.*record: *//p' "$out" | tail -n 1)"
+echo
+if [[ -n "$record" ]]; then
+    log "run record: $record"
+else
+    log "run record: (the run printed no 'record: <path>' line)"
+fi
+if [[ $status -ne 0 ]]; then
+    die "playbook-nb run exited with status $status (0 OK, 1 NOK, 2 invalid, 3 ABORTED)"
+fi
+log "setup done; activate with: source .venv/bin/activate"

@@ -1,0 +1,106 @@
+"""Real-browser fixtures: one isolated JupyterLab server and one headless Chromium per session.
+
+Fixtures (all tests in this directory are marked `browser` automatically):
+
+- `lab_server` (session) -> LabServer: `.base_url`, `.token`, `.root_dir` (write notebooks here), `.port`
+- `lab_root` (function) -> Path: the server's root dir (same as `lab_server.root_dir`)
+- `browser` (session) -> playwright.sync_api.Browser on Debian's /usr/bin/chromium
+- `page` (function) -> playwright.sync_api.Page in a fresh context (1400x900), closed after the test
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.browser.lab import CHROMIUM, CHROMIUM_ARGS, LabServer
+
+BROWSER_DIR = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if BROWSER_DIR in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.browser)
+
+
+def _require_chromium() -> None:
+    if os.access(CHROMIUM, os.X_OK):
+        return
+    message = f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set PLAYBOOK_NB_CHROMIUM)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def lab_server(tmp_path_factory) -> LabServer:
+    base = tmp_path_factory.mktemp("jupyterlab")
+    server = LabServer(root_dir=base / "root", home=base / "home")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def lab_root(lab_server) -> Path:
+    return lab_server.root_dir
+
+
+@pytest.fixture(scope="session")
+def browser():
+    _require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed browser test reports a screenshot path, open dialogs, console tail and server log."""
+    outcome = yield
+    report = outcome.get_result()
+    page = getattr(item, "funcargs", {}).get("page")
+    if report.when == "call" and report.failed and page is not None:
+        report.sections.append(("browser", _explain_failure(page, item)))
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.playbook_console = []  # last browser console lines, for failure reports
+    page.on("console", lambda msg: page.playbook_console.append(f"{msg.type}: {msg.text}"))
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def _explain_failure(page, item) -> str:
+    shot = Path(tempfile.mkdtemp(prefix="playbook-nb-browser-")) / f"{item.name}.png"
+    lines = [f"page url: {page.url}"]
+    try:
+        page.screenshot(path=str(shot))
+        lines.append(f"failure screenshot: {shot}")
+        dialogs = page.locator(".jp-Dialog").all_inner_texts()
+        if dialogs:
+            lines.append(f"open dialogs: {dialogs}")
+    except Exception as err:  # the page may be gone; report what we can
+        lines.append(f"(no screenshot: {err})")
+    lines += ["browser console (last 20 lines):", *getattr(page, "playbook_console", [])[-20:]]
+    server = item.funcargs.get("lab_server")
+    if server is not None:
+        lines += ["jupyter lab log (last 40 lines):", server.log_tail()]
+    return "\n".join(lines)
