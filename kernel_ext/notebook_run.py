@@ -57,6 +57,8 @@ class NotebookRun:
         self.session = session
         self.headless = headless
         self.widget = None
+        self.cell_code: dict[str, str] = {}  # the code each Python node's cell last ran (the widget's Run reuses it)
+        self._cell_node: str | None = None  # the node whose cell runs now (parallel: siblings stay quiet)
         session.output_listeners.append(self._print_output)
 
     # -- cells -------------------------------------------------------------------------------
@@ -66,7 +68,7 @@ class NotebookRun:
         display(
             {
                 RUN_MIME: {"run_id": run.id, "number": run.number, "db": str(self.session.store.path)},
-                "text/plain": f"run {run.id} (#{run.number}) of {run.workflow!r}, recorded in {self.session.store.path}",
+                "text/plain": f"run {run.id} (#{run.number}) of {run.title!r}, recorded in {self.session.store.path}",
             },
             raw=True,
         )
@@ -83,19 +85,29 @@ class NotebookRun:
         session = self.session
         if self.headless and session.status is RunState.RUNNING:
             self._decide_waiting_gates()
-        report = session.run_node(node_id, code=code)
+        self._cell_node = node_id
+        try:
+            report = session.run_node(node_id, code=code)
+        finally:
+            self._cell_node = None
         if self.headless and session.status is RunState.RUNNING:
             self._decide_waiting_gates()
+            background = report.background
             report = session._report(node_id, ran=report.ran, result=report.result, attempt=report.attempt)
+            report.background = background
         self._show_report(report)
         return report
 
     def summary(self) -> None:
         """The last cell: finish what can finish, show the final states, fail the notebook if the run failed."""
         session = self.session
-        if self.headless and session.status is RunState.RUNNING:
-            session.drive(self._headless_decider)
-        session.close()
+        self._cell_node = "*"  # whatever still runs now shows its output here
+        try:
+            if self.headless and session.status is RunState.RUNNING:
+                session.drive(self._headless_decider)
+            session.close()
+        finally:
+            self._cell_node = None
         run = session.store.get_run(session.run_id)
         rows = "".join(
             f"<tr><td>{MARK.get(r.state, '')} {html.escape(r.node_id)}</td><td>{r.state}</td>"
@@ -142,6 +154,8 @@ class NotebookRun:
             self.session.decide(node_id, choice.decision, choice.actor, choice.comment)
 
     def _print_output(self, node_id: str, stream: str, text: str) -> None:
+        if self._cell_node != "*" and node_id != self._cell_node and node_id in self.session._inflight:
+            return  # a sibling running in the background: its own cell shows its output when it collects it
         target = sys.stderr if stream == "stderr" else sys.stdout
         target.write(text if text.endswith("\n") else text + "\n")
 
@@ -163,6 +177,11 @@ class NotebookRun:
                 line += f"\n  {report.message}"
         else:
             line = f"{MARK.get(state, '')} {report.node_id}: {report.message}"
+        if report.background and result is not None:  # ran while an earlier cell waited: show its output here
+            if result.stdout:
+                sys.stdout.write(result.stdout if result.stdout.endswith("\n") else result.stdout + "\n")
+            if result.stderr:
+                sys.stderr.write(result.stderr if result.stderr.endswith("\n") else result.stderr + "\n")
         print(line)
         if self.widget is not None:
             self.widget.refresh()
@@ -191,6 +210,7 @@ def open_run(
     state_path: str = "",
     max_retries: int = 3,
     headless: bool | None = None,
+    parallel: int | None = None,
 ) -> NotebookRun:
     """Start a run of the notebook's runbook, resume `run_id`, or re-attach to this notebook's unfinished run."""
     global _current
@@ -200,6 +220,11 @@ def open_run(
             f"note: the runbook text differs from the compiled one (sha256 {sha256[:12]} -> {runbook.sha256[:12]})"
         )
     headless = (not has_front_end()) if headless is None else bool(headless)
+    variables, secret_env, approvals = (
+        _mapping(variables, "variables"),
+        _mapping(secret_env, "secret_env"),
+        _mapping(approvals, "approvals"),
+    )  # `papermill -p variables '{"A": "b"}'` injects a string, not a dict
     values = _values(runbook, variables or {}, secret_env or {})
     store = Store.open(resolve_db_path(state_path or None, load_config()))
     options = RunOptions(
@@ -210,6 +235,7 @@ def open_run(
         gate_policy=gate_policy,
         approvals=dict(approvals or {}),
         comment=comment or None,
+        parallel=_parallel(parallel),
     )
     namespace = _user_namespace()
     resume_id = _run_to_resume(run_id, runbook, store, headless)
@@ -222,6 +248,20 @@ def open_run(
         store.set_notebook_path(session.run_id, hint)
     _current = NotebookRun(session, headless=headless)
     return _current
+
+
+def _parallel(parallel: int | None) -> int:
+    """The `parallel` notebook parameter (papermill injects it as a variable; the setup cell need not pass it),
+    else `[execution] parallel` from the configuration. With N > 1 a node cell also starts its ready Command and
+    Function siblings in the background; their own cells then wait for them and show their results."""
+    from playbook_nb.config import parallel_workers
+
+    if parallel is None:
+        injected = _user_namespace().get("parallel")
+        if isinstance(injected, int) and not isinstance(injected, bool) and injected >= 1:
+            return injected
+        return parallel_workers(load_config().execution.parallel)
+    return max(1, int(parallel))
 
 
 def _run_to_resume(run_id, runbook, store: Store, headless: bool) -> int | None:
@@ -250,6 +290,22 @@ def _values(runbook, variables: dict[str, Any], secret_env: dict[str, str]) -> d
         if env_name in os.environ and name not in given:
             given[name] = os.environ[env_name]
     return resolve_variables(runbook, cli_vars=given, vars_file=None, vars_env_prefix=None, interactive=False)
+
+
+def _mapping(value: Any, name: str) -> dict[str, Any]:
+    """A dict parameter, also when given as JSON/YAML text (papermill's CLI `-p NAME VALUE` passes text)."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        import yaml
+
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError:
+            value = None
+        if not isinstance(value, dict):
+            raise PlaybookError(f'parameter {name}: expected a mapping such as {{"NAME": "value"}}')
+    return dict(value)
 
 
 def _json(value: Any) -> str:

@@ -1,0 +1,689 @@
+"""The incident cockpit: the runbook's DAG as a live ipycytoscape graph, with a panel per node.
+
+`RunbookWidget(notebook_run)` is what `NotebookRun.show()` displays in JupyterLab. It drives the one engine
+through `notebook_run.session` (a `RunSession`), exactly as the node cells do:
+
+- the graph: one cytoscape node per runbook node, edges from `depends_on` (`:success` / `:failure` labelled),
+  nodes coloured by state through a stylesheet on the node data field `state`, positions computed in Python
+  (`kernel_ext.widget_layout`) and given to cytoscape's "preset" layout;
+- live updates: the widget listens to `session.event_listeners` and re-sends the data of the changed node only
+  (one small comm message per change; see `docs/cockpit.md` for the measurement against re-setting the graph);
+- the panel (click a node): what the node does (rendered, secrets masked), its dependencies, `when`, its state
+  and why, its attempts from the index, its live or last output, and the buttons valid in its state now;
+- every button goes through `RunSession` (`run_node`, `decide`, `abort`, `run_until_gate`); a `PlaybookError`
+  becomes one line in the panel, never a traceback. Nothing blocks the kernel: a gate waits as state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import ipycytoscape
+import ipywidgets as widgets
+
+from kernel_ext.widget_layout import GATE_H, NODE_H, NODE_W, GraphLayout, compute_layout
+from playbook_nb.engine import Decision, EngineEvent, NodeState, RunState
+from playbook_nb.errors import PlaybookError
+from playbook_nb.model import DepCondition, NodeType
+
+# Visual states (node data `state`): the engine's node states plus READY (PENDING and ready to start now).
+READY = "READY"
+# state -> (fill, border, text, legend label)
+PALETTE: dict[str, tuple[str, str, str, str]] = {
+    "PENDING": ("#e5e7eb", "#6b7280", "#111827", "pending"),
+    READY: ("#bae6fd", "#0284c7", "#0c4a6e", "ready"),
+    "RUNNING": ("#2563eb", "#1e3a8a", "#ffffff", "running"),
+    "WAITING": ("#fbbf24", "#b45309", "#111827", "waiting for a decision"),
+    "OK": ("#4ade80", "#15803d", "#052e16", "ok"),
+    "NOK": ("#f87171", "#b91c1c", "#450a0a", "failed"),
+    "SKIPPED": ("#f9fafb", "#9ca3af", "#6b7280", "skipped"),
+}
+EDGE_COLORS = {
+    DepCondition.PLAIN: "#9ca3af",
+    DepCondition.SUCCESS: "#16a34a",
+    DepCondition.FAILURE: "#dc2626",
+}
+AWAITING_BORDER = "#d97706"  # a failed node that waits for Retry / Skip / Abort: red with an amber ring
+SELECTED_UNDERLAY = "#6366f1"
+
+BUTTONS = ("run", "approve", "reject", "retry", "skip", "abort")
+TD = 'style="padding:1px 8px 1px 0;text-align:left;border-bottom:1px solid #e5e7eb"'
+PANEL_WIDTH = 400  # px; the graph takes the rest of the row
+
+
+def stylesheet() -> list[dict[str, Any]]:
+    """The cytoscape stylesheet: colours by `state`, diamonds for gates, thick borders for critical nodes."""
+    style: list[dict[str, Any]] = [
+        {
+            "selector": "node",
+            "style": {
+                "shape": "round-rectangle",
+                "width": NODE_W,
+                "height": NODE_H,
+                "label": "data(label)",
+                "text-wrap": "wrap",
+                "text-max-width": NODE_W - 12,
+                "text-valign": "center",
+                "text-halign": "center",
+                "font-size": 12,
+                "font-family": "Helvetica, Arial, sans-serif",
+                "border-width": 1.5,
+                "border-style": "solid",
+            },
+        },
+        {
+            "selector": 'node[type = "Manual"]',
+            "style": {"shape": "diamond", "height": GATE_H, "text-max-width": 110},
+        },
+        {"selector": 'node[type = "Function"]', "style": {"shape": "ellipse"}},
+    ]
+    for state, (fill, border, text, _label) in PALETTE.items():
+        style.append(
+            {
+                "selector": f'node[state = "{state}"]',
+                "style": {"background-color": fill, "border-color": border, "color": text},
+            }
+        )
+    style += [
+        {"selector": 'node[state = "SKIPPED"]', "style": {"border-style": "dashed", "border-width": 2}},
+        # (no bold label for critical nodes: cytoscape's label cache clips the underscores of bold text)
+        {"selector": "node[?critical]", "style": {"border-width": 4.5}},
+        {
+            "selector": "node[?awaiting]",
+            "style": {"border-color": AWAITING_BORDER, "border-width": 6, "border-style": "double"},
+        },
+        {
+            "selector": "node.selected-node",
+            "style": {"underlay-color": SELECTED_UNDERLAY, "underlay-padding": 7, "underlay-opacity": 0.35},
+        },
+        {
+            "selector": "edge",
+            "style": {
+                "width": 1.6,
+                "curve-style": "bezier",
+                "line-color": EDGE_COLORS[DepCondition.PLAIN],
+                "target-arrow-shape": "triangle",
+                "target-arrow-color": EDGE_COLORS[DepCondition.PLAIN],
+                "arrow-scale": 0.9,
+            },
+        },
+    ]
+    for condition in (DepCondition.SUCCESS, DepCondition.FAILURE):
+        color = EDGE_COLORS[condition]
+        style.append(
+            {
+                "selector": f'edge[condition = "{condition}"]',
+                "style": {
+                    "line-color": color,
+                    "target-arrow-color": color,
+                    "label": "data(condition)",
+                    "font-size": 10,
+                    "color": color,
+                    "text-background-color": "#ffffff",
+                    "text-background-opacity": 0.85,
+                    "text-background-padding": 2,
+                    "line-style": "dashed" if condition is DepCondition.FAILURE else "solid",
+                },
+            }
+        )
+    return style
+
+
+def legend_html() -> str:
+    chips = []
+    for state, (fill, border, _text, label) in PALETTE.items():
+        dashed = "dashed" if state == "SKIPPED" else "solid"
+        chips.append(
+            f'<span style="display:inline-flex;align-items:center;margin-right:10px;white-space:nowrap">'
+            f'<span style="display:inline-block;width:14px;height:11px;background:{fill};'
+            f'border:1.5px {dashed} {border};border-radius:3px;margin-right:4px"></span>{html.escape(label)}</span>'
+        )
+    chips.append(
+        '<span style="display:inline-flex;align-items:center;margin-right:10px;white-space:nowrap">'
+        f'<span style="display:inline-block;width:14px;height:11px;background:{PALETTE["NOK"][0]};'
+        f'border:3px double {AWAITING_BORDER};border-radius:3px;margin-right:4px"></span>failed, needs a decision</span>'
+    )
+    chips.append(
+        '<span style="white-space:nowrap;margin-right:10px">◇ gate</span>'
+        '<span style="white-space:nowrap;margin-right:10px"><b>thick border</b>: critical</span>'
+        f'<span style="white-space:nowrap;color:{EDGE_COLORS[DepCondition.SUCCESS]}">→ success</span>&nbsp; '
+        f'<span style="white-space:nowrap;color:{EDGE_COLORS[DepCondition.FAILURE]}">⇢ failure</span>'
+    )
+    return f'<div class="pb-legend" style="font-size:12px;line-height:1.9">{"".join(chips)}</div>'
+
+
+def _pre(text: str, color: str = "#111827") -> str:
+    return (
+        f'<pre style="margin:2px 0;padding:4px 6px;background:#f3f4f6;color:{color};white-space:pre-wrap;'
+        f'word-break:break-word;font-size:12px;max-height:180px;overflow:auto">{html.escape(text)}</pre>'
+    )
+
+
+class RunbookWidget(widgets.VBox):
+    """The cockpit for one run: graph + legend + node panel. Built with `RunbookWidget(notebook_run)`."""
+
+    def __init__(self, notebook_run, **kwargs):
+        super().__init__(**kwargs)
+        self.notebook_run = notebook_run
+        self.session = notebook_run.session
+        self.runbook = self.session.runbook
+        self.selected: str | None = None
+        self.messages: list[str] = []  # every line shown in the panel's log (kernel-side tests read it)
+        self._visual: dict[str, tuple[str, bool]] = {}
+        self.graph_layout: GraphLayout = compute_layout(self.runbook)
+        self.add_class("playbook-cockpit")
+
+        self.cyto = self._build_graph()
+        self.nodes: dict[str, ipycytoscape.Node] = {n.data["id"]: n for n in self.cyto.graph.nodes}
+        self.status = widgets.HTML()
+        self.run_until_gate_button = widgets.Button(
+            description="Run until a gate",
+            icon="forward",
+            button_style="primary",
+            tooltip="session.run_until_gate()",
+        )
+        self.run_until_gate_button.add_class("pb-button-run-until-gate")
+        self.run_until_gate_button.on_click(lambda _b: self.on_run_until_gate())
+        # ipycytoscape's own CSS gives its box 400px x 100% and cytoscape measures the box once, when first
+        # displayed, possibly before the widget's Layout (our height and width) reaches the DOM: a size rule
+        # that is in place before the graph is attached makes the first fit right.
+        self.cyto.add_class(f"pb-cyto-{self.cyto.model_id}")
+        self.legend = widgets.HTML(self._size_rule() + legend_html())
+
+        # the node panel
+        self.header = widgets.HTML("<i>Click a node to see what it does, its attempts and its output.</i>")
+        self.details = widgets.HTML()
+        self.attempts = widgets.HTML()
+        self.output_area = widgets.Output(
+            layout=widgets.Layout(
+                max_height="220px", min_height="24px", overflow="auto", border="1px solid #f3f4f6"
+            )
+        )
+        self.output_area.add_class("pb-node-output")
+        self.comment = widgets.Text(
+            placeholder="comment (recorded with the decision)", layout={"width": "98%"}
+        )
+        self.comment.add_class("pb-comment")
+        self.buttons: dict[str, widgets.Button] = {}
+        for name, description, style, icon in (
+            ("run", "Run", "primary", "play"),
+            ("approve", "Approve", "success", "check"),
+            ("reject", "Reject", "danger", "times"),
+            ("retry", "Retry", "warning", "redo"),
+            ("skip", "Skip", "", "step-forward"),
+            ("abort", "Abort run", "danger", "stop"),
+        ):
+            button = widgets.Button(
+                description=description,
+                button_style=style,
+                icon=icon,
+                disabled=True,
+                layout={"width": "auto"},
+            )
+            button.add_class(f"pb-button-{name}")
+            button.on_click(self._click_handler(name))
+            self.buttons[name] = button
+        self.panel_output = widgets.Output(layout=widgets.Layout(max_height="160px", overflow="auto"))
+        self.panel_output.add_class("pb-log")
+        self.panel = widgets.VBox(
+            [
+                self.header,
+                widgets.HBox(
+                    list(self.buttons.values()), layout={"flex_flow": "row wrap", "flex": "0 0 auto"}
+                ),
+                self.comment,
+                self.details,
+                self.attempts,
+                widgets.HTML("<b>Output</b>"),
+                self.output_area,
+                widgets.HTML("<b>Log</b>"),
+                self.panel_output,
+            ],
+            layout=widgets.Layout(
+                width=f"{PANEL_WIDTH}px",
+                flex="0 0 auto",
+                padding="4px 8px",
+                border="1px solid #e5e7eb",
+                overflow="auto",
+            ),
+        )
+        self.panel.add_class("pb-panel")
+        for child in self.panel.children:  # a flex column would squeeze the output areas to nothing
+            child.layout.flex = "0 0 auto"
+        self.children = [
+            widgets.HBox([self.run_until_gate_button, self.status], layout={"align_items": "center"}),
+            self.legend,
+            widgets.HBox([self.cyto, self.panel], layout={"width": "100%", "align_items": "flex-start"}),
+        ]
+
+        self.cyto.on("node", "click", self.on_node_click)
+        self.session.event_listeners.append(self._on_event)
+        self.session.output_listeners.append(self._on_output)
+        self.refresh()
+
+    # ------------------------------------------------------------------ building
+    def _size_rule(self) -> str:
+        return (
+            f"<style>.pb-cyto-{self.cyto.model_id} {{ height: {self.graph_layout.widget_height}px !important; "
+            f"width: {self.cyto.layout.width} !important; }}</style>"
+        )
+
+    def _build_graph(self) -> ipycytoscape.CytoscapeWidget:
+        cyto = ipycytoscape.CytoscapeWidget()
+        cyto.layout.height = f"{self.graph_layout.widget_height}px"  # before display: cytoscape needs a box
+        # The graph's width does not depend on the panel being attached: cytoscape measures its box once, when
+        # it is first displayed (a flex width would still be the whole row then, and the fit would be off).
+        cyto.layout.width = f"calc(100% - {PANEL_WIDTH + 12}px)"
+        cyto.layout.min_width = "360px"
+        cyto.layout.flex = "0 0 auto"
+        cyto.min_zoom = 0.1
+        cyto.max_zoom = 3.0
+        cyto.wheel_sensitivity = 0.3
+        cyto.auto_unselectify = True  # selection is ours (class `selected-node`), not cytoscape's
+        cyto.auto_ungrabify = True  # nodes stay where the layered layout put them
+        cyto.tooltip_source = "no-tooltip"  # a click opens the panel, not a tooltip over the graph
+        cyto.set_style(stylesheet())
+        cyto.set_layout(**self.graph_layout.cytoscape_layout())
+        nodes = []
+        for node_id in self.runbook.nodes:
+            x, y = self.graph_layout.positions[node_id]
+            element = ipycytoscape.Node()
+            element.data = self._node_data(node_id, "PENDING", False)
+            element.position = {"x": x, "y": y}
+            element.grabbable = False
+            nodes.append(element)
+        cyto.graph.add_nodes(nodes)
+        edges = []
+        for node_id, node in self.runbook.nodes.items():
+            for dep in node.depends_on:
+                edge = ipycytoscape.Edge()
+                edge.data = {
+                    "id": f"{dep.node}->{node_id}",
+                    "source": dep.node,
+                    "target": node_id,
+                    "condition": str(dep.condition),
+                }
+                edges.append(edge)
+        cyto.graph.add_edges(edges, directed=True)
+        return cyto
+
+    def _node_data(self, node_id: str, state: str, awaiting: bool) -> dict[str, Any]:
+        node = self.runbook.node(node_id)
+        x, y = self.graph_layout.positions[node_id]
+        critical = self.session.engine.is_critical(node_id)
+        return {
+            "id": node_id,
+            "label": node.label,
+            "type": str(node.type),
+            "critical": critical,
+            "state": state,
+            "awaiting": awaiting,
+            "x": x,  # the preset position, also in data so a test can find a node without private JS
+            "y": y,
+        }
+
+    # ------------------------------------------------------------------ state -> graph
+    def visual_state(self, node_id: str, ready: set[str]) -> tuple[str, bool]:
+        """(state shown, awaiting a failure decision) for one node."""
+        engine = self.session.engine
+        state = engine.state(node_id)
+        pending = engine.pending_decision(node_id)
+        if state is NodeState.WAITING or pending == "gate":
+            return "WAITING", False
+        if state is NodeState.PENDING and node_id in ready:
+            return READY, False
+        return str(state), pending == "failure" and self.session.status is RunState.RUNNING
+
+    def _set_node(self, node_id: str, state: str, awaiting: bool) -> None:
+        if self._visual.get(node_id) == (state, awaiting):
+            return
+        self._visual[node_id] = (state, awaiting)
+        element = self.nodes[node_id]
+        element.data = {**element.data, "state": state, "awaiting": awaiting}  # one comm message
+
+    def refresh(self) -> None:
+        """Bring the graph, the status line and the panel in step with the engine (called after each cell).
+        Computing "ready" applies the skips that became certain, as `session.ready()` always does."""
+        ready = set(self.session.ready()) if self.session.status is RunState.RUNNING else set()
+        self._ready = ready
+        for node_id in self.runbook.nodes:
+            self._set_node(node_id, *self.visual_state(node_id, ready))
+        self._update_status()
+        self._update_panel()
+
+    def _on_event(self, event: EngineEvent) -> None:
+        """Live: restyle the node an engine event is about (no session.ready() here: we are inside a flush)."""
+        if event.kind == "node_state" and event.node in self.nodes:
+            state = str(event.state)
+            pending = (event.data or {}).get("pending")
+            if state == "WAITING" or pending == "gate":
+                self._set_node(event.node, "WAITING", False)
+            else:
+                self._set_node(event.node, state, pending == "failure")
+            if event.node == self.selected and state == "RUNNING":
+                self.output_area.outputs = ()  # state only: clear_output() would go through capture
+                self._update_panel(live=True)
+        elif event.kind == "run_state":
+            self._update_status()
+
+    def _on_output(self, node_id: str, stream: str, text: str) -> None:
+        if node_id != self.selected:
+            return
+        if stream == "stderr":
+            self.output_area.append_stderr(text)
+        else:
+            self.output_area.append_stdout(text)
+
+    def _update_status(self) -> None:
+        session = self.session
+        status = session.status
+        color = {"RUNNING": "#2563eb", "OK": "#15803d", "NOK": "#b91c1c", "ABORTED": "#b45309"}[str(status)]
+        waiting = (
+            ", ".join(f"{nid} ({kind})" for nid, kind in session.awaiting())
+            if status is RunState.RUNNING
+            else ""
+        )
+        reason = session.engine.run_reason
+        self.status.value = (
+            f'<span class="pb-status" data-status="{status}" style="margin-left:10px">'
+            f"run {session.run_id}: <b style='color:{color}'>{status}</b>"
+            + (f" ({html.escape(reason)})" if reason and status is not RunState.RUNNING else "")
+            + (f" · waiting for {html.escape(waiting)}" if waiting else "")
+            + "</span>"
+        )
+        self.run_until_gate_button.disabled = status is not RunState.RUNNING or not getattr(
+            self, "_ready", set()
+        )
+
+    # ------------------------------------------------------------------ the panel
+    def on_node_click(self, node: dict) -> None:
+        """ipycytoscape click callback: `node` is the cytoscape JSON of the clicked element."""
+        node_id = (node or {}).get("data", {}).get("id")
+        if node_id in self.nodes:
+            self.select(node_id)
+
+    def select(self, node_id: str | None) -> None:
+        if self.selected and self.selected in self.nodes:
+            self.nodes[self.selected].classes = ""
+        self.selected = node_id
+        if node_id:
+            self.nodes[node_id].classes = "selected-node"
+        self._update_panel()
+        self._show_stored_output()
+
+    def enabled_buttons(self, node_id: str | None = None) -> set[str]:
+        """Names of the buttons valid for `node_id` (default: the selected node) in the engine's state now."""
+        node_id = node_id or self.selected
+        session = self.session
+        if node_id is None or session.status is not RunState.RUNNING:
+            return set()
+        allowed = session.engine.allowed_decisions(node_id)
+        enabled = {"abort"}
+        if node_id in getattr(self, "_ready", set()) and not self.runbook.node(node_id).is_gate:
+            enabled.add("run")
+        for name, decision in (
+            ("approve", Decision.APPROVE),
+            ("reject", Decision.REJECT),
+            ("retry", Decision.RETRY),
+            ("skip", Decision.SKIP),
+        ):
+            if decision in allowed:
+                enabled.add(name)
+        return enabled
+
+    def _update_panel(self, live: bool = False) -> None:
+        enabled = self.enabled_buttons()
+        for name, button in self.buttons.items():
+            button.disabled = name not in enabled
+        node_id = self.selected
+        if node_id is None:
+            return
+        session = self.session
+        node = self.runbook.node(node_id)
+        state, awaiting = self._visual.get(node_id, ("PENDING", False))
+        fill, border, text, label = PALETTE.get(state, PALETTE["PENDING"])
+        critical = session.engine.is_critical(node_id)
+        kind = "gate (Manual)" if node.is_gate else str(node.type)
+        self.header.value = (
+            f'<div class="pb-node-header" data-node="{html.escape(node_id)}" data-state="{state}">'
+            f'<span style="font-size:15px;font-weight:600">{html.escape(node.label)}</span>'
+            + (f" <code>{html.escape(node_id)}</code>" if node.label != node_id else "")
+            + "<br>"
+            f"{html.escape(kind)}{' · <b>critical</b>' if critical else ''} · "
+            f'<span style="background:{fill};color:{text};border:1px solid {border};padding:0 5px;'
+            f'border-radius:3px">{html.escape(label if not awaiting else "failed, needs a decision")}</span><br>'
+            f'<span class="pb-explain">{html.escape(session.explain(node_id))}</span></div>'
+        )
+        if live:
+            return
+        self.details.value = self._details_html(node_id)
+        self.attempts.value = self._attempts_html(node_id)
+
+    def _details_html(self, node_id: str) -> str:
+        node = self.runbook.node(node_id)
+        rows: list[str] = []
+        if node.description.strip():
+            rows.append(f"<div>{html.escape(node.description.strip())}</div>")
+        rendered = self.session.rendered(node_id)
+        code = self._code_for(node_id) if node.type is NodeType.PYTHON else None
+        for key, value in rendered.items():
+            if key == "code" and code is not None:
+                value = code
+            if isinstance(value, dict):
+                value = ", ".join(f"{k}={v!r}" for k, v in value.items()) or "(none)"
+            rows.append(f"<b>{html.escape(key)}</b>{_pre(str(value))}")
+        if node.depends_on:
+            deps = []
+            for dep in node.depends_on:
+                cond = "" if dep.condition is DepCondition.PLAIN else f" <i>on {dep.condition}</i>"
+                deps.append(
+                    f"<code>{html.escape(dep.node)}</code>{cond} ({self.session.engine.state(dep.node)})"
+                )
+            rows.append("<b>depends on</b>: " + ", ".join(deps))
+        else:
+            rows.append("<b>depends on</b>: nothing")
+        if node.when:
+            rows.append(f"<b>when</b>: <code>{html.escape(node.when)}</code>")
+        if node.retries:
+            rows.append(f"<b>automatic retries</b>: {node.retries}")
+        return (
+            '<div class="pb-details" style="font-size:12px;line-height:1.5">' + "<br>".join(rows) + "</div>"
+        )
+
+    def _attempts_html(self, node_id: str) -> str:
+        try:
+            attempts = self.session.store.attempts(self.session.run_id, node_id)
+        except PlaybookError as err:
+            return f"<i>attempts unavailable: {html.escape(str(err))}</i>"
+        if not attempts:
+            return '<div class="pb-attempts" style="font-size:12px"><b>Attempts</b>: none yet</div>'
+        rows = "".join(
+            f'<tr class="pb-attempt" data-attempt="{a.attempt}" data-status="{a.status}"><td {TD}>{a.attempt}</td>'
+            f"<td {TD}>{a.status}</td>"
+            f"<td {TD}>{'' if a.duration is None else f'{a.duration:.2f}s'}</td>"
+            f"<td {TD}>{'' if a.exit_code is None else a.exit_code}</td>"
+            f"<td {TD}>{html.escape(self.session.redactor.redact(a.error or ''))}</td></tr>"
+            for a in attempts
+        )
+        return (
+            '<div class="pb-attempts" style="font-size:12px"><b>Attempts</b>'
+            '<table style="border-collapse:collapse;font-size:12px"><tr>'
+            + "".join(f"<th {TD}>{name}</th>" for name in ("#", "status", "duration", "exit", "error"))
+            + f"</tr>{rows}</table></div>"
+        )
+
+    def _show_stored_output(self) -> None:
+        """The selected node's last attempt, from the index: stdout and stderr (secrets masked when stored)."""
+        self.output_area.outputs = ()  # state only: clear_output() would go through capture
+        if self.selected is None:
+            return
+        try:
+            attempts = self.session.store.attempts(self.session.run_id, self.selected)
+        except PlaybookError:
+            return
+        if not attempts:
+            return
+        last = attempts[-1]
+        if last.stdout:
+            self.output_area.append_stdout(last.stdout)
+        if last.stderr:
+            self.output_area.append_stderr(last.stderr)
+        if not last.stdout and not last.stderr:
+            self.output_area.append_stdout(f"(attempt {last.attempt}: no output)\n")
+
+    def _code_for(self, node_id: str) -> str | None:
+        """The code a Python node's Run button executes: the last code its cell ran, when NotebookRun records
+        it (`cell_code` / `last_code`: {node_id: code}), else the runbook's."""
+        for attr in ("cell_code", "last_code", "codes"):
+            recorded = getattr(self.notebook_run, attr, None)
+            if isinstance(recorded, dict) and recorded.get(node_id) is not None:
+                return recorded[node_id]
+        return self.runbook.node(node_id).code
+
+    # ------------------------------------------------------------------ actions
+    def say(self, line: str) -> None:
+        """One line in the panel's log (inside an action it is printed into the log Output)."""
+        self.messages.append(line)
+        print(line)
+
+    @contextlib.contextmanager
+    def action(self, what: str) -> Iterator[None]:
+        """Every button: prints land in the panel, a PlaybookError is one line, then the cockpit refreshes.
+        While it runs, NotebookRun's printer of node output is held back: the output goes to the panel's
+        output area (our own listener) instead of twice."""
+        listeners = self.session.output_listeners
+        printer = getattr(self.notebook_run, "_print_output", None)
+        held = printer is not None and printer in listeners
+        if held:
+            listeners.remove(printer)
+        try:
+            with self.panel_output:
+                try:
+                    yield
+                except PlaybookError as err:
+                    self.say(f"{what}: error: {err}")
+                try:
+                    self.refresh()
+                    if self.selected:
+                        self._show_stored_output()
+                except PlaybookError as err:
+                    self.say(f"{what}: error: {err}")
+        finally:
+            if held:
+                listeners.append(printer)
+
+    def _click_handler(self, name: str) -> Callable[[widgets.Button], None]:
+        handlers = {
+            "run": self.on_run,
+            "approve": self.on_approve,
+            "reject": self.on_reject,
+            "retry": self.on_retry,
+            "skip": self.on_skip,
+            "abort": self.on_abort,
+        }
+
+        def handler(_button: widgets.Button) -> None:
+            handlers[name]()
+
+        return handler
+
+    def _comment(self) -> str | None:
+        text = self.comment.value.strip()
+        return text or None
+
+    def _report(self, report) -> None:
+        result = report.result
+        if report.ran and result is not None:
+            line = f"{report.node_id}: {report.state} (attempt {report.attempt}, {result.duration:.2f}s)"
+            if result.error:
+                line += f" — {result.error}"
+        else:
+            line = f"{report.node_id}: {report.message}"
+        self.say(line)
+
+    def _guard(self, name: str) -> str | None:
+        """The selected node if button `name` is valid for it now; else say why not (never an error)."""
+        if self.selected is None:
+            self.say(f"{name}: select a node first")
+            return None
+        if name not in self.enabled_buttons():
+            self.say(
+                f"{name}: not possible for '{self.selected}' now ({self.session.explain(self.selected)})"
+            )
+            return None
+        return self.selected
+
+    def on_run(self) -> None:
+        with self.action("run"):
+            node_id = self._guard("run")
+            if node_id is None:
+                return
+            code = self._code_for(node_id) if self.runbook.node(node_id).type is NodeType.PYTHON else None
+            self.output_area.outputs = ()  # state only: clear_output() would go through capture
+            self._report(self.session.run_node(node_id, code=code))
+
+    def _decide(self, name: str, decision: Decision) -> str | None:
+        node_id = self._guard(name)
+        if node_id is None:
+            return None
+        actor = self.session.options.actor
+        comment = self._comment()
+        self.session.decide(node_id, decision, actor, comment)
+        self.say(f"{node_id}: {decision} by {actor}" + (f" ({comment})" if comment else ""))
+        self.comment.value = ""
+        return node_id
+
+    def on_approve(self) -> None:
+        with self.action("approve"):
+            self._decide("approve", Decision.APPROVE)
+
+    def on_reject(self) -> None:
+        with self.action("reject"):
+            self._decide("reject", Decision.REJECT)
+
+    def on_skip(self) -> None:
+        with self.action("skip"):
+            self._decide("skip", Decision.SKIP)
+
+    def on_retry(self) -> None:
+        with self.action("retry"):
+            node_id = self._decide("retry", Decision.RETRY)
+            if node_id is None:
+                return
+            code = self._code_for(node_id) if self.runbook.node(node_id).type is NodeType.PYTHON else None
+            self.output_area.outputs = ()  # state only: clear_output() would go through capture
+            self._report(self.session.run_node(node_id, code=code))
+
+    def on_abort(self) -> None:
+        with self.action("abort"):
+            if self.session.status is not RunState.RUNNING:
+                self.say(f"abort: run {self.session.run_id} is {self.session.status} already")
+                return
+            actor = self.session.options.actor
+            comment = self._comment()
+            self.session.abort(actor, "aborted from the widget", comment=comment)
+            self.say(f"run {self.session.run_id} aborted by {actor}")
+            self.comment.value = ""
+
+    def on_run_until_gate(self) -> None:
+        with self.action("run until a gate"):
+            if self.session.status is not RunState.RUNNING:
+                self.say(f"run {self.session.run_id} is {self.session.status}: nothing to run")
+                return
+            reports = self.session.run_until_gate()
+            for report in reports:
+                self._report(report)
+            waiting = ", ".join(f"{nid} ({kind})" for nid, kind in self.session.awaiting())
+            tail = f"; waiting for {waiting}" if waiting else ""
+            self.say(f"ran {len(reports)} node(s); run is {self.session.status}{tail}")
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        with contextlib.suppress(ValueError):
+            self.session.event_listeners.remove(self._on_event)
+        with contextlib.suppress(ValueError):
+            self.session.output_listeners.remove(self._on_output)
+        super().close()

@@ -1,0 +1,298 @@
+"""Kernel-side tests of the cockpit widget (no browser): a real RunSession over a real SQLite index, clicks
+simulated by calling the button handlers, assertions on the node data the browser would draw, on the buttons'
+disabled flags and on the rows in the index."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+pytest.importorskip("ipycytoscape")
+
+from kernel_ext.notebook_run import NotebookRun  # noqa: E402
+from kernel_ext.widget import PALETTE, READY, RunbookWidget, stylesheet  # noqa: E402
+from kernel_ext.widget_layout import MAX_HEIGHT, MAX_PER_ROW, MIN_HEIGHT, compute_layout  # noqa: E402
+from playbook_nb.engine import NodeState, RunState  # noqa: E402
+from playbook_nb.errors import PlaybookError  # noqa: E402
+from playbook_nb.model import parse_runbook  # noqa: E402
+from playbook_nb.session import RunOptions, RunSession  # noqa: E402
+from playbook_nb.store import Store  # noqa: E402
+
+RUNBOOK = """\
+[runbook]
+title = "cockpit drill"
+
+[variables]
+TARGET = { default = "web-1" }
+
+[check]
+type = "Command"
+command_name = "echo checking {{TARGET}}"
+
+[flaky]
+type = "Command"
+command_name = "echo flaky says no >&2; exit 3"
+depends_on = ["check"]
+
+[gate]
+type = "Manual"
+prompt_after = "Restart {{TARGET}}?"
+depends_on = ["flaky"]
+critical = true
+
+[restart]
+type = "Command"
+command_name = "echo restarting {{TARGET}}"
+depends_on = ["gate"]
+critical = true
+
+[report]
+type = "Python"
+code = "cockpit_answer = 6 * 7\\nprint('answer', cockpit_answer)"
+depends_on = ["restart:success"]
+
+[cleanup]
+type = "Command"
+command_name = "echo cleanup"
+depends_on = ["restart:failure"]
+"""
+
+CRITICAL_FAILS = """\
+[runbook]
+title = "critical failure"
+
+[boom]
+type = "Command"
+command_name = "exit 1"
+critical = true
+
+[after]
+type = "Command"
+command_name = "echo after"
+depends_on = ["boom"]
+"""
+
+
+def make_widget(tmp_path, text: str = RUNBOOK, actor: str = "alice"):
+    runbook = parse_runbook(text)
+    values = {name: var.default for name, var in runbook.variables.items()}
+    store = Store.open(tmp_path / "state" / "runs.db")
+    options = RunOptions(headless=False, trigger="notebook", actor=actor)
+    session = RunSession.start(runbook, values, store, options, namespace={})
+    notebook_run = NotebookRun(session, headless=False)
+    widget = RunbookWidget(notebook_run)
+    notebook_run.widget = widget
+    return widget, session, store
+
+
+def states(widget) -> dict[str, str]:
+    return {node_id: element.data["state"] for node_id, element in widget.nodes.items()}
+
+
+def enabled(widget) -> set[str]:
+    return {name for name, button in widget.buttons.items() if not button.disabled}
+
+
+def db_rows(store, sql: str, *params):
+    conn = sqlite3.connect(store.path)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def test_graph_holds_every_node_and_edge_with_a_preset_layout(tmp_path):
+    widget, session, _store = make_widget(tmp_path)
+    cyto = widget.cyto
+    assert cyto.cytoscape_layout["name"] == "preset"
+    assert cyto.layout.height.endswith("px") and int(cyto.layout.height[:-2]) >= MIN_HEIGHT
+    assert [n.data["id"] for n in cyto.graph.nodes] == list(session.runbook.nodes)
+    gate = widget.nodes["gate"].data
+    assert gate["type"] == "Manual" and gate["critical"] is True
+    assert widget.nodes["check"].data["critical"] is False
+    edges = {(e.data["source"], e.data["target"]): e.data["condition"] for e in cyto.graph.edges}
+    assert edges[("restart", "report")] == "success"
+    assert edges[("restart", "cleanup")] == "failure"
+    assert edges[("check", "flaky")] == "plain"
+    # every node has a distinct preset position, parents above children
+    positions = {n.data["id"]: (n.position["x"], n.position["y"]) for n in cyto.graph.nodes}
+    assert len(set(positions.values())) == len(positions)
+    assert positions["check"][1] < positions["flaky"][1] < positions["gate"][1] < positions["restart"][1]
+    # the stylesheet colours by state, gates are diamonds, critical nodes have a thick border
+    selectors = {rule["selector"]: rule["style"] for rule in stylesheet()}
+    assert selectors['node[state = "OK"]']["background-color"] == PALETTE["OK"][0]
+    assert selectors['node[type = "Manual"]']["shape"] == "diamond"
+    assert selectors["node[?critical]"]["border-width"] > selectors["node"]["border-width"]
+    assert selectors['node[state = "SKIPPED"]']["border-style"] == "dashed"
+    # the legend names every state
+    for _fill, _border, _text, label in PALETTE.values():
+        assert label in widget.legend.value
+
+
+def test_initial_states_show_what_is_ready(tmp_path):
+    widget, _session, _store = make_widget(tmp_path)
+    assert states(widget) == {
+        "check": READY,
+        "flaky": "PENDING",
+        "gate": "PENDING",
+        "restart": "PENDING",
+        "report": "PENDING",
+        "cleanup": "PENDING",
+    }
+    assert not widget.run_until_gate_button.disabled
+    assert enabled(widget) == set()  # nothing selected: no node button
+
+
+def test_run_button_runs_the_node_and_the_panel_shows_it(tmp_path):
+    widget, session, store = make_widget(tmp_path)
+    seen = []
+    widget.nodes["check"].observe(lambda change: seen.append(change["new"]["state"]), names="data")
+    widget.on_node_click({"data": {"id": "check"}, "group": "nodes"})
+    assert widget.selected == "check" and widget.nodes["check"].classes == "selected-node"
+    assert enabled(widget) == {"run", "abort"}
+    assert "echo checking web-1" in widget.details.value
+    widget.buttons["run"].click()
+    assert seen == ["RUNNING", "OK"]  # live restyle of the one node, then final
+    assert states(widget)["check"] == "OK" and states(widget)["flaky"] == READY
+    assert session.state("check") is NodeState.OK
+    # live output was fed to the panel, then replaced by the stored stdout of the attempt
+    assert any("checking web-1" in o.get("text", "") for o in widget.output_area.outputs)
+    assert 'data-attempt="1" data-status="OK"' in widget.attempts.value
+    assert [a.status for a in store.attempts(session.run_id, "check")] == ["OK"]
+    assert enabled(widget) == {"abort"}  # nothing left to do on an OK node
+
+
+def test_buttons_follow_the_gate_and_approve_records_the_actor(tmp_path):
+    widget, session, store = make_widget(tmp_path)
+    widget.select("gate")
+    assert "approve" not in enabled(widget) and "run" not in enabled(widget)  # a gate is not "run"
+    widget.on_run_until_gate()
+    assert states(widget)["flaky"] == "NOK" and widget.nodes["flaky"].data["awaiting"] is True
+    widget.select("flaky")
+    assert enabled(widget) == {"retry", "skip", "abort"}  # non-critical failure
+    widget.comment.value = "known flaky, skipping"
+    widget.buttons["skip"].click()
+    assert states(widget)["flaky"] == "SKIPPED"
+    rows = db_rows(
+        store, "SELECT state, reason FROM node_states WHERE run_id = ? AND node_id = 'flaky'", session.run_id
+    )
+    assert rows == [("SKIPPED", "skipped by operator")]
+    # the gate starts (waits) only through "Run until a gate" or its cell; then Approve / Reject are valid
+    assert states(widget)["gate"] == READY
+    widget.select("gate")
+    assert enabled(widget) == {"abort"}
+    widget.run_until_gate_button.click()
+    assert states(widget)["gate"] == "WAITING"
+    assert enabled(widget) == {"approve", "reject", "abort"}  # critical gate: no skip
+    widget.comment.value = "go"
+    widget.buttons["approve"].click()
+    assert states(widget)["gate"] == "OK" and states(widget)["restart"] == READY
+    decisions = db_rows(
+        store,
+        "SELECT node_id, decision, actor, comment FROM decisions WHERE run_id = ? ORDER BY id",
+        session.run_id,
+    )
+    assert decisions == [
+        ("flaky", "skip", "alice", "known flaky, skipping"),
+        ("gate", "approve", "alice", "go"),
+    ]
+    assert widget.comment.value == ""
+    widget.on_run_until_gate()
+    assert states(widget)["restart"] == "OK" and states(widget)["report"] == "OK"
+    assert states(widget)["cleanup"] == "SKIPPED"
+    assert session.namespace["cockpit_answer"] == 42  # the Python node ran in the kernel namespace
+    assert session.status is RunState.OK
+    assert widget.run_until_gate_button.disabled
+    assert enabled(widget) == set()
+    assert 'data-status="OK"' in widget.status.value
+
+
+def test_retry_then_skip_a_non_critical_failure(tmp_path):
+    widget, session, store = make_widget(tmp_path)
+    widget.on_run_until_gate()
+    widget.select("flaky")
+    widget.buttons["retry"].click()
+    assert [a.status for a in store.attempts(session.run_id, "flaky")] == ["NOK", "NOK"]
+    assert [a.exit_code for a in store.attempts(session.run_id, "flaky")] == [3, 3]
+    assert states(widget)["flaky"] == "NOK" and widget.nodes["flaky"].data["awaiting"] is True
+    assert "flaky says no" in str(widget.output_area.outputs)
+    assert widget.attempts.value.count('class="pb-attempt"') == 2
+    widget.buttons["skip"].click()
+    assert states(widget)["flaky"] == "SKIPPED" and widget.nodes["flaky"].data["awaiting"] is False
+
+
+def test_skip_is_disabled_on_a_critical_failure_and_a_disabled_click_is_no_error(tmp_path):
+    widget, session, store = make_widget(tmp_path, CRITICAL_FAILS)
+    widget.on_run_until_gate()
+    widget.select("boom")
+    assert states(widget)["boom"] == "NOK"
+    assert widget.buttons["skip"].disabled and not widget.buttons["retry"].disabled
+    assert widget.buttons["approve"].disabled and widget.buttons["run"].disabled
+    before = len(widget.messages)
+    widget.on_skip()  # as if a stale front end sent the click anyway
+    widget.on_approve()
+    assert session.state("boom") is NodeState.NOK
+    assert db_rows(store, "SELECT count(*) FROM decisions WHERE run_id = ?", session.run_id) == [(0,)]
+    assert all("not possible" in line for line in widget.messages[before:])
+
+
+def test_abort_disables_every_node_button(tmp_path):
+    widget, session, store = make_widget(tmp_path, actor="bob")
+    widget.select("check")
+    widget.comment.value = "wrong host"
+    widget.buttons["abort"].click()
+    assert session.status is RunState.ABORTED
+    assert enabled(widget) == set() and widget.run_until_gate_button.disabled
+    run = store.get_run(session.run_id)
+    assert run.status == "ABORTED" and "aborted from the widget" in (run.status_reason or "")
+    assert "ABORTED" in widget.status.value
+
+
+def test_a_playbook_error_in_a_button_is_one_line_in_the_panel(tmp_path):
+    widget, _session, _store = make_widget(tmp_path)
+    with widget.action("approve"):
+        raise PlaybookError("cannot approve 'x': it does not wait for a decision")
+    assert widget.messages[-1] == "approve: error: cannot approve 'x': it does not wait for a decision"
+
+
+def test_cell_runs_update_the_widget_through_events_and_refresh(tmp_path):
+    widget, session, _store = make_widget(tmp_path)
+    widget.notebook_run.cell("check")  # what `%playbook_node check` does
+    assert states(widget)["check"] == "OK" and states(widget)["flaky"] == READY
+    # NotebookRun's own printer is back in place after widget actions
+    widget.on_run_until_gate()
+    assert widget.notebook_run._print_output in session.output_listeners
+
+
+def test_close_unregisters_the_listeners(tmp_path):
+    widget, session, _store = make_widget(tmp_path)
+    widget.close()
+    assert widget._on_event not in session.event_listeners
+    assert widget._on_output not in session.output_listeners
+
+
+def _wide_runbook(n: int) -> str:
+    parts = ['[runbook]\ntitle = "wide"\n', '[start]\ntype = "Command"\ncommand_name = "true"\n']
+    for i in range(n):
+        parts.append(f'[step_{i:03d}]\ntype = "Command"\ncommand_name = "true"\ndepends_on = ["start"]\n')
+    deps = ", ".join(f'"step_{i:03d}"' for i in range(n))
+    parts.append(f'[done]\ntype = "Manual"\ndepends_on = [{deps}]\n')
+    return "\n".join(parts)
+
+
+def test_layout_of_a_wide_runbook_wraps_rows_and_caps_the_height():
+    runbook = parse_runbook(_wide_runbook(58))
+    layout = compute_layout(runbook)
+    assert len(layout.positions) == 60
+    rows: dict[float, list[str]] = {}
+    for node_id, (_x, y) in layout.positions.items():
+        rows.setdefault(y, []).append(node_id)
+    assert max(len(row) for row in rows.values()) <= MAX_PER_ROW
+    assert len(set(layout.positions.values())) == 60
+    assert MIN_HEIGHT <= layout.widget_height <= MAX_HEIGHT
+    assert layout.zoom >= 0.7  # readable: the graph pans rather than shrinking below 70%
+    options = layout.cytoscape_layout()
+    assert options["name"] == "preset"
+    ys = sorted(rows)
+    assert rows[ys[0]] == ["start"] and rows[ys[-1]] == ["done"]
