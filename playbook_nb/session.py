@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from playbook_nb import templating
 from playbook_nb.decisions import (
@@ -35,6 +35,9 @@ from playbook_nb.plugins.registry import merge_plugin_config
 from playbook_nb.redact import Redactor, mask_variables
 from playbook_nb.store import Store
 
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
 OutputListener = Callable[[str, str, str], None]  # (node_id, stream, text)
 EventListener = Callable[[EngineEvent], None]
 
@@ -52,11 +55,14 @@ class RunOptions:
     gate_policy: str = "fail-closed"
     approvals: dict[str, str] = field(default_factory=dict)
     comment: str | None = None
-    parallel: int = 1
+    parallel: int = 1  # independent Command/Function nodes run at the same time, up to this many
+    extra_params: dict[str, Any] = field(default_factory=dict)  # recorded with the run (replay_of, rehearsal)
 
     def __post_init__(self) -> None:
         self.actor = self.actor or default_actor()
         check_gate_policy(self.gate_policy)
+        if int(self.max_retries) < 0:  # checked before a run row exists (the engine would refuse it later)
+            raise SessionError(f"max retries must be 0 or more, not {self.max_retries}")
 
     def public_params(self) -> dict[str, Any]:
         return {
@@ -64,6 +70,8 @@ class RunOptions:
             "max_retries": self.max_retries,
             "gate_policy": self.gate_policy,
             "approvals": dict(self.approvals),
+            **({"parallel": int(self.parallel)} if int(self.parallel) > 1 else {}),
+            **self.extra_params,
         }
 
 
@@ -77,6 +85,7 @@ class NodeReport:
     message: str
     result: AttemptResult | None = None
     attempt: int | None = None
+    background: bool = False  # ran in a worker started by an earlier cell (its output was not streamed)
 
 
 class RunSession:
@@ -103,6 +112,16 @@ class RunSession:
         self.event_listeners: list[EventListener] = []
         self._approvals = parse_approvals(options.approvals, self.gate_ids)
         self._last_results: dict[str, AttemptResult] = {}
+        # issue 9: step outputs (real values, for templates of this run; the index holds them masked) ...
+        self.outputs: dict[str, dict[str, Any]] = {}
+        # ... a replacement executor (rehearsal: `executor(node) -> AttemptResult`, nothing really runs) ...
+        self.executor: Callable[[Node], AttemptResult] | None = None
+        # ... who decides a gate in headless mode before approvals/policy (replay: the recorded decisions) ...
+        self.gate_decider: Callable[[str], GateDecision | None] | None = None
+        # ... and parallel branches: attempts in worker threads (engine and store stay on this thread)
+        self._pool: ThreadPoolExecutor | None = None
+        self._inflight: dict[str, tuple[int, Future]] = {}
+        self._background_reports: dict[str, NodeReport] = {}
 
     # ----------------------------------------------------------------- creation
     @classmethod
@@ -140,6 +159,7 @@ class RunSession:
             when=session._evaluate_when,
             critical=critical,
         )
+        store.save_snapshot(run.id, session.engine.snapshot())
         session._flush()
         return session
 
@@ -170,11 +190,14 @@ class RunSession:
                 f"runbook changed since run {run_id} started (sha256 {run.runbook_sha256[:12]} -> "
                 f"{runbook.sha256[:12]}); pass --allow-changed to resume with the new text"
             )
-        snapshot = store.load_snapshot(run_id)
-        if snapshot is None:
-            raise SessionError(f"run {run_id} has no saved engine state to resume from")
-        store.mark_interrupted(run_id)
         critical = _render_critical(runbook, values)
+        snapshot = store.load_snapshot(run_id)
+        if snapshot is None:  # killed before its first transition: nothing ran yet
+            snapshot = Engine(runbook, headless=options.headless, critical=critical).snapshot()
+        if snapshot.get("run_state") == "RUNNING":
+            # The process died mid-run and `set-status` marked the run ABORTED after the fact.
+            snapshot = {**snapshot, "run_state": "ABORTED", "run_reason": run.status_reason}
+        store.mark_interrupted(run_id)
         session = cls(runbook, values, store, run_id, None, options, namespace)  # type: ignore[arg-type]
         session.engine = Engine.restore(
             runbook,
@@ -189,6 +212,11 @@ class RunSession:
             "run_resumed",
             payload={"actor": options.actor, "trigger": options.trigger, "sha256": runbook.sha256},
         )
+        session._reload_outputs()
+        if session.engine.run_state is RunState.RUNNING:
+            # orphaned: its process was killed mid-run and the run was marked ABORTED afterwards (set-status,
+            # or a dead papermill kernel), so the saved engine state never saw the abort
+            session.engine.abort(options.actor, run.status_reason or "marked ABORTED after its process died")
         session.engine.resume(options.actor)
         session._flush()
         return session
@@ -267,15 +295,29 @@ class RunSession:
     def run_node(self, node_id: str, *, code: str | None = None) -> NodeReport:
         """Run one node if it is ready now; otherwise say why not. Never raises for a node failure."""
         self._check_node(node_id)
+        if node_id in self._inflight:  # started in the background by an earlier cell: wait for it here
+            report = self._collect(node_id, wait=True)
+            report.background = True
+            return report
+        if node_id in self._background_reports:
+            return self._background_reports.pop(node_id)
         if self.engine.run_state is not RunState.RUNNING:
             return self._report(node_id, ran=False)
         if node_id not in self.ready():
             return self._report(node_id, ran=False)
+        if self.options.parallel > 1 and code is None and self._parallelizable(node_id):
+            self._submit(node_id)
+            self._submit_siblings()
+            report = self._collect(node_id, wait=True)
+            self._harvest()
+            return report
         return self._execute(node_id, code=code)
 
     def run_until_gate(self, *, sleep: Callable[[float], None] = time.sleep) -> list[NodeReport]:
         """Run every ready node, in order, until nothing is ready: a gate waits, a failure needs a decision,
         or the run has ended."""
+        if self.options.parallel > 1 or self._inflight:
+            return self._run_parallel_until_gate(sleep)
         reports = []
         while self.engine.run_state is RunState.RUNNING:
             ready = self.ready()
@@ -339,8 +381,177 @@ class RunSession:
 
     def close(self) -> None:
         """Nothing left to run: make sure the run's final status is written (idempotent)."""
+        while self._inflight:  # attempts still running in workers end and are recorded first
+            self._collect(next(iter(self._inflight)), wait=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
         self.ready()
         self._flush()
+
+    # ----------------------------------------------------------------- parallel branches (issue 9)
+    def _parallelizable(self, node_id: str) -> bool:
+        return self.runbook.node(node_id).type in (NodeType.COMMAND, NodeType.FUNCTION)
+
+    def _run_parallel_until_gate(self, sleep: Callable[[float], None]) -> list[NodeReport]:
+        """run_until_gate with up to `options.parallel` Command/Function attempts in worker threads. Gates and
+        Python nodes run here, one at a time. Every engine call and store write happens on this thread."""
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        reports: list[NodeReport] = []
+        try:
+            while True:
+                ran_inline = False
+                if self.engine.run_state is RunState.RUNNING:
+                    for node_id in self.ready():
+                        if self.engine.run_state is not RunState.RUNNING:
+                            break
+                        if self.engine.state(node_id) is not NodeState.PENDING or node_id in self._inflight:
+                            continue
+                        if self._parallelizable(node_id):
+                            if len(self._inflight) < self.options.parallel:
+                                self._submit(node_id)
+                            continue
+                        delay = self.engine.retry_delay(node_id)
+                        if delay:
+                            self.store.append_event(
+                                self.run_id, "retry_wait", node_id=node_id, payload={"seconds": delay}
+                            )
+                            sleep(delay)
+                        reports.append(self._execute(node_id))
+                        ran_inline = True
+                        break  # readiness changed: look again
+                if ran_inline:
+                    continue
+                if not self._inflight:
+                    break
+                done, _ = wait([future for _, future in self._inflight.values()], return_when=FIRST_COMPLETED)
+                for node_id in [n for n, (_, f) in self._inflight.items() if f in done]:
+                    reports.append(self._collect(node_id, wait=False))
+        except KeyboardInterrupt:
+            self._interrupt_inflight()
+            raise
+        return reports
+
+    def _pool_executor(self) -> ThreadPoolExecutor:
+        from concurrent.futures import ThreadPoolExecutor
+
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(
+                max_workers=max(1, int(self.options.parallel)), thread_name_prefix="playbook-node"
+            )
+        return self._pool
+
+    def _submit(self, node_id: str) -> None:
+        """Start an attempt (engine + store, here) and hand only the executor call to a worker."""
+        node = self.runbook.node(node_id)
+        delay = self.engine.retry_delay(node_id) or 0.0
+        if delay:
+            self.store.append_event(self.run_id, "retry_wait", node_id=node_id, payload={"seconds": delay})
+        attempt = self.engine.started(node_id)
+        self._flush()
+        started = time.time() + delay
+        self.store.start_attempt(self.run_id, node_id, attempt, started)
+        try:
+            call = self._prepare_call(node, None)  # templates are rendered here, against the engine's state
+        except PlaybookError as err:
+            failed = AttemptResult(ok=False, error=str(err), started_at=started, ended_at=time.time())
+            call = lambda: failed  # noqa: E731
+
+        def work() -> AttemptResult:
+            if delay:
+                time.sleep(delay)
+            try:
+                return call()
+            except PlaybookError as err:
+                return AttemptResult(ok=False, error=str(err), started_at=started, ended_at=time.time())
+            except Exception as err:  # a bug in an executor must not lose the attempt
+                return AttemptResult(
+                    ok=False, error=f"{type(err).__name__}: {err}", started_at=started, ended_at=time.time()
+                )
+
+        self._inflight[node_id] = (attempt, self._pool_executor().submit(work))
+
+    def _submit_siblings(self) -> None:
+        """Notebook cells: also start the other ready Command/Function nodes, so their cells find them done."""
+        for other in self.ready():
+            if len(self._inflight) >= self.options.parallel:
+                break
+            if (
+                other not in self._inflight
+                and self._parallelizable(other)
+                and self.engine.state(other) is NodeState.PENDING
+            ):
+                self._submit(other)
+
+    def _collect(self, node_id: str, *, wait: bool) -> NodeReport:
+        attempt, future = self._inflight[node_id]
+        if not wait and not future.done():
+            raise SessionError(f"'{node_id}' is still running")
+        try:
+            result = future.result()
+        except KeyboardInterrupt:
+            self._interrupt_inflight()
+            raise
+        del self._inflight[node_id]
+        return self._finish_attempt(self.runbook.node(node_id), attempt, result)
+
+    def _harvest(self) -> None:
+        """Record attempts that ended in the background; their cells show the reports later."""
+        for node_id in [n for n, (_, f) in self._inflight.items() if f.done()]:
+            report = self._collect(node_id, wait=False)
+            report.background = True
+            self._background_reports[node_id] = report
+
+    def _interrupt_inflight(self) -> None:
+        for node_id, (attempt, future) in list(self._inflight.items()):
+            future.cancel()
+            self.store.finish_attempt(
+                self.run_id, node_id, attempt, status="INTERRUPTED", ended_at=time.time(),
+                exit_code=None, stdout="", stderr="", result=None, error="interrupted by the operator",
+            )  # fmt: skip
+        self._inflight.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    # ----------------------------------------------------------------- step outputs (issue 9)
+    def _steps_context(self) -> dict[str, Any]:
+        return {
+            node_id: {"outputs": dict(self.outputs.get(node_id, {})), "state": str(self.engine.state(node_id))}
+            for node_id in self.runbook.nodes
+        } if self.engine is not None else {}  # fmt: skip
+
+    def _record_outputs(self, node: Node, attempt: int, result: AttemptResult) -> None:
+        """Take the declared outputs of a successful attempt (a missing one fails it), keep the real values for
+        templates, and write them, secrets masked, to the index as an `outputs` event."""
+        from playbook_nb.outputs import OUTPUT_EVENT, OutputError, extract_outputs
+
+        if not result.ok or node.outputs is None:
+            return
+        try:
+            given = getattr(result, "outputs", None)  # a rehearsal fixture may give them directly
+            outputs = dict(given) if given is not None else extract_outputs(node, result, self.namespace)
+        except OutputError as err:
+            result.ok = False
+            result.error = str(err)
+            return
+        self.outputs[node.id] = outputs
+        self.store.append_event(
+            self.run_id,
+            OUTPUT_EVENT,
+            node_id=node.id,
+            attempt=attempt,
+            payload={"outputs": self.redactor.redact_obj(outputs)},
+        )
+
+    def _reload_outputs(self) -> None:
+        """Resume: outputs of finished (OK) nodes come back from the index (secrets stay masked there)."""
+        from playbook_nb.outputs import load_outputs
+
+        for node_id, outputs in load_outputs(self.store, self.run_id).items():
+            if node_id in self.runbook.nodes and self.engine.state(node_id) is NodeState.OK:
+                self.outputs[node_id] = outputs
 
     # ----------------------------------------------------------------- internals
     def _check_node(self, node_id: str) -> Node:
@@ -380,6 +591,7 @@ class RunSession:
         )
 
     def _context(self, **extra) -> dict[str, Any]:
+        extra.setdefault("steps", self._steps_context())
         return templating.make_context(
             self.values,
             has_succeeded=self.engine.has_succeeded,
@@ -390,8 +602,12 @@ class RunSession:
     def _evaluate_when(self, node: Node, engine: Engine) -> bool:
         if not node.when:
             return True
+        steps = {
+            node_id: {"outputs": dict(self.outputs.get(node_id, {})), "state": str(engine.state(node_id))}
+            for node_id in self.runbook.nodes
+        }
         context = templating.make_context(
-            self.values, has_succeeded=engine.has_succeeded, has_failed=engine.has_failed
+            self.values, has_succeeded=engine.has_succeeded, has_failed=engine.has_failed, steps=steps
         )
         return templating.render_bool(node.when, context, f"node '{node.id}', field 'when'")
 
@@ -416,6 +632,12 @@ class RunSession:
                 exit_code=None, stdout="", stderr="", result=None, error="interrupted by the operator",
             )  # fmt: skip
             raise
+        return self._finish_attempt(node, attempt, result)
+
+    def _finish_attempt(self, node: Node, attempt: int, result: AttemptResult) -> NodeReport:
+        """Outputs, masking, the index and the engine, for an attempt that has ended (on the driving thread)."""
+        node_id = node.id
+        self._record_outputs(node, attempt, result)
         result = self._redact_result(result)
         self._last_results[node_id] = result
         self.store.finish_attempt(
@@ -435,7 +657,8 @@ class RunSession:
         return self._report(node_id, ran=True, result=result, attempt=attempt)
 
     def _decide_gate_headless(self, node_id: str) -> None:
-        choice = headless_gate_decision(
+        choice = self.gate_decider(node_id) if self.gate_decider is not None else None
+        choice = choice or headless_gate_decision(
             node_id,
             approvals=self._approvals,
             policy=self.options.gate_policy,
@@ -452,6 +675,13 @@ class RunSession:
             self.decide(node_id, choice.decision, choice.actor, choice.comment)
 
     def _call_executor(self, node: Node, code: str | None) -> AttemptResult:
+        return self._prepare_call(node, code)()
+
+    def _prepare_call(self, node: Node, code: str | None) -> Callable[[], AttemptResult]:
+        """Render the node's templates now (they read the engine's state) and return the call that runs it."""
+        if self.executor is not None:  # rehearsal: a fake executor, nothing runs
+            fake = self.executor
+            return lambda: fake(node)
         context = self._context()
         where = f"node '{node.id}'"
         on_output = self._output_callback(node.id)
@@ -460,7 +690,7 @@ class RunSession:
                 node.command_name or "", context, f"{where}, field 'command_name'"
             )
             timeout = _as_timeout(node.timeout, context, where)
-            return run_command(
+            return lambda: run_command(
                 command,
                 timeout=timeout,
                 env={**os.environ, "PLAYBOOK_RUN_ID": str(self.run_id), "PLAYBOOK_NODE_ID": node.id},
@@ -472,19 +702,24 @@ class RunSession:
             config = merge_plugin_config(
                 self.runbook.meta.plugin_config.get(node.plugin or "", {}), node.plugin_config
             )
-            return run_function(
+            timeout = _as_timeout(node.timeout, context, where)
+            return lambda: run_function(
                 node.plugin or "",
                 node.function or "",
                 params,
                 plugin_config=config,
-                timeout=_as_timeout(node.timeout, context, where),
+                timeout=timeout,
                 on_output=on_output,
             )
         if node.type is NodeType.PYTHON:
-            with self._redacted_std_streams():
-                return run_python(
-                    code if code is not None else node.code or "", self.namespace, filename=node.id
-                )
+
+            def python_call() -> AttemptResult:
+                with self._redacted_std_streams():
+                    return run_python(
+                        code if code is not None else node.code or "", self.namespace, filename=node.id
+                    )
+
+            return python_call
         raise SessionError(f"node '{node.id}' of type {node.type} cannot be executed")
 
     def _output_callback(self, node_id: str) -> Callable[[str, str], None]:

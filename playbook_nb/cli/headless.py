@@ -52,10 +52,16 @@ def _papermill_parameters(parameters, parameters_yaml, parameters_file) -> dict[
     if parameters_yaml:
         params.update(yaml.safe_load(parameters_yaml) or {})
     for item in parameters or []:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise PlaybookError(f"-p {item}: expected NAME=VALUE")
-        params[key] = yaml.safe_load(raw) if raw else ""
+        if isinstance(item, str):  # NAME=VALUE (programmatic callers)
+            key, sep, raw = item.partition("=")
+            if not sep:
+                raise PlaybookError(f"-p {item}: expected NAME VALUE")
+        else:  # -p NAME VALUE, as papermill takes it
+            key, raw = item
+        try:
+            params[key] = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError as err:
+            raise PlaybookError(f"-p {key}: value is not valid YAML: {str(err).splitlines()[0]}") from None
     return params
 
 
@@ -75,6 +81,7 @@ def run_headless(
     parameters,
     parameters_yaml,
     parameters_file,
+    parallel: int = 1,
 ) -> int:
     is_notebook = file.suffix == ".ipynb"
     runbook = runbook_of_notebook(file) if is_notebook else load_runbook(file)
@@ -101,6 +108,9 @@ def run_headless(
         "headless": True,
         **extra,
     }
+    workers = int(params.pop("parallel", parallel) or 1)
+    if workers > 1:  # a notebook parameter read by open_run (cells start ready siblings in the background)
+        params["parallel"] = workers
     with tempfile.TemporaryDirectory(prefix="playbook-nb-") as tmp:
         if is_notebook:
             input_path = file
@@ -126,9 +136,7 @@ def run_headless(
             )
             return 2
         run_id = int(record["run_id"])
-        target = store.artifact_dir(run_id) / "notebook.ipynb"
-        shutil.copyfile(executed, target)
-        store.set_notebook_path(run_id, str(target))
+        store.set_notebook_path(run_id, store.put_artifact(run_id, "notebook.ipynb", executed))
         if output:
             shutil.copyfile(executed, output)
     run = store.get_run(run_id)

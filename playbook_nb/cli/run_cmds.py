@@ -6,6 +6,7 @@ import signal
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.prompt import Confirm, Prompt
 
 from playbook_nb.cli.app import app, console
@@ -27,6 +28,22 @@ from playbook_nb.engine import Decision
 from playbook_nb.errors import PlaybookError
 from playbook_nb.model import load_runbook
 from playbook_nb.session import RunOptions, RunSession
+
+PARALLEL = typer.Option(
+    None,
+    "--parallel",
+    min=1,
+    help="Run up to N independent Command/Function nodes at once (default: [execution] parallel, else 1).",
+)
+
+
+def parallel_default(value: int | None) -> int:
+    """--parallel N, else `[execution] parallel` from the configuration (true = 4), else 1."""
+    if value is not None:
+        return int(value)
+    from playbook_nb.config import load_config, parallel_workers
+
+    return parallel_workers(load_config().execution.parallel)
 
 
 def _exit_for(session: RunSession, view: TerminalView) -> typer.Exit:
@@ -85,8 +102,24 @@ def _drive(session: RunSession, view: TerminalView, interactive: bool) -> None:
         session.close()
 
 
-@app.command("run")
+def _pair_parameters(parameters: list[str] | None, extra: list[str]) -> list[tuple[str, str]]:
+    """`-p NAME VALUE` as papermill takes it (click leaves VALUE among the extra arguments), or `-p NAME=VALUE`."""
+    pairs = []
+    for item in parameters or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            if not extra:
+                raise PlaybookError(f"-p {item}: expected -p NAME VALUE")
+            value = extra.pop(0)
+        pairs.append((name, value))
+    if extra:
+        raise PlaybookError(f"unexpected extra argument(s): {' '.join(extra)}")
+    return pairs
+
+
+@app.command("run", context_settings={"allow_extra_args": True})
 def run(
+    ctx: typer.Context,
     file: Path = typer.Argument(..., help="A runbook (.toml) or a compiled notebook (.ipynb)."),
     var: list[str] = VAR,
     vars_file: Path = VARS_FILE,
@@ -109,7 +142,7 @@ def run(
         None, "--output", "-o", help="Also write the executed notebook here (headless)."
     ),
     parameters: list[str] = typer.Option(
-        None, "-p", "--parameter", help="papermill-style parameter K V as K=V."
+        None, "-p", "--parameter", help="papermill parameter: -p NAME VALUE (as papermill) or -p NAME=VALUE."
     ),
     parameters_yaml: str = typer.Option(
         None, "-y", "--parameters-yaml", help="papermill parameters as YAML."
@@ -117,10 +150,13 @@ def run(
     parameters_file: Path = typer.Option(
         None, "-f", "--parameters-file", help="papermill parameters YAML file."
     ),
+    parallel: int = PARALLEL,
 ) -> None:
     """Run a runbook from the terminal (prompts at gates), or headless through its notebook."""
     retries = max_retries if max_retries is not None else max_retries_default()
     approvals = parse_approve_flags(approve)
+    parameters = _pair_parameters(parameters, list(ctx.args))
+    workers = parallel_default(parallel)
     if headless or file.suffix == ".ipynb":
         from playbook_nb.cli.headless import run_headless
 
@@ -139,6 +175,7 @@ def run(
             parameters=parameters,
             parameters_yaml=parameters_yaml,
             parameters_file=parameters_file,
+            parallel=workers,
         )
         raise typer.Exit(code)
 
@@ -155,6 +192,7 @@ def run(
         gate_policy=gate_policy,
         approvals=approvals,
         comment=comment,
+        parallel=workers,
     )
     store = open_store(state_path)
     view = TerminalView(console, store)
@@ -181,6 +219,7 @@ def resume(
     actor: str = typer.Option("", "--actor"),
     comment: str = typer.Option(None, "--comment"),
     allow_changed: bool = typer.Option(False, "--allow-changed", help="Resume although the runbook changed."),
+    parallel: int = PARALLEL,
 ) -> None:
     """Resume an ABORTED run: finished nodes are kept, the rest runs."""
     runbook = load_runbook(file)
@@ -210,11 +249,12 @@ def resume(
         gate_policy=gate_policy,
         approvals=approvals,
         comment=comment,
+        parallel=parallel_default(parallel),
     )
     session = RunSession.resume(runbook, values, store, run_id, options, allow_changed=allow_changed)
     view = TerminalView(console, store)
     view.attach(session)
-    console.print(f"Resuming run {run_id} of [bold]{runbook.meta.title}[/]")
+    console.print(f"Resuming run {run_id} of [bold]{escape(recorded.title)}[/]")
     for node_id, kind in session.awaiting():
         if kind == "gate" and node_id in session._approvals:
             session.decide(

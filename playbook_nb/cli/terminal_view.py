@@ -20,6 +20,7 @@ STATE_STYLE = {
     "OK": "green",
     "NOK": "bold red",
     "SKIPPED": "bright_black",
+    "ABORTED": "yellow",  # a run status; every status needs a style or "[]...[/]" is broken markup
 }
 STATE_MARK = {"RUNNING": "▶", "WAITING": "?", "OK": "✔", "NOK": "✘", "SKIPPED": "⊘", "PENDING": "·"}
 FINAL = {"OK", "NOK", "SKIPPED"}
