@@ -64,6 +64,7 @@ FAILURE = "failure"
 REASON_SKIP_IN_RUNBOOK = "skip = true in runbook"
 REASON_SKIPPED_BY_OPERATOR = "skipped by operator"
 REASON_SKIPPED_BY_POLICY = "skipped by policy (non-critical failure)"
+REASON_FAILURE_CONTINUED = "failed; run continues (on_failure = continue)"
 
 
 @dataclass(frozen=True)
@@ -487,6 +488,15 @@ class Engine:
                 error,
                 {"retry": n, "retries": node.retries, "delay": run.retry_delay, "error": error},
             )
+            return
+        if node.on_failure == "abort":  # stops the run like a critical failure, in every mode, no prompt
+            self._set(node_id, NodeState.NOK, error)
+            self._enter_failing(
+                node_id, "on_failure_abort", f"not started: run failed at node {node_id} (on_failure = abort)"
+            )
+            return
+        if node.on_failure == "continue":  # recorded (x:failure branches run), the run goes on, no prompt
+            self._set(node_id, NodeState.SKIPPED, REASON_FAILURE_CONTINUED)
             return
         critical = self._critical[node_id]
         if self.headless:

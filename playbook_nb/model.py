@@ -6,6 +6,7 @@ is built by `playbook_nb.plan`.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
 import tomllib
@@ -88,6 +89,20 @@ class Node:
     plugin_config: dict[str, Any] = field(default_factory=dict)
     # Python
     code: str | None = None
+    # issue 9: step outputs, failure policy, rollback (see playbook_nb.outputs and docs/operations.md)
+    # Command: "json" or {name = "regex:..." | "json:a.b" | "stdout"}; Python/Function: [names]
+    outputs: Any = None
+    on_failure: str | None = None  # None (the default rules), "abort" or "continue"
+    rollback: str | None = None  # a node to run when this one fails (it gets a `this:failure` dependency)
+
+    @property
+    def output_names(self) -> list[str]:
+        """Output names this node declares (a Command with outputs = "json" declares any name: ["*"])."""
+        if self.outputs is None:
+            return []
+        if isinstance(self.outputs, str):
+            return ["*"]
+        return list(self.outputs)
 
     @property
     def label(self) -> str:
@@ -110,6 +125,18 @@ class RunbookMeta:
     author: str = ""
     created_at: str = ""
     plugin_config: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # governance (issue 9): what must hold for the runbook to be right, who owns it, what it should achieve
+    assumptions: list[str] = field(default_factory=list)
+    owner: str = ""
+    kpis: Kpis | None = None
+
+
+@dataclass(frozen=True)
+class Kpis:
+    """`[runbook] kpis = { max_duration = "15m", target_success_rate = 0.95 }`; both optional."""
+
+    max_duration: float | None = None  # seconds
+    target_success_rate: float | None = None  # 0..1
 
 
 @dataclass
@@ -136,14 +163,20 @@ class Runbook:
 RESERVED_TABLES = ("runbook", "variables")
 COMMON_FIELDS = frozenset(
     {"type", "name", "description", "depends_on", "when", "critical", "skip", "retries", "retry_backoff"}
-)
+) | frozenset({"on_failure", "rollback"})
+ON_FAILURE_CHOICES = ("abort", "continue")
+KPI_FIELDS = frozenset({"max_duration", "target_success_rate"})
 TYPE_FIELDS: dict[NodeType, frozenset[str]] = {
     NodeType.MANUAL: frozenset({"prompt_before", "prompt_after"}),
-    NodeType.COMMAND: frozenset({"command_name", "timeout", "interactive"}),
-    NodeType.FUNCTION: frozenset({"plugin", "function", "function_params", "plugin_config", "function_name"}),
-    NodeType.PYTHON: frozenset({"code"}),
+    NodeType.COMMAND: frozenset({"command_name", "timeout", "interactive", "outputs"}),
+    NodeType.FUNCTION: frozenset(
+        {"plugin", "function", "function_params", "plugin_config", "function_name", "outputs"}
+    ),
+    NodeType.PYTHON: frozenset({"code", "outputs"}),
 }
-META_FIELDS = frozenset({"title", "description", "version", "author", "created_at", "plugin_config"})
+META_FIELDS = frozenset(
+    {"title", "description", "version", "author", "created_at", "plugin_config"}
+) | frozenset({"assumptions", "owner", "kpis"})
 VARIABLE_FIELDS = frozenset(
     {"default", "required", "choices", "type", "min", "max", "pattern", "description", "secret"}
 )
@@ -220,6 +253,7 @@ def parse_structure(text: str, path: str | None = None) -> Runbook:
     for node_id, node in nodes.items():
         node.depends_on = _resolve_dependencies(node_id, node_tables[node.order][1], previous, path)
         previous.append(node_id)
+    _add_rollback_dependencies(nodes, node_tables, path)
     return Runbook(
         meta=meta,
         variables=variables,
@@ -287,7 +321,59 @@ def _parse_meta(table: Any, path: str | None) -> RunbookMeta:
     for plugin_name, plugin_table in config.items():
         _expect(plugin_table, (dict,), "a table", f"{at}, field 'plugin_config.{plugin_name}'")
     values["plugin_config"] = config
+    _parse_governance(table, values, at)
     return RunbookMeta(**values)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
+_DURATION_UNITS = {None: 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any, at: str | None) -> float:
+    """Seconds from a number of seconds or a text such as "90s", "15m", "2h", "1d"."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise RunbookError(f'expected seconds or a duration such as "15m", got {value!r}', at)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if not match:
+            raise RunbookError(f'expected a duration such as "90s", "15m" or "2h", got {value!r}', at)
+        value = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    if value <= 0:
+        raise RunbookError(f"expected a positive duration, got {value!r}", at)
+    return float(value)
+
+
+def _parse_governance(table: dict[str, Any], values: dict[str, Any], at: str) -> None:
+    """`assumptions`, `owner` and `kpis` of [runbook] (issue 9)."""
+    if "owner" in table:
+        values["owner"] = _expect(table["owner"], (str,), "a string", f"{at}, field 'owner'")
+    if "assumptions" in table:
+        assumptions = _expect(
+            table["assumptions"], (list,), "a list of strings", f"{at}, field 'assumptions'"
+        )
+        for item in assumptions:
+            _expect(item, (str,), "a list of strings", f"{at}, field 'assumptions'")
+        values["assumptions"] = list(assumptions)
+    if "kpis" in table:
+        kpis = _expect(table["kpis"], (dict,), "a table", f"{at}, field 'kpis'")
+        unknown = sorted(set(kpis) - KPI_FIELDS)
+        if unknown:
+            raise RunbookError(
+                f"unknown KPI '{unknown[0]}' (expected {', '.join(sorted(KPI_FIELDS))})",
+                f"{at}, field 'kpis'",
+            )
+        max_duration = None
+        if "max_duration" in kpis:
+            max_duration = parse_duration(kpis["max_duration"], f"{at}, field 'kpis.max_duration'")
+        rate = None
+        if "target_success_rate" in kpis:
+            where_rate = f"{at}, field 'kpis.target_success_rate'"
+            rate = float(
+                _expect(kpis["target_success_rate"], (int, float), "a number from 0 to 1", where_rate)
+            )
+            if not 0 <= rate <= 1:
+                raise RunbookError(f"expected a number from 0 to 1, got {rate:g}", where_rate)
+        values["kpis"] = Kpis(max_duration=max_duration, target_success_rate=rate)
 
 
 def _parse_variables(table: Any, path: str | None) -> dict[str, Variable]:
@@ -435,7 +521,30 @@ def _parse_node(node_id: str, order: int, table: dict[str, Any], path: str | Non
         _parse_function_fields(node, table, at)
     else:
         node.code = _required_text(table, "code", at)
+    _parse_operations_fields(node, table, at)
     return node
+
+
+def _parse_operations_fields(node: Node, table: dict[str, Any], at) -> None:
+    """`outputs`, `on_failure` and `rollback` (issue 9); the outputs syntax is checked by playbook_nb.outputs."""
+    from playbook_nb.outputs import check_output_spec
+
+    if "outputs" in table:
+        node.outputs = check_output_spec(node, table["outputs"], at("outputs"))
+    if "on_failure" in table:
+        value = _expect(table["on_failure"], (str,), "abort or continue", at("on_failure"))
+        if value not in ON_FAILURE_CHOICES:
+            raise RunbookError(f"expected abort or continue, got {value!r}", at("on_failure"))
+        if value == "continue" and node.critical is True:
+            raise RunbookError(
+                'on_failure = "continue" contradicts critical = true (a critical failure fails the run)',
+                at("on_failure"),
+            )
+        node.on_failure = value
+    if "rollback" in table:
+        node.rollback = _expect(table["rollback"], (str,), "a node id", at("rollback"))
+        if node.rollback == node.id:
+            raise RunbookError("a node cannot be its own rollback", at("rollback"))
 
 
 def _quoted(value: Any) -> str:
@@ -514,12 +623,42 @@ def _resolve_dependencies(
     return list(resolved.values())
 
 
+def _add_rollback_dependencies(nodes: dict[str, Node], node_tables: list, path: str | None) -> None:
+    """`rollback = "undo"` on node x means: undo depends on `x:failure`. A rollback node without its own
+    depends_on loses its implicit dependency on the previous node (it runs only after a failure)."""
+    replaced: set[str] = set()
+    for node in nodes.values():
+        if node.rollback is None:
+            continue
+        at = where(path, node.id, "rollback")
+        target = nodes.get(node.rollback)
+        if target is None:
+            close = difflib.get_close_matches(node.rollback, list(nodes), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise RunbookError(f"rollback node '{node.rollback}' does not exist{hint}", at)
+        if "depends_on" not in node_tables[target.order][1] and target.id not in replaced:
+            target.depends_on = []
+            replaced.add(target.id)
+        dep = Dependency(node.id, DepCondition.FAILURE)
+        known = next((d for d in target.depends_on if d.node == node.id), None)
+        if known is None:
+            target.depends_on.append(dep)
+        elif known != dep:
+            raise RunbookError(
+                f"'{target.id}' is the rollback of '{node.id}' but depends on '{known}' "
+                f"(a rollback runs only after '{node.id}:failure')",
+                at,
+            )
+
+
 def check_runbook(runbook: Runbook) -> None:
     """Graph and template checks; raises RunbookError for the first problem."""
+    from playbook_nb.outputs import check_output_references
     from playbook_nb.plan import build_plan
 
-    build_plan(runbook)
+    graph = build_plan(runbook)
     check_templates(runbook)
+    check_output_references(runbook, graph)
 
 
 def template_fields(runbook: Runbook):
@@ -589,6 +728,7 @@ def validate_runbook(runbook: Runbook, values: dict[str, Any] | None = None) -> 
 def _render_errors(runbook: Runbook, values: dict[str, Any]) -> list[str]:
     """Render every templated field with real values, as a run would, and collect what fails."""
     from playbook_nb.errors import TemplateError
+    from playbook_nb.outputs import step_references as uses_step_outputs
     from playbook_nb.redact import Redactor
     from playbook_nb.templating import make_context, render, render_bool, render_command, render_int
 
@@ -597,6 +737,8 @@ def _render_errors(runbook: Runbook, values: dict[str, Any]) -> list[str]:
     errors: list[str] = []
     for node_id, field_name, text in template_fields(runbook):
         at = where(runbook.path, node_id, field_name) if node_id else f"[runbook], field '{field_name}'"
+        if "steps" in text and uses_step_outputs(text):
+            continue  # step outputs exist only during a run (their references were checked statically)
         try:
             if field_name in ("when", "critical"):
                 render_bool(text, context, at)

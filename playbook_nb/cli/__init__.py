@@ -14,6 +14,8 @@ COMMAND_MODULES = [
     "config_cmds",  # config
     "notebook_cmds",  # compile
     "export_cmds",  # export, scan, verify
+    "ops_cmds",  # test (rehearsal, acceptance packs), replay
+    "store_cmds",  # store info, store migrate
 ]
 
 for _name in COMMAND_MODULES:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
 from rich.markup import escape
@@ -94,6 +95,8 @@ def show(
     store = open_store(state_path)
     if not target.isdigit():
         runs = store.list_runs(workflow=target, limit=100)
+        if not runs:  # the rendered title a user saw ("myapp deployment pipeline"), not the raw template
+            runs = [r for r in store.list_runs(limit=10_000) if r.title == target][:100]
         if not runs:
             raise PlaybookError(f"no runs of '{target}' in {store.path}")
         if as_json:
@@ -168,8 +171,11 @@ def info(
     plugins: bool = typer.Option(False, "--plugins", help="List installed plugins and their functions."),
     workflow: str = typer.Option(None, "--workflow"),
     state_path: str = STATE_PATH,
+    runbook_file: Path = typer.Option(
+        None, "--runbook", help="Show KPI attainment for this runbook's workflow (its [runbook] kpis)."
+    ),
 ) -> None:
-    """Statistics over recorded runs, or the installed plugins."""
+    """Statistics over recorded runs (with KPI attainment for a workflow), or the installed plugins."""
     if plugins:
         from playbook_nb.errors import PluginError
         from playbook_nb.plugins.registry import list_plugins
@@ -189,6 +195,12 @@ def info(
             console.print(f"[red]could not load:[/] {escape(str(problem))}")
         return
     store = open_store(state_path)
+    kpi_runbook = None
+    if runbook_file is not None:
+        from playbook_nb.model import load_runbook
+
+        kpi_runbook = load_runbook(runbook_file)
+        workflow = workflow or kpi_runbook.meta.title
     stats = store.stats(workflow)
     console.print(f"run index: {store.path}")
     console.print(
@@ -215,3 +227,37 @@ def info(
                 f"{mean:.3f}s" if mean is not None else "",
             )  # fmt: skip
         console.print(table)
+    if workflow is not None:
+        _print_kpis(store, workflow, kpi_runbook)
+
+
+def _print_kpis(store, workflow: str, runbook=None) -> None:
+    """KPI attainment (issue 9): the kpis of --runbook, else of the runbook text of the workflow's latest run."""
+    from playbook_nb.kpis import kpi_attainment, kpi_lines
+    from playbook_nb.model import parse_runbook
+
+    if runbook is None:
+        latest = store.latest_run(workflow)
+        if latest is None:
+            return
+        try:
+            runbook = parse_runbook(latest.runbook_text, path=f"run {latest.id}")
+        except PlaybookError:
+            return
+    meta = runbook.meta
+    if meta.owner:
+        console.print(f"owner: {escape(meta.owner)}")
+    for assumption in meta.assumptions:
+        console.print(f"assumes: {escape(assumption)}")
+    if meta.kpis is None:
+        console.print(
+            'KPIs: none declared ([runbook] kpis = { max_duration = "15m", target_success_rate = 0.95 })'
+        )
+        return
+    table = Table(title=f"KPI attainment: {escape(workflow)}")
+    for column in ("KPI", "attainment", "met"):
+        table.add_column(column)
+    for name, text, met in kpi_lines(kpi_attainment(store, workflow, meta.kpis)):
+        mark = "[green]yes[/]" if met else "[red]no[/]" if met is False else "n/a"
+        table.add_row(name, escape(text), mark)
+    console.print(table)
