@@ -8,6 +8,10 @@ class PlaybookError(Exception):
 
     exit_code = 2
 
+    def __str__(self) -> str:
+        # One line whatever the input: names and values from a runbook may hold newlines.
+        return super().__str__().replace("\r", "\\r").replace("\n", "\\n")
+
 
 class RunbookError(PlaybookError):
     """The runbook (TOML, structure, dependencies, templates) is invalid.

@@ -11,6 +11,7 @@ from typing import Any
 
 from jinja2 import StrictUndefined, nodes, pass_context
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
+from jinja2.exceptions import TemplateError as JinjaTemplateError
 from jinja2.meta import find_undeclared_variables
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
@@ -248,16 +249,24 @@ def check_template(text: str, where: str, declared: set[str], node_ids: set[str]
         raise RunbookError(
             f"template reaches for Python internals ('{first}'); refused by the sandbox", where
         )
-    used = find_undeclared_variables(ast) - set(ENV.globals) - RUN_NAMES
+    used = _undeclared(ast, where) - set(ENV.globals) - RUN_NAMES
     for name in sorted(used):
         if name not in declared:
             raise RunbookError(f"undefined variable '{name}'", where)
     return used
 
 
+def _undeclared(ast, where: str | None = None) -> set[str]:
+    """Names a template reads. Jinja folds constants while looking (`''[0]` raises there): one clear line."""
+    try:
+        return find_undeclared_variables(ast)
+    except JinjaTemplateError as err:
+        raise RunbookError(f"template error: {err}", where) from None
+
+
 def variables_used(text: str) -> set[str]:
     """Variable names a (syntactically valid) template reads."""
-    return find_undeclared_variables(ENV.parse(text)) - set(ENV.globals) - RUN_NAMES
+    return _undeclared(ENV.parse(text)) - set(ENV.globals) - RUN_NAMES
 
 
 def uses_raw(text: str) -> bool:
@@ -271,4 +280,4 @@ def uses_raw(text: str) -> bool:
 
 def calls_run_helpers(text: str) -> bool:
     """True if the template depends on run state (has_succeeded, has_failed, steps)."""
-    return bool(find_undeclared_variables(ENV.parse(text)) & RUN_NAMES)
+    return bool(_undeclared(ENV.parse(text)) & RUN_NAMES)

@@ -1,0 +1,172 @@
+"""An index holding 100,000 runs: insert rate, then the 95th percentile of the queries behind `runs list`
+and `show`.
+
+Inserting: a first slice of runs goes through the Store API (`create_run`, per node `start_attempt` /
+`finish_attempt` / `set_node_state`, `set_run_status`: one committed transaction each, as a real run writes
+them) to measure its rate; the rest goes in through a bulk path, plain `executemany` INSERTs into the same
+tables of the same schema (opened and migrated by `Store.open`), in one transaction per 5,000 runs, with the
+same shape of rows (5 nodes, 5 attempts, 3 events a run; events in the bulk path are not hash-chained, which
+no query timed here reads).
+
+Queries (what `runs list` and `show` call): `list_runs(limit=50)` with no filter, a workflow filter, a status
+filter and both; `get_run` + `node_states` + `attempts` of a random run.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bench_common import Row, ms, percentile
+
+WORKFLOWS = [f"workflow {i:02d}" for i in range(20)]
+NODES = ["check", "drain", "deploy", "verify", "notify"]
+STATUSES = ["OK"] * 14 + ["NOK", "ABORTED"]  # mostly OK, some failures, few RUNNING added separately
+RUNBOOK_TEXT = "[runbook]\ntitle = 'x'\n" + "\n".join(
+    f"[{n}]\ntype = 'Command'\ncommand_name = 'true'\n" for n in NODES
+)
+
+
+def _api_runs(store, count: int) -> float:
+    """Record `count` small runs through the Store API; returns the seconds it took."""
+    start = time.perf_counter()
+    for i in range(count):
+        run = store.create_run(
+            workflow=WORKFLOWS[i % len(WORKFLOWS)],
+            title="api run",
+            runbook_text=RUNBOOK_TEXT,
+            runbook_sha256="0" * 64,
+            runbook_version="1",
+            variables={"ENV": "prod"},
+            params={},
+            trigger="terminal",
+            actor="bench",
+            host="bench",
+            mode="headless",
+            node_ids=NODES,
+        )
+        for node in NODES:
+            store.start_attempt(run.id, node, 1)
+            store.finish_attempt(run.id, node, 1, status="OK", exit_code=0, stdout="ok\n", stderr="")
+            store.set_node_state(run.id, node, "OK", attempts=1, failed=False)
+        store.set_run_status(run.id, "OK")
+    return time.perf_counter() - start
+
+
+def _bulk_runs(conn, first_id: int, count: int, numbers: dict[str, int]) -> None:
+    base = datetime(2024, 1, 1, tzinfo=UTC)
+    rng = random.Random(first_id)
+    runs, states, attempts, events = [], [], [], []
+    for run_id in range(first_id, first_id + count):
+        workflow = WORKFLOWS[run_id % len(WORKFLOWS)]
+        numbers[workflow] += 1
+        status = rng.choice(STATUSES)
+        started = base + timedelta(seconds=run_id * 30)
+        s = started.isoformat(timespec="microseconds")
+        e = (started + timedelta(seconds=20)).isoformat(timespec="microseconds")
+        runs.append(
+            (run_id, workflow, numbers[workflow], workflow, status, s, e, "terminal", "bench", "bench",
+             "headless", '{"ENV":"prod"}', "{}", RUNBOOK_TEXT, "0" * 64, "1",
+             json.dumps({status if status != "ABORTED" else "PENDING": len(NODES)}), 3, "h")
+        )  # fmt: skip
+        for pos, node in enumerate(NODES):
+            state = "OK" if status == "OK" else ("NOK" if pos == 2 and status == "NOK" else "OK")
+            states.append((run_id, node, pos, state, 1, e))
+            attempts.append((run_id, node, 1, state, s, e, 4.0, 0, "ok\n", "", None))
+        for seq, kind in enumerate(("run_started", "node_state", "run_state"), start=1):
+            events.append((run_id, seq, s, kind, "{}", "p", "h"))
+    conn.executemany(
+        "INSERT INTO runs (id, workflow, number, title, status, started_at, ended_at, trigger, actor, host,"
+        " mode, variables, params, runbook_text, runbook_sha256, runbook_version, counts, event_count,"
+        " event_head) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        runs,
+    )
+    conn.executemany(
+        "INSERT INTO node_states (run_id, node_id, position, state, attempts, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        states,
+    )
+    conn.executemany(
+        "INSERT INTO attempts (run_id, node_id, attempt, status, started_at, ended_at, duration, exit_code,"
+        " stdout, stderr, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        attempts,
+    )
+    conn.executemany(
+        "INSERT INTO events (run_id, seq, at, kind, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        events,
+    )
+
+
+def run(quick: bool, workdir: Path) -> list[Row]:
+    from playbook_nb.store import Store
+
+    total = 20_000 if quick else 100_000
+    api_count = 200 if quick else 1000
+    db = workdir / "store" / "runs.db"
+    store = Store.open(db)
+    api_s = _api_runs(store, api_count)
+
+    conn = store.conn
+    numbers = {w: 0 for w in WORKFLOWS}
+    for w, n in conn.execute("SELECT workflow, MAX(number) FROM runs GROUP BY workflow"):
+        numbers[w] = n
+    first = conn.execute("SELECT MAX(id) FROM runs").fetchone()[0] + 1
+    bulk = total - api_count
+    start = time.perf_counter()
+    chunk = 5000
+    for offset in range(0, bulk, chunk):
+        conn.execute("BEGIN IMMEDIATE")
+        _bulk_runs(conn, first + offset, min(chunk, bulk - offset), numbers)
+        conn.execute("COMMIT")
+    bulk_s = time.perf_counter() - start
+    conn.execute("ANALYZE")
+    (count,) = conn.execute("SELECT COUNT(*) FROM runs").fetchone()
+    assert count == total, count
+
+    rng = random.Random(7)
+    samples = 100 if quick else 300
+    ids = [rng.randint(1, total) for _ in range(samples)]
+    queries = {
+        "list_runs(limit=50)": lambda i: store.list_runs(limit=50),
+        "list_runs(workflow=..., limit=50)": lambda i: store.list_runs(workflow=WORKFLOWS[i % 20], limit=50),
+        "list_runs(status='NOK', limit=50)": lambda i: store.list_runs(status="NOK", limit=50),
+        "list_runs(workflow=..., status='ABORTED')": lambda i: store.list_runs(
+            workflow=WORKFLOWS[i % 20], status="ABORTED", limit=50
+        ),
+        "show: get_run + node_states + attempts": lambda i: (
+            store.get_run(ids[i]),
+            store.node_states(ids[i]),
+            store.attempts(ids[i]),
+        ),
+    }
+    p95: dict[str, float] = {}
+    for name, query in queries.items():
+        times = []
+        for i in range(samples):
+            t0 = time.perf_counter()
+            query(i)
+            times.append(time.perf_counter() - t0)
+        p95[name] = percentile(times, 95)
+    store.close()
+    size_mb = db.stat().st_size / 1e6
+    rows = [
+        Row(
+            f"insert runs through the Store API ({api_count} runs, 5 nodes each)",
+            f"{api_count / api_s:,.0f} runs/s",
+            f"bulk executemany into the same schema: {bulk / bulk_s:,.0f} runs/s "
+            f"({bulk:,} runs in {bulk_s:.1f} s)",
+            "",
+            None,
+            f"API: {2 + 3 * len(NODES) + 1} committed transactions a run; index {size_mb:.0f} MB at {total:,} runs",
+        )
+    ]
+    for name, value in p95.items():
+        rows.append(
+            Row(
+                f"p95 of {name} over {total:,} runs", ms(value), f"{samples} samples", "< 50 ms", value < 0.05
+            )
+        )
+    return rows
