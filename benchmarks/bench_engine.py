@@ -7,7 +7,11 @@ Baselines, measured in the same run:
 
 Overhead per node = (T(200-node run) - T(1-node run)) / 199 - T(subprocess loop) / 200: start-up is taken out
 with the 1-node run, the unavoidable process spawn with the subprocess loop; what is left is the engine,
-the store writes (several committed SQLite transactions per node) and the terminal view.
+the store writes (one committed SQLite transaction per engine transition, one per attempt start and end) and
+the terminal view.
+
+A full run also measures the same figure for a 1000-node chain (spawn loop of 1000 alike), to show how the
+overhead grows with the size of the runbook (it used to grow linearly a node, quadratically a run).
 """
 
 from __future__ import annotations
@@ -18,6 +22,12 @@ from pathlib import Path
 from bench_common import Row, best_of, chain_runbook, ms, run_cli
 
 N = 200
+N_LARGE = 1000
+
+
+def spawn_loop(n: int) -> None:
+    for _ in range(n):
+        subprocess.run(["/bin/sh", "-c", "true"], check=True)
 
 
 def run(quick: bool, workdir: Path) -> list[Row]:
@@ -35,19 +45,14 @@ def run(quick: bool, workdir: Path) -> list[Row]:
     pb(one)  # warm the file cache and create the index
     t_one = best_of(lambda: pb(one), repeat + 1)
     t_big = best_of(lambda: pb(big), repeat)
-
-    def spawn_loop():
-        for _ in range(N):
-            subprocess.run(["/bin/sh", "-c", "true"], check=True)
-
-    t_spawn = best_of(spawn_loop, repeat + 1)
+    t_spawn = best_of(lambda: spawn_loop(N), repeat + 1)
     t_shell = best_of(
         lambda: subprocess.run(["/bin/sh", "-c", f"for i in $(seq {N}); do true; done"], check=True),
         repeat + 1,
     )
     per_node = (t_big - t_one) / (N - 1)
     overhead = per_node - t_spawn / N
-    return [
+    rows = [
         Row(
             f"engine overhead per node, terminal run of a {N}-node `true` chain",
             f"{ms(overhead)} a node",
@@ -59,3 +64,21 @@ def run(quick: bool, workdir: Path) -> list[Row]:
             f"sh builtin loop {ms(t_shell)} in all",
         )
     ]
+    if not quick:
+        huge = workdir / f"chain_{N_LARGE}.playbook.toml"
+        huge.write_text(chain_runbook(N_LARGE, title=f"engine overhead {N_LARGE}"))
+        t_huge = best_of(lambda: pb(huge), 1)
+        t_spawn_huge = best_of(lambda: spawn_loop(N_LARGE), 2)
+        overhead_huge = (t_huge - t_one) / (N_LARGE - 1) - t_spawn_huge / N_LARGE
+        rows.append(
+            Row(
+                f"engine overhead per node, terminal run of a {N_LARGE}-node `true` chain",
+                f"{ms(overhead_huge)} a node",
+                f"subprocess per command: {ms(t_spawn_huge / N_LARGE)} a node; "
+                f"playbook-nb: {ms((t_huge - t_one) / (N_LARGE - 1))} a node",
+                "",
+                None,
+                f"whole run {t_huge:.2f} s; the same formula as the {N}-node row, to show the growth with size",
+            )
+        )
+    return rows

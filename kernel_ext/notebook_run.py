@@ -57,7 +57,9 @@ class NotebookRun:
         self.session = session
         self.headless = headless
         self.widget = None
-        self.cell_code: dict[str, str] = {}  # the code each Python node's cell last ran (the widget's Run reuses it)
+        self.cell_code: dict[
+            str, str
+        ] = {}  # the code each Python node's cell last ran (the widget's Run reuses it)
         self._cell_node: str | None = None  # the node whose cell runs now (parallel: siblings stay quiet)
         session.output_listeners.append(self._print_output)
 

@@ -19,7 +19,8 @@ Typical loop (the caller owns executors, the clock and the decisions)::
 from __future__ import annotations
 
 import graphlib
-from collections.abc import Callable, Mapping
+import heapq
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -153,11 +154,26 @@ class Engine:
             self._topo = list(sorter.static_order())
         except graphlib.CycleError as err:
             raise EngineError(f"dependency cycle: {' -> '.join(err.args[1])}") from None
+        self._topo_index = {nid: i for i, nid in enumerate(self._topo)}
+        self._declared_index = {nid: i for i, nid in enumerate(self._nodes)}
         self._runs: dict[str, _NodeRun] = {nid: _NodeRun() for nid in self._nodes}
         self._run_state = RunState.RUNNING
         self._run_reason: str | None = None
         self._failing: dict[str, str] | None = None  # {"node", "cause", "reason"} once in failing mode
         self._events: list[EngineEvent] = []
+        # Bookkeeping so that no call scans every node (a run stays linear in its size); all of it follows
+        # from `_runs` and is rebuilt by `_reindex()`:
+        # - nodes `_settle` must look at, in topological order: every node whose own state or whose
+        #   dependency's state changed since it was last evaluated (no other node can have become evaluable);
+        self._to_evaluate: list[tuple[int, str]] = []
+        self._to_evaluate_ids: set[str] = set()
+        # - PENDING and cleared (ready while the run is RUNNING), RUNNING, not yet final, and waiting for a
+        #   decision nodes.
+        self._ready: set[str] = set()
+        self._running: set[str] = set()
+        self._unfinished: set[str] = set()
+        self._awaiting: set[str] = set()
+        self._reindex()
 
     def _resolve_critical(self, overrides: Mapping[str, bool]) -> dict[str, bool]:
         for nid in overrides:
@@ -220,7 +236,7 @@ class Engine:
 
     def awaiting_decision(self) -> list[str]:
         """Nodes waiting for a decision (gates and failures), in declaration order."""
-        return [nid for nid in self._nodes if self._runs[nid].pending is not None]
+        return sorted(self._awaiting, key=self._declared_index.__getitem__)
 
     def allowed_decisions(self, node_id: str) -> set[Decision]:
         run = self._run(node_id)
@@ -244,15 +260,14 @@ class Engine:
         self._settle()
         if self._run_state is not RunState.RUNNING:
             return []
-        return [nid for nid in self._nodes if self._is_ready(nid)]
+        return sorted(self._ready, key=self._declared_index.__getitem__)
 
     def is_done(self) -> bool:
         """No node can make progress: the run has ended, or everything left waits for a decision."""
         ready = self.get_ready()
         if self._run_state is not RunState.RUNNING:
             return True
-        running = any(r.state is NodeState.RUNNING for r in self._runs.values())
-        return not running and not ready and bool(self.awaiting_decision())
+        return not self._running and not ready and bool(self.awaiting_decision())
 
     # ------------------------------------------------------------------ transitions
 
@@ -360,27 +375,31 @@ class Engine:
 
     # ------------------------------------------------------------------ persistence
 
-    def snapshot(self) -> dict[str, Any]:
-        """JSON-serialisable state of the run, for `restore()`."""
+    def snapshot(self, node_ids: Iterable[str] | None = None) -> dict[str, Any]:
+        """JSON-serialisable state of the run, for `restore()`. With `node_ids`, only those nodes are in
+        "nodes" (for a caller that keeps the others from an earlier snapshot: a node's entry changes only
+        with an event naming that node)."""
+        ids = self._runs if node_ids is None else node_ids
         return {
             "version": SNAPSHOT_VERSION,
             "run_state": str(self._run_state),
             "run_reason": self._run_reason,
             "failing": dict(self._failing) if self._failing else None,
-            "nodes": {
-                nid: {
-                    "state": str(run.state),
-                    "reason": run.reason,
-                    "attempts": run.attempts,
-                    "failed": run.failed,
-                    "error": run.error,
-                    "pending": run.pending,
-                    "auto_retries": run.auto_retries,
-                    "operator_retries": run.operator_retries,
-                    "retry_delay": run.retry_delay,
-                }
-                for nid, run in self._runs.items()
-            },
+            "nodes": {nid: self._node_snapshot(self._run(nid)) for nid in ids},
+        }
+
+    @staticmethod
+    def _node_snapshot(run: _NodeRun) -> dict[str, Any]:
+        return {
+            "state": str(run.state),
+            "reason": run.reason,
+            "attempts": run.attempts,
+            "failed": run.failed,
+            "error": run.error,
+            "pending": run.pending,
+            "auto_retries": run.auto_retries,
+            "operator_retries": run.operator_retries,
+            "retry_delay": run.retry_delay,
         }
 
     @classmethod
@@ -423,6 +442,7 @@ class Engine:
             engine._failing = dict(failing) if failing else None
         except (KeyError, ValueError, TypeError) as err:
             raise EngineError(f"engine snapshot is malformed: {err}") from None
+        engine._reindex()
         for nid, run in engine._runs.items():
             if run.state is NodeState.RUNNING:
                 engine._set(nid, NodeState.PENDING, f"attempt {run.attempts} interrupted")
@@ -437,8 +457,34 @@ class Engine:
             raise EngineError(f"unknown node '{node_id}'") from None
 
     def _is_ready(self, node_id: str) -> bool:
+        return self._run_state is RunState.RUNNING and node_id in self._ready
+
+    def _reindex(self) -> None:
+        """Rebuild the bookkeeping from the node runs (after construction and restore)."""
+        self._to_evaluate, self._to_evaluate_ids = [], set()
+        self._ready, self._running, self._unfinished, self._awaiting = set(), set(), set(), set()
+        for nid in self._topo:
+            self._track(nid)
+            self._mark_for_evaluation(nid)
+
+    def _track(self, node_id: str) -> None:
+        """Keep the ready / running / unfinished sets in step with one node's run."""
         run = self._runs[node_id]
-        return self._run_state is RunState.RUNNING and run.state is NodeState.PENDING and run.cleared
+        for members, member in (
+            (self._ready, run.state is NodeState.PENDING and run.cleared),
+            (self._running, run.state is NodeState.RUNNING),
+            (self._unfinished, not run.final),
+            (self._awaiting, run.pending is not None),
+        ):
+            if member:
+                members.add(node_id)
+            else:
+                members.discard(node_id)
+
+    def _mark_for_evaluation(self, node_id: str) -> None:
+        if node_id not in self._to_evaluate_ids:
+            self._to_evaluate_ids.add(node_id)
+            heapq.heappush(self._to_evaluate, (self._topo_index[node_id], node_id))
 
     def _emit(self, kind, node, attempt, state, reason, data=None) -> None:
         self._events.append(EngineEvent(kind, node, attempt, state, reason, dict(data or {})))
@@ -447,6 +493,10 @@ class Engine:
         run = self._runs[node_id]
         run.state = state
         run.reason = reason
+        self._track(node_id)
+        self._mark_for_evaluation(node_id)
+        for child, _condition in self._children[node_id]:
+            self._mark_for_evaluation(child)
         self._emit(
             "node_state",
             node_id,
@@ -551,11 +601,15 @@ class Engine:
             changed = False
             if self._failing is not None:
                 changed |= self._apply_failing_mode()
-            for nid in self._topo:
+            # One pass in topological order over the nodes that may have become evaluable; a node changed
+            # during the pass only makes nodes after it evaluable, so they are still visited in this pass.
+            while self._to_evaluate:
+                _index, nid = heapq.heappop(self._to_evaluate)
+                self._to_evaluate_ids.discard(nid)
                 run = self._runs[nid]
                 if run.state is NodeState.PENDING and not run.cleared:
                     changed |= self._evaluate(nid)
-        if self._run_state is RunState.RUNNING and all(r.final for r in self._runs.values()):
+        if self._run_state is RunState.RUNNING and not self._unfinished:
             if self._failing is not None:
                 self._set_run(RunState.NOK, self._failing["reason"].replace("not started: ", ""))
             else:
@@ -607,6 +661,7 @@ class Engine:
                 self._set(node_id, NodeState.SKIPPED, f"condition false: {node.when}")
                 return True
         runs[node_id].cleared = True
+        self._track(node_id)
         return False
 
     def _dep_met(self, dep: Dependency) -> bool:

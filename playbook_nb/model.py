@@ -651,14 +651,16 @@ def _add_rollback_dependencies(nodes: dict[str, Node], node_tables: list, path: 
             )
 
 
-def check_runbook(runbook: Runbook) -> None:
-    """Graph and template checks; raises RunbookError for the first problem."""
+def check_runbook(runbook: Runbook) -> set[str]:
+    """Graph and template checks; raises RunbookError for the first problem. Returns the variable names
+    the templates use."""
     from playbook_nb.outputs import check_output_references
     from playbook_nb.plan import build_plan
 
     graph = build_plan(runbook)
-    check_templates(runbook)
+    used = check_templates(runbook)
     check_output_references(runbook, graph)
+    return used
 
 
 def template_fields(runbook: Runbook):
@@ -715,13 +717,13 @@ def validate_runbook(runbook: Runbook, values: dict[str, Any] | None = None) -> 
 
     report = ValidationReport()
     try:
-        check_runbook(runbook)
+        used = check_runbook(runbook)
     except RunbookError as err:
         report.errors.append(str(err))
         return report
     if values is not None:
         report.errors.extend(_render_errors(runbook, values))
-    report.warnings.extend(collect_warnings(runbook))
+    report.warnings.extend(collect_warnings(runbook, used))
     return report
 
 

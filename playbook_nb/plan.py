@@ -71,15 +71,19 @@ def leaves(graph: nx.DiGraph) -> list[str]:
 # --- warnings for `validate` ---------------------------------------------------------------------------
 
 
-def collect_warnings(runbook: Runbook) -> list[str]:
+def collect_warnings(runbook: Runbook, used_in_templates: set[str] | None = None) -> list[str]:
     """Things that are allowed but probably not meant: unused variables, branches that can never run,
-    commands that opt out of shell quoting, secrets with a default written in the file."""
+    commands that opt out of shell quoting, secrets with a default written in the file.
+
+    `used_in_templates`: what `check_templates(runbook)` returned, when the caller has just checked them."""
     from playbook_nb.model import check_templates, template_fields
     from playbook_nb.templating import uses_raw
 
     prefix = f"{runbook.path}: " if runbook.path else ""
     warnings: list[str] = []
-    used = check_templates(runbook) | _names_in_python_code(runbook)
+    if used_in_templates is None:
+        used_in_templates = check_templates(runbook)
+    used = used_in_templates | _names_in_python_code(runbook)
     for name in runbook.variables:
         if name not in used:
             warnings.append(f"{prefix}variable {name} is declared but never used")

@@ -30,10 +30,11 @@ from playbook_nb.executors.command import run_command
 from playbook_nb.executors.function import run_function
 from playbook_nb.executors.python import run_python
 from playbook_nb.executors.result import AttemptResult
-from playbook_nb.model import Node, NodeType, Runbook
+from playbook_nb.model import Node, NodeType, Runbook, template_fields
 from playbook_nb.plugins.registry import merge_plugin_config
 from playbook_nb.redact import Redactor, mask_variables
 from playbook_nb.store import Store
+from playbook_nb.store.models import to_json
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
@@ -122,6 +123,11 @@ class RunSession:
         self._pool: ThreadPoolExecutor | None = None
         self._inflight: dict[str, tuple[int, Future]] = {}
         self._background_reports: dict[str, NodeReport] = {}
+        # nodes with a template that can read `steps` (the others render without building it)
+        self._reads_steps = {
+            node_id for node_id, _field, text in template_fields(runbook) if node_id and "steps" in text
+        }
+        self._snapshot: _SnapshotText | None = None
 
     # ----------------------------------------------------------------- creation
     @classmethod
@@ -240,7 +246,7 @@ class RunSession:
         """Nodes that need a human decision now, with the kind of decision: "gate" or "failure"."""
         return [
             (node_id, kind)
-            for node_id in self.runbook.nodes
+            for node_id in self.engine.awaiting_decision()
             if (kind := self.engine.pending_decision(node_id)) is not None
         ]
 
@@ -274,7 +280,7 @@ class RunSession:
     def rendered(self, node_id: str) -> dict[str, Any]:
         """The node's fields with variables substituted (secrets masked), for panels and docs."""
         node = self._check_node(node_id)
-        context = self._context()
+        context = self._context(node_id)
         where = f"node '{node_id}'"
         shown: dict[str, Any] = {}
         with contextlib.suppress(PlaybookError):
@@ -516,11 +522,15 @@ class RunSession:
             self._pool = None
 
     # ----------------------------------------------------------------- step outputs (issue 9)
-    def _steps_context(self) -> dict[str, Any]:
+    def _steps_context(self, node_id: str | None = None) -> dict[str, Any]:
+        """`steps` for the templates of `node_id` (of any node when None): every node's outputs and state,
+        or nothing at all for a node whose templates never name `steps` (it would only cost time)."""
+        if self.engine is None or (node_id is not None and node_id not in self._reads_steps):
+            return {}
         return {
-            node_id: {"outputs": dict(self.outputs.get(node_id, {})), "state": str(self.engine.state(node_id))}
-            for node_id in self.runbook.nodes
-        } if self.engine is not None else {}  # fmt: skip
+            other: {"outputs": dict(self.outputs.get(other, {})), "state": str(self.engine.state(other))}
+            for other in self.runbook.nodes
+        }
 
     def _record_outputs(self, node: Node, attempt: int, result: AttemptResult) -> None:
         """Take the declared outputs of a successful attempt (a missing one fails it), keep the real values for
@@ -590,8 +600,8 @@ class RunSession:
             attempt=attempt,
         )
 
-    def _context(self, **extra) -> dict[str, Any]:
-        extra.setdefault("steps", self._steps_context())
+    def _context(self, node_id: str | None = None, **extra) -> dict[str, Any]:
+        extra.setdefault("steps", self._steps_context(node_id))
         return templating.make_context(
             self.values,
             has_succeeded=self.engine.has_succeeded,
@@ -602,10 +612,14 @@ class RunSession:
     def _evaluate_when(self, node: Node, engine: Engine) -> bool:
         if not node.when:
             return True
-        steps = {
-            node_id: {"outputs": dict(self.outputs.get(node_id, {})), "state": str(engine.state(node_id))}
-            for node_id in self.runbook.nodes
-        }
+        steps = (
+            {
+                node_id: {"outputs": dict(self.outputs.get(node_id, {})), "state": str(engine.state(node_id))}
+                for node_id in self.runbook.nodes
+            }
+            if "steps" in node.when
+            else {}
+        )
         context = templating.make_context(
             self.values, has_succeeded=engine.has_succeeded, has_failed=engine.has_failed, steps=steps
         )
@@ -682,7 +696,7 @@ class RunSession:
         if self.executor is not None:  # rehearsal: a fake executor, nothing runs
             fake = self.executor
             return lambda: fake(node)
-        context = self._context()
+        context = self._context(node.id)
         where = f"node '{node.id}'"
         on_output = self._output_callback(node.id)
         if node.type is NodeType.COMMAND:
@@ -756,10 +770,21 @@ class RunSession:
         return result
 
     def _flush(self) -> None:
-        """Write every engine event to the store as it happened, then tell the listeners."""
+        """Write every engine event to the store as it happened, then tell the listeners. The events of one
+        flush describe one transition: they and the snapshot are written in one transaction."""
         events = self.engine.pop_events()
         if not events:
             return
+        if self._snapshot is None or self._snapshot.engine is not self.engine:
+            self._snapshot = _SnapshotText(self.engine)
+        with self.store.batch():
+            self._write_events(events)
+            self.store.save_snapshot(self.run_id, self._snapshot.text({e.node for e in events if e.node}))
+        for event in events:
+            for listener in self.event_listeners:
+                listener(event)
+
+    def _write_events(self, events: list[EngineEvent]) -> None:
         for event in events:
             reason = self.redactor.redact(event.reason) if event.reason else event.reason
             payload = self.redactor.redact_obj({**event.data, "state": event.state, "reason": reason})
@@ -789,10 +814,27 @@ class RunSession:
             self.store.append_event(
                 self.run_id, event.kind, node_id=event.node, attempt=event.attempt, payload=payload
             )
-        self.store.save_snapshot(self.run_id, self.engine.snapshot())
-        for event in events:
-            for listener in self.event_listeners:
-                listener(event)
+
+
+class _SnapshotText:
+    """The engine snapshot as the JSON text the store saves (the same text as `to_json(engine.snapshot())`),
+    kept node by node: a node's entry changes only with an event naming it, so after a flush only those
+    nodes are serialised again, and saving the snapshot after every flush stays cheap in a large runbook."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._nodes = {node_id: to_json(data) for node_id, data in engine.snapshot()["nodes"].items()}
+        self._keys = {node_id: to_json(node_id) for node_id in sorted(self._nodes)}
+
+    def text(self, changed: set[str]) -> str:
+        """The whole snapshot, after the nodes in `changed` (and the run's own fields) are read again."""
+        snapshot = self.engine.snapshot(node_ids=changed)
+        for node_id, data in snapshot.pop("nodes").items():
+            self._nodes[node_id] = to_json(data)
+        nodes = ",".join(f"{key}:{self._nodes[node_id]}" for node_id, key in self._keys.items())
+        fields = {to_json(key): to_json(value) for key, value in snapshot.items()}
+        fields[to_json("nodes")] = "{" + nodes + "}"
+        return "{" + ",".join(f"{key}:{fields[key]}" for key in sorted(fields)) + "}"
 
 
 class _RedactingStream:

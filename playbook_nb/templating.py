@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -202,13 +203,66 @@ def is_template(text: str) -> bool:
     return "{{" in text or "{%" in text or "{#" in text
 
 
-def _parse(text: str, where: str) -> nodes.Template:
+@dataclass(frozen=True)
+class _Facts:
+    """What the static checks need to know about one template text, found by parsing it once."""
+
+    syntax_error: str | None = None  # the message when the text does not parse
+    # unknown filters and tests (always errors) and has_succeeded/has_failed calls (an error when the node
+    # named does not exist), in the order the template names them: (message, node id or None)
+    problems: tuple[tuple[str, str | None], ...] = ()
+    private: str | None = None  # the first attribute or key starting with '_' the author wrote
+    names: frozenset[str] = frozenset()  # every name the template reads
+    names_error: str | None = None  # Jinja failed while looking for them (constant folding)
+    filters: frozenset[str] = frozenset()
+
+
+@lru_cache(maxsize=16384)
+def _facts(text: str) -> _Facts:
+    """Parse `text` once; `check_template` and the warnings read the result (a runbook repeats its templates,
+    and `validate` checks them again after loading)."""
     try:
-        return ENV.parse(text)
+        ast = ENV.parse(text)
     except TemplateSyntaxError as err:
-        raise RunbookError(
-            f"template syntax error at line {err.lineno}: {_one_line(err.message)}", where
-        ) from None
+        return _Facts(syntax_error=f"template syntax error at line {err.lineno}: {_one_line(err.message)}")
+    problems: list[tuple[str, str | None]] = []
+    private: list[str] = []
+    filters: set[str] = set()
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter, nodes.Test, nodes.Call)):
+        if isinstance(node, nodes.Getattr):
+            private.append(node.attr)
+        elif isinstance(node, nodes.Getitem):
+            if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+                private.append(node.arg.value)
+        elif isinstance(node, nodes.Filter):
+            filters.add(node.name)
+            if node.name not in ENV.filters:
+                problems.append((f"unknown filter '{node.name}'", None))
+            if node.name == "attr":
+                private.extend(
+                    a.value for a in node.args if isinstance(a, nodes.Const) and isinstance(a.value, str)
+                )
+        elif isinstance(node, nodes.Test):
+            if node.name not in ENV.tests:
+                problems.append((f"unknown test '{node.name}'", None))
+        elif isinstance(node.node, nodes.Name) and node.node.name in ("has_succeeded", "has_failed"):
+            for arg in node.args:
+                if isinstance(arg, nodes.Const) and isinstance(arg.value, str):
+                    message = f"{node.node.name}('{arg.value}'): unknown node '{arg.value}'"
+                    problems.append((message, arg.value))
+    private = [name for name in private if name.startswith("_")]
+    first_private = min(private, key=text.find) if private else None  # the one the author wrote first
+    try:
+        names, names_error = frozenset(find_undeclared_variables(ast)), None
+    except JinjaTemplateError as err:  # Jinja folds constants while looking (`''[0]` raises there)
+        names, names_error = frozenset(), f"template error: {err}"
+    return _Facts(None, tuple(problems), first_private, names, names_error, frozenset(filters))
+
+
+def clear_caches() -> None:
+    """Forget parsed and compiled templates (a benchmark measuring a fresh process calls this)."""
+    _facts.cache_clear()
+    _compile.cache_clear()
 
 
 def check_template(text: str, where: str, declared: set[str], node_ids: set[str] | None = None) -> set[str]:
@@ -217,67 +271,47 @@ def check_template(text: str, where: str, declared: set[str], node_ids: set[str]
     Refused: syntax errors, undeclared variables, unknown filters/tests, attributes or keys starting with
     '_' (the way out of a sandbox), and has_succeeded/has_failed of a node that does not exist.
     """
-    ast = _parse(text, where)
-    private: list[str] = []
-    for node in ast.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter, nodes.Test, nodes.Call)):
-        if isinstance(node, nodes.Getattr):
-            private.append(node.attr)
-        elif isinstance(node, nodes.Getitem):
-            if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-                private.append(node.arg.value)
-        elif isinstance(node, nodes.Filter):
-            if node.name not in ENV.filters:
-                raise RunbookError(f"unknown filter '{node.name}'", where)
-            if node.name == "attr":
-                private.extend(
-                    a.value for a in node.args if isinstance(a, nodes.Const) and isinstance(a.value, str)
-                )
-        elif isinstance(node, nodes.Test):
-            if node.name not in ENV.tests:
-                raise RunbookError(f"unknown test '{node.name}'", where)
-        elif (
-            node_ids is not None
-            and isinstance(node.node, nodes.Name)
-            and node.node.name in ("has_succeeded", "has_failed")
-        ):
-            for arg in node.args:
-                if isinstance(arg, nodes.Const) and isinstance(arg.value, str) and arg.value not in node_ids:
-                    raise RunbookError(f"{node.node.name}('{arg.value}'): unknown node '{arg.value}'", where)
-    private = [name for name in private if name.startswith("_")]
-    if private:
-        first = min(private, key=text.find)  # name the one the author wrote first
+    if not is_template(text):  # plain text: nothing to parse
+        return set()
+    facts = _facts(text)
+    if facts.syntax_error:
+        raise RunbookError(facts.syntax_error, where)
+    for message, node_id in facts.problems:
+        if node_id is None or (node_ids is not None and node_id not in node_ids):
+            raise RunbookError(message, where)
+    if facts.private:
         raise RunbookError(
-            f"template reaches for Python internals ('{first}'); refused by the sandbox", where
+            f"template reaches for Python internals ('{facts.private}'); refused by the sandbox", where
         )
-    used = _undeclared(ast, where) - set(ENV.globals) - RUN_NAMES
+    if facts.names_error:
+        raise RunbookError(facts.names_error, where)
+    used = facts.names - set(ENV.globals) - RUN_NAMES
     for name in sorted(used):
         if name not in declared:
             raise RunbookError(f"undefined variable '{name}'", where)
-    return used
+    return set(used)
 
 
-def _undeclared(ast, where: str | None = None) -> set[str]:
-    """Names a template reads. Jinja folds constants while looking (`''[0]` raises there): one clear line."""
-    try:
-        return find_undeclared_variables(ast)
-    except JinjaTemplateError as err:
-        raise RunbookError(f"template error: {err}", where) from None
+def _valid_facts(text: str) -> _Facts:
+    """Facts of a template that is expected to be valid: Jinja's syntax error, or a RunbookError, if not."""
+    facts = _facts(text)
+    if facts.syntax_error:
+        ENV.parse(text)  # raises the TemplateSyntaxError
+    if facts.names_error:
+        raise RunbookError(facts.names_error)
+    return facts
 
 
 def variables_used(text: str) -> set[str]:
     """Variable names a (syntactically valid) template reads."""
-    return _undeclared(ENV.parse(text)) - set(ENV.globals) - RUN_NAMES
+    return set(_valid_facts(text).names - set(ENV.globals) - RUN_NAMES)
 
 
 def uses_raw(text: str) -> bool:
     """True where a template opts out of shell quoting with the `raw` filter."""
-    try:
-        ast = ENV.parse(text)
-    except TemplateSyntaxError:
-        return False
-    return any(f.name == "raw" for f in ast.find_all(nodes.Filter))
+    return "raw" in _facts(text).filters
 
 
 def calls_run_helpers(text: str) -> bool:
     """True if the template depends on run state (has_succeeded, has_failed, steps)."""
-    return bool(_undeclared(ENV.parse(text)) & RUN_NAMES)
+    return bool(_valid_facts(text).names & RUN_NAMES)

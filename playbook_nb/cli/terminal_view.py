@@ -32,6 +32,7 @@ class TerminalView:
         self.store = store
         self._progress: Progress | None = None
         self._task = None
+        self._final: set[str] = set()  # nodes in a final state, for the progress bar
 
     def attach(self, session: RunSession) -> None:
         self._session = session
@@ -55,8 +56,8 @@ class TerminalView:
             disable=not self.console.is_terminal,
         )
         total = len(session.runbook.nodes)
-        done = sum(1 for s in session.states().values() if s in FINAL)
-        self._task = self._progress.add_task("nodes", total=total, completed=done)
+        self._final = {node_id for node_id, state in session.states().items() if state in FINAL}
+        self._task = self._progress.add_task("nodes", total=total, completed=len(self._final))
         with self._progress:
             yield
         self._progress = None
@@ -90,6 +91,10 @@ class TerminalView:
         if event.kind == "node_state" and event.node:
             state = event.state or ""
             node = self._session.runbook.node(event.node)
+            if state in FINAL:
+                self._final.add(event.node)
+            else:
+                self._final.discard(event.node)
             detail = ""
             if state == "RUNNING":
                 shown = self._session.rendered(event.node)
@@ -112,8 +117,7 @@ class TerminalView:
                 highlight=False,
             )
             if self._progress is not None and self._task is not None:
-                done = sum(1 for s in self._session.states().values() if s in FINAL)
-                self._progress.update(self._task, completed=done)
+                self._progress.update(self._task, completed=len(self._final))
         elif event.kind == "decision":
             data = event.data
             comment = f' "{data.get("comment")}"' if data.get("comment") else ""

@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import logging
 import os
 import tomllib
 from collections.abc import Iterator, Mapping
+from functools import lru_cache
 from typing import Any
 
 from papermill.engines import NBClientEngine, NotebookExecutionManager
-from papermill.iorw import write_ipynb
+from papermill.iorw import papermill_io
 
 logger = logging.getLogger("playbook_nb.papermill")
 
@@ -36,18 +38,22 @@ INJECTED_TAG = "injected-parameters"
 WARNING_PREFIX = "# WARNING (playbook-nb):"
 
 
-def runbook_secret_names(runbook_text: str | None) -> set[str]:
-    """Names of the `secret = true` variables of a runbook text; empty if the text is absent or not TOML."""
+@lru_cache(maxsize=16)
+def runbook_secret_names(runbook_text: str | None) -> frozenset[str]:
+    """Names of the `secret = true` variables of a runbook text; empty if the text is absent or not TOML.
+    (Cached: every save of a running notebook asks again about the same text.)"""
     if not runbook_text:
-        return set()
+        return frozenset()
     try:
         data = tomllib.loads(runbook_text)
     except (tomllib.TOMLDecodeError, TypeError):
-        return set()
+        return frozenset()
     variables = data.get("variables")
     if not isinstance(variables, dict):
-        return set()
-    return {name for name, spec in variables.items() if isinstance(spec, dict) and spec.get("secret") is True}
+        return frozenset()
+    return frozenset(
+        name for name, spec in variables.items() if isinstance(spec, dict) and spec.get("secret") is True
+    )
 
 
 def leaked_secrets(nb: Any) -> dict[str, Any]:
@@ -123,22 +129,92 @@ def _translate(params: Mapping[str, Any], kernel_name: str | None, nb: Any) -> s
 
 
 class ScrubbingExecutionManager(NotebookExecutionManager):
-    """papermill's execution manager, except that it writes a scrubbed copy of the notebook to disk."""
+    """papermill's execution manager, except that it writes a scrubbed copy of the notebook to disk, and
+    that its saves during the run cost less:
+
+    - no save when a Markdown (or raw) cell starts or ends: nothing but papermill's timing metadata of that
+      cell would change on disk, and the next code cell's save writes it (a compiled runbook has a doc cell
+      per node, so this halves the writes of the whole notebook);
+    - the saves during the run write the very text `nbformat.writes` gives, but reuse the text of every
+      cell that did not change since the previous save (`NotebookText`), and skip nbformat's schema
+      validation; papermill's final write of the notebook, after the run or after an error, still validates.
+    """
 
     kernel_name: str | None = None
+    _in_text_cell = False
+    _text: NotebookText | None = None
+
+    def cell_start(self, cell, cell_index=None, **kwargs):
+        self._in_text_cell = cell.get("cell_type") != "code"
+        try:
+            return super().cell_start(cell, cell_index, **kwargs)
+        finally:
+            self._in_text_cell = False
+
+    def cell_complete(self, cell, cell_index=None, **kwargs):
+        self._in_text_cell = cell.get("cell_type") != "code"
+        try:
+            return super().cell_complete(cell, cell_index, **kwargs)
+        finally:
+            self._in_text_cell = False
 
     def save(self, **kwargs):
         nb = kwargs.get("nb")
         if nb:
             self.nb = nb
-        if self.output_path:
+        if self.output_path and not self._in_text_cell:
             if leaked_secrets(self.nb):
                 on_disk = copy.deepcopy(self.nb)
                 scrub_notebook(on_disk, self.kernel_name)
             else:
                 on_disk = self.nb
-            write_ipynb(on_disk, self.output_path)
+            if self._text is None:
+                self._text = NotebookText()
+            papermill_io.write(self._text.of(on_disk), self.output_path)
         self.last_save_time = self.now()
+
+
+class NotebookText:
+    """The JSON text `nbformat.writes(nb)` gives for a v4 notebook (without its validation pass), written
+    cell by cell: the text of a cell is kept, keyed by the cell's compact JSON, and reused while the cell
+    does not change. papermill saves the whole notebook when each cell starts and ends, and between two
+    saves one cell changes, so a save costs little more than encoding the notebook once in C."""
+
+    _HEAD = '{\n "cells": [],'  # how nbformat's text of a notebook without cells begins
+
+    def __init__(self) -> None:
+        self._cells: dict[str, str] = {}
+
+    def of(self, nb: Any) -> str:
+        from nbformat import NotebookNode
+        from nbformat.v4.nbjson import writes
+
+        if nb.get("nbformat") != 4 or not nb.cells:
+            return writes(nb)
+        texts: dict[str, str] = {}
+        cells = []
+        for cell in nb.cells:
+            key = json.dumps(cell, sort_keys=True, default=str)
+            text = texts.get(key) or self._cells.get(key) or self._cell_text(cell)
+            texts[key] = text
+            cells.append(text)
+        self._cells = texts  # only the cells of the latest save are kept
+        rest = writes(NotebookNode({**nb, "cells": []}))
+        if not rest.startswith(self._HEAD):  # a layout this class does not know: write it whole
+            return writes(nb)
+        return '{\n "cells": [\n' + ",\n".join(cells) + "\n ]," + rest[len(self._HEAD) :]
+
+    @staticmethod
+    def _cell_text(cell: Any) -> str:
+        """The cell as nbformat writes it inside the notebook: its own text, indented two levels."""
+        from nbformat import NotebookNode
+        from nbformat.v4.nbjson import writes
+
+        alone = writes(NotebookNode(cells=[cell], metadata=NotebookNode(), nbformat=4, nbformat_minor=5))
+        lines = alone.splitlines()
+        start = lines.index(' "cells": [') + 1
+        end = lines.index(" ],", start)
+        return "\n".join(lines[start:end])
 
 
 def absolute_output_path(output_path: str | None) -> str | None:

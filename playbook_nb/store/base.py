@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -110,8 +112,15 @@ class Store(ABC):
         reason: str | None = None,
     ) -> Run: ...
 
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """The writes made inside share one transaction, committed when the block ends; all or nothing.
+        For the writes that describe one transition (a session flushes an engine step this way)."""
+        yield
+
     @abstractmethod
-    def save_snapshot(self, run_id: int, snapshot: dict[str, Any]) -> None: ...
+    def save_snapshot(self, run_id: int, snapshot: dict[str, Any] | str) -> None:
+        """Save the engine snapshot of a run: a dict, or its JSON text."""
 
     @abstractmethod
     def load_snapshot(self, run_id: int) -> dict[str, Any] | None: ...
@@ -232,3 +241,12 @@ class Store(ABC):
     # statistics
     @abstractmethod
     def stats(self, workflow: str | None = None) -> dict[str, Any]: ...
+
+
+def moved_count(counts: dict[str, int], old: str, new: str) -> dict[str, int]:
+    """`runs.counts` (nodes by state) after one node went from state `old` to `new`; states with no node
+    are left out, as a count of the node_states rows gives them."""
+    counts = dict(counts)
+    counts[old] = counts.get(old, 0) - 1
+    counts[new] = counts.get(new, 0) + 1
+    return {state: n for state, n in counts.items() if n > 0}

@@ -13,8 +13,10 @@ made safe:
 - Hash chain: appending an event first takes the run's row lock (`SELECT ... FOR UPDATE`), then reads the
   chain head, inserts the event and moves the head, all in one transaction: concurrent appends to one run
   are serialised, appends to different runs are not.
-- Node states: `set_node_state` locks the run row too, so the `counts` summary it recomputes sees every
-  committed change (parallel nodes of one run).
+- Node states: `set_node_state` locks the run row too, so the `counts` summary it moves by one node (from
+  the node's old state to its new one) sees every committed change (parallel nodes of one run).
+- `with store.batch():` makes the writes inside one transaction (a session writes the events of one engine
+  transition that way).
 - Migrations: numbered files in `pg_migrations/` (same numbers as the SQLite ones), tracked in
   `schema_migrations`; applying them holds a transaction-scoped advisory lock, so several runners opening a
   new database at once apply each migration once.
@@ -41,7 +43,7 @@ from urllib.parse import urlsplit, urlunsplit
 from playbook_nb.errors import StoreError
 from playbook_nb.store import hashing
 from playbook_nb.store.artifacts import ArtifactStore, is_url, local_staging_dir
-from playbook_nb.store.base import Store
+from playbook_nb.store.base import Store, moved_count
 from playbook_nb.store.location import DB_URL_ENV, default_artifacts_dir
 from playbook_nb.store.models import (
     ATTEMPT_STATUSES,
@@ -150,6 +152,7 @@ class PostgresStore(Store):
         self.artifacts = ArtifactStore.from_url(artifacts_root)
         self.artifacts_root = Path(self.artifacts.root) if self.artifacts.is_local else self.artifacts.root
         self._conn = conn
+        self._in_batch = False
 
     # ---- opening and closing ----------------------------------------------------------------------
 
@@ -217,13 +220,31 @@ class PostgresStore(Store):
         return self._conn
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        """The writes made inside share one transaction, committed at the end; all or nothing."""
+        if self._in_batch:  # a nested batch is part of the outer one
+            yield
+            return
+        with self._write():
+            self._in_batch = True
+            try:
+                yield
+            finally:
+                self._in_batch = False
+
+    @contextmanager
     def _write(self) -> Iterator[Any]:
-        """One transaction (a cursor returning dict rows); all or nothing."""
+        """One transaction (a cursor returning dict rows); all or nothing. Inside `batch()`, the batch's
+        transaction."""
         psycopg = _psycopg()
         from psycopg.rows import dict_row
 
         conn = self.conn
         try:
+            if self._in_batch:
+                with conn.cursor(row_factory=dict_row) as cur:
+                    yield cur
+                return
             with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
                 yield cur
         except psycopg.Error as err:
@@ -375,8 +396,8 @@ class PostgresStore(Store):
             if cur.rowcount == 0:
                 raise self._missing_run(run_id)
 
-    def save_snapshot(self, run_id: int, snapshot: dict[str, Any]) -> None:
-        self._update_run(run_id, "snapshot", to_json(snapshot))
+    def save_snapshot(self, run_id: int, snapshot: dict[str, Any] | str) -> None:
+        self._update_run(run_id, "snapshot", snapshot if isinstance(snapshot, str) else to_json(snapshot))
 
     def load_snapshot(self, run_id: int) -> dict[str, Any] | None:
         row = self._read_one("SELECT snapshot FROM runs WHERE id = %s", (run_id,))
@@ -436,7 +457,11 @@ class PostgresStore(Store):
     ) -> None:
         state = _check(state, NODE_STATES, "node state")
         with self._write() as cur:
-            self._lock_run(cur, run_id)
+            counts = self._lock_run(cur, run_id, "counts")["counts"]
+            cur.execute("SELECT state FROM node_states WHERE run_id = %s AND node_id = %s", (run_id, node_id))
+            old = cur.fetchone()
+            if old is None:
+                raise StoreError(f"run {run_id} has no node {node_id!r}")
             cur.execute(
                 "UPDATE node_states SET state = %s, reason = %s, attempts = COALESCE(%s, attempts),"
                 " failed = COALESCE(%s, failed), updated_at = %s WHERE run_id = %s AND node_id = %s",
@@ -450,14 +475,11 @@ class PostgresStore(Store):
                     node_id,
                 ),
             )
-            if cur.rowcount == 0:
-                raise StoreError(f"run {run_id} has no node {node_id!r}")
-            cur.execute(
-                "UPDATE runs SET counts = (SELECT COALESCE(jsonb_object_agg(state, n), '{}'::jsonb) FROM"
-                " (SELECT state, COUNT(*) AS n FROM node_states WHERE run_id = %s GROUP BY state) s)"
-                " WHERE id = %s",
-                (run_id, run_id),
-            )
+            if old["state"] != state:
+                cur.execute(
+                    "UPDATE runs SET counts = %s::jsonb WHERE id = %s",
+                    (to_json(moved_count(counts, old["state"], state)), run_id),
+                )
 
     def _require_node(self, cur: Any, run_id: int, node_id: str) -> None:
         cur.execute("SELECT 1 FROM node_states WHERE run_id = %s AND node_id = %s", (run_id, node_id))

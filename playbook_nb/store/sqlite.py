@@ -4,6 +4,8 @@ Connection: WAL journal, `busy_timeout` (30 s by default), foreign keys on, auto
 transactions. Every write is one `BEGIN IMMEDIATE ... COMMIT` (the write lock is taken up front, so a
 read-then-insert such as allocating a run number never races and never fails with "database is locked" on
 upgrade). Each method commits before it returns: a killed process loses at most the attempt in flight.
+Inside `with store.batch():` the writes share one such transaction instead, committed when the block ends
+(a session writes the events of one engine transition that way).
 
 SQL lives in small explicit methods, one statement or a few per method, so a PostgreSQL backend (psycopg 3)
 can implement the same public methods with `%s` placeholders and `SELECT ... FOR UPDATE` where SQLite takes
@@ -22,7 +24,7 @@ from typing import Any
 from playbook_nb.errors import StoreError
 from playbook_nb.store import hashing
 from playbook_nb.store.artifacts import ArtifactStore, is_url, local_staging_dir
-from playbook_nb.store.base import Store
+from playbook_nb.store.base import Store, moved_count
 from playbook_nb.store.migrate import latest_version, migrate_sqlite
 from playbook_nb.store.models import (
     ATTEMPT_STATUSES,
@@ -65,6 +67,7 @@ class SQLiteStore(Store):
         # a Path for a local directory (what callers write into), the URL text for a remote store
         self.artifacts_root = Path(self.artifacts.root) if self.artifacts.is_local else self.artifacts.root
         self._conn: sqlite3.Connection | None = conn
+        self._in_batch = False
 
     # ---- opening and closing ----------------------------------------------------------------------
 
@@ -142,9 +145,29 @@ class SQLiteStore(Store):
         return self._conn
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        """The writes made inside share one transaction, committed at the end; all or nothing."""
+        if self._in_batch:  # a nested batch is part of the outer one
+            yield
+            return
+        with self._write():
+            self._in_batch = True
+            try:
+                yield
+            finally:
+                self._in_batch = False
+
+    @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction holding the write lock from its start; all or nothing."""
+        """One write transaction holding the write lock from its start; all or nothing. Inside `batch()`,
+        the batch's transaction."""
         conn = self.conn
+        if self._in_batch:
+            try:
+                yield conn
+            except sqlite3.Error as err:
+                raise StoreError(f"cannot write the run index {self.path}: {err}") from None
+            return
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as err:
@@ -293,8 +316,8 @@ class SQLiteStore(Store):
             if cur.rowcount == 0:
                 raise self._missing_run(run_id)
 
-    def save_snapshot(self, run_id: int, snapshot: dict[str, Any]) -> None:
-        self._update_run(run_id, "snapshot", to_json(snapshot))
+    def save_snapshot(self, run_id: int, snapshot: dict[str, Any] | str) -> None:
+        self._update_run(run_id, "snapshot", snapshot if isinstance(snapshot, str) else to_json(snapshot))
 
     def load_snapshot(self, run_id: int) -> dict[str, Any] | None:
         row = self._read_one("SELECT snapshot FROM runs WHERE id = ?", (run_id,))
@@ -356,7 +379,12 @@ class SQLiteStore(Store):
         """Set a node's state and reason; `attempts` and `failed` keep their value when None."""
         state = _check(state, NODE_STATES, "node state")
         with self._write() as conn:
-            cur = conn.execute(
+            old = conn.execute(
+                "SELECT state FROM node_states WHERE run_id = ? AND node_id = ?", (run_id, node_id)
+            ).fetchone()
+            if old is None:
+                raise self._missing_node(conn, run_id, node_id)
+            conn.execute(
                 "UPDATE node_states SET state = ?, reason = ?, attempts = COALESCE(?, attempts),"
                 " failed = COALESCE(?, failed), updated_at = ? WHERE run_id = ? AND node_id = ?",
                 (
@@ -369,15 +397,16 @@ class SQLiteStore(Store):
                     node_id,
                 ),
             )
-            if cur.rowcount == 0:
-                raise self._missing_node(conn, run_id, node_id)
-            self._refresh_counts(conn, run_id)
+            if old["state"] != state:
+                self._move_count(conn, run_id, old["state"], state)
 
-    def _refresh_counts(self, conn: sqlite3.Connection, run_id: int) -> None:
-        rows = conn.execute(
-            "SELECT state, COUNT(*) FROM node_states WHERE run_id = ? GROUP BY state", (run_id,)
-        ).fetchall()
-        conn.execute("UPDATE runs SET counts = ? WHERE id = ?", (to_json({s: n for s, n in rows}), run_id))
+    def _move_count(self, conn: sqlite3.Connection, run_id: int, old: str, new: str) -> None:
+        """Keep `runs.counts` in step with node_states: one node went from state `old` to `new`."""
+        (text,) = conn.execute("SELECT counts FROM runs WHERE id = ?", (run_id,)).fetchone()
+        conn.execute(
+            "UPDATE runs SET counts = ? WHERE id = ?",
+            (to_json(moved_count(from_json(text), old, new)), run_id),
+        )
 
     def _missing_node(self, conn: sqlite3.Connection, run_id: int, node_id: str) -> StoreError:
         if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
