@@ -12,7 +12,7 @@ alternated in the same run, a few repetitions each; the median is reported. Targ
     .venv/bin/python benchmarks/headless_vs_papermill.py [--nodes 50] [--repeat 5] [--profile]
 
 Writes benchmarks/results/headless.md. `--profile` also runs the kernel of one headless run under cProfile
-and prints where the time goes.
+and prints where the time goes. `benchmarks/run_all` calls `run()` for its "headless vs papermill" figure.
 """
 
 from __future__ import annotations
@@ -105,6 +105,75 @@ def profile_kernel(workdir: Path, runbook: Path) -> str:
     return out.getvalue()
 
 
+def measure(
+    n: int, repeat: int, workdir: Path, profile: bool = False
+) -> tuple[list[float], list[float], str]:
+    """Times of `repeat` headless runs and `repeat` plain papermill runs, alternated after one warm-up of each;
+    and the cProfile text when `profile`."""
+    runbook = workdir / "chain.playbook.toml"
+    runbook.write_text(chain_runbook(n))
+    plain = workdir / "plain.ipynb"
+    nbformat.write(plain_notebook(n), plain)
+    db = workdir / "state" / "runs.db"
+    ours_cmd = [
+        sys.executable,
+        "-m",
+        "playbook_nb",
+        "run",
+        str(runbook),
+        "--headless",
+        "--state-path",
+        str(db),
+    ]
+    base_cmd = [
+        sys.executable,
+        "-m",
+        "papermill",
+        str(plain),
+        str(workdir / "out.ipynb"),
+        "--no-progress-bar",
+    ]
+
+    timed(base_cmd, workdir)  # warm-up: kernel spec discovery, bytecode caches
+    timed(ours_cmd, workdir)
+    ours, base = [], []
+    for _ in range(repeat):  # alternate, so drift on the machine hits both alike
+        base.append(timed(base_cmd, workdir))
+        ours.append(timed(ours_cmd, workdir))
+
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    statuses = {s for (s,) in conn.execute("SELECT status FROM runs")}
+    attempts = conn.execute("SELECT COUNT(*) FROM attempts WHERE status = 'OK'").fetchone()[0]
+    conn.close()
+    assert statuses == {"OK"}, statuses
+    assert attempts == n * (repeat + 1), attempts
+    return ours, base, profile_kernel(workdir, runbook) if profile else ""
+
+
+def run(quick: bool, workdir: Path) -> list:
+    """The figure of `benchmarks/run_all`: 10 nodes and one repetition when quick, else 50 nodes, medians of 5."""
+    from bench_common import Row
+
+    n, repeat = (10, 1) if quick else (50, 5)
+    here = workdir / "headless"
+    here.mkdir(parents=True, exist_ok=True)
+    ours, base, _ = measure(n, repeat, here)
+    t_ours, t_base = statistics.median(ours), statistics.median(base)
+    ratio = t_ours / t_base
+    return [
+        Row(
+            f"headless run of a {n}-node `echo n` chain vs plain papermill",
+            f"{ratio:.2f}x ({t_ours:.2f} s)",
+            f"`python -m papermill` of {n} plain cells: {t_base:.2f} s",
+            f"<= {TARGET}x",
+            ratio <= TARGET,
+            f"medians of {repeat} alternated runs; extra per node: {(t_ours - t_base) / n * 1000:.0f} ms",
+        )
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=50)
@@ -117,48 +186,7 @@ def main() -> int:
     n = args.nodes
 
     with tempfile.TemporaryDirectory(prefix="pbnb-bench-") as tmp:
-        workdir = Path(tmp)
-        runbook = workdir / "chain.playbook.toml"
-        runbook.write_text(chain_runbook(n))
-        plain = workdir / "plain.ipynb"
-        nbformat.write(plain_notebook(n), plain)
-        db = workdir / "state" / "runs.db"
-        ours_cmd = [
-            sys.executable,
-            "-m",
-            "playbook_nb",
-            "run",
-            str(runbook),
-            "--headless",
-            "--state-path",
-            str(db),
-        ]
-        base_cmd = [
-            sys.executable,
-            "-m",
-            "papermill",
-            str(plain),
-            str(workdir / "out.ipynb"),
-            "--no-progress-bar",
-        ]
-
-        timed(base_cmd, workdir)  # warm-up: kernel spec discovery, bytecode caches
-        timed(ours_cmd, workdir)
-        ours, base = [], []
-        for _ in range(args.repeat):  # alternate, so drift on the machine hits both alike
-            base.append(timed(base_cmd, workdir))
-            ours.append(timed(ours_cmd, workdir))
-
-        import sqlite3
-
-        conn = sqlite3.connect(db)
-        statuses = {s for (s,) in conn.execute("SELECT status FROM runs")}
-        attempts = conn.execute("SELECT COUNT(*) FROM attempts WHERE status = 'OK'").fetchone()[0]
-        conn.close()
-        assert statuses == {"OK"}, statuses
-        assert attempts == n * (args.repeat + 1), attempts
-
-        profile = profile_kernel(workdir, runbook) if args.profile else ""
+        ours, base, profile = measure(n, args.repeat, Path(tmp), args.profile)
 
     t_ours, t_base = statistics.median(ours), statistics.median(base)
     ratio = t_ours / t_base

@@ -8,14 +8,15 @@ workflow of the worker's own.
 
 Checked afterwards, through the Store API (the same code on both backends): runs present, runs OK, run ids
 and (workflow, number) pairs distinct, numbers of each workflow exactly 1..N, attempts, event chains that
-verify, and every error a worker saw.
+verify, and every error a worker saw; on SQLite also `PRAGMA integrity_check`.
 
 PostgreSQL: a private server started for the benchmark (tests/pg_server.py; default settings, fsync on), or
 the one `PLAYBOOK_TEST_PG_URL` names. SQLite: WAL, synchronous=NORMAL, as the store opens it.
 
     .venv/bin/python benchmarks/store_concurrency.py [--procs 8] [--runs 200] [--no-write]
 
-Prints a table and writes benchmarks/results/store.md.
+Prints a table and writes benchmarks/results/store.md. `benchmarks/run_all` calls `run()` for its
+"concurrent writers" figures (one row a backend).
 """
 
 from __future__ import annotations
@@ -126,6 +127,9 @@ def measure(name: str, location: str, artifacts: str, procs: int, runs: int) -> 
         attempts = sum(len(store.attempts(i)) for i in ids)
         events = sum(r.event_count for r in all_runs)
         broken = sum(1 for i in ids if store.verify_events(i))
+        integrity = "ok"
+        if store.backend == "sqlite":
+            integrity = store.conn.execute("PRAGMA integrity_check").fetchone()[0]
     lost = expected - len(all_runs)
     duplicated = (len(ids) - len(set(ids))) + sum(n - 1 for n in pairs.values() if n > 1)
     return {
@@ -139,6 +143,7 @@ def measure(name: str, location: str, artifacts: str, procs: int, runs: int) -> 
         "attempts": attempts,
         "events": events,
         "broken": broken,
+        "integrity": integrity,
         "errors": errors,
         "wall": wall,
         "runs_per_s": len(all_runs) / wall if wall else 0.0,
@@ -149,8 +154,62 @@ def measure(name: str, location: str, artifacts: str, procs: int, runs: int) -> 
         and not errors
         and ok == expected
         and attempts == 3 * expected
-        and broken == 0,
+        and broken == 0
+        and integrity == "ok",
     }
+
+
+def measure_all(tmp: Path, procs: int, runs: int) -> tuple[list[dict], str]:
+    """`measure` on SQLite, then on PostgreSQL with synchronous_commit on and off; and the server version."""
+    from pg_server import pg_server
+
+    artifacts = str(tmp / "artifacts")
+    rows = [measure("SQLite (WAL)", str(tmp / "runs.db"), artifacts, procs, runs)]
+    with pg_server() as server:
+        url = server.create_database("bench")
+        rows.append(measure("PostgreSQL (synchronous_commit=on)", url, artifacts, procs, runs))
+        server.drop_database(url)
+        # SQLite's synchronous=NORMAL does not fsync each commit either: the like-for-like setting
+        url = server.create_database("bench")
+        name = url.rsplit("/", 1)[1]
+        with server.admin() as conn:
+            conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
+            version = conn.execute("SHOW server_version").fetchone()[0]
+        rows.append(measure("PostgreSQL (synchronous_commit=off)", url, artifacts, procs, runs))
+        server.drop_database(url)
+    return rows, version
+
+
+def run(quick: bool, workdir: Path, procs: int = 8) -> list:
+    """The figures of `benchmarks/run_all`, one a backend: 8 processes x 200 runs (50 when quick)."""
+    from bench_common import Row
+
+    runs = 50 if quick else 200
+    here = workdir / "concurrency"
+    here.mkdir(parents=True, exist_ok=True)
+    rows, _ = measure_all(here, procs, runs)
+    out = []
+    for r in rows:
+        locked = sum("locked" in e for e in r["errors"])
+        detail = (
+            f"{r['runs']}/{r['expected']} runs, {r['ok']} OK, numbers 1..N per workflow: "
+            f"{'yes' if r['numbering_ok'] else 'no'}, {r['attempts']} attempts, {r['broken']} broken event "
+            f"chains, integrity_check {r['integrity']}, {r['wall']:.1f} s ({r['runs_per_s']:.0f} runs/s, {r['events_per_s']:.0f} events/s)"
+        )
+        if r["errors"]:
+            detail += f"; first error: {r['errors'][0][:200]}"
+        out.append(
+            Row(
+                f"{procs} processes x {runs} runs into one index: {r['backend']}",
+                f"{r['lost']} lost, {r['duplicated']} duplicated, {locked} 'database is locked', "
+                f"{len(r['errors'])} errors",
+                f"{r['expected']} runs expected",
+                "0 lost, 0 duplicated, 0 errors",
+                r["passed"],
+                detail,
+            )
+        )
+    return out
 
 
 def table(rows: list[dict], procs: int, runs: int) -> str:
@@ -174,25 +233,9 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true", help="do not write benchmarks/results/store.md")
     args = parser.parse_args()
 
-    from pg_server import pg_server
-
     load = os.getloadavg()[0]
-    rows = []
     with tempfile.TemporaryDirectory(prefix="playbook-nb-bench-") as tmp:
-        artifacts = str(Path(tmp) / "artifacts")
-        rows.append(measure("SQLite (WAL)", str(Path(tmp) / "runs.db"), artifacts, args.procs, args.runs))
-        with pg_server() as server:
-            url = server.create_database("bench")
-            rows.append(measure("PostgreSQL (synchronous_commit=on)", url, artifacts, args.procs, args.runs))
-            server.drop_database(url)
-            # SQLite's synchronous=NORMAL does not fsync each commit either: the like-for-like setting
-            url = server.create_database("bench")
-            name = url.rsplit("/", 1)[1]
-            with server.admin() as conn:
-                conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
-                version = conn.execute("SHOW server_version").fetchone()[0]
-            rows.append(measure("PostgreSQL (synchronous_commit=off)", url, artifacts, args.procs, args.runs))
-            server.drop_database(url)
+        rows, version = measure_all(Path(tmp), args.procs, args.runs)
     text = table(rows, args.procs, args.runs)
     print(f"{args.procs} processes x {args.runs} runs at once, through RunSession (3 nodes per run)\n")
     print(text)

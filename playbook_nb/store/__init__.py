@@ -27,7 +27,8 @@ from playbook_nb.store.models import (
     NodeStateRow,
     Run,
 )
-from playbook_nb.store.sqlite import SQLiteStore, manual_status_problem
+from playbook_nb.store.sql_common import manual_status_problem
+from playbook_nb.store.sqlite import SQLiteStore
 
 __all__ = [
     "ATTEMPT_STATUSES",
