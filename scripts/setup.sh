@@ -14,33 +14,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 log() { printf '==> %s\n' "$*"; }
 die() { printf 'setup.sh: error: %s\n' "$*" >&2; exit 1; }
 
-# A Python >= 3.11 to build the venv with: python3.11 first, then python3.
-find_python() {
-    local candidate
-    for candidate in python3.11 python3; do
-        if command -v "$candidate" >/dev/null 2>&1 &&
-            "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
-            command -v "$candidate"
-            return 0
-        fi
-    done
-    return 1
-}
-
-ensure_venv() {
-    if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
-        log "reusing $VENV ($("$VENV/bin/python" --version))"
-        return 0
-    fi
-    local py
-    py="$(find_python)" || die "Python 3.11 or newer is needed (python3.11 or python3 on PATH)"
-    if ! "$py" -c 'import ensurepip' 2>/dev/null; then
-        die "$py has no venv/ensurepip support; on Debian/Ubuntu: apt-get install python3-venv"
-    fi
-    [[ -e "$VENV" ]] && { log "removing broken $VENV"; rm -rf "$VENV"; }
-    log "creating $VENV with $py ($("$py" --version))"
-    "$py" -m venv "$VENV"
-}
+# shellcheck source=scripts/venv.sh
+source "$REPO/scripts/venv.sh"
 
 ensure_venv
 log "installing playbook-nb (editable) into .venv"

@@ -23,18 +23,6 @@ die() {
     exit 1
 }
 
-find_python() {
-    local candidate
-    for candidate in python3.11 python3; do
-        if command -v "$candidate" >/dev/null 2>&1 &&
-            "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
-            command -v "$candidate"
-            return 0
-        fi
-    done
-    return 1
-}
-
 as_root() {
     if [[ $(id -u) -eq 0 ]]; then
         "$@"
@@ -46,16 +34,9 @@ as_root() {
 }
 
 # --- environment -------------------------------------------------------------------------------
-if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
-    log "reusing $VENV ($("$VENV/bin/python" --version))"
-else
-    PY="$(find_python)" || die "Python 3.11 or newer is needed (python3.11 or python3 on PATH)"
-    "$PY" -c 'import ensurepip' 2>/dev/null ||
-        die "$PY has no venv/ensurepip support; on Debian/Ubuntu: apt-get install python3-venv"
-    [[ -e "$VENV" ]] && rm -rf "$VENV"
-    log "creating $VENV with $PY ($("$PY" --version))"
-    "$PY" -m venv "$VENV" || die "could not create $VENV"
-fi
+# shellcheck source=scripts/venv.sh
+source "$REPO/scripts/venv.sh"
+ensure_venv
 
 log "installing playbook-nb with test extras (pip install -e '.[test]')"
 # -qq: pip stays silent except for errors (a failed build still shows its output).

@@ -11,11 +11,9 @@ run index.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,21 +51,6 @@ class PapermillOutcome:
             return ""
         first = (self.evalue or "").strip().splitlines()
         return f"{self.ename}: {first[0]}" if first else str(self.ename)
-
-
-@contextlib.contextmanager
-def secrets_in_environment(values: Mapping[str, str]) -> Iterator[None]:
-    """Set environment variables for the duration of the block, then restore the previous environment."""
-    saved = {name: os.environ.get(name) for name in values}
-    try:
-        os.environ.update({name: str(value) for name, value in values.items()})
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _runbook_secret_names(input_path: str) -> set[str]:
@@ -137,13 +120,15 @@ def run_notebook(
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+    from playbook_nb.notebook.papermill_engine import kernel_environment
+
     input_path, output_path = str(input_path), str(output_path)
     params, environ = split_secrets(parameters or {}, env_secrets, _runbook_secret_names(input_path))
     engine_kwargs: dict[str, Any] = {}
     if timeout is not None:
         engine_kwargs["execution_timeout"] = timeout
     try:
-        with secrets_in_environment(environ):
+        with kernel_environment({name: str(value) for name, value in environ.items()}):
             papermill.execute_notebook(
                 input_path,
                 output_path,

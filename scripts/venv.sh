@@ -1,0 +1,30 @@
+# Sourced by setup.sh and test.sh: make sure $VENV holds a Python >= 3.11 virtual environment.
+# The caller defines VENV, log and die.
+
+has_python_311() { "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; }
+
+# A Python >= 3.11 to build the venv with: python3.11 first, then python3.
+find_python() {
+    local candidate
+    for candidate in python3.11 python3; do
+        if command -v "$candidate" >/dev/null 2>&1 && has_python_311 "$candidate"; then
+            command -v "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
+ensure_venv() {
+    if [[ -x "$VENV/bin/python" ]] && has_python_311 "$VENV/bin/python"; then
+        log "reusing $VENV ($("$VENV/bin/python" --version))"
+        return 0
+    fi
+    local py
+    py="$(find_python)" || die "Python 3.11 or newer is needed (python3.11 or python3 on PATH)"
+    "$py" -c 'import ensurepip' 2>/dev/null ||
+        die "$py has no venv/ensurepip support; on Debian/Ubuntu: apt-get install python3-venv"
+    [[ -e "$VENV" ]] && { log "removing broken $VENV"; rm -rf "$VENV"; }
+    log "creating $VENV with $py ($("$py" --version))"
+    "$py" -m venv "$VENV" || die "could not create $VENV"
+}
