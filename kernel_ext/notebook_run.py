@@ -27,6 +27,7 @@ from playbook_nb.variables import resolve_variables
 
 RUN_MIME = "application/vnd.playbook-nb.run+json"
 OUTPUT_PATH_ENV = "PLAYBOOK_NB_OUTPUT_PATH"  # set by the papermill engine "playbook"
+WIDGET_STATE_ENV = "PLAYBOOK_NB_WIDGET_STATE"  # "1": headless runs also save the final graph as widget state
 MARK = {"OK": "✔", "NOK": "✘", "SKIPPED": "⊘", "WAITING": "⏸", "RUNNING": "▶", "PENDING": "·"}
 
 
@@ -125,6 +126,13 @@ class NotebookRun:
             )
         )
         display(HTML(to_svg(session.runbook, session.states())))
+        if self.headless and self.widget is None and os.environ.get(WIDGET_STATE_ENV) == "1":
+            # Opt-in (it costs the ipycytoscape import): the final graph as a widget, whose state nbclient
+            # saves in the executed notebook, so JupyterLab shows the live-looking graph of a headless run.
+            from kernel_ext.widget import RunbookWidget
+
+            self.widget = RunbookWidget(self)
+            display(self.widget)
         if self.widget is not None:
             self.widget.refresh()
         if run.status in ("NOK", "ABORTED") and self.headless:

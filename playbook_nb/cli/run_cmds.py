@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 
@@ -151,6 +152,11 @@ def run(
         None, "-f", "--parameters-file", help="papermill parameters YAML file."
     ),
     parallel: int = PARALLEL,
+    widget_state: bool = typer.Option(
+        False,
+        "--widget-state",
+        help="Headless: also save the final graph as widget state in the executed notebook (slower start).",
+    ),
 ) -> None:
     """Run a runbook from the terminal (prompts at gates), or headless through its notebook."""
     retries = max_retries if max_retries is not None else max_retries_default()
@@ -160,6 +166,8 @@ def run(
     if headless or file.suffix == ".ipynb":
         from playbook_nb.cli.headless import run_headless
 
+        if widget_state:  # read by the kernel, which inherits this process's environment
+            os.environ["PLAYBOOK_NB_WIDGET_STATE"] = "1"
         code = run_headless(
             file,
             var=var,
