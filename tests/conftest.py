@@ -1,10 +1,14 @@
-"""Shared test helpers: where the acceptance runbooks are, and running the real CLI."""
+"""Shared test helpers: where the acceptance runbooks are, running the real CLI, writing runbooks, reading the
+SQLite index, and creating a run in a store."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import sqlite3
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,6 +18,68 @@ SHARED = REPO.parent / "shared"
 FIXTURES = SHARED / "fixtures" / "runbooks"
 VALID_RUNBOOKS = sorted(FIXTURES.glob("*.playbook.toml"))
 INVALID_RUNBOOKS = sorted((FIXTURES / "invalid").glob("*.playbook.toml"))
+DEPLOY = FIXTURES / "deploy_pipeline.playbook.toml"
+
+# The node states of a deploy_pipeline run that went well (gate approved, health check passed).
+HEALTHY_STATES = {
+    "build_app": "OK",
+    "run_tests": "OK",
+    "security_scan": "SKIPPED",
+    "approve_deploy": "OK",
+    "deploy_application": "OK",
+    "health_check": "OK",
+    "rollback": "SKIPPED",
+    "notify_success": "OK",
+    "notify_failure": "SKIPPED",
+}
+
+HEADER = """[runbook]
+title = "{title}"
+description = "written by a test"
+version = "0.1.0"
+author = "tests"
+created_at = "2025-01-01T00:00:00Z"
+"""
+
+
+def write_runbook(directory: Path, name: str, title: str, body: str, variables: str = "") -> Path:
+    """A runbook file written by a test: the standard header, then `body` (and `[variables]` if given)."""
+    path = directory / f"{name}.playbook.toml"
+    path.write_text((f"[variables]\n{variables}\n" if variables else "") + HEADER.format(title=title) + body)
+    return path
+
+
+def db_rows(db: Path, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+    """Rows straight from a SQLite run index, as with the sqlite3 shell."""
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+# ---- store tests: one run created the same way on every backend ---------------------------------------
+T0 = datetime(2025, 1, 20, 12, 0, 0, tzinfo=UTC)
+RUNBOOK = '[runbook]\ntitle = "Deploy {{APP}}"\n\n[build]\ntype = "Command"\ncommand_name = "make"\n'
+
+
+def new_run(store, workflow: str = "Deploy {{APP}}", *, started_at=None, nodes=("build", "gate", "ship")):
+    return store.create_run(
+        workflow=workflow,
+        title=workflow.replace("{{APP}}", "web"),
+        runbook_text=RUNBOOK,
+        runbook_sha256=hashlib.sha256(RUNBOOK.encode()).hexdigest(),
+        runbook_version="1.0.0",
+        variables={"APP": "web", "TOKEN": "********"},
+        params={"approvals": {"gate": "approve"}},
+        trigger="terminal",
+        actor="alice",
+        host="box1",
+        mode="headless",
+        node_ids=list(nodes),
+        started_at=started_at,
+    )
 
 
 @pytest.fixture

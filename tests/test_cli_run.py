@@ -18,35 +18,10 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import FIXTURES, run_cli
-
-DEPLOY = FIXTURES / "deploy_pipeline.playbook.toml"
-
-HEADER = """[runbook]
-title = "{title}"
-description = "written by a test"
-version = "0.1.0"
-author = "tests"
-created_at = "2025-01-01T00:00:00Z"
-"""
-
-
-def write_runbook(directory: Path, name: str, title: str, body: str, variables: str = "") -> Path:
-    path = directory / f"{name}.playbook.toml"
-    path.write_text((f"[variables]\n{variables}\n" if variables else "") + HEADER.format(title=title) + body)
-    return path
+from conftest import DEPLOY, FIXTURES, HEADER, HEALTHY_STATES, db_rows, run_cli, write_runbook
 
 
 # ---------------------------------------------------------------------------------------- the index
-def db_rows(db: Path, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(db)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
-
-
 def run_row(db: Path, run_id: int) -> sqlite3.Row:
     (row,) = db_rows(db, "SELECT * FROM runs WHERE id = ?", (run_id,))
     return row
@@ -85,19 +60,6 @@ def deploy(db: Path, *extra: str, env=None):
     return run_cli(
         "run", str(DEPLOY), "--var", "ENVIRONMENT=staging", "--state-path", str(db), *extra, env=env
     )
-
-
-HEALTHY_STATES = {
-    "build_app": "OK",
-    "run_tests": "OK",
-    "security_scan": "SKIPPED",
-    "approve_deploy": "OK",
-    "deploy_application": "OK",
-    "health_check": "OK",
-    "rollback": "SKIPPED",
-    "notify_success": "OK",
-    "notify_failure": "SKIPPED",
-}
 
 
 # ------------------------------------------------------------------------- gates: fail closed, resume

@@ -15,44 +15,26 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import FIXTURES, run_cli
+from conftest import DEPLOY, FIXTURES, HEALTHY_STATES, db_rows, run_cli, write_runbook
 
 pytestmark = pytest.mark.slow
 
-DEPLOY = FIXTURES / "deploy_pipeline.playbook.toml"
 DISK = FIXTURES / "incident_disk_full.playbook.toml"
 SECRET = FIXTURES / "secret_token.playbook.toml"
 
-HEADER = """[runbook]
-title = "{title}"
-description = "written by a test"
-version = "0.1.0"
-author = "tests"
-created_at = "2025-01-01T00:00:00Z"
-"""
-
 
 # ------------------------------------------------------------------------------------------- helpers
-def rows(db: Path, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(db)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
-
-
 def the_run(db: Path) -> sqlite3.Row:
-    (run,) = rows(db, "SELECT * FROM runs ORDER BY id DESC LIMIT 1")
+    (run,) = db_rows(db, "SELECT * FROM runs ORDER BY id DESC LIMIT 1")
     return run
 
 
 def node_states(db: Path, run_id: int) -> dict[str, str]:
-    return dict(rows(db, "SELECT node_id, state FROM node_states WHERE run_id = ?", (run_id,)))
+    return dict(db_rows(db, "SELECT node_id, state FROM node_states WHERE run_id = ?", (run_id,)))
 
 
 def attempt_counts(db: Path, run_id: int) -> dict[str, int]:
-    return dict(rows(db, "SELECT node_id, attempts FROM node_states WHERE run_id = ?", (run_id,)))
+    return dict(db_rows(db, "SELECT node_id, attempts FROM node_states WHERE run_id = ?", (run_id,)))
 
 
 def executed_notebook(db: Path, run: sqlite3.Row) -> nbformat.NotebookNode:
@@ -105,25 +87,6 @@ def headless(*args: str, db: Path, env=None, cwd=None):
     return run_cli("run", *args, "--headless", "--state-path", str(db), env=env, cwd=cwd, timeout=180)
 
 
-def write_runbook(directory: Path, name: str, title: str, body: str, variables: str = "") -> Path:
-    path = directory / f"{name}.playbook.toml"
-    path.write_text((f"[variables]\n{variables}\n" if variables else "") + HEADER.format(title=title) + body)
-    return path
-
-
-HEALTHY = {
-    "build_app": "OK",
-    "run_tests": "OK",
-    "security_scan": "SKIPPED",
-    "approve_deploy": "OK",
-    "deploy_application": "OK",
-    "health_check": "OK",
-    "rollback": "SKIPPED",
-    "notify_success": "OK",
-    "notify_failure": "SKIPPED",
-}
-
-
 # ------------------------------------------------------------------------------- deploy pipeline
 def test_deploy_headless_healthy_with_approve_flag(state_db):
     result = headless(str(DEPLOY), "--var", "ENVIRONMENT=staging", "--approve", "approve_deploy",
@@ -132,8 +95,8 @@ def test_deploy_headless_healthy_with_approve_flag(state_db):
     assert "Traceback" not in result.stderr
     run = the_run(state_db)
     assert (run["status"], run["trigger"], run["mode"], run["actor"]) == ("OK", "papermill", "headless", "ci")
-    assert node_states(state_db, run["id"]) == HEALTHY
-    (decision,) = rows(state_db, "SELECT * FROM decisions")
+    assert node_states(state_db, run["id"]) == HEALTHY_STATES
+    (decision,) = db_rows(state_db, "SELECT * FROM decisions")
     assert (decision["node_id"], decision["decision"], decision["actor"]) == (
         "approve_deploy",
         "approve",
@@ -176,7 +139,7 @@ def test_deploy_headless_unhealthy_rolls_back_with_papermill_style_approvals(sta
     assert states["rollback"] == "OK"
     assert states["notify_failure"] == "OK"
     assert states["notify_success"] == "SKIPPED"
-    (attempt,) = rows(state_db, "SELECT * FROM attempts WHERE node_id = 'health_check'")
+    (attempt,) = db_rows(state_db, "SELECT * FROM attempts WHERE node_id = 'health_check'")
     assert attempt["status"] == "NOK" and attempt["exit_code"] == 1 and "unhealthy" in attempt["stderr"]
     assert json.loads(run["variables"])["HEALTHY"] is False
 
@@ -231,10 +194,10 @@ def test_deploy_headless_without_approval_aborts_then_resume_finishes(state_db):
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     run = the_run(state_db)
     assert run["status"] == "OK"
-    assert node_states(state_db, run["id"]) == HEALTHY
+    assert node_states(state_db, run["id"]) == HEALTHY_STATES
     counts = attempt_counts(state_db, run["id"])
     assert counts["build_app"] == 1 and counts["run_tests"] == 1  # kept, not run again
-    assert len(rows(state_db, "SELECT * FROM runs")) == 1
+    assert len(db_rows(state_db, "SELECT * FROM runs")) == 1
 
 
 def test_run_a_compiled_notebook(state_db, tmp_path):
@@ -268,10 +231,10 @@ def test_plain_papermill_default_engine_records_the_run(state_db, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     run = the_run(state_db)
     assert run["status"] == "OK" and run["trigger"] == "papermill"
-    assert node_states(state_db, run["id"]) == HEALTHY
-    (decision,) = rows(state_db, "SELECT * FROM decisions")
+    assert node_states(state_db, run["id"]) == HEALTHY_STATES
+    (decision,) = db_rows(state_db, "SELECT * FROM decisions")
     assert decision["actor"].startswith("policy:approve-all (")
-    assert len(rows(state_db, "SELECT * FROM attempts WHERE run_id = ?", (run["id"],))) == 5
+    assert len(db_rows(state_db, "SELECT * FROM attempts WHERE run_id = ?", (run["id"],))) == 5
     nb = nbformat.read(out, as_version=4)
     assert "deploying myapp to staging" in node_cells(nb)["deploy_application"]
     assert f"Run {run['id']} (#1): OK" in cell_text(role_cell(nb, "summary"))
@@ -286,7 +249,7 @@ def test_incident_disk_full_headless_python_node_runs_in_the_kernel(state_db, tm
     assert run["status"] == "OK"
     assert set(node_states(state_db, run["id"]).values()) == {"OK"}
     assert sorted(p.name for p in workdir.iterdir()) == ["app.1.log"]
-    (analysis,) = rows(state_db, "SELECT * FROM attempts WHERE node_id = 'analyse'")
+    (analysis,) = db_rows(state_db, "SELECT * FROM attempts WHERE node_id = 'analyse'")
     assert analysis["status"] == "OK"
     nb = executed_notebook(state_db, run)
     cells = node_cells(nb)
@@ -308,7 +271,7 @@ def test_secret_never_reaches_the_notebook_or_the_index(state_db, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     run = the_run(state_db)
     assert run["status"] == "OK"
-    (call,) = rows(state_db, "SELECT * FROM attempts WHERE node_id = 'call_api'")
+    (call,) = db_rows(state_db, "SELECT * FROM attempts WHERE node_id = 'call_api'")
     assert "calling status API for billing with token" in call["stdout"]  # the node did run
     notebook = Path(run["notebook_path"])
     cells = node_cells(nbformat.read(notebook, as_version=4))
@@ -397,7 +360,7 @@ command_name = "echo after"
     assert "kernel" in run["status_reason"].lower()
     states = node_states(state_db, run["id"])
     assert states["before"] == "OK" and states["after"] == "PENDING"
-    (cut,) = rows(state_db, "SELECT * FROM attempts WHERE node_id = 'boom'")
+    (cut,) = db_rows(state_db, "SELECT * FROM attempts WHERE node_id = 'boom'")
     assert cut["status"] == "INTERRUPTED"
     nb = executed_notebook(state_db, run)  # the partial notebook, filed with the run
     cells = node_cells(nb)
@@ -424,4 +387,4 @@ def test_headless_bad_parameters_are_one_line_and_start_no_run(state_db):
         assert result.returncode == 2, (args, result.stdout, result.stderr)
         lines = [line for line in result.stderr.splitlines() if line.strip() and "IPKernelApp" not in line]
         assert len(lines) == 1 and message in lines[0], (args, result.stderr)
-    assert not state_db.exists() or rows(state_db, "SELECT COUNT(*) AS n FROM runs")[0]["n"] == 0
+    assert not state_db.exists() or db_rows(state_db, "SELECT COUNT(*) AS n FROM runs")[0]["n"] == 0

@@ -9,15 +9,14 @@ where that is a failure. S3 artifacts go to moto's S3-compatible server (tests/s
 from __future__ import annotations
 
 import enum
-import hashlib
 import multiprocessing
 import os
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import RUNBOOK, T0, new_run, run_cli
 from pg_server import TEST_URL_ENV, pg_bindir, pg_server
 from s3_server import S3_ENV, make_bucket, s3_server
 
@@ -29,29 +28,7 @@ from playbook_nb.store.migrate import latest_version
 
 psycopg = pytest.importorskip("psycopg") if not os.environ.get("CI") else __import__("psycopg")
 
-T0 = datetime(2025, 1, 20, 12, 0, 0, tzinfo=UTC)
-RUNBOOK = '[runbook]\ntitle = "Deploy {{APP}}"\n\n[build]\ntype = "Command"\ncommand_name = "make"\n'
 BACKENDS = ["sqlite", "postgresql"]
-
-
-def new_run(
-    store: Store, workflow: str = "Deploy {{APP}}", *, started_at=None, nodes=("build", "gate", "ship")
-):
-    return store.create_run(
-        workflow=workflow,
-        title=workflow.replace("{{APP}}", "web"),
-        runbook_text=RUNBOOK,
-        runbook_sha256=hashlib.sha256(RUNBOOK.encode()).hexdigest(),
-        runbook_version="1.0.0",
-        variables={"APP": "web", "TOKEN": "********"},
-        params={"approvals": {"gate": "approve"}},
-        trigger="terminal",
-        actor="alice",
-        host="box1",
-        mode="headless",
-        node_ids=list(nodes),
-        started_at=started_at,
-    )
 
 
 # ---- fixtures: servers, databases, stores ---------------------------------------------------------
@@ -139,6 +116,11 @@ def test_open_picks_the_backend_by_url_and_migrates(db_url, tmp_path):
             assert store.schema_version == latest_version()
             assert store.get_run(run.id).workflow == "Deploy {{APP}}"
             assert len(store.list_runs()) == 1
+            raw = Raw(store)
+            try:
+                assert raw.scalar("SELECT COUNT(*) FROM runs") == 1
+            finally:
+                raw.conn.close()
 
 
 def test_a_newer_schema_is_refused(store, raw, db_url):
@@ -514,6 +496,10 @@ def test_finished_runs_need_force_and_nothing_goes_back_to_running(store):
         store.set_status_manually(run.id, "DONE", force=True)
     with pytest.raises(StoreError, match="no run 99"):
         store.set_status_manually(99, "ABORTED", force=True)
+
+    aborted = new_run(store)
+    store.set_run_status(aborted.id, "ABORTED")
+    assert store.set_status_manually(aborted.id, "NOK", force=False).status == "NOK"
 
 
 # ---- listing, statistics, deletion ---------------------------------------------------------------

@@ -7,16 +7,13 @@ typing in a terminal. The answers must land in the decisions table with who deci
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES
+from conftest import DEPLOY, db_rows
 
 pexpect = pytest.importorskip("pexpect")
-
-DEPLOY = FIXTURES / "deploy_pipeline.playbook.toml"
 
 
 def spawn(*args: str, cwd: Path | None = None):
@@ -31,15 +28,6 @@ def spawn(*args: str, cwd: Path | None = None):
         cwd=str(cwd) if cwd else None,
     )
     return child
-
-
-def rows(db: Path, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(db)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 def finish(child) -> int:
@@ -60,14 +48,14 @@ def test_gate_prompt_approved_with_a_comment_in_a_terminal(state_db):
     child.expect("run OK")
     assert finish(child) == 0, child.before
 
-    (run,) = rows(state_db, "SELECT * FROM runs")
+    (run,) = db_rows(state_db, "SELECT * FROM runs")
     assert run["status"] == "OK" and run["mode"] == "interactive" and run["trigger"] == "terminal"
-    (decision,) = rows(state_db, "SELECT * FROM decisions")
+    (decision,) = db_rows(state_db, "SELECT * FROM decisions")
     assert decision["node_id"] == "approve_deploy"
     assert decision["decision"] == "approve"
     assert decision["actor"] == "alice"
     assert decision["comment"] == "checked the dashboards"
-    states = dict(rows(state_db, "SELECT node_id, state FROM node_states"))
+    states = dict(db_rows(state_db, "SELECT node_id, state FROM node_states"))
     assert states["deploy_application"] == "OK" and states["notify_success"] == "OK"
 
 
@@ -81,9 +69,9 @@ def test_gate_prompt_rejected_in_a_terminal_ends_nok(state_db):
     child.expect("Comment")
     child.sendline("")  # no comment
     assert finish(child) == 1
-    (decision,) = rows(state_db, "SELECT * FROM decisions")
+    (decision,) = db_rows(state_db, "SELECT * FROM decisions")
     assert (decision["decision"], decision["actor"], decision["comment"]) == ("reject", "bob", None)
-    states = dict(rows(state_db, "SELECT node_id, state FROM node_states"))
+    states = dict(db_rows(state_db, "SELECT node_id, state FROM node_states"))
     assert states["approve_deploy"] == "NOK" and states["deploy_application"] == "SKIPPED"
 
 
@@ -117,15 +105,15 @@ command_name = "echo serving"
 
     decided = [
         (d["node_id"], d["decision"], d["actor"])
-        for d in rows(state_db, "SELECT * FROM decisions ORDER BY id")
+        for d in db_rows(state_db, "SELECT * FROM decisions ORDER BY id")
     ]
     assert decided == [("warm_cache", "retry", "carol"), ("warm_cache", "skip", "carol")]
-    nodes = {r["node_id"]: r for r in rows(state_db, "SELECT * FROM node_states")}
+    nodes = {r["node_id"]: r for r in db_rows(state_db, "SELECT * FROM node_states")}
     assert nodes["warm_cache"]["state"] == "SKIPPED"
     assert nodes["warm_cache"]["reason"] == "skipped by operator"
     assert nodes["warm_cache"]["attempts"] == 2
     assert nodes["serve"]["state"] == "OK"
-    tries = rows(state_db, "SELECT status, exit_code, stderr FROM attempts WHERE node_id = 'warm_cache'")
+    tries = db_rows(state_db, "SELECT status, exit_code, stderr FROM attempts WHERE node_id = 'warm_cache'")
     assert [(t["status"], t["exit_code"]) for t in tries] == [("NOK", 7), ("NOK", 7)]
     assert "cache cold" in tries[0]["stderr"]
 
@@ -155,7 +143,7 @@ command_name = "echo after"
     child.expect(r"'check' failed.*What now\?.*\[retry/abort\]")  # critical: no skip
     child.sendline("abort")
     assert finish(child) == 3
-    (run,) = rows(state_db, "SELECT * FROM runs")
+    (run,) = db_rows(state_db, "SELECT * FROM runs")
     assert run["status"] == "ABORTED"
 
     marker.touch()
@@ -164,5 +152,5 @@ command_name = "echo after"
     child.sendline("retry")
     child.expect("run OK")
     assert finish(child) == 0
-    nodes = dict(rows(state_db, "SELECT node_id, state FROM node_states"))
+    nodes = dict(db_rows(state_db, "SELECT node_id, state FROM node_states"))
     assert nodes == {"check": "OK", "after": "OK"}
