@@ -334,14 +334,16 @@ class RunSession:
                     break
                 if self.engine.state(node_id) is not NodeState.PENDING:
                     continue
-                delay = self.engine.retry_delay(node_id)
-                if delay:
-                    self.store.append_event(
-                        self.run_id, "retry_wait", node_id=node_id, payload={"seconds": delay}
-                    )
-                    sleep(delay)
+                self._wait_retry_backoff(node_id, sleep)
                 reports.append(self._execute(node_id))
         return reports
+
+    def _wait_retry_backoff(self, node_id: str, sleep: Callable[[float], None]) -> None:
+        """Before an automatic retry: record the backoff, then wait it out."""
+        delay = self.engine.retry_delay(node_id)
+        if delay:
+            self.store.append_event(self.run_id, "retry_wait", node_id=node_id, payload={"seconds": delay})
+            sleep(delay)
 
     def drive(self, decide: Callable[[RunSession, str, str], GateDecision | None]) -> RunState:
         """Run to the end, asking `decide(session, node_id, kind)` whenever a human decision is needed.
@@ -418,12 +420,7 @@ class RunSession:
                             if len(self._inflight) < self.options.parallel:
                                 self._submit(node_id)
                             continue
-                        delay = self.engine.retry_delay(node_id)
-                        if delay:
-                            self.store.append_event(
-                                self.run_id, "retry_wait", node_id=node_id, payload={"seconds": delay}
-                            )
-                            sleep(delay)
+                        self._wait_retry_backoff(node_id, sleep)
                         reports.append(self._execute(node_id))
                         ran_inline = True
                         break  # readiness changed: look again

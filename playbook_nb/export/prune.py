@@ -7,15 +7,13 @@ alive (close an orphaned one with `set-status` first). Deletion goes through `St
 
 from __future__ import annotations
 
-import os
 import re
-from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from playbook_nb.errors import PlaybookError
 from playbook_nb.store import FINAL_RUN_STATUSES, Run, Store
+from playbook_nb.store.artifacts import tree_size
 from playbook_nb.store.models import now
 
 _AGE = re.compile(r"^\s*(\d+)\s*([dhm])\s*$", re.IGNORECASE)
@@ -79,23 +77,12 @@ def plan_prune(
     return plan
 
 
-def directory_size(path: str | os.PathLike[str] | None) -> int:
-    if not path or not Path(path).exists():
-        return 0
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            with suppress(OSError):
-                total += (Path(root) / name).lstat().st_size
-    return total
-
-
 def execute_prune(store: Store, plan: PrunePlan, dry_run: bool = False) -> PruneResult:
     result = PruneResult()
     for run in plan.runs:
         if dry_run:
             result.runs.append(run.id)
-            result.bytes_freed += directory_size(run.artifact_dir)
+            result.bytes_freed += tree_size(run.artifact_dir)
             continue
         try:
             result.bytes_freed += store.delete_run(run.id)

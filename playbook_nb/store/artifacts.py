@@ -143,7 +143,7 @@ class ArtifactStore:
         """Remove a run's artifacts (a directory or URL prefix); returns the bytes freed."""
         if not is_url(location):
             directory = Path(location)
-            freed = _tree_size(directory)
+            freed = tree_size(directory)
             if directory.exists():
                 try:
                     shutil.rmtree(directory)
@@ -193,8 +193,9 @@ def local_staging_dir(location: str) -> Path:
     return directory
 
 
-def _tree_size(directory: Path) -> int:
-    if not directory.exists():
+def tree_size(directory: str | os.PathLike[str] | None) -> int:
+    """Bytes held by the files under a local directory (0 when it is absent)."""
+    if not directory or not Path(directory).exists():
         return 0
     total = 0
     for root, _dirs, files in os.walk(directory):
