@@ -688,7 +688,7 @@ def test_abort_snapshot_restore_resume_continues_and_keeps_finished_nodes():
     assert restored.run_state is RunState.ABORTED
     assert restored.state("a") is OK and restored.attempts("a") == 1
     assert restored.state("b") is PENDING  # its attempt was interrupted
-    assert restored.reason("b") == "attempt 1 interrupted"
+    assert restored.reason("b") == "interrupted: attempt 1 stopped (its process ended); runs again on resume"
     events = restored.pop_events()
     assert [(e.kind, e.node, e.state) for e in events] == [("node_state", "b", "PENDING")]
     assert restored.get_ready() == []

@@ -11,6 +11,7 @@ import contextlib
 import os
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from playbook_nb.adapters.executors.result import AttemptResult
 from playbook_nb.adapters.plugins.registry import merge_plugin_config
 from playbook_nb.adapters.store import Store
 from playbook_nb.adapters.store.models import to_json
+from playbook_nb.app.abort import AbortSwitch
 from playbook_nb.domain import templating
 from playbook_nb.domain.decisions import (
     GateDecision,
@@ -128,6 +130,12 @@ class RunSession:
             node_id for node_id, _field, text in template_fields(runbook) if node_id and "steps" in text
         }
         self._snapshot: _SnapshotText | None = None
+        # Abort means stop now (issue 13): the switch every face throws, from any thread or a signal handler;
+        # `idle` is called while an attempt waits (the kernel face processes widget clicks there).
+        self.abort_switch = AbortSwitch()
+        self.idle: Callable[[], None] | None = None
+        self._driver_thread = threading.get_ident()  # engine and store calls happen on this thread
+        self.process_groups: dict[str, int] = {}  # node id -> process group of its command now running
 
     # ----------------------------------------------------------------- creation
     @classmethod
@@ -264,7 +272,8 @@ class RunSession:
         state = self.engine.state(node_id)
         reason = self.engine.reason(node_id)
         if self.engine.run_state is RunState.ABORTED and state in (NodeState.PENDING, NodeState.WAITING):
-            return f"run {self.run_id} is ABORTED ({self._run_reason()}); resume it to continue"
+            interrupted = f"{reason}; " if reason and reason.startswith("interrupted") else ""
+            return f"{interrupted}run {self.run_id} is ABORTED ({self._run_reason()}); resume it to continue"
         pending = self.engine.pending_decision(node_id)
         if pending == "gate":
             return f"gate '{node_id}' waits for a decision: Approve or Reject"
@@ -307,6 +316,7 @@ class RunSession:
             return report
         if node_id in self._background_reports:
             return self._background_reports.pop(node_id)
+        self._apply_abort_request()
         if self.engine.run_state is not RunState.RUNNING:
             return self._report(node_id, ran=False)
         if node_id not in self.ready():
@@ -325,12 +335,12 @@ class RunSession:
         if self.options.parallel > 1 or self._inflight:
             return self._run_parallel_until_gate(sleep)
         reports = []
-        while self.engine.run_state is RunState.RUNNING:
+        while self._apply_abort_request() is RunState.RUNNING:
             ready = self.ready()
             if not ready:
                 break
             for node_id in ready:
-                if self.engine.run_state is not RunState.RUNNING:
+                if self._apply_abort_request() is not RunState.RUNNING:
                     break
                 if self.engine.state(node_id) is not NodeState.PENDING:
                     continue
@@ -348,9 +358,9 @@ class RunSession:
     def drive(self, decide: Callable[[RunSession, str, str], GateDecision | None]) -> RunState:
         """Run to the end, asking `decide(session, node_id, kind)` whenever a human decision is needed.
         `decide` returning None means nobody can decide: the run is aborted (fail closed)."""
-        while self.engine.run_state is RunState.RUNNING:
+        while self._apply_abort_request() is RunState.RUNNING:
             self.run_until_gate()
-            if self.engine.run_state is not RunState.RUNNING:
+            if self._apply_abort_request() is not RunState.RUNNING:
                 break
             awaiting = self.awaiting()
             if not awaiting:
@@ -359,6 +369,8 @@ class RunSession:
                 continue
             for node_id, kind in awaiting:
                 choice = decide(self, node_id, kind)
+                if self._apply_abort_request() is not RunState.RUNNING:
+                    break
                 if choice is None:
                     what = "approval" if kind == "gate" else "a decision after its failure"
                     self.abort(
@@ -382,10 +394,22 @@ class RunSession:
         self._flush()
 
     def abort(self, actor: str | None, reason: str, *, comment: str | None = None) -> None:
+        """Abort the run now: every attempt in flight is stopped (its process group killed), and recorded
+        INTERRUPTED when it has ended; the run is ABORTED (resumable)."""
         if self.engine.run_state is not RunState.RUNNING:
             return
-        self.engine.abort(actor or self.options.actor, reason if not comment else f"{reason} ({comment})")
-        self._flush()
+        reason = reason if not comment else f"{reason} ({comment})"
+        self.abort_switch.request(reason, actor or self.options.actor)
+        self._apply_abort_request()
+
+    def _apply_abort_request(self) -> RunState:
+        """At a safe point (never inside a store write): an abort asked for by a signal, a click or a fault
+        is applied to the engine and the index. Returns the run state."""
+        switch = self.abort_switch
+        if switch.requested and self.engine.run_state is RunState.RUNNING:
+            self.engine.abort(switch.actor or self.options.actor, switch.reason or "aborted")
+            self._flush()
+        return self.engine.run_state
 
     def close(self) -> None:
         """Nothing left to run: make sure the run's final status is written (idempotent)."""
@@ -410,7 +434,7 @@ class RunSession:
         try:
             while True:
                 ran_inline = False
-                if self.engine.run_state is RunState.RUNNING:
+                if self._apply_abort_request() is RunState.RUNNING:
                     for node_id in self.ready():
                         if self.engine.run_state is not RunState.RUNNING:
                             break
@@ -428,7 +452,10 @@ class RunSession:
                     continue
                 if not self._inflight:
                     break
-                done, _ = wait([future for _, future in self._inflight.values()], return_when=FIRST_COMPLETED)
+                futures = [future for _, future in self._inflight.values()]
+                done, _ = wait(futures, timeout=0.05, return_when=FIRST_COMPLETED)
+                if not done and self.idle is not None:
+                    self.idle()
                 for node_id in [n for n, (_, f) in self._inflight.items() if f in done]:
                     reports.append(self._collect(node_id, wait=False))
         except KeyboardInterrupt:
@@ -507,16 +534,21 @@ class RunSession:
             self._background_reports[node_id] = report
 
     def _interrupt_inflight(self) -> None:
+        """A KeyboardInterrupt while branches run: stop them all, wait for them, record them INTERRUPTED."""
+        self.abort_switch.request("interrupted (KeyboardInterrupt)")
         for node_id, (attempt, future) in list(self._inflight.items()):
-            future.cancel()
-            self.store.finish_attempt(
-                self.run_id, node_id, attempt, status="INTERRUPTED", ended_at=time.time(),
-                exit_code=None, stdout="", stderr="", result=None, error="interrupted by the operator",
-            )  # fmt: skip
-        self._inflight.clear()
+            if future.cancel():  # not started yet
+                result = AttemptResult(
+                    ok=False, error="interrupted", started_at=time.time(), interrupted=True
+                )
+            else:
+                result = future.result()
+            del self._inflight[node_id]
+            self._finish_attempt(self.runbook.node(node_id), attempt, result)
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+        self._apply_abort_request()
 
     # ----------------------------------------------------------------- step outputs (issue 9)
     def _steps_context(self, node_id: str | None = None) -> dict[str, Any]:
@@ -637,17 +669,26 @@ class RunSession:
             result = self._call_executor(node, code)
         except PlaybookError as err:  # a template or plugin problem found at run time: the attempt fails
             result = AttemptResult(ok=False, error=str(err), started_at=started, ended_at=time.time())
-        except KeyboardInterrupt:
-            self.store.finish_attempt(
-                self.run_id, node_id, attempt, status="INTERRUPTED", ended_at=time.time(),
-                exit_code=None, stdout="", stderr="", result=None, error="interrupted by the operator",
-            )  # fmt: skip
+        except KeyboardInterrupt:  # the executor stopped what it ran; record it, abort, let the face know
+            self.abort_switch.request("interrupted (KeyboardInterrupt)")
+            self._finish_attempt(
+                node,
+                attempt,
+                AttemptResult(ok=False, error="interrupted", started_at=started, interrupted=True),
+            )
+            self._apply_abort_request()
             raise
-        return self._finish_attempt(node, attempt, result)
+        report = self._finish_attempt(node, attempt, result)
+        self._apply_abort_request()
+        return report
 
     def _finish_attempt(self, node: Node, attempt: int, result: AttemptResult) -> NodeReport:
         """Outputs, masking, the index and the engine, for an attempt that has ended (on the driving thread)."""
         node_id = node.id
+        self.abort_switch.done(node_id)
+        self.process_groups.pop(node_id, None)
+        if result.interrupted:
+            return self._interrupted_attempt(node, attempt, result)
         self._record_outputs(node, attempt, result)
         result = self._redact_result(result)
         self._last_results[node_id] = result
@@ -666,6 +707,28 @@ class RunSession:
         self.engine.finished(node_id, AttemptOutcome(ok=result.ok, error=result.error))
         self._flush()
         return self._report(node_id, ran=True, result=result, attempt=attempt)
+
+    def _interrupted_attempt(self, node: Node, attempt: int, result: AttemptResult) -> NodeReport:
+        """An attempt stopped from outside: INTERRUPTED in the index, PENDING with the reason in the engine."""
+        why = self.abort_switch.reason or "stopped"
+        result = self._redact_result(result)
+        result.error = f"interrupted: {why}"
+        self._last_results[node.id] = result
+        self.store.finish_attempt(
+            self.run_id,
+            node.id,
+            attempt,
+            status="INTERRUPTED",
+            ended_at=result.ended_at or time.time(),
+            exit_code=result.exit_code,
+            stdout=result.stdout,
+            stderr=result.stderr,
+            result=None,
+            error=result.error,
+        )
+        self.engine.interrupted(node.id, why)
+        self._flush()
+        return self._report(node.id, ran=True, result=result, attempt=attempt)
 
     def _decide_gate_headless(self, node_id: str) -> None:
         choice = self.gate_decider(node_id) if self.gate_decider is not None else None
@@ -696,24 +759,28 @@ class RunSession:
         context = self._context(node.id)
         where = f"node '{node.id}'"
         on_output = self._output_callback(node.id)
+        timeout = _as_timeout(node.timeout, context, where)
+        cancel = self.abort_switch.cancel_event(node.id)
+        idle = self._idle_on_driver
         if node.type is NodeType.COMMAND:
             command = templating.render_command(
                 node.command_name or "", context, f"{where}, field 'command_name'"
             )
-            timeout = _as_timeout(node.timeout, context, where)
             return lambda: run_command(
                 command,
                 timeout=timeout,
                 env={**os.environ, "PLAYBOOK_RUN_ID": str(self.run_id), "PLAYBOOK_NODE_ID": node.id},
                 on_output=on_output,
                 stdin_tty=node.interactive and sys.stdin.isatty(),
+                cancel=cancel,
+                on_spawn=lambda pgid: self._command_started(node.id, pgid),
+                idle=idle,
             )
         if node.type is NodeType.FUNCTION:
             params = templating.render_params(node.function_params, context, where)
             config = merge_plugin_config(
                 self.runbook.meta.plugin_config.get(node.plugin or "", {}), node.plugin_config
             )
-            timeout = _as_timeout(node.timeout, context, where)
             return lambda: run_function(
                 node.plugin or "",
                 node.function or "",
@@ -721,17 +788,32 @@ class RunSession:
                 plugin_config=config,
                 timeout=timeout,
                 on_output=on_output,
+                cancel=cancel,
+                idle=idle,
             )
         if node.type is NodeType.PYTHON:
 
             def python_call() -> AttemptResult:
                 with self._redacted_std_streams():
                     return run_python(
-                        code if code is not None else node.code or "", self.namespace, filename=node.id
+                        code if code is not None else node.code or "",
+                        self.namespace,
+                        filename=node.id,
+                        timeout=timeout,
+                        cancel=cancel,
                     )
 
             return python_call
         raise SessionError(f"node '{node.id}' of type {node.type} cannot be executed")
+
+    def _idle_on_driver(self) -> None:
+        """While an attempt waits on the driving thread (never in a worker): the face's `idle` hook."""
+        if self.idle is not None and threading.get_ident() == self._driver_thread:
+            self.idle()
+
+    def _command_started(self, node_id: str, pgid: int) -> None:
+        """The executor's report of a command's process group (recorded so a recovery can make sure it is gone)."""
+        self.process_groups[node_id] = pgid
 
     def _output_callback(self, node_id: str) -> Callable[[str, str], None]:
         def on_output(stream: str, text: str) -> None:

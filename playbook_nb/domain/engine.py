@@ -68,6 +68,11 @@ REASON_SKIPPED_BY_POLICY = "skipped by policy (non-critical failure)"
 REASON_FAILURE_CONTINUED = "failed; run continues (on_failure = continue)"
 
 
+def interrupted_reason(attempt: int, why: str) -> str:
+    """The reason a node shows after its attempt was cut short: PENDING, to run again on resume."""
+    return f"interrupted: attempt {attempt} stopped ({why}); runs again on resume"
+
+
 @dataclass(frozen=True)
 class AttemptOutcome:
     ok: bool
@@ -303,6 +308,16 @@ class Engine:
             self._attempt_failed(node_id, outcome.error or "attempt failed")
         self._settle()
 
+    def interrupted(self, node_id: str, reason: str) -> None:
+        """A RUNNING node's attempt was stopped from outside (Abort, a signal, a dead driver): neither OK nor
+        NOK. The node is PENDING again, its reason says why ("interrupted: ..."), and it runs again when the
+        run resumes (also accepted after the run was aborted)."""
+        run = self._run(node_id)
+        if run.state is not NodeState.RUNNING:
+            raise EngineError(f"cannot interrupt '{node_id}': it is not running (state {run.state})")
+        self._set(node_id, NodeState.PENDING, interrupted_reason(run.attempts, reason))
+        self._settle()
+
     def decided(self, node_id: str, decision: Decision, actor: str, comment: str | None = None) -> None:
         """Apply an operator's (or a policy's) decision on a node that waits for one."""
         run = self._run(node_id)
@@ -445,7 +460,7 @@ class Engine:
         engine._reindex()
         for nid, run in engine._runs.items():
             if run.state is NodeState.RUNNING:
-                engine._set(nid, NodeState.PENDING, f"attempt {run.attempts} interrupted")
+                engine._set(nid, NodeState.PENDING, interrupted_reason(run.attempts, "its process ended"))
         return engine
 
     # ------------------------------------------------------------------ internals

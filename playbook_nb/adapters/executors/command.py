@@ -3,9 +3,13 @@
 The command runs under `/bin/sh -c` in a new session (so a new process group whose id is the shell's pid).
 Both pipes are read by one `selectors` loop on the caller's thread: lines reach `on_output` in the order they
 arrive, always from the thread that called `run_command` (what an IPython kernel needs to route output
-to the right cell), and the loop itself enforces the timeout. A timeout, or an exception such as
-KeyboardInterrupt (a kernel interrupt) while the command runs, terminates the whole group: SIGTERM, then
-SIGKILL after a short grace.
+to the right cell), and the loop itself enforces the timeout and watches a cancel event. A timeout, a set
+`cancel` event (Abort from another thread: a button, a signal handler, a storage fault), or an exception
+such as KeyboardInterrupt (a kernel interrupt) while the command runs, terminates the whole group: SIGTERM,
+then SIGKILL after a short grace.
+
+Every command is registered with this process's watchdog (`tether`), so it dies with its driver even when
+the driver is killed without a chance to clean up; `on_spawn(pgid)` tells the caller the group to record.
 
 Nothing here touches `sys.stdout` / `sys.stdin`, so it works the same from a worker thread or inside a kernel
 whose streams are not real files.
@@ -19,11 +23,13 @@ import os
 import selectors
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from playbook_nb.adapters.executors.capture import BoundedCapture, OutputCallback, safe_callback
 from playbook_nb.adapters.executors.result import AttemptResult
+from playbook_nb.adapters.executors.tether import TOKEN_ENV, process_tether
 
 TERM_GRACE = 1.0  # seconds between SIGTERM and SIGKILL on a timeout
 DRAIN_GRACE = 1.0  # seconds to keep reading after the shell exited, if a background child holds the pipes
@@ -149,26 +155,39 @@ class _Runner:
             with contextlib.suppress(OSError):
                 pipe.close()
 
-    def run(self, timeout: float | None) -> bool:
-        """Wait for the command; True when it timed out (the group is then terminated)."""
+    def run(
+        self,
+        timeout: float | None,
+        cancel: threading.Event | None = None,
+        idle: Callable[[], None] | None = None,
+    ) -> str | None:
+        """Wait for the command; "timeout" or "cancelled" when it was stopped (the group is then
+        terminated), None when it ended by itself. `idle()` is called about every _POLL seconds."""
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         exited_at: float | None = None
+        idled_at = time.monotonic()
         while True:
             now = time.monotonic()
+            if idle is not None and now - idled_at >= _POLL:
+                idle()
+                idled_at = now = time.monotonic()
+            if cancel is not None and cancel.is_set():
+                self.terminate()
+                return "cancelled"
             if exited_at is None and self.proc.poll() is not None:
                 exited_at = now
             if exited_at is not None:
                 if not self.open_streams:
-                    return False
+                    return None
                 if now - exited_at >= DRAIN_GRACE:
                     self.notes.append(
                         "[the command exited but a background process still holds its output open; "
                         "stopped reading]"
                     )
-                    return False
+                    return None
             elif deadline is not None and now >= deadline:
                 self.terminate()
-                return True
+                return "timeout"
             wait = _POLL if deadline is None else max(0.0, min(_POLL, deadline - now))
             self.pump(wait)
 
@@ -197,6 +216,9 @@ def run_command(
     on_output: OutputCallback | None = None,
     max_output_bytes: int = 1_000_000,
     stdin_tty: bool = False,
+    cancel: threading.Event | None = None,
+    on_spawn: Callable[[int], None] | None = None,
+    idle: Callable[[], None] | None = None,
 ) -> AttemptResult:
     """Run `command` with `/bin/sh -c` and return what happened.
 
@@ -208,32 +230,47 @@ def run_command(
     - `stdin_tty`: inherit this process's stdin (Command nodes with `interactive = true`); else /dev/null.
     - `timeout`: seconds; on expiry the whole process group is terminated, `ok` is False, `exit_code` None and
       `error` "Command timed out after N seconds".
+    - `cancel`: when another thread sets it, the whole group is terminated; `interrupted` is True, `error`
+      "interrupted" (the caller knows why and records it).
+    - `on_spawn(pgid)`: called once the command runs, with its process group id (recorded by the session, so
+      whoever recovers an orphaned run can make sure the group is gone).
+    - `idle()`: called on this thread about every 50 ms while the command runs (the kernel face processes
+      widget messages there, so an Abort click is seen while the cell waits).
     """
     started = time.time()
+    tether = process_tether()
+    token = tether.new_token()
+    full_env = dict(os.environ if env is None else env)
+    full_env[TOKEN_ENV] = token
     try:
         proc = subprocess.Popen(
             ["/bin/sh", "-c", command],
             stdin=None if stdin_tty else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=None if env is None else {str(k): str(v) for k, v in env.items()},
+            env={str(k): str(v) for k, v in full_env.items()},
             cwd=cwd,
             start_new_session=True,
         )
     except OSError as exc:
+        tether.ended(token)
         return AttemptResult(
             ok=False, error=f"cannot start command: {exc}", started_at=started, ended_at=time.time()
         )
+    tether.started(token, proc.pid)
 
     runner = _Runner(proc, max_output_bytes, on_output)
     try:
-        timed_out = runner.run(timeout)
+        if on_spawn is not None:
+            on_spawn(proc.pid)
+        stopped = runner.run(timeout, cancel, idle)
     except BaseException:
-        # KeyboardInterrupt (kernel interrupt) or a bug: never leave the command running behind us.
+        # KeyboardInterrupt (kernel interrupt), a failing on_spawn or a bug: never leave the command behind.
         runner.terminate()
         raise
     finally:
         runner.stop_reading()
+        tether.ended(token)
     ended = time.time()
 
     stdout = runner.by_name["stdout"].capture
@@ -242,8 +279,11 @@ def run_command(
     for note in runner.notes:
         stderr_text += ("" if not stderr_text or stderr_text.endswith("\n") else "\n") + note + "\n"
 
-    if timed_out:
+    if stopped == "timeout":
         error: str | None = f"Command timed out after {_format_seconds(timeout or 0)} seconds"
+        exit_code = None
+    elif stopped == "cancelled":
+        error = "interrupted"
         exit_code = None
     else:
         exit_code = proc.returncode
@@ -266,4 +306,5 @@ def run_command(
         started_at=started,
         ended_at=ended,
         truncated=stdout.truncated or stderr.truncated,
+        interrupted=stopped == "cancelled",
     )

@@ -1,4 +1,4 @@
-"""Function nodes: one call of a plugin function, in a worker thread so a timeout can be enforced."""
+"""Function nodes: one call of a plugin function, in a worker thread so a timeout or an Abort can stop it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from playbook_nb.adapters.executors.capture import (
@@ -15,8 +15,21 @@ from playbook_nb.adapters.executors.capture import (
     capture_thread_output,
 )
 from playbook_nb.adapters.executors.result import AttemptResult
+from playbook_nb.adapters.executors.stopper import NodeStopped, Stopper
 from playbook_nb.adapters.plugins.registry import check_params, expand_env, get_plugin, plugin_metadata
 from playbook_nb.domain.errors import PlaybookError
+
+STOP_GRACE = 2.0  # seconds a stopped plugin has to return before it is reported as still running
+
+
+class _Either:
+    """Set when either event is set (what `Stopper` asks of a cancel event)."""
+
+    def __init__(self, *events: threading.Event | None):
+        self.events = [e for e in events if e is not None]
+
+    def is_set(self) -> bool:
+        return any(e.is_set() for e in self.events)
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -36,6 +49,8 @@ def run_function(
     timeout: float | None = None,
     on_output: OutputCallback | None = None,
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+    cancel: threading.Event | None = None,
+    idle: Callable[[], None] | None = None,
 ) -> AttemptResult:
     """Call `function` of plugin `plugin_name` with `params` (rendered, not yet converted).
 
@@ -45,8 +60,11 @@ def run_function(
     the original streams). Unknown plugin or function, bad parameters, a missing environment variable or an
     exception all give `ok=False` with a one-line `error`; an unexpected exception's traceback goes to
     `stderr` (unless the exception class sets `show_traceback = False`, as deliberate failures do).
-    On timeout the thread cannot be killed: it is left to finish in the background (its output then goes
-    to the original streams) and cleanup() runs when execute() returns.
+    On timeout, or when `cancel` is set (Abort), `NodeStopped` is raised in the plugin's code (see
+    `stopper`); cleanup() still runs. A plugin blocked in C that does not return within STOP_GRACE seconds
+    is reported as such and left to finish in the background (its output then goes to the original streams).
+    A KeyboardInterrupt while waiting stops the plugin the same way, then propagates. `idle()` is called
+    on this thread about every 50 ms while the plugin runs.
     """
     started = time.time()
 
@@ -62,46 +80,63 @@ def run_function(
 
     outcome: dict[str, Any] = {}
     ready = threading.Event()
+    interrupted = threading.Event()  # a KeyboardInterrupt reached the waiting thread
+    stopper = Stopper(timeout, _Either(cancel, interrupted))  # type: ignore[arg-type]
 
     def work() -> None:
         try:
             with capture_thread_output(on_output, max_output_bytes) as capture:
                 outcome["capture"] = capture
+                stopper.ident = threading.get_ident()
                 ready.set()
                 try:
-                    plugin = plugin_cls()
-                    plugin.initialize(config)
-                    try:
-                        outcome["value"] = plugin.execute(function, kwargs)
-                    finally:
-                        plugin.cleanup()
+                    with stopper:
+                        plugin = plugin_cls()
+                        plugin.initialize(config)
+                        try:
+                            outcome["value"] = plugin.execute(function, kwargs)
+                        finally:
+                            plugin.cleanup()
+                except NodeStopped:
+                    outcome["stopped"] = stopper.reason or "cancelled"
                 except BaseException as exc:  # every failure of plugin code is the node's failure
                     outcome["error"] = exc
                     if not isinstance(exc, PlaybookError) and getattr(exc, "show_traceback", True):
                         tb = exc.__traceback__.tb_next if exc.__traceback__ else None  # not our frame
                         text = "".join(traceback.format_exception(type(exc), exc, tb))
                         print(text, end="", file=sys.stderr)
+        except NodeStopped:  # delivered just as the stopper was leaving
+            outcome["stopped"] = stopper.reason or "cancelled"
         finally:
             ready.set()
 
     worker = threading.Thread(target=work, name=f"playbook-function-{plugin_name}.{function}", daemon=True)
     worker.start()
     try:
-        worker.join(timeout)
+        _wait(worker, stopper, idle)
+    except KeyboardInterrupt:
+        interrupted.set()
+        _wait(worker, stopper, None)
+        raise
     finally:
         ready.wait()
         capture = outcome["capture"]
-        # A timed-out (or interrupted) worker keeps running; its later output no longer belongs here.
+        # A worker still running (blocked in C) keeps running; its later output no longer belongs here.
         capture.close()
-    timed_out = worker.is_alive()
+    still_running = worker.is_alive()
     ended = time.time()
 
-    if timed_out:
+    reason = stopper.reason if (still_running or "stopped" in outcome) else None
+    if reason == "timeout":
         error: str | None = f"Function timed out after {timeout:g} seconds"
+    elif reason is not None:
+        error = "interrupted"
     elif "error" in outcome:
         error = describe_exception(outcome["error"])
     else:
         error = None
+    if still_running and error:
+        error += f" (the plugin did not stop within {STOP_GRACE:g}s; it keeps running in the background)"
     return AttemptResult(
         ok=error is None,
         stdout=capture.text("stdout"),
@@ -111,4 +146,18 @@ def run_function(
         started_at=started,
         ended_at=ended,
         truncated=capture.truncated,
+        interrupted=reason == "cancelled",
     )
+
+
+def _wait(worker: threading.Thread, stopper: Stopper, idle: Callable[[], None] | None) -> None:
+    """Until the worker ends, or STOP_GRACE seconds after the stopper fired."""
+    stopped_at = None
+    while worker.is_alive():
+        worker.join(0.05)
+        if idle is not None and worker.is_alive():
+            idle()
+        if stopper.reason is not None:
+            stopped_at = stopped_at or time.monotonic()
+            if time.monotonic() - stopped_at >= STOP_GRACE:
+                return

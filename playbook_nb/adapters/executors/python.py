@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import linecache
+import threading
 import time
 import traceback
 from typing import Any
@@ -18,6 +19,7 @@ from playbook_nb.adapters.executors.capture import (
     capture_thread_output,
 )
 from playbook_nb.adapters.executors.result import AttemptResult
+from playbook_nb.adapters.executors.stopper import NodeStopped, Stopper
 
 
 def _register_source(filename: str, code: str) -> None:
@@ -56,6 +58,8 @@ def run_python(
     filename: str = "<node>",
     on_output: OutputCallback | None = None,
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+    timeout: float | None = None,
+    cancel: threading.Event | None = None,
 ) -> AttemptResult:
     """Execute `code` in `namespace` and return what happened.
 
@@ -66,24 +70,34 @@ def run_python(
     - An exception gives ok False, error "<Type>: message", and its traceback, limited to the frames of the
       node's own code (`filename`; give each node its own, e.g. "<node deploy>"), in stderr (and shown).
       `sys.exit(0)` / `sys.exit()` count as success.
+    - `timeout` (seconds) or a set `cancel` event (Abort) stop the code (`NodeStopped` is raised in it, see
+      `stopper`): error "Python node timed out after N seconds", or `interrupted` True.
+    - A KeyboardInterrupt (a kernel interrupt, Ctrl-C) is not the node's failure: it propagates.
     """
     started = time.time()
     _register_source(filename, code)
     error: str | None = None
     value: Any = None
+    stopper = Stopper(timeout, cancel)
     with capture_thread_output(on_output, max_output_bytes) as capture:
         try:
-            body, last = _compile(code, filename)
-            exec(body, namespace)
-            if last is not None:
-                value = eval(last, namespace)
+            with stopper:
+                body, last = _compile(code, filename)
+                exec(body, namespace)
+                if last is not None:
+                    value = eval(last, namespace)
+        except NodeStopped:
+            if stopper.reason == "timeout":
+                error = f"Python node timed out after {timeout:g} seconds"
+            else:
+                error = "interrupted"
         except SystemExit as exc:
             if exc.code not in (None, 0):
                 error = f"SystemExit: {exc.code}"
         except SyntaxError as exc:
             error = f"SyntaxError: {exc.msg} (line {exc.lineno})"
             capture.write("stderr", "".join(traceback.format_exception_only(exc)))
-        except (Exception, KeyboardInterrupt) as exc:
+        except Exception as exc:
             message = " ".join(str(exc).split())
             error = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
             te = traceback.TracebackException.from_exception(exc)
@@ -98,4 +112,5 @@ def run_python(
         started_at=started,
         ended_at=time.time(),
         truncated=capture.truncated,
+        interrupted=stopper.reason == "cancelled",
     )

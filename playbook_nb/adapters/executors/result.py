@@ -27,6 +27,7 @@ class AttemptResult:
     started_at: float = 0.0  # wall clock, seconds since the epoch
     ended_at: float = 0.0
     truncated: bool = False  # stdout or stderr lost bytes to the capture bound
+    interrupted: bool = False  # stopped from outside (Abort, a signal, a storage fault): neither OK nor NOK
 
     @property
     def duration(self) -> float:
@@ -48,4 +49,5 @@ class AttemptResult:
             "ended_at": self.ended_at,
             "duration": self.duration,
             "truncated": self.truncated,
+            "interrupted": self.interrupted,
         }

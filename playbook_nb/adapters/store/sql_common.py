@@ -568,12 +568,41 @@ class SQLStore(Store):
             return self._interrupt_attempts(handle, run_id, now)
 
     def _interrupt_attempts(self, handle: Any, run_id: int, now: str) -> int:
+        """Attempts still RUNNING become INTERRUPTED, and nodes still RUNNING become PENDING with the reason
+        (a node never stays RUNNING in a run whose process is gone). The caller holds the run's lock."""
+        from playbook_nb.domain.engine import interrupted_reason
+
         rows = self._execute(
             handle,
             "SELECT node_id, attempt FROM attempts WHERE run_id = ? AND status = 'RUNNING'"
             " ORDER BY started_at, attempt",
             (run_id,),
         ).fetchall()
+        running = self._execute(
+            handle,
+            "SELECT node_id, attempts FROM node_states WHERE run_id = ? AND state = 'RUNNING'",
+            (run_id,),
+        ).fetchall()
+        if running:
+            counts = self._row_json(
+                self._execute(handle, "SELECT counts FROM runs WHERE id = ?", (run_id,)).fetchone()["counts"]
+            )
+            for node in running:
+                self._execute(
+                    handle,
+                    "UPDATE node_states SET state = 'PENDING', reason = ?, updated_at = ?"
+                    " WHERE run_id = ? AND node_id = ?",
+                    (
+                        interrupted_reason(node["attempts"], "its process ended"),
+                        self._db_time(now),
+                        run_id,
+                        node["node_id"],
+                    ),
+                )
+                counts = moved_count(counts, "RUNNING", "PENDING")
+            self._execute(
+                handle, f"UPDATE runs SET counts = {self._JSON} WHERE id = ?", (to_json(counts), run_id)
+            )
         for row in rows:
             self._execute(
                 handle,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
 from pathlib import Path
 
 import typer
 from rich.markup import escape
 from rich.prompt import Confirm, Prompt
 
+from playbook_nb.app.abort import on_signals
 from playbook_nb.app.session import RunOptions, RunSession
 from playbook_nb.domain.decisions import GateDecision, headless_gate_decision, parse_approve_flags
 from playbook_nb.domain.engine import Decision
@@ -65,7 +65,7 @@ def _terminal_decider(view: TerminalView, interactive: bool):
             )
             if policy_choice is not None or not interactive:
                 return policy_choice
-            with view.paused():
+            with view.paused(), session.abort_switch.prompting():
                 prompt = session.rendered(node_id).get("prompt", "Continue with the next step?")
                 view.gate(session, node_id)
                 answer = Prompt.ask(
@@ -77,7 +77,7 @@ def _terminal_decider(view: TerminalView, interactive: bool):
             return None
         allowed = session.engine.allowed_decisions(node_id)
         choices = [d.value for d in (Decision.RETRY, Decision.SKIP, Decision.ABORT) if d in allowed]
-        with view.paused():
+        with view.paused(), session.abort_switch.prompting():
             answer = Prompt.ask(
                 f"[bold red]'{node_id}' failed.[/] What now?", choices=choices, default=choices[0]
             )
@@ -87,19 +87,14 @@ def _terminal_decider(view: TerminalView, interactive: bool):
 
 
 def _drive(session: RunSession, view: TerminalView, interactive: bool) -> None:
-    """Run to the end; Ctrl-C or SIGTERM ends the run ABORTED (resumable)."""
-
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_term)
+    """Run to the end; Ctrl-C or SIGTERM stops the running command's process group at once and ends the run
+    ABORTED (resumable), the interrupted node PENDING with the reason."""
     try:
-        with view.live(session):
+        with on_signals(session.abort_switch), view.live(session):
             session.drive(_terminal_decider(view, interactive))
-    except KeyboardInterrupt:
-        session.abort(session.options.actor, "interrupted by signal (Ctrl-C or SIGTERM)")
+    except KeyboardInterrupt:  # at a prompt
+        session.abort(session.options.actor, "interrupted (SIGINT: Ctrl-C)")
     finally:
-        signal.signal(signal.SIGTERM, previous)
         session.close()
 
 
