@@ -7,9 +7,12 @@ each node's outcome under its own cell.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ from IPython.display import HTML, display
 
 from playbook_nb.adapters.export.dag_render import to_svg
 from playbook_nb.adapters.store import Store, resolve_db_path
+from playbook_nb.app.abort import on_signals
 from playbook_nb.app.config import load_config
 from playbook_nb.app.session import NodeReport, RunOptions, RunSession
 from playbook_nb.domain.decisions import GateDecision, default_actor, headless_gate_decision
@@ -33,6 +37,14 @@ MARK = {"OK": "✔", "NOK": "✘", "SKIPPED": "⊘", "WAITING": "⏸", "RUNNING"
 
 class RunNotOK(Exception):
     """Raised by the summary cell of a headless run that ended NOK or ABORTED, so papermill and CI see it."""
+
+
+class RunAborted(Exception):
+    """Raised by a node's cell in JupyterLab when the run was aborted while it ran (Kernel > Interrupt), so
+    Run All stops there. Shown as its one line, not a traceback."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[1;33m{self}\x1b[0m"]
 
 
 def has_front_end() -> bool:
@@ -63,6 +75,7 @@ class NotebookRun:
         ] = {}  # the code each Python node's cell last ran (the widget's Run reuses it)
         self._cell_node: str | None = None  # the node whose cell runs now (parallel: siblings stay quiet)
         session.output_listeners.append(self._print_output)
+        _abort_when_driver_goes()
 
     # -- cells -------------------------------------------------------------------------------
     def show(self) -> None:
@@ -84,13 +97,19 @@ class NotebookRun:
             display(self.widget)
 
     def cell(self, node_id: str, code: str | None = None) -> NodeReport:
-        """A node's cell: run the node through the engine if it is ready, else say plainly why not."""
+        """A node's cell: run the node through the engine if it is ready, else say plainly why not.
+
+        While the node runs, SIGINT (Kernel > Interrupt, or the headless driver stopping) aborts the run:
+        the node's command is stopped at once and the run ends ABORTED; in JupyterLab the cell then fails
+        with one line, so Run All stops there."""
         session = self.session
         if self.headless and session.status is RunState.RUNNING:
             self._decide_waiting_gates()
         self._cell_node = node_id
+        was_requested = session.abort_switch.requested
         try:
-            report = session.run_node(node_id, code=code)
+            with on_signals(session.abort_switch, (signal.SIGINT,)), self._ui_events():
+                report = session.run_node(node_id, code=code)
         finally:
             self._cell_node = None
         if self.headless and session.status is RunState.RUNNING:
@@ -99,7 +118,30 @@ class NotebookRun:
             report = session._report(node_id, ran=report.ran, result=report.result, attempt=report.attempt)
             report.background = background
         self._show_report(report)
+        if not self.headless and not was_requested and session.abort_switch.requested:
+            raise RunAborted(
+                f"run {session.run_id} ABORTED: {session.abort_switch.reason}; resume it to continue"
+            )
         return report
+
+    @contextlib.contextmanager
+    def _ui_events(self):
+        """In JupyterLab, widget messages (an Abort click) are processed while the node's cell waits for its
+        command (jupyter-ui-poll); headless there is nothing to process."""
+        if self.headless or not _in_kernel():
+            yield
+            return
+        try:
+            from jupyter_ui_poll import ui_events
+        except ImportError:
+            yield
+            return
+        with ui_events() as poll:
+            self.session.idle = lambda: poll(10)
+            try:
+                yield
+            finally:
+                self.session.idle = None
 
     def summary(self) -> None:
         """The last cell: finish what can finish, show the final states, fail the notebook if the run failed."""
@@ -198,6 +240,62 @@ class NotebookRun:
 
 
 _current: NotebookRun | None = None
+
+
+def _in_kernel() -> bool:
+    return getattr(_ipython(), "kernel", None) is not None
+
+
+_hooks_installed = False
+
+
+def _abort_when_driver_goes() -> None:
+    """A command never outlives the kernel's driver: when the process that started this kernel ends (a plain
+    `papermill` run killed, the Jupyter server gone) or the kernel is asked to shut down (papermill after a
+    Ctrl-C, a kernel restart), the current run's command is stopped at once and the run recorded ABORTED by
+    the cell that runs it. (The commands' watchdog kills them anyway if the kernel itself dies.) Installed
+    once per kernel."""
+    global _hooks_installed
+    if _hooks_installed:
+        return
+    _hooks_installed = True
+
+    def abort(reason: str) -> None:
+        if _current is not None:
+            _current.session.abort_switch.request(reason)
+
+    parent = os.environ.get("JPY_PARENT_PID", "")
+    if parent.isdigit() and int(parent) == os.getppid() and int(parent) > 1:
+
+        def watch(pidfd: int) -> None:
+            import select
+
+            select.select([pidfd], [], [])
+            abort(f"the kernel's driver (process {parent}) ended")
+
+        with contextlib.suppress(OSError, AttributeError):
+            pidfd = os.pidfd_open(int(parent))
+            threading.Thread(target=watch, args=(pidfd,), name="playbook-driver-watch", daemon=True).start()
+    kernel = getattr(_ipython(), "kernel", None)
+    handlers = getattr(kernel, "control_handlers", None)
+    if isinstance(handlers, dict) and "shutdown_request" in handlers:
+        original = handlers["shutdown_request"]
+
+        async def shutdown_request(stream, ident, parent_msg):
+            restart = bool((parent_msg.get("content") or {}).get("restart"))
+            abort("kernel restarted" if restart else "kernel shut down")
+            return await original(stream, ident, parent_msg)
+
+        handlers["shutdown_request"] = shutdown_request
+
+
+def _ipython():
+    try:
+        from IPython import get_ipython
+
+        return get_ipython()
+    except ImportError:
+        return None
 
 
 def current() -> NotebookRun:

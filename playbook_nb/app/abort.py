@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterable, Iterator
 
 SIGNAL_REASONS = {
-    signal.SIGINT: "interrupted (SIGINT: Ctrl-C or Kernel > Interrupt)",
+    signal.SIGINT: "interrupted (SIGINT)",
     signal.SIGTERM: "terminated (SIGTERM)",
 }
 

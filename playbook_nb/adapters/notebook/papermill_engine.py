@@ -29,6 +29,8 @@ from typing import Any
 from papermill.engines import NBClientEngine, NotebookExecutionManager
 from papermill.iorw import papermill_io
 
+from playbook_nb.adapters.notebook.stop import STOP
+
 logger = logging.getLogger("playbook_nb.papermill")
 
 OUTPUT_PATH_ENV = "PLAYBOOK_NB_OUTPUT_PATH"
@@ -147,9 +149,14 @@ class ScrubbingExecutionManager(NotebookExecutionManager):
     def cell_start(self, cell, cell_index=None, **kwargs):
         self._in_text_cell = cell.get("cell_type") != "code"
         try:
-            return super().cell_start(cell, cell_index, **kwargs)
+            result = super().cell_start(cell, cell_index, **kwargs)
         finally:
             self._in_text_cell = False
+        if STOP.reason is not None and cell.get("cell_type") == "code":  # told to stop: no further cell runs
+            from nbclient.exceptions import CellExecutionError
+
+            raise CellExecutionError("", "RunStopped", STOP.reason)
+        return result
 
     def cell_complete(self, cell, cell_index=None, **kwargs):
         self._in_text_cell = cell.get("cell_type") != "code"

@@ -16,6 +16,7 @@ import yaml
 
 from playbook_nb.adapters.notebook.compile import compile_runbook, write_notebook
 from playbook_nb.adapters.notebook.papermill_run import run_notebook
+from playbook_nb.adapters.notebook.stop import stop_on_signals, stop_reason
 from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.domain.model import Runbook, load_runbook, parse_runbook
 from playbook_nb.faces.cli.app import console, err_console
@@ -118,13 +119,14 @@ def run_headless(
             input_path = Path(tmp) / "runbook.ipynb"
             write_notebook(compile_runbook(runbook, source_path=str(file)), input_path)
         executed = Path(tmp) / "executed.ipynb"
-        outcome = run_notebook(
-            str(input_path),
-            str(executed),
-            parameters=params,
-            env_secrets={f"PLAYBOOK_SECRET_{name}": value for name, value in secrets.items()},
-            cwd=str(file.resolve().parent),
-        )
+        with stop_on_signals():
+            outcome = run_notebook(
+                str(input_path),
+                str(executed),
+                parameters=params,
+                env_secrets={f"PLAYBOOK_SECRET_{name}": value for name, value in secrets.items()},
+                cwd=str(file.resolve().parent),
+            )
         if not executed.exists():
             raise PlaybookError(f"papermill wrote no notebook for {file}: {outcome.error_summary}")
         record = run_record_of(executed)
@@ -140,12 +142,24 @@ def run_headless(
         if output:
             shutil.copyfile(executed, output)
     run = store.get_run(run_id)
-    if run.status == "RUNNING":  # the kernel died before the run could end
-        reason = f"kernel died: {outcome.error_summary}" if outcome.kernel_died else outcome.error_summary
-        store.set_run_status(run_id, "ABORTED", reason=reason)
+    stopped = stop_reason()
+    if run.status == "RUNNING":  # stopped between cells, or the kernel died before the run could end
+        if stopped:
+            reason = stopped
+        elif outcome.kernel_died:
+            reason = f"kernel died: {outcome.error_summary}"
+        else:
+            reason = outcome.error_summary
         store.mark_interrupted(run_id)
+        store.set_run_status(run_id, "ABORTED", reason=reason)
         run = store.get_run(run_id)
     _print_result(run, store)
+    if stopped:
+        err_console.print(
+            f"[bold yellow]stopped:[/] {stopped}; run {run_id} is {run.status}"
+            + (f", resume it with: playbook-nb resume {file} {run_id}" if run.status == "ABORTED" else ""),
+            highlight=False,
+        )
     return EXIT_BY_STATUS.get(run.status, 3)
 
 
