@@ -1,0 +1,189 @@
+"""Abort means stop now (issue 13 point 4, issue 14 points 6 and 14, issue 24 points 1 and 6), through the real
+CLI and real papermill: SIGTERM / SIGINT to the terminal runner, to `run --headless` and to a plain `papermill`
+run stop the running command's whole process group within 2 s (measured from /proc), the attempt is
+INTERRUPTED, the node PENDING with the reason (never RUNNING in a finished run), the run ABORTED and
+resumable, and the notebook filed; `kill -9` of the runner, of the papermill process or of the kernel leaves
+no command behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from abort_helpers import (
+    kill_all,
+    long_runbook,
+    pids_with,
+    rows,
+    seconds_until_gone,
+    start_cli,
+    wait_for,
+)
+from conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def _assert_interrupted_record(db: Path, run_id: int, reason_part: str) -> None:
+    (run,) = rows(db, "SELECT * FROM runs WHERE id = ?", (run_id,))
+    assert run["status"] == "ABORTED", dict(run)
+    states = {r["node_id"]: (r["state"], r["reason"]) for r in rows(db, "SELECT * FROM node_states")}
+    assert states["first"][0] == "OK"
+    assert states["slow"][0] == "PENDING", states
+    assert states["slow"][1].startswith("interrupted: attempt 1 stopped"), states
+    assert reason_part in states["slow"][1], states
+    assert states["last"] == ("PENDING", None)
+    attempts = {(a["node_id"], a["attempt"]): a for a in rows(db, "SELECT * FROM attempts")}
+    assert attempts[("slow", 1)]["status"] == "INTERRUPTED"
+    assert attempts[("slow", 1)]["ended_at"] is not None
+    assert "RUNNING" not in {r["state"] for r in rows(db, "SELECT state FROM node_states")}
+
+
+def _resume_finishes(runbook: Path, flag: Path, db: Path, run_id: int) -> None:
+    flag.write_text("")
+    done = run_cli("resume", str(runbook), str(run_id), "--state-path", str(db))
+    assert done.returncode == 0, (done.stdout[-2000:], done.stderr)
+    states = {
+        r["node_id"]: r["state"] for r in rows(db, "SELECT * FROM node_states WHERE run_id = ?", (run_id,))
+    }
+    assert states == {"first": "OK", "slow": "OK", "last": "OK"}
+    first = [a for a in rows(db, "SELECT * FROM attempts WHERE node_id = 'first'")]
+    assert len(first) == 1  # the finished node did not run again
+
+
+def _running_slow(db: Path, marker: str):
+    def check():
+        if not db.exists() or not pids_with(marker):
+            return None
+        running = rows(db, "SELECT run_id FROM attempts WHERE node_id = 'slow' AND status = 'RUNNING'")
+        return running[0]["run_id"] if running else None
+
+    return check
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_terminal_signal_stops_the_group_and_aborts_the_run(tmp_path, sig):
+    runbook, marker, flag = long_runbook(tmp_path)
+    db = tmp_path / "runs.db"
+    proc = start_cli("run", str(runbook), "--state-path", str(db))
+    try:
+        run_id = wait_for(_running_slow(db, marker), what="the slow command", proc=proc)
+        assert len(pids_with(marker)) >= 3  # the shell, its child shell and the sleeps
+        proc.send_signal(sig)
+        lived = seconds_until_gone(marker)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        kill_all(marker)
+    assert lived < 2.0, f"the command lived on {lived:.2f}s after {sig.name}"
+    assert proc.returncode == 3, (stdout, stderr)
+    assert "Traceback" not in stderr, stderr
+    assert "ABORTED" in stdout
+    _assert_interrupted_record(db, run_id, "SIGTERM" if sig == signal.SIGTERM else "SIGINT")
+    _resume_finishes(runbook, flag, db, run_id)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_headless_signal_stops_the_group_files_the_notebook_and_exits_3(tmp_path, sig):
+    runbook, marker, flag = long_runbook(tmp_path)
+    db = tmp_path / "runs.db"
+    proc = start_cli("run", str(runbook), "--headless", "--state-path", str(db))
+    try:
+        run_id = wait_for(_running_slow(db, marker), what="the slow command", proc=proc)
+        proc.send_signal(sig)
+        lived = seconds_until_gone(marker)
+        stdout, stderr = proc.communicate(timeout=90)
+    finally:
+        proc.kill()
+        kill_all(marker)
+    assert lived < 2.0, f"the command lived on {lived:.2f}s after {sig.name}"
+    assert proc.returncode == 3, (stdout, stderr)
+    assert "Traceback" not in stderr, stderr
+    stopped = [line for line in stderr.splitlines() if line.startswith("stopped:")]
+    assert stopped and sig.name in stopped[0], stderr
+    _assert_interrupted_record(db, run_id, "SIGINT")  # what the kernel was sent
+    (run,) = rows(db, "SELECT * FROM runs WHERE id = ?", (run_id,))
+    notebook = Path(run["notebook_path"])
+    assert notebook.exists() and notebook.is_relative_to(tmp_path), run["notebook_path"]
+    nb = json.loads(notebook.read_text())
+    slow_cell = [c for c in nb["cells"] if c["source"] and "playbook_node slow" in "".join(c["source"])]
+    assert slow_cell and slow_cell[0]["execution_count"] is not None
+    text = json.dumps(slow_cell[0]["outputs"])
+    assert "interrupted" in text, text
+    _resume_finishes(runbook, flag, db, run_id)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_plain_papermill_signal_stops_the_group_and_aborts_the_run(tmp_path, sig):
+    runbook, marker, flag = long_runbook(tmp_path)
+    db = tmp_path / "runs.db"
+    notebook = tmp_path / "abort.ipynb"
+    assert run_cli("compile", str(runbook), "-o", str(notebook)).returncode == 0
+    env = {**os.environ, "PLAYBOOK_DB_PATH": str(db), "PYTHONUNBUFFERED": "1"}
+    papermill = Path(sys.executable).with_name("papermill")
+    proc = subprocess.Popen(
+        [str(papermill), str(notebook), str(tmp_path / "out.ipynb")],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    try:
+        run_id = wait_for(_running_slow(db, marker), what="the slow command", proc=proc)
+        proc.send_signal(sig)
+        lived = seconds_until_gone(marker)
+        proc.communicate(timeout=90)
+        # the record is written by the kernel as it stops; give it the moment it needs
+        wait_for(lambda: rows(db, "SELECT status FROM runs WHERE id = ?", (run_id,))[0]["status"] != "RUNNING",
+                 timeout=20, what="the run to leave RUNNING")  # fmt: skip
+    finally:
+        proc.kill()
+        kill_all(marker)
+    assert lived < 2.0, f"the command lived on {lived:.2f}s after {sig.name} to papermill"
+    reason = "driver" if sig == signal.SIGTERM else "SIGINT"
+    _assert_interrupted_record(db, run_id, "")
+    (run,) = rows(db, "SELECT * FROM runs WHERE id = ?", (run_id,))
+    assert reason in run["status_reason"] or "shut down" in run["status_reason"], run["status_reason"]
+    assert (tmp_path / "out.ipynb").exists()  # papermill's own output notebook, as far as it got
+    _resume_finishes(runbook, flag, db, run_id)
+
+
+def _kernel_pid(parent: int) -> int | None:
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_bytes()
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(stat[stat.rfind(b")") + 2 :].split()[1]) == parent and b"ipykernel" in cmdline:
+                return int(entry)
+    return None
+
+
+@pytest.mark.parametrize("victim", ["terminal runner", "headless runner", "kernel"])
+def test_kill_9_of_the_driver_leaves_no_command_behind(tmp_path, victim):
+    runbook, marker, _flag = long_runbook(tmp_path)
+    db = tmp_path / "runs.db"
+    args = ["run", str(runbook), "--state-path", str(db)] + (
+        ["--headless"] if victim != "terminal runner" else []
+    )
+    proc = start_cli(*args)
+    try:
+        wait_for(_running_slow(db, marker), what="the slow command", proc=proc)
+        target = proc.pid if victim != "kernel" else _kernel_pid(proc.pid)
+        assert target
+        os.kill(target, signal.SIGKILL)
+        lived = seconds_until_gone(marker)
+    finally:
+        proc.kill()
+        proc.communicate(timeout=60)
+        kill_all(marker)
+    assert lived < 2.0, f"the command outlived the {victim} by {lived:.2f}s"
