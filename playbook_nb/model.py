@@ -153,7 +153,11 @@ class Runbook:
 
     @property
     def secret_names(self) -> set[str]:
-        return {name for name, var in self.variables.items() if var.secret}
+        """Variables marked `secret = true`, and those that reach a credential parameter (auth_token, an
+        Authorization header, ...: see playbook_nb.credentials)."""
+        from playbook_nb.credentials import credential_variables
+
+        return {name for name, var in self.variables.items() if var.secret} | credential_variables(self)
 
 
 # --- parsing and validation ----------------------------------------------------------------------------

@@ -18,6 +18,12 @@ Fixture (TOML or JSON)::
     error = "unhealthy"         # default "exit code N" for a nok attempt
     return_value = { rows = 3 } # Function/Python nodes
 
+    [nodes.ingest]              # a built-in step type runs for real with a stand-in for the world:
+    response = { status = 200, json = { data = { entities = [] } } }   # http: the answer (nothing is sent)
+    [nodes.screenshot_ui]
+    page = "entity-list.html"   # ui_screenshot: this page is captured (or screenshot = "shot.png" is used)
+                                # schema_check and metrics_publish always run (metrics are not pushed)
+
     [nodes.approve_deploy]      # a gate: approve | reject (no decision: fail closed, the run ends ABORTED)
     decision = "approve"
 
@@ -53,7 +59,9 @@ from playbook_nb.store import Store
 
 NODE_FIELDS = frozenset(
     {"status", "stdout", "stderr", "exit_code", "error", "outputs", "return_value", "decision"}
-)
+) | frozenset({"response", "page", "screenshot"})
+ANSWER_FIELDS = frozenset({"status", "stdout", "stderr", "exit_code", "error", "outputs", "return_value"})
+STAND_IN_FILES = ("page", "screenshot")  # fixture fields naming files, relative to the fixture's folder
 FIXTURE_KEYS = frozenset({"variables", "nodes", "expected", "gate_policy", "description"})
 STATES = ("OK", "NOK", "SKIPPED", "PENDING", "WAITING", "RUNNING")
 RUN_STATES = ("OK", "NOK", "ABORTED", "RUNNING")
@@ -127,6 +135,8 @@ def check_fixture(runbook: Runbook, fixture: dict[str, Any], where: str = "fixtu
         bad = sorted(set(spec) - NODE_FIELDS)
         if bad:
             raise FixtureError(f"{where}: nodes.{node_id}: unknown field '{bad[0]}'")
+        if "response" in spec and not isinstance(spec["response"], dict):
+            raise FixtureError(f"{where}: nodes.{node_id}.response: expected a table (status, json or body)")
         statuses = spec.get("status", "ok")
         for status in statuses if isinstance(statuses, list) else [statuses]:
             if str(status).lower() not in ("ok", "nok"):
@@ -159,10 +169,34 @@ def check_expected(runbook: Runbook, expected: dict[str, Any], where: str) -> No
 class FixtureExecutor:
     """The session's executor during a rehearsal: answers from the fixture, runs nothing."""
 
-    def __init__(self, nodes: dict[str, dict[str, Any]]):
+    def __init__(self, nodes: dict[str, dict[str, Any]], base_dir: Path | None = None):
         self.nodes = nodes
+        self.base_dir = base_dir
         self.calls: list[str] = []
         self._attempts: dict[str, int] = {}
+
+    def rehearsal_spec(self, node: Node) -> dict[str, Any] | None:
+        """The fixture entry to run `node`'s plugin with (it rehearses: the entry stands in for the world),
+        or None to answer for the node from the fixture. An entry giving the answer itself always wins."""
+        from playbook_nb.plugins.registry import get_plugin
+
+        spec = dict(self.nodes.get(node.id, {}))
+        if node.type is not NodeType.FUNCTION or ANSWER_FIELDS & set(spec):
+            return None
+        try:
+            plugin = get_plugin(node.plugin or "")()
+        except PlaybookError:
+            return None
+        for name in STAND_IN_FILES:
+            if name in spec:
+                path = Path(str(spec[name]))
+                spec[name] = str(
+                    path if path.is_absolute() or self.base_dir is None else self.base_dir / path
+                )
+        if not plugin.rehearses(spec):
+            return None
+        self.calls.append(node.id)
+        return spec
 
     def __call__(self, node: Node) -> AttemptResult:
         self.calls.append(node.id)
@@ -197,6 +231,9 @@ def rehearse(
     store: Store | None = None,
     name: str = "fixture",
     actor: str = "rehearsal",
+    fixture_dir: Path | None = None,
+    runbook_dir: Path | None = None,
+    update_baselines: bool = False,
 ) -> RehearsalResult:
     """Run `runbook` headless with node results from `fixture`; compare with `expected` (default: the fixture's
     [expected]). Without a store, the run is recorded in a throw-away index."""
@@ -221,12 +258,14 @@ def rehearse(
         approvals=approvals,
         comment=f"rehearsal: {name}",
         extra_params={"rehearsal": name},
+        runbook_dir=str(runbook_dir) if runbook_dir else None,
+        update_baselines=update_baselines,
     )
     with tempfile.TemporaryDirectory(prefix="playbook-rehearsal-") as tmp:
         own = store is None
         store = store or Store.open(Path(tmp) / "runs.db")
         try:
-            fake = FixtureExecutor(nodes)
+            fake = FixtureExecutor(nodes, fixture_dir)
             session = RunSession.start(runbook, values, store, options, namespace={})
             session.executor = fake
             session.drive(lambda _session, _node, _kind: None)
@@ -306,4 +345,6 @@ def run_case(case: PackCase, store: Store | None = None) -> RehearsalResult:
     if case.expected is not None:
         data = load_data(case.expected)
         expected = data.get("expected", data)
-    return rehearse(runbook, fixture, expected=expected, store=store, name=case.name)
+    return rehearse(
+        runbook, fixture, expected=expected, store=store, name=case.name, fixture_dir=case.fixture.parent
+    )

@@ -12,6 +12,7 @@ from typing import Any
 from playbook_nb.errors import PlaybookError
 from playbook_nb.executors.capture import DEFAULT_MAX_OUTPUT_BYTES, OutputCallback, capture_thread_output
 from playbook_nb.executors.result import AttemptResult
+from playbook_nb.plugins.base import StepContext
 from playbook_nb.plugins.registry import check_params, expand_env, get_plugin, plugin_metadata
 
 
@@ -32,6 +33,7 @@ def run_function(
     timeout: float | None = None,
     on_output: OutputCallback | None = None,
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+    context: StepContext | None = None,
 ) -> AttemptResult:
     """Call `function` of plugin `plugin_name` with `params` (rendered, not yet converted).
 
@@ -42,7 +44,8 @@ def run_function(
     exception all give `ok=False` with a one-line `error`; an unexpected exception's traceback goes to
     `stderr` (unless the exception class sets `show_traceback = False`, as deliberate failures do).
     On timeout the thread cannot be killed: it is left to finish in the background (its output then goes
-    to the original streams) and cleanup() runs when execute() returns.
+    to the original streams) and cleanup() runs when execute() returns. `context` is set as the plugin's
+    `context` before `initialize` (a default StepContext when none is given).
     """
     started = time.time()
 
@@ -66,6 +69,7 @@ def run_function(
                 ready.set()
                 try:
                     plugin = plugin_cls()
+                    plugin.context = context or StepContext()
                     plugin.initialize(config)
                     try:
                         outcome["value"] = plugin.execute(function, kwargs)
@@ -102,7 +106,8 @@ def run_function(
         ok=error is None,
         stdout=capture.text("stdout"),
         stderr=capture.text("stderr"),
-        return_value=None if error else outcome.get("value"),
+        # A failing plugin may attach what it found (the exception's `result`, e.g. a screenshot diff's figures).
+        return_value=getattr(outcome.get("error"), "result", None) if error else outcome.get("value"),
         error=error,
         started_at=started,
         ended_at=ended,
