@@ -163,7 +163,11 @@ class RunSession:
             runbook_sha256=runbook.sha256,
             runbook_version=runbook.meta.version,
             variables=mask_variables(values, runbook),
-            params=options.public_params(),
+            params={
+                **options.public_params(),
+                **({"legal_basis": runbook.meta.legal_basis} if runbook.meta.legal_basis else {}),
+                **({"runbook_id": runbook.meta.id} if runbook.meta.id else {}),
+            },
             trigger=options.trigger,
             actor=options.actor,
             host=socket.gethostname(),
@@ -612,12 +616,23 @@ class RunSession:
 
     def _context(self, node_id: str | None = None, **extra) -> dict[str, Any]:
         extra.setdefault("steps", self._steps_context(node_id))
+        extra.setdefault("execution", self._execution_context())
         return templating.make_context(
             self.values,
             has_succeeded=self.engine.has_succeeded,
             has_failed=self.engine.has_failed,
             **extra,
         )
+
+    def _execution_context(self) -> dict[str, Any]:
+        """`execution` in templates: the run's id, start (ISO, UTC) and seconds since it started."""
+        from datetime import UTC, datetime
+
+        return {
+            "id": self.run_id,
+            "started_at": datetime.fromtimestamp(self.started_at, UTC).isoformat(),
+            "duration": round(time.time() - self.started_at, 3),
+        }
 
     def _evaluate_when(self, node: Node, engine: Engine) -> bool:
         if not node.when:

@@ -22,7 +22,7 @@ from playbook_nb.errors import RunbookError, TemplateError
 from playbook_nb.variables import convert_value
 
 # Names every template may use besides the runbook's variables.
-RUN_NAMES = frozenset({"has_succeeded", "has_failed", "steps"})
+RUN_NAMES = frozenset({"has_succeeded", "has_failed", "steps", "execution"})
 # A key no template can name (it is not an identifier), so only render_command can turn quoting on.
 _QUOTE_KEY = "playbook.shell_quote"
 
@@ -49,6 +49,7 @@ def _make_env() -> SandboxedEnvironment:
         undefined=StrictUndefined, autoescape=False, finalize=_finalize, keep_trailing_newline=True
     )
     env.filters["raw"] = lambda value: RawValue(_as_text(value))
+    env.globals["len"] = len  # OPS-001 writes ${len(steps.x.outputs.items)}
     return env
 
 
@@ -77,12 +78,15 @@ def make_context(
     has_succeeded: Callable[[str], bool] | None = None,
     has_failed: Callable[[str], bool] | None = None,
     steps: Mapping[str, Any] | None = None,
+    execution: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Variable values plus the run helpers. Without a run, has_succeeded/has_failed raise a TemplateError."""
+    """Variable values plus the run helpers. Without a run, has_succeeded/has_failed raise a TemplateError.
+    `execution` describes the run: id, started_at (ISO text) and duration (seconds so far)."""
     context = dict(values)
     context["has_succeeded"] = has_succeeded or _not_in_run("has_succeeded")
     context["has_failed"] = has_failed or _not_in_run("has_failed")
     context["steps"] = dict(steps or {})
+    context["execution"] = dict(execution or {"id": None, "started_at": None, "duration": 0.0})
     return context
 
 
