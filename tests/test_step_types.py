@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from playbook_nb.model import parse_runbook
-from playbook_nb.outputs import load_outputs
-from playbook_nb.session import RunOptions, RunSession
-from playbook_nb.store import Store
+from playbook_nb.adapters.store import Store
+from playbook_nb.app.session import RunOptions, RunSession
+from playbook_nb.domain.model import parse_runbook
+from playbook_nb.domain.outputs import load_outputs
 from tests.local_servers import EntityApi, PushgatewayRecorder
 
 ENTITIES = [{"id": 1, "name": "alpha"}, {"id": 2, "name": "beta"}, {"id": "three", "name": 3}]
@@ -72,7 +72,7 @@ def run(tmp_path, text: str, values: dict):
     book.write_text(text)
     (tmp_path / "entity-v2.json").write_text(json.dumps(SCHEMA))
     (tmp_path / "enrich.graphql").write_text(QUERY)
-    from playbook_nb.model import load_runbook
+    from playbook_nb.domain.model import load_runbook
 
     runbook = load_runbook(book)
     store = Store.open(tmp_path / "runs.db")
@@ -156,7 +156,7 @@ function_params = { metrics = { x = 1 } }
 
 
 def test_invalid_jsonpath_output_is_a_validation_error_naming_the_node():
-    from playbook_nb.errors import RunbookError
+    from playbook_nb.domain.errors import RunbookError
 
     with pytest.raises(RunbookError, match=r"node 'a', field 'outputs'.*invalid JSONPath '\$\.\['"):
         parse_runbook(
