@@ -16,6 +16,7 @@ from playbook_nb.adapters.executors.capture import (
 )
 from playbook_nb.adapters.executors.result import AttemptResult
 from playbook_nb.adapters.executors.stopper import NodeStopped, Stopper
+from playbook_nb.adapters.plugins.base import StepContext
 from playbook_nb.adapters.plugins.registry import check_params, expand_env, get_plugin, plugin_metadata
 from playbook_nb.domain.errors import PlaybookError
 
@@ -51,6 +52,7 @@ def run_function(
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
     cancel: threading.Event | None = None,
     idle: Callable[[], None] | None = None,
+    context: StepContext | None = None,
 ) -> AttemptResult:
     """Call `function` of plugin `plugin_name` with `params` (rendered, not yet converted).
 
@@ -64,7 +66,8 @@ def run_function(
     `stopper`); cleanup() still runs. A plugin blocked in C that does not return within STOP_GRACE seconds
     is reported as such and left to finish in the background (its output then goes to the original streams).
     A KeyboardInterrupt while waiting stops the plugin the same way, then propagates. `idle()` is called
-    on this thread about every 50 ms while the plugin runs.
+    on this thread about every 50 ms while the plugin runs. `context` is set as the plugin's `context`
+    before `initialize` (a default StepContext when none is given).
     """
     started = time.time()
 
@@ -92,6 +95,7 @@ def run_function(
                 try:
                     with stopper:
                         plugin = plugin_cls()
+                        plugin.context = context or StepContext()
                         plugin.initialize(config)
                         try:
                             outcome["value"] = plugin.execute(function, kwargs)
@@ -141,7 +145,8 @@ def run_function(
         ok=error is None,
         stdout=capture.text("stdout"),
         stderr=capture.text("stderr"),
-        return_value=None if error else outcome.get("value"),
+        # A failing plugin may attach what it found (the exception's `result`, e.g. a screenshot diff's figures).
+        return_value=getattr(outcome.get("error"), "result", None) if error else outcome.get("value"),
         error=error,
         started_at=started,
         ended_at=ended,
