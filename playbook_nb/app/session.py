@@ -311,7 +311,7 @@ class RunSession:
         shown: dict[str, Any] = {}
         with contextlib.suppress(PlaybookError):
             if node.type is NodeType.COMMAND and node.command_name:
-                shown["command"] = templating.render_command(node.command_name, context, where)
+                shown["command"] = self._render_command(node, context)[0]
             elif node.type is NodeType.FUNCTION:
                 shown["function"] = f"{node.plugin}.{node.function}"
                 shown["params"] = templating.render_params(node.function_params, context, where)
@@ -798,13 +798,17 @@ class RunSession:
         cancel = self.abort_switch.cancel_event(node.id)
         idle = self._idle_on_driver
         if node.type is NodeType.COMMAND:
-            command = templating.render_command(
-                node.command_name or "", context, f"{where}, field 'command_name'"
-            )
+            command, secret_env = self._render_command(node, context)
+            env = {
+                **os.environ,
+                "PLAYBOOK_RUN_ID": str(self.run_id),
+                "PLAYBOOK_NODE_ID": node.id,
+                **secret_env,
+            }
             return lambda: run_command(
                 command,
                 timeout=timeout,
-                env={**os.environ, "PLAYBOOK_RUN_ID": str(self.run_id), "PLAYBOOK_NODE_ID": node.id},
+                env=env,
                 on_output=on_output,
                 stdin_tty=node.interactive and sys.stdin.isatty(),
                 cancel=cancel,
@@ -852,6 +856,24 @@ class RunSession:
 
             return python_call
         raise SessionError(f"node '{node.id}' of type {node.type} cannot be executed")
+
+    def _render_command(self, node: Node, context: dict[str, Any]) -> tuple[str, dict[str, str]]:
+        """(the command line, the environment its secrets come through). A secret variable is written into
+        the command as a quoted "$NAME" reference, never as its value: the process list shows every local
+        user a command's arguments, its environment only to the same user."""
+        context, secret_env = templating.secret_command_context(context, self.runbook.secret_names)
+        where = f"node '{node.id}', field 'command_name'"
+        command = templating.render_command(node.command_name or "", context, where)
+        if self.redactor and self.redactor.redact(command) != command:
+            raise SessionError(
+                f"{where}: a secret value would appear in the command line; refer to it by name"
+            )
+        used = {
+            name: value
+            for name, value in secret_env.items()
+            if f"${name}" in command or "${" + name in command
+        }
+        return command, used
 
     def _idle_on_driver(self) -> None:
         """While an attempt waits on the driving thread (never in a worker): the face's `idle` hook."""

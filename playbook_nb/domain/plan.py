@@ -77,7 +77,7 @@ def collect_warnings(runbook: Runbook, used_in_templates: set[str] | None = None
 
     `used_in_templates`: what `check_templates(runbook)` returned, when the caller has just checked them."""
     from playbook_nb.domain.model import check_templates, template_fields
-    from playbook_nb.domain.templating import uses_raw
+    from playbook_nb.domain.templating import raw_names, secret_env_name, uses_raw
 
     prefix = f"{runbook.path}: " if runbook.path else ""
     warnings: list[str] = []
@@ -96,6 +96,12 @@ def collect_warnings(runbook: Runbook, used_in_templates: set[str] | None = None
                 f"{prefix}node '{node_id}', field 'command_name': "
                 "the raw filter turns off shell quoting there"
             )
+            for name in sorted(raw_names(text) & runbook.secret_names):
+                warnings.append(
+                    f"{prefix}node '{node_id}', field 'command_name': secret variable {name} with the raw "
+                    f"filter: the command gets it as an unquoted ${{{secret_env_name(name)}}} reference "
+                    "(inside single quotes the shell would not expand it)"
+                )
     warnings.extend(prefix + w for w in _never_running_branches(runbook))
     return warnings
 

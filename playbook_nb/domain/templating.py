@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -31,9 +31,45 @@ class RawValue(str):
     """Marks a value the template author asked not to shell-quote (`{{ X | raw }}`)."""
 
 
+class SecretRef(str):
+    """A secret variable in a command: the command line holds a reference to an environment variable,
+    never the value (`ps` and /proc/PID/cmdline show every local user a process's arguments). The text is
+    the raw reference `${NAME}`; shell-quoted it is written `"$NAME"`. See `secret_command_context`."""
+
+    def __new__(cls, env_name: str):
+        ref = super().__new__(cls, "${" + env_name + "}")
+        ref.env_name = env_name
+        return ref
+
+
+def secret_env_name(name: str) -> str:
+    """The environment variable a secret variable reaches a command through: its own name (made a valid
+    shell name when it is not one)."""
+    cleaned = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    return cleaned if cleaned and not cleaned[0].isdigit() else f"_{cleaned}"
+
+
+def secret_command_context(
+    context: Mapping[str, Any], secret_names: Iterable[str]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """(a command's template context with each secret variable replaced by its `SecretRef`, the environment
+    that gives the command the values: {environment variable: value})."""
+    context = dict(context)
+    environ: dict[str, str] = {}
+    for name in secret_names:
+        if context.get(name) is None:
+            continue
+        env_name = secret_env_name(name)
+        environ[env_name] = _as_text(context[name])
+        context[name] = SecretRef(env_name)
+    return context, environ
+
+
 @pass_context
 def _finalize(context: Context, value: Any) -> Any:
     if context.get(_QUOTE_KEY) and not isinstance(value, RawValue):
+        if isinstance(value, SecretRef):
+            return f'"${value.env_name}"'
         return shlex.quote(_as_text(value))
     return value
 
@@ -347,6 +383,17 @@ def variables_used(text: str) -> set[str]:
 def uses_raw(text: str) -> bool:
     """True where a template opts out of shell quoting with the `raw` filter."""
     return "raw" in _facts(text).filters
+
+
+def raw_names(text: str) -> set[str]:
+    """Names a template passes straight to the `raw` filter (`{{ NAME | raw }}`)."""
+    if "raw" not in _facts(text).filters:
+        return set()
+    return {
+        f.node.name
+        for f in ENV.parse(text).find_all(nodes.Filter)
+        if f.name == "raw" and isinstance(f.node, nodes.Name)
+    }
 
 
 def calls_run_helpers(text: str) -> bool:

@@ -36,6 +36,18 @@ def stdin_is_tty() -> bool:
         return False
 
 
+def warn_secret_in_argv(what: str) -> None:
+    """A secret given as a command-line argument: `ps` shows it to every local user while the run lasts."""
+    from playbook_nb.faces.cli.app import err_console
+
+    err_console.print(
+        f"[yellow]warning:[/] {what}: a secret on the command line is visible to every local user in the "
+        "process list (ps, /proc/PID/cmdline); pass it with --vars-env PREFIX, --vars-file FILE or at the prompt",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 def open_store(state_path: str | None) -> Store:
     config = load_config()
     return Store.open(resolve_db_path(state_path, config))
@@ -56,7 +68,10 @@ def resolve_values(
 ) -> dict[str, Any]:
     """Variables by priority: --var > --vars-file > --vars-env > (base: a resumed run's values) > prompt > default."""
     cli_vars = {k: str(v) for k, v in (base or {}).items()}
-    cli_vars.update(parse_var_assignments(var or []))
+    given = parse_var_assignments(var or [])
+    for name in sorted(set(given) & runbook.secret_names):
+        warn_secret_in_argv(f"--var {name}=...")
+    cli_vars.update(given)
     interactive = not no_interactive_vars and stdin_is_tty()
 
     def prompt(variable: Variable) -> str:
