@@ -29,18 +29,18 @@ from conftest import run_cli
 pytestmark = pytest.mark.slow
 
 
-def _assert_interrupted_record(db: Path, run_id: int, reason_part: str) -> None:
+def _assert_interrupted_record(db: Path, run_id: int, reason_part: str, attempt: int = 1) -> None:
     (run,) = rows(db, "SELECT * FROM runs WHERE id = ?", (run_id,))
     assert run["status"] == "ABORTED", dict(run)
     states = {r["node_id"]: (r["state"], r["reason"]) for r in rows(db, "SELECT * FROM node_states")}
     assert states["first"][0] == "OK"
     assert states["slow"][0] == "PENDING", states
-    assert states["slow"][1].startswith("interrupted: attempt 1 stopped"), states
+    assert states["slow"][1].startswith(f"interrupted: attempt {attempt} stopped"), states
     assert reason_part in states["slow"][1], states
     assert states["last"] == ("PENDING", None)
     attempts = {(a["node_id"], a["attempt"]): a for a in rows(db, "SELECT * FROM attempts")}
-    assert attempts[("slow", 1)]["status"] == "INTERRUPTED"
-    assert attempts[("slow", 1)]["ended_at"] is not None
+    assert attempts[("slow", attempt)]["status"] == "INTERRUPTED"
+    assert attempts[("slow", attempt)]["ended_at"] is not None
     assert "RUNNING" not in {r["state"] for r in rows(db, "SELECT state FROM node_states")}
 
 
@@ -187,3 +187,38 @@ def test_kill_9_of_the_driver_leaves_no_command_behind(tmp_path, victim):
         proc.communicate(timeout=60)
         kill_all(marker)
     assert lived < 2.0, f"the command outlived the {victim} by {lived:.2f}s"
+
+
+@pytest.mark.parametrize("command", ["run", "resume"])
+def test_a_closed_output_pipe_aborts_the_run_and_stops_the_command(tmp_path, command):
+    """`playbook-nb run ... | head -1` (issue 14 point 6): the reader goes away while a silent command runs;
+    its process group is stopped at once, the run ends ABORTED (resumable), exit 3 with one line on stderr."""
+    runbook, marker, flag = long_runbook(tmp_path)
+    db = tmp_path / "runs.db"
+    run_id = None
+    if command == "resume":  # a first run stopped at the slow node, then resumed into the closing pipe
+        first = start_cli("run", str(runbook), "--state-path", str(db))
+        run_id = wait_for(_running_slow(db, marker), what="the slow command", proc=first)
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=60)
+        args = ["resume", str(runbook), str(run_id), "--state-path", str(db)]
+    else:
+        args = ["run", str(runbook), "--state-path", str(db)]
+    proc = start_cli(*args)
+    try:
+        found = wait_for(_running_slow(db, marker), what="the slow command", proc=proc)
+        run_id = run_id or found
+        proc.stdout.close()  # the reader goes away, as `head -1` does
+        lived = seconds_until_gone(marker)
+        stderr = proc.stderr.read()
+        proc.wait(60)
+    finally:
+        proc.kill()
+        kill_all(marker)
+    assert lived < 2.0, f"the command lived on {lived:.2f}s after the pipe closed"
+    assert proc.returncode == 3, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "output pipe was closed" in errors[0], stderr
+    assert "Traceback" not in stderr
+    _assert_interrupted_record(db, run_id, "output pipe was closed", attempt=2 if command == "resume" else 1)
+    _resume_finishes(runbook, flag, db, run_id)

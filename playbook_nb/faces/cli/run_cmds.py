@@ -15,7 +15,7 @@ from playbook_nb.domain.decisions import GateDecision, headless_gate_decision, p
 from playbook_nb.domain.engine import Decision
 from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.domain.model import load_runbook
-from playbook_nb.faces.cli.app import app, console
+from playbook_nb.faces.cli.app import app, console, err_console
 from playbook_nb.faces.cli.common import (
     EXIT_BY_STATUS,
     NO_INTERACTIVE_VARS,
@@ -47,8 +47,19 @@ def parallel_default(value: int | None) -> int:
     return parallel_workers(load_config().execution.parallel)
 
 
-def _exit_for(session: RunSession, view: TerminalView) -> typer.Exit:
+def _exit_for(session: RunSession, view: TerminalView, file: Path) -> typer.Exit:
     view.summary(session)
+    if view.pipe_closed:
+        err_console.print(
+            f"[bold red]error:[/] the output pipe was closed; run {session.run_id} is {session.status}"
+            + (
+                f", resume it with: playbook-nb resume {file} {session.run_id}"
+                if str(session.status) == "ABORTED"
+                else ""
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
     return typer.Exit(EXIT_BY_STATUS[str(session.status)])
 
 
@@ -202,7 +213,7 @@ def run(
     session = RunSession.start(runbook, values, store, options)
     view.attach(session)
     _drive(session, view, interactive)
-    raise _exit_for(session, view)
+    raise _exit_for(session, view, file)
 
 
 @app.command("resume")
@@ -264,7 +275,7 @@ def resume(
                 node_id, session._approvals[node_id], options.actor, comment or "decided at resume"
             )
     _drive(session, view, interactive)
-    raise _exit_for(session, view)
+    raise _exit_for(session, view, file)
 
 
 @app.command("set-status")

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import select
+import stat
+import sys
 from collections.abc import Iterator
 
 from rich.console import Console
@@ -29,17 +33,51 @@ FINAL = {"OK", "NOK", "SKIPPED"}
 class TerminalView:
     def __init__(self, console: Console, store: Store):
         self.console = console
+        console.on_broken_pipe = self._on_broken_pipe  # type: ignore[method-assign]
+        self._stdout_pipe: int | None = None
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            if stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode):
+                self._stdout_pipe = sys.stdout.fileno()
         self.store = store
         self._progress: Progress | None = None
         self._task = None
         self._final: set[str] = set()  # nodes in a final state, for the progress bar
 
+    pipe_closed = False  # stdout is a pipe whose reader went away (`playbook-nb run ... | head -1`)
+
+    def _print(self, *args, **kwargs) -> None:
+        if not self.pipe_closed:
+            self.console.print(*args, **kwargs)
+
+    def _on_broken_pipe(self) -> None:
+        """The reader of our stdout went away (rich calls this in place of raising SystemExit): stop
+        printing, send later writes nowhere, and abort the run (its command's process group is stopped, the
+        run ends ABORTED and resumable; `run` then says so on stderr and exits 3)."""
+        self.pipe_closed = True
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        session = getattr(self, "_session", None)
+        if session is not None:
+            session.abort_switch.request("the output pipe was closed")
+
+    def check_pipe(self) -> None:
+        """While a command runs silently: notice at once that the reader of our stdout (a pipe) went away."""
+        if self.pipe_closed or self._stdout_pipe is None:
+            return
+        poller = select.poll()
+        poller.register(self._stdout_pipe, select.POLLOUT)
+        for _fd, events in poller.poll(0):
+            if events & (select.POLLERR | select.POLLHUP):
+                self._on_broken_pipe()
+
     def attach(self, session: RunSession) -> None:
-        self._session = session
+        self._session = session  # before the first line: a closed pipe aborts this session
+        session.idle = self.check_pipe
         session.event_listeners.append(self._on_event)
         session.output_listeners.append(self._on_output)
         run = self.store.get_run(session.run_id)
-        self.console.print(
+        self._print(
             f"[bold]{run.title}[/]  run {run.id} (#{run.number})  "
             f"[dim]{session.options.trigger}, actor {session.options.actor}[/]"
         )
@@ -77,15 +115,15 @@ class TerminalView:
     def gate(self, session: RunSession, node_id: str) -> None:
         node = session.runbook.node(node_id)
         if node.description:
-            self.console.print(f"  [dim]{node.description.strip()}[/]")
+            self._print(f"  [dim]{node.description.strip()}[/]")
         prompt_before = session.rendered(node_id).get("prompt_before")
         if prompt_before:
-            self.console.print(f"  {prompt_before}")
+            self._print(f"  {prompt_before}")
 
     def _on_output(self, node_id: str, stream: str, text: str) -> None:
         style = "red" if stream == "stderr" else "dim"
         for line in text.rstrip("\n").splitlines():
-            self.console.print(f"  │ {line}", style=style, highlight=False, markup=False)
+            self._print(f"  │ {line}", style=style, highlight=False, markup=False)
 
     def _on_event(self, event: EngineEvent) -> None:
         if event.kind == "node_state" and event.node:
@@ -111,7 +149,7 @@ class TerminalView:
             if state == "PENDING" and not event.reason:
                 return
             mark = STATE_MARK.get(state, " ")
-            self.console.print(
+            self._print(
                 f"{mark} [bold]{event.node}[/] [{STATE_STYLE.get(state, '')}]{state}[/]  "
                 f"[dim]({node.type})[/] {_escape(detail)}",
                 highlight=False,
@@ -121,15 +159,13 @@ class TerminalView:
         elif event.kind == "decision":
             data = event.data
             comment = f' "{data.get("comment")}"' if data.get("comment") else ""
-            self.console.print(
+            self._print(
                 f"  [magenta]decision[/] {data.get('decision')} on [bold]{event.node}[/] by {data.get('actor')}{comment}",
                 highlight=False,
             )
         elif event.kind == "run_state" and event.state != "RUNNING":
             reason = f": {event.reason}" if event.reason else ""
-            self.console.print(
-                f"[{STATE_STYLE.get(event.state or '', '')}]run {event.state}[/]{_escape(reason)}"
-            )
+            self._print(f"[{STATE_STYLE.get(event.state or '', '')}]run {event.state}[/]{_escape(reason)}")
 
     def summary(self, session: RunSession) -> None:
         table = Table(title=f"run {session.run_id}: {session.status}", show_lines=False)
@@ -142,10 +178,10 @@ class TerminalView:
                 str(row.attempts or 0),
                 _escape(row.reason or ""),
             )
-        self.console.print(table)
+        self._print(table)
         run = self.store.get_run(session.run_id)
-        self.console.print(f"record: run {run.id} in {self.store.path}")
-        self.console.print(f"artifacts: {self.store.artifact_dir(run.id)}")
+        self._print(f"record: run {run.id} in {self.store.path}")
+        self._print(f"artifacts: {self.store.artifact_dir(run.id)}")
 
 
 def _escape(text: str) -> str:
