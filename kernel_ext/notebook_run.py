@@ -124,6 +124,24 @@ class NotebookRun:
             )
         return report
 
+    async def cell_async(self, node_id: str) -> NodeReport:
+        """A node's cell in JupyterLab (see `async_node_cells`): the node's command runs while the cell
+        awaits it, so the cockpit's buttons stay live (Abort stops the command at once)."""
+        session = self.session
+        self._cell_node = node_id
+        was_requested = session.abort_switch.requested
+        try:
+            with on_signals(session.abort_switch, (signal.SIGINT,)):
+                report = await session.run_node_async(node_id)
+        finally:
+            self._cell_node = None
+        self._show_report(report)
+        if not was_requested and session.abort_switch.requested:
+            raise RunAborted(
+                f"run {session.run_id} ABORTED: {session.abort_switch.reason}; resume it to continue"
+            )
+        return report
+
     @contextlib.contextmanager
     def _ui_events(self):
         """In JupyterLab, widget messages (an Abort click) are processed while the node's cell waits for its
@@ -244,6 +262,29 @@ _current: NotebookRun | None = None
 
 def _in_kernel() -> bool:
     return getattr(_ipython(), "kernel", None) is not None
+
+
+async def node_cell_async(node_id: str) -> None:
+    """What a `%playbook_node ID` cell becomes in JupyterLab (see `async_node_cells`)."""
+    try:
+        await current().cell_async(node_id)
+    except PlaybookError as err:  # one clear line under the cell, as the magic does
+        print(f"error: {err}")
+
+
+def async_node_cells(lines: list[str]) -> list[str]:
+    """An IPython input transformer for kernels with a front end: a cell that is exactly `%playbook_node ID`
+    runs as `await node_cell_async(ID)`. The kernel (ipykernel 7) dispatches widget messages while an async
+    cell awaits, so an Abort click is handled while the node's command runs; a plain magic would block the
+    kernel until the command ends."""
+    code = [line for line in lines if line.strip()]
+    if len(code) != 1 or not code[0].lstrip().startswith("%playbook_node "):
+        return lines
+    node_id = code[0].strip().split(None, 1)[1].strip()
+    return [
+        "from playbook_nb.kernel_ext.notebook_run import node_cell_async as __playbook_node_cell\n",
+        f"await __playbook_node_cell({node_id!r})\n",
+    ]
 
 
 _hooks_installed = False

@@ -171,6 +171,7 @@ class RunbookWidget(widgets.VBox):
         self.session = notebook_run.session
         self.runbook = self.session.runbook
         self.selected: str | None = None
+        self._tasks: set = set()  # nodes started by a click, running on the kernel's event loop
         self.messages: list[str] = []  # every line shown in the panel's log (kernel-side tests read it)
         self._visual: dict[str, tuple[str, bool]] = {}
         self.graph_layout: GraphLayout = compute_layout(self.runbook)
@@ -424,11 +425,14 @@ class RunbookWidget(widgets.VBox):
         """Names of the buttons valid for `node_id` (default: the selected node) in the engine's state now."""
         node_id = node_id or self.selected
         session = self.session
-        if node_id is None or session.status is not RunState.RUNNING:
+        if session.status is not RunState.RUNNING:
             return set()
+        enabled = {"abort"}  # whenever the run is RUNNING, whatever is selected
+        if node_id is None:
+            return enabled
         allowed = session.engine.allowed_decisions(node_id)
-        enabled = {"abort"}
-        if node_id in getattr(self, "_ready", set()) and not self.runbook.node(node_id).is_gate:
+        busy = bool(session.abort_switch.in_flight)  # a node runs now: no second Run until it ends
+        if not busy and node_id in getattr(self, "_ready", set()) and not self.runbook.node(node_id).is_gate:
             enabled.add("run")
         for name, decision in (
             ("approve", Decision.APPROVE),
@@ -629,7 +633,31 @@ class RunbookWidget(widgets.VBox):
                 return
             code = self._code_for(node_id) if self.runbook.node(node_id).type is NodeType.PYTHON else None
             self.output_area.outputs = ()  # state only: clear_output() would go through capture
+            if self._in_background(self._run_async(node_id, code)):
+                return
             self._report(self.session.run_node(node_id, code=code))
+
+    def _in_background(self, coroutine) -> bool:
+        """In a kernel, a Run click starts the node as a task on the kernel's event loop and returns: the
+        kernel stays free to handle the next click (Abort) while the command runs. Elsewhere (no running
+        loop: tests, a plain IPython), False and the caller runs it here."""
+        import asyncio
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            coroutine.close()
+            return False
+        task = loop.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        self.refresh()
+        return True
+
+    async def _run_async(self, node_id: str, code: str | None) -> None:
+        report = await self.session.run_node_async(node_id, code=code)
+        with self.action("run"):
+            self._report(report)
 
     def _decide(self, name: str, decision: Decision) -> str | None:
         node_id = self._guard(name)
@@ -661,6 +689,8 @@ class RunbookWidget(widgets.VBox):
                 return
             code = self._code_for(node_id) if self.runbook.node(node_id).type is NodeType.PYTHON else None
             self.output_area.outputs = ()  # state only: clear_output() would go through capture
+            if self._in_background(self._run_async(node_id, code)):
+                return
             self._report(self.session.run_node(node_id, code=code))
 
     def on_abort(self) -> None:
@@ -679,12 +709,30 @@ class RunbookWidget(widgets.VBox):
             if self.session.status is not RunState.RUNNING:
                 self.say(f"run {self.session.run_id} is {self.session.status}: nothing to run")
                 return
-            reports = self.session.run_until_gate()
-            for report in reports:
-                self._report(report)
-            waiting = ", ".join(f"{nid} ({kind})" for nid, kind in self.session.awaiting())
-            tail = f"; waiting for {waiting}" if waiting else ""
-            self.say(f"ran {len(reports)} node(s); run is {self.session.status}{tail}")
+            if self.session.options.parallel <= 1 and self._in_background(self._run_until_gate_async()):
+                return
+            self._ran(self.session.run_until_gate())
+
+    async def _run_until_gate_async(self) -> None:
+        session = self.session
+        reports = []
+        while session.status is RunState.RUNNING:
+            ready = [n for n in session.ready() if session.state(n) is NodeState.PENDING]
+            if not ready:
+                break
+            for node_id in ready:
+                reports.append(await session.run_node_async(node_id))
+                if session.status is not RunState.RUNNING:
+                    break
+        with self.action("run until a gate"):
+            self._ran(reports)
+
+    def _ran(self, reports) -> None:
+        for report in reports:
+            self._report(report)
+        waiting = ", ".join(f"{nid} ({kind})" for nid, kind in self.session.awaiting())
+        tail = f"; waiting for {waiting}" if waiting else ""
+        self.say(f"ran {len(reports)} node(s); run is {self.session.status}{tail}")
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:

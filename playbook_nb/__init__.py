@@ -9,8 +9,11 @@ __version__ = "0.1.0"
 
 def load_ipython_extension(ipython) -> None:
     from playbook_nb.kernel_ext.magics import PlaybookMagics
+    from playbook_nb.kernel_ext.notebook_run import async_node_cells, has_front_end
 
     ipython.register_magics(PlaybookMagics)
+    if has_front_end() and async_node_cells not in ipython.input_transformers_cleanup:
+        ipython.input_transformers_cleanup.append(async_node_cells)
 
 
 def unload_ipython_extension(ipython) -> None:  # nothing to release: runs live in the index

@@ -683,6 +683,39 @@ class RunSession:
         return templating.render_bool(node.when, context, f"node '{node.id}', field 'when'")
 
     def _execute(self, node_id: str, *, code: str | None = None) -> NodeReport:
+        begun = self._begin(node_id, code)
+        if isinstance(begun, NodeReport):
+            return begun
+        node, attempt, started, call = begun
+        return self._end(node, attempt, self._call(node, attempt, started, call))
+
+    async def run_node_async(self, node_id: str, *, code: str | None = None) -> NodeReport:
+        """`run_node` for a kernel's event loop: a Command or Function attempt runs in a worker thread while
+        this coroutine awaits it, so the kernel keeps dispatching widget messages (an Abort click stops the
+        command at once). Python nodes, gates and parallel runs take the synchronous path."""
+        import asyncio
+
+        self._check_node(node_id)
+        node = self.runbook.node(node_id)
+        if (
+            node_id in self._inflight
+            or node_id in self._background_reports
+            or self.options.parallel > 1
+            or node.type not in (NodeType.COMMAND, NodeType.FUNCTION)
+        ):
+            return self.run_node(node_id, code=code)
+        self._apply_abort_request()
+        if self.engine.run_state is not RunState.RUNNING or node_id not in self.ready():
+            return self._report(node_id, ran=False)
+        begun = self._begin(node_id, code)
+        if isinstance(begun, NodeReport):
+            return begun
+        node, attempt, started, call = begun
+        result = await asyncio.to_thread(self._call, node, attempt, started, call)
+        return self._end(node, attempt, result)
+
+    def _begin(self, node_id: str, code: str | None):
+        """Start an attempt: engine, index, templates. A gate's report, or (node, attempt, start, call)."""
         node = self.runbook.node(node_id)
         attempt = self.engine.started(node_id)
         self._flush()
@@ -690,22 +723,39 @@ class RunSession:
             if self.options.headless:
                 self._decide_gate_headless(node_id)
             return self._report(node_id, ran=False, attempt=attempt)
-
         started = time.time()
         self.store.start_attempt(self.run_id, node_id, attempt, started)
         try:
-            result = self._call_executor(node, code)
+            call = self._prepare_call(node, code)
         except PlaybookError as err:  # a template or plugin problem found at run time: the attempt fails
-            result = AttemptResult(ok=False, error=str(err), started_at=started, ended_at=time.time())
+            failed = AttemptResult(ok=False, error=str(err), started_at=started, ended_at=time.time())
+            call = lambda: failed  # noqa: E731
+        return node, attempt, started, call
+
+    def _call(
+        self, node: Node, attempt: int, started: float, call: Callable[[], AttemptResult]
+    ) -> AttemptResult:
+        """The executor call (on any thread): its result, a failed one for a PlaybookError, an interrupted
+        one for a KeyboardInterrupt (which still propagates, after `_end` has recorded it)."""
+        try:
+            return call()
+        except PlaybookError as err:
+            return AttemptResult(ok=False, error=str(err), started_at=started, ended_at=time.time())
         except KeyboardInterrupt:  # the executor stopped what it ran; record it, abort, let the face know
             self.abort_switch.request("interrupted (KeyboardInterrupt)")
-            self._finish_attempt(
-                node,
-                attempt,
-                AttemptResult(ok=False, error="interrupted", started_at=started, interrupted=True),
-            )
-            self._apply_abort_request()
+            if threading.get_ident() == self._driver_thread:
+                self._end(
+                    node,
+                    attempt,
+                    AttemptResult(ok=False, error="interrupted", started_at=started, interrupted=True),
+                )
             raise
+        except Exception as err:  # a bug in an executor must not lose the attempt
+            return AttemptResult(
+                ok=False, error=f"{type(err).__name__}: {err}", started_at=started, ended_at=time.time()
+            )
+
+    def _end(self, node: Node, attempt: int, result: AttemptResult) -> NodeReport:
         report = self._finish_attempt(node, attempt, result)
         self._apply_abort_request()
         return report
@@ -778,9 +828,6 @@ class RunSession:
             )
         else:
             self.decide(node_id, choice.decision, choice.actor, choice.comment)
-
-    def _call_executor(self, node: Node, code: str | None) -> AttemptResult:
-        return self._prepare_call(node, code)()
 
     def _prepare_call(self, node: Node, code: str | None) -> Callable[[], AttemptResult]:
         """Render the node's templates now (they read the engine's state) and return the call that runs it."""
