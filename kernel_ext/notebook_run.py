@@ -25,7 +25,7 @@ from playbook_nb.app.config import load_config
 from playbook_nb.app.session import NodeReport, RunOptions, RunSession
 from playbook_nb.domain.decisions import GateDecision, default_actor, headless_gate_decision
 from playbook_nb.domain.engine import NodeState, RunState
-from playbook_nb.domain.errors import PlaybookError
+from playbook_nb.domain.errors import PlaybookError, StorageFault
 from playbook_nb.domain.model import parse_runbook
 from playbook_nb.domain.variables import resolve_variables
 
@@ -37,6 +37,14 @@ MARK = {"OK": "✔", "NOK": "✘", "SKIPPED": "⊘", "WAITING": "⏸", "RUNNING"
 
 class RunNotOK(Exception):
     """Raised by the summary cell of a headless run that ended NOK or ABORTED, so papermill and CI see it."""
+
+
+class RunStorageFault(Exception):
+    """Raised by a node's cell when the run record could not be written: the notebook stops there (papermill
+    and the headless face see it by this name and exit 4). Shown as its one line."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[1;31merror: {self}\x1b[0m"]
 
 
 class RunAborted(Exception):
@@ -110,6 +118,8 @@ class NotebookRun:
         try:
             with on_signals(session.abort_switch, (signal.SIGINT,)), self._ui_events():
                 report = session.run_node(node_id, code=code)
+        except StorageFault as err:
+            raise self._storage_fault(err) from None
         finally:
             self._cell_node = None
         if self.headless and session.status is RunState.RUNNING:
@@ -133,6 +143,8 @@ class NotebookRun:
         try:
             with on_signals(session.abort_switch, (signal.SIGINT,)):
                 report = await session.run_node_async(node_id)
+        except StorageFault as err:
+            raise self._storage_fault(err) from None
         finally:
             self._cell_node = None
         self._show_report(report)
@@ -141,6 +153,15 @@ class NotebookRun:
                 f"run {session.run_id} ABORTED: {session.abort_switch.reason}; resume it to continue"
             )
         return report
+
+    def _storage_fault(self, err: StorageFault) -> RunStorageFault:
+        recorded = self.session.storage_fault(err)
+        when = (
+            "is recorded ABORTED"
+            if recorded
+            else "is recorded ABORTED as soon as the index is writable again"
+        )
+        return RunStorageFault(f"{err}; the run stopped; run {self.session.run_id} {when} (resumable)")
 
     @contextlib.contextmanager
     def _ui_events(self):

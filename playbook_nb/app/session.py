@@ -37,7 +37,7 @@ from playbook_nb.domain.decisions import (
     parse_approvals,
 )
 from playbook_nb.domain.engine import AttemptOutcome, Decision, Engine, EngineEvent, NodeState, RunState
-from playbook_nb.domain.errors import PlaybookError, StoreError
+from playbook_nb.domain.errors import PlaybookError, StorageFault, StoreError
 from playbook_nb.domain.model import Node, NodeType, Runbook, template_fields
 from playbook_nb.domain.redact import Redactor, mask_variables
 
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
 
 OutputListener = Callable[[str, str, str], None]  # (node_id, stream, text)
+STORAGE_RETRY = 3.0  # seconds a run that met a storage fault keeps trying to record itself ABORTED
 EventListener = Callable[[EngineEvent], None]
 
 
@@ -427,6 +428,29 @@ class RunSession:
             self.engine.abort(switch.actor or self.options.actor, switch.reason or "aborted")
             self._flush()
         return self.engine.run_state
+
+    def storage_fault(self, err: StorageFault) -> bool:
+        """The run record failed under this run: stop every attempt in flight, then record the run ABORTED,
+        retrying for a few seconds; if the index still refuses, leave the note that the next opening of the
+        index applies. True when ABORTED is recorded now."""
+        from playbook_nb.adapters.store import pending
+
+        reason = f"storage fault: {err}"
+        self.abort_switch.request(reason)
+        for _node_id, (_attempt, future) in list(self._inflight.items()):
+            with contextlib.suppress(Exception):
+                future.result(timeout=10)
+        self._inflight.clear()
+        deadline = time.monotonic() + STORAGE_RETRY
+        while True:
+            try:
+                pending.record_aborted(self.store, self.run_id, reason)
+                return True
+            except StoreError:
+                if time.monotonic() >= deadline:
+                    pending.remember(self.store, self.run_id, reason)
+                    return False
+                time.sleep(0.25)
 
     def close(self) -> None:
         """Nothing left to run: make sure the run's final status is written (idempotent)."""

@@ -37,5 +37,12 @@ class StoreError(PlaybookError):
     """The run record cannot be read or written (missing run, bad status transition, unwritable directory)."""
 
 
+class StorageFault(StoreError):
+    """The storage under the run record failed (disk full, read-only, a lock held too long, an object store
+    refusing a write): not the user's input. A run that meets one stops; exit code 4."""
+
+    exit_code = 4  # ExitCode.STORAGE_FAULT
+
+
 class PluginError(PlaybookError):
     """Unknown plugin or function, or bad parameters for it."""

@@ -22,7 +22,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import IO, Any
 
-from playbook_nb.domain.errors import StoreError
+from playbook_nb.domain.errors import StorageFault, StoreError
 
 ARTIFACTS_URL_ENV = "PLAYBOOK_ARTIFACTS_URL"
 S3_ENDPOINT_ENV = "PLAYBOOK_S3_ENDPOINT_URL"
@@ -97,7 +97,7 @@ class ArtifactStore:
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise StoreError(
+            raise StorageFault(
                 f"cannot create the artifact directory {directory}: {err.strerror or err}"
             ) from None
         return directory
@@ -116,13 +116,13 @@ class ArtifactStore:
                 try:
                     shutil.copyfile(local_path, target)
                 except OSError as err:
-                    raise StoreError(f"cannot write the artifact {target}: {err.strerror or err}") from None
+                    raise StorageFault(f"cannot write the artifact {target}: {err.strerror or err}") from None
             return str(target)
         url = f"{location.rstrip('/')}/{name}"
         try:
             self._fs_for(url).put_file(os.fspath(local_path), self._strip(url))
         except Exception as err:  # noqa: BLE001 - drivers raise their own types (botocore, aiohttp ...)
-            raise StoreError(f"cannot upload the artifact {url}: {_one_line(err)}") from None
+            raise StorageFault(f"cannot upload the artifact {url}: {_one_line(err)}") from None
         return url
 
     def open(self, url: str, mode: str = "rb") -> IO[Any]:

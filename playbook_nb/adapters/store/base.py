@@ -45,16 +45,22 @@ class Store(ABC):
             from playbook_nb.adapters.store.location import resolve_artifacts_url
 
             artifacts_root = resolve_artifacts_url()
+        store: Store
         if text.startswith(("postgresql://", "postgres://")):
             from playbook_nb.adapters.store.postgres import PostgresStore
 
-            return PostgresStore.open(text, artifacts_root=artifacts_root, timeout=timeout)
-        if text.startswith("sqlite:///"):
-            text = text[len("sqlite:///") :] or "."
-            text = "/" + text.lstrip("/") if text.startswith("/") else text
-        from playbook_nb.adapters.store.sqlite import SQLiteStore
+            store = PostgresStore.open(text, artifacts_root=artifacts_root, timeout=timeout)
+        else:
+            if text.startswith("sqlite:///"):
+                text = text[len("sqlite:///") :] or "."
+                text = "/" + text.lstrip("/") if text.startswith("/") else text
+            from playbook_nb.adapters.store.sqlite import SQLiteStore
 
-        return SQLiteStore.open(text, artifacts_root=artifacts_root, timeout=timeout)
+            store = SQLiteStore.open(text, artifacts_root=artifacts_root, timeout=timeout)
+        from playbook_nb.adapters.store import pending
+
+        pending.apply(store)  # runs a storage fault left RUNNING: recorded ABORTED now that it opens
+        return store
 
     @abstractmethod
     def close(self) -> None: ...

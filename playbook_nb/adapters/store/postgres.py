@@ -46,7 +46,7 @@ from urllib.parse import urlsplit, urlunsplit
 from playbook_nb.adapters.store.location import DB_URL_ENV, default_artifacts_dir
 from playbook_nb.adapters.store.models import When, to_json, to_timestamp
 from playbook_nb.adapters.store.sql_common import COPY_TABLES, JSON_COLUMNS, SQLStore
-from playbook_nb.domain.errors import StoreError
+from playbook_nb.domain.errors import StorageFault, StoreError
 
 DEFAULT_TIMEOUT = 30.0
 MIGRATION_LOCK = 0x706C6E62  # "plnb": the advisory lock key held while migrating
@@ -193,7 +193,13 @@ class PostgresStore(SQLStore):
             with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
                 yield cur
         except psycopg.Error as err:
-            raise StoreError(f"cannot write the run index {self.path}: {_one_line(err)}") from None
+            # The transaction is rolled back whole. The server or the connection failing (disk full, read
+            # only, a lock held past lock_timeout, no permission, the connection lost) is a storage fault.
+            fault = isinstance(err, psycopg.OperationalError | psycopg.errors.InsufficientPrivilege) or (
+                getattr(err, "sqlstate", "") or ""
+            ).startswith(("53", "55", "57", "58", "08", "25006"))
+            cls = StorageFault if fault else StoreError
+            raise cls(f"cannot write the run index {self.path}: {_one_line(err)}") from None
 
     def _read(self, sql: str, params: tuple | dict = ()) -> list[dict[str, Any]]:
         psycopg = _psycopg()

@@ -14,6 +14,7 @@ numbering, the writes whose locking differs, and the column types of `load_run`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -29,9 +30,20 @@ from playbook_nb.adapters.store.models import (
     to_json,
 )
 from playbook_nb.adapters.store.sql_common import COPY_TABLES, JSON_COLUMNS, SQLStore
-from playbook_nb.domain.errors import StoreError
+from playbook_nb.domain.errors import StorageFault, StoreError
 
 DEFAULT_TIMEOUT = 30.0
+TIMEOUT_ENV = "PLAYBOOK_DB_BUSY_TIMEOUT"  # seconds a write waits for another writer's lock
+# sqlite3 errors that are the storage failing, not a mistake: disk full, read-only, locked past the busy
+# timeout, I/O errors (`sqlite3.Error.sqlite_errorname`)
+FAULTS = {"SQLITE_FULL", "SQLITE_READONLY", "SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_CANTOPEN"}
+
+
+def write_error(path: Path, err: sqlite3.Error) -> StoreError:
+    """The one-line error for a failed write; a StorageFault when the storage failed."""
+    name = getattr(err, "sqlite_errorname", "") or ""
+    fault = any(name == code or name.startswith(code + "_") for code in FAULTS)
+    return (StorageFault if fault else StoreError)(f"cannot write the run index {path}: {err}")
 
 
 class SQLiteStore(SQLStore):
@@ -55,12 +67,18 @@ class SQLiteStore(SQLStore):
         timeout: float = DEFAULT_TIMEOUT,
     ) -> SQLiteStore:
         path = Path(path).expanduser().resolve()
+        if os.environ.get(TIMEOUT_ENV):
+            timeout = float(os.environ[TIMEOUT_ENV])
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise StoreError(f"cannot create the run index directory {path.parent}: {_reason(err)}") from None
         if not os.access(path.parent, os.W_OK | os.X_OK):
-            raise StoreError(f"cannot write the run index {path}: directory {path.parent} is not writable")
+            read_only = False
+            with contextlib.suppress(OSError):
+                read_only = bool(os.statvfs(path.parent).f_flag & os.ST_RDONLY)
+            cause = "is on a read-only file system" if read_only else "is not writable"
+            raise StorageFault(f"cannot write the run index {path}: directory {path.parent} {cause}")
         conn = None
         try:
             conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
@@ -81,7 +99,8 @@ class SQLiteStore(SQLStore):
         except sqlite3.Error as err:
             if conn is not None:
                 conn.close()
-            raise StoreError(f"cannot open the run index {path}: {err}") from None
+            fault = write_error(path, err)
+            raise type(fault)(f"cannot open the run index {path}: {err}") from None
         except StoreError:
             if conn is not None:
                 conn.close()
@@ -108,19 +127,20 @@ class SQLiteStore(SQLStore):
             try:
                 yield conn
             except sqlite3.Error as err:
-                raise StoreError(f"cannot write the run index {self.path}: {err}") from None
+                raise write_error(self.path, err) from None
             return
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as err:
-            raise StoreError(f"cannot write the run index {self.path}: {err}") from None
+            raise write_error(self.path, err) from None
         try:
             yield conn
             conn.execute("COMMIT")
         except sqlite3.Error as err:
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise StoreError(f"cannot write the run index {self.path}: {err}") from None
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise write_error(self.path, err) from None
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")

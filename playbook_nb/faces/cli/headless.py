@@ -6,6 +6,7 @@ papermill, then files the executed notebook into the run's artifact directory an
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,7 +18,7 @@ import yaml
 from playbook_nb.adapters.notebook.compile import compile_runbook, write_notebook
 from playbook_nb.adapters.notebook.papermill_run import run_notebook
 from playbook_nb.adapters.notebook.stop import stop_on_signals, stop_reason
-from playbook_nb.domain.errors import PlaybookError
+from playbook_nb.domain.errors import PlaybookError, StorageFault
 from playbook_nb.domain.model import Runbook, load_runbook, parse_runbook
 from playbook_nb.faces.cli.app import console, err_console
 from playbook_nb.faces.cli.common import EXIT_BY_STATUS, open_store, resolve_values
@@ -127,6 +128,16 @@ def run_headless(
                 env_secrets={f"PLAYBOOK_SECRET_{name}": value for name, value in secrets.items()},
                 cwd=str(file.resolve().parent),
             )
+        if outcome.ename == "RunStorageFault":  # the kernel could not write the record: it said why
+            if executed.exists():
+                record = run_record_of(executed)
+                with contextlib.suppress(PlaybookError):
+                    if record is not None:
+                        run_id = int(record["run_id"])
+                        store.set_notebook_path(
+                            run_id, store.put_artifact(run_id, "notebook.ipynb", executed)
+                        )
+            raise StorageFault((outcome.evalue or "").strip().splitlines()[0])
         if not executed.exists():
             raise PlaybookError(f"papermill wrote no notebook for {file}: {outcome.error_summary}")
         record = run_record_of(executed)

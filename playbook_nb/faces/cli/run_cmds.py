@@ -13,7 +13,7 @@ from playbook_nb.app.abort import on_signals
 from playbook_nb.app.session import RunOptions, RunSession
 from playbook_nb.domain.decisions import GateDecision, headless_gate_decision, parse_approve_flags
 from playbook_nb.domain.engine import Decision
-from playbook_nb.domain.errors import PlaybookError
+from playbook_nb.domain.errors import PlaybookError, StorageFault
 from playbook_nb.domain.model import load_runbook
 from playbook_nb.faces.cli.app import app, console, err_console
 from playbook_nb.faces.cli.common import (
@@ -105,8 +105,18 @@ def _drive(session: RunSession, view: TerminalView, interactive: bool) -> None:
             session.drive(_terminal_decider(view, interactive))
     except KeyboardInterrupt:  # at a prompt
         session.abort(session.options.actor, "interrupted (SIGINT: Ctrl-C)")
-    finally:
-        session.close()
+    except StorageFault as err:  # the record cannot be written: stop, record ABORTED when possible, exit 4
+        raise storage_fault_error(session, err) from None
+    session.close()
+
+
+def storage_fault_error(session: RunSession, err: StorageFault) -> StorageFault:
+    """Stop the run for a storage fault; the one line to exit with (exit code 4)."""
+    if session.storage_fault(err):
+        outcome = f"run {session.run_id} is recorded ABORTED"
+    else:
+        outcome = f"run {session.run_id} is recorded ABORTED as soon as the index is writable again"
+    return StorageFault(f"{err}; the run stopped; {outcome} (resumable)")
 
 
 def _pair_parameters(parameters: list[str] | None, extra: list[str]) -> list[tuple[str, str]]:

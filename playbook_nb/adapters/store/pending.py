@@ -1,0 +1,86 @@
+"""Runs that a storage fault left RUNNING are recorded ABORTED as soon as the index is writable again.
+
+When a run meets a storage fault (disk full, read-only, a lock held too long), its session stops the commands
+and tries for a few seconds to record the run ABORTED. If the index still refuses, a small note is left
+outside it (in the user's state directory, else the temporary directory: rarely on the same full disk), and
+the next `Store.open` of that index, by any command, applies it: the attempt in flight INTERRUPTED, the node
+PENDING with the reason, the run ABORTED and resumable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from playbook_nb.domain.errors import StorageFault, StoreError
+
+if TYPE_CHECKING:
+    from playbook_nb.adapters.store.base import Store
+
+
+def _dirs() -> list[Path]:
+    dirs = []
+    with contextlib.suppress(Exception):
+        import platformdirs
+
+        dirs.append(Path(platformdirs.user_state_dir("playbook-nb")) / "pending-aborts")
+    dirs.append(Path(tempfile.gettempdir()) / f"playbook-nb-pending-aborts-{os.getuid()}")
+    return dirs
+
+
+def _key(store: Store) -> str:
+    return hashlib.sha256(store.url.encode()).hexdigest()[:16]
+
+
+def remember(store: Store, run_id: int, reason: str) -> Path | None:
+    """Leave the note; returns where it was written (None when nowhere could take it)."""
+    text = json.dumps({"index": store.url, "run_id": run_id, "reason": reason, "at": time.time()})
+    for directory in _dirs():
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            path = directory / f"{_key(store)}-{int(run_id)}.json"
+            path.write_text(text)
+            return path
+        except OSError:
+            continue
+    return None
+
+
+def record_aborted(store: Store, run_id: int, reason: str) -> None:
+    """Attempts in flight INTERRUPTED (their nodes PENDING with the reason), the run ABORTED, if it is still
+    RUNNING. Raises StoreError when the index refuses."""
+    if store.get_run(run_id).status != "RUNNING":
+        return
+    store.mark_interrupted(run_id)
+    store.set_run_status(run_id, "ABORTED", reason=reason)
+
+
+def apply(store: Store) -> list[int]:
+    """Record the notes left for this index; returns the runs recorded ABORTED now."""
+    done = []
+    prefix = _key(store) + "-"
+    for directory in _dirs():
+        try:
+            notes = sorted(p for p in directory.iterdir() if p.name.startswith(prefix))
+        except OSError:
+            continue
+        for note in notes:
+            try:
+                data = json.loads(note.read_text())
+                if data.get("index") != store.url:
+                    continue
+                record_aborted(store, int(data["run_id"]), str(data["reason"]))
+            except StorageFault:
+                continue  # still not writable: the note waits for the next open
+            except (StoreError, OSError, ValueError, KeyError):
+                pass  # the run is gone, or the note is unreadable: nothing to record
+            with contextlib.suppress(OSError):
+                note.unlink()
+                done.append(int(data["run_id"]))
+    return done
