@@ -785,8 +785,28 @@ def check_runbook(runbook: Runbook) -> set[str]:
 
     graph = build_plan(runbook)
     used = check_templates(runbook)
+    _check_ansible_secrets(runbook)
     check_output_references(runbook, graph)
     return used
+
+
+def _check_ansible_secrets(runbook: Runbook) -> None:
+    """A secret never goes into an Ansible node's extra vars (ansible-runner writes them to a file and a
+    command line); it reaches ansible-playbook as an environment variable of the same name."""
+    from playbook_nb.templating import variables_used
+
+    secret = runbook.secret_names
+    for node in runbook.nodes.values():
+        if node.type is not NodeType.ANSIBLE or not secret:
+            continue
+        for node_id, field_name, text in _nested_strings(node.id, "extra_vars", node.extra_vars):
+            named = sorted(variables_used(text) & secret)
+            if named:
+                raise RunbookError(
+                    f"secret '{named[0]}' cannot be an extra var; the playbook reads it with "
+                    f"lookup('env', '{named[0]}')",
+                    where(runbook.path, node_id, field_name),
+                )
 
 
 def template_fields(runbook: Runbook):

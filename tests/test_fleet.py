@@ -47,7 +47,10 @@ def fleet():
 
 def options(fleet) -> SshOptions:
     return SshOptions(
-        identity_files=[str(fleet.user_key)], known_hosts=str(fleet.known_hosts), agent=False, connect_timeout=3
+        identity_files=[str(fleet.user_key)],
+        known_hosts=str(fleet.known_hosts),
+        agent=False,
+        connect_timeout=3,
     )
 
 
@@ -152,7 +155,9 @@ def test_unknown_host_key_is_refused_not_accepted(fleet, tmp_path):
 def test_per_host_timeout_hangs_up_the_remote_command(fleet):
     marker = "sleep 137.25"
     result = run_fleet(marker, parse_targets(fleet.hosts[:1]), batch=1, timeout=1, options=options(fleet))
-    assert result.hosts[0].state is HostState.NOK and result.hosts[0].error.startswith("timed out after 1 seconds")
+    assert result.hosts[0].state is HostState.NOK and result.hosts[0].error.startswith(
+        "timed out after 1 seconds"
+    )
     assert wait_gone(marker), "the remote command outlived its closed connection"
 
 
@@ -222,7 +227,9 @@ def test_secrets_reach_the_host_environment_never_an_argument_list(fleet):
 
 def write_runbook(tmp_path: Path, fleet, *, body: str) -> Path:
     path = tmp_path / "fleet.playbook.toml"
-    ssh = f'ssh = {{ identity_file = "{fleet.user_key}", known_hosts = "{fleet.known_hosts}", agent = false }}'
+    ssh = (
+        f'ssh = {{ identity_file = "{fleet.user_key}", known_hosts = "{fleet.known_hosts}", agent = false }}'
+    )
     path.write_text(
         textwrap.dedent(
             """
@@ -327,7 +334,9 @@ def test_retry_runs_only_failed_hosts_and_resume_sees_added_and_removed(fleet, t
         assert str(report.state) == "OK", report.message
         resumed.close()
 
-        second = [(r.host, r.state, r.membership) for r in store.host_results(run_id, "restart") if r.attempt == 2]
+        second = [
+            (r.host, r.state, r.membership) for r in store.host_results(run_id, "restart") if r.attempt == 2
+        ]
         assert second == [(h2, "OK", None), (spare, "OK", "ADDED"), (h3, "REMOVED", "REMOVED")]
         latest = {h: r.state for h, r in store.latest_hosts(run_id, "restart").items()}
         assert latest == {h1: "OK", h2: "OK", h3: "REMOVED", spare: "OK"}
@@ -378,3 +387,86 @@ def test_bad_fleet_fields_are_one_line_naming_the_node(tmp_path):
         result = run_cli("validate", str(path))
         assert result.returncode == 2, fields
         assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+# ---- Ansible nodes through ansible-runner, against the same sshd ------------------------------------
+
+PLAYBOOK = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: restart
+      ansible.builtin.shell: |
+        echo "restart {{ service }} with a token of $(printf %s "$TOKEN" | wc -c) chars"
+        case "$SSH_CONNECTION" in *" 127.0.0.3 "*) exit 4;; esac
+      environment:
+        TOKEN: "{{ lookup('env', 'API_TOKEN') }}"
+"""
+
+
+@needs_sshd
+def test_ansible_node_records_hosts_and_keeps_secrets_off_argv(fleet, tmp_path, state_db, monkeypatch):
+    pytest.importorskip("ansible_runner")
+    from playbook_nb.domain.model import load_runbook
+    from playbook_nb.session import RunOptions, RunSession
+    from playbook_nb.store import Store
+
+    monkeypatch.setenv("ANSIBLE_SSH_ARGS", "-o ControlMaster=no")  # no control master left behind
+    monkeypatch.setenv("ANSIBLE_HOME", str(tmp_path / "ansible-home"))
+    (tmp_path / "site.yml").write_text(PLAYBOOK)
+    runbook_path = write_runbook(
+        tmp_path,
+        fleet,
+        body=f"""
+        [restart]
+        type = "Ansible"
+        playbook = "site.yml"
+        targets = {json.dumps([*fleet.hosts, fleet.down_host()])}
+        extra_vars = {{ service = "nginx", ansible_python_interpreter = "/usr/bin/python3" }}
+        batch = 4
+        @SSH_OPTIONS@
+        """,
+    )
+    secret = "s3cret-fleet-token"
+    in_argv: list[str] = []
+
+    def scan(_node: str, _host: HostResult) -> None:
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                if secret.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    in_argv.append(pid)
+            except OSError:
+                pass
+
+    options = RunOptions(headless=False, trigger="terminal", actor="alice")
+    with Store.open(state_db) as store:
+        session = RunSession.start(load_runbook(runbook_path), {"API_TOKEN": secret}, store, options)
+        session.host_listeners.append(scan)
+        report = session.run_node("restart")
+        assert str(report.state) == "NOK", report.result.to_dict()
+        rows = {r.host: r for r in store.host_results(session.run_id, "restart")}
+        h1, h2, h3 = fleet.hosts
+        assert {h: r.state for h, r in rows.items() if h in fleet.hosts} == {h1: "OK", h2: "NOK", h3: "OK"}
+        (down,) = set(rows) - set(fleet.hosts)
+        assert rows[down].state == "NOK" and rows[down].error.startswith("unreachable:")
+        assert rows[h2].exit_code == 4 and rows[h2].error == "task 'restart' failed (exit code 4)"
+        assert f"restart nginx with a token of {len(secret)} chars" in rows[h1].stdout
+        assert in_argv == []
+
+        # Retry: ansible runs again only on the hosts not yet OK (--limit leaves the others out)
+        session.decide("restart", "retry", "alice")
+        session.run_node("restart")
+        second = {r.host for r in store.host_results(session.run_id, "restart") if r.attempt == 2}
+        assert second == {h2, down}
+        session.abort("alice", "done testing")
+
+
+def test_a_secret_is_refused_as_an_ansible_extra_var(tmp_path):
+    path = tmp_path / "bad.playbook.toml"
+    path.write_text(
+        '[runbook]\ntitle = "t"\n[variables]\nTOKEN = { secret = true }\n'
+        '[a]\ntype = "Ansible"\nplaybook = "site.yml"\ninventory = "hosts"\nextra_vars = { t = "{{ TOKEN }}" }\n'
+    )
+    result = run_cli("validate", str(path))
+    assert result.returncode == 2
+    assert "field 'extra_vars.t': secret 'TOKEN' cannot be an extra var" in result.stderr

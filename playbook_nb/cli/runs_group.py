@@ -145,7 +145,11 @@ def diff_cmd(
 
 @runs_app.command("prune")
 def prune_cmd(
-    older_than: str = typer.Option(..., "--older-than", help="Age: 30d, 12h or 90m (by start time)."),
+    older_than: str | None = typer.Option(
+        None,
+        "--older-than",
+        help="Age: 30d, 12h or 90m (by start time). Default: the configured [runs] retention (by end time).",
+    ),
     status: str | None = typer.Option(
         None, "--status", help="Only runs with this final status (OK, NOK, ABORTED)."
     ),
@@ -153,9 +157,21 @@ def prune_cmd(
     state_path: str | None = STATE_PATH,
 ) -> None:
     """Remove finished runs older than an age, with their artifact directories. RUNNING runs are kept."""
+    since_end = older_than is None
+    if older_than is None:
+        from playbook_nb.config import load_config
+
+        older_than = load_config().runs.retention
+        if older_than is None:
+            raise fail(
+                'give --older-than AGE, or set a retention: [runs] retention = "30d" in the configuration'
+            )
+        console.print(
+            f"retention {older_than} (configuration): finished runs that ended before then", highlight=False
+        )
     age = parse_age(older_than)
     with open_store(state_path) as store:
-        plan = plan_prune(store, age, status)
+        plan = plan_prune(store, age, status, since_end=since_end)
         result = execute_prune(store, plan, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     for run in plan.runs:
