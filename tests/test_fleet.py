@@ -237,7 +237,7 @@ def write_runbook(tmp_path: Path, fleet, *, body: str) -> Path:
             title = "Restart the fleet"
 
             [variables]
-            API_TOKEN = { secret = true, default = "s3cret-fleet-token" }
+            API_TOKEN = { secret = true, required = true }
             """
         )
         + textwrap.dedent(body).replace("@SSH_OPTIONS@", ssh)
@@ -246,17 +246,18 @@ def write_runbook(tmp_path: Path, fleet, *, body: str) -> Path:
 
 
 @needs_sshd
-def test_terminal_run_records_a_row_per_host(fleet, tmp_path, state_db):
-    hosts = tmp_path / "hosts.txt"
+def test_terminal_run_records_a_row_per_host_and_faces_show_them(fleet, tmp_path, state_db):
+    hosts, broken = tmp_path / "hosts.txt", tmp_path / "broken"
     down = fleet.down_host()
     hosts.write_text("\n".join([*fleet.hosts, down]) + "\n")
+    broken.write_text("")
     runbook = write_runbook(
         tmp_path,
         fleet,
         body=f"""
         [restart]
         type = "Command"
-        command_name = 'echo "restarted with $API_TOKEN"; {FAIL_ON_3}'
+        command_name = 'echo "restarted with $API_TOKEN"; case "$SSH_CONNECTION" in *" 127.0.0.3 "*) test ! -e {broken} || exit 3;; esac'
         targets = {{ file = "hosts.txt" }}
         batch = 2
         @SSH_OPTIONS@
@@ -266,11 +267,12 @@ def test_terminal_run_records_a_row_per_host(fleet, tmp_path, state_db):
         command_name = "echo after"
         """,
     )
-    result = run_cli("run", str(runbook), "--state-path", str(state_db))
+    secret_env = {"PB_API_TOKEN": "s3cret-fleet-token"}  # a secret's non-argv way in: the environment
+    result = run_cli("run", str(runbook), "--vars-env", "PB_", "--state-path", str(state_db), env=secret_env)
     h1, h2, h3 = fleet.hosts
     assert result.returncode == 0, result.stderr  # non-critical: skipped by policy, the run goes on
     assert f"✘ {h2} NOK" in result.stdout and f"✔ {h1} OK" in result.stdout, result.stdout
-    assert "failing:" in result.stdout
+    assert f"4/4 hosts done: 2 OK, 2 NOK; failing: " in result.stdout
     assert "s3cret-fleet-token" not in result.stdout
 
     from playbook_nb.store import Store
@@ -290,6 +292,25 @@ def test_terminal_run_records_a_row_per_host(fleet, tmp_path, state_db):
         assert rows[0].duration is not None and rows[0].duration > 0
         (attempt,) = store.attempts(run.id, "restart")
         assert attempt.error == f"2 of 4 hosts failed ({h2}, {down})"
+
+    broken.unlink()
+    hosts.write_text("\n".join(fleet.hosts) + "\n")
+    again = run_cli("run", str(runbook), "--vars-env", "PB_", "--state-path", str(state_db), env=secret_env)
+    assert again.returncode == 0 and "3/3 hosts done: 3 OK" in again.stdout, again.stdout
+    diff = run_cli("runs", "diff", "1", "2", "--state-path", str(state_db))
+    assert diff.returncode == 0, diff.stderr
+    assert "hosts of restart that changed" in diff.stdout
+    lines = {line.split()[1]: line for line in diff.stdout.splitlines() if line.startswith("│ 127.0.0.")}
+    assert set(lines) == {h2, down} and "NOK (exit 3)" in lines[h2] and "OK (exit 0)" in lines[h2]
+    assert "absent" in lines[down]
+
+    html = tmp_path / "report.html"
+    export = run_cli("export", "1", "--html", str(html), "--state-path", str(state_db))
+    assert export.returncode == 0, export.stderr
+    text = html.read_text()
+    assert text.count('class="host-row"') == 4
+    assert f'data-host="{h2}" data-state="NOK"' in text and "hosts: 2 NOK, 2 OK" in text
+    assert "s3cret-fleet-token" not in text
 
 
 @needs_sshd
@@ -364,7 +385,9 @@ def test_skip_after_failure_marks_the_failed_hosts_skipped(fleet, tmp_path, stat
     )
     options = RunOptions(headless=False, trigger="terminal", actor="alice")
     with Store.open(state_db) as store:
-        session = RunSession.start(load_runbook(runbook_path), {}, store, options)
+        session = RunSession.start(
+            load_runbook(runbook_path), {"API_TOKEN": "s3cret-fleet-token"}, store, options
+        )
         session.run_node("restart")
         session.decide("restart", "skip", "bob")
         session.close()

@@ -109,6 +109,9 @@ def _print_diff(result: dict) -> None:
         )
     console.print(table)
     for node in result["nodes"]:
+        if node.get("fleet"):
+            _print_host_diff(node)
+    for node in result["nodes"]:
         if node["stdout_diff"]:
             console.print(Text(f"stdout of {node['node_id']}:", style="bold"))
             for line in node["stdout_diff"]:
@@ -116,6 +119,26 @@ def _print_diff(result: dict) -> None:
                 console.print(Text("  " + line, style=style), soft_wrap=True)
     changed = result["changed_nodes"]
     console.print(f"{len(changed)} node(s) changed: {', '.join(changed) or 'none'}", highlight=False)
+
+
+def _host_text(side: dict | None) -> Text:
+    if side is None:
+        return Text("absent", style="dim")
+    code = "" if side["exit_code"] is None else f" (exit {side['exit_code']})"
+    return Text.assemble(_state(side["state"]), code)
+
+
+def _print_host_diff(node: dict) -> None:
+    """Fleet nodes: the hosts whose outcome changed between the runs (issue 21)."""
+    if not node["hosts"]:
+        console.print(f"hosts of {node['node_id']}: same outcome on every host", highlight=False)
+        return
+    table = Table(title=f"hosts of {node['node_id']} that changed", title_justify="left")
+    for column in ("host", "old", "new"):
+        table.add_column(column)
+    for change in node["hosts"]:
+        table.add_row(change["host"], _host_text(change["old"]), _host_text(change["new"]))
+    console.print(table)
 
 
 @runs_app.command("diff")
