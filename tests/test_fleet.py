@@ -272,7 +272,7 @@ def test_terminal_run_records_a_row_per_host_and_faces_show_them(fleet, tmp_path
     h1, h2, h3 = fleet.hosts
     assert result.returncode == 0, result.stderr  # non-critical: skipped by policy, the run goes on
     assert f"✘ {h2} NOK" in result.stdout and f"✔ {h1} OK" in result.stdout, result.stdout
-    assert f"4/4 hosts done: 2 OK, 2 NOK; failing: " in result.stdout
+    assert "4/4 hosts done: 2 OK, 2 NOK; failing: " in result.stdout
     assert "s3cret-fleet-token" not in result.stdout
 
     from playbook_nb.store import Store
@@ -316,7 +316,7 @@ def test_terminal_run_records_a_row_per_host_and_faces_show_them(fleet, tmp_path
 @needs_sshd
 def test_retry_runs_only_failed_hosts_and_resume_sees_added_and_removed(fleet, tmp_path, state_db):
     """A failure, an abort, a changed inventory, a resume and a Retry: hosts OK are never run twice."""
-    from playbook_nb.domain.model import load_runbook
+    from playbook_nb.model import load_runbook
     from playbook_nb.session import RunOptions, RunSession
     from playbook_nb.store import Store
 
@@ -368,7 +368,7 @@ def test_retry_runs_only_failed_hosts_and_resume_sees_added_and_removed(fleet, t
 
 @needs_sshd
 def test_skip_after_failure_marks_the_failed_hosts_skipped(fleet, tmp_path, state_db):
-    from playbook_nb.domain.model import load_runbook
+    from playbook_nb.model import load_runbook
     from playbook_nb.session import RunOptions, RunSession
     from playbook_nb.store import Store
 
@@ -430,7 +430,7 @@ PLAYBOOK = """
 @needs_sshd
 def test_ansible_node_records_hosts_and_keeps_secrets_off_argv(fleet, tmp_path, state_db, monkeypatch):
     pytest.importorskip("ansible_runner")
-    from playbook_nb.domain.model import load_runbook
+    from playbook_nb.model import load_runbook
     from playbook_nb.session import RunOptions, RunSession
     from playbook_nb.store import Store
 
