@@ -34,7 +34,9 @@ def fleet_run(fleet, batch: int) -> float:
     from playbook_nb.adapters.executors.ssh import SshOptions
     from playbook_nb.domain.fleet import parse_targets
 
-    options = SshOptions(identity_files=[str(fleet.user_key)], known_hosts=str(fleet.known_hosts), agent=False)
+    options = SshOptions(
+        identity_files=[str(fleet.user_key)], known_hosts=str(fleet.known_hosts), agent=False
+    )
     began = time.perf_counter()
     result = run_fleet("true", parse_targets(fleet.hosts), batch=batch, options=options)
     elapsed = time.perf_counter() - began
@@ -54,7 +56,18 @@ def ansible_run(fleet, inventory: Path, batch: int, env: dict[str, str]) -> floa
     ansible = Path(sys.executable).parent / "ansible"
     began = time.perf_counter()
     done = subprocess.run(
-        [str(ansible), "all", "-i", str(inventory), "-f", str(batch), "-m", "ansible.builtin.command", "-a", "true"],
+        [
+            str(ansible),
+            "all",
+            "-i",
+            str(inventory),
+            "-f",
+            str(batch),
+            "-m",
+            "ansible.builtin.command",
+            "-a",
+            "true",
+        ],
         capture_output=True,
         text=True,
         env=env,

@@ -275,7 +275,7 @@ def test_terminal_run_records_a_row_per_host_and_faces_show_them(fleet, tmp_path
     assert "4/4 hosts done: 2 OK, 2 NOK; failing: " in result.stdout
     assert "s3cret-fleet-token" not in result.stdout
 
-    from playbook_nb.store import Store
+    from playbook_nb.adapters.store import Store
 
     with Store.open(state_db) as store:
         run = store.list_runs()[0]
@@ -316,9 +316,9 @@ def test_terminal_run_records_a_row_per_host_and_faces_show_them(fleet, tmp_path
 @needs_sshd
 def test_retry_runs_only_failed_hosts_and_resume_sees_added_and_removed(fleet, tmp_path, state_db):
     """A failure, an abort, a changed inventory, a resume and a Retry: hosts OK are never run twice."""
-    from playbook_nb.model import load_runbook
-    from playbook_nb.session import RunOptions, RunSession
-    from playbook_nb.store import Store
+    from playbook_nb.adapters.store import Store
+    from playbook_nb.app.session import RunOptions, RunSession
+    from playbook_nb.domain.model import load_runbook
 
     h1, h2, h3 = fleet.hosts
     (spare,) = fleet.spare
@@ -368,9 +368,9 @@ def test_retry_runs_only_failed_hosts_and_resume_sees_added_and_removed(fleet, t
 
 @needs_sshd
 def test_skip_after_failure_marks_the_failed_hosts_skipped(fleet, tmp_path, state_db):
-    from playbook_nb.model import load_runbook
-    from playbook_nb.session import RunOptions, RunSession
-    from playbook_nb.store import Store
+    from playbook_nb.adapters.store import Store
+    from playbook_nb.app.session import RunOptions, RunSession
+    from playbook_nb.domain.model import load_runbook
 
     runbook_path = write_runbook(
         tmp_path,
@@ -430,9 +430,9 @@ PLAYBOOK = """
 @needs_sshd
 def test_ansible_node_records_hosts_and_keeps_secrets_off_argv(fleet, tmp_path, state_db, monkeypatch):
     pytest.importorskip("ansible_runner")
-    from playbook_nb.model import load_runbook
-    from playbook_nb.session import RunOptions, RunSession
-    from playbook_nb.store import Store
+    from playbook_nb.adapters.store import Store
+    from playbook_nb.app.session import RunOptions, RunSession
+    from playbook_nb.domain.model import load_runbook
 
     monkeypatch.setenv("ANSIBLE_SSH_ARGS", "-o ControlMaster=no")  # no control master left behind
     monkeypatch.setenv("ANSIBLE_HOME", str(tmp_path / "ansible-home"))

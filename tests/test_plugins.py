@@ -8,8 +8,7 @@ import textwrap
 
 import pytest
 
-from playbook_nb.errors import PluginError, VariableError
-from playbook_nb.plugins import (
+from playbook_nb.adapters.plugins import (
     FunctionSignature,
     ParameterDef,
     PluginMetadata,
@@ -21,8 +20,9 @@ from playbook_nb.plugins import (
     merge_plugin_config,
     plugin_metadata,
 )
-from playbook_nb.plugins.python_plugin import PythonPlugin, ThrownError
-from playbook_nb.plugins.registry import reset_cache
+from playbook_nb.adapters.plugins.python_plugin import PythonPlugin, ThrownError
+from playbook_nb.adapters.plugins.registry import reset_cache
+from playbook_nb.domain.errors import PluginError, VariableError
 
 
 def test_python_plugin_is_found_through_the_real_entry_point():
@@ -263,13 +263,13 @@ def test_a_plugin_that_fails_to_load_is_a_clear_error(installed_plugins):
 
 
 def test_a_third_party_plugin_is_discovered_and_run(installed_plugins):
-    from playbook_nb.executors.function import run_function
+    from playbook_nb.adapters.executors.function import run_function
 
     installed_plugins(
         {"greeter": "pbnb_test_greeter:Greeter"},
         {
             "pbnb_test_greeter": """
-            from playbook_nb.plugins.base import FunctionSignature, ParameterDef, Plugin, PluginMetadata
+            from playbook_nb.adapters.plugins.base import FunctionSignature, ParameterDef, Plugin, PluginMetadata
 
             class Greeter(Plugin):
                 def get_metadata(self):

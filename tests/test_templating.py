@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from playbook_nb.errors import RunbookError, TemplateError
-from playbook_nb.templating import (
+from playbook_nb.domain.errors import RunbookError, TemplateError
+from playbook_nb.domain.templating import (
     check_template,
     make_context,
     render,

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from playbook_nb import templating
 from playbook_nb.adapters.executors.fleet import FleetAttemptResult
 from playbook_nb.adapters.executors.ssh import SshOptions
+from playbook_nb.domain import templating
+from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.domain.fleet import (
     DEFAULT_BATCH,
     HostPlan,
@@ -30,8 +31,7 @@ from playbook_nb.domain.fleet import (
     plan_hosts,
     split_hosts,
 )
-from playbook_nb.errors import PlaybookError
-from playbook_nb.model import Node, NodeType, Runbook
+from playbook_nb.domain.model import Node, NodeType, Runbook
 
 HostListener = Callable[[str, HostResult], None]  # (node_id, host result): a host started or ended
 

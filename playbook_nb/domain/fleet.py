@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from playbook_nb.errors import PlaybookError
+from playbook_nb.domain.errors import PlaybookError
 
 DEFAULT_BATCH = 5  # hosts at a time, like Ansible's default forks
 HOST_OUTPUT_BYTES = 64 * 1024  # per host and stream, in the record (head and tail kept)

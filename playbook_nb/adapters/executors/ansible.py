@@ -27,10 +27,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from playbook_nb.adapters.executors.capture import BoundedCapture
 from playbook_nb.adapters.executors.fleet import FleetAttemptResult, HostCallback, HostOutputCallback
 from playbook_nb.adapters.executors.ssh import SshOptions
 from playbook_nb.domain.fleet import HOST_OUTPUT_BYTES, HostResult, HostState, Target, roll_up
-from playbook_nb.executors.capture import BoundedCapture
 
 _DONE = object()
 

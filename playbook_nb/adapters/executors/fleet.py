@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from playbook_nb.adapters.executors.result import AttemptResult
 from playbook_nb.adapters.executors.ssh import SshOptions, run_on_host
 from playbook_nb.domain.fleet import (
     HOST_OUTPUT_BYTES,
@@ -28,7 +29,6 @@ from playbook_nb.domain.fleet import (
     Target,
     roll_up,
 )
-from playbook_nb.executors.result import AttemptResult
 
 HostCallback = Callable[[HostResult], None]  # a host started (state RUNNING) or ended (final state)
 HostOutputCallback = Callable[[str, str], None]  # (host, text)

@@ -21,8 +21,8 @@ import shlex
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
+from playbook_nb.adapters.executors.capture import BoundedCapture
 from playbook_nb.domain.fleet import HostResult, HostState, Target
-from playbook_nb.executors.capture import BoundedCapture
 
 # A pty without echo, line editing, signal characters, flow control or CR/NL translation: the bootstrap reads
 # its input byte for byte, and the output is the command's own bytes.
