@@ -501,11 +501,12 @@ def test_a_secret_is_refused_as_an_ansible_extra_var(tmp_path):
 @needs_sshd
 def test_cockpit_node_panel_shows_a_filterable_host_table(fleet, tmp_path, state_db):
     pytest.importorskip("ipycytoscape")
+    from playbook_nb.kernel_ext.notebook_run import NotebookRun
+    from playbook_nb.kernel_ext.widget import RunbookWidget
+
     from playbook_nb.adapters.store import Store
     from playbook_nb.app.session import RunOptions, RunSession
     from playbook_nb.domain.model import load_runbook
-    from playbook_nb.kernel_ext.notebook_run import NotebookRun
-    from playbook_nb.kernel_ext.widget import RunbookWidget
 
     down = fleet.down_host()
     runbook_path = write_runbook(
@@ -521,7 +522,9 @@ def test_cockpit_node_panel_shows_a_filterable_host_table(fleet, tmp_path, state
     )
     with Store.open(state_db) as store:
         options = RunOptions(headless=False, trigger="notebook", actor="alice")
-        session = RunSession.start(load_runbook(runbook_path), {"API_TOKEN": "s3cret-fleet-token"}, store, options)
+        session = RunSession.start(
+            load_runbook(runbook_path), {"API_TOKEN": "s3cret-fleet-token"}, store, options
+        )
         notebook_run = NotebookRun(session, headless=False)
         widget = RunbookWidget(notebook_run)
         notebook_run.widget = widget
@@ -534,7 +537,9 @@ def test_cockpit_node_panel_shows_a_filterable_host_table(fleet, tmp_path, state
         assert f'data-host="{h1}" data-state="OK"' in table and f"restarted {h1}" in table
         widget.host_filter.value = "NOK"
         failed = widget.hosts.value
-        assert failed.count('class="pb-host"') == 2 and f'data-host="{h2}"' in failed and "disk full" in failed
+        assert (
+            failed.count('class="pb-host"') == 2 and f'data-host="{h2}"' in failed and "disk full" in failed
+        )
         assert f'data-host="{h1}"' not in failed
         assert {"retry", "skip"} <= {n for n, b in widget.buttons.items() if not b.disabled}
         widget.close()
