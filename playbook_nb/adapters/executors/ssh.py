@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
+import getpass
 import secrets
 import shlex
 from collections.abc import Awaitable, Callable, Mapping
@@ -110,7 +110,9 @@ async def run_on_host(
     loop = asyncio.get_running_loop()
     started = loop.time()
     wall_start = _wall()
-    user = target.user or options.user or os.environ.get("USER") or "root"
+    # an unset user is left to ~/.ssh/config, then the local user, as OpenSSH does
+    given = target.user or options.user
+    user = given or getpass.getuser()
     capture = BoundedCapture(max_output_bytes)
     result = HostResult(host=target.text, state=HostState.RUNNING, started_at=wall_start)
     conn = None
@@ -121,7 +123,7 @@ async def run_on_host(
                     asyncssh.connect(
                         target.address,
                         port=target.port or options.port or (),
-                        username=user,
+                        username=given or (),
                         known_hosts=options.known_hosts if options.known_hosts else (),
                         client_keys=list(options.identity_files) or (),
                         agent_path=() if options.agent else None,
