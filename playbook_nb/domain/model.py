@@ -144,9 +144,28 @@ class RunbookMeta:
     created_at: str = ""
     plugin_config: dict[str, dict[str, Any]] = field(default_factory=dict)
     # governance (issue 9): what must hold for the runbook to be right, who owns it, what it should achieve
-    assumptions: list[str] = field(default_factory=list)
+    assumptions: list[Assumption] = field(default_factory=list)
     owner: str = ""
     kpis: Kpis | None = None
+    # OPS-001: the runbook's own id and the legal basis it runs under (recorded with every run)
+    id: str = ""
+    legal_basis: str = ""
+
+
+@dataclass(frozen=True)
+class Assumption:
+    """`"the volume can be grown online"` (a sentence), or OPS-001's `source_data_validated: true` (a name and
+    the value a fixture must show for `test` to pass)."""
+
+    name: str
+    expected: Any = None
+    checkable: bool = False  # True for the `name: expected value` form
+
+    def __str__(self) -> str:
+        if not self.checkable:
+            return self.name
+        shown = str(self.expected).lower() if isinstance(self.expected, bool) else self.expected
+        return f"{self.name}: {shown}"
 
 
 @dataclass(frozen=True)
@@ -155,6 +174,7 @@ class Kpis:
 
     max_duration: float | None = None  # seconds
     target_success_rate: float | None = None  # 0..1
+    max_error_rate: float | None = None  # 0..1: failed attempts among attempts (OPS-001)
 
 
 @dataclass
@@ -165,13 +185,19 @@ class Runbook:
     source_text: str
     sha256: str
     path: str | None = None  # where it was read from, for error messages
+    format: str = "toml"  # "toml" or "yaml": the syntax of source_text
+    locations: Any = field(default=None, repr=False, compare=False)  # YAML: where each path is (errors)
 
     def node(self, node_id: str) -> Node:
         return self.nodes[node_id]
 
     @property
     def secret_names(self) -> set[str]:
-        return {name for name, var in self.variables.items() if var.secret}
+        """Variables marked `secret = true`, and those that reach a credential parameter (auth_token, an
+        Authorization header, ...: see playbook_nb.domain.credentials)."""
+        from playbook_nb.domain.credentials import credential_variables
+
+        return {name for name, var in self.variables.items() if var.secret} | credential_variables(self)
 
 
 # --- parsing and validation ----------------------------------------------------------------------------
@@ -183,7 +209,7 @@ COMMON_FIELDS = frozenset(
     {"type", "name", "description", "depends_on", "when", "critical", "skip", "retries", "retry_backoff"}
 ) | frozenset({"on_failure", "rollback"})
 ON_FAILURE_CHOICES = ("abort", "continue")
-KPI_FIELDS = frozenset({"max_duration", "target_success_rate"})
+KPI_FIELDS = frozenset({"max_duration", "target_success_rate", "max_error_rate"})
 FLEET_FIELDS = frozenset({"targets", "transport", "batch", "max_fail", "ssh"})
 TRANSPORTS = ("ssh",)
 SSH_FIELDS = {
@@ -205,13 +231,15 @@ TYPE_FIELDS: dict[NodeType, frozenset[str]] = {
         {"playbook", "inventory", "targets", "limit", "extra_vars", "batch", "timeout", "ssh"}
     ),
 }
-META_FIELDS = frozenset(
-    {"title", "description", "version", "author", "created_at", "plugin_config"}
-) | frozenset({"assumptions", "owner", "kpis"})
+META_FIELDS = (
+    frozenset({"title", "description", "version", "author", "created_at", "plugin_config"})
+    | frozenset({"assumptions", "owner", "kpis"})
+    | frozenset({"id", "legal_basis"})
+)
 VARIABLE_FIELDS = frozenset(
     {"default", "required", "choices", "type", "min", "max", "pattern", "description", "secret"}
 )
-RESERVED_VARIABLE_NAMES = frozenset({"has_succeeded", "has_failed", "steps"})
+RESERVED_VARIABLE_NAMES = frozenset({"has_succeeded", "has_failed", "steps", "execution", "len"})
 LEGACY_FUNCTION_PREFIX = "playbook.functions."
 _TOML_POSITION = re.compile(r"\s*\((at line (\d+), column (\d+)|at end of document)\)\s*$")
 
@@ -254,15 +282,41 @@ def load_runbook(path: str | Path) -> Runbook:
 
 
 def parse_runbook(text: str, path: str | None = None) -> Runbook:
-    """TOML text -> a fully resolved, structurally valid Runbook; RunbookError for the first problem."""
+    """TOML or YAML text -> a fully resolved, structurally valid Runbook; RunbookError for the first problem."""
     runbook = parse_structure(text, path)
-    check_runbook(runbook)
+    try:
+        check_runbook(runbook)
+    except RunbookError as err:
+        raise located(runbook, err) from None
     return runbook
 
 
+def located(runbook: Runbook, err: RunbookError) -> RunbookError:
+    """`err` naming the YAML path of what it is about, for a YAML runbook (as it is for TOML otherwise)."""
+    if runbook.format != "yaml" or runbook.locations is None:
+        return err
+    from playbook_nb.domain.yaml_format import rewrite_error
+
+    return rewrite_error(err, runbook.locations)
+
+
 def parse_structure(text: str, path: str | None = None) -> Runbook:
-    """TOML, fields and dependency resolution only (no graph or template checks)."""
-    data = _load_toml(text, path)
+    """TOML or YAML (playbook_nb.domain.yaml_format), fields and dependency resolution only (no graph or template
+    checks). Both syntaxes give the same tables, read by the same code below."""
+    from playbook_nb.domain.yaml_format import load_yaml, looks_like_yaml, rewrite_error
+
+    if looks_like_yaml(text, path):
+        data, locations = load_yaml(text, path)
+        try:
+            runbook = _parse_tables(data, text, path)
+        except RunbookError as err:
+            raise rewrite_error(err, locations) from None
+        runbook.format, runbook.locations = "yaml", locations
+        return runbook
+    return _parse_tables(_load_toml(text, path), text, path)
+
+
+def _parse_tables(data: dict[str, Any], text: str, path: str | None) -> Runbook:
     if "runbook" not in data:
         raise RunbookError(
             "missing the [runbook] table (title, description, version, author, created_at)", path
@@ -382,9 +436,9 @@ def _parse_governance(table: dict[str, Any], values: dict[str, Any], at: str) ->
         assumptions = _expect(
             table["assumptions"], (list,), "a list of strings", f"{at}, field 'assumptions'"
         )
-        for item in assumptions:
-            _expect(item, (str,), "a list of strings", f"{at}, field 'assumptions'")
-        values["assumptions"] = list(assumptions)
+        values["assumptions"] = [
+            _parse_assumption(item, f"{at}, field 'assumptions'") for item in assumptions
+        ]
     if "kpis" in table:
         kpis = _expect(table["kpis"], (dict,), "a table", f"{at}, field 'kpis'")
         unknown = sorted(set(kpis) - KPI_FIELDS)
@@ -404,7 +458,30 @@ def _parse_governance(table: dict[str, Any], values: dict[str, Any], at: str) ->
             )
             if not 0 <= rate <= 1:
                 raise RunbookError(f"expected a number from 0 to 1, got {rate:g}", where_rate)
-        values["kpis"] = Kpis(max_duration=max_duration, target_success_rate=rate)
+        error_rate = None
+        if "max_error_rate" in kpis:
+            where_error = f"{at}, field 'kpis.max_error_rate'"
+            error_rate = float(
+                _expect(kpis["max_error_rate"], (int, float), "a number from 0 to 1", where_error)
+            )
+            if not 0 <= error_rate <= 1:
+                raise RunbookError(f"expected a number from 0 to 1, got {error_rate:g}", where_error)
+        values["kpis"] = Kpis(max_duration=max_duration, target_success_rate=rate, max_error_rate=error_rate)
+    for name in ("id", "legal_basis"):
+        if name in table:
+            values[name] = _expect(table[name], (str,), "a string", f"{at}, field '{name}'")
+
+
+def _parse_assumption(item: Any, at: str) -> Assumption:
+    if isinstance(item, str):
+        return Assumption(item)
+    if isinstance(item, dict) and len(item) == 1:
+        ((name, expected),) = item.items()
+        if isinstance(expected, str | bool | int | float):
+            return Assumption(str(name), expected, checkable=True)
+    raise RunbookError(
+        "expected sentences or { name = expected value } pairs (a string, boolean or number)", at
+    )
 
 
 def _parse_variables(table: Any, path: str | None) -> dict[str, Variable]:
@@ -417,7 +494,8 @@ def _parse_variables(table: Any, path: str | None) -> dict[str, Variable]:
         at = f"{path}: variable {name}" if path else f"variable {name}"
         if not name.isidentifier() or name in RESERVED_VARIABLE_NAMES:
             raise RunbookError(
-                "a variable name must be a Python identifier other than has_succeeded, has_failed and steps",
+                "a variable name must be a Python identifier other than has_succeeded, has_failed, steps, "
+                "execution and len",
                 at,
             )
         if not isinstance(spec, dict):
@@ -872,7 +950,7 @@ def validate_runbook(runbook: Runbook, values: dict[str, Any] | None = None) -> 
     try:
         used = check_runbook(runbook)
     except RunbookError as err:
-        report.errors.append(str(err))
+        report.errors.append(str(located(runbook, err)))
         return report
     if values is not None:
         report.errors.extend(_render_errors(runbook, values))

@@ -140,6 +140,8 @@ def show(
         f"trigger {run.trigger}  actor {escape(run.actor or '')}  host {escape(run.host or '')}"
     )
     console.print(f"runbook sha256 {run.runbook_sha256}  version {run.runbook_version or ''}")
+    if (run.params or {}).get("legal_basis"):
+        console.print(f"legal basis: {escape(run.params['legal_basis'])}", highlight=False)
     if run.variables:
         console.print("variables: " + escape(", ".join(f"{k}={v}" for k, v in run.variables.items())))
     table = Table()
