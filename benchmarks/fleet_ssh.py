@@ -120,6 +120,26 @@ def write_results(hosts: int, batch: int, repeat: int, medians: dict[str, float]
     return text
 
 
+def run(quick: bool, workdir: Path) -> list:
+    """The row for benchmarks/run_all (quick: 10 hosts, one repetition)."""
+    from bench_common import Row
+
+    hosts, batch, repeat = (10, 10, 1) if quick else (50, 10, 3)
+    medians = measure(hosts, batch, repeat)
+    write_results(hosts, batch, repeat, medians)
+    fleet, loop, ansible = medians["fleet"], medians["ssh_loop"], medians["ansible"]
+    return [
+        Row(
+            f"fleet step, {hosts} hosts x `true`, batch {batch} (real sshd)",
+            f"{fleet:.2f} s: {loop / fleet:.1f}x faster than the ssh loop, {ansible / fleet:.1f}x faster than ansible",
+            f"sequential `ssh` loop: {loop:.2f} s; `ansible -f {batch}`: {ansible:.2f} s",
+            "",
+            None,
+            f"medians of {repeat}; host keys checked by all three",
+        )
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=50)
