@@ -1,8 +1,7 @@
 """Reliability: what the run record looks like after the worst moments of a run, and that it always recovers.
 
-- the terminal runner killed with SIGKILL at 20 seeded random points: the index stays intact, every attempt is
-  complete or still RUNNING, `set-status ... ABORTED --force` marks the cut-short ones INTERRUPTED, and `resume`
-  always finishes the run with every node OK exactly once;
+- (the runner killed with SIGKILL at chosen points is tests/test_chaos.py, with kill points chosen by observed
+  state rather than by delays, which under load missed the runs);
 - the kernel killed in the middle of a headless (papermill) run: index intact, the partial executed notebook
   filed, the run ABORTED and resumable;
 - the artifact directory read-only, out of space, or not a directory: one clear error line, no traceback, and
@@ -14,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import signal
 import sqlite3
 import subprocess
@@ -26,7 +24,6 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-SHORT_NODES = 15
 
 
 def _runbook(title: str, commands: list[str]) -> str:
@@ -101,75 +98,6 @@ def _one_line_error(stderr: str) -> str:
     errors = [line for line in lines if line.startswith("error:")]
     assert len(errors) == 1, stderr
     return errors[0]
-
-
-# --- SIGKILL at random points ------------------------------------------------------------------------------
-
-
-@pytest.mark.slow
-def test_runner_killed_at_20_random_points_always_recovers(tmp_path):
-    rng = random.Random(20250601)
-    runbook = tmp_path / "kill.playbook.toml"
-    runbook.write_text(_runbook("kill me", ["sleep 0.05"] * SHORT_NODES))
-    node_ids = [f"step_{i:02d}" for i in range(SHORT_NODES)]
-    db = tmp_path / "state" / "runs.db"
-    # One undisturbed run first: the index exists, and it tells how long a run lasts on this machine.
-    start = time.monotonic()
-    done = run_cli("run", str(runbook), "--state-path", str(db))
-    full = time.monotonic() - start
-    assert done.returncode == 0, done.stderr
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
-
-    mid_run = 0
-    for kill in range(20):
-        before = {r["id"] for r in _runs(db)}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "playbook_nb", "run", str(runbook), "--state-path", str(db)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
-        time.sleep(rng.uniform(0.1, full))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-        where = f"kill {kill}"
-
-        assert _integrity(db) == "ok", where
-        new = [r for r in _runs(db) if r["id"] not in before]
-        if not new:
-            continue  # killed before the run was created: nothing to recover
-        (run,) = new
-        run_id = run["id"]
-        attempts = _attempts(db, run_id)
-        for a in attempts:  # complete, or cut short while RUNNING; never half-written
-            if a["status"] == "RUNNING":
-                assert a["ended_at"] is None, (where, dict(a))
-            else:
-                assert a["status"] == "OK" and a["ended_at"] is not None, (where, dict(a))
-        assert _broken_chains(db, run_id) == [], where
-        if run["status"] == "OK":
-            _assert_finished_once_each(db, run_id, node_ids)
-            continue
-        assert run["status"] == "RUNNING", (where, dict(run))
-        mid_run += 1
-        running = {(a["node_id"], a["attempt"]) for a in attempts if a["status"] == "RUNNING"}
-
-        result = run_cli(
-            "set-status", str(runbook), str(run_id), "ABORTED", "--force", "--state-path", str(db)
-        )
-        assert result.returncode == 0, (where, result.stderr)
-        after = {(a["node_id"], a["attempt"]): a["status"] for a in _attempts(db, run_id)}
-        assert all(after[key] == "INTERRUPTED" for key in running), (where, after)
-        assert "RUNNING" not in after.values(), (where, after)
-
-        result = run_cli("resume", str(runbook), str(run_id), "--state-path", str(db))
-        assert result.returncode == 0, (where, result.stdout[-2000:], result.stderr)
-        _assert_finished_once_each(db, run_id, node_ids)
-
-    # The delays must actually land inside runs, or this test proves nothing.
-    assert mid_run >= 10, f"only {mid_run} of 20 kills landed in the middle of a run"
-    assert _integrity(db) == "ok"
 
 
 # --- the kernel killed during a headless run -------------------------------------------------------------

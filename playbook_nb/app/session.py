@@ -26,6 +26,7 @@ from playbook_nb.adapters.plugins.base import StepContext
 from playbook_nb.adapters.plugins.registry import merge_plugin_config
 from playbook_nb.adapters.store import Store
 from playbook_nb.adapters.store.models import to_json
+from playbook_nb.app import faults
 from playbook_nb.app.abort import AbortSwitch
 from playbook_nb.app.step_files import collect_artifacts, new_step_context, secret_values
 from playbook_nb.domain import templating
@@ -715,7 +716,9 @@ class RunSession:
         if isinstance(begun, NodeReport):
             return begun
         node, attempt, started, call = begun
-        return self._end(node, attempt, self._call(node, attempt, started, call))
+        result = self._call(node, attempt, started, call)
+        faults.point(f"after-command:{node_id}")  # the reliability suite cuts a run here
+        return self._end(node, attempt, result)
 
     async def run_node_async(self, node_id: str, *, code: str | None = None) -> NodeReport:
         """`run_node` for a kernel's event loop: a Command or Function attempt runs in a worker thread while

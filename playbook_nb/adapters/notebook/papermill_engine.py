@@ -30,6 +30,7 @@ from papermill.engines import NBClientEngine, NotebookExecutionManager
 from papermill.iorw import papermill_io
 
 from playbook_nb.adapters.notebook.stop import STOP
+from playbook_nb.app import faults
 
 logger = logging.getLogger("playbook_nb.papermill")
 
@@ -177,7 +178,12 @@ class ScrubbingExecutionManager(NotebookExecutionManager):
                 on_disk = self.nb
             if self._text is None:
                 self._text = NotebookText()
-            papermill_io.write(self._text.of(on_disk), self.output_path)
+            text = self._text.of(on_disk)
+            if faults.armed("during-save"):  # the reliability suite: killed with half the notebook written
+                with open(self.output_path, "w") as fh:
+                    fh.write(text[: len(text) // 2])
+                faults.kill_now()
+            papermill_io.write(text, self.output_path)
         self.last_save_time = self.now()
 
 
