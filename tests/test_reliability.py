@@ -25,7 +25,6 @@ import pytest
 from conftest import run_cli
 
 
-
 def _runbook(title: str, commands: list[str]) -> str:
     parts = [
         "[runbook]",
