@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import psutil
 import pytest
@@ -477,3 +478,78 @@ def test_executors_inside_a_real_ipython_kernel():
     html = [o for o in second.outputs if o.output_type == "display_data"]
     assert html and html[0]["data"]["text/html"] == "<b>table</b>"
     assert text_of(third) == "5\n"
+
+
+# --- Abort and timeouts for every kind of node (issue 13 point 4) ------------------------------------------
+
+
+def _set_after(seconds: float):
+    import threading
+
+    event = threading.Event()
+    timer = threading.Timer(seconds, event.set)
+    timer.daemon = True
+    timer.start()
+    return event
+
+
+def test_a_cancel_event_stops_a_commands_whole_group():
+    import os
+
+    groups = []
+    cancel = _set_after(0.3)
+    result = run_command(
+        "sh -c 'sleep 30' & sleep 31; echo never", timeout=None, cancel=cancel, on_spawn=groups.append
+    )
+    assert result.interrupted and not result.ok and result.error == "interrupted"
+    assert "never" not in result.stdout
+    assert len(groups) == 1
+    alive = []
+    for entry in os.listdir("/proc"):  # nothing of the group is left (zombies waiting for init do not count)
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_bytes() if entry.isdigit() else b""
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 2 and int(fields[2]) == groups[0] and fields[0] not in (b"Z", b"X"):
+            alive.append(entry)
+    assert alive == []
+
+
+def test_python_node_timeout_and_cancel_stop_the_code():
+    import time
+
+    from playbook_nb.adapters.executors import run_python
+
+    started = time.monotonic()
+    result = run_python("import time\ntime.sleep(30)", {}, timeout=0.3)
+    assert time.monotonic() - started < 5
+    assert not result.ok and result.error == "Python node timed out after 0.3 seconds"
+    # code that swallows exceptions is stopped too (NodeStopped is not an Exception)
+    code = "import time\nwhile True:\n    try:\n        time.sleep(30)\n    except Exception:\n        pass"
+    result = run_python(code, {}, cancel=_set_after(0.3))
+    assert result.interrupted and result.error == "interrupted"
+
+
+def test_function_node_timeout_and_cancel_stop_the_plugin_thread():
+    import threading
+    import time
+
+    from playbook_nb.adapters.executors import run_function
+
+    before = threading.active_count()
+    started = time.monotonic()
+    result = run_function("python", "sleep", {"seconds": "30"}, plugin_config={}, timeout=0.3)
+    assert time.monotonic() - started < 5
+    assert not result.ok and result.error == "Function timed out after 0.3 seconds"
+    result = run_function("python", "sleep", {"seconds": "30"}, plugin_config={}, cancel=_set_after(0.3))
+    assert result.interrupted
+    time.sleep(0.2)
+    assert threading.active_count() <= before  # the plugin's thread did not live on
+
+
+def test_secret_free_command_line_and_token_in_the_environment():
+    from playbook_nb.adapters.executors.tether import TOKEN_ENV
+
+    result = run_command(f'echo "${TOKEN_ENV}"', timeout=10)
+    assert result.ok and len(result.stdout.strip()) == 32  # every command carries its attempt's token
