@@ -224,9 +224,9 @@ TYPE_FIELDS: dict[NodeType, frozenset[str]] = {
     NodeType.MANUAL: frozenset({"prompt_before", "prompt_after"}),
     NodeType.COMMAND: frozenset({"command_name", "timeout", "interactive", "outputs"}) | FLEET_FIELDS,
     NodeType.FUNCTION: frozenset(
-        {"plugin", "function", "function_params", "plugin_config", "function_name", "outputs"}
+        {"plugin", "function", "function_params", "plugin_config", "function_name", "outputs", "timeout"}
     ),
-    NodeType.PYTHON: frozenset({"code", "outputs"}),
+    NodeType.PYTHON: frozenset({"code", "outputs", "timeout"}),
     NodeType.ANSIBLE: frozenset(
         {"playbook", "inventory", "targets", "limit", "extra_vars", "batch", "timeout", "ssh"}
     ),
@@ -631,10 +631,12 @@ def _parse_node(node_id: str, order: int, table: dict[str, Any], path: str | Non
         _parse_fleet_fields(node, table, at)
     elif node_type is NodeType.FUNCTION:
         _parse_function_fields(node, table, at)
+        node.timeout = _timeout_field(table, at, DEFAULT_COMMAND_TIMEOUT)
     elif node_type is NodeType.ANSIBLE:
         _parse_ansible_fields(node, table, at)
     else:
         node.code = _required_text(table, "code", at)
+        node.timeout = _timeout_field(table, at, 0)  # none unless given: a notebook cell may compute for long
     _parse_operations_fields(node, table, at)
     return node
 
@@ -762,6 +764,16 @@ def _required_text(table: dict[str, Any], name: str, at) -> str:
     if not value.strip():
         raise RunbookError("must not be empty", at(name))
     return value
+
+
+def _timeout_field(table: dict, at, default: int) -> int | str:
+    """`timeout` (seconds, or a template rendering to them) of a Function or Python node."""
+    timeout = _expect(
+        table.get("timeout", default), (int, str), "a number of seconds or a template string", at("timeout")
+    )
+    if isinstance(timeout, int) and "timeout" in table and timeout <= 0:
+        raise RunbookError(f"expected a positive number of seconds, got {timeout}", at("timeout"))
+    return timeout
 
 
 def _parse_function_fields(node: Node, table: dict[str, Any], at) -> None:
