@@ -10,7 +10,8 @@ from conftest import run_cli
 from playbook_nb.adapters.store import Store
 from playbook_nb.domain.errors import RunbookError
 from playbook_nb.domain.kpis import kpi_attainment
-from playbook_nb.domain.model import Kpis, parse_runbook
+from playbook_nb.domain.model import Kpis
+from playbook_nb.domain.validation import parse_runbook
 
 GOVERNED = """[runbook]
 title = "governed"

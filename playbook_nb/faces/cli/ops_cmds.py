@@ -9,8 +9,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from playbook_nb.app.inputs import parse_var_assignments
 from playbook_nb.domain.errors import PlaybookError
-from playbook_nb.domain.variables import parse_var_assignments
 from playbook_nb.faces.cli.app import app, console
 from playbook_nb.faces.cli.common import STATE_PATH, VAR, open_store
 
@@ -47,8 +47,8 @@ def test(
     """Rehearse a runbook against a fixture (nothing is executed) and check the expected final states.
 
     Exit 0: every expectation met; 1: a mismatch; 2: invalid runbook, fixture or pack."""
+    from playbook_nb.app.inputs import load_runbook
     from playbook_nb.app.rehearsal import PackCase, load_pack, run_case
-    from playbook_nb.domain.model import load_runbook
 
     if (pack is None) == (runbook_file is None or fixture is None):
         raise PlaybookError("test: give RUNBOOK --fixture FILE, or --pack DIR")
