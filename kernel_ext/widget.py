@@ -393,6 +393,12 @@ class RunbookWidget(widgets.VBox):
             + (f" ({html.escape(reason)})" if reason and status is not RunState.RUNNING else "")
             + (f" · waiting for {html.escape(waiting)}" if waiting else "")
             + "</span>"
+            + (
+                f'<div class="pb-legal-basis" style="margin-left:10px;color:#4a5568">legal basis: '
+                f"{html.escape(self.runbook.meta.legal_basis)}</div>"
+                if self.runbook.meta.legal_basis
+                else ""
+            )
         )
         self.run_until_gate_button.disabled = status is not RunState.RUNNING or not getattr(
             self, "_ready", set()

@@ -389,7 +389,12 @@ def test_run_function_timeout():
 @pytest.mark.parametrize(
     ("plugin", "function", "params", "error"),
     [
-        ("nope", "x", {}, "unknown plugin 'nope' (available: python)"),
+        (
+            "nope",
+            "x",
+            {},
+            "unknown plugin 'nope' (available: http, metrics_publish, python, schema_check, ui_screenshot)",
+        ),
         ("python", "nope", {}, "plugin 'python' has no function 'nope' (available: notify, sleep, throw)"),
         ("python", "sleep", {}, "plugin 'python', function 'sleep': missing required parameter 'seconds'"),
     ],

@@ -39,7 +39,7 @@ def test_metadata_is_parsed():
         ('"2m"', '"soon"', "duration such as"),
         ('"2m"', "-5", "positive duration"),
         ("max_duration", "p95", "unknown KPI 'p95'"),
-        ('["the load balancer drains in 30s", "backups ran tonight"]', "[1]", "a list of strings"),
+        ('["the load balancer drains in 30s", "backups ran tonight"]', "[1]", "expected sentences or"),
         ('owner = "sre-team"', "owner = 3", "expected a string"),
     ],
 )

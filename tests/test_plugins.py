@@ -43,7 +43,10 @@ def test_list_plugins_describes_the_builtin_plugin():
 def test_unknown_plugin_is_one_clear_line():
     with pytest.raises(PluginError) as err:
         get_plugin("nope")
-    assert str(err.value) == "unknown plugin 'nope' (available: python)"
+    assert (
+        str(err.value)
+        == "unknown plugin 'nope' (available: http, metrics_publish, python, schema_check, ui_screenshot)"
+    )
 
 
 def test_unknown_function_lists_what_is_available():
@@ -200,7 +203,7 @@ def test_a_plugin_that_fails_to_load_is_a_clear_error(installed_plugins):
     # One broken plugin does not hide the others when the caller collects the errors.
     errors: list[PluginError] = []
     names = [m.name for m in list_plugins(errors)]
-    assert names == ["python"]
+    assert names == ["http", "metrics_publish", "python", "schema_check", "ui_screenshot"]
     assert len(errors) == 2
     with pytest.raises(PluginError):
         list_plugins()

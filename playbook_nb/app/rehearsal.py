@@ -18,6 +18,12 @@ Fixture (TOML or JSON)::
     error = "unhealthy"         # default "exit code N" for a nok attempt
     return_value = { rows = 3 } # Function/Python nodes
 
+    [nodes.ingest]              # a built-in step type runs for real with a stand-in for the world:
+    response = { status = 200, json = { data = { entities = [] } } }   # http: the answer (nothing is sent)
+    [nodes.screenshot_ui]
+    page = "entity-list.html"   # ui_screenshot: this page is captured (or screenshot = "shot.png" is used)
+                                # schema_check and metrics_publish always run (metrics are not pushed)
+
     [nodes.approve_deploy]      # a gate: approve | reject (no decision: fail closed, the run ends ABORTED)
     decision = "approve"
 
@@ -27,7 +33,21 @@ Fixture (TOML or JSON)::
     [expected.outputs.check_disk]
     used_pct = "93"
 
-An acceptance pack is a directory with `acceptance.toml`::
+An acceptance pack is a directory with `acceptance.yml` (OPS-001's layout: the runbook, `fixtures/`,
+`expected/`, `screenshots/`)::
+
+    runbook: entity-enrichment.yml                # optional when the pack holds one runbook
+    scenarios:
+      - name: "Happy path"
+        fixture: fixtures/happy.json
+        expected:                                 # inline, or a file in expected/ (expected: expected/happy.yml)
+          status: success                         # success | failure | aborted
+          steps: {validate: OK}
+          kpis: {entities_processed: 19, duration_seconds: "<= 300"}
+          errors: {count: "> 0", type: schema_validation}
+          screenshots: {entity-list: screenshots/entity-list.png}
+
+or `acceptance.toml`::
 
     runbook = "deploy_pipeline.playbook.toml"      # relative to the pack; a case may name its own
     [[case]]
@@ -56,8 +76,13 @@ from playbook_nb.domain.outputs import load_outputs
 
 NODE_FIELDS = frozenset(
     {"status", "stdout", "stderr", "exit_code", "error", "outputs", "return_value", "decision"}
-)
-FIXTURE_KEYS = frozenset({"variables", "nodes", "expected", "gate_policy", "description"})
+) | frozenset({"response", "page", "screenshot"})
+ANSWER_FIELDS = frozenset({"status", "stdout", "stderr", "exit_code", "error", "outputs", "return_value"})
+STAND_IN_FILES = ("page", "screenshot")  # fixture fields naming files, relative to the fixture's folder
+FIXTURE_KEYS = frozenset({"variables", "nodes", "expected", "gate_policy", "description", "assumptions"})
+# OPS-001 expectations, checked by playbook_nb.app.rehearsal_checks (status/steps are the run and node states)
+OPS_EXPECTED = frozenset({"kpis", "errors", "screenshots"})
+OPS_STATUS = {"success": "OK", "failure": "NOK", "aborted": "ABORTED"}
 STATES = ("OK", "NOK", "SKIPPED", "PENDING", "WAITING", "RUNNING")
 RUN_STATES = ("OK", "NOK", "ABORTED", "RUNNING")
 
@@ -89,10 +114,11 @@ class RehearsalResult:
     outputs: dict[str, dict[str, Any]]
     mismatches: list[Mismatch] = field(default_factory=list)
     executed: list[str] = field(default_factory=list)  # node ids the fake executor answered for, in order
+    checks: list = field(default_factory=list)  # rehearsal_checks.Check, in report order
 
     @property
     def ok(self) -> bool:
-        return not self.mismatches
+        return not self.mismatches and all(c.ok is not False for c in self.checks)
 
 
 def load_data(path: str | Path) -> dict[str, Any]:
@@ -130,6 +156,8 @@ def check_fixture(runbook: Runbook, fixture: dict[str, Any], where: str = "fixtu
         bad = sorted(set(spec) - NODE_FIELDS)
         if bad:
             raise FixtureError(f"{where}: nodes.{node_id}: unknown field '{bad[0]}'")
+        if "response" in spec and not isinstance(spec["response"], dict):
+            raise FixtureError(f"{where}: nodes.{node_id}.response: expected a table (status, json or body)")
         statuses = spec.get("status", "ok")
         for status in statuses if isinstance(statuses, list) else [statuses]:
             if str(status).lower() not in ("ok", "nok"):
@@ -146,7 +174,16 @@ def check_expected(runbook: Runbook, expected: dict[str, Any], where: str) -> No
     if not isinstance(expected, dict):
         raise FixtureError(f"{where}: [expected] must be a table")
     for key, value in expected.items():
-        if key == "run":
+        if key in OPS_EXPECTED:
+            if not isinstance(value, dict):
+                raise FixtureError(f"{where}: expected.{key}: expected a table")
+            continue
+        if key == "status":
+            if str(value).lower() not in OPS_STATUS and str(value).upper() not in RUN_STATES:
+                raise FixtureError(f"{where}: expected.status: expected success, failure or aborted")
+        elif key == "steps":
+            check_expected(runbook, dict(value), where)
+        elif key == "run":
             if str(value).upper() not in RUN_STATES:
                 raise FixtureError(f"{where}: expected.run: expected one of {', '.join(RUN_STATES)}")
         elif key == "outputs":
@@ -162,10 +199,34 @@ def check_expected(runbook: Runbook, expected: dict[str, Any], where: str) -> No
 class FixtureExecutor:
     """The session's executor during a rehearsal: answers from the fixture, runs nothing."""
 
-    def __init__(self, nodes: dict[str, dict[str, Any]]):
+    def __init__(self, nodes: dict[str, dict[str, Any]], base_dir: Path | None = None):
         self.nodes = nodes
+        self.base_dir = base_dir
         self.calls: list[str] = []
         self._attempts: dict[str, int] = {}
+
+    def rehearsal_spec(self, node: Node) -> dict[str, Any] | None:
+        """The fixture entry to run `node`'s plugin with (it rehearses: the entry stands in for the world),
+        or None to answer for the node from the fixture. An entry giving the answer itself always wins."""
+        from playbook_nb.adapters.plugins.registry import get_plugin
+
+        spec = dict(self.nodes.get(node.id, {}))
+        if node.type is not NodeType.FUNCTION or ANSWER_FIELDS & set(spec):
+            return None
+        try:
+            plugin = get_plugin(node.plugin or "")()
+        except PlaybookError:
+            return None
+        for name in STAND_IN_FILES:
+            if name in spec:
+                path = Path(str(spec[name]))
+                spec[name] = str(
+                    path if path.is_absolute() or self.base_dir is None else self.base_dir / path
+                )
+        if not plugin.rehearses(spec):
+            return None
+        self.calls.append(node.id)
+        return spec
 
     def __call__(self, node: Node) -> AttemptResult:
         self.calls.append(node.id)
@@ -200,6 +261,10 @@ def rehearse(
     store: Store | None = None,
     name: str = "fixture",
     actor: str = "rehearsal",
+    fixture_dir: Path | None = None,
+    runbook_dir: Path | None = None,
+    update_baselines: bool = False,
+    base_dir: Path | None = None,
 ) -> RehearsalResult:
     """Run `runbook` headless with node results from `fixture`; compare with `expected` (default: the fixture's
     [expected]). Without a store, the run is recorded in a throw-away index."""
@@ -208,6 +273,7 @@ def rehearse(
     if expected is not None:
         check_expected(runbook, expected, name)
     expected = fixture.get("expected", {}) if expected is None else expected
+    base_dir = base_dir or fixture_dir or Path.cwd()
     nodes = fixture.get("nodes", {})
     given = {k: v if isinstance(v, str) else json.dumps(v) for k, v in fixture.get("variables", {}).items()}
     values = resolve_variables(runbook, cli_vars=given, interactive=False, environ={})
@@ -221,20 +287,27 @@ def rehearse(
         approvals=approvals,
         comment=f"rehearsal: {name}",
         extra_params={"rehearsal": name},
+        runbook_dir=str(runbook_dir) if runbook_dir else None,
+        update_baselines=update_baselines,
     )
     with tempfile.TemporaryDirectory(prefix="playbook-rehearsal-") as tmp:
         own = store is None
         store = store or Store.open(Path(tmp) / "runs.db")
         try:
-            fake = FixtureExecutor(nodes)
+            fake = FixtureExecutor(nodes, fixture_dir)
             session = RunSession.start(runbook, values, store, options, namespace={})
             session.executor = fake
             session.drive(lambda _session, _node, _kind: None)
             session.close()
             states = {row.node_id: row.state for row in store.node_states(session.run_id)}
-            status = store.get_run(session.run_id).status
+            run = store.get_run(session.run_id)
             outputs = load_outputs(store, session.run_id)
-            result = RehearsalResult(name, session.run_id, status, states, outputs, executed=list(fake.calls))
+            result = RehearsalResult(
+                name, session.run_id, run.status, states, outputs, executed=list(fake.calls)
+            )
+            result.checks = _checks(
+                runbook, fixture, expected, store, run, base_dir=base_dir, update_baselines=update_baselines
+            )
         finally:
             if own:
                 store.close()
@@ -242,9 +315,57 @@ def rehearse(
     return result
 
 
+def _checks(runbook, fixture, expected, store, run, *, base_dir: Path, update_baselines: bool) -> list:
+    """The OPS-001 report lines of one rehearsed run (read from the store while it is still open)."""
+    from playbook_nb.app.rehearsal_checks import (
+        RunFacts,
+        assumption_checks,
+        expected_checks,
+        kpi_checks,
+        screenshot_checks,
+        step_checks,
+    )
+    from playbook_nb.app.step_files import load_artifacts
+
+    facts = RunFacts(
+        status=run.status,
+        duration=run.duration or 0.0,
+        states={row.node_id: row.state for row in store.node_states(run.id)},
+        attempts=store.attempts(run.id),
+        artifacts=load_artifacts(store, run.id),
+        kinds={
+            n.id: f"{n.plugin}.{n.function}" for n in runbook.nodes.values() if n.type is NodeType.FUNCTION
+        },
+    )
+
+    def read(url: str) -> bytes:
+        with store.open_artifact(url) as handle:
+            return handle.read()
+
+    checks = assumption_checks(runbook, fixture.get("assumptions") or {})
+    states = {
+        k: str(v).upper()
+        for k, v in {**expected, **(expected.get("steps") or {})}.items()
+        if k in runbook.nodes
+    }
+    run_expected = expected.get("run") or OPS_STATUS.get(str(expected.get("status", "")).lower())
+    checks += step_checks(runbook, facts, states, str(run_expected).upper() if run_expected else None)
+    checks += kpi_checks(runbook, facts) + screenshot_checks(facts, read)
+    ops = {key: expected[key] for key in OPS_EXPECTED if key in expected}
+    checks += expected_checks(ops, facts, base_dir=base_dir, read=read, update_baselines=update_baselines)
+    return checks
+
+
 def compare(expected: dict[str, Any], result: RehearsalResult) -> list[Mismatch]:
     mismatches: list[Mismatch] = []
     for key, value in expected.items():
+        if key in OPS_EXPECTED:
+            continue
+        if key == "steps":
+            mismatches += compare(dict(value), result)
+            continue
+        if key == "status":
+            key, value = "run", OPS_STATUS.get(str(value).lower(), str(value).upper())
         if key == "run":
             if str(value).upper() != result.status:
                 mismatches.append(Mismatch("run", str(value).upper(), result.status))
@@ -269,14 +390,75 @@ class PackCase:
     name: str
     runbook: Path
     fixture: Path
-    expected: Path | None
+    expected: Path | dict | None
+    pack_dir: Path | None = None
+
+
+def load_data_any(path: Path) -> dict[str, Any]:
+    """TOML, JSON or YAML by the file's suffix."""
+    if path.suffix not in (".yml", ".yaml"):
+        return load_data(path)
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise FixtureError(f"{path}: cannot read it ({err.strerror or err})") from None
+    except yaml.YAMLError as err:
+        raise FixtureError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from None
+    if not isinstance(data, dict):
+        raise FixtureError(f"{path}: expected a mapping at the top")
+    return data
+
+
+def _pack_runbook(directory: Path, manifest: Path) -> Path:
+    found = sorted(
+        p
+        for p in directory.iterdir()
+        if p.is_file()
+        and p != manifest
+        and (p.suffix in (".yml", ".yaml") or p.name.endswith(".playbook.toml"))
+    )
+    if len(found) != 1:
+        names = ", ".join(p.name for p in found) or "none"
+        raise FixtureError(f"{manifest}: say which runbook (runbook: FILE); the pack holds {names}")
+    return found[0]
+
+
+def load_yaml_pack(directory: Path, manifest: Path) -> list[PackCase]:
+    data = load_data_any(manifest)
+    scenarios = data.get("scenarios")
+    if not isinstance(scenarios, list) or not scenarios:
+        raise FixtureError(f"{manifest}: no scenarios (a list of name, fixture, expected)")
+    default = directory / data["runbook"] if data.get("runbook") else _pack_runbook(directory, manifest)
+    found = []
+    for index, scenario in enumerate(scenarios):
+        where = f"{manifest}: scenarios[{index}]"
+        if not isinstance(scenario, dict) or "fixture" not in scenario:
+            raise FixtureError(f"{where}: needs at least fixture: fixtures/NAME.json")
+        expected = scenario.get("expected")
+        if isinstance(expected, str):
+            expected = directory / expected
+        elif expected is not None and not isinstance(expected, dict):
+            raise FixtureError(f"{where}.expected: expected a mapping or a file name")
+        runbook = directory / scenario["runbook"] if scenario.get("runbook") else default
+        name = str(scenario.get("name") or Path(scenario["fixture"]).stem)
+        found.append(PackCase(name, runbook, directory / scenario["fixture"], expected, directory))
+    if len({c.name for c in found}) != len(found):
+        raise FixtureError(f"{manifest}: two scenarios share a name")
+    return found
 
 
 def load_pack(directory: str | Path) -> list[PackCase]:
     directory = Path(directory)
+    for name in ("acceptance.yml", "acceptance.yaml"):
+        if (directory / name).is_file():
+            return load_yaml_pack(directory, directory / name)
     manifest = directory / "acceptance.toml"
     if not manifest.is_file():
-        raise FixtureError(f"{directory}: no acceptance.toml (an acceptance pack lists its cases there)")
+        raise FixtureError(
+            f"{directory}: no acceptance.yml or acceptance.toml (an acceptance pack lists its cases there)"
+        )
     data = load_data(manifest)
     cases = data.get("case", [])
     if not isinstance(cases, list) or not cases:
@@ -292,18 +474,31 @@ def load_pack(directory: str | Path) -> list[PackCase]:
             raise FixtureError(f"{where}: no runbook (set runbook = ... at the top or in the case)")
         name = case.get("name") or Path(case["fixture"]).stem
         expected = directory / case["expected"] if case.get("expected") else None
-        found.append(PackCase(name, directory / runbook, directory / case["fixture"], expected))
+        found.append(PackCase(name, directory / runbook, directory / case["fixture"], expected, directory))
     names = [c.name for c in found]
     if len(set(names)) != len(names):
         raise FixtureError(f"{manifest}: two cases share a name")
     return found
 
 
-def run_case(case: PackCase, store: Store | None = None) -> RehearsalResult:
+def run_case(
+    case: PackCase, store: Store | None = None, *, update_baselines: bool = False
+) -> RehearsalResult:
     runbook = load_runbook(case.runbook)
-    fixture = load_data(case.fixture)
+    fixture = load_data_any(case.fixture)
     expected = None
-    if case.expected is not None:
-        data = load_data(case.expected)
+    if isinstance(case.expected, dict):
+        expected = case.expected
+    elif case.expected is not None:
+        data = load_data_any(case.expected)
         expected = data.get("expected", data)
-    return rehearse(runbook, fixture, expected=expected, store=store, name=case.name)
+    return rehearse(
+        runbook,
+        fixture,
+        expected=expected,
+        store=store,
+        name=case.name,
+        fixture_dir=case.fixture.parent,
+        base_dir=case.pack_dir or case.fixture.parent,
+        update_baselines=update_baselines,
+    )

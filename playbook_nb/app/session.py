@@ -14,15 +14,18 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from playbook_nb.adapters.executors.command import run_command
 from playbook_nb.adapters.executors.function import run_function
 from playbook_nb.adapters.executors.python import run_python
 from playbook_nb.adapters.executors.result import AttemptResult
+from playbook_nb.adapters.plugins.base import StepContext
 from playbook_nb.adapters.plugins.registry import merge_plugin_config
 from playbook_nb.adapters.store import Store
 from playbook_nb.adapters.store.models import to_json
+from playbook_nb.app.step_files import collect_artifacts, new_step_context, secret_values
 from playbook_nb.domain import templating
 from playbook_nb.domain.decisions import (
     GateDecision,
@@ -59,6 +62,10 @@ class RunOptions:
     comment: str | None = None
     parallel: int = 1  # independent Command/Function nodes run at the same time, up to this many
     extra_params: dict[str, Any] = field(default_factory=dict)  # recorded with the run (replay_of, rehearsal)
+    # Function steps: where relative files (schemas, baselines) are (default: the runbook file's folder), and
+    # whether screenshot steps write their captures as the new baselines (`test --update-baselines`)
+    runbook_dir: str | None = None
+    update_baselines: bool = False
 
     def __post_init__(self) -> None:
         self.actor = self.actor or default_actor()
@@ -73,6 +80,8 @@ class RunOptions:
             "gate_policy": self.gate_policy,
             "approvals": dict(self.approvals),
             **({"parallel": int(self.parallel)} if int(self.parallel) > 1 else {}),
+            **({"runbook_dir": self.runbook_dir} if self.runbook_dir else {}),
+            **({"update_baselines": True} if self.update_baselines else {}),
             **self.extra_params,
         }
 
@@ -107,7 +116,8 @@ class RunSession:
         self.run_id = run_id
         self.engine = engine
         self.options = options
-        self.redactor = Redactor(str(values[name]) for name in runbook.secret_names if values.get(name))
+        self._secrets = [str(values[name]) for name in runbook.secret_names if values.get(name)]
+        self.redactor = Redactor(self._secrets)
         self.namespace = namespace if namespace is not None else {}
         self.namespace.update(values)
         self.output_listeners: list[OutputListener] = []
@@ -129,6 +139,9 @@ class RunSession:
             node_id for node_id, _field, text in template_fields(runbook) if node_id and "steps" in text
         }
         self._snapshot: _SnapshotText | None = None
+        self._step_contexts: dict[str, StepContext] = {}  # Function attempts in flight: their files
+        self.runbook_dir = _runbook_dir(runbook, options)
+        self.started_at = time.time()
 
     # ----------------------------------------------------------------- creation
     @classmethod
@@ -151,7 +164,11 @@ class RunSession:
             runbook_sha256=runbook.sha256,
             runbook_version=runbook.meta.version,
             variables=mask_variables(values, runbook),
-            params=options.public_params(),
+            params={
+                **options.public_params(),
+                **({"legal_basis": runbook.meta.legal_basis} if runbook.meta.legal_basis else {}),
+                **({"runbook_id": runbook.meta.id} if runbook.meta.id else {}),
+            },
             trigger=options.trigger,
             actor=options.actor,
             host=socket.gethostname(),
@@ -600,12 +617,23 @@ class RunSession:
 
     def _context(self, node_id: str | None = None, **extra) -> dict[str, Any]:
         extra.setdefault("steps", self._steps_context(node_id))
+        extra.setdefault("execution", self._execution_context())
         return templating.make_context(
             self.values,
             has_succeeded=self.engine.has_succeeded,
             has_failed=self.engine.has_failed,
             **extra,
         )
+
+    def _execution_context(self) -> dict[str, Any]:
+        """`execution` in templates: the run's id, start (ISO, UTC) and seconds since it started."""
+        from datetime import UTC, datetime
+
+        return {
+            "id": self.run_id,
+            "started_at": datetime.fromtimestamp(self.started_at, UTC).isoformat(),
+            "duration": round(time.time() - self.started_at, 3),
+        }
 
     def _evaluate_when(self, node: Node, engine: Engine) -> bool:
         if not node.when:
@@ -649,6 +677,9 @@ class RunSession:
     def _finish_attempt(self, node: Node, attempt: int, result: AttemptResult) -> NodeReport:
         """Outputs, masking, the index and the engine, for an attempt that has ended (on the driving thread)."""
         node_id = node.id
+        step_context = self._step_contexts.pop(node_id, None)
+        if step_context is not None:
+            collect_artifacts(self.store, self.run_id, node_id, attempt, step_context, result)
         self._record_outputs(node, attempt, result)
         result = self._redact_result(result)
         self._last_results[node_id] = result
@@ -691,9 +722,13 @@ class RunSession:
 
     def _prepare_call(self, node: Node, code: str | None) -> Callable[[], AttemptResult]:
         """Render the node's templates now (they read the engine's state) and return the call that runs it."""
-        if self.executor is not None:  # rehearsal: a fake executor, nothing runs
+        rehearsal = None
+        if self.executor is not None:  # rehearsal: a fake executor, nothing runs ...
             fake = self.executor
-            return lambda: fake(node)
+            rehearsal = getattr(fake, "rehearsal_spec", lambda _node: None)(node)
+            if rehearsal is None:
+                return lambda: fake(node)
+            # ... except a plugin that rehearses with the fixture standing in for the world
         context = self._context(node.id)
         where = f"node '{node.id}'"
         on_output = self._output_callback(node.id)
@@ -715,6 +750,17 @@ class RunSession:
                 self.runbook.meta.plugin_config.get(node.plugin or "", {}), node.plugin_config
             )
             timeout = _as_timeout(node.timeout, context, where)
+            self._add_secrets(secret_values(node.plugin or "", node.function or "", params))
+            step_context = new_step_context(
+                run_id=self.run_id,
+                node_id=node.id,
+                attempt=self.engine.attempts(node.id),
+                runbook_dir=self.runbook_dir,
+                update_baselines=self.options.update_baselines,
+                rehearsal=rehearsal,
+                started_at=self.started_at,
+            )
+            self._step_contexts[node.id] = step_context
             return lambda: run_function(
                 node.plugin or "",
                 node.function or "",
@@ -722,6 +768,7 @@ class RunSession:
                 plugin_config=config,
                 timeout=timeout,
                 on_output=on_output,
+                context=step_context,
             )
         if node.type is NodeType.PYTHON:
 
@@ -733,6 +780,13 @@ class RunSession:
 
             return python_call
         raise SessionError(f"node '{node.id}' of type {node.type} cannot be executed")
+
+    def _add_secrets(self, values: list[str]) -> None:
+        """Mask these values too from now on (secret plugin parameters, such as an Authorization header)."""
+        new = [v for v in values if v and v not in self._secrets]
+        if new:
+            self._secrets.extend(new)
+            self.redactor = Redactor(self._secrets)
 
     def _output_callback(self, node_id: str) -> Callable[[str, str], None]:
         def on_output(stream: str, text: str) -> None:
@@ -855,6 +909,15 @@ def _render_critical(runbook: Runbook, values: dict[str, Any]) -> dict[str, bool
         else bool(node.critical)
         for node in runbook.nodes.values()
     }
+
+
+def _runbook_dir(runbook: Runbook, options: RunOptions) -> Path | None:
+    """Where a step's relative files are: the option, else the folder of the runbook file (if it is one)."""
+    if options.runbook_dir:
+        return Path(options.runbook_dir)
+    if runbook.path and Path(runbook.path).is_file():
+        return Path(runbook.path).resolve().parent
+    return None
 
 
 def _as_timeout(value: int | str, context: dict[str, Any], where: str) -> float | None:

@@ -120,9 +120,28 @@ class RunbookMeta:
     created_at: str = ""
     plugin_config: dict[str, dict[str, Any]] = field(default_factory=dict)
     # governance (issue 9): what must hold for the runbook to be right, who owns it, what it should achieve
-    assumptions: list[str] = field(default_factory=list)
+    assumptions: list[Assumption] = field(default_factory=list)
     owner: str = ""
     kpis: Kpis | None = None
+    # OPS-001: the runbook's own id and the legal basis it runs under (recorded with every run)
+    id: str = ""
+    legal_basis: str = ""
+
+
+@dataclass(frozen=True)
+class Assumption:
+    """`"the volume can be grown online"` (a sentence), or OPS-001's `source_data_validated: true` (a name and
+    the value a fixture must show for `test` to pass)."""
+
+    name: str
+    expected: Any = None
+    checkable: bool = False  # True for the `name: expected value` form
+
+    def __str__(self) -> str:
+        if not self.checkable:
+            return self.name
+        shown = str(self.expected).lower() if isinstance(self.expected, bool) else self.expected
+        return f"{self.name}: {shown}"
 
 
 @dataclass(frozen=True)
@@ -131,6 +150,7 @@ class Kpis:
 
     max_duration: float | None = None  # seconds
     target_success_rate: float | None = None  # 0..1
+    max_error_rate: float | None = None  # 0..1: failed attempts among attempts (OPS-001)
 
 
 @dataclass
@@ -141,10 +161,16 @@ class Runbook:
     source_text: str
     sha256: str
     path: str | None = None  # where it was read from, for error messages
+    format: str = "toml"  # "toml" or "yaml": the syntax of source_text
+    locations: Any = field(default=None, repr=False, compare=False)  # YAML: where each path is (errors)
+    # variables that reach a credential parameter (auth_token, an Authorization header, ...), found when the
+    # runbook is parsed (playbook_nb.domain.credentials): secrets even where the runbook does not say so
+    credential_names: frozenset[str] = frozenset()
 
     def node(self, node_id: str) -> Node:
         return self.nodes[node_id]
 
     @property
     def secret_names(self) -> set[str]:
-        return {name for name, var in self.variables.items() if var.secret}
+        """Variables marked `secret = true`, and those that reach a credential parameter."""
+        return {name for name, var in self.variables.items() if var.secret} | self.credential_names

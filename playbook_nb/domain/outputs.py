@@ -12,7 +12,12 @@ Syntax (docs/operations.md):
   stdout); ``json:a.b.0`` walks a path into stdout parsed as JSON (``json:`` alone: the whole value);
   ``stdout`` is the whole stdout without its trailing newline.
 - Python: ``outputs = ["needs_cleanup", "total"]``: names the code leaves in the namespace.
-- Function: ``outputs = ["result"]``: the return value; other names are keys of a returned dict.
+- Function: ``outputs = ["result"]``: the return value; other names are keys of a returned dict. Or a table
+  of name -> JSONPath into the returned value (OPS-001's shape), ``true`` meaning the key of that name::
+
+      outputs = { entities = "$.data.entities", ids = "$.data.entities[*].id", published = true }
+
+  A JSONPath with one match gives that value; with several (a wildcard), the list of them.
 
 Later nodes read them in any template as ``{{ steps.check_disk.outputs.used_pct }}`` (also
 ``steps.check_disk.state``). A declared output that cannot be produced fails the attempt.
@@ -64,6 +69,20 @@ def check_output_spec(node: Node, raw: Any, at: str | None) -> Any:
                 )
             spec[name] = how
         return spec
+    if isinstance(raw, dict) and node.type is NodeType.FUNCTION and raw:
+        table: dict[str, Any] = {}
+        for name, how in raw.items():
+            _check_name(name, at)
+            if how is True:
+                table[name] = True
+            elif isinstance(how, str) and how.startswith("$"):
+                _jsonpath(how, name, at)
+                table[name] = how
+            else:
+                raise RunbookError(
+                    f"output '{name}': expected a JSONPath such as \"$.data.items\" or true, got {how!r}", at
+                )
+        return table
     if isinstance(raw, str):
         raw = [raw]
     if not isinstance(raw, list) or not raw:
@@ -102,6 +121,8 @@ def extract_outputs(node: Node, result: Any, namespace: Mapping[str, Any] | None
             raise OutputError(f"output '{missing[0]}' is not defined by the code")
         return {name: _plain((namespace or {})[name]) for name in spec}
     value = result.return_value
+    if isinstance(spec, dict):
+        return {name: _extract_function(name, how, value) for name, how in spec.items()}
     outputs = {}
     for name in spec:
         if name == "result":
@@ -111,6 +132,29 @@ def extract_outputs(node: Node, result: Any, namespace: Mapping[str, Any] | None
         else:
             raise OutputError(f"output '{name}' is not a key of the returned value")
     return outputs
+
+
+def _jsonpath(expression: str, name: str, at: str | None = None):
+    from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
+    from jsonpath_ng.ext import parse
+
+    try:
+        return parse(expression)
+    except (JsonPathLexerError, JsonPathParserError, Exception) as err:
+        message = " ".join(str(err).split())
+        raise RunbookError(f"output '{name}': invalid JSONPath {expression!r}: {message}", at) from None
+
+
+def _extract_function(name: str, how: Any, value: Any) -> Any:
+    if how is True:
+        if isinstance(value, Mapping) and name in value:
+            return _plain(value[name])
+        raise OutputError(f"output '{name}' is not a key of the returned value")
+    matches = [m.value for m in _jsonpath(how, name).find(value)]
+    if not matches:
+        raise OutputError(f"output '{name}': {how} matched nothing in the returned value")
+    wildcard = any(token in how for token in ("*", "..", "?", ":"))
+    return _plain(matches if wildcard or len(matches) > 1 else matches[0])
 
 
 def _extract_command(name: str, how: str, stdout: str) -> Any:

@@ -1,4 +1,4 @@
-"""TOML text -> the runbook model (`playbook_nb.domain.model`): fields, types and dependency resolution.
+"""TOML or YAML text -> the runbook model (`playbook_nb.domain.model`): fields, types and dependency resolution.
 
 Parsing resolves `depends_on` completely (lists, strings, "^", "*", implicit linear order, `:success` /
 `:failure`, `rollback`), so nobody downstream sees the shorthand forms. Graph and template checks come after,
@@ -13,10 +13,12 @@ import re
 import tomllib
 from typing import Any
 
+from playbook_nb.domain.credentials import credential_variables
 from playbook_nb.domain.errors import PlaybookError, RunbookError, where
 from playbook_nb.domain.model import (
     DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_MANUAL_PROMPT,
+    Assumption,
     DepCondition,
     Dependency,
     Kpis,
@@ -30,13 +32,14 @@ from playbook_nb.domain.outputs import check_output_spec
 from playbook_nb.domain.templating import RUN_NAMES
 from playbook_nb.domain.values import VARIABLE_TYPES
 from playbook_nb.domain.variables import check_value
+from playbook_nb.domain.yaml_format import load_yaml, looks_like_yaml, rewrite_error
 
 RESERVED_TABLES = ("runbook", "variables")
 COMMON_FIELDS = frozenset(
     {"type", "name", "description", "depends_on", "when", "critical", "skip", "retries", "retry_backoff"}
 ) | frozenset({"on_failure", "rollback"})
 ON_FAILURE_CHOICES = ("abort", "continue")
-KPI_FIELDS = frozenset({"max_duration", "target_success_rate"})
+KPI_FIELDS = frozenset({"max_duration", "target_success_rate", "max_error_rate"})
 TYPE_FIELDS: dict[NodeType, frozenset[str]] = {
     NodeType.MANUAL: frozenset({"prompt_before", "prompt_after"}),
     NodeType.COMMAND: frozenset({"command_name", "timeout", "interactive", "outputs"}),
@@ -45,20 +48,42 @@ TYPE_FIELDS: dict[NodeType, frozenset[str]] = {
     ),
     NodeType.PYTHON: frozenset({"code", "outputs"}),
 }
-META_FIELDS = frozenset(
-    {"title", "description", "version", "author", "created_at", "plugin_config"}
-) | frozenset({"assumptions", "owner", "kpis"})
+META_FIELDS = (
+    frozenset({"title", "description", "version", "author", "created_at", "plugin_config"})
+    | frozenset({"assumptions", "owner", "kpis"})
+    | frozenset({"id", "legal_basis"})
+)
 VARIABLE_FIELDS = frozenset(
     {"default", "required", "choices", "type", "min", "max", "pattern", "description", "secret"}
 )
-RESERVED_VARIABLE_NAMES = RUN_NAMES  # a variable may not shadow a name every template context provides
+# A variable may not shadow a name every template context provides (len: the global OPS-001 templates call).
+RESERVED_VARIABLE_NAMES = RUN_NAMES | {"len"}
 LEGACY_FUNCTION_PREFIX = "playbook.functions."
 _TOML_POSITION = re.compile(r"\s*\((at line (\d+), column (\d+)|at end of document)\)\s*$")
 
 
 def parse_structure(text: str, path: str | None = None) -> Runbook:
-    """TOML, fields and dependency resolution only (no graph or template checks)."""
-    data = _load_toml(text, path)
+    """TOML or YAML (playbook_nb.domain.yaml_format), fields and dependency resolution only (no graph or template
+    checks). Both syntaxes give the same tables, read by the same code below."""
+    if looks_like_yaml(text, path):
+        data, locations = load_yaml(text, path)
+        try:
+            runbook = _parse_tables(data, text, path)
+        except RunbookError as err:
+            raise rewrite_error(err, locations) from None
+        runbook.format, runbook.locations = "yaml", locations
+        return runbook
+    return _parse_tables(load_toml(text, path), text, path)
+
+
+def located(runbook: Runbook, err: RunbookError) -> RunbookError:
+    """`err` naming the YAML path of what it is about, for a YAML runbook (as it is for TOML otherwise)."""
+    if runbook.format != "yaml" or runbook.locations is None:
+        return err
+    return rewrite_error(err, runbook.locations)
+
+
+def _parse_tables(data: dict[str, Any], text: str, path: str | None) -> Runbook:
     if "runbook" not in data:
         raise RunbookError(
             "missing the [runbook] table (title, description, version, author, created_at)", path
@@ -81,7 +106,7 @@ def parse_structure(text: str, path: str | None = None) -> Runbook:
         node.depends_on = _resolve_dependencies(node_id, node_tables[node.order][1], previous, path)
         previous.append(node_id)
     _add_rollback_dependencies(nodes, node_tables, path)
-    return Runbook(
+    runbook = Runbook(
         meta=meta,
         variables=variables,
         nodes=nodes,
@@ -89,9 +114,11 @@ def parse_structure(text: str, path: str | None = None) -> Runbook:
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         path=path,
     )
+    runbook.credential_names = frozenset(credential_variables(runbook))
+    return runbook
 
 
-def _load_toml(text: str, path: str | None) -> dict[str, Any]:
+def load_toml(text: str, path: str | None) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -178,9 +205,9 @@ def _parse_governance(table: dict[str, Any], values: dict[str, Any], at: str) ->
         assumptions = _expect(
             table["assumptions"], (list,), "a list of strings", f"{at}, field 'assumptions'"
         )
-        for item in assumptions:
-            _expect(item, (str,), "a list of strings", f"{at}, field 'assumptions'")
-        values["assumptions"] = list(assumptions)
+        values["assumptions"] = [
+            _parse_assumption(item, f"{at}, field 'assumptions'") for item in assumptions
+        ]
     if "kpis" in table:
         kpis = _expect(table["kpis"], (dict,), "a table", f"{at}, field 'kpis'")
         unknown = sorted(set(kpis) - KPI_FIELDS)
@@ -200,7 +227,30 @@ def _parse_governance(table: dict[str, Any], values: dict[str, Any], at: str) ->
             )
             if not 0 <= rate <= 1:
                 raise RunbookError(f"expected a number from 0 to 1, got {rate:g}", where_rate)
-        values["kpis"] = Kpis(max_duration=max_duration, target_success_rate=rate)
+        error_rate = None
+        if "max_error_rate" in kpis:
+            where_error = f"{at}, field 'kpis.max_error_rate'"
+            error_rate = float(
+                _expect(kpis["max_error_rate"], (int, float), "a number from 0 to 1", where_error)
+            )
+            if not 0 <= error_rate <= 1:
+                raise RunbookError(f"expected a number from 0 to 1, got {error_rate:g}", where_error)
+        values["kpis"] = Kpis(max_duration=max_duration, target_success_rate=rate, max_error_rate=error_rate)
+    for name in ("id", "legal_basis"):
+        if name in table:
+            values[name] = _expect(table[name], (str,), "a string", f"{at}, field '{name}'")
+
+
+def _parse_assumption(item: Any, at: str) -> Assumption:
+    if isinstance(item, str):
+        return Assumption(item)
+    if isinstance(item, dict) and len(item) == 1:
+        ((name, expected),) = item.items()
+        if isinstance(expected, str | bool | int | float):
+            return Assumption(str(name), expected, checkable=True)
+    raise RunbookError(
+        "expected sentences or { name = expected value } pairs (a string, boolean or number)", at
+    )
 
 
 def _parse_variables(table: Any, path: str | None) -> dict[str, Variable]:
@@ -211,7 +261,8 @@ def _parse_variables(table: Any, path: str | None) -> dict[str, Variable]:
         at = f"{path}: variable {name}" if path else f"variable {name}"
         if not name.isidentifier() or name in RESERVED_VARIABLE_NAMES:
             raise RunbookError(
-                "a variable name must be a Python identifier other than has_succeeded, has_failed and steps",
+                "a variable name must be a Python identifier other than has_succeeded, has_failed, steps, "
+                "execution and len",
                 at,
             )
         if not isinstance(spec, dict):

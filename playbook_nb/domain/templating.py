@@ -4,13 +4,14 @@ and the static checks `validate` runs before anything executes.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, nodes, pass_context
+from jinja2 import StrictUndefined, Undefined, nodes, pass_context
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import TemplateError as JinjaTemplateError
 from jinja2.meta import find_undeclared_variables
@@ -21,7 +22,7 @@ from playbook_nb.domain.errors import RunbookError, TemplateError
 from playbook_nb.domain.values import VARIABLE_TYPES, ConversionError, bool_word, convert
 
 # Names every template may use besides the runbook's variables.
-RUN_NAMES = frozenset({"has_succeeded", "has_failed", "steps"})
+RUN_NAMES = frozenset({"has_succeeded", "has_failed", "steps", "execution"})
 # A key no template can name (it is not an identifier), so only render_command can turn quoting on.
 _QUOTE_KEY = "playbook.shell_quote"
 
@@ -48,6 +49,7 @@ def _make_env() -> SandboxedEnvironment:
         undefined=StrictUndefined, autoescape=False, finalize=_finalize, keep_trailing_newline=True
     )
     env.filters["raw"] = lambda value: RawValue(_as_text(value))
+    env.globals["len"] = len  # OPS-001 writes ${len(steps.x.outputs.items)}
     return env
 
 
@@ -76,12 +78,15 @@ def make_context(
     has_succeeded: Callable[[str], bool] | None = None,
     has_failed: Callable[[str], bool] | None = None,
     steps: Mapping[str, Any] | None = None,
+    execution: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Variable values plus the run helpers. Without a run, has_succeeded/has_failed raise a TemplateError."""
+    """Variable values plus the run helpers. Without a run, has_succeeded/has_failed raise a TemplateError.
+    `execution` describes the run: id, started_at (ISO text) and duration (seconds so far)."""
     context = dict(values)
     context["has_succeeded"] = has_succeeded or _not_in_run("has_succeeded")
     context["has_failed"] = has_failed or _not_in_run("has_failed")
     context["steps"] = dict(steps or {})
+    context["execution"] = dict(execution or {"id": None, "started_at": None, "duration": 0.0})
     return context
 
 
@@ -157,9 +162,41 @@ def _type_name(declared: Any) -> str | None:
     return name if name in VARIABLE_TYPES else None
 
 
+# A parameter that is one `{{ expression }}` and nothing else keeps the expression's value (a list of step
+# outputs stays a list, a number a number) instead of its text.
+_WHOLE_EXPRESSION = re.compile(r"^\{\{(?P<expr>(?:(?!\{\{|\}\}|\{%|%\}).)*)\}\}$", re.S)
+
+
+@lru_cache(maxsize=1024)
+def _compile_expression(source: str):
+    return ENV.compile_expression(source, undefined_to_none=False)
+
+
+def render_value(template: str, context: Mapping[str, Any], where: str = "template") -> Any:
+    """Like `render`, but a template that is a single `{{ expression }}` returns the expression's value."""
+    match = _WHOLE_EXPRESSION.match(template.strip())
+    if match is None or "|" in match.group("expr") and "raw" in match.group("expr"):
+        return render(template, context, where)
+    try:
+        value = _compile_expression(match.group("expr"))(**dict(context))
+        if isinstance(value, Undefined):
+            str(value)  # StrictUndefined raises the usual "'X' is undefined"
+    except TemplateSyntaxError:
+        return render(template, context, where)  # let render report it the usual way
+    except TemplateError as err:
+        raise TemplateError(f"{where}: {err}") from None
+    except SecurityError as err:
+        raise TemplateError(f"{where}: refused by the sandbox: {_one_line(err)}") from None
+    except UndefinedError as err:
+        raise TemplateError(f"{where}: {_undefined_message(err)}") from None
+    except Exception as err:
+        raise TemplateError(f"{where}: {type(err).__name__}: {_one_line(err)}") from None
+    return value
+
+
 def _render_nested(value: Any, context: Mapping[str, Any], where: str) -> Any:
     if isinstance(value, str):
-        return render(value, context, where)
+        return render_value(value, context, where)
     if isinstance(value, dict):
         return {k: _render_nested(v, context, f"{where}.{k}") for k, v in value.items()}
     if isinstance(value, list):

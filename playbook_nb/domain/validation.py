@@ -13,7 +13,7 @@ from typing import Any
 from playbook_nb.domain.errors import RunbookError, TemplateError
 from playbook_nb.domain.model import DepCondition, NodeType, Runbook
 from playbook_nb.domain.outputs import check_output_references, step_references
-from playbook_nb.domain.parsing import parse_structure
+from playbook_nb.domain.parsing import located, parse_structure
 from playbook_nb.domain.plan import build_plan, topological_order
 from playbook_nb.domain.redact import redactor_for
 from playbook_nb.domain.template_fields import field_location, template_fields
@@ -44,9 +44,12 @@ class ValidationReport:
 
 
 def parse_runbook(text: str, path: str | None = None) -> Runbook:
-    """TOML text -> a fully resolved, structurally valid Runbook; RunbookError for the first problem."""
+    """TOML or YAML text -> a fully resolved, structurally valid Runbook; RunbookError for the first problem."""
     runbook = parse_structure(text, path)
-    check_runbook(runbook)
+    try:
+        check_runbook(runbook)
+    except RunbookError as err:
+        raise located(runbook, err) from None
     return runbook
 
 
@@ -76,7 +79,7 @@ def validate_runbook(runbook: Runbook, values: dict[str, Any] | None = None) -> 
     try:
         used = check_runbook(runbook)
     except RunbookError as err:
-        report.errors.append(str(err))
+        report.errors.append(str(located(runbook, err)))
         return report
     if values is not None:
         report.errors.extend(_render_errors(runbook, values))

@@ -15,6 +15,7 @@ from playbook_nb.adapters.executors.capture import (
     capture_thread_output,
 )
 from playbook_nb.adapters.executors.result import AttemptResult
+from playbook_nb.adapters.plugins.base import StepContext
 from playbook_nb.adapters.plugins.registry import check_params, expand_env, get_plugin, plugin_metadata
 from playbook_nb.domain.errors import PlaybookError
 
@@ -36,6 +37,7 @@ def run_function(
     timeout: float | None = None,
     on_output: OutputCallback | None = None,
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+    context: StepContext | None = None,
 ) -> AttemptResult:
     """Call `function` of plugin `plugin_name` with `params` (rendered, not yet converted).
 
@@ -46,7 +48,8 @@ def run_function(
     exception all give `ok=False` with a one-line `error`; an unexpected exception's traceback goes to
     `stderr` (unless the exception class sets `show_traceback = False`, as deliberate failures do).
     On timeout the thread cannot be killed: it is left to finish in the background (its output then goes
-    to the original streams) and cleanup() runs when execute() returns.
+    to the original streams) and cleanup() runs when execute() returns. `context` is set as the plugin's
+    `context` before `initialize` (a default StepContext when none is given).
     """
     started = time.time()
 
@@ -70,6 +73,7 @@ def run_function(
                 ready.set()
                 try:
                     plugin = plugin_cls()
+                    plugin.context = context or StepContext()
                     plugin.initialize(config)
                     try:
                         outcome["value"] = plugin.execute(function, kwargs)
@@ -106,7 +110,8 @@ def run_function(
         ok=error is None,
         stdout=capture.text("stdout"),
         stderr=capture.text("stderr"),
-        return_value=None if error else outcome.get("value"),
+        # A failing plugin may attach what it found (the exception's `result`, e.g. a screenshot diff's figures).
+        return_value=getattr(outcome.get("error"), "result", None) if error else outcome.get("value"),
         error=error,
         started_at=started,
         ended_at=ended,

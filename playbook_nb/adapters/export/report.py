@@ -275,6 +275,7 @@ def build_report(store: Store, run_id: int, redactor: Redactor | None = None) ->
         },
         "description": _describe(runbook, context_values),
         "author": runbook.meta.author if runbook else "",
+        "legal_basis": (run.params or {}).get("legal_basis") or (runbook.meta.legal_basis if runbook else ""),
         "variables": [(name, _json(value)) for name, value in sorted(run.variables.items())],
         "params": [(name, _json(value)) for name, value in sorted(run.params.items())],
         "runbook_error": runbook_error,

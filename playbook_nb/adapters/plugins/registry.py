@@ -6,6 +6,7 @@ missing environment variable) raises `PluginError` with one line naming what and
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 from collections.abc import Mapping
@@ -106,7 +107,8 @@ def check_params(metadata: PluginMetadata, function: str, params: Mapping[str, A
     where = f"plugin '{metadata.name}', function '{function}'"
     declared = signature.parameters
     unknown = sorted(set(params) - set(declared))
-    if unknown:
+    extra = signature.extra_parameters
+    if unknown and extra is None:
         accepted = ", ".join(declared) or "none"
         names = ", ".join(f"'{n}'" for n in unknown)
         noun = "parameter" if len(unknown) == 1 else "parameters"
@@ -124,7 +126,43 @@ def check_params(metadata: PluginMetadata, function: str, params: Mapping[str, A
             choices = ", ".join(repr(c) for c in pdef.choices)
             raise PluginError(f"{where}, parameter '{pname}': {value!r} is not one of {choices}")
         result[pname] = value
+    if extra is not None:
+        for pname in unknown:
+            result[pname] = convert_or_raise(
+                params[pname], extra.type, f"{where}, parameter '{pname}'", error=PluginError
+            )
     return result
+
+
+def secret_param_values(metadata: PluginMetadata, function: str, params: Mapping[str, Any]) -> list[str]:
+    """The values in `params` (at any depth) that the function declares secret (`secret_params`)."""
+    signature = metadata.functions.get(function)
+    patterns = [p.lower() for p in (signature.secret_params if signature else ())]
+    if not patterns:
+        return []
+    found: list[str] = []
+    for path, value in _leaves("", params):
+        if any(fnmatch.fnmatchcase(path.lower(), p) for p in patterns) and value not in (None, ""):
+            found.append(str(value))
+    return found
+
+
+def is_secret_param(metadata: PluginMetadata, function: str, path: str) -> bool:
+    """True when the dotted parameter path (e.g. "headers.Authorization") holds a secret."""
+    signature = metadata.functions.get(function)
+    patterns = [p.lower() for p in (signature.secret_params if signature else ())]
+    return any(fnmatch.fnmatchcase(path.lower(), p) for p in patterns)
+
+
+def _leaves(prefix: str, value: Any):
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _leaves(f"{prefix}.{key}" if prefix else str(key), item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _leaves(prefix, item)
+    else:
+        yield prefix, value
 
 
 def merge_plugin_config(global_cfg: Mapping[str, Any] | None, node_cfg: Mapping[str, Any] | None) -> dict:

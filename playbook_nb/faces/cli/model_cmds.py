@@ -35,7 +35,7 @@ def _summary(runbook: Runbook) -> list[tuple[str, str]]:
     variables = [
         name
         + (" (required)" if var.required and not var.has_default else "")
-        + (" (secret)" if var.secret else "")
+        + (" (secret)" if var.secret or name in runbook.secret_names else "")
         for name, var in runbook.variables.items()
     ]
     return [
@@ -170,6 +170,23 @@ def dag(
     """Draw the runbook's DAG as SVG or Graphviz DOT."""
     runbook = load_runbook(file)
     _write_or_print(to_svg(runbook) if format is DagFormat.svg else to_dot(runbook), output)
+
+
+@app.command()
+def convert(
+    file: Path = typer.Argument(..., help="The runbook (*.playbook.toml, or OPS-001 YAML *.yml)."),
+    to: str = typer.Option(None, "--to", help="yaml or toml (default: the other one)."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Where to write it (default: stdout)."),
+) -> None:
+    """Write a runbook in the other syntax: TOML -> OPS-001 YAML, or YAML -> TOML (same runbook)."""
+    from playbook_nb.domain.convert_format import convert_text
+    from playbook_nb.domain.yaml_format import looks_like_yaml
+
+    runbook = load_runbook(file)  # a RunbookError is one line, exit 2
+    target = to or ("toml" if looks_like_yaml(runbook.source_text, str(file)) else "yaml")
+    if output is not None and output.exists():
+        raise _exists(output)
+    _write_or_print(convert_text(runbook.source_text, str(file), target), output)
 
 
 @app.command("export-dot")

@@ -16,65 +16,92 @@ from playbook_nb.faces.cli.common import STATE_PATH, VAR, open_store
 
 
 def _show_rehearsal(result, runbook=None) -> None:
-    if runbook is not None:
-        for assumption in runbook.meta.assumptions:
-            console.print(f"  [dim]assumes:[/] {escape(assumption)}", highlight=False)
-    mark = "[green]PASS[/]" if result.ok else "[bold red]FAIL[/]"
-    console.print(
-        f"{mark} {escape(result.name)}: run {result.status}, {len(result.executed)} node attempts answered "
-        f"by the fixture (nothing executed)",
-        highlight=False,
-    )
-    if result.mismatches:
-        table = Table(title=f"mismatches in {result.name}")
-        for column in ("what", "expected", "actual"):
-            table.add_column(column)
-        for m in result.mismatches:
-            table.add_row(escape(m.what), escape(str(m.expected)), escape(str(m.actual)))
-        console.print(table)
+    """OPS-001's report: one ✓/✗ line per check, then PASS or FAIL."""
+    title = f" ({escape(runbook.meta.title)})" if runbook is not None else ""
+    console.print(f"[bold]{escape(result.name)}[/]{title}: run {result.status}", highlight=False)
+    if runbook is not None and runbook.meta.legal_basis:
+        console.print(f"  [dim]legal basis:[/] {escape(runbook.meta.legal_basis)}", highlight=False)
+    colour = {True: "green", False: "red", None: "dim"}
+    for check in result.checks:
+        console.print(f"[{colour[check.ok]}]{escape(check.line)}[/]", highlight=False)
+    for m in result.mismatches:
+        console.print(
+            f"[red]✗ Expected: {escape(m.what)} ({escape(str(m.expected))} expected, got {escape(str(m.actual))})[/]",
+            highlight=False,
+        )
+    console.print("[green]PASS[/]" if result.ok else "[bold red]FAIL[/]", highlight=False)
+
+
+def _result_dict(r) -> dict:
+    return {
+        "name": r.name,
+        "ok": r.ok,
+        "run": r.status,
+        "states": r.states,
+        "outputs": r.outputs,
+        "checks": [c.to_dict() for c in r.checks],
+        "mismatches": [{"what": m.what, "expected": m.expected, "actual": m.actual} for m in r.mismatches],
+    }
 
 
 @app.command("test")
 def test(
     runbook_file: Path = typer.Argument(None, help="The runbook to rehearse (with --fixture)."),
-    fixture: Path = typer.Option(None, "--fixture", help="Node results and expected states (TOML or JSON)."),
-    pack: Path = typer.Option(None, "--pack", help="An acceptance pack directory (acceptance.toml)."),
+    fixture: Path = typer.Option(
+        None, "--fixture", help="Node results and expected states (TOML, JSON, YAML)."
+    ),
+    pack: Path = typer.Option(None, "--pack", help="An acceptance pack directory (acceptance.yml or .toml)."),
     state_path: str = typer.Option(
         None, "--state-path", help="Record rehearsal runs in this index (default: a throw-away one)."
     ),
+    update_baselines: bool = typer.Option(
+        False,
+        "--update-baselines",
+        help="Write this run's screenshots as the new baselines (on purpose only).",
+    ),
+    report: Path = typer.Option(None, "--report", help="Also write an HTML report of every check here."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
-    """Rehearse a runbook against a fixture (nothing is executed) and check the expected final states.
+    """Rehearse a runbook against a fixture and check assumptions, steps, KPIs, screenshots and expectations.
 
-    Exit 0: every expectation met; 1: a mismatch; 2: invalid runbook, fixture or pack."""
+    Nothing external is touched: commands are answered by the fixture; built-in steps run with its stand-ins.
+    Exit 0: every check passed; 1: a check failed; 2: invalid runbook, fixture or pack."""
     from playbook_nb.app.inputs import load_runbook
     from playbook_nb.app.rehearsal import PackCase, load_pack, run_case
 
     if (pack is None) == (runbook_file is None or fixture is None):
         raise PlaybookError("test: give RUNBOOK --fixture FILE, or --pack DIR")
     store = open_store(state_path) if state_path else None
-    cases = load_pack(pack) if pack is not None else [PackCase(fixture.stem, runbook_file, fixture, None)]
+    cases = (
+        load_pack(pack)
+        if pack is not None
+        else [PackCase(fixture.stem, runbook_file, fixture, None, fixture.parent)]
+    )
     results = []
+    first_runbook = None
     for case in cases:
-        result = run_case(case, store=store)
+        runbook = load_runbook(case.runbook)
+        first_runbook = first_runbook or runbook
+        result = run_case(case, store=store, update_baselines=update_baselines)
         results.append(result)
         if not as_json:
-            _show_rehearsal(result, load_runbook(case.runbook) if len(cases) == 1 else None)
+            _show_rehearsal(result, runbook)
+    if report is not None:
+        from playbook_nb.adapters.export.dag_render import render_internal
+
+        report.write_text(
+            render_internal(
+                "test_report.html.j2",
+                title=first_runbook.meta.title if first_runbook else "rehearsal",
+                legal_basis=first_runbook.meta.legal_basis if first_runbook else "",
+                results=results,
+                ok=all(r.ok for r in results),
+                passed=sum(1 for r in results if r.ok),
+            ),
+            encoding="utf-8",
+        )
     if as_json:
-        doc = [
-            {
-                "name": r.name,
-                "ok": r.ok,
-                "run": r.status,
-                "states": r.states,
-                "outputs": r.outputs,
-                "mismatches": [
-                    {"what": m.what, "expected": m.expected, "actual": m.actual} for m in r.mismatches
-                ],
-            }
-            for r in results
-        ]
-        console.print_json(json.dumps(doc))
+        console.print_json(json.dumps([_result_dict(r) for r in results]))
     elif pack is not None:
         passed = sum(1 for r in results if r.ok)
         console.print(f"{passed}/{len(results)} cases passed")

@@ -140,6 +140,8 @@ def show(
         f"trigger {run.trigger}  actor {escape(run.actor or '')}  host {escape(run.host or '')}"
     )
     console.print(f"runbook sha256 {run.runbook_sha256}  version {run.runbook_version or ''}")
+    if (run.params or {}).get("legal_basis"):
+        console.print(f"legal basis: {escape(run.params['legal_basis'])}", highlight=False)
     if run.variables:
         console.print("variables: " + escape(", ".join(f"{k}={v}" for k, v in run.variables.items())))
     table = Table()
@@ -248,7 +250,7 @@ def _print_kpis(store, workflow: str, runbook=None) -> None:
     if meta.owner:
         console.print(f"owner: {escape(meta.owner)}")
     for assumption in meta.assumptions:
-        console.print(f"assumes: {escape(assumption)}")
+        console.print(f"assumes: {escape(str(assumption))}")
     if meta.kpis is None:
         console.print(
             'KPIs: none declared ([runbook] kpis = { max_duration = "15m", target_success_rate = 0.95 })'
