@@ -42,7 +42,7 @@ def test_every_invalid_fixture_fails_with_one_line(path):
         ("bad_condition_suffix", "Invalid condition 'maybe' in 'a:maybe'"),
         (
             "unknown_node_type",
-            "node 'a': unknown type 'Shell' (expected Manual, Command, Function or Python)",
+            "node 'a': unknown type 'Shell' (expected Manual, Command, Function, Python or Ansible)",
         ),
         ("template_injection", "template reaches for Python internals ('__class__'); refused by the sandbox"),
     ],

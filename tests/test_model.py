@@ -151,7 +151,7 @@ def test_unknown_type_message():
     message = error_of('\n[a]\ntype = "Shell"\ncommand_name = "x"\n')
     assert (
         message
-        == "x.playbook.toml: node 'a': unknown type 'Shell' (expected Manual, Command, Function or Python)"
+        == "x.playbook.toml: node 'a': unknown type 'Shell' (expected Manual, Command, Function, Python or Ansible)"
     )
 
 

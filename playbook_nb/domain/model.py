@@ -17,6 +17,7 @@ class NodeType(StrEnum):
     COMMAND = "Command"
     FUNCTION = "Function"
     PYTHON = "Python"
+    ANSIBLE = "Ansible"  # an existing Ansible playbook, through ansible-runner (issue 21)
 
 
 class DepCondition(StrEnum):
@@ -83,6 +84,18 @@ class Node:
     plugin_config: dict[str, Any] = field(default_factory=dict)
     # Python
     code: str | None = None
+    # issue 21: fleet steps. Command: `targets` (+ transport, batch, max_fail, ssh; `timeout` is per host).
+    # targets: a list of host texts (each a template), a template string naming a list, or {file = "..."}.
+    targets: Any = None
+    transport: str | None = None  # "ssh" (the default with targets)
+    batch: int | None = None  # hosts at a time, rolling; domain.fleet.DEFAULT_BATCH when None
+    max_fail: int | None = None  # start no new host once this many failed
+    ssh: dict[str, Any] = field(default_factory=dict)  # user, port, identity_file, known_hosts, ...
+    # Ansible: playbook file, inventory file (or `targets`), limit, extra vars
+    playbook: str | None = None
+    inventory: str | None = None
+    limit: str | None = None
+    extra_vars: dict[str, Any] = field(default_factory=dict)
     # issue 9: step outputs, failure policy, rollback (see playbook_nb.domain.outputs and docs/operations.md)
     # Command: "json" or {name = "regex:..." | "json:a.b" | "stdout"}; Python/Function: [names]
     outputs: Any = None
@@ -97,6 +110,11 @@ class Node:
         if isinstance(self.outputs, str):
             return ["*"]
         return list(self.outputs)
+
+    @property
+    def is_fleet(self) -> bool:
+        """Runs on many hosts and records a row per host (a Command with targets, or an Ansible node)."""
+        return self.targets is not None or self.type is NodeType.ANSIBLE
 
     @property
     def label(self) -> str:

@@ -40,13 +40,26 @@ COMMON_FIELDS = frozenset(
 ) | frozenset({"on_failure", "rollback"})
 ON_FAILURE_CHOICES = ("abort", "continue")
 KPI_FIELDS = frozenset({"max_duration", "target_success_rate", "max_error_rate"})
+FLEET_FIELDS = frozenset({"targets", "transport", "batch", "max_fail", "ssh"})
+TRANSPORTS = ("ssh",)
+SSH_FIELDS = {
+    "user": (str,),
+    "port": (int,),
+    "identity_file": (str, list),
+    "known_hosts": (str,),
+    "connect_timeout": (int, float),
+    "agent": (bool,),
+}
 TYPE_FIELDS: dict[NodeType, frozenset[str]] = {
     NodeType.MANUAL: frozenset({"prompt_before", "prompt_after"}),
-    NodeType.COMMAND: frozenset({"command_name", "timeout", "interactive", "outputs"}),
+    NodeType.COMMAND: frozenset({"command_name", "timeout", "interactive", "outputs"}) | FLEET_FIELDS,
     NodeType.FUNCTION: frozenset(
         {"plugin", "function", "function_params", "plugin_config", "function_name", "outputs"}
     ),
     NodeType.PYTHON: frozenset({"code", "outputs"}),
+    NodeType.ANSIBLE: frozenset(
+        {"playbook", "inventory", "targets", "limit", "extra_vars", "batch", "timeout", "ssh"}
+    ),
 }
 META_FIELDS = (
     frozenset({"title", "description", "version", "author", "created_at", "plugin_config"})
@@ -345,13 +358,15 @@ def _parse_node(node_id: str, order: int, table: dict[str, Any], path: str | Non
         return where(path, node_id, field_name)
 
     if "type" not in table:
-        raise RunbookError("missing required field 'type' (Manual, Command, Function or Python)", at())
+        raise RunbookError(
+            "missing required field 'type' (Manual, Command, Function, Python or Ansible)", at()
+        )
     raw_type = table["type"]
     try:
         node_type = NodeType(raw_type)
     except ValueError:
         raise RunbookError(
-            f"unknown type {_quoted(raw_type)} (expected Manual, Command, Function or Python)", at()
+            f"unknown type {_quoted(raw_type)} (expected Manual, Command, Function, Python or Ansible)", at()
         ) from None
     allowed = COMMON_FIELDS | TYPE_FIELDS[node_type]
     for name in table:
@@ -393,8 +408,11 @@ def _parse_node(node_id: str, order: int, table: dict[str, Any], path: str | Non
         if isinstance(node.timeout, int) and node.timeout <= 0:
             raise RunbookError(f"expected a positive number of seconds, got {node.timeout}", at("timeout"))
         node.interactive = get("interactive", (bool,), "true or false", False)
+        _parse_fleet_fields(node, table, at)
     elif node_type is NodeType.FUNCTION:
         _parse_function_fields(node, table, at)
+    elif node_type is NodeType.ANSIBLE:
+        _parse_ansible_fields(node, table, at)
     else:
         node.code = _required_text(table, "code", at)
     _parse_operations_fields(node, table, at)
@@ -419,6 +437,96 @@ def _parse_operations_fields(node: Node, table: dict[str, Any], at) -> None:
         node.rollback = _expect(table["rollback"], (str,), "a node id", at("rollback"))
         if node.rollback == node.id:
             raise RunbookError("a node cannot be its own rollback", at("rollback"))
+
+
+def _parse_targets_field(value: Any, where: str | None) -> Any:
+    if isinstance(value, list):
+        if not value:
+            raise RunbookError("expected at least one host", where)
+        for item in value:
+            _expect(item, (str,), "a list of hosts (strings)", where)
+        return list(value)
+    if isinstance(value, dict):
+        if set(value) != {"file"}:
+            raise RunbookError('expected {file = "hosts.txt"} (a file of hosts, one per line)', where)
+        return {"file": _expect(value["file"], (str,), "a file path", where)}
+    text = _expect(value, (str,), 'a list of hosts, a template naming a list, or {file = "..."}', where)
+    if not text.strip():
+        raise RunbookError("must not be empty", where)
+    return text
+
+
+def _parse_ssh_table(table: dict[str, Any], at) -> dict[str, Any]:
+    ssh = _expect(table.get("ssh", {}), (dict,), "a table", at("ssh"))
+    for key, value in ssh.items():
+        if key not in SSH_FIELDS:
+            raise RunbookError(
+                f"unknown ssh option '{key}' (expected {', '.join(sorted(SSH_FIELDS))})", at("ssh")
+            )
+        _expect(
+            value,
+            SSH_FIELDS[key],
+            f"{'a list of files or a file' if key == 'identity_file' else 'a ' + SSH_FIELDS[key][0].__name__}",
+            at(f"ssh.{key}"),
+        )
+    if isinstance(ssh.get("port"), int) and not 0 < ssh["port"] < 65536:
+        raise RunbookError(f"expected a port from 1 to 65535, got {ssh['port']}", at("ssh.port"))
+    if "connect_timeout" in ssh and ssh["connect_timeout"] <= 0:
+        raise RunbookError("expected a positive number of seconds", at("ssh.connect_timeout"))
+    return dict(ssh)
+
+
+def _positive_int(table: dict[str, Any], name: str, at) -> int | None:
+    if name not in table:
+        return None
+    value = _expect(table[name], (int,), "a positive integer", at(name))
+    if value < 1:
+        raise RunbookError(f"expected a positive integer, got {value}", at(name))
+    return value
+
+
+def _parse_fleet_fields(node: Node, table: dict[str, Any], at) -> None:
+    """`targets`, `transport`, `batch`, `max_fail`, `ssh` of a Command node (issue 21)."""
+    if "targets" not in table:
+        extra = sorted(set(table) & FLEET_FIELDS)
+        if extra:
+            raise RunbookError(f"'{extra[0]}' needs 'targets' (the hosts to run on)", at(extra[0]))
+        return
+    node.targets = _parse_targets_field(table["targets"], at("targets"))
+    transport = _expect(table.get("transport", "ssh"), (str,), "a transport name", at("transport"))
+    if transport not in TRANSPORTS:
+        raise RunbookError(
+            f"unknown transport {transport!r} (expected {', '.join(TRANSPORTS)})", at("transport")
+        )
+    node.transport = transport
+    node.batch = _positive_int(table, "batch", at)
+    node.max_fail = _positive_int(table, "max_fail", at)
+    node.ssh = _parse_ssh_table(table, at)
+    if node.interactive:
+        raise RunbookError("a node with targets cannot be interactive", at("interactive"))
+
+
+def _parse_ansible_fields(node: Node, table: dict[str, Any], at) -> None:
+    node.playbook = _required_text(table, "playbook", at)
+    if "inventory" in table:
+        node.inventory = _required_text(table, "inventory", at)
+    if "targets" in table:
+        node.targets = _parse_targets_field(table["targets"], at("targets"))
+    if node.inventory is None and node.targets is None:
+        raise RunbookError("an Ansible node needs 'inventory' (a file) or 'targets' (hosts)", at())
+    if "limit" in table:
+        node.limit = _required_text(table, "limit", at)
+    node.extra_vars = _expect(table.get("extra_vars", {}), (dict,), "a table", at("extra_vars"))
+    node.batch = _positive_int(table, "batch", at)
+    node.timeout = _expect(
+        table.get("timeout", DEFAULT_COMMAND_TIMEOUT),
+        (int, str),
+        "a number of seconds or a template string",
+        at("timeout"),
+    )
+    if isinstance(node.timeout, int) and node.timeout <= 0:
+        raise RunbookError(f"expected a positive number of seconds, got {node.timeout}", at("timeout"))
+    node.ssh = _parse_ssh_table(table, at)
 
 
 def _quoted(value: Any) -> str:

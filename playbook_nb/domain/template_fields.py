@@ -14,7 +14,10 @@ from playbook_nb.domain.model import Runbook
 # (node id or None for the [runbook] table, field name, template text)
 TemplateField = tuple[str | None, str, str]
 # Node fields that are templates whenever they are strings (critical and timeout may also be a bool / an int).
-NODE_TEXT_FIELDS = ("name", "description", "when", "prompt_before", "prompt_after", "command_name")
+NODE_TEXT_FIELDS = (
+    "name", "description", "when", "prompt_before", "prompt_after", "command_name",
+    "playbook", "inventory", "limit",
+)  # fmt: skip
 META_TEXT_FIELDS = ("title", "description")
 
 
@@ -31,18 +34,22 @@ def template_fields(runbook: Runbook) -> Iterator[TemplateField]:
             yield node.id, "critical", node.critical
         if isinstance(node.timeout, str):
             yield node.id, "timeout", node.timeout
-        yield from _nested_strings(node.id, "function_params", node.function_params)
+        yield from nested_strings(node.id, "function_params", node.function_params)
+        if node.targets is not None:
+            yield from nested_strings(node.id, "targets", node.targets)
+        yield from nested_strings(node.id, "extra_vars", node.extra_vars)
+        yield from nested_strings(node.id, "ssh", node.ssh)
 
 
-def _nested_strings(node_id: str, prefix: str, value: Any) -> Iterator[TemplateField]:
+def nested_strings(node_id: str, prefix: str, value: Any) -> Iterator[TemplateField]:
     if isinstance(value, str):
         yield node_id, prefix, value
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from _nested_strings(node_id, f"{prefix}.{key}", item)
+            yield from nested_strings(node_id, f"{prefix}.{key}", item)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from _nested_strings(node_id, f"{prefix}[{index}]", item)
+            yield from nested_strings(node_id, f"{prefix}[{index}]", item)
 
 
 def field_location(runbook: Runbook, node_id: str | None, field_name: str) -> str:

@@ -10,13 +10,13 @@ import ast
 from dataclasses import dataclass, field
 from typing import Any
 
-from playbook_nb.domain.errors import RunbookError, TemplateError
+from playbook_nb.domain.errors import RunbookError, TemplateError, where
 from playbook_nb.domain.model import DepCondition, NodeType, Runbook
 from playbook_nb.domain.outputs import check_output_references, step_references
 from playbook_nb.domain.parsing import located, parse_structure
 from playbook_nb.domain.plan import build_plan, topological_order
 from playbook_nb.domain.redact import redactor_for
-from playbook_nb.domain.template_fields import field_location, template_fields
+from playbook_nb.domain.template_fields import field_location, nested_strings, template_fields
 from playbook_nb.domain.templating import (
     calls_run_helpers,
     check_template,
@@ -58,8 +58,26 @@ def check_runbook(runbook: Runbook) -> set[str]:
     the templates use."""
     graph = build_plan(runbook)
     used = check_templates(runbook)
+    _check_ansible_secrets(runbook)
     check_output_references(runbook, graph)
     return used
+
+
+def _check_ansible_secrets(runbook: Runbook) -> None:
+    """A secret never goes into an Ansible node's extra vars (ansible-runner writes them to a file and a
+    command line); it reaches ansible-playbook as an environment variable of the same name."""
+    secret = runbook.secret_names
+    for node in runbook.nodes.values():
+        if node.type is not NodeType.ANSIBLE or not secret:
+            continue
+        for node_id, field_name, text in nested_strings(node.id, "extra_vars", node.extra_vars):
+            named = sorted(variables_used(text) & secret)
+            if named:
+                raise RunbookError(
+                    f"secret '{named[0]}' cannot be an extra var; the playbook reads it with "
+                    f"lookup('env', '{named[0]}')",
+                    where(runbook.path, node_id, field_name),
+                )
 
 
 def check_templates(runbook: Runbook) -> set[str]:
