@@ -5,6 +5,7 @@ foreground as a child of the test, from a private directory holding a generated 
 and its `authorized_keys`. Each simulated host is its own loopback address (127.0.0.2, 127.0.0.3, ...) on its own
 free port, all served by the one sshd; `known_hosts` lists every one of them with the generated host key, so
 host keys are checked exactly as against a real fleet. A "down" host is an address and port nothing listens on.
+OpenSSH listens on at most 16 sockets per process, so a larger fleet is served by several sshd processes.
 
 Use `sshd_fleet(n)` as a context manager; the server is stopped (by its own pid) and its directory removed.
 """
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SSHD = os.environ.get("PLAYBOOK_NB_SSHD", "/usr/sbin/sshd")
+MAX_LISTEN_SOCKS = 16  # OpenSSH's compile-time limit per sshd process
 
 
 def sshd_available() -> bool:
@@ -54,7 +56,7 @@ class SshFleet:
     user: str
     user_key: Path  # private key file (its .pub is in authorized_keys)
     known_hosts: Path
-    process: subprocess.Popen | None = None
+    processes: list[subprocess.Popen] = field(default_factory=list)
     spare: list[str] = field(default_factory=list)  # served too, but not in `hosts` (hosts that join later)
 
     def down_host(self) -> str:
@@ -84,9 +86,11 @@ class SshFleet:
         ]
 
     def stop(self) -> None:
-        proc, self.process = self.process, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+        processes, self.processes = self.processes, []
+        for proc in processes:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in processes:
             try:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
@@ -117,11 +121,8 @@ def start_fleet(count: int, *, spare: int = 0) -> SshFleet:
             )
         )
         user = getpass.getuser()
-        config = directory / "sshd_config"
-        config.write_text(
-            "".join(f"ListenAddress {h}\n" for h in hosts)
-            + f"HostKey {host_key}\n"
-            + f"PidFile {directory / 'sshd.pid'}\n"
+        common = (
+            f"HostKey {host_key}\n"
             + f"AuthorizedKeysFile {directory / 'authorized_keys'}\n"
             + f"AllowUsers {user}\n"
             + "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
@@ -130,10 +131,21 @@ def start_fleet(count: int, *, spare: int = 0) -> SshFleet:
         )
         if os.geteuid() == 0:
             os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege separation directory
-        log = open(directory / "sshd.log", "wb")  # noqa: SIM115 (the child keeps it open)
-        proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=log)
-        log.close()
+        processes = []
+        for index in range(0, len(hosts), MAX_LISTEN_SOCKS):
+            config = directory / f"sshd_config.{index}"
+            config.write_text(
+                "".join(f"ListenAddress {h}\n" for h in hosts[index : index + MAX_LISTEN_SOCKS])
+                + f"PidFile {directory / f'sshd.{index}.pid'}\n"
+                + common
+            )
+            log = open(directory / "sshd.log", "ab")  # noqa: SIM115 (the child keeps it open)
+            processes.append(subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=log))
+            log.close()
     except BaseException:
+        for proc in locals().get("processes", []):
+            proc.kill()
+            proc.wait()
         shutil.rmtree(directory, ignore_errors=True)
         raise
     fleet = SshFleet(
@@ -142,16 +154,17 @@ def start_fleet(count: int, *, spare: int = 0) -> SshFleet:
         user=user,
         user_key=user_key,
         known_hosts=known,
-        process=proc,
+        processes=processes,
         spare=hosts[count:],
     )
     deadline = time.monotonic() + 15
     waiting = list(hosts)
     while waiting:
-        if proc.poll() is not None:
+        dead = next((p for p in processes if p.poll() is not None), None)
+        if dead is not None:
             text = (directory / "sshd.log").read_text(errors="replace")
             fleet.stop()
-            raise RuntimeError(f"sshd exited with {proc.returncode}: {text.strip()[-500:]}")
+            raise RuntimeError(f"sshd exited with {dead.returncode}: {text.strip()[-500:]}")
         address, port = waiting[0].rsplit(":", 1)
         try:
             socket.create_connection((address, int(port)), timeout=1).close()
