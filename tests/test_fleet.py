@@ -317,8 +317,8 @@ def test_terminal_run_records_a_row_per_host_and_faces_show_them(fleet, tmp_path
 def test_retry_runs_only_failed_hosts_and_resume_sees_added_and_removed(fleet, tmp_path, state_db):
     """A failure, an abort, a changed inventory, a resume and a Retry: hosts OK are never run twice."""
     from playbook_nb.adapters.store import Store
+    from playbook_nb.app.inputs import load_runbook
     from playbook_nb.app.session import RunOptions, RunSession
-    from playbook_nb.domain.model import load_runbook
 
     h1, h2, h3 = fleet.hosts
     (spare,) = fleet.spare
@@ -369,8 +369,8 @@ def test_retry_runs_only_failed_hosts_and_resume_sees_added_and_removed(fleet, t
 @needs_sshd
 def test_skip_after_failure_marks_the_failed_hosts_skipped(fleet, tmp_path, state_db):
     from playbook_nb.adapters.store import Store
+    from playbook_nb.app.inputs import load_runbook
     from playbook_nb.app.session import RunOptions, RunSession
-    from playbook_nb.domain.model import load_runbook
 
     runbook_path = write_runbook(
         tmp_path,
@@ -431,8 +431,8 @@ PLAYBOOK = """
 def test_ansible_node_records_hosts_and_keeps_secrets_off_argv(fleet, tmp_path, state_db, monkeypatch):
     pytest.importorskip("ansible_runner")
     from playbook_nb.adapters.store import Store
+    from playbook_nb.app.inputs import load_runbook
     from playbook_nb.app.session import RunOptions, RunSession
-    from playbook_nb.domain.model import load_runbook
 
     monkeypatch.setenv("ANSIBLE_SSH_ARGS", "-o ControlMaster=no")  # no control master left behind
     monkeypatch.setenv("ANSIBLE_HOME", str(tmp_path / "ansible-home"))
@@ -505,8 +505,8 @@ def test_cockpit_node_panel_shows_a_filterable_host_table(fleet, tmp_path, state
     from playbook_nb.kernel_ext.widget import RunbookWidget
 
     from playbook_nb.adapters.store import Store
+    from playbook_nb.app.inputs import load_runbook
     from playbook_nb.app.session import RunOptions, RunSession
-    from playbook_nb.domain.model import load_runbook
 
     down = fleet.down_host()
     runbook_path = write_runbook(

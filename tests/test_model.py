@@ -9,6 +9,7 @@ from conftest import FIXTURES, INVALID_RUNBOOKS, VALID_RUNBOOKS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from playbook_nb.app.inputs import load_runbook
 from playbook_nb.domain.errors import RunbookError
 from playbook_nb.domain.model import (
     DEFAULT_COMMAND_TIMEOUT,
@@ -16,10 +17,8 @@ from playbook_nb.domain.model import (
     DepCondition,
     Dependency,
     NodeType,
-    load_runbook,
-    parse_runbook,
-    validate_runbook,
 )
+from playbook_nb.domain.validation import parse_runbook, validate_runbook
 
 META = """
 [runbook]

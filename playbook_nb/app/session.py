@@ -39,8 +39,9 @@ from playbook_nb.domain.decisions import (
 )
 from playbook_nb.domain.engine import AttemptOutcome, Decision, Engine, EngineEvent, NodeState, RunState
 from playbook_nb.domain.errors import PlaybookError, StorageFault, StoreError
-from playbook_nb.domain.model import Node, NodeType, Runbook, template_fields
+from playbook_nb.domain.model import Node, NodeType, Runbook
 from playbook_nb.domain.redact import Redactor, mask_variables
+from playbook_nb.domain.template_fields import template_fields
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor

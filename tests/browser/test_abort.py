@@ -12,7 +12,7 @@ import time
 import pytest
 
 from playbook_nb.adapters.notebook.compile import compile_runbook, write_notebook
-from playbook_nb.domain.model import load_runbook
+from playbook_nb.app.inputs import load_runbook
 from tests.abort_helpers import kill_all, long_runbook, pids_with, seconds_until_gone
 from tests.browser.lab import KERNEL_TIMEOUT_MS, open_notebook, screenshot, wait_for_cytoscape_canvas
 from tests.browser.test_cockpit import run_all, wait_states

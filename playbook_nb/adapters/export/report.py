@@ -22,8 +22,9 @@ from playbook_nb.adapters.export.dag_render import STATE_STYLES, render_internal
 from playbook_nb.adapters.store import AttemptRow, Run, Store
 from playbook_nb.domain import templating
 from playbook_nb.domain.errors import PlaybookError
-from playbook_nb.domain.model import Node, NodeType, Runbook, parse_runbook
+from playbook_nb.domain.model import Node, NodeType, Runbook
 from playbook_nb.domain.redact import Redactor
+from playbook_nb.domain.validation import parse_runbook
 
 TEMPLATE = "report.html.j2"
 ATTEMPT_COLORS = {"OK": "#16a34a", "NOK": "#dc2626", "RUNNING": "#2563eb", "INTERRUPTED": "#d97706"}

@@ -18,8 +18,10 @@ import yaml
 from playbook_nb.adapters.notebook.compile import compile_runbook, write_notebook
 from playbook_nb.adapters.notebook.papermill_run import run_notebook
 from playbook_nb.adapters.notebook.stop import stop_on_signals, stop_reason
+from playbook_nb.app.inputs import load_runbook
 from playbook_nb.domain.errors import PlaybookError, StorageFault
-from playbook_nb.domain.model import Runbook, load_runbook, parse_runbook
+from playbook_nb.domain.model import Runbook
+from playbook_nb.domain.validation import parse_runbook
 from playbook_nb.faces.cli.app import console, err_console
 from playbook_nb.faces.cli.common import EXIT_BY_STATUS, open_store, resolve_values
 
