@@ -135,3 +135,26 @@ def test_lock_held_past_the_busy_timeout_stops_the_run_exit_4(tmp_path):
         )
     finally:
         holder.close()
+
+
+def test_an_object_store_refusing_the_notebook_exits_4_and_keeps_the_record_honest(tmp_path):
+    """The artifact store (moto's real S3 server) refuses the upload of the executed notebook: exit 4, one
+    line naming the URL and the cause; the index is intact and points at no temporary file."""
+    from s3_server import S3_ENV, s3_server
+
+    runbook = write_runbook(
+        tmp_path, "s3", "s3 refuses", '\n[hello]\ntype = "Command"\ncommand_name = "echo hello"\n'
+    )
+    db = tmp_path / "runs.db"
+    with s3_server() as endpoint:  # no bucket was made: every upload is refused (NoSuchBucket)
+        env = {**S3_ENV, "PLAYBOOK_S3_ENDPOINT_URL": endpoint, "PLAYBOOK_ARTIFACTS_URL": "s3://missing/runs"}
+        done = run_cli("run", str(runbook), "--headless", "--state-path", str(db), env=env, timeout=300)
+    assert done.returncode == 4, (done.stdout[-2000:], done.stderr)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "s3://missing/runs/1/notebook.ipynb" in errors[0] and "could not be filed" in errors[0], errors[0]
+    assert _integrity(db) == "ok"
+    (run,) = rows(db, "SELECT * FROM runs")
+    assert run["status"] == "OK"  # the run itself went through; its notebook could not be filed
+    assert not run["notebook_path"], run["notebook_path"]
+    assert _broken_chains(db, run["id"]) == []

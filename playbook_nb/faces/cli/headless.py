@@ -151,9 +151,20 @@ def run_headless(
             )
             return 2
         run_id = int(record["run_id"])
-        store.set_notebook_path(run_id, store.put_artifact(run_id, "notebook.ipynb", executed))
         if output:
             shutil.copyfile(executed, output)
+        try:
+            store.set_notebook_path(run_id, store.put_artifact(run_id, "notebook.ipynb", executed))
+        except StorageFault as err:  # the run's record must not point at the temporary notebook
+            with contextlib.suppress(PlaybookError):
+                store.set_notebook_path(run_id, str(output) if output else "")
+                if store.get_run(run_id).status == "RUNNING":
+                    store.mark_interrupted(run_id)
+                    store.set_run_status(run_id, "ABORTED", reason=f"storage fault: {err}")
+            kept = f"; the executed notebook is kept at {output}" if output else ""
+            raise StorageFault(
+                f"{err}; the executed notebook of run {run_id} could not be filed{kept}"
+            ) from None
     run = store.get_run(run_id)
     stopped = stop_reason()
     if run.status == "RUNNING":  # stopped between cells, or the kernel died before the run could end
