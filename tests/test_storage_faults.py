@@ -14,6 +14,7 @@ import pytest
 from abort_helpers import rows, start_cli, wait_for
 from conftest import run_cli, write_runbook
 from test_reliability import _broken_chains, _integrity, _tmpfs, mountable  # noqa: F401 - a fixture
+from test_store_backends import pg, pg_url  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.slow
 
@@ -158,3 +159,44 @@ def test_an_object_store_refusing_the_notebook_exits_4_and_keeps_the_record_hone
     assert run["status"] == "OK"  # the run itself went through; its notebook could not be filed
     assert not run["notebook_path"], run["notebook_path"]
     assert _broken_chains(db, run["id"]) == []
+
+
+def test_postgres_lock_past_the_timeout_rolls_the_transition_back_whole(pg_url):  # noqa: F811
+    """PostgreSQL: a second session holds a lock on the events table past our lock_timeout while a node
+    starts. The transition (node state, run counts, event) is rolled back whole, the error is a storage
+    fault naming the index, and once the lock is gone the run is recorded ABORTED, its chain intact."""
+    import psycopg
+
+    from playbook_nb.adapters.store import Store
+    from playbook_nb.app.session import RunOptions, RunSession
+    from playbook_nb.domain.errors import StorageFault
+    from playbook_nb.domain.validation import parse_runbook
+
+    runbook = parse_runbook(
+        '[runbook]\ntitle = "pg fault"\n\n[first]\ntype = "Command"\ncommand_name = "echo one"\n'
+        '\n[second]\ntype = "Command"\ncommand_name = "echo two"\n'
+    )
+    with Store.open(pg_url, timeout=1.0) as store:
+        session = RunSession.start(runbook, {}, store, RunOptions(headless=True))
+        assert session.run_node("first").state.value == "OK"
+        before = store.get_run(session.run_id)
+        holder = psycopg.connect(pg_url, autocommit=False)
+        try:
+            holder.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(StorageFault) as caught:
+                session.run_node("second")
+            assert "cannot write the run index" in str(caught.value) and "lock" in str(caught.value)
+        finally:
+            holder.rollback()
+            holder.close()
+        after = store.get_run(session.run_id)
+        assert (after.event_count, after.event_head, after.counts) == (
+            before.event_count,
+            before.event_head,
+            before.counts,
+        )
+        assert {n.node_id: n.state for n in store.node_states(session.run_id)}["second"] == "PENDING"
+        assert session.storage_fault(caught.value) is True
+        run = store.get_run(session.run_id)
+        assert run.status == "ABORTED" and run.status_reason.startswith("storage fault: ")
+        assert store.verify_events(session.run_id) == []
