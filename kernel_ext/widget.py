@@ -425,7 +425,8 @@ class RunbookWidget(widgets.VBox):
                 self._set_node(event.node, state, pending == "failure")
             if event.node == self.selected and state == "RUNNING":
                 self.output_area.outputs = ()  # state only: clear_output() would go through capture
-                self._update_panel(live=True)
+            if self.selected is not None and state in ("RUNNING", "OK", "NOK", "SKIPPED", "PENDING"):
+                self._update_panel(live=True)  # Run is off while any node runs, on again after
         elif event.kind == "run_state":
             self._update_status()
 
@@ -490,7 +491,9 @@ class RunbookWidget(widgets.VBox):
         if node_id is None:
             return enabled
         allowed = session.engine.allowed_decisions(node_id)
-        busy = bool(session.abort_switch.in_flight)  # a node runs now: no second Run until it ends
+        busy = bool(session.abort_switch.in_flight) or any(  # a node runs now: no second Run until it ends
+            state == "RUNNING" for state, _awaiting in self._visual.values()
+        )
         if not busy and node_id in getattr(self, "_ready", set()) and not self.runbook.node(node_id).is_gate:
             enabled.add("run")
         for name, decision in (

@@ -297,3 +297,38 @@ def test_layout_of_a_wide_runbook_wraps_rows_and_caps_the_height():
     assert options["name"] == "preset"
     ys = sorted(rows)
     assert rows[ys[0]] == ["start"] and rows[ys[-1]] == ["done"]
+
+
+def test_run_is_off_while_a_node_runs_and_abort_is_on_whenever_the_run_is_running(tmp_path):
+    """Issue 13 point 4: the cockpit's Run is disabled while a node is RUNNING; Abort is enabled whenever the
+    run is RUNNING, whatever is selected (or nothing)."""
+    from playbook_nb.kernel_ext.widget import RunbookWidget
+
+    from playbook_nb.adapters.store import Store
+    from playbook_nb.app.session import RunOptions, RunSession
+    from playbook_nb.domain.validation import parse_runbook
+
+    runbook = parse_runbook(
+        '[runbook]\ntitle = "buttons"\n\n[a]\ntype = "Command"\ncommand_name = "echo a"\n'
+        '\n[b]\ntype = "Command"\ncommand_name = "echo b"\ndepends_on = []\n'
+    )
+    with Store.open(tmp_path / "runs.db") as store:
+        session = RunSession.start(runbook, {}, store, RunOptions(headless=False, trigger="notebook"))
+
+        class Face:
+            pass
+
+        face = Face()
+        face.session = session
+        widget = RunbookWidget(face)
+        assert widget.enabled_buttons(None) == {"abort"}
+        widget.select("b")
+        assert "run" in widget.enabled_buttons()
+        seen = []
+        session.output_listeners.append(lambda *_: seen.append(set(widget.enabled_buttons("b"))))
+        session.run_node("a")  # while a's command prints, b may not be run
+        assert seen and all("run" not in buttons and "abort" in buttons for buttons in seen)
+        widget.refresh()
+        assert "run" in widget.enabled_buttons("b")  # a ended: b can run
+        session.abort("ops", "test over")
+        assert widget.enabled_buttons("b") == set()
