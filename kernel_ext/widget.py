@@ -713,8 +713,8 @@ class RunbookWidget(widgets.VBox):
                 return
             code = self._code_for(node_id) if self.runbook.node(node_id).type is NodeType.PYTHON else None
             self.output_area.outputs = ()  # state only: clear_output() would go through capture
-            if self._in_background(self._run_async(node_id, code)):
-                return
+            if code is None and self._in_background(self._run_async(node_id, code)):
+                return  # a Command or Function node: its command runs while the kernel stays free
             self._report(self.session.run_node(node_id, code=code))
 
     def _in_background(self, coroutine) -> bool:
@@ -769,8 +769,8 @@ class RunbookWidget(widgets.VBox):
                 return
             code = self._code_for(node_id) if self.runbook.node(node_id).type is NodeType.PYTHON else None
             self.output_area.outputs = ()  # state only: clear_output() would go through capture
-            if self._in_background(self._run_async(node_id, code)):
-                return
+            if code is None and self._in_background(self._run_async(node_id, code)):
+                return  # a Command or Function node: its command runs while the kernel stays free
             self._report(self.session.run_node(node_id, code=code))
 
     def on_abort(self) -> None:
