@@ -167,6 +167,7 @@ def test_postgres_lock_past_the_timeout_rolls_the_transition_back_whole(pg_url):
     fault naming the index, and once the lock is gone the run is recorded ABORTED, its chain intact."""
     import psycopg
 
+    from playbook_nb.adapters.executors.local import LocalExecutor
     from playbook_nb.adapters.store import Store
     from playbook_nb.app.session import RunOptions, RunSession
     from playbook_nb.domain.errors import StorageFault
@@ -177,7 +178,7 @@ def test_postgres_lock_past_the_timeout_rolls_the_transition_back_whole(pg_url):
         '\n[second]\ntype = "Command"\ncommand_name = "echo two"\n'
     )
     with Store.open(pg_url, timeout=1.0) as store:
-        session = RunSession.start(runbook, {}, store, RunOptions(headless=True))
+        session = RunSession.start(runbook, {}, store, RunOptions(headless=True), executor=LocalExecutor())
         assert session.run_node("first").state.value == "OK"
         before = store.get_run(session.run_id)
         holder = psycopg.connect(pg_url, autocommit=False)

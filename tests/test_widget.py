@@ -143,7 +143,7 @@ def test_initial_states_show_what_is_ready(tmp_path):
         "cleanup": "PENDING",
     }
     assert not widget.run_until_gate_button.disabled
-    assert enabled(widget) == set()  # nothing selected: no node button
+    assert enabled(widget) == {"abort"}  # nothing selected: no node button, but Abort (issue 13)
 
 
 def test_run_button_runs_the_node_and_the_panel_shows_it(tmp_path):
@@ -305,6 +305,7 @@ def test_run_is_off_while_a_node_runs_and_abort_is_on_whenever_the_run_is_runnin
     run is RUNNING, whatever is selected (or nothing)."""
     from playbook_nb.kernel_ext.widget import RunbookWidget
 
+    from playbook_nb.adapters.executors.local import LocalExecutor
     from playbook_nb.adapters.store import Store
     from playbook_nb.app.session import RunOptions, RunSession
     from playbook_nb.domain.validation import parse_runbook
@@ -314,7 +315,9 @@ def test_run_is_off_while_a_node_runs_and_abort_is_on_whenever_the_run_is_runnin
         '\n[b]\ntype = "Command"\ncommand_name = "echo b"\ndepends_on = []\n'
     )
     with Store.open(tmp_path / "runs.db") as store:
-        session = RunSession.start(runbook, {}, store, RunOptions(headless=False, trigger="notebook"))
+        session = RunSession.start(
+            runbook, {}, store, RunOptions(headless=False, trigger="notebook"), executor=LocalExecutor()
+        )
 
         class Face:
             pass
