@@ -117,7 +117,7 @@ class NotebookRun:
         self._cell_node = node_id
         was_requested = session.abort_switch.requested
         try:
-            with on_signals(session.abort_switch, (signal.SIGINT,)), self._ui_events():
+            with on_signals(session.abort_switch, (signal.SIGINT,)):
                 report = session.run_node(node_id, code=code)
         except StorageFault as err:
             raise self._storage_fault(err) from None
@@ -163,25 +163,6 @@ class NotebookRun:
             else "is recorded ABORTED as soon as the index is writable again"
         )
         return RunStorageFault(f"{err}; the run stopped; run {self.session.run_id} {when} (resumable)")
-
-    @contextlib.contextmanager
-    def _ui_events(self):
-        """In JupyterLab, widget messages (an Abort click) are processed while the node's cell waits for its
-        command (jupyter-ui-poll); headless there is nothing to process."""
-        if self.headless or not _in_kernel():
-            yield
-            return
-        try:
-            from jupyter_ui_poll import ui_events
-        except ImportError:
-            yield
-            return
-        with ui_events() as poll:
-            self.session.idle = lambda: poll(10)
-            try:
-                yield
-            finally:
-                self.session.idle = None
 
     def summary(self) -> None:
         """The last cell: finish what can finish, show the final states, fail the notebook if the run failed."""
@@ -272,10 +253,6 @@ class NotebookRun:
 
 
 _current: NotebookRun | None = None
-
-
-def _in_kernel() -> bool:
-    return getattr(_ipython(), "kernel", None) is not None
 
 
 async def node_cell_async(node_id: str) -> None:
