@@ -37,5 +37,9 @@ class StoreError(PlaybookError):
     """The run record cannot be read or written (missing run, bad status transition, unwritable directory)."""
 
 
+class RunNotFound(StoreError):
+    """No run with that id in the index."""
+
+
 class PluginError(PlaybookError):
     """Unknown plugin or function, or bad parameters for it."""

@@ -21,6 +21,7 @@ ensure_venv
 log "installing playbook-nb (editable) into .venv"
 # -qq: pip stays silent except for errors (a failed build still shows its output).
 "$VENV/bin/python" -m pip install -qq -e . || die "pip install -e . failed"
+link_jupyter_data
 
 log "running notebooks/deploy_pipeline.playbook.toml headless (ENVIRONMENT=staging, gates: approve-all)"
 out="$(mktemp)"

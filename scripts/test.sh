@@ -41,6 +41,7 @@ ensure_venv
 log "installing playbook-nb with test extras (pip install -e '.[test]')"
 # -qq: pip stays silent except for errors (a failed build still shows its output).
 "$VENV/bin/python" -m pip install -qq -e '.[test]' || die "pip install -e '.[test]' failed"
+link_jupyter_data
 
 if [[ -x "$CHROMIUM" ]]; then
     log "chromium: $("$CHROMIUM" --version 2>/dev/null || echo "$CHROMIUM")"

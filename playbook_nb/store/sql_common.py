@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from playbook_nb.errors import StoreError
+from playbook_nb.errors import RunNotFound, StoreError
 from playbook_nb.store import hashing
 from playbook_nb.store.artifacts import ArtifactStore, is_url, local_staging_dir
 from playbook_nb.store.base import Store, moved_count
@@ -186,7 +186,7 @@ class SQLStore(Store):
         return rows[0] if rows else None
 
     def _missing_run(self, run_id: int) -> StoreError:
-        return StoreError(f"no run {run_id} in {self.path}")
+        return RunNotFound(f"no run {run_id} in {self.path}")
 
     def _require_run(self, run_id: int) -> None:
         if self._read_one("SELECT 1 AS x FROM runs WHERE id = ?", (run_id,)) is None:
@@ -290,13 +290,21 @@ class SQLStore(Store):
         return runs[0] if runs else None
 
     def list_runs(
-        self, workflow: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0
+        self,
+        workflow: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        actor: str | None = None,
     ) -> list[Run]:
         """Newest first (by start time, then id)."""
         where, params = [], []
         if workflow is not None:
             where.append("workflow = ?")
             params.append(workflow)
+        if actor is not None:
+            where.append("actor = ?")
+            params.append(actor)
         if status is not None:
             where.append("status = ?")
             params.append(check(status, RUN_STATUSES, "run status"))

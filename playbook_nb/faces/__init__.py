@@ -1,0 +1,1 @@
+"""Faces: the ways people reach the engine (CLI, Jupyter Server extension, presentation tables)."""
