@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
 import typer
 
 from playbook_nb.cli.app import app, console
-from playbook_nb.dag_render import render_internal, to_dot, to_svg
+from playbook_nb.dag_render import to_dot, to_svg
 from playbook_nb.errors import PlaybookError, RunbookError
-from playbook_nb.model import NodeType, Runbook, load_runbook, parse_runbook, validate_runbook
+from playbook_nb.faces.starter import starter_runbook
+from playbook_nb.model import NodeType, Runbook, load_runbook, validate_runbook
 from playbook_nb.plan import build_plan, leaves, roots
 from playbook_nb.templating import make_context, render
 from playbook_nb.variables import missing_required, parse_var_assignments, resolve_variables
@@ -119,14 +119,7 @@ def create(
     path = output or Path(f"{_slug(title)}.playbook.toml")
     if path.exists():
         raise _exists(path)
-    text = render_internal(
-        "starter.playbook.toml.j2",
-        title=title,
-        author=author,
-        created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        filename=path.name,
-    )
-    parse_runbook(text, str(path))  # never hand out a starter that does not validate
+    text = starter_runbook(title, author, path.name)
     try:
         with path.open("x", encoding="utf-8") as handle:
             handle.write(text)

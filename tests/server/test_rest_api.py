@@ -7,6 +7,7 @@ which the server finds through PLAYBOOK_DB_PATH / PLAYBOOK_DB_URL, as the CLI do
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from tornado.httpclient import HTTPClientError
@@ -177,3 +178,43 @@ async def test_no_token_no_answer(http_server_client, jp_base_url, index, parts)
     with pytest.raises(HTTPClientError) as err:
         await http_server_client.fetch(url, headers={"Authorization": "token wrong"})
     assert err.value.code == 403
+
+
+async def test_filed_notebook_is_served_from_the_artifacts(jp_fetch, index, tmp_path, monkeypatch):
+    import nbformat
+
+    location = os.environ.get("PLAYBOOK_DB_URL") or os.environ["PLAYBOOK_DB_PATH"]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('deploy-key-7f3a')")])
+    executed = tmp_path / "executed.ipynb"
+    nbformat.write(nb, executed)
+    with Store.open(location) as store:  # as the headless face files it
+        store.set_notebook_path(
+            index["failing"], store.put_artifact(index["failing"], "notebook.ipynb", executed)
+        )
+    monkeypatch.setenv("PLAYBOOK_SECRET_DEPLOY_KEY", "deploy-key-7f3a")
+    data = await get_json(jp_fetch, "runs", str(index["failing"]), "notebook")
+    assert "".join(data["cells"][0]["source"]) == "print('********')"
+    with pytest.raises(HTTPClientError) as err:
+        await jp_fetch("playbook-nb", "api", "runs", str(index["handled"]), "notebook")
+    assert err.value.code == 404 and "no filed notebook" in json.loads(err.value.response.body)["message"]
+
+
+async def test_new_runbook_writes_a_valid_starter_without_overwriting(jp_fetch, jp_root_dir):
+    from playbook_nb.model import load_runbook
+
+    (jp_root_dir / "ops").mkdir()
+    paths = []
+    for _ in range(2):
+        response = await jp_fetch(
+            "playbook-nb", "api", "runbooks", method="POST", body=json.dumps({"directory": "ops"})
+        )
+        assert response.code == 201
+        paths.append(json.loads(response.body)["path"])
+    assert paths == ["ops/new_runbook.playbook.toml", "ops/new_runbook_2.playbook.toml"]
+    runbook = load_runbook(jp_root_dir / paths[0])
+    assert runbook.meta.title == "New runbook" and runbook.nodes
+    with pytest.raises(HTTPClientError) as err:
+        await jp_fetch(
+            "playbook-nb", "api", "runbooks", method="POST", body=json.dumps({"directory": "nope"})
+        )
+    assert err.value.code == 404

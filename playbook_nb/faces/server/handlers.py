@@ -7,7 +7,9 @@ JupyterHub's OAuth or a custom Authorizer decide exactly as they do for the rest
     GET runs?workflow=&status=&actor=&limit=   -> {"runs": [...]}, newest first
     GET runs/{id}                              -> run, nodes, attempts, decisions, events
     GET runs/{id}/report                       -> the HTML post-mortem (text/html)
+    GET runs/{id}/notebook                     -> the run's filed (executed) notebook, nbformat JSON
     GET me                                     -> {"actor": ...}: the name this user's runs are recorded under
+    POST runbooks {"directory": "ops"}         -> 201 {"path": "ops/new_runbook.playbook.toml"}: a starter
 
 A handler reads the index through `self.index.call(fn)` (one worker thread); a new endpoint is one more
 `PlaybookHandler` subclass and one more line in `ROUTES`.
@@ -20,7 +22,7 @@ from typing import Any
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
-from jupyter_server.utils import url_path_join
+from jupyter_server.utils import ensure_async, url_path_join
 from tornado import web
 
 from playbook_nb.errors import PlaybookError, RunNotFound
@@ -29,6 +31,7 @@ from playbook_nb.export.scan import count_secrets, secret_env_values
 from playbook_nb.faces import run_json
 from playbook_nb.faces.server.identity import actor_of
 from playbook_nb.faces.server.run_index import RunIndex
+from playbook_nb.faces.starter import starter_runbook
 from playbook_nb.redact import Redactor
 from playbook_nb.store import RUN_STATUSES, Store
 
@@ -143,6 +146,50 @@ class ReportHandler(PlaybookHandler):
         self.finish()
 
 
+class NotebookHandler(PlaybookHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, run_id: str) -> None:
+        rid = self.run_id_or_404(run_id)
+
+        def work(store: Store) -> dict[str, Any]:
+            run = store.get_run(rid)
+            if not run.notebook_path:
+                raise web.HTTPError(
+                    404, f"run {rid} has no filed notebook (it ran from the {run.trigger} face)"
+                )
+            try:
+                with store.open_artifact(run.notebook_path, "rb") as handle:
+                    return json.loads(handle.read())
+            except (OSError, ValueError) as err:
+                raise web.HTTPError(404, f"run {rid}: cannot read its notebook: {err}") from None
+
+        self.write_json(known_secrets().redact_obj(await self.read(work)))
+
+
+class NewRunbookHandler(PlaybookHandler):
+    """A starter runbook written through the server's contents manager (its root, its rules)."""
+
+    @web.authenticated
+    @authorized("write", resource="contents")
+    async def post(self) -> None:
+        body = self.get_json_body() or {}
+        directory = str(body.get("directory") or "").strip("/")
+        contents = self.contents_manager
+        if directory and not await ensure_async(contents.dir_exists(directory)):
+            raise web.HTTPError(404, f"no directory {directory}")
+        for n in range(1, 1000):
+            name = "new_runbook.playbook.toml" if n == 1 else f"new_runbook_{n}.playbook.toml"
+            path = f"{directory}/{name}" if directory else name
+            if not await ensure_async(contents.file_exists(path)):
+                break
+        else:
+            raise web.HTTPError(409, f"{directory or 'the root'} has too many new_runbook files")
+        text = starter_runbook("New runbook", actor_of(self.current_user), name)
+        model = await ensure_async(contents.new({"type": "file", "format": "text", "content": text}, path))
+        self.write_json({"path": model["path"]}, status=201)
+
+
 class MeHandler(PlaybookHandler):
     @web.authenticated
     @authorized
@@ -154,6 +201,8 @@ ROUTES: list[tuple[str, type[PlaybookHandler]]] = [
     (r"runs", RunsHandler),
     (r"runs/(?P<run_id>[^/]+)", RunHandler),
     (r"runs/(?P<run_id>[^/]+)/report", ReportHandler),
+    (r"runs/(?P<run_id>[^/]+)/notebook", NotebookHandler),
+    (r"runbooks", NewRunbookHandler),
     (r"me", MeHandler),
 ]
 
