@@ -1,5 +1,5 @@
 """Peak memory (ru_maxrss of the child process, from `os.wait4`) of a terminal run of a 1000-node
-runbook of `true` commands, against `python -c "import playbook_nb.session"` measured the same way."""
+runbook of `true` commands, against `python -c "import playbook_nb.app.session"` measured the same way."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def run(quick: bool, workdir: Path) -> list[Row]:
     path = workdir / "memory_1000.playbook.toml"
     path.write_text(chain_runbook(n, title="memory 1000"))
     db = workdir / "memory" / "runs.db"
-    code, base, _ = peak_rss_kib([sys.executable, "-c", "import playbook_nb.session"])
+    code, base, _ = peak_rss_kib([sys.executable, "-c", "import playbook_nb.app.session"])
     assert code == 0
     code, peak, seconds = peak_rss_kib(
         [sys.executable, "-m", "playbook_nb", "run", str(path), "--state-path", str(db)]
@@ -38,7 +38,7 @@ def run(quick: bool, workdir: Path) -> list[Row]:
         Row(
             f"peak memory of a terminal run of {n} `true` nodes",
             f"{peak / 1024:.0f} MiB ({peak / base:.2f}x)",
-            f"`import playbook_nb.session`: {base / 1024:.0f} MiB",
+            f"`import playbook_nb.app.session`: {base / 1024:.0f} MiB",
             "",
             None,
             f"the run took {seconds:.1f} s ({seconds / n * 1000:.1f} ms a node, start-up included)",

@@ -101,7 +101,7 @@ def _bulk_runs(conn, first_id: int, count: int, numbers: dict[str, int]) -> None
 
 
 def run(quick: bool, workdir: Path) -> list[Row]:
-    from playbook_nb.store import Store
+    from playbook_nb.adapters.store import Store
 
     total = 20_000 if quick else 100_000
     api_count = 200 if quick else 1000

@@ -19,8 +19,8 @@ from bench_common import Row, best_of, cli_env, mixed_runbook
 
 
 def run(quick: bool, workdir: Path) -> list[Row]:
-    from playbook_nb.model import load_runbook, validate_runbook
-    from playbook_nb.templating import clear_caches
+    from playbook_nb.domain.model import load_runbook, validate_runbook
+    from playbook_nb.domain.templating import clear_caches
 
     text = mixed_runbook(1000)
     path = workdir / "validate_1000.playbook.toml"
@@ -49,7 +49,7 @@ def run(quick: bool, workdir: Path) -> list[Row]:
         repeat,
     )
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import playbook_nb.cli"], check=True)
+    subprocess.run([sys.executable, "-c", "import playbook_nb.faces.cli"], check=True)
     import_s = time.perf_counter() - start
     return [
         Row(
@@ -62,7 +62,7 @@ def run(quick: bool, workdir: Path) -> list[Row]:
         Row(
             f"`playbook-nb validate` of the {nodes}-node runbook (whole process)",
             f"{cli_s:.3f} s",
-            f"`python -c 'import playbook_nb.cli'`: {import_s:.3f} s",
+            f"`python -c 'import playbook_nb.faces.cli'`: {import_s:.3f} s",
             "",
             None,
             "includes interpreter start-up and imports",

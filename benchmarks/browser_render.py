@@ -29,11 +29,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import nbformat  # noqa: E402
+from playbook_nb.kernel_ext.widget import PALETTE  # noqa: E402
 
 from benchmarks.bench_common import machine  # noqa: E402
-from kernel_ext.widget import PALETTE  # noqa: E402
-from playbook_nb.model import parse_runbook  # noqa: E402
-from playbook_nb.notebook.compile import compile_runbook, write_notebook  # noqa: E402
+from playbook_nb.adapters.notebook.compile import compile_runbook, write_notebook  # noqa: E402
+from playbook_nb.domain.model import parse_runbook  # noqa: E402
 from tests.browser.lab import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -122,8 +122,8 @@ ipywidgets.VBox([ipywidgets.HBox([data_button, reset_button]), cyto])
 
 def baseline_notebook(runbook_text: str, path: Path) -> None:
     """The same graph as the cockpit draws (positions, stylesheet, layout), with plain ipycytoscape."""
-    from kernel_ext.widget import stylesheet
-    from kernel_ext.widget_layout import compute_layout
+    from playbook_nb.kernel_ext.widget import stylesheet
+    from playbook_nb.kernel_ext.widget_layout import compute_layout
 
     runbook = parse_runbook(runbook_text)
     layout = compute_layout(runbook)
@@ -280,10 +280,11 @@ def kernel_side(nodes: int, workdir: Path) -> dict[str, float]:
     import contextlib
     import io
 
-    from kernel_ext.notebook_run import NotebookRun
-    from kernel_ext.widget import RunbookWidget
-    from playbook_nb.session import RunOptions, RunSession
-    from playbook_nb.store import Store
+    from playbook_nb.kernel_ext.notebook_run import NotebookRun
+    from playbook_nb.kernel_ext.widget import RunbookWidget
+
+    from playbook_nb.adapters.store import Store
+    from playbook_nb.app.session import RunOptions, RunSession
 
     runbook = parse_runbook(generated_runbook(nodes))
     store = Store.open(workdir / "kernel_side.db")

@@ -60,9 +60,9 @@ code = "y = x * 2"
 
 
 def _worker(location: str, artifacts: str, worker: int, runs: int, barrier, results) -> None:
-    from playbook_nb.model import parse_runbook
-    from playbook_nb.session import RunOptions, RunSession
-    from playbook_nb.store import Store
+    from playbook_nb.adapters.store import Store
+    from playbook_nb.app.session import RunOptions, RunSession
+    from playbook_nb.domain.model import parse_runbook
 
     errors: list[str] = []
     done = 0
@@ -94,7 +94,7 @@ def _worker(location: str, artifacts: str, worker: int, runs: int, barrier, resu
 
 
 def measure(name: str, location: str, artifacts: str, procs: int, runs: int) -> dict:
-    from playbook_nb.store import Store
+    from playbook_nb.adapters.store import Store
 
     Store.open(location, artifacts_root=artifacts).close()  # create and migrate once
     ctx = mp.get_context("fork")

@@ -1,21 +1,12 @@
-"""IPython extension for playbook-nb notebooks: `%load_ext kernel_ext`.
+"""The kernel face of playbook-nb (installed as `playbook_nb.kernel_ext`; notebooks write `%load_ext playbook_nb`).
 
-Registers `%playbook_node NODE` (run a node through the engine) and `%%playbook_node NODE` (a Python node whose
-code is the cell body), and exposes `open_run` for the notebook's setup cell.
+`%playbook_node NODE` runs a node through the engine and `%%playbook_node NODE` is a Python node whose code is
+the cell body (both registered by `playbook_nb.load_ipython_extension`); `open_run` is what the notebook's setup
+cell calls.
 """
 
 from __future__ import annotations
 
-from kernel_ext.notebook_run import NotebookRun, RunNotOK, current, open_run
+from playbook_nb.kernel_ext.notebook_run import NotebookRun, RunNotOK, current, open_run
 
-__all__ = ["NotebookRun", "RunNotOK", "current", "open_run", "load_ipython_extension"]
-
-
-def load_ipython_extension(ipython) -> None:
-    from kernel_ext.magics import PlaybookMagics
-
-    ipython.register_magics(PlaybookMagics)
-
-
-def unload_ipython_extension(ipython) -> None:  # nothing to release: runs live in the index
-    pass
+__all__ = ["NotebookRun", "RunNotOK", "current", "open_run"]

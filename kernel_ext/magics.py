@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
-from playbook_nb.errors import PlaybookError
+from playbook_nb.domain.errors import PlaybookError
 
 
 @magics_class
 class PlaybookMagics(Magics):
     @line_cell_magic
     def playbook_node(self, line: str, cell: str | None = None):
-        from kernel_ext.notebook_run import current
+        from playbook_nb.kernel_ext.notebook_run import current
 
         node_id = line.strip()
         try:

@@ -15,15 +15,15 @@ from typing import Any
 
 from IPython.display import HTML, display
 
-from playbook_nb.config import load_config
-from playbook_nb.dag_render import to_svg
-from playbook_nb.decisions import GateDecision, default_actor, headless_gate_decision
-from playbook_nb.engine import NodeState, RunState
-from playbook_nb.errors import PlaybookError
-from playbook_nb.model import parse_runbook
-from playbook_nb.session import NodeReport, RunOptions, RunSession
-from playbook_nb.store import Store, resolve_db_path
-from playbook_nb.variables import resolve_variables
+from playbook_nb.adapters.export.dag_render import to_svg
+from playbook_nb.adapters.store import Store, resolve_db_path
+from playbook_nb.app.config import load_config
+from playbook_nb.app.session import NodeReport, RunOptions, RunSession
+from playbook_nb.domain.decisions import GateDecision, default_actor, headless_gate_decision
+from playbook_nb.domain.engine import NodeState, RunState
+from playbook_nb.domain.errors import PlaybookError
+from playbook_nb.domain.model import parse_runbook
+from playbook_nb.domain.variables import resolve_variables
 
 RUN_MIME = "application/vnd.playbook-nb.run+json"
 OUTPUT_PATH_ENV = "PLAYBOOK_NB_OUTPUT_PATH"  # set by the papermill engine "playbook"
@@ -78,7 +78,7 @@ class NotebookRun:
         if self.headless:
             display(HTML(to_svg(self.session.runbook, self.session.states())))
         else:
-            from kernel_ext.widget import RunbookWidget
+            from playbook_nb.kernel_ext.widget import RunbookWidget
 
             self.widget = RunbookWidget(self)
             display(self.widget)
@@ -129,7 +129,7 @@ class NotebookRun:
         if self.headless and self.widget is None and os.environ.get(WIDGET_STATE_ENV) == "1":
             # Opt-in (it costs the ipycytoscape import): the final graph as a widget, whose state nbclient
             # saves in the executed notebook, so JupyterLab shows the live-looking graph of a headless run.
-            from kernel_ext.widget import RunbookWidget
+            from playbook_nb.kernel_ext.widget import RunbookWidget
 
             self.widget = RunbookWidget(self)
             display(self.widget)
@@ -264,7 +264,7 @@ def _parallel(parallel: int | None) -> int:
     """The `parallel` notebook parameter (papermill injects it as a variable; the setup cell need not pass it),
     else `[execution] parallel` from the configuration. With N > 1 a node cell also starts its ready Command and
     Function siblings in the background; their own cells then wait for them and show their results."""
-    from playbook_nb.config import parallel_workers
+    from playbook_nb.app.config import parallel_workers
 
     if parallel is None:
         injected = _user_namespace().get("parallel")

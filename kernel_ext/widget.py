@@ -5,7 +5,7 @@ through `notebook_run.session` (a `RunSession`), exactly as the node cells do:
 
 - the graph: one cytoscape node per runbook node, edges from `depends_on` (`:success` / `:failure` labelled),
   nodes coloured by state through a stylesheet on the node data field `state`, positions computed in Python
-  (`kernel_ext.widget_layout`) and given to cytoscape's "preset" layout;
+  (`playbook_nb.kernel_ext.widget_layout`) and given to cytoscape's "preset" layout;
 - live updates: the widget listens to `session.event_listeners` and re-sends the data of the changed node only
   (one small comm message per change; see `docs/cockpit.md` for the measurement against re-setting the graph);
 - the panel (click a node): what the node does (rendered, secrets masked), its dependencies, `when`, its state
@@ -23,11 +23,11 @@ from typing import Any
 
 import ipycytoscape
 import ipywidgets as widgets
+from playbook_nb.kernel_ext.widget_layout import GATE_H, NODE_H, NODE_W, GraphLayout, compute_layout
 
-from kernel_ext.widget_layout import GATE_H, NODE_H, NODE_W, GraphLayout, compute_layout
-from playbook_nb.engine import Decision, EngineEvent, NodeState, RunState
-from playbook_nb.errors import PlaybookError
-from playbook_nb.model import DepCondition, NodeType
+from playbook_nb.domain.engine import Decision, EngineEvent, NodeState, RunState
+from playbook_nb.domain.errors import PlaybookError
+from playbook_nb.domain.model import DepCondition, NodeType
 
 # Visual states (node data `state`): the engine's node states plus READY (PENDING and ready to start now).
 READY = "READY"
@@ -393,6 +393,12 @@ class RunbookWidget(widgets.VBox):
             + (f" ({html.escape(reason)})" if reason and status is not RunState.RUNNING else "")
             + (f" · waiting for {html.escape(waiting)}" if waiting else "")
             + "</span>"
+            + (
+                f'<div class="pb-legal-basis" style="margin-left:10px;color:#4a5568">legal basis: '
+                f"{html.escape(self.runbook.meta.legal_basis)}</div>"
+                if self.runbook.meta.legal_basis
+                else ""
+            )
         )
         self.run_until_gate_button.disabled = status is not RunState.RUNNING or not getattr(
             self, "_ready", set()

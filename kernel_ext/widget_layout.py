@@ -1,6 +1,6 @@
 """Where the cockpit draws each node: a layered layout computed in Python, for cytoscape's "preset" layout.
 
-One band per topological generation (`playbook_nb.plan.layers`), top to bottom. A generation wider than
+One band per topological generation (`playbook_nb.domain.plan.layers`), top to bottom. A generation wider than
 `max_per_row` wraps onto several rows, so a 50-way fan-out grows the drawing downwards instead of shrinking
 every label (wrapped rows are staggered by half a step so edges pass between the boxes). Inside a row, nodes are ordered by the mean x of their parents (one barycenter pass), which keeps
 most edges short and uncrossed. No JavaScript layout extension is involved: positions travel as node data.
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from playbook_nb.model import Runbook
-from playbook_nb.plan import build_plan, layers
+from playbook_nb.domain.model import Runbook
+from playbook_nb.domain.plan import build_plan, layers
 
 NODE_W = 132  # box of a node on the canvas, in model units (1 unit = 1 px at zoom 1)
 NODE_H = 42

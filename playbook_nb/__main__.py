@@ -1,3 +1,3 @@
-from playbook_nb.cli import main
+from playbook_nb.faces.cli import main
 
 main()

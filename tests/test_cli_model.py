@@ -8,8 +8,8 @@ import xml.etree.ElementTree as ET
 import pytest
 from conftest import FIXTURES, INVALID_RUNBOOKS, VALID_RUNBOOKS, run_cli
 
-from playbook_nb.dag_render import STATE_STYLES, to_dot, to_svg
-from playbook_nb.model import load_runbook, parse_runbook
+from playbook_nb.adapters.export.dag_render import STATE_STYLES, to_dot, to_svg
+from playbook_nb.domain.model import load_runbook, parse_runbook
 
 SVG = "{http://www.w3.org/2000/svg}"
 DEPLOY = FIXTURES / "deploy_pipeline.playbook.toml"

@@ -1,4 +1,4 @@
-"""Compiling runbooks into notebooks: layout (the contract with kernel_ext), metadata, exact source, CLI."""
+"""Compiling runbooks into notebooks: layout (the contract with playbook_nb.kernel_ext), metadata, exact source, CLI."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import playbook_nb
-from playbook_nb.model import NodeType, load_runbook, parse_runbook
-from playbook_nb.notebook.compile import compile_runbook, write_notebook
-from playbook_nb.notebook.source_cell import python_string_literal, read_source_cell
-from playbook_nb.plan import topological_order
+from playbook_nb.adapters.notebook.compile import compile_runbook, write_notebook
+from playbook_nb.adapters.notebook.source_cell import python_string_literal, read_source_cell
+from playbook_nb.domain.model import NodeType, load_runbook, parse_runbook
+from playbook_nb.domain.plan import topological_order
 
 PARAMETER_NAMES = [
     "variables",
@@ -142,9 +142,9 @@ def test_setup_and_summary_cells(compiled):
     runbook, nb = compiled
     (setup,) = cells_with_role(nb, "setup")
     lines = setup.source.splitlines()
-    assert lines[0] == "%load_ext kernel_ext"
-    assert lines[1] == "import kernel_ext"
-    assert lines[2].startswith(f'pb = kernel_ext.open_run(RUNBOOK_TOML, sha256="{runbook.sha256}", ')
+    assert lines[0] == "%load_ext playbook_nb"
+    assert lines[1] == "from playbook_nb.kernel_ext import open_run"
+    assert lines[2].startswith(f'pb = open_run(RUNBOOK_TOML, sha256="{runbook.sha256}", ')
     call = ast.parse(lines[2]).body[0].value
     assert [kw.arg for kw in call.keywords] == ["sha256", *PARAMETER_NAMES]
     for kw in call.keywords[1:]:

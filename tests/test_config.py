@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from playbook_nb.config import (
+from playbook_nb.app.config import (
     Config,
     ConfigError,
     init_path,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from playbook_nb.engine import (
+from playbook_nb.domain.engine import (
     AttemptOutcome,
     Decision,
     Engine,
@@ -18,8 +18,8 @@ from playbook_nb.engine import (
     NodeState,
     RunState,
 )
-from playbook_nb.errors import PlaybookError
-from playbook_nb.model import DepCondition, Dependency, Node, NodeType, Runbook, RunbookMeta
+from playbook_nb.domain.errors import PlaybookError
+from playbook_nb.domain.model import DepCondition, Dependency, Node, NodeType, Runbook, RunbookMeta
 
 OK, NOK, SKIPPED, PENDING, RUNNING, WAITING = (
     NodeState.OK,

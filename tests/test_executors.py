@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import psutil
 import pytest
 
-from playbook_nb.executors import (
+from playbook_nb.adapters.executors import (
     AttemptResult,
     GateRequest,
     gate_request,
@@ -23,7 +23,7 @@ from playbook_nb.executors import (
     run_function,
     run_python,
 )
-from playbook_nb.model import DEFAULT_MANUAL_PROMPT, Node, NodeType
+from playbook_nb.domain.model import DEFAULT_MANUAL_PROMPT, Node, NodeType
 
 # ---------------------------------------------------------------------------------------------- helpers
 
@@ -203,7 +203,7 @@ def test_interactive_commands_inherit_stdin(tmp_path):
     source = tmp_path / "answer.txt"
     source.write_text("yes\n")
     script = (
-        "from playbook_nb.executors import run_command\n"
+        "from playbook_nb.adapters.executors import run_command\n"
         "r = run_command('read a; echo got=$a', timeout=5, stdin_tty=True)\n"
         "print(r.stdout, end='')\n"
     )
@@ -389,7 +389,12 @@ def test_run_function_timeout():
 @pytest.mark.parametrize(
     ("plugin", "function", "params", "error"),
     [
-        ("nope", "x", {}, "unknown plugin 'nope' (available: python)"),
+        (
+            "nope",
+            "x",
+            {},
+            "unknown plugin 'nope' (available: http, metrics_publish, python, schema_check, ui_screenshot)",
+        ),
         ("python", "nope", {}, "plugin 'python' has no function 'nope' (available: notify, sleep, throw)"),
         ("python", "sleep", {}, "plugin 'python', function 'sleep': missing required parameter 'seconds'"),
     ],
@@ -449,7 +454,7 @@ def test_executors_inside_a_real_ipython_kernel():
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     cells = [
-        "from playbook_nb.executors import run_command, run_python\n"
+        "from playbook_nb.adapters.executors import run_command, run_python\n"
         "r = run_command('echo from-shell; echo oops >&2', timeout=10,\n"
         "                on_output=lambda s, t: print(f'[{s}] {t}', end=''))\n"
         "print(r.ok, repr(r.stdout))",

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from playbook_nb.decisions import GateDecision
-from playbook_nb.engine import Decision
-from playbook_nb.errors import RunbookError
-from playbook_nb.model import DepCondition, Dependency, parse_runbook
-from playbook_nb.session import RunOptions, RunSession
-from playbook_nb.store import Store
+from playbook_nb.adapters.store import Store
+from playbook_nb.app.session import RunOptions, RunSession
+from playbook_nb.domain.decisions import GateDecision
+from playbook_nb.domain.engine import Decision
+from playbook_nb.domain.errors import RunbookError
+from playbook_nb.domain.model import DepCondition, Dependency, parse_runbook
 
 HEAD = '[runbook]\ntitle = "policy"\n'
 

@@ -21,9 +21,9 @@ from conftest import FIXTURES, VALID_RUNBOOKS
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from playbook_nb import templating
-from playbook_nb.errors import PlaybookError, RunbookError, TemplateError
-from playbook_nb.model import (
+from playbook_nb.domain import templating
+from playbook_nb.domain.errors import PlaybookError, RunbookError, TemplateError
+from playbook_nb.domain.model import (
     COMMON_FIELDS,
     META_FIELDS,
     TYPE_FIELDS,

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from conftest import run_cli
 
-from playbook_nb.errors import RunbookError
-from playbook_nb.kpis import kpi_attainment
-from playbook_nb.model import Kpis, parse_runbook
-from playbook_nb.store import Store
+from playbook_nb.adapters.store import Store
+from playbook_nb.domain.errors import RunbookError
+from playbook_nb.domain.kpis import kpi_attainment
+from playbook_nb.domain.model import Kpis, parse_runbook
 
 GOVERNED = """[runbook]
 title = "governed"

@@ -9,8 +9,8 @@ from conftest import FIXTURES, INVALID_RUNBOOKS, VALID_RUNBOOKS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from playbook_nb.errors import RunbookError
-from playbook_nb.model import (
+from playbook_nb.domain.errors import RunbookError
+from playbook_nb.domain.model import (
     DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_MANUAL_PROMPT,
     DepCondition,

@@ -12,8 +12,8 @@ import nbformat
 import pytest
 from conftest import REPO, VALID_RUNBOOKS
 
-from playbook_nb.model import load_runbook
-from playbook_nb.notebook.compile import compile_runbook
+from playbook_nb.adapters.notebook.compile import compile_runbook
+from playbook_nb.domain.model import load_runbook
 
 NOTEBOOKS = REPO / "notebooks"
 REGENERATE = "run notebooks/regenerate.sh"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from playbook_nb.errors import RunbookError
-from playbook_nb.model import parse_runbook
-from playbook_nb.outputs import load_outputs
-from playbook_nb.session import RunOptions, RunSession
-from playbook_nb.store import Store
+from playbook_nb.adapters.store import Store
+from playbook_nb.app.session import RunOptions, RunSession
+from playbook_nb.domain.errors import RunbookError
+from playbook_nb.domain.model import parse_runbook
+from playbook_nb.domain.outputs import load_outputs
 
 HEAD = '[runbook]\ntitle = "outputs"\n'
 

@@ -1,6 +1,6 @@
 """The `playbook` papermill engine and `run_notebook`: output path given to the kernel, secrets off disk.
 
-These run hand-written notebooks (no kernel_ext needed) in a real ipykernel.
+These run hand-written notebooks (no playbook_nb.kernel_ext needed) in a real ipykernel.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ import papermill
 import pytest
 from papermill.engines import papermill_engines
 
-from playbook_nb.notebook.papermill_engine import (
+from playbook_nb.adapters.notebook.papermill_engine import (
     MASK,
     OUTPUT_PATH_ENV,
     PlaybookEngine,
     leaked_secrets,
     scrub_notebook,
 )
-from playbook_nb.notebook.papermill_run import (
+from playbook_nb.adapters.notebook.papermill_run import (
     PapermillOutcome,
     compile_to_temp,
     run_notebook,
@@ -220,7 +220,7 @@ def test_run_notebook_dead_kernel_writes_partial_notebook(tmp_path):
 def test_run_notebook_success_and_compile_to_temp(tmp_path):
     from conftest import FIXTURES
 
-    from playbook_nb.model import load_runbook
+    from playbook_nb.domain.model import load_runbook
 
     path = compile_to_temp(load_runbook(FIXTURES / "parallel_fanout.playbook.toml"), directory=str(tmp_path))
     assert path == str(tmp_path / "parallel_fanout.ipynb")

@@ -9,10 +9,10 @@ import time
 import pytest
 from conftest import FIXTURES, run_cli
 
-from playbook_nb.config import parallel_workers
-from playbook_nb.model import load_runbook, parse_runbook
-from playbook_nb.session import RunOptions, RunSession
-from playbook_nb.store import Store
+from playbook_nb.adapters.store import Store
+from playbook_nb.app.config import parallel_workers
+from playbook_nb.app.session import RunOptions, RunSession
+from playbook_nb.domain.model import load_runbook, parse_runbook
 
 FANOUT = FIXTURES / "parallel_fanout.playbook.toml"
 BRANCHES = ("check_a", "check_b", "check_c", "check_d")

@@ -8,8 +8,7 @@ import textwrap
 
 import pytest
 
-from playbook_nb.errors import PluginError, VariableError
-from playbook_nb.plugins import (
+from playbook_nb.adapters.plugins import (
     FunctionSignature,
     ParameterDef,
     PluginMetadata,
@@ -21,8 +20,9 @@ from playbook_nb.plugins import (
     merge_plugin_config,
     plugin_metadata,
 )
-from playbook_nb.plugins.python_plugin import PythonPlugin, ThrownError
-from playbook_nb.plugins.registry import reset_cache
+from playbook_nb.adapters.plugins.python_plugin import PythonPlugin, ThrownError
+from playbook_nb.adapters.plugins.registry import reset_cache
+from playbook_nb.domain.errors import PluginError, VariableError
 
 
 def test_python_plugin_is_found_through_the_real_entry_point():
@@ -44,7 +44,10 @@ def test_list_plugins_describes_the_builtin_plugin():
 def test_unknown_plugin_is_one_clear_line():
     with pytest.raises(PluginError) as err:
         get_plugin("nope")
-    assert str(err.value) == "unknown plugin 'nope' (available: python)"
+    assert (
+        str(err.value)
+        == "unknown plugin 'nope' (available: http, metrics_publish, python, schema_check, ui_screenshot)"
+    )
 
 
 def test_unknown_function_lists_what_is_available():
@@ -256,20 +259,20 @@ def test_a_plugin_that_fails_to_load_is_a_clear_error(installed_plugins):
     # One broken plugin does not hide the others when the caller collects the errors.
     errors: list[PluginError] = []
     names = [m.name for m in list_plugins(errors)]
-    assert names == ["python"]
+    assert names == ["http", "metrics_publish", "python", "schema_check", "ui_screenshot"]
     assert len(errors) == 2
     with pytest.raises(PluginError):
         list_plugins()
 
 
 def test_a_third_party_plugin_is_discovered_and_run(installed_plugins):
-    from playbook_nb.executors.function import run_function
+    from playbook_nb.adapters.executors.function import run_function
 
     installed_plugins(
         {"greeter": "pbnb_test_greeter:Greeter"},
         {
             "pbnb_test_greeter": """
-            from playbook_nb.plugins.base import FunctionSignature, ParameterDef, Plugin, PluginMetadata
+            from playbook_nb.adapters.plugins.base import FunctionSignature, ParameterDef, Plugin, PluginMetadata
 
             class Greeter(Plugin):
                 def get_metadata(self):

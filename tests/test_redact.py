@@ -7,8 +7,8 @@ import shlex
 
 from conftest import FIXTURES
 
-from playbook_nb.model import load_runbook
-from playbook_nb.redact import MASK, Redactor, mask_variables, redactor_for
+from playbook_nb.domain.model import load_runbook
+from playbook_nb.domain.redact import MASK, Redactor, mask_variables, redactor_for
 
 
 def test_every_occurrence_is_masked():

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from conftest import FIXTURES, REPO, run_cli
 
-from playbook_nb.model import parse_runbook
-from playbook_nb.rehearsal import rehearse
+from playbook_nb.app.rehearsal import rehearse
+from playbook_nb.domain.model import parse_runbook
 
 PACK = REPO / "examples" / "acceptance" / "deploy_pipeline"
 DEPLOY = FIXTURES / "deploy_pipeline.playbook.toml"
@@ -41,7 +41,9 @@ def test_mismatches_are_listed_and_exit_1(tmp_path):
     )
     done = run_cli("test", str(DEPLOY), "--fixture", str(fixture))
     assert done.returncode == 1
-    assert "mismatches" in done.stdout and "rollback" in done.stdout and "FAIL" in done.stdout
+    lines = done.stdout.splitlines()
+    assert "✗ Expected: run (NOK expected, got OK)" in lines
+    assert "✗ Expected: rollback (SKIPPED expected, got OK)" in lines and lines[-1] == "FAIL"
 
 
 def test_invalid_fixture_exits_2_naming_the_problem(tmp_path):

@@ -75,7 +75,7 @@ def _node_states(db: Path, run_id: int) -> dict[str, str]:
 
 
 def _broken_chains(db: Path, run_id: int) -> list[str]:
-    from playbook_nb.store import Store
+    from playbook_nb.adapters.store import Store
 
     with Store.open(db) as store:
         return store.verify_events(run_id)

@@ -6,7 +6,7 @@ import json
 
 from conftest import FIXTURES, run_cli
 
-from playbook_nb.store import Store
+from playbook_nb.adapters.store import Store
 
 DEPLOY = FIXTURES / "deploy_pipeline.playbook.toml"
 SECRET = FIXTURES / "secret_token.playbook.toml"

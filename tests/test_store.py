@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from conftest import new_run
 
-from playbook_nb.errors import StoreError
-from playbook_nb.store import SQLiteStore, Store, resolve_db_path
-from playbook_nb.store.migrate import latest_version, load_migrations
+from playbook_nb.adapters.store import SQLiteStore, Store, resolve_db_path
+from playbook_nb.adapters.store.migrate import latest_version, load_migrations
+from playbook_nb.domain.errors import StoreError
 
 # ---- schema and opening --------------------------------------------------------------------------
 
@@ -83,7 +83,7 @@ def test_artifacts_root_can_be_given(tmp_path):
 
 
 def test_resolve_db_path_precedence(tmp_path, monkeypatch):
-    from playbook_nb.config import load_config
+    from playbook_nb.app.config import load_config
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     (tmp_path / "playbook.toml").write_text('[database]\npath = "cfg/runs.db"\n')

@@ -19,11 +19,11 @@ import pytest
 from conftest import RUNBOOK, T0, new_run, run_cli
 from s3_server import S3_ENV, make_bucket, s3_server
 
-from playbook_nb.errors import StoreError
-from playbook_nb.store import INTERRUPTED_ERROR, SQLiteStore, Store, resolve_db_path
-from playbook_nb.store.copy import copy_runs
-from playbook_nb.store.hashing import event_hash
-from playbook_nb.store.migrate import latest_version
+from playbook_nb.adapters.store import INTERRUPTED_ERROR, SQLiteStore, Store, resolve_db_path
+from playbook_nb.adapters.store.copy import copy_runs
+from playbook_nb.adapters.store.hashing import event_hash
+from playbook_nb.adapters.store.migrate import latest_version
+from playbook_nb.domain.errors import StoreError
 
 psycopg = pytest.importorskip("psycopg") if not os.environ.get("CI") else __import__("psycopg")
 
@@ -114,7 +114,7 @@ def test_a_newer_schema_is_refused(store, raw, db_url):
 
 
 def test_postgres_migrations_are_numbered_like_sqlite_and_recorded(pg_url):
-    from playbook_nb.store.postgres import load_pg_migrations
+    from playbook_nb.adapters.store.postgres import load_pg_migrations
 
     assert [v for v, _, _ in load_pg_migrations()] == list(range(1, latest_version() + 1))
     with Store.open(pg_url):
@@ -695,7 +695,7 @@ def test_copy_verifies_the_target(tmp_path):
 
 
 def test_resolve_db_path_takes_urls_from_cli_env_and_config(tmp_path, monkeypatch):
-    from playbook_nb.config import load_config
+    from playbook_nb.app.config import load_config
 
     (tmp_path / "playbook.toml").write_text(
         '[database]\nurl = "postgresql://cfg@db/runs"\n[artifacts]\nurl = "s3://b/p"\n'
@@ -709,7 +709,7 @@ def test_resolve_db_path_takes_urls_from_cli_env_and_config(tmp_path, monkeypatc
     )
     assert resolve_db_path(None, config, env={}) == "postgresql://cfg@db/runs"
     assert resolve_db_path("x.db", config, env={}) == Path("x.db")
-    from playbook_nb.store.location import resolve_artifacts_url
+    from playbook_nb.adapters.store.location import resolve_artifacts_url
 
     assert resolve_artifacts_url(None, config, env={}) == "s3://b/p"
     assert resolve_artifacts_url(None, config, env={"PLAYBOOK_ARTIFACTS_URL": "gs://x"}) == "gs://x"

@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from playbook_nb.errors import RunbookError, TemplateError
-from playbook_nb.templating import (
+from playbook_nb.domain.errors import RunbookError, TemplateError
+from playbook_nb.domain.templating import (
     check_template,
     make_context,
     render,
@@ -128,7 +128,12 @@ def test_render_params_converts_to_signature_types():
         "nested": {"k": "x"},
         "n": 5,
     }
-    assert render_params({"seconds": "{{T}}"}, ctx) == {"seconds": "300"}  # unknown type: stays text
+    # unknown type: a lone expression keeps its value (a list of step outputs stays a list), text stays text
+    assert render_params({"seconds": "{{T}}"}, ctx) == {"seconds": 300}
+    assert render_params({"seconds": "{{T}}s", "l": "{{ [T, APP] }}"}, ctx) == {
+        "seconds": "300s",
+        "l": [300, "x"],
+    }
     with pytest.raises(TemplateError, match=r"function_params.seconds: 'x' is not an int"):
         render_params({"seconds": "{{APP}}"}, ctx, {"seconds": "int"})
 

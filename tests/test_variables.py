@@ -7,9 +7,9 @@ import json
 import pytest
 from conftest import FIXTURES
 
-from playbook_nb.errors import VariableError
-from playbook_nb.model import Variable, load_runbook, parse_runbook
-from playbook_nb.variables import check_value, convert_value, parse_var_assignments, resolve_variables
+from playbook_nb.domain.errors import VariableError
+from playbook_nb.domain.model import Variable, load_runbook, parse_runbook
+from playbook_nb.domain.variables import check_value, convert_value, parse_var_assignments, resolve_variables
 
 RUNBOOK = """
 [variables]

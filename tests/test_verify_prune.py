@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from conftest import FIXTURES, run_cli
 
-from playbook_nb.store import Store
-from playbook_nb.store.hashing import event_hash
+from playbook_nb.adapters.store import Store
+from playbook_nb.adapters.store.hashing import event_hash
 
 DEPLOY = FIXTURES / "deploy_pipeline.playbook.toml"
 DEPLOY_ARGS = ["--var", "ENVIRONMENT=staging", "--approve", "approve_deploy"]

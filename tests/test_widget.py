@@ -10,14 +10,15 @@ import pytest
 
 pytest.importorskip("ipycytoscape")
 
-from kernel_ext.notebook_run import NotebookRun  # noqa: E402
-from kernel_ext.widget import PALETTE, READY, RunbookWidget, stylesheet  # noqa: E402
-from kernel_ext.widget_layout import MAX_HEIGHT, MAX_PER_ROW, MIN_HEIGHT, compute_layout  # noqa: E402
-from playbook_nb.engine import NodeState, RunState  # noqa: E402
-from playbook_nb.errors import PlaybookError  # noqa: E402
-from playbook_nb.model import parse_runbook  # noqa: E402
-from playbook_nb.session import RunOptions, RunSession  # noqa: E402
-from playbook_nb.store import Store  # noqa: E402
+from playbook_nb.kernel_ext.notebook_run import NotebookRun  # noqa: E402
+from playbook_nb.kernel_ext.widget import PALETTE, READY, RunbookWidget, stylesheet  # noqa: E402
+from playbook_nb.kernel_ext.widget_layout import MAX_HEIGHT, MAX_PER_ROW, MIN_HEIGHT, compute_layout  # noqa: E402
+
+from playbook_nb.adapters.store import Store  # noqa: E402
+from playbook_nb.app.session import RunOptions, RunSession  # noqa: E402
+from playbook_nb.domain.engine import NodeState, RunState  # noqa: E402
+from playbook_nb.domain.errors import PlaybookError  # noqa: E402
+from playbook_nb.domain.model import parse_runbook  # noqa: E402
 
 RUNBOOK = """\
 [runbook]

@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from playbook_nb.dag_render import STATE_STYLES
-from playbook_nb.redact import Redactor
-from playbook_nb.store import AttemptRow, DecisionRow, EventRow, NodeStateRow, Run
+from playbook_nb.adapters.export.dag_render import STATE_STYLES
+from playbook_nb.adapters.store import AttemptRow, DecisionRow, EventRow, NodeStateRow, Run
+from playbook_nb.domain.redact import Redactor
 
 # The colour of a run status, as the HTML report and the terminal show it (see STATE_STYLES for nodes).
 RUN_STATUS_STATE = {"RUNNING": "running", "OK": "ok", "NOK": "nok", "ABORTED": "waiting"}

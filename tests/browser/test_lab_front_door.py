@@ -210,8 +210,12 @@ def test_the_runs_panel_lists_cli_runs_live_and_opens_report_and_notebook(page, 
     proc = run_headless(lab_server, slow)
     try:
         deadline = time.monotonic() + 60
-        while not lab_server.api("GET", "/playbook-nb/api/runs?status=RUNNING&workflow=Slow%20restart")["runs"]:
-            assert proc.poll() is None and time.monotonic() < deadline, "the headless run never showed RUNNING"
+        while not lab_server.api("GET", "/playbook-nb/api/runs?status=RUNNING&workflow=Slow%20restart")[
+            "runs"
+        ]:
+            assert proc.poll() is None and time.monotonic() < deadline, (
+                "the headless run never showed RUNNING"
+            )
             time.sleep(0.3)
         open_lab(page, lab_server)
         page.locator(".lm-TabBar-tab[data-id='playbook-nb-runs']").click()

@@ -25,15 +25,15 @@ from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.utils import ensure_async, url_path_join
 from tornado import web
 
-from playbook_nb.errors import PlaybookError, RunNotFound
-from playbook_nb.export.report import render_report
-from playbook_nb.export.scan import count_secrets, secret_env_values
+from playbook_nb.adapters.export.report import render_report
+from playbook_nb.adapters.export.scan import count_secrets, secret_env_values
+from playbook_nb.adapters.store import RUN_STATUSES, Store
+from playbook_nb.domain.errors import PlaybookError, RunNotFound
+from playbook_nb.domain.redact import Redactor
 from playbook_nb.faces import run_json
 from playbook_nb.faces.server.identity import actor_of
 from playbook_nb.faces.server.run_index import RunIndex
 from playbook_nb.faces.starter import starter_runbook
-from playbook_nb.redact import Redactor
-from playbook_nb.store import RUN_STATUSES, Store
 
 AUTH_RESOURCE = "playbook-nb"
 API_PREFIX = "playbook-nb/api"

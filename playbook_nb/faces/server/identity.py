@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from playbook_nb.decisions import default_actor
+from playbook_nb.domain.decisions import default_actor
 
 
 def actor_of(user) -> str:

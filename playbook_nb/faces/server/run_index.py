@@ -10,8 +10,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from playbook_nb.config import load_config
-from playbook_nb.store import Store, resolve_db_path
+from playbook_nb.adapters.store import Store, resolve_db_path
+from playbook_nb.app.config import load_config
 
 T = TypeVar("T")
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from tornado import web
 
-from playbook_nb.errors import PlaybookError
+from playbook_nb.domain.errors import PlaybookError
 
 RUNBOOK_SUFFIX = ".playbook.toml"
 
@@ -31,8 +31,8 @@ def is_runbook(path: str) -> bool:
 
 def compiled_notebook(text: str, path: str) -> dict[str, Any]:
     """The notebook of runbook `text` (API path `path`), or HTTP 400 with the validation error's one line."""
-    from playbook_nb.model import parse_runbook
-    from playbook_nb.notebook.compile import compile_runbook
+    from playbook_nb.adapters.notebook.compile import compile_runbook
+    from playbook_nb.domain.model import parse_runbook
 
     try:
         runbook = parse_runbook(text, path=path)

@@ -1,0 +1,1 @@
+"""Adapters: the run store, executors, plugins, notebooks (compile, papermill) and exports."""

@@ -1,0 +1,269 @@
+"""Command nodes: one shell command in its own process group, output streamed live and captured.
+
+The command runs under `/bin/sh -c` in a new session (so a new process group whose id is the shell's pid).
+Both pipes are read by one `selectors` loop on the caller's thread: lines reach `on_output` in the order they
+arrive, always from the thread that called `run_command` (what an IPython kernel needs to route output
+to the right cell), and the loop itself enforces the timeout. A timeout, or an exception such as
+KeyboardInterrupt (a kernel interrupt) while the command runs, terminates the whole group: SIGTERM, then
+SIGKILL after a short grace.
+
+Nothing here touches `sys.stdout` / `sys.stdin`, so it works the same from a worker thread or inside a kernel
+whose streams are not real files.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import os
+import selectors
+import signal
+import subprocess
+import time
+from collections.abc import Mapping
+
+from playbook_nb.adapters.executors.capture import BoundedCapture, OutputCallback, safe_callback
+from playbook_nb.adapters.executors.result import AttemptResult
+
+TERM_GRACE = 1.0  # seconds between SIGTERM and SIGKILL on a timeout
+DRAIN_GRACE = 1.0  # seconds to keep reading after the shell exited, if a background child holds the pipes
+_READ_SIZE = 65536
+_MAX_PENDING_LINE = 65536  # a "line" longer than this is handed to on_output in pieces
+_POLL = 0.05
+
+
+class _Stream:
+    """One pipe: raw bytes into the bounded capture, decoded lines to the callback."""
+
+    def __init__(self, name: str, limit: int, emit: OutputCallback | None):
+        self.name = name
+        self.capture = BoundedCapture(limit)
+        self.emit = emit
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self.pending = ""
+
+    def feed(self, data: bytes) -> None:
+        self.capture.add(data)
+        if self.emit is None:
+            return
+        self.pending += self.decoder.decode(data)
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            self.emit(self.name, line + "\n")
+        if len(self.pending) > _MAX_PENDING_LINE:
+            self.emit(self.name, self.pending)
+            self.pending = ""
+
+    def close(self) -> None:
+        if self.emit is None:
+            return
+        self.pending += self.decoder.decode(b"", final=True)
+        if self.pending:
+            self.emit(self.name, self.pending)
+            self.pending = ""
+
+
+def _group_alive(pgid: int) -> bool:
+    """True while a process of the group is alive. Zombies do not count: where PID 1 does not reap orphans
+    (some containers), `killpg(pgid, 0)` keeps succeeding on the dead children forever."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return True  # no procfs: trust killpg
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so split after the last ")".
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) >= 3 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _format_seconds(seconds: float) -> str:
+    return f"{seconds:g}"
+
+
+class _Runner:
+    def __init__(self, proc: subprocess.Popen, limit: int, on_output: OutputCallback | None):
+        self.proc = proc
+        self.pgid = proc.pid  # start_new_session: the shell leads its own group
+        self.selector = selectors.DefaultSelector()
+        self.streams: dict[int, _Stream] = {}
+        self.by_name: dict[str, _Stream] = {}
+        emit = safe_callback(on_output)
+        for name, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
+            stream = _Stream(name, limit, emit)
+            self.by_name[name] = stream
+            fd = pipe.fileno()
+            self.streams[fd] = stream
+            self.selector.register(fd, selectors.EVENT_READ)
+        self.notes: list[str] = []
+
+    @property
+    def open_streams(self) -> bool:
+        return bool(self.selector.get_map())
+
+    def pump(self, wait: float) -> None:
+        """Read what is available within `wait` seconds (or sleep that long when both pipes are closed)."""
+        if not self.open_streams:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(wait)
+            return
+        for key, _ in self.selector.select(wait):
+            fd = key.fd
+            try:
+                data = os.read(fd, _READ_SIZE)
+            except OSError:
+                data = b""
+            if data:
+                self.streams[fd].feed(data)
+            else:
+                self._close(fd)
+
+    def _close(self, fd: int) -> None:
+        self.selector.unregister(fd)
+        self.streams[fd].close()
+
+    def stop_reading(self) -> None:
+        for fd in list(self.selector.get_map()):
+            self._close(fd)
+        self.selector.close()
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            with contextlib.suppress(OSError):
+                pipe.close()
+
+    def run(self, timeout: float | None) -> bool:
+        """Wait for the command; True when it timed out (the group is then terminated)."""
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        exited_at: float | None = None
+        while True:
+            now = time.monotonic()
+            if exited_at is None and self.proc.poll() is not None:
+                exited_at = now
+            if exited_at is not None:
+                if not self.open_streams:
+                    return False
+                if now - exited_at >= DRAIN_GRACE:
+                    self.notes.append(
+                        "[the command exited but a background process still holds its output open; "
+                        "stopped reading]"
+                    )
+                    return False
+            elif deadline is not None and now >= deadline:
+                self.terminate()
+                return True
+            wait = _POLL if deadline is None else max(0.0, min(_POLL, deadline - now))
+            self.pump(wait)
+
+    def terminate(self) -> None:
+        """SIGTERM to the whole group, SIGKILL to what is left after TERM_GRACE; keep reading meanwhile."""
+        _signal_group(self.pgid, signal.SIGTERM)
+        end = time.monotonic() + TERM_GRACE
+        while time.monotonic() < end:
+            self.proc.poll()  # reap the shell, or its zombie keeps the group alive
+            if self.proc.returncode is not None and not _group_alive(self.pgid):
+                break
+            self.pump(_POLL)
+        _signal_group(self.pgid, signal.SIGKILL)
+        self.proc.wait()
+        end = time.monotonic() + DRAIN_GRACE
+        while self.open_streams and time.monotonic() < end:
+            self.pump(_POLL)
+
+
+def run_command(
+    command: str,
+    *,
+    timeout: float | None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    on_output: OutputCallback | None = None,
+    max_output_bytes: int = 1_000_000,
+    stdin_tty: bool = False,
+) -> AttemptResult:
+    """Run `command` with `/bin/sh -c` and return what happened.
+
+    - `env`: the complete environment of the command (as with `subprocess`); None inherits this process's.
+    - `on_output(stream, text)`: called on the caller's thread with `stream` "stdout" or "stderr" and one line
+      of text including its "\\n" (a last line without newline, or a very long line, comes without it).
+    - `max_output_bytes`: capture bound per stream; beyond it the head and the tail are kept around a
+      "[... output truncated: N bytes dropped ...]" line and `truncated` is set; `on_output` sees it all.
+    - `stdin_tty`: inherit this process's stdin (Command nodes with `interactive = true`); else /dev/null.
+    - `timeout`: seconds; on expiry the whole process group is terminated, `ok` is False, `exit_code` None and
+      `error` "Command timed out after N seconds".
+    """
+    started = time.time()
+    try:
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", command],
+            stdin=None if stdin_tty else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=None if env is None else {str(k): str(v) for k, v in env.items()},
+            cwd=cwd,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        return AttemptResult(
+            ok=False, error=f"cannot start command: {exc}", started_at=started, ended_at=time.time()
+        )
+
+    runner = _Runner(proc, max_output_bytes, on_output)
+    try:
+        timed_out = runner.run(timeout)
+    except BaseException:
+        # KeyboardInterrupt (kernel interrupt) or a bug: never leave the command running behind us.
+        runner.terminate()
+        raise
+    finally:
+        runner.stop_reading()
+    ended = time.time()
+
+    stdout = runner.by_name["stdout"].capture
+    stderr = runner.by_name["stderr"].capture
+    stderr_text = stderr.text()
+    for note in runner.notes:
+        stderr_text += ("" if not stderr_text or stderr_text.endswith("\n") else "\n") + note + "\n"
+
+    if timed_out:
+        error: str | None = f"Command timed out after {_format_seconds(timeout or 0)} seconds"
+        exit_code = None
+    else:
+        exit_code = proc.returncode
+        if exit_code == 0:
+            error = None
+        elif exit_code < 0:
+            try:
+                name = signal.Signals(-exit_code).name
+            except ValueError:
+                name = f"signal {-exit_code}"
+            error = f"exit code {exit_code} (killed by {name})"
+        else:
+            error = f"exit code {exit_code}"
+    return AttemptResult(
+        ok=error is None,
+        exit_code=exit_code,
+        stdout=stdout.text(),
+        stderr=stderr_text,
+        error=error,
+        started_at=started,
+        ended_at=ended,
+        truncated=stdout.truncated or stderr.truncated,
+    )

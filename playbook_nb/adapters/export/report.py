@@ -1,0 +1,357 @@
+"""The HTML post-mortem report of one run: one self-contained file (inline CSS and SVG, no script, no network).
+
+Everything comes from the run index (which holds secrets masked already) and is passed once more through a
+`Redactor` when secret values are known, then rendered by the autoescaping environment of our own templates.
+
+    html = render_report(store, run_id, redactor=Redactor([...]))
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from markupsafe import Markup
+
+from playbook_nb import __version__
+from playbook_nb.adapters.export.dag_render import STATE_STYLES, render_internal, to_svg
+from playbook_nb.adapters.store import AttemptRow, Run, Store
+from playbook_nb.domain import templating
+from playbook_nb.domain.errors import PlaybookError
+from playbook_nb.domain.model import Node, NodeType, Runbook, parse_runbook
+from playbook_nb.domain.redact import Redactor
+
+TEMPLATE = "report.html.j2"
+ATTEMPT_COLORS = {"OK": "#16a34a", "NOK": "#dc2626", "RUNNING": "#2563eb", "INTERRUPTED": "#d97706"}
+MIN_BAR_PERCENT = 0.6
+
+
+class ExportError(PlaybookError):
+    """The export cannot be made as asked (no notebook for the run, unwritable output, secret found)."""
+
+
+# ---- small formatters -------------------------------------------------------------------------------------
+
+
+def fmt_time(moment: datetime | None) -> str:
+    if moment is None:
+        return "—"
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.2f} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+
+
+# ---- node definitions -------------------------------------------------------------------------------------
+
+
+def _node_context(states: dict[str, Any], failed: dict[str, bool], values: dict[str, Any]) -> dict[str, Any]:
+    return templating.make_context(
+        values,
+        has_succeeded=lambda node_id: states.get(node_id) == "OK",
+        has_failed=lambda node_id: bool(failed.get(node_id)),
+    )
+
+
+def _try(render, *args) -> str | None:
+    try:
+        return render(*args)
+    except PlaybookError as err:
+        return f"(not rendered: {err})"
+
+
+def _render_params_json(params: dict[str, Any], context: dict[str, Any], where: str) -> str:
+    return _json(templating.render_params(params, context, where=where))
+
+
+def node_definition(node: Node, context: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, text) rows describing what the node does: its definition, and as rendered with the run's
+    recorded (secret-masked) variables where that differs."""
+    rows: list[tuple[str, str]] = [("type", str(node.type))]
+    if node.description.strip():
+        rows.append(("description", node.description.strip()))
+
+    def field(label: str, template: str | None, renderer=templating.render) -> None:
+        if not template:
+            return
+        rows.append((label, template))
+        if templating.is_template(template):
+            rows.append((f"{label} (as run)", _try(renderer, template, context, label)))
+
+    if node.type is NodeType.COMMAND:
+        field("command", node.command_name, templating.render_command)
+        rows.append(("timeout", f"{node.timeout} s"))
+    elif node.type is NodeType.FUNCTION:
+        rows.append(("function", f"{node.plugin}.{node.function}"))
+        if node.function_params:
+            rows.append(("parameters", _json(node.function_params)))
+            rendered = _try(_render_params_json, node.function_params, context, "function_params")
+            if rendered != rows[-1][1]:
+                rows.append(("parameters (as run)", rendered))
+    elif node.type is NodeType.MANUAL:
+        field("prompt before", node.prompt_before)
+        field("prompt", node.prompt_after)
+    elif node.type is NodeType.PYTHON:
+        rows.append(("code", node.code or ""))
+    if node.depends_on:
+        rows.append(("depends on", ", ".join(str(d) for d in node.depends_on)))
+    if node.when:
+        rows.append(("when", node.when))
+    critical = node.critical
+    rows.append(("critical", str(critical).lower() if isinstance(critical, bool) else critical))
+    if node.retries:
+        rows.append(("retries", f"{node.retries} (backoff {node.retry_backoff:g} s)"))
+    return rows
+
+
+# ---- the report -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Timeline:
+    start: datetime
+    end: datetime
+
+    @property
+    def span(self) -> float:
+        return max((self.end - self.start).total_seconds(), 1e-3)
+
+    def percent(self, moment: datetime) -> float:
+        return min(max((moment - self.start).total_seconds() / self.span * 100, 0.0), 100.0)
+
+    def bar(self, start: datetime, end: datetime | None) -> tuple[float, float]:
+        left = self.percent(start)
+        right = self.percent(end or self.end)
+        return round(min(left, 100 - MIN_BAR_PERCENT), 3), round(max(right - left, MIN_BAR_PERCENT), 3)
+
+    def ticks(self, count: int = 5) -> list[dict[str, Any]]:
+        return [
+            {"left": 100 * i / (count - 1), "label": fmt_duration(self.span * i / (count - 1))}
+            for i in range(count)
+        ]
+
+
+def _timeline(run: Run, attempts: list[AttemptRow], decisions, events) -> Timeline:
+    moments = [run.started_at]
+    moments += [m for a in attempts for m in (a.started_at, a.ended_at) if m is not None]
+    moments += [d.decided_at for d in decisions] + [e.at for e in events]
+    if run.ended_at:
+        moments.append(run.ended_at)
+    return Timeline(min(moments), max(moments))
+
+
+def _describe(runbook: Runbook | None, context: dict[str, Any]) -> str:
+    if runbook is None or not runbook.meta.description:
+        return ""
+    try:
+        return templating.render(runbook.meta.description, context, "runbook description")
+    except PlaybookError:
+        return runbook.meta.description
+
+
+def build_report(store: Store, run_id: int, redactor: Redactor | None = None) -> dict[str, Any]:
+    """The template context for one run, every string already masked by `redactor`."""
+    run = store.get_run(run_id)
+    node_rows = store.node_states(run_id)
+    attempts = store.attempts(run_id)
+    decisions = store.decisions(run_id)
+    events = store.events(run_id)
+    problems = store.verify_events(run_id)
+
+    runbook: Runbook | None = None
+    runbook_error = None
+    try:
+        runbook = parse_runbook(run.runbook_text, path=f"run {run.id}")
+    except PlaybookError as err:
+        runbook_error = str(err)
+
+    states = {row.node_id: row.state for row in node_rows}
+    failed = {row.node_id: row.failed for row in node_rows}
+    svg = None
+    if runbook is not None:
+        try:
+            svg = to_svg(runbook, {k: v.lower() for k, v in states.items()})
+        except Exception as err:  # a drawing problem must not cost the whole report
+            runbook_error = f"DAG not drawn: {err}"
+    context_values = _node_context(states, failed, dict(run.variables))
+    timeline = _timeline(run, attempts, decisions, events)
+
+    nodes = []
+    for row in node_rows:
+        node = runbook.nodes.get(row.node_id) if runbook else None
+        own = [a for a in attempts if a.node_id == row.node_id]
+        own.sort(key=lambda a: a.attempt)
+        bars = []
+        for a in own:
+            left, width = timeline.bar(a.started_at, a.ended_at)
+            bars.append(
+                {
+                    "left": left,
+                    "width": width,
+                    "color": ATTEMPT_COLORS.get(a.status, "#6b7280"),
+                    "label": f"{row.node_id} attempt {a.attempt}: {a.status}, {fmt_duration(a.duration)}"
+                    f", {fmt_time(a.started_at)} → {fmt_time(a.ended_at)}",
+                    "status": a.status,
+                }
+            )
+        marks = [
+            {
+                "left": round(timeline.percent(d.decided_at), 3),
+                "label": f"{d.decision} by {d.actor or '?'} at {fmt_time(d.decided_at)}",
+            }
+            for d in decisions
+            if d.node_id == row.node_id
+        ]
+        style = STATE_STYLES.get(row.state.lower(), STATE_STYLES["pending"])
+        nodes.append(
+            {
+                "id": row.node_id,
+                "label": node.label if node else row.node_id,
+                "type": str(node.type) if node else "?",
+                "state": row.state,
+                "failed": row.failed,
+                "reason": row.reason,
+                "fill": style.fill,
+                "stroke": style.stroke,
+                "definition": node_definition(node, context_values) if node else [],
+                "attempts": [
+                    {
+                        "attempt": a.attempt,
+                        "status": a.status,
+                        "color": ATTEMPT_COLORS.get(a.status, "#6b7280"),
+                        "started": fmt_time(a.started_at),
+                        "ended": fmt_time(a.ended_at),
+                        "duration": fmt_duration(a.duration),
+                        "exit_code": a.exit_code,
+                        "stdout": a.stdout or "",
+                        "stderr": a.stderr or "",
+                        "result": None if a.result is None else _json(a.result),
+                        "error": a.error,
+                    }
+                    for a in own
+                ],
+                "bars": bars,
+                "marks": marks,
+            }
+        )
+
+    context = {
+        "run": {
+            "id": run.id,
+            "number": run.number,
+            "workflow": run.workflow,
+            "title": run.title,
+            "status": run.status,
+            "status_reason": run.status_reason,
+            "started": fmt_time(run.started_at),
+            "ended": fmt_time(run.ended_at),
+            "duration": fmt_duration(run.duration),
+            "actor": run.actor,
+            "host": run.host,
+            "trigger": run.trigger,
+            "mode": run.mode,
+            "version": run.runbook_version,
+            "sha256": run.runbook_sha256,
+            "notebook_path": run.notebook_path,
+            "counts": run.counts,
+        },
+        "description": _describe(runbook, context_values),
+        "author": runbook.meta.author if runbook else "",
+        "legal_basis": (run.params or {}).get("legal_basis") or (runbook.meta.legal_basis if runbook else ""),
+        "variables": [(name, _json(value)) for name, value in sorted(run.variables.items())],
+        "params": [(name, _json(value)) for name, value in sorted(run.params.items())],
+        "runbook_error": runbook_error,
+        "runbook_text": run.runbook_text,
+        "nodes": nodes,
+        "ticks": timeline.ticks(),
+        "timeline_span": fmt_duration(timeline.span),
+        "decisions": [
+            {
+                "node_id": d.node_id,
+                "decision": d.decision,
+                "actor": d.actor,
+                "comment": d.comment,
+                "at": fmt_time(d.decided_at),
+            }
+            for d in decisions
+        ],
+        "events": [
+            {
+                "seq": e.seq,
+                "at": fmt_time(e.at),
+                "kind": e.kind,
+                "node_id": e.node_id,
+                "attempt": e.attempt,
+                "payload": _json(e.payload),
+                "hash": e.hash,
+            }
+            for e in events
+        ],
+        "chain": {"intact": not problems, "problems": problems, "count": len(events), "head": run.event_head},
+        "generated": fmt_time(datetime.now(UTC)),
+        "tool_version": __version__,
+        "status_colors": {"OK": "#16a34a", "NOK": "#dc2626", "ABORTED": "#d97706", "RUNNING": "#2563eb"},
+    }
+    if redactor:
+        context = redactor.redact_obj(context)
+        svg = redactor.redact(svg) if svg else svg
+    # The SVG comes from our own autoescaping template: safe to embed as markup.
+    context["svg"] = Markup(svg) if svg else None
+    return context
+
+
+def render_report(store: Store, run_id: int, redactor: Redactor | None = None) -> str:
+    return render_internal(TEMPLATE, **build_report(store, run_id, redactor))
+
+
+def copy_notebook(store: Store, run_id: int, output: Path) -> str:
+    """Copy the run's executed notebook to `output`; a clear error when the run has none."""
+    run = store.get_run(run_id)
+    if not run.notebook_path:
+        raise ExportError(
+            f"run {run_id} has no executed notebook (it ran from the {run.trigger} face); "
+            "export --html gives its report"
+        )
+    source = run.notebook_path
+    try:
+        opener = getattr(store, "open_artifact", None)  # local path or remote (fsspec) URL
+        if opener is not None:
+            with opener(source) as handle:
+                data = handle.read()
+        else:
+            data = Path(source).read_bytes()
+    except (OSError, PlaybookError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise ExportError(f"run {run_id}: cannot read its notebook {source}: {reason}") from None
+    write_output(output, data)
+    return source
+
+
+def write_output(output: Path, data: str | bytes) -> None:
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tmp = output.with_name(output.name + ".partial")
+        if isinstance(data, str):
+            tmp.write_text(data, encoding="utf-8")
+        else:
+            tmp.write_bytes(data)
+        shutil.move(tmp, output)
+    except OSError as err:
+        raise ExportError(f"cannot write {output}: {err.strerror or err}") from None

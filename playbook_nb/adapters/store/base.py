@@ -1,0 +1,257 @@
+"""The run record interface every backend implements, and `Store.open`, which picks the backend.
+
+`Store.open("/path/runs.db")` (or `"sqlite:////path/runs.db"`) gives the SQLite backend;
+`Store.open("postgresql://user@host/db")` the PostgreSQL one (psycopg 3, `pip install 'playbook-nb[postgres]'`).
+Both return the same row objects, number runs the same way and build the same event hash chain.
+
+Artifacts (`artifact_dir`, `put_artifact`, `open_artifact`) go to `artifacts_root`: a local directory or any
+fsspec URL (`s3://bucket/prefix`). Left out, it comes from `PLAYBOOK_ARTIFACTS_URL`, then the configuration's
+`[artifacts] url`, then the backend's default (beside the SQLite file; the user data dir for PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from playbook_nb.adapters.store.models import AttemptRow, DecisionRow, EventRow, NodeStateRow, Run, When
+
+if TYPE_CHECKING:
+    from playbook_nb.adapters.store.artifacts import ArtifactStore
+
+
+class Store(ABC):
+    """The run record: runs, node states, attempts, decisions, hash-chained events, artifact dirs."""
+
+    backend: str
+    path: Path  # the SQLite file; for PostgreSQL, the URL without its password (a str)
+    artifacts: ArtifactStore
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        artifacts_root: str | os.PathLike[str] | None = None,
+        timeout: float = 30.0,
+    ) -> Store:
+        """Open (creating it and its parent directories if needed) the run record at `path` or URL."""
+        text = os.fspath(path)
+        if artifacts_root is None:
+            from playbook_nb.adapters.store.location import resolve_artifacts_url
+
+            artifacts_root = resolve_artifacts_url()
+        if text.startswith(("postgresql://", "postgres://")):
+            from playbook_nb.adapters.store.postgres import PostgresStore
+
+            return PostgresStore.open(text, artifacts_root=artifacts_root, timeout=timeout)
+        if text.startswith("sqlite:///"):
+            text = text[len("sqlite:///") :] or "."
+            text = "/" + text.lstrip("/") if text.startswith("/") else text
+        from playbook_nb.adapters.store.sqlite import SQLiteStore
+
+        return SQLiteStore.open(text, artifacts_root=artifacts_root, timeout=timeout)
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # runs
+    @abstractmethod
+    def create_run(
+        self,
+        *,
+        workflow: str,
+        title: str,
+        runbook_text: str,
+        runbook_sha256: str,
+        runbook_version: str | None,
+        variables: dict[str, Any],
+        params: dict[str, Any],
+        trigger: str,
+        actor: str | None,
+        host: str | None,
+        mode: str,
+        node_ids: list[str],
+        started_at: When = None,
+    ) -> Run: ...
+
+    @abstractmethod
+    def get_run(self, run_id: int) -> Run: ...
+
+    @abstractmethod
+    def latest_run(self, workflow: str, status: str | None = None) -> Run | None: ...
+
+    @abstractmethod
+    def list_runs(
+        self,
+        workflow: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        actor: str | None = None,
+    ) -> list[Run]: ...
+
+    @abstractmethod
+    def set_run_status(
+        self, run_id: int, status: str, *, reason: str | None = None, ended_at: When = None
+    ) -> None: ...
+
+    @abstractmethod
+    def set_status_manually(
+        self,
+        run_id: int,
+        status: str,
+        *,
+        force: bool = False,
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> Run: ...
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """The writes made inside share one transaction, committed when the block ends; all or nothing.
+        For the writes that describe one transition (a session flushes an engine step this way)."""
+        yield
+
+    @abstractmethod
+    def save_snapshot(self, run_id: int, snapshot: dict[str, Any] | str) -> None:
+        """Save the engine snapshot of a run: a dict, or its JSON text."""
+
+    @abstractmethod
+    def load_snapshot(self, run_id: int) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def set_notebook_path(self, run_id: int, path: str | os.PathLike[str]) -> None: ...
+
+    @abstractmethod
+    def artifact_dir(self, run_id: int) -> Path: ...
+
+    @abstractmethod
+    def delete_run(self, run_id: int) -> int: ...
+
+    @property
+    def url(self) -> str:
+        """Where this index lives, as a URL safe to show (no password)."""
+        return f"sqlite:///{self.path}" if self.backend == "sqlite" else str(self.path)
+
+    def put_artifact(self, run_id: int, name: str, local_path: str | os.PathLike[str]) -> str:
+        """Copy a local file into run `run_id`'s artifacts as `name`; returns its path (local) or URL."""
+        run = self.get_run(run_id)
+        location = run.artifact_dir or self.artifacts.run_location(run_id)
+        url = self.artifacts.put(run_id, name, local_path, location)
+        if run.artifact_dir is None:
+            self._update_run(run_id, "artifact_dir", location)
+        return url
+
+    def open_artifact(self, url: str, mode: str = "rb") -> IO[Any]:
+        """Open an artifact by the path or URL `put_artifact` returned (e.g. a run's notebook_path)."""
+        return self.artifacts.open(url, mode)
+
+    def _update_run(self, run_id: int, column: str, value: Any) -> None:
+        raise NotImplementedError
+
+    # copying between stores (`store migrate`)
+    def dump_run(self, run_id: int) -> dict[str, Any]:
+        """Every row of one run in a backend-neutral form (see `playbook_nb.adapters.store.copy`)."""
+        raise NotImplementedError(f"{self.backend} store cannot dump runs")
+
+    def load_run(self, dump: dict[str, Any]) -> None:
+        """Insert a run dumped by `dump_run` (of any backend) as it is: same ids, numbers and hashes."""
+        raise NotImplementedError(f"{self.backend} store cannot load runs")
+
+    # nodes, attempts, decisions
+    @abstractmethod
+    def set_node_state(
+        self,
+        run_id: int,
+        node_id: str,
+        state: str,
+        reason: str | None = None,
+        attempts: int | None = None,
+        failed: bool | None = None,
+    ) -> None: ...
+
+    @abstractmethod
+    def node_states(self, run_id: int) -> list[NodeStateRow]: ...
+
+    @abstractmethod
+    def start_attempt(self, run_id: int, node_id: str, attempt: int, started_at: When = None) -> None: ...
+
+    @abstractmethod
+    def finish_attempt(
+        self,
+        run_id: int,
+        node_id: str,
+        attempt: int,
+        *,
+        status: str,
+        ended_at: When = None,
+        exit_code: int | None = None,
+        stdout: str | None = None,
+        stderr: str | None = None,
+        result: Any = None,
+        error: str | None = None,
+        duration: float | None = None,
+    ) -> None: ...
+
+    @abstractmethod
+    def attempts(self, run_id: int, node_id: str | None = None) -> list[AttemptRow]: ...
+
+    @abstractmethod
+    def mark_interrupted(self, run_id: int) -> int: ...
+
+    @abstractmethod
+    def record_decision(
+        self,
+        run_id: int,
+        node_id: str,
+        decision: str,
+        actor: str | None,
+        comment: str | None = None,
+        decided_at: When = None,
+    ) -> int: ...
+
+    @abstractmethod
+    def decisions(self, run_id: int) -> list[DecisionRow]: ...
+
+    # events
+    @abstractmethod
+    def append_event(
+        self,
+        run_id: int,
+        kind: str,
+        *,
+        node_id: str | None = None,
+        attempt: int | None = None,
+        payload: Any = None,
+        at: When = None,
+    ) -> int: ...
+
+    @abstractmethod
+    def events(self, run_id: int) -> list[EventRow]: ...
+
+    @abstractmethod
+    def verify_events(self, run_id: int) -> list[str]: ...
+
+    # statistics
+    @abstractmethod
+    def stats(self, workflow: str | None = None) -> dict[str, Any]: ...
+
+
+def moved_count(counts: dict[str, int], old: str, new: str) -> dict[str, int]:
+    """`runs.counts` (nodes by state) after one node went from state `old` to `new`; states with no node
+    are left out, as a count of the node_states rows gives them."""
+    counts = dict(counts)
+    counts[old] = counts.get(old, 0) - 1
+    counts[new] = counts.get(new, 0) + 1
+    return {state: n for state, n in counts.items() if n > 0}

@@ -1,0 +1,94 @@
+"""Where the run index and the artifacts live.
+
+Run index: `--state-path` > `PLAYBOOK_DB_URL` > `PLAYBOOK_DB_PATH` > config `[database] url` > config
+`[database] path` > default (the user data dir's runs.db). A `postgresql://` (or `postgres://`, `sqlite:///`)
+value is returned as the URL text; anything else as a `Path`.
+
+Artifacts: `PLAYBOOK_ARTIFACTS_URL` > config `[artifacts] url` > None (the backend's default directory).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import platformdirs
+
+if TYPE_CHECKING:
+    from playbook_nb.app.config import Config
+
+DB_PATH_ENV = "PLAYBOOK_DB_PATH"
+DB_URL_ENV = "PLAYBOOK_DB_URL"
+ARTIFACTS_URL_ENV = "PLAYBOOK_ARTIFACTS_URL"
+URL_PREFIXES = ("postgresql://", "postgres://", "sqlite:///")
+
+
+def default_db_path() -> Path:
+    return Path(platformdirs.user_data_dir("playbook-nb")) / "runs.db"
+
+
+def default_artifacts_dir() -> Path:
+    """Local artifacts of a store that has no file of its own (PostgreSQL) and no configured URL."""
+    return Path(platformdirs.user_data_dir("playbook-nb")) / "artifacts"
+
+
+def is_db_url(value: str | os.PathLike[str]) -> bool:
+    return isinstance(value, str) and value.startswith(URL_PREFIXES)
+
+
+def _location(value: str | os.PathLike[str]) -> Path | str:
+    text = os.fspath(value)
+    return text if is_db_url(text) else Path(text).expanduser()
+
+
+def resolve_db_path(
+    cli_value: str | os.PathLike[str] | None = None,
+    config: Config | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Path | str:
+    """The run index path (or URL). Without `config`, the configuration is loaded (from the current directory)."""
+    env = os.environ if env is None else env
+    if cli_value:
+        return _location(cli_value)
+    if env.get(DB_URL_ENV):
+        return _location(env[DB_URL_ENV])
+    if env.get(DB_PATH_ENV):
+        return _location(env[DB_PATH_ENV])
+    if config is None:
+        from playbook_nb.app.config import load_config
+
+        config = load_config(env=env)
+    url = getattr(config.database, "url", None)
+    if url:
+        return _location(url)
+    if config.database.path is not None:
+        return Path(config.database.path).expanduser()
+    return default_db_path()
+
+
+def resolve_artifacts_url(
+    cli_value: str | os.PathLike[str] | None = None,
+    config: Config | None = None,
+    env: Mapping[str, str] | None = None,
+) -> str | None:
+    """The artifact root URL or directory, or None for the backend's default.
+
+    Without `config` the configuration is loaded only when the environment does not decide; an invalid
+    configuration then counts as "not configured" (the command that loaded it first reports the problem).
+    """
+    env = os.environ if env is None else env
+    if cli_value:
+        return os.fspath(cli_value)
+    if env.get(ARTIFACTS_URL_ENV):
+        return env[ARTIFACTS_URL_ENV]
+    if config is None:
+        from playbook_nb.app.config import ConfigError, load_config
+
+        try:
+            config = load_config(env=env)
+        except ConfigError:
+            return None
+    artifacts = getattr(config, "artifacts", None)
+    return getattr(artifacts, "url", None)

@@ -1,0 +1,810 @@
+"""What the SQLite and PostgreSQL run records share: the SQL that reads and writes the same tables the same way,
+the mapping of rows to `Run`/`NodeStateRow`/... objects, the event hash chain, `stats` and the rules of
+`set_status_manually`.
+
+Shared SQL is written with `?` placeholders; `_sql` gives a backend's own text (PostgreSQL turns `?` into
+`%s`). A backend supplies only what differs:
+
+- `_read` (reads outside a transaction), `_write` (one transaction, or the `batch()` one) and `_sql`;
+- `_next_number` (run numbering) and `_insert` (an INSERT returning the new row's id);
+- `_lock_run` and `_FOR_UPDATE` (SQLite holds its write lock from BEGIN IMMEDIATE; PostgreSQL takes row
+  locks);
+- column types: `_JSON` (the placeholder of a JSON column), `_db_time` (ISO text -> the value stored in a
+  time column), `_row_time`/`_row_json`/`_time_text` (a stored value -> datetime, parsed JSON, ISO text),
+  `_neutral` (a stored row -> the backend-neutral form of `dump_run`);
+- the SQL expressions `stats` needs: `_COUNT_IF` and `_RUN_SECONDS`.
+
+`load_run` (ids, sequences, column types of a copied run) stays in each backend.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from playbook_nb.adapters.store import hashing
+from playbook_nb.adapters.store.artifacts import ArtifactStore, is_url, local_staging_dir
+from playbook_nb.adapters.store.base import Store, moved_count
+from playbook_nb.adapters.store.models import (
+    ATTEMPT_STATUSES,
+    INTERRUPTED_ERROR,
+    MODES,
+    NODE_STATES,
+    RUN_STATUSES,
+    TRIGGERS,
+    AttemptRow,
+    DecisionRow,
+    EventRow,
+    NodeStateRow,
+    Run,
+    When,
+    from_json,
+    from_timestamp,
+    name_of,
+    to_json,
+    to_timestamp,
+)
+from playbook_nb.domain.errors import RunNotFound, StoreError
+
+JSON_COLUMNS = {"runs": ("variables", "params", "counts", "snapshot"), "attempts": ("result",)}
+COPY_TABLES = ("runs", "node_states", "attempts", "decisions", "events")
+DUMP_QUERIES = {
+    "node_states": "SELECT * FROM node_states WHERE run_id = ? ORDER BY position",
+    "attempts": "SELECT * FROM attempts WHERE run_id = ? ORDER BY node_id, attempt",
+    "decisions": "SELECT * FROM decisions WHERE run_id = ? ORDER BY id",
+    "events": "SELECT * FROM events WHERE run_id = ? ORDER BY seq",
+}
+
+
+def check(value: Any, allowed: tuple[str, ...], what: str) -> str:
+    """`value` (text or Enum) as text, or a StoreError naming the valid values."""
+    text = name_of(value)
+    if text not in allowed:
+        raise StoreError(f"invalid {what} {text!r}; valid: {', '.join(allowed)}")
+    return text
+
+
+def manual_status_problem(run_id: int, old: str, new: str, force: bool) -> str | None:
+    """Why `set-status` may not move a run from `old` to `new`, or None when it may.
+
+    - Same status: nothing to do (allowed).
+    - Nothing is set to RUNNING by hand: a run is RUNNING only while a process drives it (resume it instead).
+    - RUNNING -> ABORTED, OK or NOK: allowed; the way to close a run whose process was killed
+      (ABORTED makes it resumable).
+    - ABORTED -> OK or NOK: allowed (closing an aborted run without resuming it).
+    - OK or NOK -> anything else: a finished run's outcome is history; only with force.
+    """
+    if old == new:
+        return None
+    if new == "RUNNING":
+        return f"run {run_id} cannot be set to RUNNING by hand; resume an ABORTED run instead"
+    if old in ("OK", "NOK") and not force:
+        return f"run {run_id} finished {old}; changing it to {new} needs --force"
+    return None
+
+
+class SQLStore(Store):
+    """A `Store` over one DB-API connection; subclasses supply the backend's differences (module docstring)."""
+
+    _JSON: str  # the placeholder of a JSON column
+    _COUNT_IF: str  # SQL counting the rows of a group where a condition (`{}`) holds
+    _RUN_SECONDS: str  # SQL giving a run's duration in seconds
+    _FOR_UPDATE: str  # what locks the rows a SELECT reads until the transaction ends ("" where the
+    # transaction holds the whole database's write lock)
+
+    def __init__(self, path: Any, conn: Any, artifacts_root: str | os.PathLike[str]):
+        self.path = path
+        self.artifacts = ArtifactStore.from_url(artifacts_root)
+        # a Path for a local directory (what callers write into), the URL text for a remote store
+        self.artifacts_root = Path(self.artifacts.root) if self.artifacts.is_local else self.artifacts.root
+        self._conn: Any = conn
+        self._in_batch = False
+
+    # ---- what each backend supplies ---------------------------------------------------------------
+
+    def _sql(self, sql: str) -> str:
+        return sql
+
+    def _read(self, sql: str, params: tuple | dict = ()) -> list[Any]:
+        raise NotImplementedError
+
+    @contextmanager
+    def _write(self) -> Iterator[Any]:
+        raise NotImplementedError
+        yield
+
+    def _next_number(self, handle: Any, workflow: str) -> int:
+        raise NotImplementedError
+
+    def _insert(self, handle: Any, sql: str, params: tuple) -> int:
+        raise NotImplementedError
+
+    def _lock_run(self, handle: Any, run_id: int, columns: str = "id") -> Any:
+        """The run's row (`columns`), locked against concurrent writers until the transaction ends."""
+        raise NotImplementedError
+
+    def _db_time(self, text: str) -> Any:
+        raise NotImplementedError
+
+    def _row_time(self, value: Any) -> datetime | None:
+        raise NotImplementedError
+
+    def _row_json(self, value: Any) -> Any:
+        raise NotImplementedError
+
+    def _time_text(self, value: Any) -> str | None:
+        raise NotImplementedError
+
+    def _neutral(self, row: dict[str, Any], table: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    # ---- connection and transactions --------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> SQLStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Store {self.backend} {self.path}>"
+
+    @property
+    def conn(self) -> Any:
+        if self._conn is None:
+            raise StoreError(f"run index {self.path} is closed")
+        return self._conn
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """The writes made inside share one transaction, committed at the end; all or nothing."""
+        if self._in_batch:  # a nested batch is part of the outer one
+            yield
+            return
+        with self._write():
+            self._in_batch = True
+            try:
+                yield
+            finally:
+                self._in_batch = False
+
+    def _execute(self, handle: Any, sql: str, params: tuple = ()) -> Any:
+        """Run one statement on the transaction's connection or cursor; returns the cursor."""
+        return handle.execute(self._sql(sql), params)
+
+    def _read_one(self, sql: str, params: tuple | dict = ()) -> Any:
+        rows = self._read(sql, params)
+        return rows[0] if rows else None
+
+    def _missing_run(self, run_id: int) -> StoreError:
+        return RunNotFound(f"no run {run_id} in {self.path}")
+
+    def _require_run(self, run_id: int) -> None:
+        if self._read_one("SELECT 1 AS x FROM runs WHERE id = ?", (run_id,)) is None:
+            raise self._missing_run(run_id)
+
+    def _missing_node(self, handle: Any, run_id: int, node_id: str) -> StoreError:
+        if self._execute(handle, "SELECT 1 AS x FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+            return self._missing_run(run_id)
+        return StoreError(f"run {run_id} has no node {node_id!r}")
+
+    def _require_node(self, handle: Any, run_id: int, node_id: str) -> None:
+        sql = "SELECT 1 AS x FROM node_states WHERE run_id = ? AND node_id = ?"
+        if self._execute(handle, sql, (run_id, node_id)).fetchone() is None:
+            raise self._missing_node(handle, run_id, node_id)
+
+    # ---- runs -------------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        *,
+        workflow: str,
+        title: str,
+        runbook_text: str,
+        runbook_sha256: str,
+        runbook_version: str | None,
+        variables: dict[str, Any],
+        params: dict[str, Any],
+        trigger: str,
+        actor: str | None,
+        host: str | None,
+        mode: str,
+        node_ids: list[str],
+        started_at: When = None,
+    ) -> Run:
+        """A new RUNNING run, numbered next in its workflow, every node PENDING, with a run_started event."""
+        trigger = check(trigger, TRIGGERS, "trigger")
+        mode = check(mode, MODES, "mode")
+        if len(set(node_ids)) != len(node_ids):
+            raise StoreError("node ids given to create_run are not unique")
+        started = to_timestamp(started_at)
+        counts = to_json({"PENDING": len(node_ids)} if node_ids else {})
+        j = self._JSON
+        with self._write() as handle:
+            number = self._next_number(handle, workflow)
+            run_id = self._insert(
+                handle,
+                "INSERT INTO runs (workflow, number, title, status, started_at, trigger, actor, host, mode,"
+                " variables, params, runbook_text, runbook_sha256, runbook_version, counts)"
+                f" VALUES (?, ?, ?, 'RUNNING', ?, ?, ?, ?, ?, {j}, {j}, ?, ?, ?, {j})",
+                (
+                    workflow,
+                    number,
+                    title,
+                    self._db_time(started),
+                    trigger,
+                    actor,
+                    host,
+                    mode,
+                    to_json(variables or {}),
+                    to_json(params or {}),
+                    runbook_text,
+                    runbook_sha256,
+                    runbook_version,
+                    counts,
+                ),
+            )
+            if node_ids:
+                handle.executemany(
+                    self._sql(
+                        "INSERT INTO node_states (run_id, node_id, position, state, updated_at)"
+                        " VALUES (?, ?, ?, 'PENDING', ?)"
+                    ),
+                    [(run_id, node_id, pos, self._db_time(started)) for pos, node_id in enumerate(node_ids)],
+                )
+            self._append_event(
+                handle,
+                run_id,
+                "run_started",
+                at=started,
+                payload={
+                    "workflow": workflow,
+                    "number": number,
+                    "runbook_sha256": runbook_sha256,
+                    "trigger": trigger,
+                    "actor": actor,
+                    "host": host,
+                    "mode": mode,
+                },
+                locked=True,  # the run was inserted by this transaction: nobody else sees it yet
+            )
+        return self.get_run(run_id)
+
+    def get_run(self, run_id: int) -> Run:
+        row = self._read_one("SELECT * FROM runs WHERE id = ?", (run_id,))
+        if row is None:
+            raise self._missing_run(run_id)
+        return self._run(row)
+
+    def latest_run(self, workflow: str, status: str | None = None) -> Run | None:
+        runs = self.list_runs(workflow=workflow, status=status, limit=1)
+        return runs[0] if runs else None
+
+    def list_runs(
+        self,
+        workflow: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        actor: str | None = None,
+    ) -> list[Run]:
+        """Newest first (by start time, then id)."""
+        where, params = [], []
+        if workflow is not None:
+            where.append("workflow = ?")
+            params.append(workflow)
+        if actor is not None:
+            where.append("actor = ?")
+            params.append(actor)
+        if status is not None:
+            where.append("status = ?")
+            params.append(check(status, RUN_STATUSES, "run status"))
+        sql = "SELECT * FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?"
+        return [self._run(row) for row in self._read(sql, (*params, limit, offset))]
+
+    def set_run_status(
+        self, run_id: int, status: str, *, reason: str | None = None, ended_at: When = None
+    ) -> None:
+        """Set the run's status; a final status also sets ended_at (now unless given), RUNNING clears it."""
+        status = check(status, RUN_STATUSES, "run status")
+        ended = None if status == "RUNNING" else self._db_time(to_timestamp(ended_at))
+        with self._write() as handle:
+            cur = self._execute(
+                handle,
+                "UPDATE runs SET status = ?, status_reason = ?, ended_at = ? WHERE id = ?",
+                (status, reason, ended, run_id),
+            )
+            if cur.rowcount == 0:
+                raise self._missing_run(run_id)
+
+    def save_snapshot(self, run_id: int, snapshot: dict[str, Any] | str) -> None:
+        self._update_run(run_id, "snapshot", snapshot if isinstance(snapshot, str) else to_json(snapshot))
+
+    def load_snapshot(self, run_id: int) -> dict[str, Any] | None:
+        row = self._read_one("SELECT snapshot FROM runs WHERE id = ?", (run_id,))
+        if row is None:
+            raise self._missing_run(run_id)
+        return self._row_json(row["snapshot"])
+
+    def set_notebook_path(self, run_id: int, path: str | os.PathLike[str]) -> None:
+        self._update_run(run_id, "notebook_path", os.fspath(path))
+
+    def _update_run(self, run_id: int, column: str, value: Any) -> None:
+        assert column in ("snapshot", "notebook_path", "artifact_dir")
+        mark = self._JSON if column == "snapshot" else "?"
+        with self._write() as handle:
+            cur = self._execute(handle, f"UPDATE runs SET {column} = {mark} WHERE id = ?", (value, run_id))
+            if cur.rowcount == 0:
+                raise self._missing_run(run_id)
+
+    def artifact_dir(self, run_id: int) -> Path:
+        """The run's local artifact directory (`<artifacts root>/<run id>/`), created on first use.
+
+        With a remote artifact store this is a local scratch directory: publish files with `put_artifact`.
+        """
+        run = self.get_run(run_id)
+        location = run.artifact_dir or self.artifacts.run_location(run_id)
+        if is_url(location):
+            return local_staging_dir(location)
+        directory = self.artifacts.local_dir(run_id, location)
+        if run.artifact_dir is None:
+            self._update_run(run_id, "artifact_dir", str(directory))
+        return directory
+
+    def delete_run(self, run_id: int) -> int:
+        """Delete a finished run, its rows and its artifacts; returns the bytes freed."""
+        run = self.get_run(run_id)
+        if run.status == "RUNNING":
+            raise StoreError(
+                f"run {run_id} is RUNNING; set it to ABORTED first (set-status) if its process is gone"
+            )
+        with self._write() as handle:
+            self._execute(handle, "DELETE FROM runs WHERE id = ?", (run_id,))
+        if not run.artifact_dir:
+            return 0
+        try:
+            return self.artifacts.delete(run.artifact_dir)
+        except StoreError as err:
+            raise StoreError(f"run {run_id} deleted, but not its artifacts: {err}") from None
+
+    def set_status_manually(
+        self,
+        run_id: int,
+        status: str,
+        *,
+        force: bool = False,
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> Run:
+        """`set-status`: an operator changes a run's status by hand (rules in `manual_status_problem`).
+
+        Leaving RUNNING marks its RUNNING attempts INTERRUPTED. Records a `status_set_manually` event.
+        """
+        new = name_of(status).upper()
+        if new not in RUN_STATUSES:
+            raise StoreError(f"invalid run status {name_of(status)!r}; valid: {', '.join(RUN_STATUSES)}")
+        now = to_timestamp(None)
+        with self._write() as handle:
+            row = self._lock_run(handle, run_id, "status, ended_at")
+            old = row["status"]
+            problem = manual_status_problem(run_id, old, new, force)
+            if problem:
+                raise StoreError(problem)
+            if old != new:
+                if old == "RUNNING":
+                    self._interrupt_attempts(handle, run_id, now)
+                self._execute(
+                    handle,
+                    "UPDATE runs SET status = ?, status_reason = ?, ended_at = ? WHERE id = ?",
+                    (
+                        new,
+                        reason or f"set manually from {old} to {new}",
+                        row["ended_at"] or self._db_time(now),
+                        run_id,
+                    ),
+                )
+                self._append_event(
+                    handle,
+                    run_id,
+                    "status_set_manually",
+                    at=now,
+                    payload={"from": old, "to": new, "forced": force, "actor": actor, "reason": reason},
+                    locked=True,
+                )
+        return self.get_run(run_id)
+
+    # ---- nodes, attempts, decisions ---------------------------------------------------------------
+
+    def node_states(self, run_id: int) -> list[NodeStateRow]:
+        self._require_run(run_id)
+        rows = self._read("SELECT * FROM node_states WHERE run_id = ? ORDER BY position", (run_id,))
+        return [
+            NodeStateRow(
+                run_id=r["run_id"],
+                node_id=r["node_id"],
+                position=r["position"],
+                state=r["state"],
+                reason=r["reason"],
+                attempts=r["attempts"],
+                failed=bool(r["failed"]),
+                updated_at=self._row_time(r["updated_at"]),
+            )
+            for r in rows
+        ]
+
+    def set_node_state(
+        self,
+        run_id: int,
+        node_id: str,
+        state: str,
+        reason: str | None = None,
+        attempts: int | None = None,
+        failed: bool | None = None,
+    ) -> None:
+        """Set a node's state and reason; `attempts` and `failed` keep their value when None. Holds the run's
+        lock, so the `counts` summary it moves by one node (old state to new) sees every committed change."""
+        state = check(state, NODE_STATES, "node state")
+        with self._write() as handle:
+            counts = self._row_json(self._lock_run(handle, run_id, "counts")["counts"])
+            sql = "SELECT state FROM node_states WHERE run_id = ? AND node_id = ?"
+            old = self._execute(handle, sql, (run_id, node_id)).fetchone()
+            if old is None:
+                raise StoreError(f"run {run_id} has no node {node_id!r}")
+            self._execute(
+                handle,
+                "UPDATE node_states SET state = ?, reason = ?, attempts = COALESCE(?, attempts),"
+                " failed = COALESCE(?, failed), updated_at = ? WHERE run_id = ? AND node_id = ?",
+                (
+                    state,
+                    reason,
+                    attempts,
+                    None if failed is None else bool(failed),
+                    self._db_time(to_timestamp(None)),
+                    run_id,
+                    node_id,
+                ),
+            )
+            if old["state"] != state:
+                self._execute(
+                    handle,
+                    f"UPDATE runs SET counts = {self._JSON} WHERE id = ?",
+                    (to_json(moved_count(counts, old["state"], state)), run_id),
+                )
+
+    def start_attempt(self, run_id: int, node_id: str, attempt: int, started_at: When = None) -> None:
+        with self._write() as handle:
+            self._require_node(handle, run_id, node_id)
+            cur = self._execute(
+                handle,
+                "INSERT INTO attempts (run_id, node_id, attempt, status, started_at)"
+                " VALUES (?, ?, ?, 'RUNNING', ?) ON CONFLICT DO NOTHING",
+                (run_id, node_id, attempt, self._db_time(to_timestamp(started_at))),
+            )
+            if cur.rowcount == 0:
+                raise StoreError(f"run {run_id}: attempt {attempt} of node {node_id!r} already exists")
+
+    def finish_attempt(
+        self,
+        run_id: int,
+        node_id: str,
+        attempt: int,
+        *,
+        status: str,
+        ended_at: When = None,
+        exit_code: int | None = None,
+        stdout: str | None = None,
+        stderr: str | None = None,
+        result: Any = None,
+        error: str | None = None,
+        duration: float | None = None,
+    ) -> None:
+        """Close an attempt. `duration` (seconds, monotonic clock) defaults to ended_at - started_at."""
+        status = check(status, ATTEMPT_STATUSES, "attempt status")
+        ended = to_timestamp(ended_at)
+        with self._write() as handle:
+            row = self._execute(
+                handle,
+                f"SELECT started_at FROM attempts WHERE run_id = ? AND node_id = ? AND attempt = ?{self._FOR_UPDATE}",
+                (run_id, node_id, attempt),
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"run {run_id}: no attempt {attempt} of node {node_id!r} was started")
+            if duration is None:
+                duration = (from_timestamp(ended) - self._row_time(row["started_at"])).total_seconds()
+            self._execute(
+                handle,
+                "UPDATE attempts SET status = ?, ended_at = ?, duration = ?, exit_code = ?, stdout = ?,"
+                f" stderr = ?, result = {self._JSON}, error = ? WHERE run_id = ? AND node_id = ? AND attempt = ?",
+                (
+                    status,
+                    self._db_time(ended),
+                    duration,
+                    exit_code,
+                    stdout,
+                    stderr,
+                    None if result is None else to_json(result),
+                    error,
+                    run_id,
+                    node_id,
+                    attempt,
+                ),
+            )
+
+    def attempts(self, run_id: int, node_id: str | None = None) -> list[AttemptRow]:
+        self._require_run(run_id)
+        sql = "SELECT a.* FROM attempts a JOIN node_states n USING (run_id, node_id) WHERE a.run_id = ?"
+        params: tuple = (run_id,)
+        if node_id is not None:
+            sql += " AND a.node_id = ?"
+            params += (node_id,)
+        sql += " ORDER BY a.started_at, n.position, a.attempt"
+        return [
+            AttemptRow(
+                run_id=r["run_id"],
+                node_id=r["node_id"],
+                attempt=r["attempt"],
+                status=r["status"],
+                started_at=self._row_time(r["started_at"]),
+                ended_at=self._row_time(r["ended_at"]),
+                duration=r["duration"],
+                exit_code=r["exit_code"],
+                stdout=r["stdout"],
+                stderr=r["stderr"],
+                result=self._row_json(r["result"]),
+                error=r["error"],
+            )
+            for r in self._read(sql, params)
+        ]
+
+    def mark_interrupted(self, run_id: int) -> int:
+        """Attempts still RUNNING become INTERRUPTED (an attempt_interrupted event each); returns how many."""
+        now = to_timestamp(None)
+        with self._write() as handle:
+            self._lock_run(handle, run_id)
+            return self._interrupt_attempts(handle, run_id, now)
+
+    def _interrupt_attempts(self, handle: Any, run_id: int, now: str) -> int:
+        rows = self._execute(
+            handle,
+            "SELECT node_id, attempt FROM attempts WHERE run_id = ? AND status = 'RUNNING'"
+            " ORDER BY started_at, attempt",
+            (run_id,),
+        ).fetchall()
+        for row in rows:
+            self._execute(
+                handle,
+                "UPDATE attempts SET status = 'INTERRUPTED', ended_at = ?, error = ?"
+                " WHERE run_id = ? AND node_id = ? AND attempt = ?",
+                (self._db_time(now), INTERRUPTED_ERROR, run_id, row["node_id"], row["attempt"]),
+            )
+            self._append_event(
+                handle,
+                run_id,
+                "attempt_interrupted",
+                node_id=row["node_id"],
+                attempt=row["attempt"],
+                at=now,
+                payload={"error": INTERRUPTED_ERROR},
+                locked=True,
+            )
+        return len(rows)
+
+    def record_decision(
+        self,
+        run_id: int,
+        node_id: str,
+        decision: str,
+        actor: str | None,
+        comment: str | None = None,
+        decided_at: When = None,
+    ) -> int:
+        with self._write() as handle:
+            self._require_node(handle, run_id, node_id)
+            return self._insert(
+                handle,
+                "INSERT INTO decisions (run_id, node_id, decision, actor, comment, decided_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, node_id, name_of(decision), actor, comment, self._db_time(to_timestamp(decided_at))),
+            )
+
+    def decisions(self, run_id: int) -> list[DecisionRow]:
+        self._require_run(run_id)
+        rows = self._read("SELECT * FROM decisions WHERE run_id = ? ORDER BY decided_at, id", (run_id,))
+        return [
+            DecisionRow(
+                id=r["id"],
+                run_id=r["run_id"],
+                node_id=r["node_id"],
+                decision=r["decision"],
+                actor=r["actor"],
+                comment=r["comment"],
+                decided_at=self._row_time(r["decided_at"]),
+            )
+            for r in rows
+        ]
+
+    # ---- events -----------------------------------------------------------------------------------
+
+    def append_event(
+        self,
+        run_id: int,
+        kind: str,
+        *,
+        node_id: str | None = None,
+        attempt: int | None = None,
+        payload: Any = None,
+        at: When = None,
+    ) -> int:
+        """Append one event to the run's hash chain, committed at once; returns its seq within the run."""
+        with self._write() as handle:
+            return self._append_event(
+                handle, run_id, kind, node_id=node_id, attempt=attempt, payload=payload, at=to_timestamp(at)
+            )
+
+    def _append_event(
+        self,
+        handle: Any,
+        run_id: int,
+        kind: str,
+        *,
+        at: str,
+        node_id: str | None = None,
+        attempt: int | None = None,
+        payload: Any = None,
+        locked: bool = False,
+    ) -> int:
+        """Append under the run's lock (taken here unless the caller holds it already)."""
+        if locked:
+            sql = "SELECT event_count, event_head FROM runs WHERE id = ?"
+            head = self._execute(handle, sql, (run_id,)).fetchone()
+            if head is None:
+                raise self._missing_run(run_id)
+        else:
+            head = self._lock_run(handle, run_id, "event_count, event_head")
+        seq = head["event_count"] + 1
+        payload_text = to_json({} if payload is None else payload)
+        digest = hashing.event_hash(
+            head["event_head"],
+            run_id=run_id,
+            seq=seq,
+            at=at,
+            kind=kind,
+            node_id=node_id,
+            attempt=attempt,
+            payload=payload_text,
+        )
+        self._execute(
+            handle,
+            "INSERT INTO events (run_id, seq, at, kind, node_id, attempt, payload, prev_hash, hash)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, seq, at, kind, node_id, attempt, payload_text, head["event_head"], digest),
+        )
+        self._execute(
+            handle, "UPDATE runs SET event_count = ?, event_head = ? WHERE id = ?", (seq, digest, run_id)
+        )
+        return seq
+
+    def events(self, run_id: int) -> list[EventRow]:
+        self._require_run(run_id)
+        return [
+            EventRow(
+                id=r["id"],
+                run_id=r["run_id"],
+                seq=r["seq"],
+                at=from_timestamp(r["at"]),  # events.at is text in both backends: hashed as stored
+                kind=r["kind"],
+                node_id=r["node_id"],
+                attempt=r["attempt"],
+                payload=from_json(r["payload"]),
+                prev_hash=r["prev_hash"],
+                hash=r["hash"],
+            )
+            for r in self._read("SELECT * FROM events WHERE run_id = ? ORDER BY seq, id", (run_id,))
+        ]
+
+    def verify_events(self, run_id: int) -> list[str]:
+        """Problems in the run's event hash chain (edited, inserted or deleted events); empty when intact."""
+        head = self._read_one("SELECT event_count, event_head FROM runs WHERE id = ?", (run_id,))
+        if head is None:
+            raise self._missing_run(run_id)
+        rows = self._read("SELECT * FROM events WHERE run_id = ? ORDER BY seq, id", (run_id,))
+        return hashing.verify_chain(run_id, (dict(r) for r in rows), head["event_count"], head["event_head"])
+
+    # ---- copying between stores -------------------------------------------------------------------
+
+    def dump_run(self, run_id: int) -> dict[str, Any]:
+        """Every row of the run, backend-neutral: timestamps as ISO text, JSON columns parsed,
+        events.payload as the text hashed."""
+        run = self._read_one("SELECT * FROM runs WHERE id = ?", (run_id,))
+        if run is None:
+            raise self._missing_run(run_id)
+        dump: dict[str, Any] = {"run": self._neutral(dict(run), "runs")}
+        for table, sql in DUMP_QUERIES.items():
+            dump[table] = [self._neutral(dict(r), table) for r in self._read(sql, (run_id,))]
+        return dump
+
+    # ---- statistics -------------------------------------------------------------------------------
+
+    def stats(self, workflow: str | None = None) -> dict[str, Any]:
+        """Counts by status, success rate (OK among finished runs), mean run and node durations, runs per
+        workflow. Durations are seconds; a node's mean covers its finished (OK or NOK) attempts."""
+        where, params = ("WHERE workflow = ?", (workflow,)) if workflow is not None else ("", ())
+        ok, nok = self._COUNT_IF.format("status = 'OK'"), self._COUNT_IF.format("a.status = 'NOK'")
+        by_status = {s: 0 for s in RUN_STATUSES}
+        for r in self._read(f"SELECT status, COUNT(*) AS n FROM runs {where} GROUP BY status", params):
+            by_status[r["status"]] = r["n"]
+        total = sum(by_status.values())
+        finished = by_status["OK"] + by_status["NOK"] + by_status["ABORTED"]
+        per_workflow = {
+            r["workflow"]: {"runs": r["n"], "ok": r["ok"], "last_started_at": self._time_text(r["last"])}
+            for r in self._read(
+                f"SELECT workflow, COUNT(*) AS n, {ok} AS ok,"
+                f" MAX(started_at) AS last FROM runs {where} GROUP BY workflow ORDER BY workflow",
+                params,
+            )
+        }
+        durations = self._read_one(
+            f"SELECT AVG({self._RUN_SECONDS}) AS mean"
+            f" FROM runs {where} {'AND' if where else 'WHERE'} ended_at IS NOT NULL",
+            params,
+        )
+        node_rows = self._read(
+            f"SELECT a.node_id, COUNT(*) AS n, AVG(a.duration) AS mean, {nok} AS nok"
+            " FROM attempts a JOIN runs r ON r.id = a.run_id"
+            f" WHERE a.status IN ('OK', 'NOK') {'AND r.workflow = ?' if workflow is not None else ''}"
+            " GROUP BY a.node_id ORDER BY a.node_id",
+            params,
+        )
+        return {
+            "workflow": workflow,
+            "runs": total,
+            "by_status": by_status,
+            "success_rate": by_status["OK"] / finished if finished else None,
+            "mean_run_seconds": durations["mean"] if durations else None,
+            "runs_per_workflow": per_workflow,
+            "nodes": {
+                r["node_id"]: {"attempts": r["n"], "failed_attempts": r["nok"], "mean_seconds": r["mean"]}
+                for r in node_rows
+            },
+        }
+
+    # ---- rows -------------------------------------------------------------------------------------
+
+    def _run(self, row: Any) -> Run:
+        return Run(
+            id=row["id"],
+            workflow=row["workflow"],
+            number=row["number"],
+            title=row["title"],
+            status=row["status"],
+            status_reason=row["status_reason"],
+            started_at=self._row_time(row["started_at"]),
+            ended_at=self._row_time(row["ended_at"]),
+            trigger=row["trigger"],
+            actor=row["actor"],
+            host=row["host"],
+            mode=row["mode"],
+            variables=self._row_json(row["variables"]),
+            params=self._row_json(row["params"]),
+            runbook_text=row["runbook_text"],
+            runbook_sha256=row["runbook_sha256"],
+            runbook_version=row["runbook_version"],
+            notebook_path=row["notebook_path"],
+            artifact_dir=row["artifact_dir"],
+            counts=self._row_json(row["counts"]),
+            snapshot=self._row_json(row["snapshot"]),
+            event_count=row["event_count"],
+            event_head=row["event_head"],
+        )

@@ -1,0 +1,198 @@
+"""The SQLite run record: one `Store` per process (one connection), safe for several processes on one file.
+
+Connection: WAL journal, `busy_timeout` (30 s by default), foreign keys on, autocommit mode with explicit
+transactions. Every write is one `BEGIN IMMEDIATE ... COMMIT` (the write lock is taken up front, so a
+read-then-insert such as allocating a run number never races and never fails with "database is locked" on
+upgrade). Each method commits before it returns: a killed process loses at most the attempt in flight.
+Inside `with store.batch():` the writes share one such transaction instead, committed when the block ends
+(a session writes the events of one engine transition that way).
+
+The SQL both backends share (reads, row mapping, the event chain, stats, manual status rules) is in
+`sql_common.SQLStore`; this module holds what is SQLite's own: connecting, migrations, transactions, run
+numbering, the writes whose locking differs, and the column types of `load_run`.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from playbook_nb.adapters.store.migrate import latest_version, migrate_sqlite
+from playbook_nb.adapters.store.models import (
+    from_json,
+    from_timestamp,
+    to_json,
+)
+from playbook_nb.adapters.store.sql_common import COPY_TABLES, JSON_COLUMNS, SQLStore
+from playbook_nb.domain.errors import StoreError
+
+DEFAULT_TIMEOUT = 30.0
+
+
+class SQLiteStore(SQLStore):
+    """The run record in one SQLite file, plus a directory per run for artifacts."""
+
+    backend = "sqlite"
+
+    _JSON = "?"  # JSON columns are TEXT
+    _COUNT_IF = "SUM({})"
+    _RUN_SECONDS = "(julianday(ended_at) - julianday(started_at)) * 86400.0"
+    _FOR_UPDATE = ""  # every write transaction holds the database's write lock (BEGIN IMMEDIATE)
+
+    # ---- opening and closing ----------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        artifacts_root: str | os.PathLike[str] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> SQLiteStore:
+        path = Path(path).expanduser().resolve()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StoreError(f"cannot create the run index directory {path.parent}: {_reason(err)}") from None
+        if not os.access(path.parent, os.W_OK | os.X_OK):
+            raise StoreError(f"cannot write the run index {path}: directory {path.parent} is not writable")
+        conn = None
+        try:
+            conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000):d}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            if mode.lower() != "wal":
+                raise sqlite3.OperationalError(f"cannot switch to WAL journal (got {mode})")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            if version > latest_version():
+                raise StoreError(
+                    f"run index {path} has schema version {version}, newer than this playbook-nb "
+                    f"knows ({latest_version()}); upgrade playbook-nb"
+                )
+            migrate_sqlite(conn)
+        except sqlite3.Error as err:
+            if conn is not None:
+                conn.close()
+            raise StoreError(f"cannot open the run index {path}: {err}") from None
+        except StoreError:
+            if conn is not None:
+                conn.close()
+            raise
+        root = os.fspath(artifacts_root) if artifacts_root else path.parent / "artifacts"
+        try:
+            return cls(path, conn, root)
+        except StoreError:
+            conn.close()
+            raise
+
+    @property
+    def schema_version(self) -> int:
+        return self._read_one("PRAGMA user_version")[0]
+
+    # ---- transactions -----------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction holding the write lock from its start; all or nothing. Inside `batch()`,
+        the batch's transaction."""
+        conn = self.conn
+        if self._in_batch:
+            try:
+                yield conn
+            except sqlite3.Error as err:
+                raise StoreError(f"cannot write the run index {self.path}: {err}") from None
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as err:
+            raise StoreError(f"cannot write the run index {self.path}: {err}") from None
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except sqlite3.Error as err:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StoreError(f"cannot write the run index {self.path}: {err}") from None
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _read(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+        try:
+            return self.conn.execute(sql, params).fetchall()
+        except sqlite3.Error as err:
+            raise StoreError(f"cannot read the run index {self.path}: {err}") from None
+
+    def _next_number(self, conn: sqlite3.Connection, workflow: str) -> int:
+        """Under the IMMEDIATE write lock, so no other writer can take the same number."""
+        (number,) = conn.execute(
+            "SELECT COALESCE(MAX(number), 0) + 1 FROM runs WHERE workflow = ?", (workflow,)
+        ).fetchone()
+        return number
+
+    def _insert(self, conn: sqlite3.Connection, sql: str, params: tuple) -> int:
+        return conn.execute(sql, params).lastrowid
+
+    def _lock_run(self, conn: sqlite3.Connection, run_id: int, columns: str = "id") -> sqlite3.Row:
+        """The run's row; the transaction already holds the database's write lock (BEGIN IMMEDIATE)."""
+        row = conn.execute(f"SELECT {columns} FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise self._missing_run(run_id)
+        return row
+
+    # time columns hold the ISO text of `to_timestamp`, JSON columns the text of `to_json`
+    def _db_time(self, text: str) -> str:
+        return text
+
+    def _row_time(self, value: str | None) -> datetime | None:
+        return from_timestamp(value)
+
+    def _row_json(self, value: str | None) -> Any:
+        return from_json(value)
+
+    def _time_text(self, value: str | None) -> str | None:
+        return value
+
+    def _neutral(self, row: dict[str, Any], table: str) -> dict[str, Any]:
+        for column in JSON_COLUMNS.get(table, ()):
+            row[column] = from_json(row[column])
+        for column in BOOL_COLUMNS.get(table, ()):
+            row[column] = bool(row[column])
+        return row
+
+    # ---- copying between stores -------------------------------------------------------------------
+
+    def load_run(self, dump: dict[str, Any]) -> None:
+        with self._write() as conn:
+            for table in COPY_TABLES:
+                rows = [dump["run"]] if table == "runs" else dump[table]
+                for row in rows:
+                    stored = _stored(row, table)
+                    columns = ", ".join(stored)
+                    marks = ", ".join("?" for _ in stored)
+                    conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(stored.values()))
+
+
+BOOL_COLUMNS = {"node_states": ("failed",)}
+
+
+def _stored(row: dict[str, Any], table: str) -> dict[str, Any]:
+    row = dict(row)
+    for column in JSON_COLUMNS.get(table, ()):
+        row[column] = None if row[column] is None else to_json(row[column])
+    for column in BOOL_COLUMNS.get(table, ()):
+        row[column] = int(bool(row[column]))
+    return row
+
+
+def _reason(err: OSError) -> str:
+    return err.strerror or str(err)

@@ -1,0 +1,484 @@
+"""Configuration: seed-compatible discovery, an environment overlay, and environment-variable overrides.
+
+Layers, lowest precedence first; each layer overrides the ones before it key by key:
+
+1. built-in defaults (the `FIELDS` table below);
+2. system file   `/etc/playbook-nb/config.toml`;
+3. user file     `platformdirs.user_config_dir("playbook-nb")/config.toml` (Linux: `~/.config/playbook-nb/`);
+4. project file  `./playbook.toml` in the current directory;
+   when `PLAYBOOK_CONFIG=/path/file.toml` is set, that one file (which must exist) replaces 2-4;
+5. environment overlay: with `PLAYBOOK_ENV=NAME`, right after each file above, the file beside it named
+   `<stem>.NAME.toml` (`config.production.toml`, `playbook.production.toml`, `custom.production.toml`) is read
+   too, when it exists. Overlay files were chosen over `[env.NAME]` tables so `config --init NAME` writes a
+   whole new file and never rewrites one a person edited;
+6. environment variables: `PLAYBOOK_DB_PATH`, `PLAYBOOK_DB_URL`, `PLAYBOOK_ARTIFACTS_URL`, `PLAYBOOK_MAX_RETRIES`,
+   `PLAYBOOK_LOG_LEVEL`.
+
+Relative paths in a file are relative to that file's directory; `~` is expanded. `Config.sources` records,
+for every "section.key", where its value came from ("default", a file path, or "env PLAYBOOK_..."), which is
+what `playbook-nb config --show` prints. A value of the wrong type or out of range raises `ConfigError` (one
+line naming the file and the key as section.key); unknown sections or keys are only warnings when loading,
+and errors for `config --validate`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from playbook_nb.domain.errors import PlaybookError
+
+APP_NAME = "playbook-nb"
+SYSTEM_CONFIG_DIR = Path("/etc/playbook-nb")
+LOCAL_CONFIG_NAME = "playbook.toml"
+USER_CONFIG_NAME = "config.toml"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+class ConfigError(PlaybookError):
+    """A configuration file or environment variable is invalid."""
+
+
+# ---- the schema ----------------------------------------------------------------------------------
+
+
+def _bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    raise ValueError(f"expected true or false, got {v!r}")
+
+
+def _int(minimum: int) -> Callable[[Any], int]:
+    def convert(v: Any) -> int:
+        if isinstance(v, str) and re.fullmatch(r"-?\d+", v.strip()):
+            v = int(v)
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ValueError(f"expected an integer, got {v!r}")
+        if v < minimum:
+            raise ValueError(f"must be at least {minimum}, got {v}")
+        return v
+
+    return convert
+
+
+def _positive_float(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise ValueError(f"expected a number, got {v!r}")
+    if v <= 0:
+        raise ValueError(f"must be greater than 0, got {v}")
+    return float(v)
+
+
+def _choice(*choices: str, upper: bool = False) -> Callable[[Any], str]:
+    def convert(v: Any) -> str:
+        if not isinstance(v, str):
+            raise ValueError(f"expected one of {', '.join(choices)}, got {v!r}")
+        value = v.strip().upper() if upper else v.strip()
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {v!r}")
+        return value
+
+    return convert
+
+
+def _url(v: Any) -> str | None:
+    if not isinstance(v, str):
+        raise ValueError(f"expected a URL (string), got {v!r}")
+    return v.strip() or None
+
+
+DEFAULT_PARALLEL_WORKERS = 4  # `parallel = true`
+
+
+def _bool_or_workers(v: Any) -> bool | int:
+    """`[execution] parallel`: true/false (the seed's form) or how many nodes may run at once (1 = off)."""
+    if isinstance(v, bool):
+        return v
+    return _int(1)(v)
+
+
+def parallel_workers(value: bool | int | None) -> int:
+    """How many Command/Function nodes may run at once for an `[execution] parallel` value."""
+    if value is True:
+        return DEFAULT_PARALLEL_WORKERS
+    if not value:
+        return 1
+    return max(1, int(value))
+
+
+def _path(v: Any) -> str | None:
+    if not isinstance(v, str):
+        raise ValueError(f"expected a path (string), got {v!r}")
+    return v or None  # "" means unset (e.g. logging.file_path = "" logs to the console only)
+
+
+@dataclass(frozen=True)
+class Field:
+    convert: Callable[[Any], Any]
+    default: Any
+    help: str
+    is_path: bool = False
+
+
+FIELDS: dict[str, dict[str, Field]] = {
+    "database": {
+        "path": Field(_path, None, "run index (SQLite); default: the user data dir's runs.db", is_path=True),
+        "url": Field(_url, None, "run index URL (postgresql://user@host/db); wins over path"),
+        "timeout": Field(_positive_float, 30.0, "seconds to wait for a locked database"),
+        "backup_enabled": Field(_bool, False, "seed compatibility; not used yet"),
+        "backup_count": Field(_int(0), 5, "seed compatibility; not used yet"),
+    },
+    "artifacts": {
+        "url": Field(_url, None, "executed notebooks: a directory or fsspec URL (s3://bucket/prefix)"),
+    },
+    "execution": {
+        "default_timeout": Field(_int(1), 300, "seconds a Command node may run when it sets no timeout"),
+        "max_retries": Field(_int(0), 3, "how many times an operator may retry a failed node"),
+        "interactive_timeout": Field(_int(1), 1800, "seconds a terminal prompt waits for an answer"),
+        "parallel": Field(
+            _bool_or_workers, False, "run independent nodes at the same time: true (4 at once) or a number"
+        ),
+    },
+    "logging": {
+        "level": Field(_choice(*LOG_LEVELS, upper=True), "INFO", " | ".join(LOG_LEVELS)),
+        "file_path": Field(_path, None, 'log file; "" or unset: console only', is_path=True),
+        "max_size_mb": Field(_int(1), 10, "rotate the log file at this size"),
+        "backup_count": Field(_int(0), 3, "rotated log files to keep"),
+    },
+    "ui": {
+        "progress_style": Field(_choice("bar", "spinner", "none"), "bar", "bar | spinner | none"),
+        "color_theme": Field(_choice("auto", "light", "dark", "none"), "auto", "auto | light | dark | none"),
+        "show_timestamps": Field(_bool, True, "show times in terminal output"),
+        "compact_output": Field(_bool, False, "fewer lines in terminal output"),
+    },
+}
+
+ALIASES = {("execution", "parallel_execution"): "parallel"}  # the seed's spelling
+
+ENV_OVERRIDES = {
+    "PLAYBOOK_DB_PATH": ("database", "path"),
+    "PLAYBOOK_DB_URL": ("database", "url"),
+    "PLAYBOOK_ARTIFACTS_URL": ("artifacts", "url"),
+    "PLAYBOOK_MAX_RETRIES": ("execution", "max_retries"),
+    "PLAYBOOK_LOG_LEVEL": ("logging", "level"),
+}
+
+# What `config --init NAME` changes from the defaults for well-known environment names.
+ENV_PRESETS: dict[str, dict[tuple[str, str], Any]] = {
+    "development": {("logging", "level"): "DEBUG"},
+    "testing": {("execution", "max_retries"): 0, ("ui", "color_theme"): "none"},
+    "production": {("logging", "level"): "INFO", ("ui", "compact_output"): True},
+}
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    path: Path | None = None
+    url: str | None = None
+    timeout: float = 30.0
+    backup_enabled: bool = False
+    backup_count: int = 5
+
+
+@dataclass(frozen=True)
+class ArtifactsConfig:
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class ExecutionConfig:
+    default_timeout: int = 300
+    max_retries: int = 3
+    interactive_timeout: int = 1800
+    parallel: bool | int = False
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str = "INFO"
+    file_path: Path | None = None
+    max_size_mb: int = 10
+    backup_count: int = 3
+
+
+@dataclass(frozen=True)
+class UIConfig:
+    progress_style: str = "bar"
+    color_theme: str = "auto"
+    show_timestamps: bool = True
+    compact_output: bool = False
+
+
+@dataclass(frozen=True)
+class Config:
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    ui: UIConfig = field(default_factory=UIConfig)
+    environment: str | None = None  # PLAYBOOK_ENV
+    files: tuple[Path, ...] = ()  # files read, lowest precedence first
+    sources: dict[str, str] = field(default_factory=dict)  # "section.key" -> "default" | file | "env NAME"
+    warnings: tuple[str, ...] = ()
+
+    def get(self, key: str) -> Any:
+        section, name = key.split(".", 1)
+        return getattr(getattr(self, section), name)
+
+    def items(self) -> list[tuple[str, Any, str]]:
+        """(key, value, source) for every setting, in schema order."""
+        return [
+            (f"{s}.{k}", self.get(f"{s}.{k}"), self.sources.get(f"{s}.{k}", "default"))
+            for s, keys in FIELDS.items()
+            for k in keys
+        ]
+
+
+_SECTIONS = {
+    "database": DatabaseConfig,
+    "artifacts": ArtifactsConfig,
+    "execution": ExecutionConfig,
+    "logging": LoggingConfig,
+    "ui": UIConfig,
+}
+
+
+# ---- discovery -----------------------------------------------------------------------------------
+
+
+def user_config_dir() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME))
+
+
+def overlay_path(path: Path, environment: str) -> Path:
+    """The environment overlay beside a config file: config.toml -> config.NAME.toml."""
+    return path.with_name(f"{path.stem}.{environment}{path.suffix or '.toml'}")
+
+
+def candidate_files(
+    cwd: Path,
+    env: Mapping[str, str],
+    environment: str | None,
+    *,
+    user_dir: Path | None = None,
+    system_dir: Path | None = None,
+) -> list[tuple[Path, bool]]:
+    """(path, required) in reading order, lowest precedence first, overlays of `environment` included."""
+    explicit = env.get("PLAYBOOK_CONFIG")
+    if explicit:
+        bases = [(Path(explicit).expanduser().absolute(), True)]
+    else:
+        bases = [
+            ((system_dir or SYSTEM_CONFIG_DIR) / USER_CONFIG_NAME, False),
+            ((user_dir or user_config_dir()) / USER_CONFIG_NAME, False),
+            (cwd / LOCAL_CONFIG_NAME, False),
+        ]
+    files: list[tuple[Path, bool]] = []
+    for path, required in bases:
+        files.append((path, required))
+        if environment:
+            files.append((overlay_path(path, environment), False))
+    return files
+
+
+# ---- loading -------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Loaded:
+    values: dict[tuple[str, str], Any] = field(default_factory=dict)
+    sources: dict[tuple[str, str], str] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+
+
+def _read_file(path: Path, loaded: _Loaded) -> None:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        loaded.errors.append(f"{path}: invalid TOML: {err}")
+        return
+    except OSError as err:
+        loaded.errors.append(f"{path}: cannot read: {err.strerror or err}")
+        return
+    loaded.files.append(path)
+    for section, table in data.items():
+        if section not in FIELDS:
+            loaded.unknown.append(f"{path}: unknown section {section!r}; known: {', '.join(FIELDS)}")
+            continue
+        if not isinstance(table, dict):
+            loaded.errors.append(f"{path}: {section!r} must be a table")
+            continue
+        for key, raw in table.items():
+            name = ALIASES.get((section, key), key)
+            spec = FIELDS[section].get(name)
+            if spec is None:
+                known = ", ".join(FIELDS[section])
+                loaded.unknown.append(f"{path}: unknown key {section}.{key}; known in {section}: {known}")
+                continue
+            try:
+                value = spec.convert(raw)
+            except ValueError as err:
+                loaded.errors.append(f"{path}: {section}.{key}: {err}")
+                continue
+            if spec.is_path and value is not None:
+                value = str((path.parent / Path(value).expanduser()).resolve())
+            loaded.values[(section, name)] = value
+            loaded.sources[(section, name)] = str(path)
+
+
+def _apply_env(env: Mapping[str, str], cwd: Path, loaded: _Loaded) -> None:
+    for var, (section, name) in ENV_OVERRIDES.items():
+        raw = env.get(var)
+        if raw is None or raw == "":
+            continue
+        spec = FIELDS[section][name]
+        try:
+            value = spec.convert(raw)
+        except ValueError as err:
+            loaded.errors.append(f"environment variable {var}: {err}")
+            continue
+        if spec.is_path and value is not None:
+            value = str((cwd / Path(value).expanduser()).resolve())
+        loaded.values[(section, name)] = value
+        loaded.sources[(section, name)] = f"env {var}"
+
+
+def _load(
+    cwd: Path | None, env: Mapping[str, str], user_dir: Path | None, system_dir: Path | None
+) -> tuple[Config | None, _Loaded]:
+    cwd = Path(cwd or Path.cwd()).absolute()
+    loaded = _Loaded()
+    environment = env.get("PLAYBOOK_ENV") or None
+    if environment is not None and not ENV_NAME.match(environment):
+        loaded.errors.append(f"environment variable PLAYBOOK_ENV: invalid environment name {environment!r}")
+        environment = None
+    for path, required in candidate_files(cwd, env, environment, user_dir=user_dir, system_dir=system_dir):
+        if path.is_file():
+            _read_file(path, loaded)
+        elif required:
+            loaded.errors.append(f"{path}: configuration file named by PLAYBOOK_CONFIG does not exist")
+    _apply_env(env, cwd, loaded)
+    if loaded.errors:
+        return None, loaded
+    sections = {}
+    for section, cls in _SECTIONS.items():
+        kwargs = {}
+        for name, spec in FIELDS[section].items():
+            value = loaded.values.get((section, name), spec.default)
+            kwargs[name] = Path(value) if spec.is_path and value is not None else value
+        sections[section] = cls(**kwargs)
+    config = Config(
+        **sections,
+        environment=environment,
+        files=tuple(loaded.files),
+        sources={f"{s}.{k}": src for (s, k), src in loaded.sources.items()},
+        warnings=tuple(loaded.unknown),
+    )
+    return config, loaded
+
+
+def load_config(
+    cwd: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] = os.environ,
+    *,
+    user_dir: str | os.PathLike[str] | None = None,
+    system_dir: str | os.PathLike[str] | None = None,
+) -> Config:
+    """The effective configuration. Raises ConfigError (one line; the first problem) when it is invalid.
+
+    `user_dir` and `system_dir` replace the platform directories (tests, packaging).
+    """
+    config, loaded = _load(
+        Path(cwd) if cwd else None,
+        env,
+        Path(user_dir) if user_dir else None,
+        Path(system_dir) if system_dir else None,
+    )
+    if config is None:
+        more = f" (and {len(loaded.errors) - 1} more problems)" if len(loaded.errors) > 1 else ""
+        raise ConfigError(loaded.errors[0] + more)
+    return config
+
+
+def validate_config(
+    cwd: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] = os.environ,
+    *,
+    user_dir: str | os.PathLike[str] | None = None,
+    system_dir: str | os.PathLike[str] | None = None,
+) -> tuple[Config | None, list[str]]:
+    """Every problem, one line each (bad values, unreadable files, unknown sections and keys)."""
+    config, loaded = _load(
+        Path(cwd) if cwd else None,
+        env,
+        Path(user_dir) if user_dir else None,
+        Path(system_dir) if system_dir else None,
+    )
+    return config, loaded.errors + loaded.unknown
+
+
+# ---- writing -------------------------------------------------------------------------------------
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def render_template(environment: str | None = None) -> str:
+    """A complete, commented configuration file: the defaults, or those of environment `environment`."""
+    preset = ENV_PRESETS.get(environment or "", {})
+    if environment:
+        lines = [
+            f"# playbook-nb configuration for environment {environment!r}.",
+            f"# Read after the file beside it when PLAYBOOK_ENV={environment}; it overrides what it sets.",
+        ]
+    else:
+        lines = [
+            "# playbook-nb configuration.",
+            "# Read from /etc/playbook-nb/config.toml, the user config dir's config.toml and ./playbook.toml",
+            "# (later ones win), or from the file PLAYBOOK_CONFIG names.",
+        ]
+    for section, keys in FIELDS.items():
+        lines += ["", f"[{section}]"]
+        for name, spec in keys.items():
+            value = preset.get((section, name), spec.default)
+            # An overlay sets only what differs for its environment; the rest stays commented out so the
+            # base files keep deciding it.
+            commented = value is None or (environment is not None and (section, name) not in preset)
+            text = f"{name} = {_toml_value('' if value is None else value)}  # {spec.help}"
+            lines.append(f"# {text}" if commented else text)
+    return "\n".join(lines) + "\n"
+
+
+def write_config_file(path: Path, text: str, *, force: bool = False) -> Path:
+    path = Path(path).expanduser()
+    if path.exists() and not force:
+        raise ConfigError(f"{path} already exists; use --force to overwrite it")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"cannot write {path}: {err.strerror or err}") from None
+    return path
+
+
+def init_path(environment: str, directory: Path | None = None) -> Path:
+    """Where `config --init NAME` writes: `<user config dir>/config.NAME.toml`."""
+    if not ENV_NAME.match(environment):
+        raise ConfigError(f"invalid environment name {environment!r}: use letters, digits, '-' and '_'")
+    return overlay_path((directory or user_config_dir()) / USER_CONFIG_NAME, environment)

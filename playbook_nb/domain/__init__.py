@@ -1,0 +1,1 @@
+"""The domain: the runbook model, plan, variables, templating, the pure engine and its rules. No I/O."""

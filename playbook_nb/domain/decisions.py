@@ -1,0 +1,95 @@
+"""Who decides a gate when nobody clicks: approvals given as parameters, or an explicit policy. Fail closed.
+
+Headless runs (papermill, CI, a terminal without a TTY) have no human at the gate. The decision then comes from
+the run's parameters (`approvals = {"deploy_gate": "approve"}`), or from an explicit `gate_policy`
+(`approve-all`, `reject-all`, recorded as such). With neither, the gate stays undecided and the caller aborts
+the run (ABORTED, resumable once someone approves).
+"""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass
+
+from playbook_nb.domain.engine import Decision
+from playbook_nb.domain.errors import PlaybookError
+
+GATE_POLICIES = ("fail-closed", "approve-all", "reject-all")
+_ANSWERS = {
+    "approve": Decision.APPROVE,
+    "approved": Decision.APPROVE,
+    "yes": Decision.APPROVE,
+    "true": Decision.APPROVE,
+    "reject": Decision.REJECT,
+    "rejected": Decision.REJECT,
+    "no": Decision.REJECT,
+    "false": Decision.REJECT,
+}
+
+
+class DecisionError(PlaybookError):
+    """Bad approvals or gate policy given as parameters."""
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    decision: Decision
+    actor: str
+    comment: str | None
+
+
+def default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        return "unknown"
+
+
+def check_gate_policy(policy: str) -> str:
+    if policy not in GATE_POLICIES:
+        raise DecisionError(f"gate policy '{policy}' is not one of {', '.join(GATE_POLICIES)}")
+    return policy
+
+
+def parse_approvals(approvals: dict | None, gate_ids: set[str]) -> dict[str, Decision]:
+    """Turn `{"gate": "approve"}` parameters into decisions; unknown gates and answers are errors."""
+    parsed: dict[str, Decision] = {}
+    for node_id, answer in (approvals or {}).items():
+        if node_id not in gate_ids:
+            known = ", ".join(sorted(gate_ids)) or "none"
+            raise DecisionError(
+                f"approvals: '{node_id}' is not a Manual gate of this runbook (gates: {known})"
+            )
+        key = str(answer).strip().lower()
+        if key not in _ANSWERS:
+            raise DecisionError(
+                f"approvals: answer '{answer}' for gate '{node_id}' must be approve or reject"
+            )
+        parsed[node_id] = _ANSWERS[key]
+    return parsed
+
+
+def parse_approve_flags(values: list[str] | None) -> dict[str, str]:
+    """`--approve gate` / `--reject gate` style CLI flags, or `gate=reject`."""
+    result: dict[str, str] = {}
+    for item in values or []:
+        node_id, sep, answer = item.partition("=")
+        result[node_id.strip()] = answer.strip() if sep else "approve"
+    return result
+
+
+def headless_gate_decision(
+    node_id: str, *, approvals: dict[str, Decision], policy: str, actor: str, comment: str | None
+) -> GateDecision | None:
+    """The decision for a gate with nobody at it, or None: fail closed."""
+    if node_id in approvals:
+        return GateDecision(approvals[node_id], actor, comment or "decided by run parameters")
+    if policy == "approve-all":
+        return GateDecision(
+            Decision.APPROVE, f"policy:approve-all ({actor})", comment or "gate policy approve-all"
+        )
+    if policy == "reject-all":
+        return GateDecision(
+            Decision.REJECT, f"policy:reject-all ({actor})", comment or "gate policy reject-all"
+        )
+    return None

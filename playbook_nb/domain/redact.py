@@ -1,0 +1,65 @@
+"""Masking secret values in any text or structure before it is shown or stored."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from playbook_nb.domain.model import Runbook
+
+MASK = "********"
+# Values this short are left alone: masking every "1", "no" or "ab" would shred ordinary output (exit
+# codes, words) while the pattern of masks would give the value away anyway. A real secret is longer.
+MIN_SECRET_LENGTH = 3
+
+
+class Redactor:
+    """Replaces every occurrence of the given secret values (and their shell-quoted, JSON-escaped and repr
+    forms, the shapes they take in commands, records and tracebacks) with a mask."""
+
+    def __init__(self, secret_values: Iterable[Any]):
+        forms: set[str] = set()
+        for value in secret_values:
+            if value is None:
+                continue
+            text = str(value)
+            if len(text) < MIN_SECRET_LENGTH:
+                continue
+            forms.update({text, shlex.quote(text), json.dumps(text)[1:-1], repr(text)[1:-1]})
+        # Longest first, so a quoted form is replaced whole before the bare value inside it.
+        ordered = sorted((f for f in forms if len(f) >= MIN_SECRET_LENGTH), key=len, reverse=True)
+        self._pattern = re.compile("|".join(re.escape(f) for f in ordered)) if ordered else None
+
+    def __bool__(self) -> bool:
+        return self._pattern is not None
+
+    def redact(self, text: str) -> str:
+        if self._pattern is None or not isinstance(text, str):
+            return text
+        return self._pattern.sub(MASK, text)
+
+    def redact_obj(self, obj: Any) -> Any:
+        """A copy of `obj` with secrets masked in every string inside dicts, lists and tuples."""
+        if isinstance(obj, str):
+            return self.redact(obj)
+        if isinstance(obj, Mapping):
+            return {self.redact_obj(k): self.redact_obj(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [self.redact_obj(v) for v in obj]
+        if isinstance(obj, tuple):
+            return tuple(self.redact_obj(v) for v in obj)
+        return obj
+
+
+def mask_variables(values: Mapping[str, Any], runbook: Runbook) -> dict[str, Any]:
+    """Variable values fit to show or store: each secret variable's value replaced by the mask."""
+    secret = runbook.secret_names
+    return {name: (MASK if name in secret and value is not None else value) for name, value in values.items()}
+
+
+def redactor_for(values: Mapping[str, Any], runbook: Runbook) -> Redactor:
+    """The Redactor for one run: the values of the runbook's secret variables."""
+    return Redactor(values[name] for name in runbook.secret_names if name in values)

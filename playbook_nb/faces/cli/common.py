@@ -1,0 +1,74 @@
+"""Pieces several commands share: opening the run index, resolving variables, exit codes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.prompt import Prompt
+
+from playbook_nb.adapters.store import Store, resolve_db_path
+from playbook_nb.app.config import load_config
+from playbook_nb.domain.model import Runbook, Variable
+from playbook_nb.domain.variables import parse_var_assignments, resolve_variables
+
+EXIT_BY_STATUS = {"OK": 0, "NOK": 1, "ABORTED": 3, "RUNNING": 3}
+
+STATE_PATH = typer.Option(
+    None, "--state-path", help="Run index (SQLite file); default from PLAYBOOK_DB_PATH/config."
+)
+VAR = typer.Option(None, "--var", help="Variable value K=V (repeatable); highest priority.")
+VARS_FILE = typer.Option(None, "--vars-file", help="Variables from a TOML, YAML or JSON file.")
+VARS_ENV = typer.Option(
+    None, "--vars-env", help="Read variables from environment variables with this prefix."
+)
+NO_INTERACTIVE_VARS = typer.Option(
+    False, "--no-interactive-vars", help="Never prompt for variables; fail listing every missing one."
+)
+
+
+def stdin_is_tty() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (ValueError, AttributeError):
+        return False
+
+
+def open_store(state_path: str | None) -> Store:
+    config = load_config()
+    return Store.open(resolve_db_path(state_path, config))
+
+
+def max_retries_default() -> int:
+    return load_config().execution.max_retries
+
+
+def resolve_values(
+    runbook: Runbook,
+    *,
+    var: list[str] | None,
+    vars_file: Path | None,
+    vars_env: str | None,
+    no_interactive_vars: bool,
+    base: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Variables by priority: --var > --vars-file > --vars-env > (base: a resumed run's values) > prompt > default."""
+    cli_vars = {k: str(v) for k, v in (base or {}).items()}
+    cli_vars.update(parse_var_assignments(var or []))
+    interactive = not no_interactive_vars and stdin_is_tty()
+
+    def prompt(variable: Variable) -> str:
+        label = variable.name + (f" ({variable.description})" if variable.description else "")
+        default = None if variable.default is None else str(variable.default)
+        return Prompt.ask(f"Enter value for {label}", default=default, password=variable.secret)
+
+    return resolve_variables(
+        runbook,
+        cli_vars=cli_vars,
+        vars_file=vars_file,
+        vars_env_prefix=vars_env,
+        interactive=interactive,
+        prompt=prompt,
+    )

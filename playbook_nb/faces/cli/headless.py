@@ -1,0 +1,159 @@
+"""`playbook-nb run --headless` / `run NB.ipynb`: the notebook, executed by papermill, records its own run.
+
+The CLI only prepares parameters (secrets go through the kernel's environment, never as parameters), runs
+papermill, then files the executed notebook into the run's artifact directory and reports the status.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import yaml
+
+from playbook_nb.adapters.notebook.compile import compile_runbook, write_notebook
+from playbook_nb.adapters.notebook.papermill_run import run_notebook
+from playbook_nb.domain.errors import PlaybookError
+from playbook_nb.domain.model import Runbook, load_runbook, parse_runbook
+from playbook_nb.faces.cli.app import console, err_console
+from playbook_nb.faces.cli.common import EXIT_BY_STATUS, open_store, resolve_values
+
+RUN_MIME = "application/vnd.playbook-nb.run+json"
+
+
+def runbook_of_notebook(path: Path) -> Runbook:
+    nb = nbformat.read(path, as_version=4)
+    meta = nb.metadata.get("playbook_nb")
+    if not meta or "runbook_text" not in meta:
+        raise PlaybookError(
+            f"{path}: not a playbook-nb notebook (no playbook_nb metadata); compile a runbook first"
+        )
+    return parse_runbook(meta["runbook_text"], path=str(path))
+
+
+def run_record_of(nb_path: Path) -> dict[str, Any] | None:
+    """The run id the kernel announced in the setup cell's output."""
+    nb = nbformat.read(nb_path, as_version=4)
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if RUN_MIME in data:
+                return dict(data[RUN_MIME])
+    return None
+
+
+def _papermill_parameters(parameters, parameters_yaml, parameters_file) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if parameters_file:
+        params.update(yaml.safe_load(Path(parameters_file).read_text()) or {})
+    if parameters_yaml:
+        params.update(yaml.safe_load(parameters_yaml) or {})
+    for item in parameters or []:
+        if isinstance(item, str):  # NAME=VALUE (programmatic callers)
+            key, sep, raw = item.partition("=")
+            if not sep:
+                raise PlaybookError(f"-p {item}: expected NAME VALUE")
+        else:  # -p NAME VALUE, as papermill takes it
+            key, raw = item
+        try:
+            params[key] = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError as err:
+            raise PlaybookError(f"-p {key}: value is not valid YAML: {str(err).splitlines()[0]}") from None
+    return params
+
+
+def run_headless(
+    file: Path,
+    *,
+    var,
+    vars_file,
+    vars_env,
+    state_path,
+    max_retries,
+    gate_policy,
+    approvals,
+    actor,
+    comment,
+    output,
+    parameters,
+    parameters_yaml,
+    parameters_file,
+    parallel: int = 1,
+) -> int:
+    is_notebook = file.suffix == ".ipynb"
+    runbook = runbook_of_notebook(file) if is_notebook else load_runbook(file)
+    extra = _papermill_parameters(parameters, parameters_yaml, parameters_file)
+    given_vars = dict(extra.pop("variables", {}) or {})
+    values = resolve_values(
+        runbook,
+        var=[*(f"{k}={v}" for k, v in given_vars.items()), *(var or [])],
+        vars_file=vars_file,
+        vars_env=vars_env,
+        no_interactive_vars=True,
+    )
+    secrets = {name: str(values.pop(name)) for name in runbook.secret_names if values.get(name) is not None}
+    store = open_store(state_path)
+    params: dict[str, Any] = {
+        "variables": values,
+        "secret_env": {name: f"PLAYBOOK_SECRET_{name}" for name in secrets},
+        "approvals": {**(extra.pop("approvals", {}) or {}), **approvals},
+        "gate_policy": extra.pop("gate_policy", gate_policy),
+        "actor": extra.pop("actor", actor),
+        "comment": extra.pop("comment", comment or ""),
+        "state_path": str(store.path),
+        "max_retries": extra.pop("max_retries", max_retries),
+        "headless": True,
+        **extra,
+    }
+    workers = int(params.pop("parallel", parallel) or 1)
+    if workers > 1:  # a notebook parameter read by open_run (cells start ready siblings in the background)
+        params["parallel"] = workers
+    with tempfile.TemporaryDirectory(prefix="playbook-nb-") as tmp:
+        if is_notebook:
+            input_path = file
+        else:
+            input_path = Path(tmp) / "runbook.ipynb"
+            write_notebook(compile_runbook(runbook, source_path=str(file)), input_path)
+        executed = Path(tmp) / "executed.ipynb"
+        outcome = run_notebook(
+            str(input_path),
+            str(executed),
+            parameters=params,
+            env_secrets={f"PLAYBOOK_SECRET_{name}": value for name, value in secrets.items()},
+            cwd=str(file.resolve().parent),
+        )
+        if not executed.exists():
+            raise PlaybookError(f"papermill wrote no notebook for {file}: {outcome.error_summary}")
+        record = run_record_of(executed)
+        if record is None:
+            if output:
+                shutil.copyfile(executed, output)
+            err_console.print(
+                f"[bold red]error:[/] the notebook never started its run: {outcome.error_summary}"
+            )
+            return 2
+        run_id = int(record["run_id"])
+        store.set_notebook_path(run_id, store.put_artifact(run_id, "notebook.ipynb", executed))
+        if output:
+            shutil.copyfile(executed, output)
+    run = store.get_run(run_id)
+    if run.status == "RUNNING":  # the kernel died before the run could end
+        reason = f"kernel died: {outcome.error_summary}" if outcome.kernel_died else outcome.error_summary
+        store.set_run_status(run_id, "ABORTED", reason=reason)
+        store.mark_interrupted(run_id)
+        run = store.get_run(run_id)
+    _print_result(run, store)
+    return EXIT_BY_STATUS.get(run.status, 3)
+
+
+def _print_result(run, store) -> None:
+    style = {"OK": "green", "NOK": "bold red", "ABORTED": "yellow"}.get(run.status, "")
+    reason = f" ({run.status_reason})" if run.status_reason and run.status != "OK" else ""
+    console.print(f"[{style}]run {run.id} {run.status}[/]{reason}", highlight=False)
+    for row in store.node_states(run.id):
+        console.print(f"  {row.node_id:<28} {row.state:<8} {row.reason or ''}", highlight=False, markup=False)
+    console.print(f"notebook: {run.notebook_path}", highlight=False)
+    console.print(f"record: run {run.id} in {store.path}", highlight=False)

@@ -1,0 +1,296 @@
+"""`run`, `resume` and `set-status`: the terminal face (seed-compatible), and the headless notebook face."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.prompt import Confirm, Prompt
+
+from playbook_nb.app.session import RunOptions, RunSession
+from playbook_nb.domain.decisions import GateDecision, headless_gate_decision, parse_approve_flags
+from playbook_nb.domain.engine import Decision
+from playbook_nb.domain.errors import PlaybookError
+from playbook_nb.domain.model import load_runbook
+from playbook_nb.faces.cli.app import app, console
+from playbook_nb.faces.cli.common import (
+    EXIT_BY_STATUS,
+    NO_INTERACTIVE_VARS,
+    STATE_PATH,
+    VAR,
+    VARS_ENV,
+    VARS_FILE,
+    max_retries_default,
+    open_store,
+    resolve_values,
+    stdin_is_tty,
+)
+from playbook_nb.faces.cli.terminal_view import TerminalView
+
+PARALLEL = typer.Option(
+    None,
+    "--parallel",
+    min=1,
+    help="Run up to N independent Command/Function nodes at once (default: [execution] parallel, else 1).",
+)
+
+
+def parallel_default(value: int | None) -> int:
+    """--parallel N, else `[execution] parallel` from the configuration (true = 4), else 1."""
+    if value is not None:
+        return int(value)
+    from playbook_nb.app.config import load_config, parallel_workers
+
+    return parallel_workers(load_config().execution.parallel)
+
+
+def _exit_for(session: RunSession, view: TerminalView) -> typer.Exit:
+    view.summary(session)
+    return typer.Exit(EXIT_BY_STATUS[str(session.status)])
+
+
+def _terminal_decider(view: TerminalView, interactive: bool):
+    def decide(session: RunSession, node_id: str, kind: str) -> GateDecision | None:
+        opts = session.options
+        if kind == "gate":
+            policy_choice = headless_gate_decision(
+                node_id,
+                approvals=session._approvals,
+                policy=opts.gate_policy,
+                actor=opts.actor,
+                comment=opts.comment,
+            )
+            if policy_choice is not None or not interactive:
+                return policy_choice
+            with view.paused():
+                prompt = session.rendered(node_id).get("prompt", "Continue with the next step?")
+                view.gate(session, node_id)
+                answer = Prompt.ask(
+                    f"[bold]{prompt}[/]", choices=["approve", "reject", "abort"], default="approve"
+                )
+                comment = Prompt.ask("Comment (optional)", default="") or None
+            return GateDecision(Decision(answer), opts.actor, comment)
+        if not interactive:
+            return None
+        allowed = session.engine.allowed_decisions(node_id)
+        choices = [d.value for d in (Decision.RETRY, Decision.SKIP, Decision.ABORT) if d in allowed]
+        with view.paused():
+            answer = Prompt.ask(
+                f"[bold red]'{node_id}' failed.[/] What now?", choices=choices, default=choices[0]
+            )
+        return GateDecision(Decision(answer), opts.actor, None)
+
+    return decide
+
+
+def _drive(session: RunSession, view: TerminalView, interactive: bool) -> None:
+    """Run to the end; Ctrl-C or SIGTERM ends the run ABORTED (resumable)."""
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        with view.live(session):
+            session.drive(_terminal_decider(view, interactive))
+    except KeyboardInterrupt:
+        session.abort(session.options.actor, "interrupted by signal (Ctrl-C or SIGTERM)")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        session.close()
+
+
+def _pair_parameters(parameters: list[str] | None, extra: list[str]) -> list[tuple[str, str]]:
+    """`-p NAME VALUE` as papermill takes it (click leaves VALUE among the extra arguments), or `-p NAME=VALUE`."""
+    pairs = []
+    for item in parameters or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            if not extra:
+                raise PlaybookError(f"-p {item}: expected -p NAME VALUE")
+            value = extra.pop(0)
+        pairs.append((name, value))
+    if extra:
+        raise PlaybookError(f"unexpected extra argument(s): {' '.join(extra)}")
+    return pairs
+
+
+@app.command("run", context_settings={"allow_extra_args": True})
+def run(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="A runbook (.toml) or a compiled notebook (.ipynb)."),
+    var: list[str] = VAR,
+    vars_file: Path = VARS_FILE,
+    vars_env: str = VARS_ENV,
+    no_interactive_vars: bool = NO_INTERACTIVE_VARS,
+    state_path: str = STATE_PATH,
+    max_retries: int = typer.Option(None, "--max-retries", help="Operator retries per node (default 3)."),
+    gate_policy: str = typer.Option(
+        "fail-closed", "--gate-policy", help="fail-closed, approve-all or reject-all."
+    ),
+    approve: list[str] = typer.Option(
+        None, "--approve", help="Approve this gate (repeatable); GATE=reject rejects."
+    ),
+    actor: str = typer.Option("", "--actor", help="Who runs this and decides its gates (default: OS user)."),
+    comment: str = typer.Option(None, "--comment", help="Comment recorded with policy/parameter decisions."),
+    headless: bool = typer.Option(
+        False, "--headless", help="Run the runbook's notebook unattended with papermill."
+    ),
+    output: Path = typer.Option(
+        None, "--output", "-o", help="Also write the executed notebook here (headless)."
+    ),
+    parameters: list[str] = typer.Option(
+        None, "-p", "--parameter", help="papermill parameter: -p NAME VALUE (as papermill) or -p NAME=VALUE."
+    ),
+    parameters_yaml: str = typer.Option(
+        None, "-y", "--parameters-yaml", help="papermill parameters as YAML."
+    ),
+    parameters_file: Path = typer.Option(
+        None, "-f", "--parameters-file", help="papermill parameters YAML file."
+    ),
+    parallel: int = PARALLEL,
+    widget_state: bool = typer.Option(
+        False,
+        "--widget-state",
+        help="Headless: also save the final graph as widget state in the executed notebook (slower start).",
+    ),
+) -> None:
+    """Run a runbook from the terminal (prompts at gates), or headless through its notebook."""
+    retries = max_retries if max_retries is not None else max_retries_default()
+    approvals = parse_approve_flags(approve)
+    parameters = _pair_parameters(parameters, list(ctx.args))
+    workers = parallel_default(parallel)
+    if headless or file.suffix == ".ipynb":
+        from playbook_nb.faces.cli.headless import run_headless
+
+        if widget_state:  # read by the kernel, which inherits this process's environment
+            os.environ["PLAYBOOK_NB_WIDGET_STATE"] = "1"
+        code = run_headless(
+            file,
+            var=var,
+            vars_file=vars_file,
+            vars_env=vars_env,
+            state_path=state_path,
+            max_retries=retries,
+            gate_policy=gate_policy,
+            approvals=approvals,
+            actor=actor,
+            comment=comment,
+            output=output,
+            parameters=parameters,
+            parameters_yaml=parameters_yaml,
+            parameters_file=parameters_file,
+            parallel=workers,
+        )
+        raise typer.Exit(code)
+
+    runbook = load_runbook(file)
+    values = resolve_values(
+        runbook, var=var, vars_file=vars_file, vars_env=vars_env, no_interactive_vars=no_interactive_vars
+    )
+    interactive = stdin_is_tty()
+    options = RunOptions(
+        headless=not interactive,
+        trigger="terminal",
+        actor=actor,
+        max_retries=retries,
+        gate_policy=gate_policy,
+        approvals=approvals,
+        comment=comment,
+        parallel=workers,
+    )
+    store = open_store(state_path)
+    view = TerminalView(console, store)
+    session = RunSession.start(runbook, values, store, options)
+    view.attach(session)
+    _drive(session, view, interactive)
+    raise _exit_for(session, view)
+
+
+@app.command("resume")
+def resume(
+    file: Path = typer.Argument(..., help="The runbook the run was started from."),
+    run_id: int = typer.Argument(None, help="Run id (default: the latest ABORTED run of this runbook)."),
+    var: list[str] = VAR,
+    vars_file: Path = VARS_FILE,
+    vars_env: str = VARS_ENV,
+    no_interactive_vars: bool = NO_INTERACTIVE_VARS,
+    state_path: str = STATE_PATH,
+    max_retries: int = typer.Option(None, "--max-retries"),
+    approve: list[str] = typer.Option(
+        None, "--approve", help="Approve this waiting gate (GATE=reject rejects)."
+    ),
+    gate_policy: str = typer.Option("fail-closed", "--gate-policy"),
+    actor: str = typer.Option("", "--actor"),
+    comment: str = typer.Option(None, "--comment"),
+    allow_changed: bool = typer.Option(False, "--allow-changed", help="Resume although the runbook changed."),
+    parallel: int = PARALLEL,
+) -> None:
+    """Resume an ABORTED run: finished nodes are kept, the rest runs."""
+    runbook = load_runbook(file)
+    store = open_store(state_path)
+    if run_id is None:
+        latest = store.latest_run(runbook.meta.title, status="ABORTED")
+        if latest is None:
+            raise PlaybookError(f"no ABORTED run of '{runbook.meta.title}' to resume in {store.path}")
+        run_id = latest.id
+    recorded = store.get_run(run_id)
+    base = {k: v for k, v in (recorded.variables or {}).items() if k not in runbook.secret_names}
+    values = resolve_values(
+        runbook,
+        var=var,
+        vars_file=vars_file,
+        vars_env=vars_env,
+        no_interactive_vars=no_interactive_vars,
+        base=base,
+    )
+    interactive = stdin_is_tty()
+    approvals = parse_approve_flags(approve)
+    options = RunOptions(
+        headless=not interactive,
+        trigger="resume",
+        actor=actor,
+        max_retries=max_retries if max_retries is not None else max_retries_default(),
+        gate_policy=gate_policy,
+        approvals=approvals,
+        comment=comment,
+        parallel=parallel_default(parallel),
+    )
+    session = RunSession.resume(runbook, values, store, run_id, options, allow_changed=allow_changed)
+    view = TerminalView(console, store)
+    view.attach(session)
+    console.print(f"Resuming run {run_id} of [bold]{escape(recorded.title)}[/]")
+    for node_id, kind in session.awaiting():
+        if kind == "gate" and node_id in session._approvals:
+            session.decide(
+                node_id, session._approvals[node_id], options.actor, comment or "decided at resume"
+            )
+    _drive(session, view, interactive)
+    raise _exit_for(session, view)
+
+
+@app.command("set-status")
+def set_status(
+    file: Path = typer.Argument(..., help="The runbook the run belongs to."),
+    run_id: int = typer.Argument(...),
+    status: str = typer.Argument(..., help="RUNNING, OK, NOK or ABORTED."),
+    force: bool = typer.Option(False, "--force", help="Do not ask for confirmation."),
+    state_path: str = STATE_PATH,
+) -> None:
+    """Change a run's status by hand, e.g. an orphaned RUNNING run (process killed) to ABORTED."""
+    runbook = load_runbook(file)
+    store = open_store(state_path)
+    run = store.get_run(run_id)
+    if run.workflow != runbook.meta.title:
+        raise PlaybookError(f"run {run_id} belongs to '{run.workflow}', not to '{runbook.meta.title}'")
+    if not force:
+        if not stdin_is_tty():
+            raise PlaybookError("set-status needs confirmation: run it in a terminal or pass --force")
+        if not Confirm.ask(f"Set run {run_id} from {run.status} to {status.upper()}?"):
+            raise typer.Exit(1)
+    # Confirmed (by --force or at the prompt): the store may then also change a finished run.
+    store.set_status_manually(run_id, status.upper(), force=True)
+    console.print(f"run {run_id}: {run.status} -> {status.upper()}")

@@ -1,0 +1,249 @@
+"""`show`, `runs list` and `info`: read the run index."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from playbook_nb.adapters.store import Run
+from playbook_nb.domain.errors import PlaybookError
+from playbook_nb.faces import run_json
+from playbook_nb.faces.cli.app import app, console
+from playbook_nb.faces.cli.common import STATE_PATH, open_store
+from playbook_nb.faces.cli.runs_group import runs_app
+from playbook_nb.faces.cli.terminal_view import STATE_STYLE
+
+
+def _when(value) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+def _duration(run: Run) -> str:
+    return f"{run.duration:.1f}s" if run.duration is not None else ""
+
+
+def _run_dict(run: Run) -> dict:
+    return run_json.run_summary(run)
+
+
+def _runs_table(runs: list[Run], title: str) -> Table:
+    table = Table(title=title)
+    for column in ("run", "#", "workflow", "status", "started", "duration", "trigger", "actor"):
+        table.add_column(column)
+    for run in runs:
+        table.add_row(
+            str(run.id),
+            str(run.number),
+            escape(run.title or run.workflow),
+            f"[{STATE_STYLE.get(run.status, '')}]{run.status}[/]",
+            _when(run.started_at),
+            _duration(run),
+            run.trigger or "",
+            escape(run.actor or ""),
+        )
+    return table
+
+
+@runs_app.command("list")
+def runs_list(
+    workflow: str = typer.Option(None, "--workflow", help="Only runs of this runbook title."),
+    status: str = typer.Option(
+        None, "--status", help="Only runs with this status (RUNNING, OK, NOK, ABORTED)."
+    ),
+    limit: int = typer.Option(50, "--limit"),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    state_path: str = STATE_PATH,
+) -> None:
+    """List recorded runs, newest first."""
+    store = open_store(state_path)
+    runs = store.list_runs(workflow=workflow, status=status.upper() if status else None, limit=limit)
+    if as_json:
+        print(json.dumps([_run_dict(r) for r in runs], indent=2))
+        return
+    console.print(_runs_table(runs, f"runs in {store.path}"))
+
+
+@app.command("show")
+def show(
+    target: str = typer.Argument(
+        ..., help="A run id, or a runbook title to list its runs (as the seed's show)."
+    ),
+    as_json: bool = typer.Option(False, "--json"),
+    state_path: str = STATE_PATH,
+) -> None:
+    """Show one run (nodes, attempts, decisions), or the runs of a workflow."""
+    store = open_store(state_path)
+    if not target.isdigit():
+        runs = store.list_runs(workflow=target, limit=100)
+        if not runs:  # the rendered title a user saw ("myapp deployment pipeline"), not the raw template
+            runs = [r for r in store.list_runs(limit=10_000) if r.title == target][:100]
+        if not runs:
+            raise PlaybookError(f"no runs of '{target}' in {store.path}")
+        if as_json:
+            print(json.dumps([_run_dict(r) for r in runs], indent=2))
+        else:
+            console.print(_runs_table(runs, f"runs of {target}"))
+        return
+    run = store.get_run(int(target))
+    states = store.node_states(run.id)
+    attempts = store.attempts(run.id)
+    decisions = store.decisions(run.id)
+    if as_json:
+        data = _run_dict(run)
+        data["nodes"] = [
+            {"node": s.node_id, "state": s.state, "reason": s.reason, "attempts": s.attempts} for s in states
+        ]
+        data["attempts"] = [
+            {
+                "node": a.node_id,
+                "attempt": a.attempt,
+                "status": a.status,
+                "duration": a.duration,
+                "exit_code": a.exit_code,
+                "error": a.error,
+            }
+            for a in attempts
+        ]
+        data["decisions"] = [
+            {"node": d.node_id, "decision": d.decision, "actor": d.actor, "comment": d.comment}
+            for d in decisions
+        ]
+        print(json.dumps(data, indent=2, default=str))
+        return
+    reason = f" ({escape(run.status_reason)})" if run.status_reason else ""
+    console.print(
+        f"[bold]run {run.id}[/] (#{run.number}) {escape(run.title)}: "
+        f"[{STATE_STYLE.get(run.status, '')}]{run.status}[/]{reason}"
+    )
+    console.print(
+        f"started {_when(run.started_at)}  ended {_when(run.ended_at)}  duration {_duration(run)}  "
+        f"trigger {run.trigger}  actor {escape(run.actor or '')}  host {escape(run.host or '')}"
+    )
+    console.print(f"runbook sha256 {run.runbook_sha256}  version {run.runbook_version or ''}")
+    if (run.params or {}).get("legal_basis"):
+        console.print(f"legal basis: {escape(run.params['legal_basis'])}", highlight=False)
+    if run.variables:
+        console.print("variables: " + escape(", ".join(f"{k}={v}" for k, v in run.variables.items())))
+    table = Table()
+    for column in ("node", "state", "attempts", "last exit", "duration", "reason"):
+        table.add_column(column)
+    last = {a.node_id: a for a in attempts}
+    for s in states:
+        a = last.get(s.node_id)
+        table.add_row(
+            s.node_id,
+            f"[{STATE_STYLE.get(s.state, '')}]{s.state}[/]",
+            str(s.attempts or 0),
+            "" if a is None or a.exit_code is None else str(a.exit_code),
+            "" if a is None or a.duration is None else f"{a.duration:.2f}s",
+            escape(s.reason or ""),
+        )
+    console.print(table)
+    for d in decisions:
+        comment = f' "{escape(d.comment)}"' if d.comment else ""
+        console.print(
+            f"decision: {d.decision} on {d.node_id} by {escape(d.actor or '')} at {_when(d.decided_at)}{comment}"
+        )
+    if run.notebook_path:
+        console.print(f"notebook: {run.notebook_path}")
+
+
+@app.command("info")
+def info(
+    plugins: bool = typer.Option(False, "--plugins", help="List installed plugins and their functions."),
+    workflow: str = typer.Option(None, "--workflow"),
+    state_path: str = STATE_PATH,
+    runbook_file: Path = typer.Option(
+        None, "--runbook", help="Show KPI attainment for this runbook's workflow (its [runbook] kpis)."
+    ),
+) -> None:
+    """Statistics over recorded runs (with KPI attainment for a workflow), or the installed plugins."""
+    if plugins:
+        from playbook_nb.adapters.plugins.registry import list_plugins
+        from playbook_nb.domain.errors import PluginError
+
+        problems: list[PluginError] = []
+        table = Table(title="plugins (entry point group playbook.plugins)")
+        for column in ("plugin", "version", "function", "parameters", "description"):
+            table.add_column(column)
+        for meta in list_plugins(problems):
+            for fn in meta.functions.values():
+                params = ", ".join(
+                    f"{name}: {p.type}{'' if p.required else '?'}" for name, p in fn.parameters.items()
+                )
+                table.add_row(meta.name, meta.version, fn.name, escape(params), escape(fn.description))
+        console.print(table)
+        for problem in problems:
+            console.print(f"[red]could not load:[/] {escape(str(problem))}")
+        return
+    store = open_store(state_path)
+    kpi_runbook = None
+    if runbook_file is not None:
+        from playbook_nb.domain.model import load_runbook
+
+        kpi_runbook = load_runbook(runbook_file)
+        workflow = workflow or kpi_runbook.meta.title
+    stats = store.stats(workflow)
+    console.print(f"run index: {store.path}")
+    console.print(
+        f"runs: {stats['runs']}  " + "  ".join(f"{k}: {v}" for k, v in sorted(stats["by_status"].items()))
+    )
+    rate = stats.get("success_rate")
+    console.print(f"success rate: {rate * 100:.1f}%" if rate is not None else "success rate: n/a")
+    if stats.get("mean_run_seconds") is not None:
+        console.print(f"mean run duration: {stats['mean_run_seconds']:.2f}s")
+    if stats.get("runs_per_workflow"):
+        for name, row in stats["runs_per_workflow"].items():
+            count = row.get("runs", row) if isinstance(row, dict) else row
+            ok = f", {row.get('ok', 0)} OK" if isinstance(row, dict) else ""
+            console.print(f"  {escape(name)}: {count} runs{ok}")
+    nodes = stats.get("nodes") or {}
+    if nodes:
+        table = Table(title="per node")
+        for column in ("node", "attempts", "failed attempts", "mean duration"):
+            table.add_column(column)
+        for node_id, row in nodes.items():
+            mean = row.get("mean_seconds")
+            table.add_row(
+                node_id, str(row.get("attempts", 0)), str(row.get("failed_attempts", 0)),
+                f"{mean:.3f}s" if mean is not None else "",
+            )  # fmt: skip
+        console.print(table)
+    if workflow is not None:
+        _print_kpis(store, workflow, kpi_runbook)
+
+
+def _print_kpis(store, workflow: str, runbook=None) -> None:
+    """KPI attainment (issue 9): the kpis of --runbook, else of the runbook text of the workflow's latest run."""
+    from playbook_nb.domain.kpis import kpi_attainment, kpi_lines
+    from playbook_nb.domain.model import parse_runbook
+
+    if runbook is None:
+        latest = store.latest_run(workflow)
+        if latest is None:
+            return
+        try:
+            runbook = parse_runbook(latest.runbook_text, path=f"run {latest.id}")
+        except PlaybookError:
+            return
+    meta = runbook.meta
+    if meta.owner:
+        console.print(f"owner: {escape(meta.owner)}")
+    for assumption in meta.assumptions:
+        console.print(f"assumes: {escape(assumption)}")
+    if meta.kpis is None:
+        console.print(
+            'KPIs: none declared ([runbook] kpis = { max_duration = "15m", target_success_rate = 0.95 })'
+        )
+        return
+    table = Table(title=f"KPI attainment: {escape(workflow)}")
+    for column in ("KPI", "attainment", "met"):
+        table.add_column(column)
+    for name, text, met in kpi_lines(kpi_attainment(store, workflow, meta.kpis)):
+        mark = "[green]yes[/]" if met else "[red]no[/]" if met is False else "n/a"
+        table.add_row(name, escape(text), mark)
+    console.print(table)

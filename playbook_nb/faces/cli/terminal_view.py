@@ -1,0 +1,154 @@
+"""What a run looks like in a terminal: a live progress bar, one line per transition, streamed output."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from playbook_nb.adapters.store import Store
+from playbook_nb.app.session import RunSession
+from playbook_nb.domain.engine import EngineEvent
+
+STATE_STYLE = {
+    "PENDING": "dim",
+    "RUNNING": "blue",
+    "WAITING": "yellow",
+    "OK": "green",
+    "NOK": "bold red",
+    "SKIPPED": "bright_black",
+    "ABORTED": "yellow",  # a run status; every status needs a style or "[]...[/]" is broken markup
+}
+STATE_MARK = {"RUNNING": "▶", "WAITING": "?", "OK": "✔", "NOK": "✘", "SKIPPED": "⊘", "PENDING": "·"}
+FINAL = {"OK", "NOK", "SKIPPED"}
+
+
+class TerminalView:
+    def __init__(self, console: Console, store: Store):
+        self.console = console
+        self.store = store
+        self._progress: Progress | None = None
+        self._task = None
+        self._final: set[str] = set()  # nodes in a final state, for the progress bar
+
+    def attach(self, session: RunSession) -> None:
+        self._session = session
+        session.event_listeners.append(self._on_event)
+        session.output_listeners.append(self._on_output)
+        run = self.store.get_run(session.run_id)
+        self.console.print(
+            f"[bold]{run.title}[/]  run {run.id} (#{run.number})  "
+            f"[dim]{session.options.trigger}, actor {session.options.actor}[/]"
+        )
+
+    @contextlib.contextmanager
+    def live(self, session: RunSession) -> Iterator[None]:
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+            disable=not self.console.is_terminal,
+        )
+        total = len(session.runbook.nodes)
+        self._final = {node_id for node_id, state in session.states().items() if state in FINAL}
+        self._task = self._progress.add_task("nodes", total=total, completed=len(self._final))
+        with self._progress:
+            yield
+        self._progress = None
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Stop the live bar while a prompt waits for an answer."""
+        if self._progress is None:
+            yield
+            return
+        self._progress.stop()
+        try:
+            yield
+        finally:
+            self._progress.start()
+
+    def gate(self, session: RunSession, node_id: str) -> None:
+        node = session.runbook.node(node_id)
+        if node.description:
+            self.console.print(f"  [dim]{node.description.strip()}[/]")
+        prompt_before = session.rendered(node_id).get("prompt_before")
+        if prompt_before:
+            self.console.print(f"  {prompt_before}")
+
+    def _on_output(self, node_id: str, stream: str, text: str) -> None:
+        style = "red" if stream == "stderr" else "dim"
+        for line in text.rstrip("\n").splitlines():
+            self.console.print(f"  │ {line}", style=style, highlight=False, markup=False)
+
+    def _on_event(self, event: EngineEvent) -> None:
+        if event.kind == "node_state" and event.node:
+            state = event.state or ""
+            node = self._session.runbook.node(event.node)
+            if state in FINAL:
+                self._final.add(event.node)
+            else:
+                self._final.discard(event.node)
+            detail = ""
+            if state == "RUNNING":
+                shown = self._session.rendered(event.node)
+                detail = shown.get("command") or shown.get("function") or ""
+                if event.attempt and event.attempt > 1:
+                    detail = f"attempt {event.attempt}  {detail}"
+            elif state == "WAITING":
+                detail = "waits for a decision"
+            elif state in ("NOK", "SKIPPED") and event.reason:
+                detail = event.reason
+            elif state == "OK":
+                result = self._session.last_result(event.node)
+                detail = f"{result.duration:.2f}s" if result else ""
+            if state == "PENDING" and not event.reason:
+                return
+            mark = STATE_MARK.get(state, " ")
+            self.console.print(
+                f"{mark} [bold]{event.node}[/] [{STATE_STYLE.get(state, '')}]{state}[/]  "
+                f"[dim]({node.type})[/] {_escape(detail)}",
+                highlight=False,
+            )
+            if self._progress is not None and self._task is not None:
+                self._progress.update(self._task, completed=len(self._final))
+        elif event.kind == "decision":
+            data = event.data
+            comment = f' "{data.get("comment")}"' if data.get("comment") else ""
+            self.console.print(
+                f"  [magenta]decision[/] {data.get('decision')} on [bold]{event.node}[/] by {data.get('actor')}{comment}",
+                highlight=False,
+            )
+        elif event.kind == "run_state" and event.state != "RUNNING":
+            reason = f": {event.reason}" if event.reason else ""
+            self.console.print(
+                f"[{STATE_STYLE.get(event.state or '', '')}]run {event.state}[/]{_escape(reason)}"
+            )
+
+    def summary(self, session: RunSession) -> None:
+        table = Table(title=f"run {session.run_id}: {session.status}", show_lines=False)
+        for column in ("node", "state", "attempts", "reason"):
+            table.add_column(column)
+        for row in self.store.node_states(session.run_id):
+            table.add_row(
+                row.node_id,
+                f"[{STATE_STYLE.get(row.state, '')}]{row.state}[/]",
+                str(row.attempts or 0),
+                _escape(row.reason or ""),
+            )
+        self.console.print(table)
+        run = self.store.get_run(session.run_id)
+        self.console.print(f"record: run {run.id} in {self.store.path}")
+        self.console.print(f"artifacts: {self.store.artifact_dir(run.id)}")
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

@@ -1,0 +1,84 @@
+"""ui_screenshot: a real page served on 127.0.0.1, captured by the system Chromium through Playwright, compared
+with its baseline by pixelmatch. One Chromium serves every capture of the test process."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from PIL import Image
+
+from playbook_nb.adapters.store import Store
+from playbook_nb.app.session import RunOptions, RunSession
+from playbook_nb.app.step_files import load_artifacts
+from playbook_nb.domain.model import load_runbook
+from tests.browser.lab import SCREENSHOTS
+from tests.local_servers import PageServer, entity_page
+
+pytestmark = pytest.mark.browser
+
+RUNBOOK = """[runbook]
+title = "ui check"
+
+[shot]
+type = "Function"
+plugin = "ui_screenshot"
+function = "capture"
+function_params = {{ url = "{url}/entities", selector = "#entity-list", viewport = "640x480", name = "entity-list" }}
+outputs = {{ screenshot_path = "$.screenshot", diff_status = "$.diff.status" }}
+"""
+
+
+def run_once(tmp_path, store, *, update_baselines=False):
+    runbook = load_runbook(tmp_path / "ui.playbook.toml")
+    options = RunOptions(headless=True, update_baselines=update_baselines)
+    session = RunSession.start(runbook, {}, store, options, namespace={})
+    session.drive(lambda *_: None)
+    session.close()
+    attempt = store.attempts(session.run_id, "shot")[-1]
+    return session.run_id, attempt, load_artifacts(store, session.run_id)
+
+
+def test_baseline_then_identical_then_a_visual_regression_fails_with_a_diff_image(tmp_path):
+    rows = ["alpha  risk 5", "beta  risk 4", "gamma  risk 5"]
+    with (
+        PageServer(pages={"/entities": entity_page(rows)}) as server,
+        Store.open(tmp_path / "runs.db") as store,
+    ):
+        (tmp_path / "ui.playbook.toml").write_text(RUNBOOK.format(url=server.url))
+        baseline = tmp_path / "screenshots" / "entity-list.png"
+
+        run_id, attempt, artifacts = run_once(tmp_path, store)
+        assert attempt.status == "OK" and attempt.result["diff"]["status"] == "no_baseline"
+        assert [a["name"] for a in artifacts] == ["entity-list.png"]
+        assert not baseline.exists()  # never written unless asked
+        with Image.open(artifacts[0]["url"]) as shot:
+            assert (
+                shot.size[0] == 348 and shot.size[1] < 480
+            )  # the element (320 + padding + border), not the page
+
+        run_once(tmp_path, store, update_baselines=True)
+        assert baseline.is_file()
+
+        run_id, attempt, artifacts = run_once(tmp_path, store)
+        diff = attempt.result["diff"]
+        assert attempt.status == "OK" and diff["status"] == "identical" and diff["changed_pixels"] == 0
+        assert diff["percent"] == "0.00%"
+        assert sorted(a["name"] for a in artifacts) == ["entity-list.diff.png", "entity-list.png"]
+        assert all(a["url"].startswith(str(store.artifact_dir(run_id))) for a in artifacts)
+
+        server.pages["/entities"] = entity_page(rows[:2] + ["gamma  risk 9 (changed)"], colour="#c53030")
+        run_id, attempt, artifacts = run_once(tmp_path, store)
+        diff = attempt.result["diff"]
+        assert attempt.status == "NOK" and diff["status"] == "changed" and diff["ratio"] > 0.01
+        assert attempt.error.startswith("ScreenshotChanged: screenshot 'entity-list' changed: ")
+        assert f"{diff['percent']} of the pixels differ from entity-list.png (threshold 1%)" in attempt.error
+        image = next(a["url"] for a in artifacts if a["name"] == "entity-list.diff.png")
+        assert diff["image"] == image
+        with Image.open(image) as img:
+            red = dict((colour, n) for n, colour in img.convert("RGB").getcolors(1 << 24)).get((255, 0, 0), 0)
+        assert red == diff["changed_pixels"]  # pixelmatch paints each changed pixel red
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(image, SCREENSHOTS / "ui_screenshot_diff.png")
+        shot = next(a["url"] for a in artifacts if a["name"] == "entity-list.png")
+        shutil.copyfile(shot, SCREENSHOTS / "ui_screenshot_changed.png")
