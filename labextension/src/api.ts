@@ -24,6 +24,7 @@ export interface IRun {
   actor: string | null;
   mode: string;
   notebook_path: string | null;
+  filed_notebook: boolean;
   handled_failures: string[];
   colour: IColour;
 }

@@ -163,7 +163,7 @@ export class RunsPanel extends Widget {
     const report = element('button', { className: 'jp-Button pb-RunsPanel-report', textContent: 'Report' });
     report.onclick = () => this._actions.openReport(run);
     const actions = element('div', { className: 'pb-RunsPanel-actions' }, report);
-    if (run.notebook_path) {
+    if (run.filed_notebook) {
       const notebook = element('button', { className: 'jp-Button pb-RunsPanel-notebook', textContent: 'Notebook' });
       notebook.onclick = () => this._actions.openNotebook(run);
       actions.append(notebook);

@@ -62,6 +62,10 @@ def run_summary(run: Run, nodes: Iterable[NodeStateRow] | None = None) -> dict[s
         "counts": run.counts,
     }
     if nodes is not None:
+        # A run driven from a runbook notebook opened on its TOML records the TOML as its notebook: that is the
+        # live view, not a filed executed notebook.
+        data["filed_notebook"] = bool(run.notebook_path and run.notebook_path.endswith(".ipynb"))
+    if nodes is not None:
         handled = handled_failures(nodes)
         style = STATE_STYLES[RUN_STATUS_STATE.get(run.status, "pending")]
         data["handled_failures"] = handled

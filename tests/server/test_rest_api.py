@@ -218,3 +218,14 @@ async def test_new_runbook_writes_a_valid_starter_without_overwriting(jp_fetch, 
             "playbook-nb", "api", "runbooks", method="POST", body=json.dumps({"directory": "nope"})
         )
     assert err.value.code == 404
+
+
+async def test_a_run_of_a_runbook_notebook_has_no_filed_notebook(jp_fetch, index):
+    location = os.environ.get("PLAYBOOK_DB_URL") or os.environ["PLAYBOOK_DB_PATH"]
+    with Store.open(location) as store:  # what the kernel records for a notebook opened on its TOML
+        store.set_notebook_path(index["handled"], "/srv/ops/disk.playbook.toml")
+    (listed,) = [r for r in (await get_json(jp_fetch, "runs"))["runs"] if r["id"] == index["handled"]]
+    assert listed["filed_notebook"] is False and listed["notebook_path"] == "/srv/ops/disk.playbook.toml"
+    with pytest.raises(HTTPClientError) as err:
+        await jp_fetch("playbook-nb", "api", "runs", str(index["handled"]), "notebook")
+    assert err.value.code == 404

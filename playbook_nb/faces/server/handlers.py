@@ -154,14 +154,14 @@ class NotebookHandler(PlaybookHandler):
 
         def work(store: Store) -> dict[str, Any]:
             run = store.get_run(rid)
-            if not run.notebook_path:
+            if not run_json.run_summary(run, []).get("filed_notebook"):
                 raise web.HTTPError(
                     404, f"run {rid} has no filed notebook (it ran from the {run.trigger} face)"
                 )
             try:
                 with store.open_artifact(run.notebook_path, "rb") as handle:
                     return json.loads(handle.read())
-            except (OSError, ValueError) as err:
+            except (OSError, ValueError, PlaybookError) as err:
                 raise web.HTTPError(404, f"run {rid}: cannot read its notebook: {err}") from None
 
         self.write_json(known_secrets().redact_obj(await self.read(work)))
