@@ -204,6 +204,12 @@ command_name = "echo restarted"
 
 
 def test_the_runs_panel_lists_cli_runs_live_and_opens_report_and_notebook(page, lab_server, tmp_path):
+    theirs = tmp_path / "theirs.playbook.toml"
+    theirs.write_text(
+        '[runbook]\ntitle = "Alice rotates keys"\n\n[rotate]\ntype = "Command"\ncommand_name = "echo ok"\n'
+    )
+    by_alice = run_cli("run", str(theirs), "--actor", "alice", env=lab_server.extra_env)
+    assert by_alice.returncode == 0, by_alice.stdout + by_alice.stderr
     slow = tmp_path / "slow.playbook.toml"
     release = tmp_path / "release"  # the drain step ends when the test creates this file
     slow.write_text(SLOW.replace("{release}", str(release)))
@@ -242,6 +248,13 @@ def test_the_runs_panel_lists_cli_runs_live_and_opens_report_and_notebook(page, 
     panel.locator(".pb-RunsPanel-run", has_text="Slow restart").first.wait_for(state="detached")
     panel.locator(".pb-RunsPanel-statusFilter").select_option("")
     row.wait_for()
+    alice = panel.locator(".pb-RunsPanel-run", has_text="Alice rotates keys")
+    alice.wait_for()
+    panel.locator(".pb-RunsPanel-mine").check()  # runs recorded under my name (the OS user here), not alice's
+    alice.wait_for(state="detached")
+    row.wait_for()
+    panel.locator(".pb-RunsPanel-mine").uncheck()
+    alice.wait_for()
     screenshot(page, "lab_runs_panel", panel)
 
     row.locator(".pb-RunsPanel-report").click()
