@@ -19,8 +19,9 @@ from bench_common import Row, best_of, cli_env, mixed_runbook
 
 
 def run(quick: bool, workdir: Path) -> list[Row]:
-    from playbook_nb.domain.model import load_runbook, validate_runbook
+    from playbook_nb.app.inputs import load_runbook
     from playbook_nb.domain.templating import clear_caches
+    from playbook_nb.domain.validation import validate_runbook
 
     text = mixed_runbook(1000)
     path = workdir / "validate_1000.playbook.toml"

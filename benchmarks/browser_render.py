@@ -33,7 +33,7 @@ from playbook_nb.kernel_ext.widget import PALETTE  # noqa: E402
 
 from benchmarks.bench_common import machine  # noqa: E402
 from playbook_nb.adapters.notebook.compile import compile_runbook, write_notebook  # noqa: E402
-from playbook_nb.domain.model import parse_runbook  # noqa: E402
+from playbook_nb.domain.validation import parse_runbook  # noqa: E402
 from tests.browser.lab import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,

@@ -84,7 +84,7 @@ def profile_kernel(workdir: Path, runbook: Path) -> str:
     import pstats
 
     from playbook_nb.adapters.notebook.compile import compile_runbook
-    from playbook_nb.domain.model import load_runbook
+    from playbook_nb.app.inputs import load_runbook
 
     nb = compile_runbook(load_runbook(runbook))
     code_cells = [c.source for c in nb.cells if c.cell_type == "code"]

@@ -30,8 +30,8 @@ BRANCHES = ("check_a", "check_b", "check_c", "check_d")
 
 def session_run(parallel: int, db: Path) -> tuple[float, bool, str]:
     from playbook_nb.adapters.store import Store
+    from playbook_nb.app.inputs import load_runbook
     from playbook_nb.app.session import RunOptions, RunSession
-    from playbook_nb.domain.model import load_runbook
 
     runbook = load_runbook(FANOUT)
     with Store.open(db) as store:

@@ -62,7 +62,7 @@ code = "y = x * 2"
 def _worker(location: str, artifacts: str, worker: int, runs: int, barrier, results) -> None:
     from playbook_nb.adapters.store import Store
     from playbook_nb.app.session import RunOptions, RunSession
-    from playbook_nb.domain.model import parse_runbook
+    from playbook_nb.domain.validation import parse_runbook
 
     errors: list[str] = []
     done = 0

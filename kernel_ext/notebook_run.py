@@ -18,12 +18,12 @@ from IPython.display import HTML, display
 from playbook_nb.adapters.export.dag_render import to_svg
 from playbook_nb.adapters.store import Store, resolve_db_path
 from playbook_nb.app.config import load_config
+from playbook_nb.app.inputs import resolve_variables
 from playbook_nb.app.session import NodeReport, RunOptions, RunSession
 from playbook_nb.domain.decisions import GateDecision, default_actor, headless_gate_decision
 from playbook_nb.domain.engine import NodeState, RunState
 from playbook_nb.domain.errors import PlaybookError
-from playbook_nb.domain.model import parse_runbook
-from playbook_nb.domain.variables import resolve_variables
+from playbook_nb.domain.validation import parse_runbook
 
 RUN_MIME = "application/vnd.playbook-nb.run+json"
 OUTPUT_PATH_ENV = "PLAYBOOK_NB_OUTPUT_PATH"  # set by the papermill engine "playbook"

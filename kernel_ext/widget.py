@@ -155,6 +155,50 @@ def legend_html() -> str:
     return f'<div class="pb-legend" style="font-size:12px;line-height:1.9">{"".join(chips)}</div>'
 
 
+HOST_FILTERS = {"all": "all", "NOK": "failed", "OK": "OK", "open": "not run yet"}
+
+
+def host_matches(state: str, wanted: str) -> bool:
+    if wanted == "all":
+        return True
+    if wanted == "open":
+        return state not in ("OK", "NOK", "REMOVED")
+    return state == wanted
+
+
+def hosts_html(rows: list, wanted: str = "all") -> str:
+    """The host table of a fleet node (issue 21): counts over every host, the rows the filter keeps, and each
+    host's output (already masked in the record) behind a disclosure."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.state] = counts.get(row.state, 0) + 1
+    summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no host yet"
+    shown = [r for r in rows if host_matches(r.state, wanted)]
+    body = "".join(
+        f'<tr class="pb-host" data-host="{html.escape(r.host)}" data-state="{r.state}">'
+        f"<td {TD}><code>{html.escape(r.host)}</code>{' (' + r.membership + ')' if r.membership else ''}</td>"
+        f"<td {TD}>{r.state}</td><td {TD}>{r.attempt}</td>"
+        f"<td {TD}>{'' if r.exit_code is None else r.exit_code}</td>"
+        f"<td {TD}>{'' if r.duration is None else f'{r.duration:.2f}s'}</td>"
+        f"<td {TD}>{html.escape(r.error or '')}"
+        + (
+            f"<details><summary>output</summary>{_pre((r.stdout or '') + (r.stderr or ''))}</details>"
+            if (r.stdout or r.stderr)
+            else ""
+        )
+        + "</td></tr>"
+        for r in shown
+    )
+    return (
+        f'<div class="pb-host-table" style="font-size:12px" data-filter="{wanted}">{html.escape(summary)}; '
+        f'showing {len(shown)}<table style="border-collapse:collapse;font-size:12px"><tr>'
+        + "".join(
+            f"<th {TD}>{name}</th>" for name in ("host", "state", "attempt", "exit", "took", "error / output")
+        )
+        + f"</tr>{body}</table></div>"
+    )
+
+
 def _pre(text: str, color: str = "#111827") -> str:
     return (
         f'<pre style="margin:2px 0;padding:4px 6px;background:#f3f4f6;color:{color};white-space:pre-wrap;'
@@ -197,6 +241,19 @@ class RunbookWidget(widgets.VBox):
         self.header = widgets.HTML("<i>Click a node to see what it does, its attempts and its output.</i>")
         self.details = widgets.HTML()
         self.attempts = widgets.HTML()
+        # fleet nodes (issue 21): each host's latest state and output, filtered
+        self.host_filter = widgets.ToggleButtons(
+            options=[(label, value) for value, label in HOST_FILTERS.items()],
+            value="all",
+            style={"button_width": "auto"},
+        )
+        self.host_filter.add_class("pb-host-filter")
+        self.host_filter.observe(lambda _change: self._show_hosts(), names="value")
+        self.hosts = widgets.HTML()
+        self.host_box = widgets.VBox(
+            [widgets.HTML("<b>Hosts</b>"), self.host_filter, self.hosts], layout={"display": "none"}
+        )
+        self.host_box.add_class("pb-hosts")
         self.output_area = widgets.Output(
             layout=widgets.Layout(
                 max_height="220px", min_height="24px", overflow="auto", border="1px solid #f3f4f6"
@@ -237,6 +294,7 @@ class RunbookWidget(widgets.VBox):
                 self.comment,
                 self.details,
                 self.attempts,
+                self.host_box,
                 widgets.HTML("<b>Output</b>"),
                 self.output_area,
                 widgets.HTML("<b>Log</b>"),
@@ -262,6 +320,7 @@ class RunbookWidget(widgets.VBox):
         self.cyto.on("node", "click", self.on_node_click)
         self.session.event_listeners.append(self._on_event)
         self.session.output_listeners.append(self._on_output)
+        self.session.host_listeners.append(self._on_host)
         self.refresh()
 
     # ------------------------------------------------------------------ building
@@ -467,6 +526,24 @@ class RunbookWidget(widgets.VBox):
             return
         self.details.value = self._details_html(node_id)
         self.attempts.value = self._attempts_html(node_id)
+        self._show_hosts()
+
+    def _on_host(self, node_id: str, _result) -> None:
+        if node_id == self.selected:
+            self._show_hosts()
+
+    def _show_hosts(self) -> None:
+        node_id = self.selected
+        if node_id is None or not self.runbook.node(node_id).is_fleet:
+            self.host_box.layout.display = "none"
+            return
+        self.host_box.layout.display = ""
+        try:
+            rows = list(self.session.store.latest_hosts(self.session.run_id, node_id).values())
+        except PlaybookError as err:
+            self.hosts.value = f"<i>hosts unavailable: {html.escape(str(err))}</i>"
+            return
+        self.hosts.value = hosts_html(rows, self.host_filter.value)
 
     def _details_html(self, node_id: str) -> str:
         node = self.runbook.node(node_id)

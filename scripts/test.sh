@@ -67,6 +67,15 @@ if [[ -z "${PLAYBOOK_TEST_PG_URL:-}" ]] && ! compgen -G "/usr/lib/postgresql/*/b
         postgresql >/dev/null || die "apt-get install postgresql failed"
 fi
 
+# The fleet tests start a private OpenSSH server (tests/sshd_server.py) on loopback addresses.
+if [[ ! -x "${PLAYBOOK_NB_SSHD:-/usr/sbin/sshd}" ]]; then
+    log "openssh-server missing: installing Debian's openssh-server"
+    command -v apt-get >/dev/null 2>&1 || die "no apt-get; install openssh-server or set PLAYBOOK_NB_SSHD"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq || die "apt-get update failed"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        openssh-server openssh-client >/dev/null || die "apt-get install openssh-server failed"
+fi
+
 # --- checks ------------------------------------------------------------------------------------
 FAILED=()
 stage() {

@@ -9,7 +9,8 @@ import pytest
 from conftest import FIXTURES, INVALID_RUNBOOKS, VALID_RUNBOOKS, run_cli
 
 from playbook_nb.adapters.export.dag_render import STATE_STYLES, to_dot, to_svg
-from playbook_nb.domain.model import load_runbook, parse_runbook
+from playbook_nb.app.inputs import load_runbook
+from playbook_nb.domain.validation import parse_runbook
 
 SVG = "{http://www.w3.org/2000/svg}"
 DEPLOY = FIXTURES / "deploy_pipeline.playbook.toml"
@@ -41,7 +42,7 @@ def test_every_invalid_fixture_fails_with_one_line(path):
         ("bad_condition_suffix", "Invalid condition 'maybe' in 'a:maybe'"),
         (
             "unknown_node_type",
-            "node 'a': unknown type 'Shell' (expected Manual, Command, Function or Python)",
+            "node 'a': unknown type 'Shell' (expected Manual, Command, Function, Python or Ansible)",
         ),
         ("template_injection", "template reaches for Python internals ('__class__'); refused by the sandbox"),
     ],

@@ -16,8 +16,10 @@ from hypothesis import strategies as st
 import playbook_nb
 from playbook_nb.adapters.notebook.compile import compile_runbook, write_notebook
 from playbook_nb.adapters.notebook.source_cell import python_string_literal, read_source_cell
-from playbook_nb.domain.model import NodeType, load_runbook, parse_runbook
+from playbook_nb.app.inputs import load_runbook
+from playbook_nb.domain.model import NodeType
 from playbook_nb.domain.plan import topological_order
+from playbook_nb.domain.validation import parse_runbook
 
 PARAMETER_NAMES = [
     "variables",

@@ -176,7 +176,7 @@ def test_paths_are_relative_to_their_file_and_seed_spellings_work(dirs):
 def test_template_is_valid_toml_with_the_defaults(dirs):
     project, _, _ = dirs
     text = render_template()
-    assert set(tomllib.loads(text)) == {"database", "artifacts", "execution", "logging", "ui"}
+    assert set(tomllib.loads(text)) == {"database", "artifacts", "execution", "runs", "logging", "ui"}
     write(project / "playbook.toml", text)
     from_template = load(dirs)
     defaults = load_config(cwd=project / "nowhere", env={}, user_dir=dirs[1], system_dir=dirs[2])

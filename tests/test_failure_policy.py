@@ -9,7 +9,8 @@ from playbook_nb.app.session import RunOptions, RunSession
 from playbook_nb.domain.decisions import GateDecision
 from playbook_nb.domain.engine import Decision
 from playbook_nb.domain.errors import RunbookError
-from playbook_nb.domain.model import DepCondition, Dependency, parse_runbook
+from playbook_nb.domain.model import DepCondition, Dependency
+from playbook_nb.domain.validation import parse_runbook
 
 HEAD = '[runbook]\ntitle = "policy"\n'
 

@@ -21,17 +21,11 @@ from conftest import FIXTURES, VALID_RUNBOOKS
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from playbook_nb.app.inputs import load_runbook
 from playbook_nb.domain import templating
 from playbook_nb.domain.errors import PlaybookError, RunbookError, TemplateError
-from playbook_nb.domain.model import (
-    COMMON_FIELDS,
-    META_FIELDS,
-    TYPE_FIELDS,
-    VARIABLE_FIELDS,
-    load_runbook,
-    parse_runbook,
-    validate_runbook,
-)
+from playbook_nb.domain.parsing import COMMON_FIELDS, META_FIELDS, TYPE_FIELDS, VARIABLE_FIELDS
+from playbook_nb.domain.validation import parse_runbook, validate_runbook
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -10,7 +10,8 @@ from conftest import run_cli
 from playbook_nb.adapters.store import Store
 from playbook_nb.domain.errors import RunbookError
 from playbook_nb.domain.kpis import kpi_attainment
-from playbook_nb.domain.model import Kpis, parse_runbook
+from playbook_nb.domain.model import Kpis
+from playbook_nb.domain.validation import parse_runbook
 
 GOVERNED = """[runbook]
 title = "governed"
@@ -38,7 +39,7 @@ def test_metadata_is_parsed():
         ('"2m"', '"soon"', "duration such as"),
         ('"2m"', "-5", "positive duration"),
         ("max_duration", "p95", "unknown KPI 'p95'"),
-        ('["the load balancer drains in 30s", "backups ran tonight"]', "[1]", "a list of strings"),
+        ('["the load balancer drains in 30s", "backups ran tonight"]', "[1]", "expected sentences or"),
         ('owner = "sre-team"', "owner = 3", "expected a string"),
     ],
 )

@@ -9,6 +9,7 @@ from conftest import FIXTURES, INVALID_RUNBOOKS, VALID_RUNBOOKS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from playbook_nb.app.inputs import load_runbook
 from playbook_nb.domain.errors import RunbookError
 from playbook_nb.domain.model import (
     DEFAULT_COMMAND_TIMEOUT,
@@ -16,10 +17,8 @@ from playbook_nb.domain.model import (
     DepCondition,
     Dependency,
     NodeType,
-    load_runbook,
-    parse_runbook,
-    validate_runbook,
 )
+from playbook_nb.domain.validation import parse_runbook, validate_runbook
 
 META = """
 [runbook]
@@ -152,7 +151,7 @@ def test_unknown_type_message():
     message = error_of('\n[a]\ntype = "Shell"\ncommand_name = "x"\n')
     assert (
         message
-        == "x.playbook.toml: node 'a': unknown type 'Shell' (expected Manual, Command, Function or Python)"
+        == "x.playbook.toml: node 'a': unknown type 'Shell' (expected Manual, Command, Function, Python or Ansible)"
     )
 
 

@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO, VALID_RUNBOOKS
 
 from playbook_nb.adapters.notebook.compile import compile_runbook
-from playbook_nb.domain.model import load_runbook
+from playbook_nb.app.inputs import load_runbook
 
 NOTEBOOKS = REPO / "notebooks"
 REGENERATE = "run notebooks/regenerate.sh"

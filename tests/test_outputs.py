@@ -7,8 +7,8 @@ import pytest
 from playbook_nb.adapters.store import Store
 from playbook_nb.app.session import RunOptions, RunSession
 from playbook_nb.domain.errors import RunbookError
-from playbook_nb.domain.model import parse_runbook
 from playbook_nb.domain.outputs import load_outputs
+from playbook_nb.domain.validation import parse_runbook
 
 HEAD = '[runbook]\ntitle = "outputs"\n'
 

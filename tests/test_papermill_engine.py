@@ -220,7 +220,7 @@ def test_run_notebook_dead_kernel_writes_partial_notebook(tmp_path):
 def test_run_notebook_success_and_compile_to_temp(tmp_path):
     from conftest import FIXTURES
 
-    from playbook_nb.domain.model import load_runbook
+    from playbook_nb.app.inputs import load_runbook
 
     path = compile_to_temp(load_runbook(FIXTURES / "parallel_fanout.playbook.toml"), directory=str(tmp_path))
     assert path == str(tmp_path / "parallel_fanout.ipynb")

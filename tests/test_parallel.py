@@ -11,8 +11,9 @@ from conftest import FIXTURES, run_cli
 
 from playbook_nb.adapters.store import Store
 from playbook_nb.app.config import parallel_workers
+from playbook_nb.app.inputs import load_runbook
 from playbook_nb.app.session import RunOptions, RunSession
-from playbook_nb.domain.model import load_runbook, parse_runbook
+from playbook_nb.domain.validation import parse_runbook
 
 FANOUT = FIXTURES / "parallel_fanout.playbook.toml"
 BRANCHES = ("check_a", "check_b", "check_c", "check_d")

@@ -9,9 +9,12 @@ from conftest import FIXTURES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from playbook_nb.app.inputs import load_runbook
 from playbook_nb.domain.errors import RunbookError
-from playbook_nb.domain.model import DepCondition, load_runbook, parse_runbook, parse_structure
+from playbook_nb.domain.model import DepCondition
+from playbook_nb.domain.parsing import parse_structure
 from playbook_nb.domain.plan import build_plan, layers, leaves, roots, topological_order
+from playbook_nb.domain.validation import parse_runbook
 
 META = '[runbook]\ntitle = "T"\n'
 

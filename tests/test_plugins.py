@@ -13,7 +13,6 @@ from playbook_nb.adapters.plugins import (
     ParameterDef,
     PluginMetadata,
     check_params,
-    convert_value,
     expand_env,
     get_plugin,
     list_plugins,
@@ -22,7 +21,7 @@ from playbook_nb.adapters.plugins import (
 )
 from playbook_nb.adapters.plugins.python_plugin import PythonPlugin, ThrownError
 from playbook_nb.adapters.plugins.registry import reset_cache
-from playbook_nb.domain.errors import PluginError, VariableError
+from playbook_nb.domain.errors import PluginError
 
 
 def test_python_plugin_is_found_through_the_real_entry_point():
@@ -117,61 +116,6 @@ def test_missing_and_unknown_parameters_are_one_line_errors():
         str(err.value)
         == "plugin 'python', function 'sleep', parameter 'seconds': expected a number, got 'soon'"
     )
-
-
-@pytest.mark.parametrize(
-    ("value", "type_name", "expected"),
-    [
-        ("42", "int", 42),
-        (" 42 ", "int", 42),
-        (42, "int", 42),
-        (42.0, "int", 42),
-        ("3.14", "float", 3.14),
-        (3, "float", 3.0),
-        ("true", "bool", True),
-        ("False", "bool", False),
-        ("1", "bool", True),
-        ("0", "bool", False),
-        ("yes", "bool", True),
-        ("no", "bool", False),
-        (True, "bool", True),
-        ('["a","b"]', "list", ["a", "b"]),
-        (["a"], "list", ["a"]),
-        ('{"key":"value"}', "dict", {"key": "value"}),
-        ("text", "str", "text"),
-        (7, "str", "7"),
-        (True, "str", "true"),
-        ({"any": 1}, "any", {"any": 1}),
-    ],
-)
-def test_convert_value(value, type_name, expected):
-    result = convert_value(value, type_name, "here")
-    assert result == expected
-    assert type(result) is type(expected)
-
-
-@pytest.mark.parametrize(
-    ("value", "type_name", "message"),
-    [
-        ("4x", "int", "here: expected an integer, got '4x'"),
-        (True, "int", "here: expected an integer, got True"),
-        ("maybe", "bool", "here: expected a boolean (true/false, yes/no, 1/0), got 'maybe'"),
-        ('{"a": 1}', "list", """here: expected a list (JSON array), got '{"a": 1}'"""),
-        ("[1,", "list", "here: expected a list (JSON array), got '[1,'"),
-        ("nan", "float", "here: expected a number, got 'nan'"),
-        ("x", "complex", "here: unknown type 'complex' (known: "),
-    ],
-)
-def test_convert_value_errors_name_the_place(value, type_name, message):
-    with pytest.raises(PluginError) as err:
-        convert_value(value, type_name, "here")
-    assert str(err.value).startswith(message)
-    assert "\n" not in str(err.value)
-
-
-def test_convert_value_raises_the_error_class_it_is_given():
-    with pytest.raises(VariableError, match="variable 'TIMEOUT': expected an integer"):
-        convert_value("soon", "int", "variable 'TIMEOUT'", error=VariableError)
 
 
 def test_node_plugin_config_overrides_the_global_one():

@@ -7,7 +7,7 @@ import shlex
 
 from conftest import FIXTURES
 
-from playbook_nb.domain.model import load_runbook
+from playbook_nb.app.inputs import load_runbook
 from playbook_nb.domain.redact import MASK, Redactor, mask_variables, redactor_for
 
 

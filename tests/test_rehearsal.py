@@ -8,7 +8,7 @@ from pathlib import Path
 from conftest import FIXTURES, REPO, run_cli
 
 from playbook_nb.app.rehearsal import rehearse
-from playbook_nb.domain.model import parse_runbook
+from playbook_nb.domain.validation import parse_runbook
 
 PACK = REPO / "examples" / "acceptance" / "deploy_pipeline"
 DEPLOY = FIXTURES / "deploy_pipeline.playbook.toml"

@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from playbook_nb.adapters.store import Store
+from playbook_nb.app.inputs import load_runbook
 from playbook_nb.app.session import RunOptions, RunSession
 from playbook_nb.app.step_files import load_artifacts
-from playbook_nb.domain.model import load_runbook
 from tests.browser.lab import SCREENSHOTS
 from tests.local_servers import PageServer, entity_page
 

@@ -9,8 +9,8 @@ import pytest
 
 from playbook_nb.adapters.store import Store
 from playbook_nb.app.session import RunOptions, RunSession
-from playbook_nb.domain.model import parse_runbook
 from playbook_nb.domain.outputs import load_outputs
+from playbook_nb.domain.validation import parse_runbook
 from tests.local_servers import EntityApi, PushgatewayRecorder
 
 ENTITIES = [{"id": 1, "name": "alpha"}, {"id": 2, "name": "beta"}, {"id": "three", "name": 3}]
@@ -72,7 +72,7 @@ def run(tmp_path, text: str, values: dict):
     book.write_text(text)
     (tmp_path / "entity-v2.json").write_text(json.dumps(SCHEMA))
     (tmp_path / "enrich.graphql").write_text(QUERY)
-    from playbook_nb.domain.model import load_runbook
+    from playbook_nb.app.inputs import load_runbook
 
     runbook = load_runbook(book)
     store = Store.open(tmp_path / "runs.db")

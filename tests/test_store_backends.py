@@ -618,6 +618,62 @@ def test_missing_bucket_is_one_clear_store_error(s3_env, tmp_path):
         assert "\n" not in str(info.value)
 
 
+# ---- per-host rows of fleet nodes (issue 21) -----------------------------------------------------
+
+
+def test_host_rows_are_kept_per_attempt_and_the_latest_wins(store):
+    run = new_run(store)
+    store.start_attempt(run.id, "build", 1, T0)
+    rows = [
+        {"host": "web1", "position": 0, "state": "RUNNING", "started_at": 1_800_000_000.0},
+        {"host": "web2", "position": 1, "state": "PENDING"},
+    ]
+    store.record_hosts(run.id, "build", 1, rows)
+    store.record_hosts(
+        run.id, "build", 1,
+        [{"host": "web1", "position": 0, "state": "OK", "exit_code": 0, "stdout": "done\n",
+          "ended_at": 1_800_000_002.0},
+         {"host": "web2", "position": 1, "state": "NOK", "error": "unreachable: refused"}],
+    )  # fmt: skip
+    store.start_attempt(run.id, "build", 2, T0)
+    store.record_hosts(
+        run.id, "build", 2,
+        [{"host": "web2", "position": 1, "state": "OK", "exit_code": 0},
+         {"host": "web3", "position": 2, "state": "OK", "membership": "ADDED", "exit_code": 0}],
+    )  # fmt: skip
+    first = store.host_results(run.id, "build")[0]
+    assert (first.host, first.attempt, first.state, first.exit_code, first.stdout) == (
+        "web1",
+        1,
+        "OK",
+        0,
+        "done\n",
+    )
+    assert first.started_at is not None and first.duration == pytest.approx(2.0)
+    latest = store.latest_hosts(run.id, "build")
+    assert {h: (r.attempt, r.state, r.membership) for h, r in latest.items()} == {
+        "web1": (1, "OK", None),
+        "web2": (2, "OK", None),
+        "web3": (2, "OK", "ADDED"),
+    }
+    with pytest.raises(StoreError, match="invalid host state 'GONE'"):
+        store.record_hosts(run.id, "build", 2, [{"host": "web9", "position": 9, "state": "GONE"}])
+
+
+def test_interrupted_attempt_fails_its_running_hosts(store):
+    run = new_run(store)
+    store.start_attempt(run.id, "build", 1, T0)
+    store.record_hosts(
+        run.id, "build", 1,
+        [{"host": "a", "position": 0, "state": "OK"}, {"host": "b", "position": 1, "state": "RUNNING"}],
+    )  # fmt: skip
+    assert store.mark_interrupted(run.id) == 1
+    assert {r.host: (r.state, r.error) for r in store.host_results(run.id)} == {
+        "a": ("OK", None),
+        "b": ("NOK", INTERRUPTED_ERROR),
+    }
+
+
 # ---- copying between backends (`store migrate`) --------------------------------------------------
 
 
@@ -628,6 +684,10 @@ def _fill(store: Store) -> list[int]:
         store.set_node_state(run.id, "build", "RUNNING", attempts=1)
         store.start_attempt(run.id, "build", 1, T0 + timedelta(minutes=i))
         store.finish_attempt(run.id, "build", 1, status="OK", exit_code=0, stdout="built", result={"n": i})
+        store.record_hosts(
+            run.id, "build", 1, [{"host": "web1", "position": 0, "state": "OK", "exit_code": 0, "stdout": "up",
+                                  "started_at": 1_800_000_000.0, "ended_at": 1_800_000_001.5}],
+        )  # fmt: skip
         store.set_node_state(run.id, "build", "OK", attempts=1, failed=False)
         store.record_decision(run.id, "gate", "approve", "bob", "ok")
         store.save_snapshot(run.id, {"i": i})
@@ -664,7 +724,7 @@ def test_migrate_sqlite_to_postgres_and_back_keeps_every_row(pg_url, tmp_path):
         assert [store.dump_run(i) for i in ids] == original
         assert len(store.list_runs()) == 5 and all(store.verify_events(r.id) == [] for r in store.list_runs())
     a, b = sqlite3.connect(first), sqlite3.connect(back)
-    for table in ("runs", "node_states", "attempts", "decisions", "events"):
+    for table in ("runs", "node_states", "attempts", "host_results", "decisions", "events"):
         query = f"SELECT * FROM {table} WHERE {'id' if table == 'runs' else 'run_id'} <= 3 ORDER BY 1, 2"
         assert a.execute(query).fetchall() == b.execute(query).fetchall(), table
 

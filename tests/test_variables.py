@@ -7,9 +7,11 @@ import json
 import pytest
 from conftest import FIXTURES
 
+from playbook_nb.app.inputs import load_runbook, parse_var_assignments, resolve_variables
 from playbook_nb.domain.errors import VariableError
-from playbook_nb.domain.model import Variable, load_runbook, parse_runbook
-from playbook_nb.domain.variables import check_value, convert_value, parse_var_assignments, resolve_variables
+from playbook_nb.domain.model import Variable
+from playbook_nb.domain.validation import parse_runbook
+from playbook_nb.domain.variables import check_value
 
 RUNBOOK = """
 [variables]
@@ -156,29 +158,6 @@ def test_vars_file_errors(runbook, tmp_path):
     other.write_text("x")
     with pytest.raises(VariableError, match="unknown extension '.ini'"):
         resolve(runbook, vars_file=other)
-
-
-@pytest.mark.parametrize(
-    ("text", "type_name", "expected"),
-    [
-        ("42", "int", 42),
-        ("3.14", "float", 3.14),
-        ("true", "bool", True),
-        ("No", "bool", False),
-        ("1", "bool", True),
-        ("0", "bool", False),
-        ('["a","b"]', "list", ["a", "b"]),
-        ('{"key":"value"}', "dict", {"key": "value"}),
-        (True, "str", "true"),
-    ],
-)
-def test_seed_conversions(text, type_name, expected):
-    assert convert_value(text, type_name) == expected
-
-
-def test_bool_is_not_an_int():
-    with pytest.raises(ValueError, match="is not an int"):
-        convert_value(True, "int")
 
 
 def test_check_value_converts_choices_of_typed_variables():

@@ -252,3 +252,32 @@ def test_prune_bad_arguments(prune_db, args, message):
     assert result.returncode == 2
     assert message in result.stderr
     assert run_ids(db) == [1, 2, 3, 4]
+
+
+def test_prune_uses_the_configured_retention_counted_from_the_end(prune_db, tmp_path):
+    """The seed's time to live of finished runs: `[runs] retention`, from a run's end (issue 21)."""
+    db, dirs = prune_db
+    conn = sqlite3.connect(db)
+    old = (datetime.now(UTC) - timedelta(days=40)).isoformat(timespec="microseconds")
+    conn.execute("UPDATE runs SET ended_at = ? WHERE id = 1", (old,))
+    conn.execute("UPDATE runs SET ended_at = ? WHERE id = 4", (datetime.now(UTC).isoformat(),))
+    conn.commit()
+    conn.close()
+    config = tmp_path / "playbook.toml"
+    config.write_text('[runs]\nretention = "30d"\n')
+    env = {"PLAYBOOK_CONFIG": str(config)}
+    result = run_cli("runs", "prune", "--state-path", str(db), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "retention 30d (configuration)" in result.stdout and "removed 1 run(s)" in result.stdout
+    assert run_ids(db) == [2, 3, 4]  # run 4 started 40 days ago but ended today: kept
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[runs]\nretention = "a month"\n')
+    result = run_cli("runs", "prune", "--state-path", str(db), env={"PLAYBOOK_CONFIG": str(bad)})
+    assert result.returncode == 2 and "retention" in result.stderr and "a month" in result.stderr
+    (tmp_path / "empty.toml").write_text("")
+    result = run_cli(
+        "runs", "prune", "--state-path", str(db), env={"PLAYBOOK_CONFIG": str(tmp_path / "empty.toml")}
+    )
+    assert result.returncode == 2 and "give --older-than AGE, or set a retention" in result.stderr
+    assert run_ids(db) == [2, 3, 4]

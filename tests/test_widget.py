@@ -18,7 +18,7 @@ from playbook_nb.adapters.store import Store  # noqa: E402
 from playbook_nb.app.session import RunOptions, RunSession  # noqa: E402
 from playbook_nb.domain.engine import NodeState, RunState  # noqa: E402
 from playbook_nb.domain.errors import PlaybookError  # noqa: E402
-from playbook_nb.domain.model import parse_runbook  # noqa: E402
+from playbook_nb.domain.validation import parse_runbook  # noqa: E402
 
 RUNBOOK = """\
 [runbook]

@@ -8,10 +8,11 @@ import re
 
 import pytest
 
+from playbook_nb.app.inputs import load_runbook
 from playbook_nb.app.rehearsal import load_pack, run_case
 from playbook_nb.domain.convert_format import convert_text
 from playbook_nb.domain.errors import RunbookError
-from playbook_nb.domain.model import load_runbook, parse_runbook
+from playbook_nb.domain.validation import parse_runbook
 from tests.conftest import DEPLOY, SHARED, VALID_RUNBOOKS, run_cli
 
 SEED = next((SHARED / "seeds").glob("004_*.txt"))

@@ -115,6 +115,19 @@ def parallel_workers(value: bool | int | None) -> int:
     return max(1, int(value))
 
 
+def _retention(v: Any) -> str | None:
+    """A time to live such as "30d", "12h", "90m"; "" or unset: finished runs are kept."""
+    if v is None or (isinstance(v, str) and not v.strip()):
+        return None
+    from playbook_nb.adapters.export.prune import PruneError, parse_age
+
+    try:
+        parse_age(str(v))
+    except PruneError:
+        raise ValueError(f"expected a time to live such as 30d, 12h or 90m, got {v!r}") from None
+    return str(v).strip()
+
+
 def _path(v: Any) -> str | None:
     if not isinstance(v, str):
         raise ValueError(f"expected a path (string), got {v!r}")
@@ -148,6 +161,13 @@ FIELDS: dict[str, dict[str, Field]] = {
             _bool_or_workers, False, "run independent nodes at the same time: true (4 at once) or a number"
         ),
     },
+    "runs": {
+        "retention": Field(
+            _retention,
+            None,
+            "time to live of finished runs, from their end (30d, 12h): `runs prune` removes older",
+        ),
+    },
     "logging": {
         "level": Field(_choice(*LOG_LEVELS, upper=True), "INFO", " | ".join(LOG_LEVELS)),
         "file_path": Field(_path, None, 'log file; "" or unset: console only', is_path=True),
@@ -170,6 +190,7 @@ ENV_OVERRIDES = {
     "PLAYBOOK_ARTIFACTS_URL": ("artifacts", "url"),
     "PLAYBOOK_MAX_RETRIES": ("execution", "max_retries"),
     "PLAYBOOK_LOG_LEVEL": ("logging", "level"),
+    "PLAYBOOK_RUNS_RETENTION": ("runs", "retention"),
 }
 
 # What `config --init NAME` changes from the defaults for well-known environment names.
@@ -203,6 +224,11 @@ class ExecutionConfig:
 
 
 @dataclass(frozen=True)
+class RunsConfig:
+    retention: str | None = None
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = "INFO"
     file_path: Path | None = None
@@ -223,6 +249,7 @@ class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    runs: RunsConfig = field(default_factory=RunsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     ui: UIConfig = field(default_factory=UIConfig)
     environment: str | None = None  # PLAYBOOK_ENV
@@ -247,6 +274,7 @@ _SECTIONS = {
     "database": DatabaseConfig,
     "artifacts": ArtifactsConfig,
     "execution": ExecutionConfig,
+    "runs": RunsConfig,
     "logging": LoggingConfig,
     "ui": UIConfig,
 }

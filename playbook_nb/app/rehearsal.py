@@ -68,8 +68,11 @@ from typing import Any
 
 from playbook_nb.adapters.executors.result import AttemptResult
 from playbook_nb.adapters.store import Store
+from playbook_nb.app.inputs import load_runbook, resolve_variables
+from playbook_nb.app.session import RunOptions, RunSession
 from playbook_nb.domain.errors import PlaybookError
-from playbook_nb.domain.model import Node, NodeType, Runbook, load_runbook
+from playbook_nb.domain.model import Node, NodeType, Runbook
+from playbook_nb.domain.outputs import load_outputs
 
 NODE_FIELDS = frozenset(
     {"status", "stdout", "stderr", "exit_code", "error", "outputs", "return_value", "decision"}
@@ -265,9 +268,6 @@ def rehearse(
 ) -> RehearsalResult:
     """Run `runbook` headless with node results from `fixture`; compare with `expected` (default: the fixture's
     [expected]). Without a store, the run is recorded in a throw-away index."""
-    from playbook_nb.app.session import RunOptions, RunSession
-    from playbook_nb.domain.outputs import load_outputs
-    from playbook_nb.domain.variables import resolve_variables
 
     check_fixture(runbook, fixture, name)
     if expected is not None:

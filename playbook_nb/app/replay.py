@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from playbook_nb.adapters.store import Store
+from playbook_nb.app.inputs import resolve_variables
+from playbook_nb.app.session import RunOptions, RunSession
 from playbook_nb.domain.decisions import GateDecision
 from playbook_nb.domain.engine import Decision
 from playbook_nb.domain.errors import PlaybookError
-from playbook_nb.domain.model import parse_runbook
 from playbook_nb.domain.outputs import load_outputs
+from playbook_nb.domain.validation import parse_runbook
 
 
 class ReplayError(PlaybookError):
@@ -77,7 +79,6 @@ class ReplayResult:
 
 def replay_values(run, runbook, given: dict[str, str], environ=None) -> dict[str, Any]:
     """The recorded variables, with secrets from `given` (--var) or PLAYBOOK_SECRET_<NAME>."""
-    from playbook_nb.domain.variables import resolve_variables
 
     environ = os.environ if environ is None else environ
     recorded = dict(run.variables or {})
@@ -148,7 +149,6 @@ def replay_run(
     environ=None,
     listeners=None,
 ) -> ReplayResult:
-    from playbook_nb.app.session import RunOptions, RunSession
 
     original = store.get_run(run_id)
     if original.status == "RUNNING":

@@ -36,8 +36,9 @@ from playbook_nb.domain.decisions import (
 )
 from playbook_nb.domain.engine import AttemptOutcome, Decision, Engine, EngineEvent, NodeState, RunState
 from playbook_nb.domain.errors import PlaybookError, StoreError
-from playbook_nb.domain.model import Node, NodeType, Runbook, template_fields
+from playbook_nb.domain.model import Node, NodeType, Runbook
 from playbook_nb.domain.redact import Redactor, mask_variables
+from playbook_nb.domain.template_fields import template_fields
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
@@ -120,6 +121,8 @@ class RunSession:
         self.namespace = namespace if namespace is not None else {}
         self.namespace.update(values)
         self.output_listeners: list[OutputListener] = []
+        self.host_listeners: list[Callable[[str, Any], None]] = []  # (node_id, HostResult): fleet progress
+        self._host_recorders: dict[str, Any] = {}
         self.event_listeners: list[EventListener] = []
         self._approvals = parse_approvals(options.approvals, self.gate_ids)
         self._last_results: dict[str, AttemptResult] = {}
@@ -396,6 +399,8 @@ class RunSession:
             self.abort(actor or self.options.actor, f"aborted at '{node_id}'", comment=comment)
             return
         self.engine.decided(node_id, decision, actor or self.options.actor, comment)
+        if decision is Decision.SKIP:
+            self._skip_failed_hosts(node_id, actor or self.options.actor)
         self._flush()
 
     def abort(self, actor: str | None, reason: str, *, comment: str | None = None) -> None:
@@ -416,7 +421,7 @@ class RunSession:
 
     # ----------------------------------------------------------------- parallel branches (issue 9)
     def _parallelizable(self, node_id: str) -> bool:
-        return self.runbook.node(node_id).type in (NodeType.COMMAND, NodeType.FUNCTION)
+        return self.runbook.node(node_id).type in (NodeType.COMMAND, NodeType.FUNCTION, NodeType.ANSIBLE)
 
     def _run_parallel_until_gate(self, sleep: Callable[[float], None]) -> list[NodeReport]:
         """run_until_gate with up to `options.parallel` Command/Function attempts in worker threads. Gates and
@@ -680,6 +685,9 @@ class RunSession:
         if step_context is not None:
             collect_artifacts(self.store, self.run_id, node_id, attempt, step_context, result)
         self._record_outputs(node, attempt, result)
+        recorder = self._host_recorders.pop(node_id, None)
+        if recorder is not None and getattr(result, "hosts", None) is not None:
+            recorder.finish(result)  # type: ignore[arg-type]
         result = self._redact_result(result)
         self._last_results[node_id] = result
         self.store.finish_attempt(
@@ -731,6 +739,8 @@ class RunSession:
         context = self._context(node.id)
         where = f"node '{node.id}'"
         on_output = self._output_callback(node.id)
+        if node.is_fleet:
+            return self._prepare_fleet_call(node, context, where, on_output)
         if node.type is NodeType.COMMAND:
             command = templating.render_command(
                 node.command_name or "", context, f"{where}, field 'command_name'"
@@ -779,6 +789,45 @@ class RunSession:
 
             return python_call
         raise SessionError(f"node '{node.id}' of type {node.type} cannot be executed")
+
+    def _prepare_fleet_call(self, node: Node, context, where: str, on_output) -> Callable[[], AttemptResult]:
+        """A node with targets or an Ansible node (issue 21): hosts planned and recorded here."""
+        from playbook_nb.app.fleet_calls import prepare_fleet_call
+
+        call, recorder = prepare_fleet_call(
+            node,
+            self.runbook,
+            values=self.values,
+            context=context,
+            timeout=_as_timeout(node.timeout, context, where),
+            store=self.store,
+            run_id=self.run_id,
+            attempt=self.engine.attempts(node.id),
+            redact=self.redactor.redact,
+            env={"PLAYBOOK_RUN_ID": str(self.run_id), "PLAYBOOK_NODE_ID": node.id},
+            on_output=on_output,
+            host_listeners=self.host_listeners,
+        )
+        self._host_recorders[node.id] = recorder
+        return call
+
+    def _skip_failed_hosts(self, node_id: str, actor: str) -> None:
+        """Skip after a fleet node failed: its hosts not OK are recorded SKIPPED (the decision says who)."""
+        if not self.runbook.node(node_id).is_fleet:
+            return
+        rows = [
+            r
+            for r in self.store.latest_hosts(self.run_id, node_id).values()
+            if r.state in ("NOK", "PENDING", "ADDED")
+        ]
+        for row in rows:
+            self.store.record_hosts(
+                self.run_id, node_id, row.attempt,
+                [{"host": row.host, "position": row.position, "state": "SKIPPED", "membership": row.membership,
+                  "exit_code": row.exit_code, "stdout": row.stdout, "stderr": row.stderr,
+                  "error": f"{row.error + '; ' if row.error else ''}skipped by {actor}",
+                  "started_at": row.started_at, "ended_at": row.ended_at}],
+            )  # fmt: skip
 
     def _add_secrets(self, values: list[str]) -> None:
         """Mask these values too from now on (secret plugin parameters, such as an Authorization header)."""

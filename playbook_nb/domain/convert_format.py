@@ -6,7 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import tomli_w
+
 from playbook_nb.domain.errors import RunbookError
+from playbook_nb.domain.parsing import load_toml
+from playbook_nb.domain.validation import parse_runbook
+from playbook_nb.domain.yaml_format import load_yaml, looks_like_yaml, tables_to_yaml
 
 
 def _without_none(value: Any) -> Any:
@@ -19,11 +24,6 @@ def _without_none(value: Any) -> Any:
 
 def convert_text(text: str, path: str | None, to: str) -> str:
     """`text` (the runbook at `path`) written as `to` ("yaml" or "toml")."""
-    import tomli_w
-
-    from playbook_nb.domain.model import _load_toml, parse_runbook
-    from playbook_nb.domain.yaml_format import load_yaml, looks_like_yaml, tables_to_yaml
-
     source = "yaml" if looks_like_yaml(text, path) else "toml"
     if to not in ("yaml", "toml"):
         raise RunbookError(f"cannot convert to {to!r} (yaml or toml)")
@@ -31,7 +31,7 @@ def convert_text(text: str, path: str | None, to: str) -> str:
     if source == to:
         return text
     if to == "yaml":
-        result = tables_to_yaml(_load_toml(text, path))
+        result = tables_to_yaml(load_toml(text, path))
         suffix = ".yml"
     else:
         tables, _ = load_yaml(text, path)

@@ -11,6 +11,9 @@ from __future__ import annotations
 import fnmatch
 from typing import Any
 
+from playbook_nb.domain.model import Runbook
+from playbook_nb.domain.templating import is_template, variables_used
+
 CREDENTIAL_PATTERNS = (
     "*token*",
     "*password*",
@@ -42,10 +45,8 @@ def _leaves(name: str, value: Any):
         yield name, value
 
 
-def credential_variables(runbook) -> set[str]:
+def credential_variables(runbook: Runbook) -> set[str]:
     """Variables used (in templates) by parameters whose name is a credential's."""
-    from playbook_nb.domain.templating import is_template, variables_used
-
     found: set[str] = set()
     for node in runbook.nodes.values():
         for name, text in _leaves("", node.function_params or {}):

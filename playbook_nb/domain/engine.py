@@ -27,6 +27,7 @@ from typing import Any
 
 from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.domain.model import DepCondition, Dependency, Node, Runbook
+from playbook_nb.domain.values import bool_word
 
 SNAPSHOT_VERSION = 1
 
@@ -113,11 +114,10 @@ def _parse_critical(node: Node) -> bool:
     value = node.critical
     if isinstance(value, bool):
         return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes"):
-        return True
-    if text in ("false", "0", "no", ""):
-        return False
+    text = str(value)
+    flag = bool_word(text) if text.strip() else False
+    if flag is not None:
+        return flag
     raise EngineError(
         f"node '{node.id}': critical is a template ({value!r}); pass its rendered value through critical="
     )

@@ -43,3 +43,16 @@ class RunNotFound(StoreError):
 
 class PluginError(PlaybookError):
     """Unknown plugin or function, or bad parameters for it."""
+
+
+def where(path: str | None, node: str | None = None, field_name: str | None = None) -> str | None:
+    """ "file: node 'a', field 'when'" with whatever parts are known (the `where` of a RunbookError)."""
+    parts = []
+    if node is not None:
+        parts.append(f"node '{node}'")
+    if field_name is not None:
+        parts.append(f"field '{field_name}'")
+    inner = ", ".join(parts)
+    if path and inner:
+        return f"{path}: {inner}"
+    return path or inner or None

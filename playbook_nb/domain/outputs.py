@@ -30,9 +30,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import networkx as nx
 from jinja2 import nodes as jnodes
+from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
+from jsonpath_ng.ext import parse
 
 from playbook_nb.domain.errors import RunbookError
+from playbook_nb.domain.model import Node, NodeType, Runbook
+from playbook_nb.domain.template_fields import field_location, template_fields
+from playbook_nb.domain.templating import ENV
 
 OUTPUT_EVENT = "outputs"  # the index keeps outputs as a hash-chained event per OK attempt (secrets masked)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -42,10 +48,8 @@ class OutputError(Exception):
     """A declared output could not be produced from the attempt; the attempt fails with this message."""
 
 
-def check_output_spec(node, raw: Any, at: str | None) -> Any:
-    """Validate `outputs` for `node` (a model.Node whose type is set); returns the normalised spec."""
-    from playbook_nb.domain.model import NodeType
-
+def check_output_spec(node: Node, raw: Any, at: str | None) -> Any:
+    """Validate `outputs` for `node` (its type is set); returns the normalised spec."""
     if node.type is NodeType.COMMAND:
         if raw == "json":
             return "json"
@@ -102,10 +106,9 @@ def _check_name(name: Any, at: str | None) -> None:
 # ---- extraction ------------------------------------------------------------------------------------------
 
 
-def extract_outputs(node, result, namespace: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The outputs of a successful attempt of `node`. Raises OutputError when one cannot be produced."""
-    from playbook_nb.domain.model import NodeType
-
+def extract_outputs(node: Node, result: Any, namespace: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The outputs of a successful attempt of `node` (`result`: its AttemptResult, read for stdout and the
+    return value). Raises OutputError when one cannot be produced."""
     spec = node.outputs
     if spec is None:
         return {}
@@ -134,9 +137,6 @@ def extract_outputs(node, result, namespace: Mapping[str, Any] | None = None) ->
 
 
 def _jsonpath(expression: str, name: str, at: str | None = None):
-    from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
-    from jsonpath_ng.ext import parse
-
     try:
         return parse(expression)
     except (JsonPathLexerError, JsonPathParserError, Exception) as err:
@@ -200,8 +200,6 @@ def _plain(value: Any) -> Any:
 def step_references(text: str) -> list[tuple[str, str | None]]:
     """(node id, output name or None) for every `steps.X.outputs.Y` / `steps['X'].outputs['Y']` (and
     `steps.X` alone) in a template."""
-    from playbook_nb.domain.templating import ENV
-
     try:
         ast = ENV.parse(text)
     except Exception:
@@ -240,16 +238,12 @@ def _chain(item) -> list[str] | None:
     return None
 
 
-def check_output_references(runbook, graph) -> None:
+def check_output_references(runbook: Runbook, graph: nx.DiGraph) -> None:
     """Every `steps.X.outputs.Y` names an upstream (transitively) node X that declares output Y."""
-    import networkx as nx
-
-    from playbook_nb.domain.model import template_fields, where
-
     for node_id, field_name, text in template_fields(runbook):
         if "steps" not in text:
             continue
-        at = where(runbook.path, node_id, field_name) if node_id else f"[runbook], field '{field_name}'"
+        at = field_location(runbook, node_id, field_name)
         for source, name in step_references(text):
             if source not in runbook.nodes:
                 raise RunbookError(f"steps.{source}: unknown node '{source}'", at)

@@ -19,7 +19,7 @@ from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
 from playbook_nb.domain.errors import RunbookError, TemplateError
-from playbook_nb.domain.variables import convert_value
+from playbook_nb.domain.values import VARIABLE_TYPES, ConversionError, bool_word, convert
 
 # Names every template may use besides the runbook's variables.
 RUN_NAMES = frozenset({"has_succeeded", "has_failed", "steps", "execution"})
@@ -129,14 +129,13 @@ def render_command(template: str, context: Mapping[str, Any], where: str = "comm
 
 
 def parse_bool(text: str, where: str) -> bool:
-    word = text.strip().lower()
-    if word in ("", "none"):
+    """A rendered `when` / `critical`: one of the true/false words; empty or "none" is False."""
+    if text.strip().lower() in ("", "none"):
         return False
-    if word in ("true", "1", "yes"):
-        return True
-    if word in ("false", "0", "no"):
-        return False
-    raise TemplateError(f"{where}: expected true or false, got {text.strip()!r}")
+    value = bool_word(text)
+    if value is None:
+        raise TemplateError(f"{where}: expected true or false, got {text.strip()!r}")
+    return value
 
 
 def render_bool(template: str | bool, context: Mapping[str, Any], where: str = "when") -> bool:
@@ -160,7 +159,7 @@ def _type_name(declared: Any) -> str | None:
     if declared is None:
         return None
     name = declared if isinstance(declared, str) else getattr(declared, "__name__", str(declared))
-    return name if name in ("str", "int", "float", "bool", "list", "dict") else None
+    return name if name in VARIABLE_TYPES else None
 
 
 # A parameter that is one `{{ expression }}` and nothing else keeps the expression's value (a list of step
@@ -226,9 +225,9 @@ def render_params(
         type_name = _type_name(signature_types.get(key))
         if type_name and isinstance(value, str):
             try:
-                result = convert_value(result, type_name)
-            except ValueError as err:
-                raise TemplateError(f"{here}: {result!r} {err}") from None
+                result = convert(result, type_name)
+            except ConversionError as err:
+                raise TemplateError(f"{here}: {result!r} {err.rule}") from None
         rendered[key] = result
     return rendered
 

@@ -33,6 +33,7 @@ from typing import Any
 import yaml
 
 from playbook_nb.domain.errors import RunbookError
+from playbook_nb.domain.templating import ENV, RUN_NAMES, is_template, variables_used
 
 # OPS-001 step type -> (plugin, function)
 STEP_TYPES: dict[str, tuple[str, str]] = {
@@ -334,8 +335,6 @@ def _step(index: int, step: Any, loc: YamlLocations) -> tuple[str, dict[str, Any
 
 def _imply_variables(tables: dict[str, Any]) -> None:
     """`${NAME}` of an undeclared NAME declares it: a required string variable (the TOML form must say so)."""
-    from playbook_nb.domain.templating import ENV, RUN_NAMES, is_template, variables_used
-
     declared = tables.setdefault("variables", {})
     used: set[str] = set()
 

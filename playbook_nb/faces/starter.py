@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from playbook_nb.adapters.export.dag_render import render_internal
-from playbook_nb.domain.model import parse_runbook
+from playbook_nb.domain.validation import parse_runbook
 
 
 def starter_runbook(title: str, author: str, filename: str) -> str:

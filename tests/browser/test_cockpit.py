@@ -24,7 +24,7 @@ import pytest
 from playbook_nb.kernel_ext.widget import PALETTE
 
 from playbook_nb.adapters.notebook.compile import compile_runbook, write_notebook
-from playbook_nb.domain.model import load_runbook
+from playbook_nb.app.inputs import load_runbook
 from tests.browser.lab import (
     KERNEL_TIMEOUT_MS,
     open_notebook,

@@ -14,7 +14,7 @@ from tornado.httpclient import HTTPClientError
 
 from playbook_nb.adapters.store import Store
 from playbook_nb.app.session import RunOptions, RunSession
-from playbook_nb.domain.model import parse_runbook
+from playbook_nb.domain.validation import parse_runbook
 
 HANDLED = """
 [runbook]
@@ -200,7 +200,7 @@ async def test_filed_notebook_is_served_from_the_artifacts(jp_fetch, index, tmp_
 
 
 async def test_new_runbook_writes_a_valid_starter_without_overwriting(jp_fetch, jp_root_dir):
-    from playbook_nb.domain.model import load_runbook
+    from playbook_nb.app.inputs import load_runbook
 
     (jp_root_dir / "ops").mkdir()
     paths = []

@@ -44,6 +44,7 @@ DOT_SHAPES = {
     NodeType.COMMAND: "box",
     NodeType.FUNCTION: "ellipse",
     NodeType.PYTHON: "box3d",
+    NodeType.ANSIBLE: "component",
 }
 
 NODE_W, NODE_H = 190, 46

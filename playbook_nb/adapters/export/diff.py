@@ -94,6 +94,38 @@ def stdout_diff(old: str, new: str, label_old: str, label_new: str) -> list[str]
     return lines
 
 
+def host_diff(old_hosts: dict[str, Any], new_hosts: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per-host outcomes of a fleet node in two runs (issue 21): the hosts whose state or exit code differ,
+    or that only one run had."""
+    changes = []
+    for host in list(old_hosts) + [h for h in new_hosts if h not in old_hosts]:
+        a, b = old_hosts.get(host), new_hosts.get(host)
+        sa = None if a is None else (a.state, a.exit_code)
+        sb = None if b is None else (b.state, b.exit_code)
+        if sa != sb:
+            changes.append(
+                {
+                    "host": host,
+                    "old": None
+                    if a is None
+                    else {"state": a.state, "exit_code": a.exit_code, "error": a.error},
+                    "new": None
+                    if b is None
+                    else {"state": b.state, "exit_code": b.exit_code, "error": b.error},
+                }
+            )
+    return changes
+
+
+def _latest_hosts(store: Store, run_id: int) -> dict[str, dict[str, Any]]:
+    by_node: dict[str, dict[str, Any]] = {}
+    for row in store.host_results(run_id):
+        known = by_node.setdefault(row.node_id, {}).get(row.host)
+        if known is None or row.attempt >= known.attempt:
+            by_node[row.node_id][row.host] = row
+    return by_node
+
+
 def diff_runs(store: Store, old_id: int, new_id: int) -> dict[str, Any]:
     if old_id == new_id:
         raise DiffError(f"run {old_id} compared with itself; give two different runs")
@@ -102,6 +134,7 @@ def diff_runs(store: Store, old_id: int, new_id: int) -> dict[str, Any]:
     new_rows = {r.node_id: r for r in store.node_states(new_id)}
     old_attempts, new_attempts = store.attempts(old_id), store.attempts(new_id)
     order = list(old_rows) + [n for n in new_rows if n not in old_rows]
+    old_hosts, new_hosts = _latest_hosts(store, old_id), _latest_hosts(store, new_id)
 
     nodes = []
     for node_id in order:
@@ -114,8 +147,10 @@ def diff_runs(store: Store, old_id: int, new_id: int) -> dict[str, Any]:
             a["stdout"] if a else "", b["stdout"] if b else "", f"run {old_id}", f"run {new_id}"
         )
         status_changed = status_text(a) != status_text(b)
+        hosts = host_diff(old_hosts.get(node_id, {}), new_hosts.get(node_id, {}))
         changed = (
             status_changed
+            or bool(hosts)
             or (a or {}).get("attempts") != (b or {}).get("attempts")
             or (a or {}).get("exit_codes") != (b or {}).get("exit_codes")
             or bool(out_diff)
@@ -133,6 +168,8 @@ def diff_runs(store: Store, old_id: int, new_id: int) -> dict[str, Any]:
                 "changed": changed,
                 "duration_change": duration_change,
                 "stdout_diff": out_diff,
+                "hosts": hosts,
+                "fleet": node_id in old_hosts or node_id in new_hosts,
             }
         )
 

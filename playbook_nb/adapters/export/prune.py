@@ -59,8 +59,15 @@ def _all_runs(store: Store, status: str | None) -> list[Run]:
 
 
 def plan_prune(
-    store: Store, older_than: timedelta, status: str | None = None, at: datetime | None = None
+    store: Store,
+    older_than: timedelta,
+    status: str | None = None,
+    at: datetime | None = None,
+    *,
+    since_end: bool = False,
 ) -> PrunePlan:
+    """Finished runs that started before `at - older_than`; with `since_end` (a retention, the seed's time to
+    live of finished runs), that ended before it instead (a run without an end time counts from its start)."""
     if status is not None:
         status = status.upper()
         if status not in FINAL_RUN_STATUSES:
@@ -70,7 +77,8 @@ def plan_prune(
     cutoff = (at or now()) - older_than
     plan = PrunePlan(cutoff)
     for run in _all_runs(store, status):
-        if run.started_at >= cutoff:
+        moment = (run.ended_at or run.started_at) if since_end and run.status != "RUNNING" else run.started_at
+        if moment >= cutoff:
             continue
         (plan.running_kept if run.status == "RUNNING" else plan.runs).append(run)
     plan.runs.sort(key=lambda r: (r.started_at, r.id))

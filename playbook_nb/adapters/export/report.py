@@ -22,8 +22,9 @@ from playbook_nb.adapters.export.dag_render import STATE_STYLES, render_internal
 from playbook_nb.adapters.store import AttemptRow, Run, Store
 from playbook_nb.domain import templating
 from playbook_nb.domain.errors import PlaybookError
-from playbook_nb.domain.model import Node, NodeType, Runbook, parse_runbook
+from playbook_nb.domain.model import Node, NodeType, Runbook
 from playbook_nb.domain.redact import Redactor
+from playbook_nb.domain.validation import parse_runbook
 
 TEMPLATE = "report.html.j2"
 ATTEMPT_COLORS = {"OK": "#16a34a", "NOK": "#dc2626", "RUNNING": "#2563eb", "INTERRUPTED": "#d97706"}
@@ -166,6 +167,47 @@ def _describe(runbook: Runbook | None, context: dict[str, Any]) -> str:
         return runbook.meta.description
 
 
+HOST_COLORS = {
+    "OK": "#16a34a",
+    "NOK": "#dc2626",
+    "SKIPPED": "#6b7280",
+    "REMOVED": "#6b7280",
+    "ADDED": "#2563eb",
+}
+
+
+def host_section(rows: list) -> dict[str, Any] | None:
+    """A fleet node's hosts (issue 21): each host's latest row, with the attempts it ran in, and the counts."""
+    if not rows:
+        return None
+    latest: dict[str, Any] = {}
+    attempts: dict[str, list[int]] = {}
+    for row in rows:
+        attempts.setdefault(row.host, []).append(row.attempt)
+        if row.host not in latest or row.attempt >= latest[row.host].attempt:
+            latest[row.host] = row
+    counts: dict[str, int] = {}
+    for row in latest.values():
+        counts[row.state] = counts.get(row.state, 0) + 1
+    return {
+        "counts": sorted(counts.items()),
+        "rows": [
+            {
+                "host": row.host,
+                "state": row.state,
+                "color": HOST_COLORS.get(row.state, "#d97706"),
+                "membership": row.membership,
+                "attempts": ", ".join(str(a) for a in attempts[row.host]),
+                "exit_code": row.exit_code,
+                "duration": fmt_duration(row.duration),
+                "error": row.error,
+                "output": (row.stdout or "") + (row.stderr or ""),
+            }
+            for row in sorted(latest.values(), key=lambda r: (r.position, r.host))
+        ],
+    }
+
+
 def build_report(store: Store, run_id: int, redactor: Redactor | None = None) -> dict[str, Any]:
     """The template context for one run, every string already masked by `redactor`."""
     run = store.get_run(run_id)
@@ -174,6 +216,7 @@ def build_report(store: Store, run_id: int, redactor: Redactor | None = None) ->
     decisions = store.decisions(run_id)
     events = store.events(run_id)
     problems = store.verify_events(run_id)
+    host_rows = store.host_results(run_id)
 
     runbook: Runbook | None = None
     runbook_error = None
@@ -249,6 +292,7 @@ def build_report(store: Store, run_id: int, redactor: Redactor | None = None) ->
                 ],
                 "bars": bars,
                 "marks": marks,
+                "hosts": host_section([h for h in host_rows if h.node_id == row.node_id]),
             }
         )
 

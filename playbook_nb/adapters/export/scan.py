@@ -264,8 +264,7 @@ def collect_secret_values(
 
 
 def _runbook_secret_values(path: Path, var: list[str], env: Mapping[str, str]) -> dict[str, str]:
-    from playbook_nb.domain.model import load_runbook
-    from playbook_nb.domain.variables import parse_var_assignments
+    from playbook_nb.app.inputs import load_runbook, parse_var_assignments
 
     runbook = load_runbook(path)
     given = parse_var_assignments(var)

@@ -1,7 +1,6 @@
 """Plugins: the seed-compatible interface, entry point discovery and the built-in `python` plugin."""
 
 from playbook_nb.adapters.plugins.base import FunctionSignature, ParameterDef, Plugin, PluginMetadata
-from playbook_nb.adapters.plugins.convert import convert_value
 from playbook_nb.adapters.plugins.registry import (
     check_params,
     expand_env,
@@ -17,7 +16,6 @@ __all__ = [
     "Plugin",
     "PluginMetadata",
     "check_params",
-    "convert_value",
     "expand_env",
     "get_plugin",
     "list_plugins",

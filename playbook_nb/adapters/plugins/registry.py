@@ -15,8 +15,8 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from playbook_nb.adapters.plugins.base import Plugin, PluginMetadata
-from playbook_nb.adapters.plugins.convert import convert_value
 from playbook_nb.domain.errors import PluginError
+from playbook_nb.domain.values import convert_or_raise
 
 ENTRY_POINT_GROUP = "playbook.plugins"
 _REQUIRED_METHODS = ("get_metadata", "initialize", "execute", "cleanup")
@@ -121,14 +121,16 @@ def check_params(metadata: PluginMetadata, function: str, params: Mapping[str, A
             if pdef.default is not None:
                 result[pname] = pdef.default
             continue
-        value = convert_value(params[pname], pdef.type, f"{where}, parameter '{pname}'")
+        value = convert_or_raise(params[pname], pdef.type, f"{where}, parameter '{pname}'", error=PluginError)
         if pdef.choices is not None and value not in pdef.choices:
             choices = ", ".join(repr(c) for c in pdef.choices)
             raise PluginError(f"{where}, parameter '{pname}': {value!r} is not one of {choices}")
         result[pname] = value
     if extra is not None:
         for pname in unknown:
-            result[pname] = convert_value(params[pname], extra.type, f"{where}, parameter '{pname}'")
+            result[pname] = convert_or_raise(
+                params[pname], extra.type, f"{where}, parameter '{pname}'", error=PluginError
+            )
     return result
 
 

@@ -18,7 +18,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from playbook_nb.adapters.store.models import AttemptRow, DecisionRow, EventRow, NodeStateRow, Run, When
+from playbook_nb.adapters.store.models import (
+    AttemptRow,
+    DecisionRow,
+    EventRow,
+    HostRow,
+    NodeStateRow,
+    Run,
+    When,
+)
 
 if TYPE_CHECKING:
     from playbook_nb.adapters.store.artifacts import ArtifactStore
@@ -209,6 +217,22 @@ class Store(ABC):
 
     @abstractmethod
     def mark_interrupted(self, run_id: int) -> int: ...
+
+    # per-host rows of fleet nodes (issue 21)
+    def record_hosts(self, run_id: int, node_id: str, attempt: int, rows: list[dict[str, Any]]) -> None:
+        raise NotImplementedError(f"{self.backend} store has no per-host rows")
+
+    def host_results(self, run_id: int, node_id: str | None = None) -> list[HostRow]:
+        raise NotImplementedError(f"{self.backend} store has no per-host rows")
+
+    def latest_hosts(self, run_id: int, node_id: str) -> dict[str, HostRow]:
+        """Each host's row of its highest attempt, in inventory order of that attempt."""
+        latest: dict[str, HostRow] = {}
+        for row in self.host_results(run_id, node_id):
+            known = latest.get(row.host)
+            if known is None or row.attempt >= known.attempt:
+                latest[row.host] = row
+        return latest
 
     @abstractmethod
     def record_decision(

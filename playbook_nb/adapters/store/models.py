@@ -16,6 +16,7 @@ RUN_STATUSES = ("RUNNING", "OK", "NOK", "ABORTED")
 FINAL_RUN_STATUSES = ("OK", "NOK", "ABORTED")
 NODE_STATES = ("PENDING", "RUNNING", "WAITING", "OK", "NOK", "SKIPPED")
 ATTEMPT_STATUSES = ("RUNNING", "OK", "NOK", "INTERRUPTED")
+HOST_STATES = ("PENDING", "RUNNING", "OK", "NOK", "SKIPPED", "ADDED", "REMOVED")
 TRIGGERS = ("terminal", "notebook", "papermill", "widget", "resume")
 MODES = ("interactive", "headless")
 
@@ -82,6 +83,26 @@ class AttemptRow:
     stderr: str | None
     result: Any
     error: str | None
+
+
+@dataclass(frozen=True)
+class HostRow:
+    """One host of a fleet node in one attempt (issue 21)."""
+
+    run_id: int
+    node_id: str
+    attempt: int
+    host: str
+    position: int
+    state: str
+    membership: str | None
+    exit_code: int | None
+    stdout: str | None
+    stderr: str | None
+    error: str | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration: float | None
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ TIME_COLUMNS = {
     "runs": ("started_at", "ended_at"),
     "node_states": ("updated_at",),
     "attempts": ("started_at", "ended_at"),
+    "host_results": ("started_at", "ended_at"),
     "decisions": ("decided_at",),
     "events": (),  # events.at is text: hashed as stored
 }

@@ -31,6 +31,7 @@ from playbook_nb.adapters.store.artifacts import ArtifactStore, is_url, local_st
 from playbook_nb.adapters.store.base import Store, moved_count
 from playbook_nb.adapters.store.models import (
     ATTEMPT_STATUSES,
+    HOST_STATES,
     INTERRUPTED_ERROR,
     MODES,
     NODE_STATES,
@@ -39,6 +40,7 @@ from playbook_nb.adapters.store.models import (
     AttemptRow,
     DecisionRow,
     EventRow,
+    HostRow,
     NodeStateRow,
     Run,
     When,
@@ -51,10 +53,11 @@ from playbook_nb.adapters.store.models import (
 from playbook_nb.domain.errors import RunNotFound, StoreError
 
 JSON_COLUMNS = {"runs": ("variables", "params", "counts", "snapshot"), "attempts": ("result",)}
-COPY_TABLES = ("runs", "node_states", "attempts", "decisions", "events")
+COPY_TABLES = ("runs", "node_states", "attempts", "host_results", "decisions", "events")
 DUMP_QUERIES = {
     "node_states": "SELECT * FROM node_states WHERE run_id = ? ORDER BY position",
     "attempts": "SELECT * FROM attempts WHERE run_id = ? ORDER BY node_id, attempt",
+    "host_results": "SELECT * FROM host_results WHERE run_id = ? ORDER BY node_id, attempt, position",
     "decisions": "SELECT * FROM decisions WHERE run_id = ? ORDER BY id",
     "events": "SELECT * FROM events WHERE run_id = ? ORDER BY seq",
 }
@@ -589,6 +592,12 @@ class SQLStore(Store):
                 " WHERE run_id = ? AND node_id = ? AND attempt = ?",
                 (self._db_time(now), INTERRUPTED_ERROR, run_id, row["node_id"], row["attempt"]),
             )
+            self._execute(
+                handle,
+                "UPDATE host_results SET state = 'NOK', ended_at = ?, error = ?"
+                " WHERE run_id = ? AND node_id = ? AND attempt = ? AND state = 'RUNNING'",
+                (self._db_time(now), INTERRUPTED_ERROR, run_id, row["node_id"], row["attempt"]),
+            )
             self._append_event(
                 handle,
                 run_id,
@@ -600,6 +609,89 @@ class SQLStore(Store):
                 locked=True,
             )
         return len(rows)
+
+    # ---- per-host rows of fleet nodes (issue 21) ---------------------------------------------------
+
+    def record_hosts(self, run_id: int, node_id: str, attempt: int, rows: list[dict[str, Any]]) -> None:
+        """Insert or update hosts of one attempt: each row has `host`, `position`, `state` and any of
+        membership, exit_code, stdout, stderr, error, started_at, ended_at (When), duration."""
+        if not rows:
+            return
+        with self._write() as handle:
+            for row in rows:
+                state = check(row["state"], HOST_STATES, "host state")
+                started, ended = row.get("started_at"), row.get("ended_at")
+                duration = row.get("duration")
+                if duration is None and ended is not None:
+                    if started is None:  # started in an earlier write
+                        known = self._execute(
+                            handle,
+                            "SELECT started_at FROM host_results"
+                            " WHERE run_id = ? AND node_id = ? AND attempt = ? AND host = ?",
+                            (run_id, node_id, attempt, row["host"]),
+                        ).fetchone()
+                        begun = self._row_time(known["started_at"]) if known is not None else None
+                    else:
+                        begun = from_timestamp(to_timestamp(started))
+                    if begun is not None:
+                        duration = max(0.0, (from_timestamp(to_timestamp(ended)) - begun).total_seconds())
+                self._execute(
+                    handle,
+                    "INSERT INTO host_results (run_id, node_id, attempt, host, position, state, membership,"
+                    " exit_code, stdout, stderr, error, started_at, ended_at, duration)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (run_id, node_id, attempt, host) DO UPDATE SET state = excluded.state,"
+                    " membership = COALESCE(excluded.membership, host_results.membership),"
+                    " exit_code = excluded.exit_code, stdout = excluded.stdout, stderr = excluded.stderr,"
+                    " error = excluded.error,"
+                    " started_at = COALESCE(excluded.started_at, host_results.started_at),"
+                    " ended_at = excluded.ended_at, duration = excluded.duration",
+                    (
+                        run_id,
+                        node_id,
+                        attempt,
+                        row["host"],
+                        int(row.get("position", 0)),
+                        state,
+                        row.get("membership"),
+                        row.get("exit_code"),
+                        row.get("stdout"),
+                        row.get("stderr"),
+                        row.get("error"),
+                        None if started is None else self._db_time(to_timestamp(started)),
+                        None if ended is None else self._db_time(to_timestamp(ended)),
+                        duration,
+                    ),
+                )
+
+    def host_results(self, run_id: int, node_id: str | None = None) -> list[HostRow]:
+        """Every host row of the run (or of one node), by node, attempt and inventory order."""
+        self._require_run(run_id)
+        sql = "SELECT * FROM host_results WHERE run_id = ?"
+        params: tuple = (run_id,)
+        if node_id is not None:
+            sql += " AND node_id = ?"
+            params += (node_id,)
+        sql += " ORDER BY node_id, attempt, position, host"
+        return [
+            HostRow(
+                run_id=r["run_id"],
+                node_id=r["node_id"],
+                attempt=r["attempt"],
+                host=r["host"],
+                position=r["position"],
+                state=r["state"],
+                membership=r["membership"],
+                exit_code=r["exit_code"],
+                stdout=r["stdout"],
+                stderr=r["stderr"],
+                error=r["error"],
+                started_at=self._row_time(r["started_at"]),
+                ended_at=self._row_time(r["ended_at"]),
+                duration=r["duration"],
+            )
+            for r in self._read(sql, params)
+        ]
 
     def record_decision(
         self,

@@ -11,8 +11,8 @@ from rich.prompt import Prompt
 
 from playbook_nb.adapters.store import Store, resolve_db_path
 from playbook_nb.app.config import load_config
+from playbook_nb.app.inputs import parse_var_assignments, resolve_variables
 from playbook_nb.domain.model import Runbook, Variable
-from playbook_nb.domain.variables import parse_var_assignments, resolve_variables
 
 EXIT_BY_STATUS = {"OK": 0, "NOK": 1, "ABORTED": 3, "RUNNING": 3}
 

@@ -16,8 +16,10 @@ import yaml
 
 from playbook_nb.adapters.notebook.compile import compile_runbook, write_notebook
 from playbook_nb.adapters.notebook.papermill_run import run_notebook
+from playbook_nb.app.inputs import load_runbook
 from playbook_nb.domain.errors import PlaybookError
-from playbook_nb.domain.model import Runbook, load_runbook, parse_runbook
+from playbook_nb.domain.model import Runbook
+from playbook_nb.domain.validation import parse_runbook
 from playbook_nb.faces.cli.app import console, err_console
 from playbook_nb.faces.cli.common import EXIT_BY_STATUS, open_store, resolve_values
 

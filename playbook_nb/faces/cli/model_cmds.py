@@ -9,11 +9,13 @@ from pathlib import Path
 import typer
 
 from playbook_nb.adapters.export.dag_render import to_dot, to_svg
+from playbook_nb.app.inputs import load_runbook, parse_var_assignments, resolve_variables
 from playbook_nb.domain.errors import PlaybookError, RunbookError
-from playbook_nb.domain.model import NodeType, Runbook, load_runbook, validate_runbook
+from playbook_nb.domain.model import NodeType, Runbook
 from playbook_nb.domain.plan import build_plan, leaves, roots
 from playbook_nb.domain.templating import make_context, render
-from playbook_nb.domain.variables import missing_required, parse_var_assignments, resolve_variables
+from playbook_nb.domain.validation import validate_runbook
+from playbook_nb.domain.variables import missing_required
 from playbook_nb.faces.cli.app import app, console
 from playbook_nb.faces.starter import starter_runbook
 

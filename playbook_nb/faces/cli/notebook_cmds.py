@@ -27,7 +27,7 @@ def compile_notebook(
 ) -> None:
     """Compile a runbook into a notebook: a DAG widget plus one cell per node, runnable with papermill."""
     from playbook_nb.adapters.notebook.compile import compile_runbook, write_notebook
-    from playbook_nb.domain.model import load_runbook
+    from playbook_nb.app.inputs import load_runbook
 
     runbook = load_runbook(file)  # a RunbookError is printed as one line by run_app (exit 2)
     target = output if output is not None else default_notebook_path(file)

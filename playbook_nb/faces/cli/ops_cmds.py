@@ -9,8 +9,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from playbook_nb.app.inputs import parse_var_assignments
 from playbook_nb.domain.errors import PlaybookError
-from playbook_nb.domain.variables import parse_var_assignments
 from playbook_nb.faces.cli.app import app, console
 from playbook_nb.faces.cli.common import STATE_PATH, VAR, open_store
 
@@ -66,8 +66,8 @@ def test(
 
     Nothing external is touched: commands are answered by the fixture; built-in steps run with its stand-ins.
     Exit 0: every check passed; 1: a check failed; 2: invalid runbook, fixture or pack."""
+    from playbook_nb.app.inputs import load_runbook
     from playbook_nb.app.rehearsal import PackCase, load_pack, run_case
-    from playbook_nb.domain.model import load_runbook
 
     if (pack is None) == (runbook_file is None or fixture is None):
         raise PlaybookError("test: give RUNBOOK --fixture FILE, or --pack DIR")

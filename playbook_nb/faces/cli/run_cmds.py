@@ -10,11 +10,11 @@ import typer
 from rich.markup import escape
 from rich.prompt import Confirm, Prompt
 
+from playbook_nb.app.inputs import load_runbook
 from playbook_nb.app.session import RunOptions, RunSession
 from playbook_nb.domain.decisions import GateDecision, headless_gate_decision, parse_approve_flags
 from playbook_nb.domain.engine import Decision
 from playbook_nb.domain.errors import PlaybookError
-from playbook_nb.domain.model import load_runbook
 from playbook_nb.faces.cli.app import app, console
 from playbook_nb.faces.cli.common import (
     EXIT_BY_STATUS,

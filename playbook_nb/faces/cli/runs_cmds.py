@@ -183,7 +183,7 @@ def info(
     store = open_store(state_path)
     kpi_runbook = None
     if runbook_file is not None:
-        from playbook_nb.domain.model import load_runbook
+        from playbook_nb.app.inputs import load_runbook
 
         kpi_runbook = load_runbook(runbook_file)
         workflow = workflow or kpi_runbook.meta.title
@@ -220,7 +220,7 @@ def info(
 def _print_kpis(store, workflow: str, runbook=None) -> None:
     """KPI attainment (issue 9): the kpis of --runbook, else of the runbook text of the workflow's latest run."""
     from playbook_nb.domain.kpis import kpi_attainment, kpi_lines
-    from playbook_nb.domain.model import parse_runbook
+    from playbook_nb.domain.validation import parse_runbook
 
     if runbook is None:
         latest = store.latest_run(workflow)
@@ -234,7 +234,7 @@ def _print_kpis(store, workflow: str, runbook=None) -> None:
     if meta.owner:
         console.print(f"owner: {escape(meta.owner)}")
     for assumption in meta.assumptions:
-        console.print(f"assumes: {escape(assumption)}")
+        console.print(f"assumes: {escape(str(assumption))}")
     if meta.kpis is None:
         console.print(
             'KPIs: none declared ([runbook] kpis = { max_duration = "15m", target_success_rate = 0.95 })'

@@ -109,6 +109,9 @@ def _print_diff(result: dict) -> None:
         )
     console.print(table)
     for node in result["nodes"]:
+        if node.get("fleet"):
+            _print_host_diff(node)
+    for node in result["nodes"]:
         if node["stdout_diff"]:
             console.print(Text(f"stdout of {node['node_id']}:", style="bold"))
             for line in node["stdout_diff"]:
@@ -116,6 +119,26 @@ def _print_diff(result: dict) -> None:
                 console.print(Text("  " + line, style=style), soft_wrap=True)
     changed = result["changed_nodes"]
     console.print(f"{len(changed)} node(s) changed: {', '.join(changed) or 'none'}", highlight=False)
+
+
+def _host_text(side: dict | None) -> Text:
+    if side is None:
+        return Text("absent", style="dim")
+    code = "" if side["exit_code"] is None else f" (exit {side['exit_code']})"
+    return Text.assemble(_state(side["state"]), code)
+
+
+def _print_host_diff(node: dict) -> None:
+    """Fleet nodes: the hosts whose outcome changed between the runs (issue 21)."""
+    if not node["hosts"]:
+        console.print(f"hosts of {node['node_id']}: same outcome on every host", highlight=False)
+        return
+    table = Table(title=f"hosts of {node['node_id']} that changed", title_justify="left")
+    for column in ("host", "old", "new"):
+        table.add_column(column)
+    for change in node["hosts"]:
+        table.add_row(change["host"], _host_text(change["old"]), _host_text(change["new"]))
+    console.print(table)
 
 
 @runs_app.command("diff")
@@ -145,7 +168,11 @@ def diff_cmd(
 
 @runs_app.command("prune")
 def prune_cmd(
-    older_than: str = typer.Option(..., "--older-than", help="Age: 30d, 12h or 90m (by start time)."),
+    older_than: str | None = typer.Option(
+        None,
+        "--older-than",
+        help="Age: 30d, 12h or 90m (by start time). Default: the configured [runs] retention (by end time).",
+    ),
     status: str | None = typer.Option(
         None, "--status", help="Only runs with this final status (OK, NOK, ABORTED)."
     ),
@@ -153,9 +180,21 @@ def prune_cmd(
     state_path: str | None = STATE_PATH,
 ) -> None:
     """Remove finished runs older than an age, with their artifact directories. RUNNING runs are kept."""
+    since_end = older_than is None
+    if older_than is None:
+        from playbook_nb.app.config import load_config
+
+        older_than = load_config().runs.retention
+        if older_than is None:
+            raise fail(
+                'give --older-than AGE, or set a retention: [runs] retention = "30d" in the configuration'
+            )
+        console.print(
+            f"retention {older_than} (configuration): finished runs that ended before then", highlight=False
+        )
     age = parse_age(older_than)
     with open_store(state_path) as store:
-        plan = plan_prune(store, age, status)
+        plan = plan_prune(store, age, status, since_end=since_end)
         result = execute_prune(store, plan, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     for run in plan.runs:

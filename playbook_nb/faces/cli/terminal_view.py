@@ -33,11 +33,13 @@ class TerminalView:
         self._progress: Progress | None = None
         self._task = None
         self._final: set[str] = set()  # nodes in a final state, for the progress bar
+        self._hosts: dict[str, dict[str, str]] = {}  # fleet node -> host -> state, this attempt
 
     def attach(self, session: RunSession) -> None:
         self._session = session
         session.event_listeners.append(self._on_event)
         session.output_listeners.append(self._on_output)
+        session.host_listeners.append(self._on_host)
         run = self.store.get_run(session.run_id)
         self.console.print(
             f"[bold]{run.title}[/]  run {run.id} (#{run.number})  "
@@ -87,6 +89,36 @@ class TerminalView:
         for line in text.rstrip("\n").splitlines():
             self.console.print(f"  │ {line}", style=style, highlight=False, markup=False)
 
+    def _on_host(self, node_id: str, result) -> None:
+        """Fleet nodes (issue 21): a line per host that ends, with the node's counts and failing hosts."""
+        from playbook_nb.domain.fleet import progress_line
+
+        states = self._hosts.setdefault(node_id, {})
+        state = str(result.state)
+        if state == "REMOVED":
+            states.pop(result.host, None)
+            self.console.print(
+                f"  - {_escape(result.host)} REMOVED (left the inventory; not run)", highlight=False
+            )
+            return
+        states[result.host] = "PENDING" if state == "ADDED" else state
+        if state == "ADDED":
+            self.console.print(f"  + {_escape(result.host)} ADDED (joined the inventory)", highlight=False)
+        if result.ended_at is None:  # planned, started, or OK in an earlier attempt: counted, not printed
+            return
+        mark = STATE_MARK.get(str(result.state), " ")
+        took = f" {result.duration:.2f}s" if result.duration is not None else ""
+        error = f"  {result.error}" if result.error else ""
+        counts: dict[str, int] = {}
+        for state in states.values():
+            counts[state] = counts.get(state, 0) + 1
+        failing = [h for h, s in states.items() if s == "NOK"]
+        self.console.print(
+            f"  {mark} [{STATE_STYLE.get(str(result.state), '')}]{_escape(result.host)}[/] {result.state}{took}"
+            f"{_escape(error)}  [dim]{_escape(progress_line(counts, len(states), failing))}[/]",
+            highlight=False,
+        )
+
     def _on_event(self, event: EngineEvent) -> None:
         if event.kind == "node_state" and event.node:
             state = event.state or ""
@@ -97,6 +129,7 @@ class TerminalView:
                 self._final.discard(event.node)
             detail = ""
             if state == "RUNNING":
+                self._hosts.pop(event.node, None)
                 shown = self._session.rendered(event.node)
                 detail = shown.get("command") or shown.get("function") or ""
                 if event.attempt and event.attempt > 1:

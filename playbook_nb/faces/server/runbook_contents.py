@@ -32,7 +32,7 @@ def is_runbook(path: str) -> bool:
 def compiled_notebook(text: str, path: str) -> dict[str, Any]:
     """The notebook of runbook `text` (API path `path`), or HTTP 400 with the validation error's one line."""
     from playbook_nb.adapters.notebook.compile import compile_runbook
-    from playbook_nb.domain.model import parse_runbook
+    from playbook_nb.domain.validation import parse_runbook
 
     try:
         runbook = parse_runbook(text, path=path)
