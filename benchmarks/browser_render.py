@@ -283,13 +283,18 @@ def kernel_side(nodes: int, workdir: Path) -> dict[str, float]:
     from playbook_nb.kernel_ext.notebook_run import NotebookRun
     from playbook_nb.kernel_ext.widget import RunbookWidget
 
+    from playbook_nb.adapters.executors.local import LocalExecutor
     from playbook_nb.adapters.store import Store
     from playbook_nb.app.session import RunOptions, RunSession
 
     runbook = parse_runbook(generated_runbook(nodes))
     store = Store.open(workdir / "kernel_side.db")
     session = RunSession.start(
-        runbook, {}, store, RunOptions(headless=False, trigger="notebook", actor="bench")
+        runbook,
+        {},
+        store,
+        RunOptions(headless=False, trigger="notebook", actor="bench"),
+        executor=LocalExecutor(),
     )
     notebook_run = NotebookRun(session, headless=False)
     t0 = time.perf_counter()

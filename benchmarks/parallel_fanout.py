@@ -29,6 +29,7 @@ BRANCHES = ("check_a", "check_b", "check_c", "check_d")
 
 
 def session_run(parallel: int, db: Path) -> tuple[float, bool, str]:
+    from playbook_nb.adapters.executors.local import LocalExecutor
     from playbook_nb.adapters.store import Store
     from playbook_nb.app.inputs import load_runbook
     from playbook_nb.app.session import RunOptions, RunSession
@@ -37,7 +38,12 @@ def session_run(parallel: int, db: Path) -> tuple[float, bool, str]:
     with Store.open(db) as store:
         began = time.perf_counter()
         session = RunSession.start(
-            runbook, {}, store, RunOptions(headless=True, parallel=parallel), namespace={}
+            runbook,
+            {},
+            store,
+            RunOptions(headless=True, parallel=parallel),
+            namespace={},
+            executor=LocalExecutor(),
         )
         session.drive(lambda *_: None)
         session.close()

@@ -60,6 +60,7 @@ code = "y = x * 2"
 
 
 def _worker(location: str, artifacts: str, worker: int, runs: int, barrier, results) -> None:
+    from playbook_nb.adapters.executors.local import LocalExecutor
     from playbook_nb.adapters.store import Store
     from playbook_nb.app.session import RunOptions, RunSession
     from playbook_nb.domain.validation import parse_runbook
@@ -80,6 +81,7 @@ def _worker(location: str, artifacts: str, worker: int, runs: int, barrier, resu
                     {"ENV": "prod"},
                     store,
                     RunOptions(headless=True, actor="bench"),
+                    executor=LocalExecutor(),
                 )
                 session.run_until_gate()
                 session.close()

@@ -15,12 +15,13 @@ from typing import Any
 
 from IPython.display import HTML, display
 
+from playbook_nb.adapters.executors.local import LocalExecutor
 from playbook_nb.adapters.export.dag_render import to_svg
 from playbook_nb.adapters.store import Store, resolve_db_path
 from playbook_nb.app.config import load_config
 from playbook_nb.app.inputs import resolve_variables
 from playbook_nb.app.session import NodeReport, RunOptions, RunSession
-from playbook_nb.domain.decisions import GateDecision, default_actor, headless_gate_decision
+from playbook_nb.domain.decisions import GateDecision, default_actor
 from playbook_nb.domain.engine import NodeState, RunState
 from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.domain.validation import parse_runbook
@@ -96,7 +97,7 @@ class NotebookRun:
         if self.headless and session.status is RunState.RUNNING:
             self._decide_waiting_gates()
             background = report.background
-            report = session._report(node_id, ran=report.ran, result=report.result, attempt=report.attempt)
+            report = session.report(node_id, ran=report.ran, result=report.result, attempt=report.attempt)
             report.background = background
         self._show_report(report)
         return report
@@ -144,27 +145,19 @@ class NotebookRun:
             print(f"run {run.id} is still RUNNING; it waits for: {waiting}. Decide in the graph above.")
 
     # -- helpers -----------------------------------------------------------------------------
-    def _headless_decider(self, session: RunSession, node_id: str, kind: str) -> GateDecision | None:
-        if kind != "gate":
-            return None
-        opts = session.options
-        return headless_gate_decision(
-            node_id,
-            approvals=session._approvals,
-            policy=opts.gate_policy,
-            actor=opts.actor,
-            comment=opts.comment,
-        )
+    @staticmethod
+    def _headless_decider(session: RunSession, node_id: str, kind: str) -> GateDecision | None:
+        return session.gate_policy.decide(node_id) if kind == "gate" else None
 
     def _decide_waiting_gates(self) -> None:
-        for node_id, kind in self.session.awaiting():
-            choice = self._headless_decider(self.session, node_id, kind)
-            if choice is None:
-                continue
-            self.session.decide(node_id, choice.decision, choice.actor, choice.comment)
+        self.session.decide_waiting_gates()
 
     def _print_output(self, node_id: str, stream: str, text: str) -> None:
-        if self._cell_node != "*" and node_id != self._cell_node and node_id in self.session._inflight:
+        if (
+            self._cell_node != "*"
+            and node_id != self._cell_node
+            and self.session.running_in_background(node_id)
+        ):
             return  # a sibling running in the background: its own cell shows its output when it collects it
         target = sys.stderr if stream == "stderr" else sys.stdout
         target.write(text if text.endswith("\n") else text + "\n")
@@ -250,9 +243,13 @@ def open_run(
     namespace = _user_namespace()
     resume_id = _run_to_resume(run_id, runbook, store, headless)
     if resume_id is not None:
-        session = RunSession.resume(runbook, values, store, resume_id, options, namespace=namespace)
+        session = RunSession.resume(
+            runbook, values, store, resume_id, options, executor=LocalExecutor(), namespace=namespace
+        )
     else:
-        session = RunSession.start(runbook, values, store, options, namespace=namespace)
+        session = RunSession.start(
+            runbook, values, store, options, executor=LocalExecutor(), namespace=namespace
+        )
     hint = notebook_path_hint()
     if hint:
         store.set_notebook_path(session.run_id, hint)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from playbook_nb.adapters.executors.local import LocalExecutor
 from playbook_nb.adapters.store import Store
 from playbook_nb.app.session import RunOptions, RunSession
 from playbook_nb.domain.decisions import GateDecision
@@ -23,7 +24,9 @@ def store(tmp_path):
 
 def run(text, store, *, headless=True, decide=None):
     runbook = parse_runbook(HEAD + text)
-    session = RunSession.start(runbook, {}, store, RunOptions(headless=headless, actor="op"), namespace={})
+    session = RunSession.start(
+        runbook, {}, store, RunOptions(headless=headless, actor="op"), namespace={}, executor=LocalExecutor()
+    )
     asked = []
 
     def decider(session, node_id, kind):

@@ -21,6 +21,7 @@ from conftest import run_cli
 from sshd_server import sshd_available, sshd_fleet
 
 from playbook_nb.adapters.executors.fleet import run_fleet
+from playbook_nb.adapters.executors.local import LocalExecutor
 from playbook_nb.adapters.executors.ssh import SshOptions
 from playbook_nb.domain.fleet import (
     HostResult,
@@ -341,7 +342,9 @@ def test_retry_runs_only_failed_hosts_and_resume_sees_added_and_removed(fleet, t
     runbook = load_runbook(runbook_path)
     options = RunOptions(headless=False, trigger="terminal", actor="alice")
     with Store.open(state_db) as store:
-        session = RunSession.start(runbook, {"API_TOKEN": "s3cret-fleet-token"}, store, options)
+        session = RunSession.start(
+            runbook, {"API_TOKEN": "s3cret-fleet-token"}, store, options, executor=LocalExecutor()
+        )
         report = session.run_node("restart")
         assert str(report.state) == "NOK" and session.awaiting() == [("restart", "failure")]
         session.abort("alice", "stop: investigate the disk")
@@ -349,7 +352,9 @@ def test_retry_runs_only_failed_hosts_and_resume_sees_added_and_removed(fleet, t
 
         broken.unlink()  # fixed on the host
         hosts.write_text(f"{h1}\n{h2}\n{spare}\n")  # h3 left the fleet, the spare joined
-        resumed = RunSession.resume(runbook, {"API_TOKEN": "s3cret-fleet-token"}, store, run_id, options)
+        resumed = RunSession.resume(
+            runbook, {"API_TOKEN": "s3cret-fleet-token"}, store, run_id, options, executor=LocalExecutor()
+        )
         resumed.decide("restart", "retry", "alice")
         report = resumed.run_node("restart")
         assert str(report.state) == "OK", report.message
@@ -386,7 +391,11 @@ def test_skip_after_failure_marks_the_failed_hosts_skipped(fleet, tmp_path, stat
     options = RunOptions(headless=False, trigger="terminal", actor="alice")
     with Store.open(state_db) as store:
         session = RunSession.start(
-            load_runbook(runbook_path), {"API_TOKEN": "s3cret-fleet-token"}, store, options
+            load_runbook(runbook_path),
+            {"API_TOKEN": "s3cret-fleet-token"},
+            store,
+            options,
+            executor=LocalExecutor(),
         )
         session.run_node("restart")
         session.decide("restart", "skip", "bob")
@@ -463,7 +472,9 @@ def test_ansible_node_records_hosts_and_keeps_secrets_off_argv(fleet, tmp_path, 
 
     options = RunOptions(headless=False, trigger="terminal", actor="alice")
     with Store.open(state_db) as store:
-        session = RunSession.start(load_runbook(runbook_path), {"API_TOKEN": secret}, store, options)
+        session = RunSession.start(
+            load_runbook(runbook_path), {"API_TOKEN": secret}, store, options, executor=LocalExecutor()
+        )
         session.host_listeners.append(scan)
         report = session.run_node("restart")
         assert str(report.state) == "NOK", report.result.to_dict()
@@ -523,7 +534,11 @@ def test_cockpit_node_panel_shows_a_filterable_host_table(fleet, tmp_path, state
     with Store.open(state_db) as store:
         options = RunOptions(headless=False, trigger="notebook", actor="alice")
         session = RunSession.start(
-            load_runbook(runbook_path), {"API_TOKEN": "s3cret-fleet-token"}, store, options
+            load_runbook(runbook_path),
+            {"API_TOKEN": "s3cret-fleet-token"},
+            store,
+            options,
+            executor=LocalExecutor(),
         )
         notebook_run = NotebookRun(session, headless=False)
         widget = RunbookWidget(notebook_run)

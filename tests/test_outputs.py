@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from playbook_nb.adapters.executors.local import LocalExecutor
 from playbook_nb.adapters.store import Store
 from playbook_nb.app.session import RunOptions, RunSession
 from playbook_nb.domain.errors import RunbookError
@@ -19,7 +20,12 @@ def book(body: str, variables: str = ""):
 
 def run(runbook, store, values=None, **options):
     session = RunSession.start(
-        runbook, values or {}, store, RunOptions(headless=True, **options), namespace={}
+        runbook,
+        values or {},
+        store,
+        RunOptions(headless=True, **options),
+        namespace={},
+        executor=LocalExecutor(),
     )
     session.drive(lambda *_: None)
     session.close()
@@ -219,7 +225,9 @@ command_name = "echo got {{ steps.measure.outputs.n }}"
     )
     first = run(runbook, store)  # fail closed at the gate: ABORTED
     assert first.status == "ABORTED"
-    resumed = RunSession.resume(runbook, {}, store, first.run_id, RunOptions(headless=True), namespace={})
+    resumed = RunSession.resume(
+        runbook, {}, store, first.run_id, RunOptions(headless=True), namespace={}, executor=LocalExecutor()
+    )
     assert resumed.outputs == {"measure": {"n": "41"}}
     resumed.decide("gate", "approve", "alice")
     resumed.drive(lambda *_: None)

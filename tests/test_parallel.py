@@ -9,6 +9,7 @@ import time
 import pytest
 from conftest import FIXTURES, run_cli
 
+from playbook_nb.adapters.executors.local import LocalExecutor
 from playbook_nb.adapters.store import Store
 from playbook_nb.app.config import parallel_workers
 from playbook_nb.app.inputs import load_runbook
@@ -32,7 +33,12 @@ def intervals(store, run_id, nodes):
 
 def run(runbook, store, parallel, **kw):
     session = RunSession.start(
-        runbook, {}, store, RunOptions(headless=True, parallel=parallel, **kw), namespace={}
+        runbook,
+        {},
+        store,
+        RunOptions(headless=True, parallel=parallel, **kw),
+        namespace={},
+        executor=LocalExecutor(),
     )
     session.drive(lambda *_: None)
     session.close()
@@ -121,6 +127,7 @@ depends_on = "*"
         store,
         RunOptions(headless=True, parallel=4, approvals={"gate": "approve"}),
         namespace=namespace,
+        executor=LocalExecutor(),
     )
     session.drive(lambda *_: None)
     session.close()

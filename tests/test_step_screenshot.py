@@ -8,6 +8,7 @@ import shutil
 import pytest
 from PIL import Image
 
+from playbook_nb.adapters.executors.local import LocalExecutor
 from playbook_nb.adapters.store import Store
 from playbook_nb.app.inputs import load_runbook
 from playbook_nb.app.session import RunOptions, RunSession
@@ -32,7 +33,7 @@ outputs = {{ screenshot_path = "$.screenshot", diff_status = "$.diff.status" }}
 def run_once(tmp_path, store, *, update_baselines=False):
     runbook = load_runbook(tmp_path / "ui.playbook.toml")
     options = RunOptions(headless=True, update_baselines=update_baselines)
-    session = RunSession.start(runbook, {}, store, options, namespace={})
+    session = RunSession.start(runbook, {}, store, options, namespace={}, executor=LocalExecutor())
     session.drive(lambda *_: None)
     session.close()
     attempt = store.attempts(session.run_id, "shot")[-1]

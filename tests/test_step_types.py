@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from playbook_nb.adapters.executors.local import LocalExecutor
 from playbook_nb.adapters.store import Store
 from playbook_nb.app.session import RunOptions, RunSession
 from playbook_nb.domain.outputs import load_outputs
@@ -76,7 +77,9 @@ def run(tmp_path, text: str, values: dict):
 
     runbook = load_runbook(book)
     store = Store.open(tmp_path / "runs.db")
-    session = RunSession.start(runbook, values, store, RunOptions(headless=True), namespace={})
+    session = RunSession.start(
+        runbook, values, store, RunOptions(headless=True), namespace={}, executor=LocalExecutor()
+    )
     session.drive(lambda *_: None)
     session.close()
     return store, session.run_id

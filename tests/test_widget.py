@@ -14,6 +14,7 @@ from playbook_nb.kernel_ext.notebook_run import NotebookRun  # noqa: E402
 from playbook_nb.kernel_ext.widget import PALETTE, READY, RunbookWidget, stylesheet  # noqa: E402
 from playbook_nb.kernel_ext.widget_layout import MAX_HEIGHT, MAX_PER_ROW, MIN_HEIGHT, compute_layout  # noqa: E402
 
+from playbook_nb.adapters.executors.local import LocalExecutor
 from playbook_nb.adapters.store import Store  # noqa: E402
 from playbook_nb.app.session import RunOptions, RunSession  # noqa: E402
 from playbook_nb.domain.engine import NodeState, RunState  # noqa: E402
@@ -80,7 +81,7 @@ def make_widget(tmp_path, text: str = RUNBOOK, actor: str = "alice"):
     values = {name: var.default for name, var in runbook.variables.items()}
     store = Store.open(tmp_path / "state" / "runs.db")
     options = RunOptions(headless=False, trigger="notebook", actor=actor)
-    session = RunSession.start(runbook, values, store, options, namespace={})
+    session = RunSession.start(runbook, values, store, options, namespace={}, executor=LocalExecutor())
     notebook_run = NotebookRun(session, headless=False)
     widget = RunbookWidget(notebook_run)
     notebook_run.widget = widget

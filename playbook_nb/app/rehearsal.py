@@ -66,13 +66,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from playbook_nb.adapters.executors.local import LocalExecutor
 from playbook_nb.adapters.executors.result import AttemptResult
+from playbook_nb.adapters.plugins.registry import get_plugin
 from playbook_nb.adapters.store import Store
 from playbook_nb.app.inputs import load_runbook, resolve_variables
+from playbook_nb.app.ports import Executor, NodeCall
+from playbook_nb.app.recorder import load_outputs
 from playbook_nb.app.session import RunOptions, RunSession
 from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.domain.model import Node, NodeType, Runbook
-from playbook_nb.domain.outputs import load_outputs
 
 NODE_FIELDS = frozenset(
     {"status", "stdout", "stderr", "exit_code", "error", "outputs", "return_value", "decision"}
@@ -197,19 +200,21 @@ def check_expected(runbook: Runbook, expected: dict[str, Any], where: str) -> No
 
 
 class FixtureExecutor:
-    """The session's executor during a rehearsal: answers from the fixture, runs nothing."""
+    """The session's executor during a rehearsal: answers from the fixture, runs nothing, except a Function
+    step whose plugin rehearses: `real` runs it with the fixture entry standing in for the world."""
 
-    def __init__(self, nodes: dict[str, dict[str, Any]], base_dir: Path | None = None):
+    def __init__(
+        self, nodes: dict[str, dict[str, Any]], base_dir: Path | None = None, real: Executor | None = None
+    ):
         self.nodes = nodes
         self.base_dir = base_dir
+        self.real = real or LocalExecutor()
         self.calls: list[str] = []
         self._attempts: dict[str, int] = {}
 
     def rehearsal_spec(self, node: Node) -> dict[str, Any] | None:
         """The fixture entry to run `node`'s plugin with (it rehearses: the entry stands in for the world),
         or None to answer for the node from the fixture. An entry giving the answer itself always wins."""
-        from playbook_nb.adapters.plugins.registry import get_plugin
-
         spec = dict(self.nodes.get(node.id, {}))
         if node.type is not NodeType.FUNCTION or ANSWER_FIELDS & set(spec):
             return None
@@ -228,7 +233,14 @@ class FixtureExecutor:
         self.calls.append(node.id)
         return spec
 
-    def __call__(self, node: Node) -> AttemptResult:
+    def run(self, call: NodeCall) -> AttemptResult:
+        spec = self.rehearsal_spec(call.node)
+        if spec is not None and call.step_context is not None:
+            call.step_context.rehearsal = spec
+            return self.real.run(call)
+        return self.answer(call.node)
+
+    def answer(self, node: Node) -> AttemptResult:
         self.calls.append(node.id)
         spec = self.nodes.get(node.id, {})
         n = self._attempts[node.id] = self._attempts.get(node.id, 0) + 1
@@ -265,6 +277,7 @@ def rehearse(
     runbook_dir: Path | None = None,
     update_baselines: bool = False,
     base_dir: Path | None = None,
+    executor: Executor | None = None,
 ) -> RehearsalResult:
     """Run `runbook` headless with node results from `fixture`; compare with `expected` (default: the fixture's
     [expected]). Without a store, the run is recorded in a throw-away index."""
@@ -294,9 +307,8 @@ def rehearse(
         own = store is None
         store = store or Store.open(Path(tmp) / "runs.db")
         try:
-            fake = FixtureExecutor(nodes, fixture_dir)
-            session = RunSession.start(runbook, values, store, options, namespace={})
-            session.executor = fake
+            fake = FixtureExecutor(nodes, fixture_dir, executor)
+            session = RunSession.start(runbook, values, store, options, executor=fake, namespace={})
             session.drive(lambda _session, _node, _kind: None)
             session.close()
             states = {row.node_id: row.state for row in store.node_states(session.run_id)}

@@ -19,13 +19,15 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from playbook_nb.adapters.executors.local import LocalExecutor
 from playbook_nb.adapters.store import Store
 from playbook_nb.app.inputs import resolve_variables
+from playbook_nb.app.ports import Executor
+from playbook_nb.app.recorder import load_outputs
 from playbook_nb.app.session import RunOptions, RunSession
-from playbook_nb.domain.decisions import GateDecision
+from playbook_nb.domain.decisions import GateDecision, GatePolicy
 from playbook_nb.domain.engine import Decision
 from playbook_nb.domain.errors import PlaybookError
-from playbook_nb.domain.outputs import load_outputs
 from playbook_nb.domain.validation import parse_runbook
 
 
@@ -148,6 +150,7 @@ def replay_run(
     parallel: int = 1,
     environ=None,
     listeners=None,
+    executor: Executor | None = None,
 ) -> ReplayResult:
 
     original = store.get_run(run_id)
@@ -179,8 +182,11 @@ def replay_run(
         parallel=parallel,
         extra_params={"replay_of": run_id},
     )
-    session = RunSession.start(runbook, values, store, options)
-    session.gate_decider = next_decision
+    # recorded decisions first, then fail closed (no approvals, no policy)
+    gates = GatePolicy(actor=actor, comment=options.comment, recorded=next_decision)
+    session = RunSession.start(
+        runbook, values, store, options, executor=executor or LocalExecutor(), gate_policy=gates
+    )
     for listener in listeners or []:
         listener(session)
     store.append_event(session.run_id, "replay_of", payload={"run_id": run_id, "actor": original.actor})

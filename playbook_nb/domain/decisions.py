@@ -9,7 +9,8 @@ the run (ABORTED, resumable once someone approves).
 from __future__ import annotations
 
 import getpass
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from playbook_nb.domain.engine import Decision
 from playbook_nb.domain.errors import PlaybookError
@@ -78,18 +79,53 @@ def parse_approve_flags(values: list[str] | None) -> dict[str, str]:
     return result
 
 
-def headless_gate_decision(
-    node_id: str, *, approvals: dict[str, Decision], policy: str, actor: str, comment: str | None
-) -> GateDecision | None:
-    """The decision for a gate with nobody at it, or None: fail closed."""
-    if node_id in approvals:
-        return GateDecision(approvals[node_id], actor, comment or "decided by run parameters")
-    if policy == "approve-all":
-        return GateDecision(
-            Decision.APPROVE, f"policy:approve-all ({actor})", comment or "gate policy approve-all"
+@dataclass
+class GatePolicy:
+    """The one place a gate with nobody at it is decided: a decision recorded earlier (replay), else the run's
+    approvals parameters, else an explicit policy (approve-all, reject-all, recorded as such), else None: fail
+    closed, and the caller stops the run ABORTED, resumable once someone approves."""
+
+    approvals: dict[str, Decision] = field(default_factory=dict)  # parsed: see parse_approvals
+    policy: str = "fail-closed"
+    actor: str = ""
+    comment: str | None = None
+    recorded: Callable[[str], GateDecision | None] | None = None  # asked first (replay: the original run's)
+
+    def __post_init__(self) -> None:
+        check_gate_policy(self.policy)
+
+    def approval(self, node_id: str) -> GateDecision | None:
+        """The decision the run's parameters give this gate, if any (no policy, nothing recorded)."""
+        if node_id in self.approvals:
+            return GateDecision(
+                self.approvals[node_id], self.actor, self.comment or "decided by run parameters"
+            )
+        return None
+
+    def decide(self, node_id: str) -> GateDecision | None:
+        """The decision for a gate with nobody at it, or None: fail closed."""
+        if self.recorded is not None:
+            choice = self.recorded(node_id)
+            if choice is not None:
+                return choice
+        choice = self.approval(node_id)
+        if choice is not None:
+            return choice
+        if self.policy == "approve-all":
+            return GateDecision(
+                Decision.APPROVE,
+                f"policy:approve-all ({self.actor})",
+                self.comment or "gate policy approve-all",
+            )
+        if self.policy == "reject-all":
+            return GateDecision(
+                Decision.REJECT, f"policy:reject-all ({self.actor})", self.comment or "gate policy reject-all"
+            )
+        return None
+
+    def fail_closed_reason(self, node_id: str) -> str:
+        """Why the run stops at a gate `decide` left undecided."""
+        return (
+            f"gate '{node_id}' awaits approval: no approval given and gate policy is {self.policy} "
+            f"(resume with --approve {node_id})"
         )
-    if policy == "reject-all":
-        return GateDecision(
-            Decision.REJECT, f"policy:reject-all ({actor})", comment or "gate policy reject-all"
-        )
-    return None

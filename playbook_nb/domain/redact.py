@@ -21,16 +21,24 @@ class Redactor:
     forms, the shapes they take in commands, records and tracebacks) with a mask."""
 
     def __init__(self, secret_values: Iterable[Any]):
-        forms: set[str] = set()
+        self._forms: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        self.add(secret_values)
+
+    def add(self, secret_values: Iterable[Any]) -> None:
+        """Mask these values too from now on (a run learns some secrets late: a plugin's secret parameter)."""
+        before = len(self._forms)
         for value in secret_values:
             if value is None:
                 continue
             text = str(value)
             if len(text) < MIN_SECRET_LENGTH:
                 continue
-            forms.update({text, shlex.quote(text), json.dumps(text)[1:-1], repr(text)[1:-1]})
+            self._forms.update({text, shlex.quote(text), json.dumps(text)[1:-1], repr(text)[1:-1]})
+        if len(self._forms) == before:
+            return
         # Longest first, so a quoted form is replaced whole before the bare value inside it.
-        ordered = sorted((f for f in forms if len(f) >= MIN_SECRET_LENGTH), key=len, reverse=True)
+        ordered = sorted((f for f in self._forms if len(f) >= MIN_SECRET_LENGTH), key=len, reverse=True)
         self._pattern = re.compile("|".join(re.escape(f) for f in ordered)) if ordered else None
 
     def __bool__(self) -> bool:

@@ -10,9 +10,10 @@ import typer
 from rich.markup import escape
 from rich.prompt import Confirm, Prompt
 
+from playbook_nb.adapters.executors.local import LocalExecutor
 from playbook_nb.app.inputs import load_runbook
 from playbook_nb.app.session import RunOptions, RunSession
-from playbook_nb.domain.decisions import GateDecision, headless_gate_decision, parse_approve_flags
+from playbook_nb.domain.decisions import GateDecision, parse_approve_flags
 from playbook_nb.domain.engine import Decision
 from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.faces.cli.app import app, console
@@ -56,13 +57,7 @@ def _terminal_decider(view: TerminalView, interactive: bool):
     def decide(session: RunSession, node_id: str, kind: str) -> GateDecision | None:
         opts = session.options
         if kind == "gate":
-            policy_choice = headless_gate_decision(
-                node_id,
-                approvals=session._approvals,
-                policy=opts.gate_policy,
-                actor=opts.actor,
-                comment=opts.comment,
-            )
+            policy_choice = session.gate_policy.decide(node_id)
             if policy_choice is not None or not interactive:
                 return policy_choice
             with view.paused():
@@ -204,7 +199,7 @@ def run(
     )
     store = open_store(state_path)
     view = TerminalView(console, store)
-    session = RunSession.start(runbook, values, store, options)
+    session = RunSession.start(runbook, values, store, options, executor=LocalExecutor())
     view.attach(session)
     _drive(session, view, interactive)
     raise _exit_for(session, view)
@@ -259,15 +254,13 @@ def resume(
         comment=comment,
         parallel=parallel_default(parallel),
     )
-    session = RunSession.resume(runbook, values, store, run_id, options, allow_changed=allow_changed)
+    session = RunSession.resume(
+        runbook, values, store, run_id, options, executor=LocalExecutor(), allow_changed=allow_changed
+    )
     view = TerminalView(console, store)
     view.attach(session)
     console.print(f"Resuming run {run_id} of [bold]{escape(recorded.title)}[/]")
-    for node_id, kind in session.awaiting():
-        if kind == "gate" and node_id in session._approvals:
-            session.decide(
-                node_id, session._approvals[node_id], options.actor, comment or "decided at resume"
-            )
+    session.decide_waiting_gates(parameters_only=True, comment=comment or "decided at resume")
     _drive(session, view, interactive)
     raise _exit_for(session, view)
 

@@ -1,0 +1,168 @@
+"""The recorder: everything a run writes to its record, as it happens (so a killed process loses at most the
+attempt in flight). Engine events with the snapshot in one transaction per transition, attempts, step outputs,
+and the masking of secrets on the way in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from playbook_nb.adapters.executors.result import AttemptResult
+from playbook_nb.adapters.store import Store
+from playbook_nb.adapters.store.models import to_json
+from playbook_nb.app.ports import Clock
+from playbook_nb.domain.engine import Engine, EngineEvent
+from playbook_nb.domain.outputs import OUTPUT_EVENT
+from playbook_nb.domain.redact import Redactor
+
+EventListener = Callable[[EngineEvent], None]
+INTERRUPTED_BY_OPERATOR = "interrupted by the operator"
+
+
+class Recorder:
+    """Writes one run's record. Every write happens on the thread that drives the engine."""
+
+    def __init__(self, store: Store, run_id: int, redactor: Redactor, clock: Clock):
+        self.store = store
+        self.run_id = run_id
+        self.redactor = redactor
+        self.clock = clock
+        self.event_listeners: list[EventListener] = []
+        self._snapshot: _SnapshotText | None = None
+
+    # -- engine transitions ------------------------------------------------------------------
+    def flush(self, engine: Engine) -> None:
+        """Write every engine event to the store as it happened, then tell the listeners. The events of one
+        flush describe one transition: they and the snapshot are written in one transaction."""
+        events = engine.pop_events()
+        if not events:
+            return
+        if self._snapshot is None or self._snapshot.engine is not engine:
+            self._snapshot = _SnapshotText(engine)
+        with self.store.batch():
+            for event in events:
+                self._write_event(engine, event)
+            self.store.save_snapshot(self.run_id, self._snapshot.text({e.node for e in events if e.node}))
+        for event in events:
+            for listener in self.event_listeners:
+                listener(event)
+
+    def _write_event(self, engine: Engine, event: EngineEvent) -> None:
+        reason = self.redactor.redact(event.reason) if event.reason else event.reason
+        payload = self.redactor.redact_obj({**event.data, "state": event.state, "reason": reason})
+        if event.kind == "node_state" and event.node:
+            self.store.set_node_state(
+                self.run_id,
+                event.node,
+                event.state,
+                reason=reason,
+                attempts=engine.attempts(event.node),
+                failed=engine.has_failed(event.node),
+            )
+        elif event.kind == "decision" and event.node:
+            self.store.record_decision(
+                self.run_id,
+                event.node,
+                event.data.get("decision"),
+                event.data.get("actor"),
+                event.data.get("comment"),
+                self.clock.time(),
+            )
+        elif event.kind == "run_state":
+            final = event.state != "RUNNING"
+            self.store.set_run_status(
+                self.run_id, event.state, reason=reason, ended_at=self.clock.time() if final else None
+            )
+        self.store.append_event(
+            self.run_id, event.kind, node_id=event.node, attempt=event.attempt, payload=payload
+        )
+
+    # -- attempts ----------------------------------------------------------------------------
+    def retry_wait(self, node_id: str, seconds: float) -> None:
+        self.store.append_event(self.run_id, "retry_wait", node_id=node_id, payload={"seconds": seconds})
+
+    def attempt_started(self, node_id: str, attempt: int, started_at: float) -> None:
+        self.store.start_attempt(self.run_id, node_id, attempt, started_at)
+
+    def attempt_finished(self, node_id: str, attempt: int, result: AttemptResult) -> AttemptResult:
+        """Mask the result's secrets and write the attempt; returns the masked result (what faces show)."""
+        result = self.redact_result(result)
+        self.store.finish_attempt(
+            self.run_id,
+            node_id,
+            attempt,
+            status="OK" if result.ok else "NOK",
+            ended_at=result.ended_at or self.clock.time(),
+            exit_code=result.exit_code,
+            stdout=result.stdout,
+            stderr=result.stderr,
+            result=result.to_dict().get("return_value"),
+            error=result.error,
+        )
+        return result
+
+    def attempts_interrupted(self, attempts: Iterable[tuple[str, int]]) -> None:
+        for node_id, attempt in attempts:
+            self.store.finish_attempt(
+                self.run_id, node_id, attempt, status="INTERRUPTED", ended_at=self.clock.time(),
+                exit_code=None, stdout="", stderr="", result=None, error=INTERRUPTED_BY_OPERATOR,
+            )  # fmt: skip
+
+    def outputs(self, node_id: str, attempt: int, outputs: dict[str, Any]) -> None:
+        """A successful attempt's step outputs, secrets masked, as an `outputs` event."""
+        self.store.append_event(
+            self.run_id,
+            OUTPUT_EVENT,
+            node_id=node_id,
+            attempt=attempt,
+            payload={"outputs": self.redactor.redact_obj(outputs)},
+        )
+
+    def redact_result(self, result: AttemptResult) -> AttemptResult:
+        if not self.redactor:
+            return result
+        result.stdout = self.redactor.redact(result.stdout)
+        result.stderr = self.redactor.redact(result.stderr)
+        result.error = self.redactor.redact(result.error) if result.error else result.error
+        result.return_value = self.redactor.redact_obj(result.return_value)
+        return result
+
+    # -- run -----------------------------------------------------------------------------------
+    def event(self, kind: str, payload: dict[str, Any]) -> None:
+        self.store.append_event(self.run_id, kind, payload=payload)
+
+    def run_reason(self) -> str:
+        return self.store.get_run(self.run_id).status_reason or "no reason recorded"
+
+
+def load_outputs(store: Store, run_id: int) -> dict[str, dict[str, Any]]:
+    """{node id: outputs} of a recorded run, from its `outputs` events (the last one per node wins).
+    Values are as recorded: secrets masked."""
+    outputs: dict[str, dict[str, Any]] = {}
+    for event in store.events(run_id):
+        if event.kind == OUTPUT_EVENT and event.node_id:
+            payload = event.payload or {}
+            outputs[event.node_id] = dict(payload.get("outputs") or {})
+    return outputs
+
+
+class _SnapshotText:
+    """The engine snapshot as the JSON text the store saves (the same text as `to_json(engine.snapshot())`),
+    kept node by node: a node's entry changes only with an event naming it, so after a flush only those
+    nodes are serialised again, and saving the snapshot after every flush stays cheap in a large runbook."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._nodes = {node_id: to_json(data) for node_id, data in engine.snapshot()["nodes"].items()}
+        self._keys = {node_id: to_json(node_id) for node_id in sorted(self._nodes)}
+
+    def text(self, changed: set[str]) -> str:
+        """The whole snapshot, after the nodes in `changed` (and the run's own fields) are read again."""
+        snapshot = self.engine.snapshot(node_ids=changed)
+        for node_id, data in snapshot.pop("nodes").items():
+            self._nodes[node_id] = to_json(data)
+        nodes = ",".join(f"{key}:{self._nodes[node_id]}" for node_id, key in self._keys.items())
+        fields = {to_json(key): to_json(value) for key, value in snapshot.items()}
+        fields[to_json("nodes")] = "{" + nodes + "}"
+        return "{" + ",".join(f"{key}:{fields[key]}" for key in sorted(fields)) + "}"
