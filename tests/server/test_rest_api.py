@@ -12,6 +12,7 @@ import os
 import pytest
 from tornado.httpclient import HTTPClientError
 
+from playbook_nb.adapters.executors.local import LocalExecutor
 from playbook_nb.adapters.store import Store
 from playbook_nb.app.session import RunOptions, RunSession
 from playbook_nb.domain.validation import parse_runbook
@@ -56,7 +57,9 @@ def make_runs(location: str) -> dict[str, int]:
         ):
             runbook = parse_runbook(text)
             options = RunOptions(headless=True, actor=actor)
-            session = RunSession.start(runbook, values, store, options, namespace={})
+            session = RunSession.start(
+                runbook, values, store, options, namespace={}, executor=LocalExecutor()
+            )
             session.drive(lambda *args: None)
             session.close()
             ids[name] = session.run_id
