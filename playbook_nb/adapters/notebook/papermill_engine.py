@@ -124,7 +124,7 @@ def _translate(params: Mapping[str, Any], kernel_name: str | None, nb: Any) -> s
             nb.metadata.get("language_info") or {}
         ).get("name")
         return translate_parameters(kernel_name, language, dict(params), "Parameters")
-    except Exception:  # noqa: BLE001 - fall back to textual masking
+    except Exception:  # fall back to textual masking
         return None
 
 
