@@ -14,11 +14,10 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from playbook_nb.adapters.executors.result import AttemptResult
 from playbook_nb.adapters.store import Store
-from playbook_nb.app.fleet_calls import HostListener, skip_failed_hosts
 from playbook_nb.app.node_calls import NodeCallBuilder, OutputListener, render_critical
 from playbook_nb.app.ports import SYSTEM_CLOCK, Clock, Executor
 from playbook_nb.app.recorder import EventListener, Recorder, load_outputs
@@ -37,6 +36,9 @@ from playbook_nb.domain.errors import PlaybookError, StoreError
 from playbook_nb.domain.lifecycle import check_resumable, resume_snapshot
 from playbook_nb.domain.model import Node, NodeType, Runbook
 from playbook_nb.domain.redact import Redactor, mask_variables
+
+if TYPE_CHECKING:
+    from playbook_nb.app.fleet_calls import HostListener
 
 __all__ = ["EventListener", "NodeReport", "OutputListener", "RunOptions", "RunSession", "SessionError"]
 
@@ -460,6 +462,8 @@ class RunSession:
             return
         self.engine.decided(node_id, decision, actor or self.options.actor, comment)
         if decision is Decision.SKIP and self.runbook.node(node_id).is_fleet:
+            from playbook_nb.app.fleet_calls import skip_failed_hosts  # asyncssh: see NodeCallBuilder.build
+
             skip_failed_hosts(self.store, self.run_id, node_id, actor or self.options.actor)
         self._flush()
 

@@ -29,11 +29,12 @@ from typing import Any
 from papermill.engines import NBClientEngine, NotebookExecutionManager
 from papermill.iorw import papermill_io
 
+from playbook_nb.constants import OUTPUT_PATH_ENV
+from playbook_nb.domain.redact import MASK
+
 logger = logging.getLogger("playbook_nb.papermill")
 
-OUTPUT_PATH_ENV = "PLAYBOOK_NB_OUTPUT_PATH"
 ENGINE_ENV = "PLAYBOOK_NB_PAPERMILL_ENGINE"
-MASK = "********"
 INJECTED_TAG = "injected-parameters"
 WARNING_PREFIX = "# WARNING (playbook-nb):"
 

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from playbook_nb.constants import SECRET_ENV_PREFIX
 from playbook_nb.domain.model import Runbook
 
 ENGINE_NAME = "playbook"
-SECRET_ENV_PREFIX = "PLAYBOOK_SECRET_"
 
 
 def default_secret_env_name(name: str) -> str:

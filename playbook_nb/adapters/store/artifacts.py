@@ -24,7 +24,6 @@ from typing import IO, Any
 
 from playbook_nb.domain.errors import StoreError
 
-ARTIFACTS_URL_ENV = "PLAYBOOK_ARTIFACTS_URL"
 S3_ENDPOINT_ENV = "PLAYBOOK_S3_ENDPOINT_URL"
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 

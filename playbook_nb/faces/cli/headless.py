@@ -17,14 +17,13 @@ import yaml
 from playbook_nb.adapters.notebook.compile import compile_runbook, write_notebook
 from playbook_nb.adapters.notebook.papermill_run import run_notebook
 from playbook_nb.app.inputs import load_runbook
+from playbook_nb.constants import RUN_MIME
 from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.domain.exit_codes import ExitCode, exit_code_for
 from playbook_nb.domain.model import Runbook
 from playbook_nb.domain.validation import parse_runbook
 from playbook_nb.faces.cli.app import console, err_console
 from playbook_nb.faces.cli.common import open_store, resolve_values
-
-RUN_MIME = "application/vnd.playbook-nb.run+json"
 
 
 def runbook_of_notebook(path: Path) -> Runbook:
