@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from playbook_nb.domain.exit_codes import ExitCode
+
 
 class PlaybookError(Exception):
     """Base of every user-facing error: `str(err)` is the one line shown to the user."""
 
-    exit_code = 2
+    exit_code = ExitCode.INVALID
 
     def __str__(self) -> str:
         # One line whatever the input: names and values from a runbook may hold newlines.

@@ -17,13 +17,13 @@ import yaml
 from playbook_nb.adapters.notebook.compile import compile_runbook, write_notebook
 from playbook_nb.adapters.notebook.papermill_run import run_notebook
 from playbook_nb.app.inputs import load_runbook
+from playbook_nb.constants import RUN_MIME
 from playbook_nb.domain.errors import PlaybookError
+from playbook_nb.domain.exit_codes import ExitCode, exit_code_for
 from playbook_nb.domain.model import Runbook
 from playbook_nb.domain.validation import parse_runbook
 from playbook_nb.faces.cli.app import console, err_console
-from playbook_nb.faces.cli.common import EXIT_BY_STATUS, open_store, resolve_values
-
-RUN_MIME = "application/vnd.playbook-nb.run+json"
+from playbook_nb.faces.cli.common import open_store, resolve_values
 
 
 def runbook_of_notebook(path: Path) -> Runbook:
@@ -136,7 +136,7 @@ def run_headless(
             err_console.print(
                 f"[bold red]error:[/] the notebook never started its run: {outcome.error_summary}"
             )
-            return 2
+            return ExitCode.INVALID
         run_id = int(record["run_id"])
         store.set_notebook_path(run_id, store.put_artifact(run_id, "notebook.ipynb", executed))
         if output:
@@ -148,7 +148,7 @@ def run_headless(
         store.mark_interrupted(run_id)
         run = store.get_run(run_id)
     _print_result(run, store)
-    return EXIT_BY_STATUS.get(run.status, 3)
+    return exit_code_for(run.status)
 
 
 def _print_result(run, store) -> None:

@@ -1,0 +1,18 @@
+"""Exit codes of `run`, `resume`, `replay` and the other commands (design card: 0 OK, 1 NOK, 2 invalid runbook
+or arguments, 3 ABORTED, for example a gate awaiting approval)."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    NOK = 1  # the run failed, a check failed, a deviation was found
+    INVALID = 2  # bad runbook, arguments or configuration: nothing ran
+    ABORTED = 3  # stopped (a gate awaits approval, interrupted): resumable
+
+
+def exit_code_for(run_status: str) -> ExitCode:
+    """A run's status as an exit code; a run still RUNNING (it waits for someone) counts as ABORTED."""
+    return {"OK": ExitCode.OK, "NOK": ExitCode.NOK}.get(str(run_status), ExitCode.ABORTED)
