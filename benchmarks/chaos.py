@@ -133,32 +133,45 @@ def run_trial(workdir: Path, face: str, kind: str, node: int, nodes: int = 6) ->
     directory.mkdir(parents=True)
     runbook = chain_runbook(directory, nodes, marker)
     db = directory / "runs.db"
+    if not _cut(trial, runbook, db, marker):
+        return trial
+    if not db.exists() or not _rows(db, "SELECT id FROM runs"):
+        trial.detail = "killed before the run was recorded"
+        trial.recovered = True
+        return trial
+    _recover(trial, runbook, db)
+    return trial
+
+
+def _cut(trial: Trial, runbook: Path, db: Path, marker: str) -> bool:
+    """Start the run and kill its driver at the trial's point; count what outlives it. False if the point
+    was never reached."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
-    if kind == "record":
-        env["PLAYBOOK_NB_FAULT"] = f"after-command:step_{node:02d}"
-    elif kind == "save":
-        env["PLAYBOOK_NB_FAULT"] = f"during-save:{node}"
-    elif kind == "command":  # a longer sleep for node k, so it is surely seen running
-        text = runbook.read_text().replace(f"sleep {marker}{node};", f"sleep 3{marker[1:]}{node};")
-        runbook.write_text(text)
-    args = ["run", str(runbook), "--state-path", str(db)] + (["--headless"] if face == "headless" else [])
+    node_id = f"step_{trial.node:02d}"
+    long_marker = f"3{marker[1:]}{trial.node}"
+    if trial.kind == "record":
+        env["PLAYBOOK_NB_FAULT"] = f"after-command:{node_id}"
+    elif trial.kind == "save":
+        env["PLAYBOOK_NB_FAULT"] = f"during-save:{trial.node}"
+    else:  # a longer sleep for node k, so it is surely seen running
+        runbook.write_text(
+            runbook.read_text().replace(f"sleep {marker}{trial.node};", f"sleep {long_marker};")
+        )
+    args = ["run", str(runbook), "--state-path", str(db)] + (
+        ["--headless"] if trial.face == "headless" else []
+    )
     proc = subprocess.Popen([*CLI, *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=env)  # fmt: skip
+    mark = marker[1:]  # in every command of the run, the longer sleep of `command` trials too
     try:
-        if kind == "command":
-
-            def running():
-                if not db.exists() or not _pids_with(f"3{marker[1:]}{node}"):
-                    return None
-                return _rows(db, "SELECT 1 FROM attempts WHERE node_id = ? AND status = 'RUNNING'",
-                             (f"step_{node:02d}",))  # fmt: skip
-
+        if trial.kind == "command":
+            sql = "SELECT 1 FROM attempts WHERE node_id = ? AND status = 'RUNNING'"
+            running = lambda: db.exists() and _pids_with(long_marker) and _rows(db, sql, (node_id,))  # noqa: E731
             if not _wait(running, proc):
-                trial.detail = f"node {node} never seen running (exit {proc.poll()})"
-                return trial
+                trial.detail = f"node {trial.node} never seen running (exit {proc.poll()})"
+                return False
             proc.send_signal(signal.SIGKILL)
         proc.wait(300)  # `record` and `save`: the driver kills itself at the armed point
-        mark = marker[1:]  # in every command of the run, the longer sleep of `command` trials too
         deadline = time.monotonic() + 2.0
         while _pids_with(mark) and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -167,29 +180,36 @@ def run_trial(workdir: Path, face: str, kind: str, node: int, nodes: int = 6) ->
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        for pid in _pids_with(marker[1:]):
+        for pid in _pids_with(mark):
             with contextlib.suppress(OSError):
                 os.killpg(os.getpgid(pid), signal.SIGKILL)
-    if not db.exists() or not _rows(db, "SELECT id FROM runs"):
-        trial.detail = "killed before the run was recorded"
-        trial.recovered = True
-        return trial
+    return True
+
+
+def _recover(trial: Trial, runbook: Path, db: Path) -> None:
+    """Make the run resumable (its owner is dead), resume it, and check it ended as it should."""
     (integrity,) = _rows(db, "PRAGMA integrity_check")[0]
     if integrity != "ok":
         trial.detail = f"integrity_check: {integrity}"
-        return trial
+        return
     run_id = _rows(db, "SELECT id FROM runs ORDER BY id DESC LIMIT 1")[0]["id"]
     status = _rows(db, "SELECT status FROM runs WHERE id = ?", (run_id,))[0]["status"]
+    steps = []
     if status == "RUNNING":
-        done = _cli("set-status", str(runbook), str(run_id), "ABORTED", "--force", "--state-path", str(db))
-        if done.returncode != 0:
-            trial.detail = f"set-status: {done.stderr.strip()[-300:]}"
-            return trial
+        steps.append(("set-status", str(runbook), str(run_id), "ABORTED", "--force", "--state-path", str(db)))
     if status != "OK":
-        done = _cli("resume", str(runbook), str(run_id), "--state-path", str(db))
+        steps.append(("resume", str(runbook), str(run_id), "--state-path", str(db)))
+    for step in steps:
+        done = _cli(*step)
         if done.returncode != 0:
-            trial.detail = f"resume exit {done.returncode}: {done.stderr.strip()[-300:]}"
-            return trial
+            trial.detail = f"{step[0]} exit {done.returncode}: {done.stderr.strip()[-300:]}"
+            return
+    _check_recovered(trial, db, run_id)
+
+
+def _check_recovered(trial: Trial, db: Path, run_id: int) -> None:
+    from playbook_nb.adapters.store import Store
+
     states = {
         r["node_id"]: r["state"] for r in _rows(db, "SELECT * FROM node_states WHERE run_id = ?", (run_id,))
     }
@@ -200,21 +220,17 @@ def run_trial(workdir: Path, face: str, kind: str, node: int, nodes: int = 6) ->
         if a["status"] == "OK":
             ok_counts[a["node_id"]] = ok_counts.get(a["node_id"], 0) + 1
     trial.doubled = sum(1 for n in ok_counts.values() if n > 1)
-    from playbook_nb.adapters.store import Store
-
     with Store.open(db) as store:
         broken = store.verify_events(run_id)
-    running_left = [a for a in attempts if a["status"] == "RUNNING"]
     trial.recovered = (
         run["status"] == "OK"
         and set(states.values()) == {"OK"}
         and all(ok_counts.get(n) == 1 for n in states)
         and not broken
-        and not running_left
+        and not any(a["status"] == "RUNNING" for a in attempts)
     )
     if not trial.recovered:
         trial.detail = json.dumps({"run": run["status"], "states": states, "ok": ok_counts, "broken": broken})
-    return trial
 
 
 def plan(trials: int, seed: int, nodes: int = 6) -> list[tuple[str, str, int]]:

@@ -86,11 +86,11 @@ def _worker(location: str, artifacts: str, worker: int, runs: int, barrier, resu
                 session.run_until_gate()
                 session.close()
                 done += 1
-            except Exception as err:  # noqa: BLE001 - counted and reported, never hidden
+            except Exception as err:  # counted and reported, never hidden
                 errors.append(f"{type(err).__name__}: {err}")
         elapsed = time.perf_counter() - start
         store.close()
-    except Exception:  # noqa: BLE001
+    except Exception:
         errors.append(traceback.format_exc(limit=3))
     results.put((done, elapsed, errors))
 

@@ -25,13 +25,12 @@ from playbook_nb.app.abort import on_signals
 from playbook_nb.app.config import load_config
 from playbook_nb.app.inputs import resolve_variables
 from playbook_nb.app.session import NodeReport, RunOptions, RunSession
+from playbook_nb.constants import OUTPUT_PATH_ENV, RUN_MIME
 from playbook_nb.domain.decisions import GateDecision, default_actor
 from playbook_nb.domain.engine import NodeState, RunState
 from playbook_nb.domain.errors import PlaybookError, StorageFault
 from playbook_nb.domain.validation import parse_runbook
 
-RUN_MIME = "application/vnd.playbook-nb.run+json"
-OUTPUT_PATH_ENV = "PLAYBOOK_NB_OUTPUT_PATH"  # set by the papermill engine "playbook"
 WIDGET_STATE_ENV = "PLAYBOOK_NB_WIDGET_STATE"  # "1": headless runs also save the final graph as widget state
 MARK = {"OK": "✔", "NOK": "✘", "SKIPPED": "⊘", "WAITING": "⏸", "RUNNING": "▶", "PENDING": "·"}
 

@@ -2,7 +2,8 @@
 # playbook-nb test command (README command 2; CI runs it through .ci/run).
 #
 # Creates (or reuses) .venv, installs the package with its test extras, makes sure Debian's
-# Chromium is present for the browser tests, then runs: ruff check, ruff format --check, pytest.
+# Chromium is present for the browser tests, then runs: ruff check, the import-linter contracts
+# (pyproject's [tool.importlinter]), ruff format --check, pytest.
 # Every stage runs even if an earlier one failed; the closing line lists what failed.
 # Extra arguments are passed to pytest (e.g. `bash scripts/test.sh -m "not browser"`).
 set -euo pipefail
@@ -41,6 +42,9 @@ ensure_venv
 log "installing playbook-nb with test extras (pip install -e '.[test]')"
 # -qq: pip stays silent except for errors (a failed build still shows its output).
 "$VENV/bin/python" -m pip install -qq -e '.[test]' || die "pip install -e '.[test]' failed"
+# The JupyterLab extension's built assets are committed; this rebuilds them only when their sources changed.
+bash "$REPO/scripts/build_labextension.sh" || die "building the JupyterLab extension failed"
+link_jupyter_data
 
 if [[ -x "$CHROMIUM" ]]; then
     log "chromium: $("$CHROMIUM" --version 2>/dev/null || echo "$CHROMIUM")"
@@ -106,6 +110,7 @@ run_pytest() {
 }
 
 stage "ruff check" "$VENV/bin/ruff" check .
+stage "import contracts (import-linter)" "$VENV/bin/lint-imports"
 stage "ruff format --check" "$VENV/bin/ruff" format --check .
 stage "pytest" run_pytest "$@"
 

@@ -28,3 +28,15 @@ ensure_venv() {
     log "creating $VENV with $py ($("$py" --version))"
     "$py" -m venv "$VENV" || die "could not create $VENV"
 }
+
+# An editable install (pip install -e) installs none of the wheel's data files: link the server extension's
+# config and the built JupyterLab extension into the venv where the wheel puts them. The caller defines REPO.
+link_jupyter_data() {
+    local etc="$VENV/etc/jupyter/jupyter_server_config.d" lab="$VENV/share/jupyter/labextensions"
+    mkdir -p "$etc" "$lab"
+    ln -sfn "$REPO/jupyter-config/jupyter_server_config.d/playbook_nb.json" "$etc/playbook_nb.json"
+    if [[ -f "$REPO/playbook_nb/labextension/package.json" ]]; then
+        [[ -d "$lab/playbook-nb" && ! -L "$lab/playbook-nb" ]] && rm -rf "$lab/playbook-nb"
+        ln -sfn "$REPO/playbook_nb/labextension" "$lab/playbook-nb"
+    fi
+}

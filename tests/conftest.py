@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pg_server import TEST_URL_ENV, pg_bindir, pg_server
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -112,3 +113,27 @@ def run_cli(*args: str, env: dict | None = None, input: str | None = None, timeo
 @pytest.fixture
 def cli():
     return run_cli
+
+
+# ---- PostgreSQL: one private server for the session (tests/pg_server.py), one database per test ----------
+
+
+@pytest.fixture(scope="session")
+def pg():
+    """The session's PostgreSQL server."""
+    if not os.environ.get(TEST_URL_ENV) and pg_bindir() is None:
+        reason = (
+            "PostgreSQL server binaries not found (apt-get install postgresql, or set PLAYBOOK_TEST_PG_URL)"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but {reason}")
+        pytest.skip(reason)
+    with pg_server() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(pg):
+    url = pg.create_database()
+    yield url
+    pg.drop_database(url)

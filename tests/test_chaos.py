@@ -12,7 +12,7 @@ import pytest
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
-from chaos import run_trial  # noqa: E402
+from chaos import run_trial
 
 pytestmark = pytest.mark.slow
 

@@ -46,7 +46,7 @@ def cells_with_role(nb, wanted: str) -> list:
 def exec_source_cell(nb) -> str:
     (cell,) = cells_with_role(nb, "runbook_source")
     namespace: dict = {}
-    exec(cell.source, namespace)  # noqa: S102 - our own generated literal, the point of the test
+    exec(cell.source, namespace)  # our own generated literal, the point of the test
     return namespace["RUNBOOK_TOML"]
 
 
@@ -129,7 +129,7 @@ def test_parameters_cell_exact_names_and_defaults(compiled):
     names = [stmt.targets[0].id for stmt in tree.body]
     assert names == PARAMETER_NAMES
     namespace: dict = {}
-    exec(cell.source, namespace)  # noqa: S102
+    exec(cell.source, namespace)
     assert namespace["variables"] == {} and namespace["secret_env"] == {} and namespace["approvals"] == {}
     assert namespace["gate_policy"] == "fail-closed"
     assert namespace["run_id"] is None and namespace["headless"] is None
@@ -242,7 +242,7 @@ def test_string_literal_round_trips_exactly(text):
     literal = python_string_literal(text)
     assert ast.literal_eval(literal) == text
     namespace: dict = {}
-    exec(f"RUNBOOK_TOML = {literal}", namespace)  # noqa: S102
+    exec(f"RUNBOOK_TOML = {literal}", namespace)
     assert namespace["RUNBOOK_TOML"] == text
 
 

@@ -9,9 +9,9 @@ import pytest
 
 pytest.importorskip("ipycytoscape")
 
-import playbook_nb.kernel_ext.notebook_run as notebook_run  # noqa: E402
+import playbook_nb.kernel_ext.notebook_run as notebook_run
 
-from playbook_nb.domain.engine import Decision  # noqa: E402
+from playbook_nb.domain.engine import Decision
 
 RUNBOOK = """\
 [runbook]

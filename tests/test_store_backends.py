@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 from conftest import RUNBOOK, T0, new_run, run_cli
-from pg_server import TEST_URL_ENV, pg_bindir, pg_server
 from s3_server import S3_ENV, make_bucket, s3_server
 
 from playbook_nb.adapters.store import INTERRUPTED_ERROR, SQLiteStore, Store, resolve_db_path
@@ -32,27 +31,6 @@ BACKENDS = ["sqlite", "postgresql"]
 
 
 # ---- fixtures: servers, databases, stores ---------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def pg():
-    """The session's PostgreSQL server."""
-    if not os.environ.get(TEST_URL_ENV) and pg_bindir() is None:
-        reason = (
-            "PostgreSQL server binaries not found (apt-get install postgresql, or set PLAYBOOK_TEST_PG_URL)"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set but {reason}")
-        pytest.skip(reason)
-    with pg_server() as server:
-        yield server
-
-
-@pytest.fixture
-def pg_url(pg):
-    url = pg.create_database()
-    yield url
-    pg.drop_database(url)
 
 
 @pytest.fixture(params=BACKENDS)

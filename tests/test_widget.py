@@ -10,16 +10,16 @@ import pytest
 
 pytest.importorskip("ipycytoscape")
 
-from playbook_nb.kernel_ext.notebook_run import NotebookRun  # noqa: E402
-from playbook_nb.kernel_ext.widget import PALETTE, READY, RunbookWidget, stylesheet  # noqa: E402
-from playbook_nb.kernel_ext.widget_layout import MAX_HEIGHT, MAX_PER_ROW, MIN_HEIGHT, compute_layout  # noqa: E402
+from playbook_nb.kernel_ext.notebook_run import NotebookRun
+from playbook_nb.kernel_ext.widget import PALETTE, READY, RunbookWidget, stylesheet
+from playbook_nb.kernel_ext.widget_layout import MAX_HEIGHT, MAX_PER_ROW, MIN_HEIGHT, compute_layout
 
 from playbook_nb.adapters.executors.local import LocalExecutor
-from playbook_nb.adapters.store import Store  # noqa: E402
-from playbook_nb.app.session import RunOptions, RunSession  # noqa: E402
-from playbook_nb.domain.engine import NodeState, RunState  # noqa: E402
-from playbook_nb.domain.errors import PlaybookError  # noqa: E402
-from playbook_nb.domain.validation import parse_runbook  # noqa: E402
+from playbook_nb.adapters.store import Store
+from playbook_nb.app.session import RunOptions, RunSession
+from playbook_nb.domain.engine import NodeState, RunState
+from playbook_nb.domain.errors import PlaybookError
+from playbook_nb.domain.validation import parse_runbook
 
 RUNBOOK = """\
 [runbook]

@@ -271,6 +271,19 @@ def prepare_fleet_call(
     return ssh_call, recorder
 
 
+def skip_failed_hosts(store: Any, run_id: int, node_id: str, actor: str) -> None:
+    """Skip after a fleet node failed: its hosts not OK are recorded SKIPPED (the decision says who)."""
+    rows = [r for r in store.latest_hosts(run_id, node_id).values() if r.state in ("NOK", "PENDING", "ADDED")]
+    for row in rows:
+        store.record_hosts(
+            run_id, node_id, row.attempt,
+            [{"host": row.host, "position": row.position, "state": "SKIPPED", "membership": row.membership,
+              "exit_code": row.exit_code, "stdout": row.stdout, "stderr": row.stderr,
+              "error": f"{row.error + '; ' if row.error else ''}skipped by {actor}",
+              "started_at": row.started_at, "ended_at": row.ended_at}],
+        )  # fmt: skip
+
+
 def _announce(plan: HostPlan, listeners: list[HostListener], node_id: str) -> None:
     """Tell the faces the attempt's hosts before any runs: OK earlier (no start or end time), to run (PENDING
     or ADDED) and REMOVED."""

@@ -13,7 +13,8 @@ from playbook_nb.adapters.store import Store
 from playbook_nb.adapters.store.models import to_json
 from playbook_nb.app.ports import Clock
 from playbook_nb.domain.engine import Engine, EngineEvent
-from playbook_nb.domain.outputs import OUTPUT_EVENT
+from playbook_nb.domain.model import Node
+from playbook_nb.domain.outputs import OUTPUT_EVENT, OutputError, extract_outputs
 from playbook_nb.domain.redact import Redactor
 
 EventListener = Callable[[EngineEvent], None]
@@ -129,6 +130,23 @@ class Recorder:
             attempt=attempt,
             payload={"outputs": self.redactor.redact_obj(outputs)},
         )
+
+    def take_outputs(
+        self, node: Node, attempt: int, result: AttemptResult, namespace: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """The declared outputs of a successful attempt, recorded masked; the real values are returned for the
+        run's templates. A declared output that cannot be produced fails the attempt (None)."""
+        if not result.ok or node.outputs is None:
+            return None
+        try:
+            given = getattr(result, "outputs", None)  # a rehearsal fixture may give them directly
+            outputs = dict(given) if given is not None else extract_outputs(node, result, namespace)
+        except OutputError as err:
+            result.ok = False
+            result.error = str(err)
+            return None
+        self.outputs(node.id, attempt, outputs)
+        return outputs
 
     def redact_result(self, result: AttemptResult) -> AttemptResult:
         if not self.redactor:

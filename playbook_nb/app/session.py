@@ -17,13 +17,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from playbook_nb.adapters.executors.result import AttemptResult
 from playbook_nb.adapters.store import Store
 from playbook_nb.app import faults
 from playbook_nb.app.abort import AbortSwitch
-from playbook_nb.app.fleet_calls import HostListener
 from playbook_nb.app.node_calls import NodeCallBuilder, OutputListener, render_critical
 from playbook_nb.app.ports import SYSTEM_CLOCK, Clock, Executor
 from playbook_nb.app.recorder import EventListener, Recorder, load_outputs
@@ -39,15 +38,18 @@ from playbook_nb.domain.decisions import (
 )
 from playbook_nb.domain.engine import AttemptOutcome, Decision, Engine, NodeState, RunState
 from playbook_nb.domain.errors import PlaybookError, StorageFault, StoreError
+from playbook_nb.domain.lifecycle import check_resumable, resume_snapshot
 from playbook_nb.domain.model import Node, NodeType, Runbook
-from playbook_nb.domain.outputs import OutputError, extract_outputs
 from playbook_nb.domain.redact import Redactor, mask_variables
+
+if TYPE_CHECKING:
+    from playbook_nb.app.fleet_calls import HostListener
 
 __all__ = ["EventListener", "NodeReport", "OutputListener", "RunOptions", "RunSession", "SessionError"]
 
 
 class SessionError(PlaybookError):
-    """A run cannot be started or resumed as asked (wrong status, changed runbook, unknown node)."""
+    """A run cannot be started as asked (bad options, unknown node); a refused resume is a LifecycleError."""
 
 
 @dataclass
@@ -240,27 +242,20 @@ class RunSession:
         namespace: dict[str, Any] | None = None,
     ) -> RunSession:
         run = store.get_run(run_id)
-        if run.workflow != runbook.meta.title:
-            raise SessionError(f"run {run_id} belongs to '{run.workflow}', not to '{runbook.meta.title}'")
-        if run.status == "RUNNING":
-            raise SessionError(
-                f"run {run_id} is RUNNING; if its process is gone, mark it first: "
-                f"playbook-nb set-status FILE {run_id} ABORTED"
-            )
-        if run.status != "ABORTED":
-            raise SessionError(f"only ABORTED runs can be resumed (run {run_id} is {run.status})")
-        if run.runbook_sha256 != runbook.sha256 and not allow_changed:
-            raise SessionError(
-                f"runbook changed since run {run_id} started (sha256 {run.runbook_sha256[:12]} -> "
-                f"{runbook.sha256[:12]}); pass --allow-changed to resume with the new text"
-            )
+        check_resumable(
+            run_id,
+            status=run.status,
+            workflow=run.workflow,
+            title=runbook.meta.title,
+            recorded_sha256=run.runbook_sha256,
+            sha256=runbook.sha256,
+            allow_changed=allow_changed,
+        )
         critical = render_critical(runbook, values)
         snapshot = store.load_snapshot(run_id)
         if snapshot is None:  # killed before its first transition: nothing ran yet
             snapshot = Engine(runbook, headless=options.headless, critical=critical).snapshot()
-        if snapshot.get("run_state") == "RUNNING":
-            # The process died mid-run and `set-status` marked the run ABORTED after the fact.
-            snapshot = {**snapshot, "run_state": "ABORTED", "run_reason": run.status_reason}
+        snapshot = resume_snapshot(snapshot, run.status_reason)
         store.mark_interrupted(run_id)
         session = cls(
             runbook, values, store, run_id, options,
@@ -487,8 +482,10 @@ class RunSession:
             self.abort(actor or self.options.actor, f"aborted at '{node_id}'", comment=comment)
             return
         self.engine.decided(node_id, decision, actor or self.options.actor, comment)
-        if decision is Decision.SKIP:
-            self._skip_failed_hosts(node_id, actor or self.options.actor)
+        if decision is Decision.SKIP and self.runbook.node(node_id).is_fleet:
+            from playbook_nb.app.fleet_calls import skip_failed_hosts  # asyncssh: see NodeCallBuilder.build
+
+            skip_failed_hosts(self.store, self.run_id, node_id, actor or self.options.actor)
         self._flush()
 
     def abort(self, actor: str | None, reason: str, *, comment: str | None = None) -> None:
@@ -695,7 +692,9 @@ class RunSession:
             return self._interrupted_attempt(node, attempt, result)
         if step_context is not None:
             collect_artifacts(self.store, self.run_id, node.id, attempt, step_context, result)
-        self._take_outputs(node, attempt, result)
+        outputs = self.recorder.take_outputs(node, attempt, result, self.namespace)
+        if outputs is not None:
+            self.outputs[node.id] = outputs
         hosts = self.calls.host_recorders.pop(node.id, None)
         if hosts is not None and getattr(result, "hosts", None) is not None:
             hosts.finish(result)  # type: ignore[arg-type]
@@ -715,45 +714,12 @@ class RunSession:
         self._flush()
         return self.report(node.id, ran=True, result=result, attempt=attempt)
 
-    def _take_outputs(self, node: Node, attempt: int, result: AttemptResult) -> None:
-        """The declared outputs of a successful attempt (a missing one fails it): real values kept for the
-        templates, masked ones recorded."""
-        if not result.ok or node.outputs is None:
-            return
-        try:
-            given = getattr(result, "outputs", None)  # a rehearsal fixture may give them directly
-            outputs = dict(given) if given is not None else extract_outputs(node, result, self.namespace)
-        except OutputError as err:
-            result.ok = False
-            result.error = str(err)
-            return
-        self.outputs[node.id] = outputs
-        self.recorder.outputs(node.id, attempt, outputs)
-
     def _decide_gate_headless(self, node_id: str) -> None:
         choice = self.gate_policy.decide(node_id)
         if choice is None:
             self.abort(self.options.actor, self.gate_policy.fail_closed_reason(node_id))
         else:
             self.decide(node_id, choice.decision, choice.actor, choice.comment)
-
-    def _skip_failed_hosts(self, node_id: str, actor: str) -> None:
-        """Skip after a fleet node failed: its hosts not OK are recorded SKIPPED (the decision says who)."""
-        if not self.runbook.node(node_id).is_fleet:
-            return
-        rows = [
-            r
-            for r in self.store.latest_hosts(self.run_id, node_id).values()
-            if r.state in ("NOK", "PENDING", "ADDED")
-        ]
-        for row in rows:
-            self.store.record_hosts(
-                self.run_id, node_id, row.attempt,
-                [{"host": row.host, "position": row.position, "state": "SKIPPED", "membership": row.membership,
-                  "exit_code": row.exit_code, "stdout": row.stdout, "stderr": row.stderr,
-                  "error": f"{row.error + '; ' if row.error else ''}skipped by {actor}",
-                  "started_at": row.started_at, "ended_at": row.ended_at}],
-            )  # fmt: skip
 
     # ----------------------------------------------------------------- internals
     def _check_node(self, node_id: str) -> Node:

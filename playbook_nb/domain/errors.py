@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from playbook_nb.domain.exit_codes import ExitCode
+
 
 class PlaybookError(Exception):
     """Base of every user-facing error: `str(err)` is the one line shown to the user."""
 
-    exit_code = 2
+    exit_code = ExitCode.INVALID
 
     def __str__(self) -> str:
         # One line whatever the input: names and values from a runbook may hold newlines.
@@ -41,7 +43,11 @@ class StorageFault(StoreError):
     """The storage under the run record failed (disk full, read-only, a lock held too long, an object store
     refusing a write): not the user's input. A run that meets one stops; exit code 4."""
 
-    exit_code = 4  # ExitCode.STORAGE_FAULT
+    exit_code = ExitCode.STORAGE_FAULT
+
+
+class RunNotFound(StoreError):
+    """No run with that id in the index."""
 
 
 class PluginError(PlaybookError):

@@ -1,4 +1,5 @@
-"""Exit codes of `run`, `resume`, `replay` and the other commands, in one place."""
+"""Exit codes of `run`, `resume`, `replay` and the other commands (design card: 0 OK, 1 NOK, 2 invalid runbook
+or arguments, 3 ABORTED, for example a gate awaiting approval)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ from enum import IntEnum
 
 class ExitCode(IntEnum):
     OK = 0
-    NOK = 1  # the run failed (or, with --strict, ended OK with handled failures)
-    INVALID = 2  # invalid runbook, arguments or input; nothing ran
-    ABORTED = (
-        3  # the run stopped ABORTED and can be resumed (a gate awaits approval, a signal, a closed pipe)
-    )
-    STORAGE_FAULT = 4  # the run record could not be written (disk full, read-only, locked, refused): the run
-    # stopped and is recorded ABORTED once the index is writable again
+    NOK = 1  # the run failed, a check failed, a deviation was found
+    INVALID = 2  # bad runbook, arguments or configuration: nothing ran
+    ABORTED = 3  # stopped (a gate awaits approval, interrupted, a closed output pipe): resumable
+    STORAGE_FAULT = 4  # the run record could not be written (disk full, read-only, locked, refused): the
+    # run stopped, and is recorded ABORTED once the index is writable again
+
+
+def exit_code_for(run_status: str) -> ExitCode:
+    """A run's status as an exit code; a run still RUNNING (it waits for someone) counts as ABORTED."""
+    return {"OK": ExitCode.OK, "NOK": ExitCode.NOK}.get(str(run_status), ExitCode.ABORTED)

@@ -48,7 +48,7 @@ class OutputError(Exception):
     """A declared output could not be produced from the attempt; the attempt fails with this message."""
 
 
-def check_output_spec(node: Node, raw: Any, at: str | None) -> Any:
+def check_output_spec(node: Node, raw: Any, at: str | None) -> Any:  # noqa: C901
     """Validate `outputs` for `node` (its type is set); returns the normalised spec."""
     if node.type is NodeType.COMMAND:
         if raw == "json":

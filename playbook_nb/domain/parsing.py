@@ -266,7 +266,7 @@ def _parse_assumption(item: Any, at: str) -> Assumption:
     )
 
 
-def _parse_variables(table: Any, path: str | None) -> dict[str, Variable]:
+def _parse_variables(table: Any, path: str | None) -> dict[str, Variable]:  # noqa: C901
     if not isinstance(table, dict):
         raise RunbookError("expected a table of variables", f"{path}: [variables]" if path else "[variables]")
     variables: dict[str, Variable] = {}
@@ -353,7 +353,7 @@ def _check_node_id(node_id: str, path: str | None) -> None:
         )
 
 
-def _parse_node(node_id: str, order: int, table: dict[str, Any], path: str | None) -> Node:
+def _parse_node(node_id: str, order: int, table: dict[str, Any], path: str | None) -> Node:  # noqa: C901
     def at(field_name: str | None = None) -> str | None:
         return where(path, node_id, field_name)
 

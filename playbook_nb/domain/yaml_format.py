@@ -266,7 +266,7 @@ def _assumptions(raw: Any, loc: YamlLocations) -> list[Any]:
     return result
 
 
-def _step(index: int, step: Any, loc: YamlLocations) -> tuple[str, dict[str, Any]]:
+def _step(index: int, step: Any, loc: YamlLocations) -> tuple[str, dict[str, Any]]:  # noqa: C901
     base = ("steps", index)
     _expect(step, (dict,), "a step (a mapping with id and type)", loc.at(base))
     if "id" not in step:
@@ -400,7 +400,7 @@ def _jinja_to_dollar(value: Any) -> Any:
     return value
 
 
-def tables_to_yaml(tables: dict[str, Any]) -> str:
+def tables_to_yaml(tables: dict[str, Any]) -> str:  # noqa: C901
     """TOML tables (as tomllib reads them) written in the YAML shape."""
     meta = dict(tables.get("runbook", {}))
     doc: dict[str, Any] = {}

@@ -2,7 +2,8 @@
 
 Fixtures (all tests in this directory are marked `browser` automatically):
 
-- `lab_server` (session) -> LabServer: `.base_url`, `.token`, `.root_dir` (write notebooks here), `.port`
+- `lab_server` (session) -> LabServer: `.base_url`, `.token`, `.root_dir` (write notebooks here), `.port`,
+  `.extra_env` (PLAYBOOK_DB_PATH / PLAYBOOK_ARTIFACTS_URL: the run index its API and kernels use)
 - `lab_root` (function) -> Path: the server's root dir (same as `lab_server.root_dir`)
 - `browser` (session) -> playwright.sync_api.Browser on Debian's /usr/bin/chromium
 - `page` (function) -> playwright.sync_api.Page in a fresh context (1400x900), closed after the test
@@ -39,7 +40,13 @@ def _require_chromium() -> None:
 @pytest.fixture(scope="session")
 def lab_server(tmp_path_factory) -> LabServer:
     base = tmp_path_factory.mktemp("jupyterlab")
-    server = LabServer(root_dir=base / "root", home=base / "home")
+    # The server's REST API and the kernels of runbook notebooks use this index (and the CLI runs of the
+    # tests that name it), never the user's own.
+    index = {
+        "PLAYBOOK_DB_PATH": str(base / "index" / "runs.db"),
+        "PLAYBOOK_ARTIFACTS_URL": str(base / "artifacts"),
+    }
+    server = LabServer(root_dir=base / "root", home=base / "home", extra_env=index)
     server.start()
     try:
         yield server

@@ -61,6 +61,7 @@ class LabServer:
     token: str = "playbook-nb-browser-tests"
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. the run index the server and kernels use
 
     @property
     def base_url(self) -> str:
@@ -89,6 +90,7 @@ class LabServer:
         env["PYTHONUNBUFFERED"] = "1"
         # Kernels started by the server must import the checkout, as the tests do.
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+        env.update(self.extra_env)
         self._write_lab_settings(dirs["JUPYTERLAB_SETTINGS_DIR"])
         return env
 

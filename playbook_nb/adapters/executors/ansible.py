@@ -99,7 +99,7 @@ def _task_line(event: dict[str, Any]) -> str:
     return line + "\n"
 
 
-def run_ansible(
+def run_ansible(  # noqa: C901
     playbook: str,
     *,
     inventory: str | None = None,
@@ -169,7 +169,7 @@ def run_ansible(
             )
             outcome["status"], outcome["rc"] = runner.status, runner.rc
             outcome["stdout"] = runner.stdout.read() if runner.stdout else ""
-        except Exception as err:  # noqa: BLE001 - reported to the caller's thread as the attempt's error
+        except Exception as err:  # reported to the caller's thread as the attempt's error
             outcome["exception"] = err
         finally:
             events.put(_DONE)

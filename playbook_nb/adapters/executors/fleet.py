@@ -51,7 +51,7 @@ class FleetAttemptResult(AttemptResult):
 _DONE = object()
 
 
-def run_fleet(
+def run_fleet(  # noqa: C901
     command: str,
     targets: Sequence[Target],
     *,
@@ -122,7 +122,7 @@ def run_fleet(
             task = loop.create_task(main())
             state["main"] = task
             loop.run_until_complete(task)
-        except BaseException as err:  # noqa: BLE001 - reported to the caller's thread
+        except BaseException as err:  # reported to the caller's thread
             if not isinstance(err, asyncio.CancelledError):
                 events.put(("error", err))
         finally:

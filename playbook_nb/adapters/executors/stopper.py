@@ -26,7 +26,7 @@ from typing import Any
 REPEAT = 0.5  # seconds between two deliveries of NodeStopped to code that did not stop
 
 
-class NodeStopped(BaseException):  # noqa: N818 - BaseException: `except Exception` in node code must not keep it
+class NodeStopped(BaseException):
     """Raised in a node's code when its timeout expires or the run is aborted (reason on the Stopper)."""
 
 

@@ -13,10 +13,9 @@ from importlib import resources
 
 from jinja2 import Environment, FunctionLoader, StrictUndefined, select_autoescape
 
+from playbook_nb.constants import TEMPLATE_PACKAGE
 from playbook_nb.domain.model import DepCondition, NodeType, Runbook
 from playbook_nb.domain.plan import build_plan, layers
-
-TEMPLATE_PACKAGE = "playbook_nb.templates"
 
 
 @dataclass(frozen=True)

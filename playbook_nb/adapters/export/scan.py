@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from playbook_nb.constants import SECRET_ENV_PREFIX
 from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.domain.redact import MASK, MIN_SECRET_LENGTH, Redactor
 
-SECRET_ENV_PREFIX = "PLAYBOOK_SECRET_"
 SQLITE_HEADER = b"SQLite format 3\x00"
 SQLITE_SIDE_FILES = ("-wal", "-journal", "-shm")
 BINARY_SNIFF = 8192

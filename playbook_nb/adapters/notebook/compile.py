@@ -30,9 +30,9 @@ import nbformat
 
 import playbook_nb
 from playbook_nb.adapters.notebook.source_cell import SOURCE_VARIABLE, python_string_literal
+from playbook_nb.constants import TEMPLATE_PACKAGE
 from playbook_nb.domain.model import Node, NodeType, Runbook
 
-TEMPLATE_PACKAGE = "playbook_nb.templates"
 METADATA_KEY = "playbook_nb"
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 

@@ -31,12 +31,12 @@ from papermill.iorw import papermill_io
 
 from playbook_nb.adapters.notebook.stop import STOP
 from playbook_nb.app import faults
+from playbook_nb.constants import OUTPUT_PATH_ENV
+from playbook_nb.domain.redact import MASK
 
 logger = logging.getLogger("playbook_nb.papermill")
 
-OUTPUT_PATH_ENV = "PLAYBOOK_NB_OUTPUT_PATH"
 ENGINE_ENV = "PLAYBOOK_NB_PAPERMILL_ENGINE"
-MASK = "********"
 INJECTED_TAG = "injected-parameters"
 WARNING_PREFIX = "# WARNING (playbook-nb):"
 
@@ -127,7 +127,7 @@ def _translate(params: Mapping[str, Any], kernel_name: str | None, nb: Any) -> s
             nb.metadata.get("language_info") or {}
         ).get("name")
         return translate_parameters(kernel_name, language, dict(params), "Parameters")
-    except Exception:  # noqa: BLE001 - fall back to textual masking
+    except Exception:  # fall back to textual masking
         return None
 
 

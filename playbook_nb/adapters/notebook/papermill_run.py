@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from playbook_nb.constants import SECRET_ENV_PREFIX
 from playbook_nb.domain.model import Runbook
 
 ENGINE_NAME = "playbook"
-SECRET_ENV_PREFIX = "PLAYBOOK_SECRET_"
 
 
 def default_secret_env_name(name: str) -> str:
@@ -61,7 +61,7 @@ def _runbook_secret_names(input_path: str) -> set[str]:
         import nbformat
 
         nb = nbformat.read(input_path, as_version=4)
-    except Exception:  # noqa: BLE001 - papermill will report an unreadable notebook itself
+    except Exception:  # papermill will report an unreadable notebook itself
         return set()
     return runbook_secret_names((nb.metadata.get("playbook_nb") or {}).get("runbook_text"))
 

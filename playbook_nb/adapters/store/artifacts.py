@@ -24,7 +24,6 @@ from typing import IO, Any
 
 from playbook_nb.domain.errors import StorageFault, StoreError
 
-ARTIFACTS_URL_ENV = "PLAYBOOK_ARTIFACTS_URL"
 S3_ENDPOINT_ENV = "PLAYBOOK_S3_ENDPOINT_URL"
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 
@@ -121,7 +120,7 @@ class ArtifactStore:
         url = f"{location.rstrip('/')}/{name}"
         try:
             self._fs_for(url).put_file(os.fspath(local_path), self._strip(url))
-        except Exception as err:  # noqa: BLE001 - drivers raise their own types (botocore, aiohttp ...)
+        except Exception as err:  # drivers raise their own types (botocore, aiohttp ...)
             raise StorageFault(f"cannot upload the artifact {url}: {_one_line(err)}") from None
         return url
 
@@ -129,14 +128,14 @@ class ArtifactStore:
         """Open an artifact by the path or URL `put` returned (or any fsspec URL)."""
         if not is_url(url):
             try:
-                return open(_local_path(url), mode)  # noqa: SIM115 - the caller closes it
+                return open(_local_path(url), mode)  # the caller closes it
             except OSError as err:
                 raise StoreError(f"cannot open the artifact {url}: {err.strerror or err}") from None
         try:
             return self._fs_for(url).open(self._strip(url), mode)
         except FileNotFoundError:
             raise StoreError(f"no artifact at {url}") from None
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             raise StoreError(f"cannot open the artifact {url}: {_one_line(err)}") from None
 
     def delete(self, location: str) -> int:
@@ -158,7 +157,7 @@ class ArtifactStore:
                 return 0
             freed = int(fs.du(path, total=True))
             fs.rm(path, recursive=True)
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             raise StoreError(f"cannot delete the artifacts {location}: {_one_line(err)}") from None
         return freed
 

@@ -107,7 +107,12 @@ class Store(ABC):
 
     @abstractmethod
     def list_runs(
-        self, workflow: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0
+        self,
+        workflow: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        actor: str | None = None,
     ) -> list[Run]: ...
 
     @abstractmethod

@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING
 
 import platformdirs
 
+from playbook_nb.constants import ARTIFACTS_URL_ENV
+
 if TYPE_CHECKING:
     from playbook_nb.app.config import Config
 
 DB_PATH_ENV = "PLAYBOOK_DB_PATH"
 DB_URL_ENV = "PLAYBOOK_DB_URL"
-ARTIFACTS_URL_ENV = "PLAYBOOK_ARTIFACTS_URL"
 URL_PREFIXES = ("postgresql://", "postgres://", "sqlite:///")
 
 

@@ -50,7 +50,7 @@ from playbook_nb.adapters.store.models import (
     to_json,
     to_timestamp,
 )
-from playbook_nb.domain.errors import StoreError
+from playbook_nb.domain.errors import RunNotFound, StoreError
 
 JSON_COLUMNS = {"runs": ("variables", "params", "counts", "snapshot"), "attempts": ("result",)}
 COPY_TABLES = ("runs", "node_states", "attempts", "host_results", "decisions", "events")
@@ -189,7 +189,7 @@ class SQLStore(Store):
         return rows[0] if rows else None
 
     def _missing_run(self, run_id: int) -> StoreError:
-        return StoreError(f"no run {run_id} in {self.path}")
+        return RunNotFound(f"no run {run_id} in {self.path}")
 
     def _require_run(self, run_id: int) -> None:
         if self._read_one("SELECT 1 AS x FROM runs WHERE id = ?", (run_id,)) is None:
@@ -293,13 +293,21 @@ class SQLStore(Store):
         return runs[0] if runs else None
 
     def list_runs(
-        self, workflow: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0
+        self,
+        workflow: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        actor: str | None = None,
     ) -> list[Run]:
         """Newest first (by start time, then id)."""
         where, params = [], []
         if workflow is not None:
             where.append("workflow = ?")
             params.append(workflow)
+        if actor is not None:
+            where.append("actor = ?")
+            params.append(actor)
         if status is not None:
             where.append("status = ?")
             params.append(check(status, RUN_STATUSES, "run status"))

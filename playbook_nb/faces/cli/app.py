@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.text import Text
 
 from playbook_nb.domain.errors import PlaybookError
+from playbook_nb.domain.exit_codes import ExitCode
 
 app = typer.Typer(
     name="playbook-nb",
@@ -59,10 +60,10 @@ def run_app(argv: list[str] | None = None) -> int:
         return exit_.exit_code
     except typer.Abort:
         err_console.print("[bold red]aborted[/]")
-        return 3
+        return ExitCode.ABORTED
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]")
-        return 3
+        return ExitCode.ABORTED
     except Exception as err:  # usage errors (bad option, missing argument) carry their own exit code
         if _is_usage_error(err):
             err.show()

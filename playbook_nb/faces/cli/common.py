@@ -14,8 +14,6 @@ from playbook_nb.app.config import load_config
 from playbook_nb.app.inputs import parse_var_assignments, resolve_variables
 from playbook_nb.domain.model import Runbook, Variable
 
-EXIT_BY_STATUS = {"OK": 0, "NOK": 1, "ABORTED": 3, "RUNNING": 3}
-
 STATE_PATH = typer.Option(
     None, "--state-path", help="Run index (SQLite file); default from PLAYBOOK_DB_PATH/config."
 )

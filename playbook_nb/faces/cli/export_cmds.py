@@ -19,6 +19,7 @@ from playbook_nb.adapters.export.scan import (
     scan_path,
     secret_env_values,
 )
+from playbook_nb.domain.exit_codes import ExitCode
 from playbook_nb.domain.redact import Redactor
 from playbook_nb.faces.cli import runs_group  # noqa: F401  (registers the `runs` group with diff and prune)
 from playbook_nb.faces.cli.app import app, console, err_console, fail
@@ -58,7 +59,7 @@ def export_cmd(
             leaks = count_secrets(text, redactor) + count_secrets(html_lib.unescape(text), redactor)
             if leaks:
                 err_console.print(f"run {run_id}: the report still holds a known secret value; not written")
-                raise typer.Exit(1)
+                raise typer.Exit(ExitCode.NOK)
             write_output(html, text)
             console.print(f"wrote the report of run {run_id} to {html}", highlight=False)
         if notebook is not None:
@@ -69,7 +70,7 @@ def export_cmd(
                     notebook.unlink()
                     for finding in findings:
                         err_console.print(f"secret found: {finding}", highlight=False, markup=False)
-                    raise typer.Exit(1)
+                    raise typer.Exit(ExitCode.NOK)
             console.print(f"wrote the notebook of run {run_id} ({source}) to {notebook}", highlight=False)
 
 
@@ -125,7 +126,7 @@ def scan_cmd(
             f"({report.files} files scanned for {what})",
             highlight=False,
         )
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.NOK)
     console.print(f"clean: {report.files} files scanned for {what}, nothing found", highlight=False)
 
 
@@ -144,4 +145,4 @@ def verify_cmd(
     for problem in problems:
         console.print(f"TAMPERED: {problem}", highlight=False, markup=False, soft_wrap=True)
     console.print(f"run {run_id}: {len(problems)} problem(s) in the event log", highlight=False)
-    raise typer.Exit(1)
+    raise typer.Exit(ExitCode.NOK)

@@ -19,13 +19,13 @@ from playbook_nb.adapters.notebook.compile import compile_runbook, write_noteboo
 from playbook_nb.adapters.notebook.papermill_run import run_notebook
 from playbook_nb.adapters.notebook.stop import stop_on_signals, stop_reason
 from playbook_nb.app.inputs import load_runbook
+from playbook_nb.constants import RUN_MIME
 from playbook_nb.domain.errors import PlaybookError, StorageFault
+from playbook_nb.domain.exit_codes import ExitCode, exit_code_for
 from playbook_nb.domain.model import Runbook
 from playbook_nb.domain.validation import parse_runbook
 from playbook_nb.faces.cli.app import console, err_console
-from playbook_nb.faces.cli.common import EXIT_BY_STATUS, open_store, resolve_values
-
-RUN_MIME = "application/vnd.playbook-nb.run+json"
+from playbook_nb.faces.cli.common import open_store, resolve_values
 
 
 def runbook_of_notebook(path: Path) -> Runbook:
@@ -131,14 +131,10 @@ def run_headless(
                 cwd=str(file.resolve().parent),
             )
         if outcome.ename == "RunStorageFault":  # the kernel could not write the record: it said why
-            if executed.exists():
-                record = run_record_of(executed)
+            record = run_record_of(executed) if executed.exists() else None
+            if record is not None:
                 with contextlib.suppress(PlaybookError):
-                    if record is not None:
-                        run_id = int(record["run_id"])
-                        store.set_notebook_path(
-                            run_id, store.put_artifact(run_id, "notebook.ipynb", executed)
-                        )
+                    _file_notebook(store, int(record["run_id"]), executed, output)
             raise StorageFault((outcome.evalue or "").strip().splitlines()[0])
         if not executed.exists():
             raise PlaybookError(f"papermill wrote no notebook for {file}: {outcome.error_summary}")
@@ -149,42 +145,52 @@ def run_headless(
             err_console.print(
                 f"[bold red]error:[/] the notebook never started its run: {outcome.error_summary}"
             )
-            return 2
+            return ExitCode.INVALID
         run_id = int(record["run_id"])
-        if output:
-            shutil.copyfile(executed, output)
-        try:
-            store.set_notebook_path(run_id, store.put_artifact(run_id, "notebook.ipynb", executed))
-        except StorageFault as err:  # the run's record must not point at the temporary notebook
-            with contextlib.suppress(PlaybookError):
-                store.set_notebook_path(run_id, str(output) if output else "")
-                if store.get_run(run_id).status == "RUNNING":
-                    store.mark_interrupted(run_id)
-                    store.set_run_status(run_id, "ABORTED", reason=f"storage fault: {err}")
-            kept = f"; the executed notebook is kept at {output}" if output else ""
-            raise StorageFault(
-                f"{err}; the executed notebook of run {run_id} could not be filed{kept}"
-            ) from None
-    run = store.get_run(run_id)
-    stopped = stop_reason()
-    if run.status == "RUNNING":  # stopped between cells, or the kernel died before the run could end
-        if stopped:
-            reason = stopped
-        elif outcome.kernel_died:
-            reason = f"kernel died: {outcome.error_summary}"
-        else:
-            reason = outcome.error_summary
-        store.mark_interrupted(run_id)
-        store.set_run_status(run_id, "ABORTED", reason=reason)
-        run = store.get_run(run_id)
+        _file_notebook(store, run_id, executed, output)
+    run = _ended(store, run_id, outcome)
     _print_result(run, store)
-    if stopped:
+    if stop_reason():
         err_console.print(
-            f"[bold yellow]stopped:[/] {stopped}; run {run_id} is {run.status}"
+            f"[bold yellow]stopped:[/] {stop_reason()}; run {run_id} is {run.status}"
             + (f", resume it with: playbook-nb resume {file} {run_id}" if run.status == "ABORTED" else ""),
             highlight=False,
         )
-    return EXIT_BY_STATUS.get(run.status, 3)
+    return exit_code_for(run.status)
+
+
+def _file_notebook(store, run_id: int, executed: Path, output: Path | None) -> None:
+    """The executed notebook into the run's artifacts (and to --output). When the artifact store refuses it,
+    the record must not point at the temporary notebook: StorageFault, exit 4."""
+    if output:
+        shutil.copyfile(executed, output)
+    try:
+        store.set_notebook_path(run_id, store.put_artifact(run_id, "notebook.ipynb", executed))
+    except StorageFault as err:
+        with contextlib.suppress(PlaybookError):
+            store.set_notebook_path(run_id, str(output) if output else "")
+            if store.get_run(run_id).status == "RUNNING":
+                store.mark_interrupted(run_id)
+                store.set_run_status(run_id, "ABORTED", reason=f"storage fault: {err}")
+        kept = f"; the executed notebook is kept at {output}" if output else ""
+        raise StorageFault(f"{err}; the executed notebook of run {run_id} could not be filed{kept}") from None
+
+
+def _ended(store, run_id: int, outcome):
+    """The run after papermill: one left RUNNING (stopped between cells by a signal, or its kernel died) is
+    recorded ABORTED, its node in flight PENDING with the reason."""
+    run = store.get_run(run_id)
+    if run.status != "RUNNING":
+        return run
+    if stop_reason():
+        reason = stop_reason()
+    elif outcome.kernel_died:
+        reason = f"kernel died: {outcome.error_summary}"
+    else:
+        reason = outcome.error_summary
+    store.mark_interrupted(run_id)
+    store.set_run_status(run_id, "ABORTED", reason=reason)
+    return store.get_run(run_id)
 
 
 def _print_result(run, store) -> None:

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
 import typer
 
-from playbook_nb.adapters.export.dag_render import render_internal, to_dot, to_svg
+from playbook_nb.adapters.export.dag_render import to_dot, to_svg
 from playbook_nb.app.inputs import load_runbook, parse_var_assignments, resolve_variables
 from playbook_nb.domain.errors import PlaybookError, RunbookError
 from playbook_nb.domain.model import NodeType, Runbook
 from playbook_nb.domain.plan import build_plan, leaves, roots
 from playbook_nb.domain.templating import make_context, render
-from playbook_nb.domain.validation import parse_runbook, validate_runbook
+from playbook_nb.domain.validation import validate_runbook
 from playbook_nb.domain.variables import missing_required
 from playbook_nb.faces.cli.app import app, console
+from playbook_nb.faces.starter import starter_runbook
 
 
 def _names(items: list[str]) -> str:
@@ -121,14 +121,7 @@ def create(
     path = output or Path(f"{_slug(title)}.playbook.toml")
     if path.exists():
         raise _exists(path)
-    text = render_internal(
-        "starter.playbook.toml.j2",
-        title=title,
-        author=author,
-        created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        filename=path.name,
-    )
-    parse_runbook(text, str(path))  # never hand out a starter that does not validate
+    text = starter_runbook(title, author, path.name)
     try:
         with path.open("x", encoding="utf-8") as handle:
             handle.write(text)

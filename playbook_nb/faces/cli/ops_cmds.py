@@ -11,6 +11,7 @@ from rich.table import Table
 
 from playbook_nb.app.inputs import parse_var_assignments
 from playbook_nb.domain.errors import PlaybookError
+from playbook_nb.domain.exit_codes import ExitCode
 from playbook_nb.faces.cli.app import app, console
 from playbook_nb.faces.cli.common import STATE_PATH, VAR, open_store
 
@@ -154,6 +155,6 @@ def replay(
         console.print(
             f"[green]REPLAY VERIFIED[/]: run {result.replay_run} matches run {run_id} ({result.replay_status})"
         )
-        raise typer.Exit(0)
+        raise typer.Exit(ExitCode.OK)
     console.print(f"[bold red]{len(result.deviations)} deviation(s)[/] from run {run_id}")
-    raise typer.Exit(1)
+    raise typer.Exit(ExitCode.NOK)

@@ -16,9 +16,9 @@ from playbook_nb.app.session import RunOptions, RunSession
 from playbook_nb.domain.decisions import GateDecision, parse_approve_flags
 from playbook_nb.domain.engine import Decision
 from playbook_nb.domain.errors import PlaybookError, StorageFault
+from playbook_nb.domain.exit_codes import ExitCode, exit_code_for
 from playbook_nb.faces.cli.app import app, console, err_console
 from playbook_nb.faces.cli.common import (
-    EXIT_BY_STATUS,
     NO_INTERACTIVE_VARS,
     STATE_PATH,
     VAR,
@@ -61,7 +61,7 @@ def _exit_for(session: RunSession, view: TerminalView, file: Path) -> typer.Exit
             highlight=False,
             soft_wrap=True,
         )
-    return typer.Exit(EXIT_BY_STATUS[str(session.status)])
+    return typer.Exit(exit_code_for(str(session.status)))
 
 
 def _terminal_decider(view: TerminalView, interactive: bool):
@@ -299,7 +299,7 @@ def set_status(
         if not stdin_is_tty():
             raise PlaybookError("set-status needs confirmation: run it in a terminal or pass --force")
         if not Confirm.ask(f"Set run {run_id} from {run.status} to {status.upper()}?"):
-            raise typer.Exit(1)
+            raise typer.Exit(ExitCode.NOK)
     # Confirmed (by --force or at the prompt): the store may then also change a finished run.
     store.set_status_manually(run_id, status.upper(), force=True)
     console.print(f"run {run_id}: {run.status} -> {status.upper()}")

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from playbook_nb.adapters.store import Run
 from playbook_nb.domain.errors import PlaybookError
+from playbook_nb.faces import run_json
 from playbook_nb.faces.cli.app import app, console
 from playbook_nb.faces.cli.common import STATE_PATH, open_store
 from playbook_nb.faces.cli.runs_group import runs_app
@@ -26,24 +27,7 @@ def _duration(run: Run) -> str:
 
 
 def _run_dict(run: Run) -> dict:
-    return {
-        "id": run.id,
-        "workflow": run.workflow,
-        "number": run.number,
-        "title": run.title,
-        "status": run.status,
-        "reason": run.status_reason,
-        "started_at": run.started_at.isoformat() if run.started_at else None,
-        "ended_at": run.ended_at.isoformat() if run.ended_at else None,
-        "duration": run.duration,
-        "trigger": run.trigger,
-        "actor": run.actor,
-        "host": run.host,
-        "variables": run.variables,
-        "runbook_sha256": run.runbook_sha256,
-        "notebook_path": run.notebook_path,
-        "counts": run.counts,
-    }
+    return run_json.run_summary(run)
 
 
 def _runs_table(runs: list[Run], title: str) -> Table:

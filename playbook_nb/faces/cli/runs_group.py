@@ -16,6 +16,7 @@ from rich.text import Text
 from playbook_nb.adapters.export.diff import diff_runs, last_ok_run, status_text
 from playbook_nb.adapters.export.prune import execute_prune, human_bytes, parse_age, plan_prune
 from playbook_nb.adapters.export.report import fmt_duration
+from playbook_nb.domain.exit_codes import ExitCode
 from playbook_nb.faces.cli.app import app, console, err_console, fail
 from playbook_nb.faces.cli.common import STATE_PATH, open_store
 
@@ -216,4 +217,4 @@ def prune_cmd(
     for error in result.errors:
         err_console.print(f"error: {error}", highlight=False, markup=False)
     if result.errors:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.NOK)

@@ -1,0 +1,143 @@
+// playbook-nb's JupyterLab extension: runbooks (*.playbook.toml) open as notebooks compiled on the fly by the
+// server, a "New runbook" launcher card, and the "Runbook runs" side panel over the REST API.
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ICommandPalette, IToolbarWidgetRegistry, MainAreaWidget, showErrorMessage } from '@jupyterlab/apputils';
+import { IDocumentManager } from '@jupyterlab/docmanager';
+import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
+import { ILauncher } from '@jupyterlab/launcher';
+import { INotebookTracker, INotebookWidgetFactory, NotebookWidgetFactory } from '@jupyterlab/notebook';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { ITranslator, nullTranslator } from '@jupyterlab/translation';
+import { Widget } from '@lumino/widgets';
+
+import { IRun, newRunbook, reportHtml } from './api';
+import { recordPath, RunRecordDrive } from './recordDrive';
+import {
+  addFileTypes,
+  addNotebookFactory,
+  RECORD_FACTORY,
+  RECORD_FILE_TYPE,
+  RUNBOOK_FACTORY,
+  RUNBOOK_FILE_TYPE,
+  runbookIcon
+} from './runbookNotebook';
+import { RunsPanel } from './runsPanel';
+
+const COMMAND_NEW = 'playbook-nb:new-runbook';
+const COMMAND_OPEN = 'playbook-nb:open-runbook-notebook';
+const COMMAND_RUNS = 'playbook-nb:show-runs';
+
+const notebooks: JupyterFrontEndPlugin<void> = {
+  id: 'playbook-nb:runbook-notebooks',
+  description: 'Open *.playbook.toml as the notebook compiled from it; a "New runbook" launcher card.',
+  autoStart: true,
+  requires: [INotebookWidgetFactory, INotebookTracker, IDocumentManager],
+  optional: [ILauncher, ICommandPalette, IDefaultFileBrowser, IToolbarWidgetRegistry, ISettingRegistry, ITranslator],
+  activate: (
+    app: JupyterFrontEnd,
+    base: NotebookWidgetFactory.IFactory,
+    tracker: INotebookTracker,
+    docManager: IDocumentManager,
+    launcher: ILauncher | null,
+    palette: ICommandPalette | null,
+    browser: IDefaultFileBrowser | null,
+    toolbarRegistry: IToolbarWidgetRegistry | null,
+    settingRegistry: ISettingRegistry | null,
+    translator: ITranslator | null
+  ) => {
+    const trans = translator ?? nullTranslator;
+    addFileTypes(app);
+    addNotebookFactory(
+      app,
+      base,
+      tracker,
+      { name: RUNBOOK_FACTORY, label: 'Runbook notebook', fileType: RUNBOOK_FILE_TYPE, kernel: true },
+      toolbarRegistry,
+      settingRegistry,
+      trans
+    );
+    addNotebookFactory(
+      app,
+      base,
+      tracker,
+      { name: RECORD_FACTORY, label: 'Runbook record', fileType: RECORD_FILE_TYPE, kernel: false },
+      toolbarRegistry,
+      settingRegistry,
+      trans
+    );
+    app.serviceManager.contents.addDrive(new RunRecordDrive());
+
+    app.commands.addCommand(COMMAND_OPEN, {
+      label: 'Open as Runbook notebook',
+      execute: args => docManager.openOrReveal(String(args.path), RUNBOOK_FACTORY)
+    });
+    app.commands.addCommand(COMMAND_NEW, {
+      label: 'New runbook',
+      caption: 'Write a starter runbook (.playbook.toml) here and open it in the editor',
+      icon: runbookIcon,
+      execute: async () => {
+        try {
+          const path = await newRunbook(browser?.model.path ?? '');
+          await browser?.model.refresh();
+          return docManager.openOrReveal(path, 'Editor');
+        } catch (err) {
+          void showErrorMessage('New runbook', err as Error);
+        }
+      }
+    });
+    launcher?.add({ command: COMMAND_NEW, category: 'Other', rank: 0 });
+    palette?.addItem({ command: COMMAND_NEW, category: 'Runbooks' });
+  }
+};
+
+class ReportView extends Widget {
+  constructor(html: string) {
+    super();
+    this.addClass('pb-Report');
+    const frame = document.createElement('iframe');
+    frame.setAttribute('sandbox', ''); // the report has no script; it gets no rights either
+    frame.srcdoc = html;
+    this.node.appendChild(frame);
+  }
+}
+
+const runs: JupyterFrontEndPlugin<void> = {
+  id: 'playbook-nb:runs-panel',
+  description: 'The "Runbook runs" side panel: runs of the index, filters, live refresh, report and notebook.',
+  autoStart: true,
+  requires: [IDocumentManager],
+  optional: [ILayoutRestorer, ICommandPalette],
+  activate: (
+    app: JupyterFrontEnd,
+    docManager: IDocumentManager,
+    restorer: ILayoutRestorer | null,
+    palette: ICommandPalette | null
+  ) => {
+    const openReport = async (run: IRun) => {
+      try {
+        const view = new MainAreaWidget({ content: new ReportView(await reportHtml(run.id)) });
+        view.id = `playbook-nb-report-${run.id}-${Date.now()}`;
+        view.title.label = `Report: ${run.title} #${run.number}`;
+        view.title.icon = runbookIcon;
+        view.title.closable = true;
+        app.shell.add(view, 'main');
+        app.shell.activateById(view.id);
+      } catch (err) {
+        void showErrorMessage(`Report of run ${run.id}`, err as Error);
+      }
+    };
+    const openNotebook = (run: IRun) => {
+      void docManager.openOrReveal(recordPath(run.id), RECORD_FACTORY);
+    };
+    const panel = new RunsPanel({ openReport, openNotebook });
+    app.shell.add(panel, 'left', { rank: 600 });
+    restorer?.add(panel, panel.id);
+    app.commands.addCommand(COMMAND_RUNS, {
+      label: 'Runbook runs',
+      execute: () => app.shell.activateById(panel.id)
+    });
+    palette?.addItem({ command: COMMAND_RUNS, category: 'Runbooks' });
+  }
+};
+
+export default [notebooks, runs];

@@ -1,0 +1,15 @@
+"""Names every layer shares: environment variables, MIME types and packages the faces, the adapters and the
+kernel agree on. One definition each; import them from here."""
+
+from __future__ import annotations
+
+SECRET_ENV_PREFIX = "PLAYBOOK_SECRET_"  # PLAYBOOK_SECRET_<NAME>: a secret variable's value for a headless run
+ARTIFACTS_URL_ENV = "PLAYBOOK_ARTIFACTS_URL"  # where run artifacts go (a directory or an fsspec URL)
+OUTPUT_PATH_ENV = "PLAYBOOK_NB_OUTPUT_PATH"  # set by the `playbook` papermill engine: the executed notebook
+RUN_MIME = "application/vnd.playbook-nb.run+json"  # the setup cell's output naming the run record
+TEMPLATE_PACKAGE = "playbook_nb.templates"  # notebook cells, HTML report and SVG templates
+
+
+def secret_env_name(variable: str) -> str:
+    """The environment variable a secret variable's value is read from by default."""
+    return f"{SECRET_ENV_PREFIX}{variable}"

@@ -1,0 +1,53 @@
+"""Run lifecycle rules outside a single engine's transitions: which recorded runs may resume, and the engine
+state a resume starts from. Pure: the application reads the run record and applies these.
+
+As in the seed: only ABORTED runs resume; a run still RUNNING (its process may be gone) must first be marked
+ABORTED with `set-status`; a run whose runbook text changed resumes only when that is explicitly allowed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playbook_nb.domain.errors import PlaybookError
+
+RESUMABLE = "ABORTED"
+
+
+class LifecycleError(PlaybookError):
+    """A run cannot move as asked (resume of a finished run, of another runbook's run, ...)."""
+
+
+def check_resumable(
+    run_id: int,
+    *,
+    status: str,
+    workflow: str,
+    title: str,
+    recorded_sha256: str,
+    sha256: str,
+    allow_changed: bool = False,
+) -> None:
+    """Refuse, in one line, a resume the rules do not allow."""
+    if workflow != title:
+        raise LifecycleError(f"run {run_id} belongs to '{workflow}', not to '{title}'")
+    if status == "RUNNING":
+        raise LifecycleError(
+            f"run {run_id} is RUNNING; if its process is gone, mark it first: "
+            f"playbook-nb set-status FILE {run_id} ABORTED"
+        )
+    if status != RESUMABLE:
+        raise LifecycleError(f"only ABORTED runs can be resumed (run {run_id} is {status})")
+    if recorded_sha256 != sha256 and not allow_changed:
+        raise LifecycleError(
+            f"runbook changed since run {run_id} started (sha256 {recorded_sha256[:12]} -> "
+            f"{sha256[:12]}); pass --allow-changed to resume with the new text"
+        )
+
+
+def resume_snapshot(snapshot: dict[str, Any], status_reason: str | None) -> dict[str, Any]:
+    """The saved engine state a resume starts from. A snapshot still RUNNING means the process died mid-run
+    and `set-status` marked the run ABORTED after the fact: the snapshot takes that status and reason."""
+    if snapshot.get("run_state") == "RUNNING":
+        return {**snapshot, "run_state": "ABORTED", "run_reason": status_reason}
+    return snapshot

@@ -1,0 +1,147 @@
+"""The JSON shape of a run record, one for every face that prints or serves JSON (`runs list --json`,
+`show --json`, the Jupyter Server REST API).
+
+Everything here comes from the run index, which stores secret values masked already; `mask` (a
+`Redactor`) masks once more the values known to the caller (`PLAYBOOK_SECRET_*`), as the HTML export does.
+The engine snapshot and the attempt's process ids are never part of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from playbook_nb.adapters.export.dag_render import STATE_STYLES
+from playbook_nb.adapters.store import AttemptRow, DecisionRow, EventRow, NodeStateRow, Run
+from playbook_nb.domain.redact import Redactor
+
+# The colour of a run status, as the HTML report and the terminal show it (see STATE_STYLES for nodes).
+RUN_STATUS_STATE = {"RUNNING": "running", "OK": "ok", "NOK": "nok", "ABORTED": "waiting"}
+
+
+def _when(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def handled_failures(nodes: Iterable[NodeStateRow]) -> list[str]:
+    """Nodes whose last attempt failed and that were then skipped (by policy, by the operator, or with
+    `on_failure = "continue"`): the failures a run went on past. An OK run with any of them is
+    "OK with N handled failures"."""
+    return [row.node_id for row in nodes if row.failed and row.state == "SKIPPED"]
+
+
+def status_label(run: Run, handled: int) -> str:
+    """The words a run's status shows with: "OK", "OK with 2 handled failures", "NOK", ..."""
+    if handled and run.status in ("OK", "RUNNING"):
+        plural = "s" if handled != 1 else ""
+        return f"{run.status} with {handled} handled failure{plural}"
+    return run.status
+
+
+def run_summary(run: Run, nodes: Iterable[NodeStateRow] | None = None) -> dict[str, Any]:
+    """One run as `runs list --json` prints it; with `nodes`, its handled failures and status colour too."""
+    data: dict[str, Any] = {
+        "id": run.id,
+        "workflow": run.workflow,
+        "number": run.number,
+        "title": run.title,
+        "status": run.status,
+        "reason": run.status_reason,
+        "started_at": _when(run.started_at),
+        "ended_at": _when(run.ended_at),
+        "duration": run.duration,
+        "trigger": run.trigger,
+        "actor": run.actor,
+        "host": run.host,
+        "mode": run.mode,
+        "variables": run.variables,
+        "runbook_sha256": run.runbook_sha256,
+        "runbook_version": run.runbook_version,
+        "notebook_path": run.notebook_path,
+        "counts": run.counts,
+    }
+    if nodes is not None:
+        # A run driven from a runbook notebook opened on its TOML records the TOML as its notebook: that is the
+        # live view, not a filed executed notebook.
+        data["filed_notebook"] = bool(run.notebook_path and run.notebook_path.endswith(".ipynb"))
+    if nodes is not None:
+        handled = handled_failures(nodes)
+        style = STATE_STYLES[RUN_STATUS_STATE.get(run.status, "pending")]
+        data["handled_failures"] = handled
+        data["status_label"] = status_label(run, len(handled))
+        data["colour"] = {"fill": style.fill, "stroke": style.stroke}
+    return data
+
+
+def node_json(row: NodeStateRow) -> dict[str, Any]:
+    style = STATE_STYLES.get(row.state.lower(), STATE_STYLES["pending"])
+    return {
+        "node": row.node_id,
+        "position": row.position,
+        "state": row.state,
+        "reason": row.reason,
+        "attempts": row.attempts,
+        "failed": row.failed,
+        "handled_failure": row.failed and row.state == "SKIPPED",
+        "updated_at": _when(row.updated_at),
+        "colour": {"fill": style.fill, "stroke": style.stroke},
+    }
+
+
+def attempt_json(row: AttemptRow) -> dict[str, Any]:
+    return {
+        "node": row.node_id,
+        "attempt": row.attempt,
+        "status": row.status,
+        "started_at": _when(row.started_at),
+        "ended_at": _when(row.ended_at),
+        "duration": row.duration,
+        "exit_code": row.exit_code,
+        "stdout": row.stdout,
+        "stderr": row.stderr,
+        "result": row.result,
+        "error": row.error,
+    }
+
+
+def decision_json(row: DecisionRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "node": row.node_id,
+        "decision": row.decision,
+        "actor": row.actor,
+        "comment": row.comment,
+        "decided_at": _when(row.decided_at),
+    }
+
+
+def event_json(row: EventRow) -> dict[str, Any]:
+    return {
+        "seq": row.seq,
+        "at": _when(row.at),
+        "kind": row.kind,
+        "node": row.node_id,
+        "attempt": row.attempt,
+        "payload": row.payload,
+        "hash": row.hash,
+    }
+
+
+def run_detail(
+    run: Run,
+    nodes: list[NodeStateRow],
+    attempts: list[AttemptRow],
+    decisions: list[DecisionRow],
+    events: list[EventRow],
+    mask: Redactor | None = None,
+) -> dict[str, Any]:
+    """A run with its nodes, attempts, decisions and events (the REST API's `GET runs/{id}`)."""
+    data = {
+        "run": {**run_summary(run, nodes), "params": run.params, "event_head": run.event_head},
+        "nodes": [node_json(row) for row in nodes],
+        "attempts": [attempt_json(row) for row in attempts],
+        "decisions": [decision_json(row) for row in decisions],
+        "events": [event_json(row) for row in events],
+    }
+    return mask.redact_obj(data) if mask else data

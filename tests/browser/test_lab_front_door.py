@@ -1,0 +1,275 @@
+"""JupyterLab as the front door: a runbook opens from the file browser as the notebook compiled from its TOML,
+Run All records the run; an edited TOML reopens with the change; the "New runbook" launcher card; the
+"Runbook runs" panel lists runs made by the CLI, refreshes while one is RUNNING, opens its report and notebook.
+
+Screenshots: docs/screenshots/lab_runbook_notebook.png, lab_launcher.png, lab_runs_panel.png, lab_report_tab.png.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from tests.browser.lab import (
+    KERNEL_TIMEOUT_MS,
+    current_notebook,
+    run_all_cells,
+    screenshot,
+    wait_kernel_idle,
+    wait_kernel_ready,
+)
+
+DISK_CHECK = """[runbook]
+title = "Disk check"
+description = "Look at the disks, then report."
+version = "1.0.0"
+author = "sre"
+
+[look]
+type = "Command"
+command_name = "echo looking at the disks"
+
+[summarise]
+type = "Python"
+code = "print('disk summary: fine')"
+"""
+
+REPORT_NODE = """
+[tell_the_channel]
+type = "Command"
+command_name = "echo all disks fine"
+"""
+
+
+def index_rows(lab_server, sql: str, *params):
+    conn = sqlite3.connect(lab_server.extra_env["PLAYBOOK_DB_PATH"])
+    conn.row_factory = sqlite3.Row
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def open_lab(page, lab_server, tree: str = "") -> None:
+    where = f"lab/tree/{tree}" if tree else "lab"
+    page.goto(f"{lab_server.base_url}/{where}?reset&token={lab_server.token}", wait_until="domcontentloaded")
+    page.locator(".jp-DirListing-content").wait_for(state="visible", timeout=60_000)
+
+
+def file_item(page, name: str):
+    return page.locator(f".jp-DirListing-item[title^='Name: {name}']")
+
+
+def open_from_file_browser(page, name: str) -> None:
+    item = file_item(page, name)
+    item.wait_for(state="visible")
+    item.dblclick()
+
+
+def open_with(page, name: str, factory: str) -> None:
+    """File browser: right-click the file, Open With > `factory`."""
+    file_item(page, name).click(button="right")
+    page.locator(".lm-Menu-item", has_text=re.compile(r"^Open With")).hover()
+    page.locator(".lm-Menu-item", has_text=re.compile(f"^{factory}$")).click()
+
+
+def node_cell_sources(page) -> list[str]:
+    return [
+        text.strip()
+        for text in current_notebook(page).locator(".jp-CodeCell .jp-InputArea-editor").all_inner_texts()
+        if text.strip().startswith("%playbook_node") or text.strip().startswith("%%playbook_node")
+    ]
+
+
+@pytest.fixture
+def runbook(lab_root, request) -> Path:
+    folder = lab_root / "ops"
+    folder.mkdir(exist_ok=True)
+    name = "disk_check" if "file_browser" in request.node.name else "disk_check_edited"
+    path = folder / f"{name}.playbook.toml"
+    path.write_text(DISK_CHECK)
+    return path
+
+
+def test_a_runbook_opens_from_the_file_browser_and_run_all_records_the_run(page, lab_server, runbook):
+    relpath = f"ops/{runbook.name}"
+    open_lab(page, lab_server, "ops")
+    open_from_file_browser(page, runbook.name)
+    panel = page.locator(".jp-NotebookPanel.pb-RunbookNotebook")
+    panel.wait_for(state="visible", timeout=60_000)
+    wait_kernel_ready(page, lab_server.base_url, lab_server.token, relpath)
+    assert node_cell_sources(page) == [
+        "%playbook_node look",
+        "%%playbook_node summarise\nprint('disk summary: fine')",
+    ]
+
+    run_all_cells(page)
+    wait_kernel_idle(page, KERNEL_TIMEOUT_MS)
+    notebook = current_notebook(page)
+    notebook.locator(".jp-OutputArea-output", has_text="disk summary: fine").wait_for(timeout=30_000)
+
+    (run,) = index_rows(
+        lab_server, "SELECT * FROM runs WHERE workflow = 'Disk check' ORDER BY id DESC LIMIT 1"
+    )
+    assert run["status"] == "OK" and run["trigger"] == "notebook"
+    states = dict(
+        index_rows(lab_server, "SELECT node_id, state FROM node_states WHERE run_id = ?", run["id"])
+    )
+    assert states == {"look": "OK", "summarise": "OK"}
+    assert runbook.read_text() == DISK_CHECK  # the TOML is never written by the notebook
+    assert not list(runbook.parent.glob("*.ipynb"))
+    notebook.locator(".jp-Cell").first.scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    screenshot(page, "lab_runbook_notebook")
+
+
+def test_an_edited_toml_reopens_with_the_change(page, lab_server, runbook):
+    open_lab(page, lab_server, "ops")
+    open_with(page, runbook.name, "Editor")
+    editor = page.locator(".jp-FileEditor .cm-content")
+    editor.wait_for(state="visible")
+    editor.click()
+    page.keyboard.press("Control+End")
+    page.keyboard.insert_text(REPORT_NODE)
+    page.keyboard.press("Control+s")
+    deadline = time.monotonic() + 20
+    while "tell_the_channel" not in runbook.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert runbook.read_text().rstrip().endswith('command_name = "echo all disks fine"')
+
+    # Double-click would reveal the open editor (JupyterLab shows an open view first): Open With, as a user would.
+    open_with(page, runbook.name, "Runbook notebook")
+    page.locator(".jp-NotebookPanel.pb-RunbookNotebook").wait_for(state="visible", timeout=60_000)
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('.pb-RunbookNotebook .jp-CodeCell .jp-InputArea-editor')]
+               .some(e => e.textContent.includes('%playbook_node tell_the_channel'))""",
+        timeout=30_000,
+    )
+    assert node_cell_sources(page)[-1] == "%playbook_node tell_the_channel"
+
+
+def test_the_launcher_card_writes_a_starter_runbook(page, lab_server, lab_root):
+    for old in lab_root.glob("new_runbook*.playbook.toml"):
+        old.unlink()
+    open_lab(page, lab_server)
+    card = page.locator(".jp-LauncherCard", has_text="New runbook")
+    card.wait_for(state="visible", timeout=60_000)
+    screenshot(page, "lab_launcher")
+    card.click()
+    page.locator(".lm-TabBar-tab.jp-mod-current", has_text="new_runbook.playbook.toml").wait_for(
+        timeout=30_000
+    )
+    page.locator(".jp-FileEditor .cm-content", has_text="[check_status]").wait_for(timeout=30_000)
+    written = lab_root / "new_runbook.playbook.toml"
+    check = run_cli("validate", str(written))
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def run_headless(lab_server, runbook: Path, *args: str) -> subprocess.Popen:
+    """A headless CLI run into the Lab server's index, started as its own process."""
+    env = {**os.environ, **lab_server.extra_env, "NO_COLOR": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "playbook_nb", "run", str(runbook), "--headless", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+SLOW = """[runbook]
+title = "Slow restart"
+
+[drain]
+type = "Command"
+command_name = "while [ ! -e {release} ]; do sleep 0.2; done"
+
+[flaky_probe]
+type = "Command"
+command_name = "exit 3"
+
+[restart]
+type = "Command"
+command_name = "echo restarted"
+"""
+
+
+def test_the_runs_panel_lists_cli_runs_live_and_opens_report_and_notebook(page, lab_server, tmp_path):
+    theirs = tmp_path / "theirs.playbook.toml"
+    theirs.write_text(
+        '[runbook]\ntitle = "Alice rotates keys"\n\n[rotate]\ntype = "Command"\ncommand_name = "echo ok"\n'
+    )
+    by_alice = run_cli("run", str(theirs), "--actor", "alice", env=lab_server.extra_env)
+    assert by_alice.returncode == 0, by_alice.stdout + by_alice.stderr
+    slow = tmp_path / "slow.playbook.toml"
+    release = tmp_path / "release"  # the drain step ends when the test creates this file
+    slow.write_text(SLOW.replace("{release}", str(release)))
+    proc = run_headless(lab_server, slow)
+    try:
+        deadline = time.monotonic() + 60
+        while not lab_server.api("GET", "/playbook-nb/api/runs?status=RUNNING&workflow=Slow%20restart")[
+            "runs"
+        ]:
+            assert proc.poll() is None and time.monotonic() < deadline, (
+                "the headless run never showed RUNNING"
+            )
+            time.sleep(0.3)
+        open_lab(page, lab_server)
+        page.locator(".lm-TabBar-tab[data-id='playbook-nb-runs']").click()
+        panel = page.locator("#playbook-nb-runs")
+        panel.wait_for(state="visible")
+        running = panel.locator(".pb-RunsPanel-run[data-status='RUNNING']", has_text="Slow restart")
+        running.wait_for(timeout=60_000)
+        assert panel.get_attribute("data-live") == "true"
+        row_id = running.first.get_attribute("data-run-id")
+        row = panel.locator(f".pb-RunsPanel-run[data-run-id='{row_id}']")
+        release.touch()
+        row.and_(page.locator("[data-status='OK']")).wait_for(timeout=60_000)  # turns OK with no click
+        assert proc.wait(timeout=60) == 0, proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "⚠ 1 handled" in row.locator(".pb-RunsPanel-handled").inner_text()
+    assert row.get_attribute("title") == "OK with 1 handled failure"
+    stroke = row.evaluate("r => getComputedStyle(r).borderLeftColor")
+    assert stroke == "rgb(22, 163, 74)"  # OK's green, from the API
+
+    panel.locator(".pb-RunsPanel-statusFilter").select_option("NOK")
+    panel.locator(".pb-RunsPanel-run", has_text="Slow restart").first.wait_for(state="detached")
+    panel.locator(".pb-RunsPanel-statusFilter").select_option("")
+    row.wait_for()
+    alice = panel.locator(".pb-RunsPanel-run", has_text="Alice rotates keys")
+    alice.wait_for()
+    panel.locator(".pb-RunsPanel-mine").check()  # runs recorded under my name (the OS user here), not alice's
+    alice.wait_for(state="detached")
+    row.wait_for()
+    panel.locator(".pb-RunsPanel-mine").uncheck()
+    alice.wait_for()
+    screenshot(page, "lab_runs_panel", panel)
+
+    row.locator(".pb-RunsPanel-report").click()
+    frame = page.frame_locator(".pb-Report iframe")
+    frame.locator("h1", has_text="Slow restart").wait_for(timeout=30_000)
+    assert (
+        frame.locator('.dag svg g.node[data-node-id="flaky_probe"]').get_attribute("data-state") == "skipped"
+    )
+    tab = page.locator(".lm-TabBar-tab.jp-mod-current")
+    assert "Report: Slow restart" in tab.inner_text()
+    screenshot(page, "lab_report_tab")
+
+    row.locator(".pb-RunsPanel-notebook").click()
+    record = page.locator(".jp-NotebookPanel.pb-RunRecord")
+    record.wait_for(state="visible", timeout=30_000)
+    record.locator(".jp-OutputArea-output", has_text="restarted").first.wait_for(timeout=30_000)
+    sessions = lab_server.api("GET", "/api/sessions")
+    assert not [s for s in sessions if "playbook-run-" in s.get("path", "")]  # a record starts no kernel
