@@ -14,7 +14,6 @@ import pytest
 from abort_helpers import rows, start_cli, wait_for
 from conftest import run_cli, write_runbook
 from test_reliability import _broken_chains, _integrity, _tmpfs, mountable  # noqa: F401 - a fixture
-from test_store_backends import pg, pg_url  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.slow
 
@@ -161,7 +160,7 @@ def test_an_object_store_refusing_the_notebook_exits_4_and_keeps_the_record_hone
     assert _broken_chains(db, run["id"]) == []
 
 
-def test_postgres_lock_past_the_timeout_rolls_the_transition_back_whole(pg_url):  # noqa: F811
+def test_postgres_lock_past_the_timeout_rolls_the_transition_back_whole(pg_url):
     """PostgreSQL: a second session holds a lock on the events table past our lock_timeout while a node
     starts. The transition (node state, run counts, event) is rolled back whole, the error is a storage
     fault naming the index, and once the lock is gone the run is recorded ABORTED, its chain intact."""
