@@ -26,7 +26,7 @@ from playbook_nb.app.config import load_config
 from playbook_nb.app.inputs import resolve_variables
 from playbook_nb.app.session import NodeReport, RunOptions, RunSession
 from playbook_nb.constants import OUTPUT_PATH_ENV, RUN_MIME
-from playbook_nb.domain.decisions import GateDecision, default_actor
+from playbook_nb.domain.decisions import GateDecision, default_actor, parse_gate_wait
 from playbook_nb.domain.engine import NodeState, RunState
 from playbook_nb.domain.errors import PlaybookError, StorageFault
 from playbook_nb.domain.validation import parse_runbook
@@ -208,7 +208,7 @@ class NotebookRun:
     # -- helpers -----------------------------------------------------------------------------
     @staticmethod
     def _headless_decider(session: RunSession, node_id: str, kind: str) -> GateDecision | None:
-        return session.gate_policy.decide(node_id) if kind == "gate" else None
+        return session.unattended_decision(node_id) if kind == "gate" else None
 
     def _decide_waiting_gates(self) -> None:
         self.session.decide_waiting_gates()
@@ -350,6 +350,7 @@ def open_run(
     max_retries: int = 3,
     headless: bool | None = None,
     parallel: int | None = None,
+    gate_wait: str | float | None = None,
 ) -> NotebookRun:
     """Start a run of the notebook's runbook, resume `run_id`, or re-attach to this notebook's unfinished run."""
     global _current
@@ -375,6 +376,7 @@ def open_run(
         approvals=dict(approvals or {}),
         comment=comment or None,
         parallel=_parallel(parallel),
+        gate_wait=_gate_wait(gate_wait) if headless else 0.0,
     )
     namespace = _user_namespace()
     resume_id = _run_to_resume(run_id, runbook, store, headless)
@@ -405,6 +407,14 @@ def _parallel(parallel: int | None) -> int:
             return injected
         return parallel_workers(load_config().execution.parallel)
     return max(1, int(parallel))
+
+
+def _gate_wait(gate_wait: str | float | None) -> float:
+    """The `gate_wait` notebook parameter ("30m", 1800; papermill injects it as a variable, the setup cell need
+    not pass it): how long a headless run waits at a gate nobody decides for a decision from anywhere."""
+    if gate_wait is None:
+        gate_wait = _user_namespace().get("gate_wait")
+    return parse_gate_wait(gate_wait, "notebook parameter gate_wait")
 
 
 def _run_to_resume(run_id, runbook, store: Store, headless: bool) -> int | None:

@@ -67,10 +67,15 @@ class RunOptions:
     # whether screenshot steps write their captures as the new baselines (`test --update-baselines`)
     runbook_dir: str | None = None
     update_baselines: bool = False
+    # a gate nobody decides (no approval, no policy) waits this many seconds for a decision from anywhere
+    # (`playbook-nb approve`, the REST API) before the run stops ABORTED; 0: fail closed at once
+    gate_wait: float = 0.0
 
     def __post_init__(self) -> None:
         self.actor = self.actor or default_actor()
         check_gate_policy(self.gate_policy)
+        if float(self.gate_wait) < 0:
+            raise SessionError(f"gate wait must be 0 or more seconds, not {self.gate_wait}")
         if int(self.max_retries) < 0:  # checked before a run row exists (the engine would refuse it later)
             raise SessionError(f"max retries must be 0 or more, not {self.max_retries}")
 
@@ -81,6 +86,7 @@ class RunOptions:
             "gate_policy": self.gate_policy,
             "approvals": dict(self.approvals),
             **({"parallel": int(self.parallel)} if int(self.parallel) > 1 else {}),
+            **({"gate_wait": float(self.gate_wait)} if self.gate_wait else {}),
             **({"runbook_dir": self.runbook_dir} if self.runbook_dir else {}),
             **({"update_baselines": True} if self.update_baselines else {}),
             **self.extra_params,
@@ -159,6 +165,10 @@ class RunSession:
         self.idle: Callable[[], None] | None = None
         self._driver_thread = threading.get_ident()  # engine and store calls happen on this thread
         self.process_groups: dict[str, int] = {}
+        # gates decided from elsewhere while this run waited (node -> gate wait id), closed 'applied' with the
+        # decision; and why a wait ended without one (node -> reason), for the abort that follows
+        self._decided_waits: dict[str, int] = {}
+        self._expired_waits: dict[str, str] = {}
 
     @property
     def event_listeners(self) -> list[EventListener]:
@@ -452,11 +462,13 @@ class RunSession:
                     break
                 if choice is None:
                     what = "approval" if kind == "gate" else "a decision after its failure"
+                    reason = self._expired_waits.pop(node_id, None)
                     self.abort(
-                        self.options.actor, f"'{node_id}' awaits {what}; nobody could decide (fail closed)"
+                        self.options.actor,
+                        reason or f"'{node_id}' awaits {what}; nobody could decide (fail closed)",
                     )
                     break
-                self.decide(node_id, choice.decision, choice.actor, choice.comment)
+                self.decide(node_id, choice.decision, choice.actor, choice.comment, source=choice.source)
                 if self.engine.run_state is not RunState.RUNNING:
                     break
         return self.engine.run_state
@@ -471,22 +483,70 @@ class RunSession:
                 self.gate_policy.approval(node_id) if parameters_only else self.gate_policy.decide(node_id)
             )
             if choice is not None:
-                self.decide(node_id, choice.decision, choice.actor, comment or choice.comment)
+                self.decide(
+                    node_id, choice.decision, choice.actor, comment or choice.comment, source=choice.source
+                )
+
+    def unattended_decision(self, node_id: str) -> GateDecision | None:
+        """The decision for a gate nobody is at: the gate policy's (recorded, parameters, policy); else, with
+        `options.gate_wait`, one made from anywhere before the deadline (the run stays RUNNING, the node
+        WAITING meanwhile); else None: fail closed."""
+        choice = self.gate_policy.decide(node_id)
+        if choice is not None or not self.options.gate_wait:
+            return choice
+        from playbook_nb.app.gate_wait import format_seconds, wait_at_gate
+
+        seconds = float(self.options.gate_wait)
+
+        def opened(deadline: float) -> None:
+            self.recorder.event(
+                "gate_waiting",
+                {"node": node_id, "seconds": seconds, "until": deadline},
+            )
+
+        outcome = wait_at_gate(
+            self.store,
+            self.run_id,
+            node_id,
+            seconds,
+            stopped=lambda: self.abort_switch.requested,
+            on_open=opened,
+        )
+        if outcome.decision is not None:
+            self._decided_waits[node_id] = outcome.wait_id
+            return outcome.decision
+        self._expired_waits[node_id] = (
+            f"gate '{node_id}' waited {format_seconds(seconds)} for approval: {outcome.reason} "
+            f"(resume with --approve {node_id})"
+        )
+        return None
 
     def decide(
-        self, node_id: str, decision: Decision | str, actor: str | None = None, comment: str | None = None
+        self,
+        node_id: str,
+        decision: Decision | str,
+        actor: str | None = None,
+        comment: str | None = None,
+        *,
+        source: str | None = None,
     ) -> None:
         self._check_node(node_id)
         decision = Decision(decision)
         if decision is Decision.ABORT:
             self.abort(actor or self.options.actor, f"aborted at '{node_id}'", comment=comment)
             return
-        self.engine.decided(node_id, decision, actor or self.options.actor, comment)
+        self.engine.decided(node_id, decision, actor or self.options.actor, comment, source=source)
         if decision is Decision.SKIP and self.runbook.node(node_id).is_fleet:
             from playbook_nb.app.fleet_calls import skip_failed_hosts  # asyncssh: see NodeCallBuilder.build
 
             skip_failed_hosts(self.store, self.run_id, node_id, actor or self.options.actor)
-        self._flush()
+        wait_id = self._decided_waits.pop(node_id, None)
+        if wait_id is None:
+            self._flush()
+            return
+        with self.store.batch():  # the decision and the closing of the wait it came through: one transaction
+            self._flush()
+            self.store.close_gate_wait(wait_id, "applied", expected="decided")
 
     def abort(self, actor: str | None, reason: str, *, comment: str | None = None) -> None:
         """Abort the run now: every attempt in flight is stopped (its process group killed) and recorded
@@ -715,11 +775,12 @@ class RunSession:
         return self.report(node.id, ran=True, result=result, attempt=attempt)
 
     def _decide_gate_headless(self, node_id: str) -> None:
-        choice = self.gate_policy.decide(node_id)
+        choice = self.unattended_decision(node_id)
         if choice is None:
-            self.abort(self.options.actor, self.gate_policy.fail_closed_reason(node_id))
+            reason = self._expired_waits.pop(node_id, None) or self.gate_policy.fail_closed_reason(node_id)
+            self.abort(self.options.actor, reason)
         else:
-            self.decide(node_id, choice.decision, choice.actor, choice.comment)
+            self.decide(node_id, choice.decision, choice.actor, choice.comment, source=choice.source)
 
     # ----------------------------------------------------------------- internals
     def _check_node(self, node_id: str) -> Node:

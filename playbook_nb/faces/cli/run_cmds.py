@@ -13,7 +13,7 @@ from playbook_nb.adapters.executors.local import LocalExecutor
 from playbook_nb.app.abort import on_signals
 from playbook_nb.app.inputs import load_runbook
 from playbook_nb.app.session import RunOptions, RunSession
-from playbook_nb.domain.decisions import GateDecision, parse_approve_flags
+from playbook_nb.domain.decisions import GateDecision, parse_approve_flags, parse_gate_wait
 from playbook_nb.domain.engine import Decision
 from playbook_nb.domain.errors import PlaybookError, StorageFault
 from playbook_nb.domain.exit_codes import ExitCode, exit_code_for
@@ -30,6 +30,14 @@ from playbook_nb.faces.cli.common import (
     stdin_is_tty,
 )
 from playbook_nb.faces.cli.terminal_view import TerminalView
+
+GATE_WAIT = typer.Option(
+    None,
+    "--gate-wait",
+    help="At a gate nobody decides (no --approve, no policy): wait this long (30m, 2h, 90s) for a decision "
+    "from anywhere (playbook-nb approve, the REST API), RUNNING and WAITING, then stop ABORTED (exit 3). "
+    "Default: fail closed at once.",
+)
 
 PARALLEL = typer.Option(
     None,
@@ -68,8 +76,10 @@ def _terminal_decider(view: TerminalView, interactive: bool):
     def decide(session: RunSession, node_id: str, kind: str) -> GateDecision | None:
         opts = session.options
         if kind == "gate":
+            if not interactive:  # no TTY: the policy, else a decision from anywhere within --gate-wait
+                return session.unattended_decision(node_id)
             policy_choice = session.gate_policy.decide(node_id)
-            if policy_choice is not None or not interactive:
+            if policy_choice is not None:
                 return policy_choice
             with view.paused(), session.abort_switch.prompting():
                 prompt = session.rendered(node_id).get("prompt", "Continue with the next step?")
@@ -78,7 +88,7 @@ def _terminal_decider(view: TerminalView, interactive: bool):
                     f"[bold]{prompt}[/]", choices=["approve", "reject", "abort"], default="approve"
                 )
                 comment = Prompt.ask("Comment (optional)", default="") or None
-            return GateDecision(Decision(answer), opts.actor, comment)
+            return GateDecision(Decision(answer), opts.actor, comment, source="cli")
         if not interactive:
             return None
         allowed = session.engine.allowed_decisions(node_id)
@@ -87,7 +97,7 @@ def _terminal_decider(view: TerminalView, interactive: bool):
             answer = Prompt.ask(
                 f"[bold red]'{node_id}' failed.[/] What now?", choices=choices, default=choices[0]
             )
-        return GateDecision(Decision(answer), opts.actor, None)
+        return GateDecision(Decision(answer), opts.actor, None, source="cli")
 
     return decide
 
@@ -163,6 +173,7 @@ def run(
         None, "-f", "--parameters-file", help="papermill parameters YAML file."
     ),
     parallel: int = PARALLEL,
+    gate_wait: str = GATE_WAIT,
     widget_state: bool = typer.Option(
         False,
         "--widget-state",
@@ -174,6 +185,7 @@ def run(
     approvals = parse_approve_flags(approve)
     parameters = _pair_parameters(parameters, list(ctx.args))
     workers = parallel_default(parallel)
+    wait = parse_gate_wait(gate_wait, "--gate-wait")
     if headless or file.suffix == ".ipynb":
         from playbook_nb.faces.cli.headless import run_headless
 
@@ -195,6 +207,7 @@ def run(
             parameters_yaml=parameters_yaml,
             parameters_file=parameters_file,
             parallel=workers,
+            gate_wait=gate_wait if wait else None,
         )
         raise typer.Exit(code)
 
@@ -212,6 +225,7 @@ def run(
         approvals=approvals,
         comment=comment,
         parallel=workers,
+        gate_wait=wait,
     )
     store = open_store(state_path)
     view = TerminalView(console, store)
@@ -239,6 +253,7 @@ def resume(
     comment: str = typer.Option(None, "--comment"),
     allow_changed: bool = typer.Option(False, "--allow-changed", help="Resume although the runbook changed."),
     parallel: int = PARALLEL,
+    gate_wait: str = GATE_WAIT,
 ) -> None:
     """Resume an ABORTED run: finished nodes are kept, the rest runs."""
     runbook = load_runbook(file)
@@ -269,6 +284,7 @@ def resume(
         approvals=approvals,
         comment=comment,
         parallel=parallel_default(parallel),
+        gate_wait=parse_gate_wait(gate_wait, "--gate-wait"),
     )
     session = RunSession.resume(
         runbook, values, store, run_id, options, executor=LocalExecutor(), allow_changed=allow_changed
