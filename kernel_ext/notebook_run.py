@@ -23,10 +23,11 @@ from playbook_nb.adapters.export.dag_render import to_svg
 from playbook_nb.adapters.store import Store, resolve_db_path
 from playbook_nb.app.abort import on_signals
 from playbook_nb.app.config import load_config
+from playbook_nb.app.identity import local_identity
 from playbook_nb.app.inputs import resolve_variables
 from playbook_nb.app.session import NodeReport, RunOptions, RunSession
 from playbook_nb.constants import OUTPUT_PATH_ENV, RUN_MIME
-from playbook_nb.domain.decisions import GateDecision, default_actor, parse_gate_wait
+from playbook_nb.domain.decisions import GateDecision, parse_gate_wait
 from playbook_nb.domain.engine import NodeState, RunState
 from playbook_nb.domain.errors import PlaybookError, StorageFault
 from playbook_nb.domain.validation import parse_runbook
@@ -370,7 +371,7 @@ def open_run(
     options = RunOptions(
         headless=headless,
         trigger="papermill" if headless else "notebook",
-        actor=actor or default_actor(),
+        actor=actor or local_identity(),
         max_retries=int(max_retries),
         gate_policy=gate_policy,
         approvals=dict(approvals or {}),

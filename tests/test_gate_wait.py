@@ -37,8 +37,8 @@ depends_on = ["gate"]
 """
 
 
-def _start(*args: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1", "COLUMNS": "200"}
+def _start(*args: str, env: dict | None = None) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1", "COLUMNS": "200", **(env or {})}
     env.pop("JUPYTERHUB_USER", None)
     return subprocess.Popen(
         [sys.executable, "-m", "playbook_nb", *args],
@@ -205,3 +205,72 @@ def test_a_decision_is_compare_and_set_and_wakes_the_waiting_run(backend, tmp_pa
     finally:
         waiter.close()
         decider.close()
+
+
+# ---- who may decide (16.3): approvers, groups from [groups], four eyes ---------------------------------
+GUARDED = GATED.replace(
+    'prompt_after = "Ship it?"',
+    'prompt_after = "Ship it?"\napprovers = ["carol", "group:sre"]\nfour_eyes = true',
+)
+
+
+def test_approvers_and_four_eyes_decide_who_may_approve_from_anywhere(tmp_path):
+    me = getpass.getuser()
+    config = tmp_path / "team.toml"
+    config.write_text(f'[groups]\nsre = ["alice", "{me}"]\n')
+    book = write_runbook(tmp_path, "guarded", "Guarded deploy", GUARDED)
+    db = tmp_path / "runs.db"
+    env = {"PLAYBOOK_CONFIG": str(config)}
+
+    # four eyes: the one who started the run cannot approve it, not even through its own parameters
+    own = run_cli("run", str(book), "--approve", "gate", "--state-path", str(db), env=env)
+    assert own.returncode == 3
+    (first,) = db_rows(db, "SELECT * FROM runs")
+    assert first["status_reason"].startswith(f"gate 'gate' needs four eyes: {me} started this run")
+
+    runner = _start("run", str(book), "--gate-wait", "5m", "--state-path", str(db), env=env)
+    try:
+        run_id = _wait_until_waiting(runner, db)
+        mine = run_cli(
+            "approve", str(run_id), "gate", "--state-path", str(db), env={**env, "JUPYTERHUB_USER": ""}
+        )
+        assert mine.returncode == 1
+        assert mine.stderr.strip() == (
+            f"error: gate 'gate' needs four eyes: {me} started this run, so someone else must decide it"
+        )
+        outsider = run_cli(
+            "approve", str(run_id), "gate", "--state-path", str(db), env={**env, "JUPYTERHUB_USER": "mallory"}
+        )
+        assert outsider.returncode == 1
+        assert outsider.stderr.strip() == (
+            "error: mallory may not decide gate 'gate' (approvers: carol, group:sre)"
+        )
+        assert (
+            db_rows(db, "SELECT status FROM gate_waits WHERE run_id = ?", (run_id,))[0]["status"] == "waiting"
+        )
+        alice = run_cli(
+            "approve", str(run_id), "gate", "--state-path", str(db), env={**env, "JUPYTERHUB_USER": "alice"}
+        )
+        assert alice.returncode == 0, alice.stderr
+        out, err = runner.communicate(timeout=60)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == 0, out + err
+    (decision,) = db_rows(db, "SELECT * FROM decisions WHERE run_id = ?", (run_id,))
+    assert (decision["actor"], decision["source"]) == ("alice", "cli")
+
+
+def test_bad_approvers_and_groups_are_one_line_errors(tmp_path):
+    bad = write_runbook(tmp_path, "bad", "Bad", GATED.replace('prompt_after = "Ship it?"', "approvers = [1]"))
+    result = run_cli("validate", str(bad))
+    assert result.returncode == 2
+    assert "node 'gate', field 'approvers'" in result.stderr and result.stderr.count("\n") == 1
+    config = tmp_path / "team.toml"
+    config.write_text('[groups]\nsre = "alice"\n')
+    book = write_runbook(tmp_path, "guarded", "Guarded", GUARDED)
+    result = run_cli(
+        "run", str(book), "--state-path", str(tmp_path / "r.db"), env={"PLAYBOOK_CONFIG": str(config)}
+    )
+    assert result.returncode == 2
+    assert "groups.sre: expected a list of names" in result.stderr

@@ -252,6 +252,9 @@ class Config:
     runs: RunsConfig = field(default_factory=RunsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     ui: UIConfig = field(default_factory=UIConfig)
+    # [groups]: group name -> member names, for gate approvers "group:NAME" (issue 16); a later file's
+    # entry for a group replaces an earlier one's
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
     environment: str | None = None  # PLAYBOOK_ENV
     files: tuple[Path, ...] = ()  # files read, lowest precedence first
     sources: dict[str, str] = field(default_factory=dict)  # "section.key" -> "default" | file | "env NAME"
@@ -328,6 +331,19 @@ class _Loaded:
     files: list[Path] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def _read_groups(path: Path, table: Any, loaded: _Loaded) -> None:
+    """`[groups]` sre = ["alice", "bob"]: who belongs to a group named in a gate's approvers."""
+    if not isinstance(table, dict):
+        loaded.errors.append(f"{path}: 'groups' must be a table of lists of names")
+        return
+    for name, members in table.items():
+        if not isinstance(members, list) or not all(isinstance(m, str) and m.strip() for m in members):
+            loaded.errors.append(f"{path}: groups.{name}: expected a list of names, got {members!r}")
+            continue
+        loaded.groups[name] = tuple(m.strip() for m in members)
 
 
 def _read_file(path: Path, loaded: _Loaded) -> None:
@@ -341,8 +357,13 @@ def _read_file(path: Path, loaded: _Loaded) -> None:
         return
     loaded.files.append(path)
     for section, table in data.items():
+        if section == "groups":
+            _read_groups(path, table, loaded)
+            continue
         if section not in FIELDS:
-            loaded.unknown.append(f"{path}: unknown section {section!r}; known: {', '.join(FIELDS)}")
+            loaded.unknown.append(
+                f"{path}: unknown section {section!r}; known: {', '.join([*FIELDS, 'groups'])}"
+            )
             continue
         if not isinstance(table, dict):
             loaded.errors.append(f"{path}: {section!r} must be a table")
@@ -408,6 +429,7 @@ def _load(
         sections[section] = cls(**kwargs)
     config = Config(
         **sections,
+        groups=dict(loaded.groups),
         environment=environment,
         files=tuple(loaded.files),
         sources={f"{s}.{k}": src for (s, k), src in loaded.sources.items()},

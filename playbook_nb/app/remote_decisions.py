@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from playbook_nb.adapters.store import Store
+from playbook_nb.app.identity import configured_groups
+from playbook_nb.domain.decisions import decision_refusal
 from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.domain.exit_codes import ExitCode
 from playbook_nb.domain.model import Runbook
@@ -66,10 +68,10 @@ def offer_decision(
     decision = str(decision).strip().lower()
     if decision not in DECISIONS:
         raise GateRefused(f"decision must be approve or reject, not {decision!r}", "invalid")
-    _check_decidable(store, run_id, node_id)
+    _check_decidable(store, run_id, node_id, actor)
     row = store.decide_gate_wait(run_id, node_id, decision, actor=actor, source=source, comment=comment)
     if row is None:  # moved on between the checks and the compare-and-set: say how
-        _check_decidable(store, run_id, node_id)
+        _check_decidable(store, run_id, node_id, actor)
         raise GateRefused(
             f"gate '{node_id}' of run {run_id} changed meanwhile; look at the run again", "conflict"
         )
@@ -85,8 +87,8 @@ def outcome(store: Store, offered: Offered) -> Outcome:
                    expired=wait.status == "expired")  # fmt: skip
 
 
-def _check_decidable(store: Store, run_id: int, node_id: str) -> Runbook | None:
-    """Raise GateRefused when gate `node_id` of run `run_id` cannot be decided from here now."""
+def _check_decidable(store: Store, run_id: int, node_id: str, actor: str) -> Runbook | None:
+    """Raise GateRefused when `actor` cannot decide gate `node_id` of run `run_id` from here now."""
     run = store.get_run(run_id)  # RunNotFound: one line
     runbook = _runbook_of(run.runbook_text)
     states = {r.node_id: r.state for r in store.node_states(run_id)}
@@ -105,6 +107,13 @@ def _check_decidable(store: Store, run_id: int, node_id: str) -> Runbook | None:
             f"gate '{node_id}' of run {run_id} is {states[node_id]}: it does not wait for a decision",
             "conflict",
         )
+    if runbook is not None and node_id in runbook.nodes:
+        node = runbook.node(node_id)
+        refusal = decision_refusal(
+            node_id, node.approvers, node.four_eyes, actor, run.actor, configured_groups()
+        )
+        if refusal is not None:
+            raise GateRefused(refusal, "forbidden")
     wait = store.open_wait_at(run_id, node_id)
     if wait is None:
         raise GateRefused(

@@ -23,6 +23,7 @@ from playbook_nb.adapters.executors.result import AttemptResult
 from playbook_nb.adapters.store import Store
 from playbook_nb.app import faults
 from playbook_nb.app.abort import AbortSwitch
+from playbook_nb.app.identity import configured_groups, local_identity
 from playbook_nb.app.node_calls import NodeCallBuilder, OutputListener, render_critical
 from playbook_nb.app.ports import SYSTEM_CLOCK, Clock, Executor
 from playbook_nb.app.recorder import EventListener, Recorder, load_outputs
@@ -30,10 +31,11 @@ from playbook_nb.app.step_files import collect_artifacts
 from playbook_nb.app.worker_pool import WorkerPool
 from playbook_nb.domain import templating
 from playbook_nb.domain.decisions import (
+    DecisionRefused,
     GateDecision,
     GatePolicy,
     check_gate_policy,
-    default_actor,
+    decision_refusal,
     parse_approvals,
 )
 from playbook_nb.domain.engine import AttemptOutcome, Decision, Engine, NodeState, RunState
@@ -72,7 +74,7 @@ class RunOptions:
     gate_wait: float = 0.0
 
     def __post_init__(self) -> None:
-        self.actor = self.actor or default_actor()
+        self.actor = self.actor or local_identity()
         check_gate_policy(self.gate_policy)
         if float(self.gate_wait) < 0:
             raise SessionError(f"gate wait must be 0 or more seconds, not {self.gate_wait}")
@@ -169,6 +171,7 @@ class RunSession:
         # decision; and why a wait ended without one (node -> reason), for the abort that follows
         self._decided_waits: dict[str, int] = {}
         self._expired_waits: dict[str, str] = {}
+        self._started_by: str | None = None  # the run's recorded actor (four_eyes), read when first needed
 
     @property
     def event_listeners(self) -> list[EventListener]:
@@ -482,18 +485,46 @@ class RunSession:
             choice = (
                 self.gate_policy.approval(node_id) if parameters_only else self.gate_policy.decide(node_id)
             )
-            if choice is not None:
-                self.decide(
-                    node_id, choice.decision, choice.actor, comment or choice.comment, source=choice.source
-                )
+            if choice is None:
+                continue
+            refusal = self.decision_refusal(node_id, choice.actor)
+            if refusal is not None:  # the gate keeps waiting; the run stops there with this reason
+                self._expired_waits[node_id] = refusal
+                continue
+            self.decide(
+                node_id, choice.decision, choice.actor, comment or choice.comment, source=choice.source
+            )
+
+    def decision_refusal(self, node_id: str, actor: str) -> str | None:
+        """Why `actor` may not decide gate `node_id` (its approvers, four_eyes), or None when they may."""
+        node = self._check_node(node_id)
+        if node.approvers is None and not node.four_eyes:
+            return None
+        if self._started_by is None:
+            self._started_by = self.store.get_run(self.run_id).actor or ""
+        groups = (
+            configured_groups()
+            if node.approvers and any(a.startswith("group:") for a in node.approvers)
+            else {}
+        )
+        return decision_refusal(node_id, node.approvers, node.four_eyes, actor, self._started_by, groups)
 
     def unattended_decision(self, node_id: str) -> GateDecision | None:
         """The decision for a gate nobody is at: the gate policy's (recorded, parameters, policy); else, with
         `options.gate_wait`, one made from anywhere before the deadline (the run stays RUNNING, the node
         WAITING meanwhile); else None: fail closed."""
         choice = self.gate_policy.decide(node_id)
-        if choice is not None or not self.options.gate_wait:
-            return choice
+        if choice is not None:
+            refusal = self.decision_refusal(node_id, choice.actor)
+            if refusal is None:
+                return choice
+            self.recorder.event(
+                "decision_refused",
+                {"node": node_id, "actor": choice.actor, "source": choice.source, "reason": refusal},
+            )
+            self._expired_waits[node_id] = f"{refusal} (resume with --approve {node_id} as an approver)"
+        if not self.options.gate_wait:
+            return None
         from playbook_nb.app.gate_wait import format_seconds, wait_at_gate
 
         seconds = float(self.options.gate_wait)
@@ -530,11 +561,16 @@ class RunSession:
         *,
         source: str | None = None,
     ) -> None:
-        self._check_node(node_id)
+        node = self._check_node(node_id)
         decision = Decision(decision)
         if decision is Decision.ABORT:
             self.abort(actor or self.options.actor, f"aborted at '{node_id}'", comment=comment)
             return
+        if node.is_gate and source != "replay":  # a replay re-enacts decisions already allowed once
+            refusal = self.decision_refusal(node_id, actor or self.options.actor)
+            if refusal is not None:
+                self._decided_waits.pop(node_id, None)
+                raise DecisionRefused(refusal)
         self.engine.decided(node_id, decision, actor or self.options.actor, comment, source=source)
         if decision is Decision.SKIP and self.runbook.node(node_id).is_fleet:
             from playbook_nb.app.fleet_calls import skip_failed_hosts  # asyncssh: see NodeCallBuilder.build

@@ -9,7 +9,7 @@ the run (ABORTED, resumable once someone approves).
 from __future__ import annotations
 
 import getpass
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from playbook_nb.domain.engine import Decision
@@ -52,6 +52,33 @@ def check_gate_policy(policy: str) -> str:
     if policy not in GATE_POLICIES:
         raise DecisionError(f"gate policy '{policy}' is not one of {', '.join(GATE_POLICIES)}")
     return policy
+
+
+class DecisionRefused(DecisionError):
+    """This person may not decide this gate (approvers, four_eyes)."""
+
+
+def decision_refusal(
+    node_id: str,
+    approvers: list[str] | None,
+    four_eyes: bool,
+    actor: str,
+    started_by: str | None,
+    groups: Mapping[str, Iterable[str]],
+) -> str | None:
+    """Why `actor` may not decide gate `node_id`, or None when they may. `approvers` lists names and
+    "group:NAME" (members from the [groups] configuration); `four_eyes` refuses whoever started the run."""
+    if four_eyes and started_by and actor == started_by:
+        return f"gate '{node_id}' needs four eyes: {actor} started this run, so someone else must decide it"
+    if approvers is None:
+        return None
+    for entry in approvers:
+        if entry.startswith("group:"):
+            if actor in set(groups.get(entry.removeprefix("group:"), ())):
+                return None
+        elif actor == entry:
+            return None
+    return f"{actor} may not decide gate '{node_id}' (approvers: {', '.join(approvers)})"
 
 
 def parse_gate_wait(value: object, where: str = "gate wait") -> float:

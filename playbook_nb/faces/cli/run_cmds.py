@@ -81,6 +81,10 @@ def _terminal_decider(view: TerminalView, interactive: bool):
             policy_choice = session.gate_policy.decide(node_id)
             if policy_choice is not None:
                 return policy_choice
+            refusal = session.decision_refusal(node_id, opts.actor)
+            if refusal is not None:  # four eyes, approvers: someone else decides, from anywhere
+                err_console.print(f"[yellow]{escape(refusal)}[/]", highlight=False)
+                return session.unattended_decision(node_id)
             with view.paused(), session.abort_switch.prompting():
                 prompt = session.rendered(node_id).get("prompt", "Continue with the next step?")
                 view.gate(session, node_id)

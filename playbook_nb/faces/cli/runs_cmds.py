@@ -109,7 +109,13 @@ def show(
             for a in attempts
         ]
         data["decisions"] = [
-            {"node": d.node_id, "decision": d.decision, "actor": d.actor, "comment": d.comment}
+            {
+                "node": d.node_id,
+                "decision": d.decision,
+                "actor": d.actor,
+                "source": d.source,
+                "comment": d.comment,
+            }
             for d in decisions
         ]
         print(json.dumps(data, indent=2, default=str))
@@ -145,8 +151,10 @@ def show(
     console.print(table)
     for d in decisions:
         comment = f' "{escape(d.comment)}"' if d.comment else ""
+        source = f" ({d.source})" if d.source else ""
         console.print(
-            f"decision: {d.decision} on {d.node_id} by {escape(d.actor or '')} at {_when(d.decided_at)}{comment}"
+            f"decision: {d.decision} on {d.node_id} by {escape(d.actor or '')}{source} at {_when(d.decided_at)}"
+            f"{comment}"
         )
     if run.notebook_path:
         console.print(f"notebook: {run.notebook_path}")
