@@ -24,6 +24,7 @@ from playbook_nb.adapters.store import Store
 from playbook_nb.app import faults
 from playbook_nb.app.abort import AbortSwitch
 from playbook_nb.app.node_calls import NodeCallBuilder, OutputListener, render_critical
+from playbook_nb.app.plugin_checks import check_plugins
 from playbook_nb.app.ports import SYSTEM_CLOCK, Clock, Executor
 from playbook_nb.app.recorder import EventListener, Recorder, load_outputs
 from playbook_nb.app.step_files import collect_artifacts
@@ -37,7 +38,7 @@ from playbook_nb.domain.decisions import (
     parse_approvals,
 )
 from playbook_nb.domain.engine import AttemptOutcome, Decision, Engine, NodeState, RunState
-from playbook_nb.domain.errors import PlaybookError, StorageFault, StoreError
+from playbook_nb.domain.errors import PlaybookError, RunbookError, StorageFault, StoreError, where
 from playbook_nb.domain.lifecycle import check_resumable, resume_snapshot
 from playbook_nb.domain.model import Node, NodeType, Runbook
 from playbook_nb.domain.redact import Redactor, mask_variables
@@ -149,7 +150,8 @@ class RunSession:
             update_baselines=options.update_baselines,
         )
         self.pool = WorkerPool(options.parallel, clock)
-        self.engine = Engine(runbook, headless=options.headless)  # replaced by start() / resume()
+        # replaced by start() / resume(); a templated `critical` needs its rendered value even here
+        self.engine = Engine(runbook, headless=options.headless, critical=render_critical(runbook, values))
         self._last_results: dict[str, AttemptResult] = {}
         self._background_reports: dict[str, NodeReport] = {}
         # Abort means stop now (issue 13): the switch every face throws, from any thread or a signal handler;
@@ -191,7 +193,9 @@ class RunSession:
         namespace: dict[str, Any] | None = None,
     ) -> RunSession:
         gate_policy = gate_policy or options.gate_policy_for(runbook)  # bad approvals: refused before a row
+        check_plugins(runbook, values)  # an unknown plugin or function, a bad parameter: refused before a row
         critical = render_critical(runbook, values)
+        _refuse_skipped_critical(runbook, critical)
         title = templating.render(runbook.meta.title, templating.make_context(values), "runbook title")
         run = store.create_run(
             workflow=runbook.meta.title,
@@ -748,6 +752,15 @@ class RunSession:
 
     def _flush(self) -> None:
         self.recorder.flush(self.engine)
+
+
+def _refuse_skipped_critical(runbook: Runbook, critical: dict[str, bool]) -> None:
+    """`skip = true` on a node whose templated `critical` renders true (a literal one is refused by parsing)."""
+    for node_id, is_critical in critical.items():
+        if is_critical and runbook.nodes[node_id].skip:
+            raise RunbookError(
+                f"node '{node_id}' is critical and cannot be skipped", where(runbook.path, node_id, "skip")
+            )
 
 
 def _runbook_dir(runbook: Runbook, options: RunOptions) -> Path | None:
