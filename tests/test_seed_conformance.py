@@ -8,6 +8,8 @@ the one line on stderr, node and run states, rows in the index.
 from __future__ import annotations
 
 import json
+import os
+import sys
 
 import pytest
 from conftest import db_rows, run_cli, write_runbook
@@ -202,3 +204,103 @@ def test_headless_p_sets_a_runbook_variable_and_an_unknown_name_is_refused(tmp_p
     assert json.loads(run["variables"]) == {"WHO": "alice", "COUNT": 7}
     (attempt,) = db_rows(state_db, "SELECT stdout FROM attempts WHERE node_id = 'greet'")
     assert attempt["stdout"].strip() == "hello alice x7"
+
+
+# ---------------------------------------------------------------- the index on both backends, read by `show`
+@pytest.fixture(params=["sqlite", "postgresql"])
+def index(request, tmp_path) -> str:
+    """A fresh run index for one test: a SQLite file, or a PostgreSQL database (tests/pg_server.py)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "state" / "runs.db")
+    return request.getfixturevalue("pg_url")
+
+
+def shown(index: str, run_id: int) -> dict:
+    result = run_cli("show", str(run_id), "--json", "--state-path", index)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def node_states_of(run: dict) -> dict[str, str]:
+    return {n["node"]: n["state"] for n in run["nodes"]}
+
+
+# ---------------------------------------------------------------- point 4: resume --retry / --skip NODE
+FAILING = """
+[check]
+type = "Command"
+command_name = "test -f {marker}"
+critical = {critical}
+
+[after]
+type = "Command"
+command_name = "echo after"
+"""
+
+
+def aborted_at_a_failure(book, index: str) -> int:
+    """A person runs `book` in a terminal, its first node fails, they answer Abort: the run is ABORTED with
+    the node waiting for a decision. Returns the run id."""
+    pexpect = pytest.importorskip("pexpect")
+    child = pexpect.spawn(
+        sys.executable, ["-m", "playbook_nb", "run", str(book), "--actor", "dave", "--state-path", index],
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "160", "TERM": "xterm"}, encoding="utf-8", timeout=90,
+    )  # fmt: skip
+    child.expect(r"'check' failed.*What now\?.*abort\]")
+    child.sendline("abort")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 3, child.before
+    runs = json.loads(run_cli("runs", "list", "--json", "--state-path", index).stdout)
+    return runs[0]["id"]
+
+
+def test_resume_retry_and_skip_decide_a_failed_node_without_a_terminal(tmp_path, index):
+    marker = tmp_path / "fixed"
+    critical = write_runbook(
+        tmp_path, "crit", "critical check", FAILING.format(marker=marker, critical="true")
+    )
+    run_id = aborted_at_a_failure(critical, index)
+
+    # without a decision nobody can decide: still ABORTED, and the way out is named
+    stuck = run_cli("resume", str(critical), str(run_id), "--state-path", index)
+    assert stuck.returncode == 3, stuck.stdout + stuck.stderr
+    assert f"playbook-nb resume {critical} {run_id} --retry check" in stuck.stdout
+    assert "--skip" not in stuck.stdout  # critical: it cannot be skipped
+    # a critical node cannot be skipped; a node that does not wait cannot be retried: nothing changes
+    for flag, node, message in [
+        ("--skip", "check", "cannot skip 'check': critical nodes cannot be skipped"),
+        ("--retry", "after", "cannot retry 'after': it does not wait for a decision after a failure"),
+    ]:
+        refused = run_cli("resume", str(critical), str(run_id), flag, node, "--state-path", index)
+        assert message in one_line_error(refused)
+        assert shown(index, run_id)["status"] == "ABORTED"
+    assert [a["attempt"] for a in shown(index, run_id)["attempts"] if a["node"] == "check"] == [1]
+
+    marker.touch()
+    retried = run_cli(
+        "resume", str(critical), str(run_id), "--retry", "check", "--actor", "erin", "--state-path", index
+    )
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    run = shown(index, run_id)
+    assert run["status"] == "OK" and node_states_of(run) == {"check": "OK", "after": "OK"}
+    assert [(a["attempt"], a["status"]) for a in run["attempts"] if a["node"] == "check"] == [
+        (1, "NOK"),
+        (2, "OK"),
+    ]
+    assert run["decisions"][-1] == {
+        "node": "check",
+        "decision": "retry",
+        "actor": "erin",
+        "comment": "decided at resume",
+    }
+
+    optional = write_runbook(
+        tmp_path, "opt", "optional check", FAILING.format(marker=tmp_path / "never", critical="false")
+    )
+    run_id = aborted_at_a_failure(optional, index)
+    skipped = run_cli("resume", str(optional), str(run_id), "--skip", "check", "--state-path", index)
+    assert skipped.returncode == 0, skipped.stdout + skipped.stderr
+    run = shown(index, run_id)
+    assert node_states_of(run) == {"check": "SKIPPED", "after": "OK"}
+    assert next(n for n in run["nodes"] if n["node"] == "check")["reason"] == "skipped by operator"

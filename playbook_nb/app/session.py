@@ -14,7 +14,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -244,7 +244,12 @@ class RunSession:
         clock: Clock = SYSTEM_CLOCK,
         allow_changed: bool = False,
         namespace: dict[str, Any] | None = None,
+        decisions: Mapping[str, Decision] | None = None,
     ) -> RunSession:
+        """Continue an ABORTED run. `decisions`: what to do with nodes that wait for a decision after their
+        failure (Retry, or Skip for a non-critical node), taken at once, so a resume without a terminal can
+        finish such a run (`resume --retry NODE`); a decision the rules refuse is refused before anything is
+        written."""
         run = store.get_run(run_id)
         check_resumable(
             run_id,
@@ -260,6 +265,8 @@ class RunSession:
         if snapshot is None:  # killed before its first transition: nothing ran yet
             snapshot = Engine(runbook, headless=options.headless, critical=critical).snapshot()
         snapshot = resume_snapshot(snapshot, run.status_reason)
+        if decisions:
+            _check_resume_decisions(runbook, snapshot, options, critical, decisions)
         store.mark_interrupted(run_id)
         session = cls(
             runbook, values, store, run_id, options,
@@ -285,6 +292,8 @@ class RunSession:
             session.engine.abort(options.actor, run.status_reason or "marked ABORTED after its process died")
         session.engine.resume(options.actor)
         session._flush()
+        for node_id, decision in (decisions or {}).items():
+            session.decide(node_id, decision, options.actor, options.comment or "decided at resume")
         return session
 
     # ----------------------------------------------------------------- queries
@@ -752,6 +761,32 @@ class RunSession:
 
     def _flush(self) -> None:
         self.recorder.flush(self.engine)
+
+
+def _check_resume_decisions(
+    runbook: Runbook,
+    snapshot: dict[str, Any],
+    options: RunOptions,
+    critical: dict[str, bool],
+    decisions: Mapping[str, Decision],
+) -> None:
+    """Try the decisions on a scratch engine restored from the same snapshot: the engine's own refusal
+    (not waiting for a decision, critical nodes cannot be skipped, max retries reached) in one line."""
+    trial = Engine.restore(
+        runbook, snapshot, headless=options.headless, max_retries=options.max_retries, critical=critical
+    )
+    if trial.run_state is RunState.RUNNING:
+        trial.abort(options.actor, "trial")
+    trial.resume(options.actor)
+    for node_id, decision in decisions.items():
+        if node_id not in runbook.nodes:
+            raise SessionError(f"unknown node '{node_id}' (nodes: {', '.join(runbook.nodes)})")
+        if trial.pending_decision(node_id) != "failure":
+            raise SessionError(
+                f"cannot {decision} '{node_id}': it does not wait for a decision after a failure "
+                f"(it is {trial.state(node_id)})"
+            )
+        trial.decided(node_id, decision, options.actor)
 
 
 def _refuse_skipped_critical(runbook: Runbook, critical: dict[str, bool]) -> None:
