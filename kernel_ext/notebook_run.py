@@ -381,6 +381,7 @@ def open_run(
         comment=comment or None,
         parallel=_parallel(parallel, settings),
         gate_wait=_gate_wait(gate_wait) if headless else 0.0,
+        **settings.decision_options(),
     )
     namespace = _user_namespace()
     resume_id = _run_to_resume(run_id, runbook, store, headless)

@@ -13,13 +13,6 @@ from playbook_nb.domain.decisions import default_actor
 HUB_USER_ENV = "JUPYTERHUB_USER"
 
 
-def configured_groups() -> dict[str, tuple[str, ...]]:
-    """Group members from the configuration's [groups] table (until a real directory is asked for)."""
-    from playbook_nb.app.config import load_config
-
-    return load_config().groups
-
-
 def local_identity() -> str:
     """The person at this process: the JupyterHub user it runs for, else the OS user."""
     return os.environ.get(HUB_USER_ENV, "").strip() or default_actor()

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from playbook_nb.adapters.store import Store
-from playbook_nb.app.identity import configured_groups
 from playbook_nb.domain.decisions import decision_refusal
 from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.domain.exit_codes import ExitCode
@@ -63,15 +62,16 @@ def offer_decision(
     actor: str,
     source: str,
     comment: str | None = None,
+    groups: dict[str, tuple[str, ...]] | None = None,
 ) -> Offered:
     """Hand a decision to the run waiting at gate `node_id`, or raise GateRefused with the one line why."""
     decision = str(decision).strip().lower()
     if decision not in DECISIONS:
         raise GateRefused(f"decision must be approve or reject, not {decision!r}", "invalid")
-    _check_decidable(store, run_id, node_id, actor)
+    _check_decidable(store, run_id, node_id, actor, groups or {})
     row = store.decide_gate_wait(run_id, node_id, decision, actor=actor, source=source, comment=comment)
     if row is None:  # moved on between the checks and the compare-and-set: say how
-        _check_decidable(store, run_id, node_id, actor)
+        _check_decidable(store, run_id, node_id, actor, groups or {})
         raise GateRefused(
             f"gate '{node_id}' of run {run_id} changed meanwhile; look at the run again", "conflict"
         )
@@ -87,7 +87,9 @@ def outcome(store: Store, offered: Offered) -> Outcome:
                    expired=wait.status == "expired")  # fmt: skip
 
 
-def _check_decidable(store: Store, run_id: int, node_id: str, actor: str) -> Runbook | None:
+def _check_decidable(
+    store: Store, run_id: int, node_id: str, actor: str, groups: dict[str, tuple[str, ...]]
+) -> Runbook | None:
     """Raise GateRefused when `actor` cannot decide gate `node_id` of run `run_id` from here now."""
     run = store.get_run(run_id)  # RunNotFound: one line
     runbook = _runbook_of(run.runbook_text)
@@ -109,9 +111,7 @@ def _check_decidable(store: Store, run_id: int, node_id: str, actor: str) -> Run
         )
     if runbook is not None and node_id in runbook.nodes:
         node = runbook.node(node_id)
-        refusal = decision_refusal(
-            node_id, node.approvers, node.four_eyes, actor, run.actor, configured_groups()
-        )
+        refusal = decision_refusal(node_id, node.approvers, node.four_eyes, actor, run.actor, groups)
         if refusal is not None:
             raise GateRefused(refusal, "forbidden")
     wait = store.open_wait_at(run_id, node_id)

@@ -23,7 +23,7 @@ from playbook_nb.adapters.executors.result import AttemptResult
 from playbook_nb.adapters.store import Store
 from playbook_nb.app import faults
 from playbook_nb.app.abort import AbortSwitch
-from playbook_nb.app.identity import configured_groups, local_identity
+from playbook_nb.app.identity import local_identity
 from playbook_nb.app.node_calls import NodeCallBuilder, OutputListener, render_critical
 from playbook_nb.app.plugin_checks import check_plugins
 from playbook_nb.app.ports import SYSTEM_CLOCK, Clock, Executor
@@ -73,6 +73,10 @@ class RunOptions:
     # a gate nobody decides (no approval, no policy) waits this many seconds for a decision from anywhere
     # (`playbook-nb approve`, the REST API) before the run stops ABORTED; 0: fail closed at once
     gate_wait: float = 0.0
+    # from the configuration ([groups], [notify]): who belongs to the groups a gate's approvers name, and
+    # where the run's messages go (an app.notify.NotifySettings, or None)
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    notify: Any = None
 
     def __post_init__(self) -> None:
         self.actor = self.actor or local_identity()
@@ -174,6 +178,7 @@ class RunSession:
         self._decided_waits: dict[str, int] = {}
         self._expired_waits: dict[str, str] = {}
         self._started_by: str | None = None  # the run's recorded actor (four_eyes), read when first needed
+        self.notifications: Any = None  # app.notify.Notifications, with [notify] targets
 
     @property
     def event_listeners(self) -> list[EventListener]:
@@ -240,6 +245,7 @@ class RunSession:
             critical=critical,
         )
         store.save_snapshot(run.id, session.engine.snapshot())
+        session._attach_notifications()
         session._flush()
         return session
 
@@ -304,6 +310,7 @@ class RunSession:
             # or a dead papermill kernel), so the saved engine state never saw the abort
             session.engine.abort(options.actor, run.status_reason or "marked ABORTED after its process died")
         session.engine.resume(options.actor)
+        session._attach_notifications()
         session._flush()
         for node_id, decision in (decisions or {}).items():
             session.decide(node_id, decision, options.actor, options.comment or "decided at resume")
@@ -515,12 +522,9 @@ class RunSession:
             return None
         if self._started_by is None:
             self._started_by = self.store.get_run(self.run_id).actor or ""
-        groups = (
-            configured_groups()
-            if node.approvers and any(a.startswith("group:") for a in node.approvers)
-            else {}
+        return decision_refusal(
+            node_id, node.approvers, node.four_eyes, actor, self._started_by, self.options.groups
         )
-        return decision_refusal(node_id, node.approvers, node.four_eyes, actor, self._started_by, groups)
 
     def unattended_decision(self, node_id: str) -> GateDecision | None:
         """The decision for a gate nobody is at: the gate policy's (recorded, parameters, policy); else, with
@@ -529,6 +533,8 @@ class RunSession:
         choice = self.gate_policy.decide(node_id)
         if choice is not None:
             refusal = self.decision_refusal(node_id, choice.actor)
+            if refusal is None and choice.source == "policy" and self.runbook.node(node_id).four_eyes:
+                refusal = f"gate '{node_id}' needs four eyes: a gate policy does not decide it"
             if refusal is None:
                 return choice
             self.recorder.event(
@@ -646,6 +652,26 @@ class RunSession:
         self.pool.shutdown()
         self.ready()
         self._flush()
+        if self.notifications is not None:  # messages still queued get a few seconds, then the run is done
+            self.notifications.close()
+
+    def _attach_notifications(self) -> None:
+        """With `[notify]` targets: tell them, from a worker thread, when a gate waits, a node fails, the run
+        ends (app.notify); secrets masked."""
+        if self.options.notify is None:
+            return
+        from playbook_nb.app.notify import Notifications, RunFacts
+
+        run = self.store.get_run(self.run_id)
+        prompts = {}
+        for node_id in self.gate_ids:
+            try:
+                prompts[node_id] = str(self.rendered(node_id).get("prompt") or "")
+            except PlaybookError:
+                prompts[node_id] = self.runbook.node(node_id).prompt_after
+        facts = RunFacts(run.id, run.number, run.workflow, run.title, run.actor, prompts)
+        self.notifications = Notifications(self.options.notify, facts, self.redactor)
+        self.event_listeners.append(self.notifications.on_event)
 
     # ----------------------------------------------------------------- attempts
     def _parallelizable(self, node_id: str) -> bool:

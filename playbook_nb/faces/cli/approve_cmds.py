@@ -14,6 +14,7 @@ import typer
 
 from playbook_nb.app.identity import local_identity
 from playbook_nb.app.remote_decisions import offer_decision, outcome
+from playbook_nb.app.settings import Settings
 from playbook_nb.domain.exit_codes import ExitCode
 from playbook_nb.faces.cli.app import app, console, err_console
 from playbook_nb.faces.cli.common import STATE_PATH, open_store
@@ -30,11 +31,13 @@ def approve(
     state_path: str = STATE_PATH,
 ) -> None:
     """Approve (or --reject) a gate a running run waits at, from any process sharing its index."""
-    store = open_store(state_path)
+    settings = Settings.load()
+    store = open_store(state_path, settings)
     actor = local_identity()
     offered = offer_decision(
-        store, run_id, gate, "reject" if reject else "approve", actor=actor, source="cli", comment=comment
-    )
+        store, run_id, gate, "reject" if reject else "approve",
+        actor=actor, source="cli", comment=comment, groups=dict(settings.config.groups),
+    )  # fmt: skip
     deadline = time.monotonic() + TAKE_WAIT
     while True:
         now = outcome(store, offered)

@@ -238,6 +238,7 @@ def run(
         comment=comment,
         parallel=workers,
         gate_wait=wait,
+        **settings.decision_options(),
     )
     store = open_store(state_path, settings)
     view = TerminalView(console, store)
@@ -305,6 +306,7 @@ def resume(
         comment=comment,
         parallel=parallel_default(parallel, settings),
         gate_wait=parse_gate_wait(gate_wait, "--gate-wait"),
+        **settings.decision_options(),
     )
     session = RunSession.resume(
         runbook, values, store, run_id, options,

@@ -247,7 +247,14 @@ class GateHandler(PlaybookHandler):
         actor = actor_of(self.current_user, self.identity_provider)
         offered = await self.decide(
             lambda store: offer_decision(
-                store, rid, node_id, decision, actor=actor, source="server", comment=comment
+                store,
+                rid,
+                node_id,
+                decision,
+                actor=actor,
+                source="server",
+                comment=comment,
+                groups=self.index.groups,
             )
         )
         deadline = time.monotonic() + TAKE_WAIT
