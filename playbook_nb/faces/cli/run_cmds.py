@@ -238,6 +238,11 @@ def resume(
     actor: str = typer.Option("", "--actor"),
     comment: str = typer.Option(None, "--comment"),
     allow_changed: bool = typer.Option(False, "--allow-changed", help="Resume although the runbook changed."),
+    allow_changed_vars: bool = typer.Option(
+        False,
+        "--allow-changed-vars",
+        help="Resume with variable values other than the recorded ones (every approved gate opens again).",
+    ),
     parallel: int = PARALLEL,
 ) -> None:
     """Resume an ABORTED run: finished nodes are kept, the rest runs."""
@@ -271,8 +276,9 @@ def resume(
         parallel=parallel_default(parallel),
     )
     session = RunSession.resume(
-        runbook, values, store, run_id, options, executor=LocalExecutor(), allow_changed=allow_changed
-    )
+        runbook, values, store, run_id, options, executor=LocalExecutor(), allow_changed=allow_changed,
+        allow_changed_variables=allow_changed_vars,
+    )  # fmt: skip
     view = TerminalView(console, store)
     view.attach(session)
     console.print(f"Resuming run {run_id} of [bold]{escape(recorded.title)}[/]")
