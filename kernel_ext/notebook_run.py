@@ -348,12 +348,14 @@ def open_run(
     actor: str = "",
     comment: str = "",
     run_id: int | str | None = None,
+    allow_changed_vars: bool = False,
     state_path: str = "",
     max_retries: int = 3,
     headless: bool | None = None,
     parallel: int | None = None,
 ) -> NotebookRun:
-    """Start a run of the notebook's runbook, resume `run_id`, or re-attach to this notebook's unfinished run."""
+    """Start a new run of the notebook's runbook, or resume the run named by `run_id` (never one by itself).
+    Resuming with variable values other than the recorded ones is refused unless `allow_changed_vars`."""
     global _current
     runbook = parse_runbook(runbook_toml, path="notebook")
     if sha256 and sha256 != runbook.sha256:
@@ -366,9 +368,13 @@ def open_run(
         _mapping(secret_env, "secret_env"),
         _mapping(approvals, "approvals"),
     )  # `papermill -p variables '{"A": "b"}'` injects a string, not a dict
-    values = _values(runbook, variables or {}, secret_env or {})
     settings = Settings.load()  # the configuration, read once for this run
     store = settings.open_store(state_path or None)
+    resume_id = _run_to_resume(run_id, runbook, store, headless)
+    given = variables or {}
+    if resume_id is not None:
+        given = _resume_values(runbook, store, resume_id, given)
+    values = _values(runbook, given, secret_env or {})
     options = RunOptions(
         headless=headless,
         trigger="papermill" if headless else "notebook",
@@ -380,15 +386,18 @@ def open_run(
         parallel=_parallel(parallel, settings),
     )
     namespace = _user_namespace()
-    resume_id = _run_to_resume(run_id, runbook, store, headless)
     if resume_id is not None:
         session = RunSession.resume(
-            runbook, values, store, resume_id, options, executor=LocalExecutor(), namespace=namespace
-        )
+            runbook, values, store, resume_id, options, executor=LocalExecutor(), namespace=namespace,
+            allow_changed_variables=bool(allow_changed_vars),
+        )  # fmt: skip
+        print(f"resumed run {resume_id} (run_id = {resume_id} in the parameters cell)")
     else:
         session = RunSession.start(
             runbook, values, store, options, executor=LocalExecutor(), namespace=namespace
         )
+        if not headless and (note := _unfinished_note(store, runbook, session.run_id)):
+            print(note)
     hint = notebook_path_hint()
     if hint:
         store.set_notebook_path(session.run_id, hint)
@@ -409,22 +418,42 @@ def _parallel(parallel: int | None, settings: Settings) -> int:
 
 
 def _run_to_resume(run_id, runbook, store: Store, headless: bool) -> int | None:
-    if run_id not in (None, "", "new"):
-        return int(run_id)
-    if headless or run_id == "new":
+    """The run named by `run_id`, else None: a notebook starts a new run unless a run is named explicitly
+    (no silent resume, issue 13: an aborted run resumed by Restart & Run All would run its next step with
+    the approvals given before). A named notebook run left RUNNING by a restarted kernel is marked ABORTED
+    first (the kernel that drove it is gone)."""
+    if run_id in (None, "", "new"):
         return None
-    # JupyterLab, new kernel: re-attach to this runbook's unfinished notebook run instead of starting over.
-    latest = store.latest_run(runbook.meta.title)
+    resume_id = int(run_id)
+    named = store.get_run(resume_id)
     if (
-        latest is None
-        or latest.runbook_sha256 != runbook.sha256
-        or latest.trigger not in ("notebook", "widget")
+        not headless
+        and named.status == "RUNNING"
+        and named.trigger in ("notebook", "widget")
+        and named.workflow == runbook.meta.title
     ):
-        return None
-    if latest.status == "RUNNING":
-        store.set_run_status(latest.id, "ABORTED", reason="kernel restarted; re-attached from the notebook")
-        return latest.id
-    return latest.id if latest.status == "ABORTED" else None
+        store.set_run_status(resume_id, "ABORTED", reason="kernel restarted; resumed from the notebook")
+    return resume_id
+
+
+def _unfinished_note(store: Store, runbook, new_run: int) -> str | None:
+    """A line under the setup cell when this runbook has an unfinished run a new run did not resume."""
+    for run in store.list_runs(workflow=runbook.meta.title, limit=5):
+        if run.id != new_run and run.status in ("ABORTED", "RUNNING"):
+            why = f" ({run.status_reason})" if run.status_reason else ""
+            return (
+                f"note: started a new run {new_run}; run {run.id} of this runbook is {run.status}{why}. "
+                f"To resume it instead, set run_id = {run.id} in the parameters cell and run the notebook again."
+            )
+    return None
+
+
+def _resume_values(runbook, store: Store, run_id: int, variables: dict[str, Any]) -> dict[str, Any]:
+    """A resumed run's variables: the recorded values (secrets excepted), with the parameters cell's on top
+    (a value that differs is refused by the resume unless allowed)."""
+    recorded = store.get_run(run_id).variables or {}
+    base = {k: v for k, v in recorded.items() if k not in runbook.secret_names}
+    return {**base, **variables}
 
 
 def _values(runbook, variables: dict[str, Any], secret_env: dict[str, str]) -> dict[str, Any]:

@@ -140,6 +140,11 @@ class Store(ABC):
     def set_notebook_path(self, run_id: int, path: str | os.PathLike[str]) -> None: ...
 
     @abstractmethod
+    def set_variables(self, run_id: int, variables: dict[str, Any]) -> None:
+        """The run's current (masked) variable values, after a resume explicitly allowed to change them; the
+        change itself is a `variables_changed` event."""
+
+    @abstractmethod
     def artifact_dir(self, run_id: int) -> Path: ...
 
     @abstractmethod

@@ -345,9 +345,12 @@ class SQLStore(Store):
     def set_notebook_path(self, run_id: int, path: str | os.PathLike[str]) -> None:
         self._update_run(run_id, "notebook_path", os.fspath(path))
 
+    def set_variables(self, run_id: int, variables: dict[str, Any]) -> None:
+        self._update_run(run_id, "variables", to_json(variables))
+
     def _update_run(self, run_id: int, column: str, value: Any) -> None:
-        assert column in ("snapshot", "notebook_path", "artifact_dir")
-        mark = self._JSON if column == "snapshot" else "?"
+        assert column in ("snapshot", "notebook_path", "artifact_dir", "variables")
+        mark = self._JSON if column in ("snapshot", "variables") else "?"
         with self._write() as handle:
             cur = self._execute(handle, f"UPDATE runs SET {column} = {mark} WHERE id = ?", (value, run_id))
             if cur.rowcount == 0:

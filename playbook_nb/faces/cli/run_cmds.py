@@ -246,6 +246,11 @@ def resume(
     actor: str = typer.Option("", "--actor"),
     comment: str = typer.Option(None, "--comment"),
     allow_changed: bool = typer.Option(False, "--allow-changed", help="Resume although the runbook changed."),
+    allow_changed_vars: bool = typer.Option(
+        False,
+        "--allow-changed-vars",
+        help="Resume with variable values other than the recorded ones (every approved gate opens again).",
+    ),
     parallel: int = PARALLEL,
     retry: list[str] = typer.Option(
         None, "--retry", help="Retry this node, which failed and waits for a decision (repeatable)."
@@ -289,6 +294,7 @@ def resume(
     session = RunSession.resume(
         runbook, values, store, run_id, options,
         executor=LocalExecutor(), allow_changed=allow_changed, decisions=_failure_decisions(retry, skip),
+        allow_changed_variables=allow_changed_vars,
     )  # fmt: skip
     view = TerminalView(console, store)
     view.attach(session)

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from playbook_nb.adapters.store import Run
+from playbook_nb.domain.attempt_ran import ran_by_attempt, ran_text
 from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.faces import run_json
 from playbook_nb.faces.cli.app import app, console
@@ -92,6 +93,7 @@ def show(
     states = store.node_states(run.id)
     attempts = store.attempts(run.id)
     decisions = store.decisions(run.id)
+    ran = ran_by_attempt(store.events(run.id))  # what each attempt ran, as recorded (never re-rendered)
     if as_json:
         data = _run_dict(run)
         data["nodes"] = [
@@ -105,6 +107,7 @@ def show(
                 "duration": a.duration,
                 "exit_code": a.exit_code,
                 "error": a.error,
+                "ran": ran.get((a.node_id, a.attempt)),
             }
             for a in attempts
         ]
@@ -143,6 +146,10 @@ def show(
             escape(s.reason or ""),
         )
     console.print(table)
+    for a in attempts:
+        if (a.node_id, a.attempt) in ran:
+            text = ran_text(ran[(a.node_id, a.attempt)])
+            console.print(f"ran: {escape(a.node_id)} attempt {a.attempt}: {escape(text)}", highlight=False)
     for d in decisions:
         comment = f' "{escape(d.comment)}"' if d.comment else ""
         console.print(
