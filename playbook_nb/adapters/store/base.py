@@ -65,6 +65,11 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    @property
+    @abstractmethod
+    def schema_version(self) -> int:
+        """The index's schema version (its latest applied migration)."""
+
     def __enter__(self) -> Store:
         return self
 
