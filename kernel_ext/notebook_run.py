@@ -28,7 +28,7 @@ from playbook_nb.app.session import NodeReport, RunOptions, RunSession
 from playbook_nb.constants import OUTPUT_PATH_ENV, RUN_MIME
 from playbook_nb.domain.decisions import GateDecision, default_actor
 from playbook_nb.domain.engine import NodeState, RunState
-from playbook_nb.domain.errors import PlaybookError, StorageFault
+from playbook_nb.domain.errors import PlaybookError, RunOwned, StorageFault
 from playbook_nb.domain.validation import parse_runbook
 
 WIDGET_STATE_ENV = "PLAYBOOK_NB_WIDGET_STATE"  # "1": headless runs also save the final graph as widget state
@@ -109,8 +109,11 @@ class NotebookRun:
 
         While the node runs, SIGINT (Kernel > Interrupt, or the headless driver stopping) aborts the run:
         the node's command is stopped at once and the run ends ABORTED; in JupyterLab the cell then fails
-        with one line, so Run All stops there."""
+        with one line, so Run All stops there. In a watch-only view (another session drives the run) the cell
+        says so and runs nothing."""
         session = self.session
+        if session.watch_only:
+            return self._watching(node_id)
         if self.headless and session.status is RunState.RUNNING:
             self._decide_waiting_gates()
         self._cell_node = node_id
@@ -138,6 +141,8 @@ class NotebookRun:
         """A node's cell in JupyterLab (see `async_node_cells`): the node's command runs while the cell
         awaits it, so the cockpit's buttons stay live (Abort stops the command at once)."""
         session = self.session
+        if session.watch_only:
+            return self._watching(node_id)
         self._cell_node = node_id
         was_requested = session.abort_switch.requested
         try:
@@ -153,6 +158,14 @@ class NotebookRun:
                 f"run {session.run_id} ABORTED: {session.abort_switch.reason}; resume it to continue"
             )
         return report
+
+    def _watching(self, node_id: str) -> NodeReport:
+        session = self.session
+        session.sync()
+        print(f"{node_id}: not run: run {session.run_id} is {session.owner_line()}; this view is watch-only")
+        if self.widget is not None:
+            self.widget.watch_tick()
+        return session.report(node_id, ran=False)
 
     def _storage_fault(self, err: StorageFault) -> RunStorageFault:
         recorded = self.session.storage_fault(err)
@@ -350,8 +363,13 @@ def open_run(
     max_retries: int = 3,
     headless: bool | None = None,
     parallel: int | None = None,
+    take_over: bool = False,
 ) -> NotebookRun:
-    """Start a run of the notebook's runbook, resume `run_id`, or re-attach to this notebook's unfinished run."""
+    """Start a run of the notebook's runbook, resume `run_id`, or re-attach to this notebook's unfinished run.
+
+    A run another live session drives (another kernel, a terminal) opens watch-only: the cockpit shows its
+    states live and who drives it, with no action buttons, unless `take_over` (an event with the actor).
+    Headless, such a run is refused."""
     global _current
     runbook = parse_runbook(runbook_toml, path="notebook")
     if sha256 and sha256 != runbook.sha256:
@@ -378,10 +396,20 @@ def open_run(
     )
     namespace = _user_namespace()
     resume_id = _run_to_resume(run_id, runbook, store, headless)
-    if resume_id is not None:
-        session = RunSession.resume(
+    owner = store.owner_status(resume_id) if resume_id is not None else None
+    if owner is not None and owner.live and not take_over:
+        if headless:
+            raise RunOwned(f"run {resume_id} is {owner.describe()}; a headless run cannot drive it")
+        session = RunSession.watch(
             runbook, values, store, resume_id, options, executor=LocalExecutor(), namespace=namespace
         )
+        _current = NotebookRun(session, headless=headless)
+        return _current
+    if resume_id is not None:
+        session = RunSession.resume(
+            runbook, values, store, resume_id, options, executor=LocalExecutor(), namespace=namespace,
+            take_over=take_over,
+        )  # fmt: skip
     else:
         session = RunSession.start(
             runbook, values, store, options, executor=LocalExecutor(), namespace=namespace
@@ -420,10 +448,8 @@ def _run_to_resume(run_id, runbook, store: Store, headless: bool) -> int | None:
         or latest.trigger not in ("notebook", "widget")
     ):
         return None
-    if latest.status == "RUNNING":
-        store.set_run_status(latest.id, "ABORTED", reason="kernel restarted; re-attached from the notebook")
-        return latest.id
-    return latest.id if latest.status == "ABORTED" else None
+    # RUNNING: watched if its owner lives (another kernel), else recovered (its kernel is gone) and resumed
+    return latest.id if latest.status in ("RUNNING", "ABORTED") else None
 
 
 def _values(runbook, variables: dict[str, Any], secret_env: dict[str, str]) -> dict[str, Any]:

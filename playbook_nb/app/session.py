@@ -21,9 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 from playbook_nb.adapters.executors.result import AttemptResult
 from playbook_nb.adapters.store import Store
+from playbook_nb.adapters.store.owner import Owner
 from playbook_nb.app import faults
 from playbook_nb.app.abort import AbortSwitch
 from playbook_nb.app.node_calls import NodeCallBuilder, OutputListener, render_critical
+from playbook_nb.app.ownership import LeaseKeeper, recover_run
 from playbook_nb.app.ports import SYSTEM_CLOCK, Clock, Executor
 from playbook_nb.app.recorder import EventListener, Recorder, load_outputs
 from playbook_nb.app.step_files import collect_artifacts
@@ -37,7 +39,7 @@ from playbook_nb.domain.decisions import (
     parse_approvals,
 )
 from playbook_nb.domain.engine import AttemptOutcome, Decision, Engine, NodeState, RunState
-from playbook_nb.domain.errors import PlaybookError, StorageFault, StoreError
+from playbook_nb.domain.errors import PlaybookError, RunOwned, StorageFault, StoreError
 from playbook_nb.domain.lifecycle import check_resumable, resume_snapshot
 from playbook_nb.domain.model import Node, NodeType, Runbook
 from playbook_nb.domain.redact import Redactor, mask_variables
@@ -159,6 +161,11 @@ class RunSession:
         self.idle: Callable[[], None] | None = None
         self._driver_thread = threading.get_ident()  # engine and store calls happen on this thread
         self.process_groups: dict[str, int] = {}
+        # ownership (issue 13): the owner this session drives the run as, and its lease; a watch-only session
+        # (another session owns the run) shows the record and refuses every action
+        self.owner: Owner | None = None
+        self.lease: LeaseKeeper | None = None
+        self.watch_only = False
 
     @property
     def event_listeners(self) -> list[EventListener]:
@@ -210,11 +217,13 @@ class RunSession:
             host=socket.gethostname(),
             mode="headless" if options.headless else "interactive",
             node_ids=list(runbook.nodes),
+            owner=(owner := Owner.this_process(options.actor)),
         )
         session = cls(
             runbook, values, store, run.id, options,
             executor=executor, gate_policy=gate_policy, clock=clock, namespace=namespace,
         )  # fmt: skip
+        session._own(owner, run.version)
         session.engine = Engine(
             runbook,
             headless=options.headless,
@@ -240,8 +249,15 @@ class RunSession:
         clock: Clock = SYSTEM_CLOCK,
         allow_changed: bool = False,
         namespace: dict[str, Any] | None = None,
+        take_over: bool = False,
     ) -> RunSession:
+        """Resume an ABORTED run, or a RUNNING one whose owner is gone (orphaned) or that `take_over` takes
+        from its live owner: its recorded process groups are killed first (see app.ownership)."""
+        owner = Owner.this_process(options.actor)
         run = store.get_run(run_id)
+        if run.status == "RUNNING" and run.workflow == runbook.meta.title:
+            recover_run(store, run_id, owner, take_over=take_over)
+            run = store.get_run(run_id)
         check_resumable(
             run_id,
             status=run.status,
@@ -256,11 +272,13 @@ class RunSession:
         if snapshot is None:  # killed before its first transition: nothing ran yet
             snapshot = Engine(runbook, headless=options.headless, critical=critical).snapshot()
         snapshot = resume_snapshot(snapshot, run.status_reason)
+        claimed = store.claim_run(run_id, owner)
         store.mark_interrupted(run_id)
         session = cls(
             runbook, values, store, run_id, options,
             executor=executor, gate_policy=gate_policy, clock=clock, namespace=namespace,
         )  # fmt: skip
+        session._own(owner, claimed.version)
         session.engine = Engine.restore(
             runbook,
             snapshot,
@@ -282,6 +300,65 @@ class RunSession:
         session.engine.resume(options.actor)
         session._flush()
         return session
+
+    @classmethod
+    def watch(
+        cls,
+        runbook: Runbook,
+        values: dict[str, Any],
+        store: Store,
+        run_id: int,
+        options: RunOptions,
+        *,
+        executor: Executor,
+        namespace: dict[str, Any] | None = None,
+    ) -> RunSession:
+        """A watch-only view of a run another session drives: its states as recorded (`sync()` brings them
+        up to date), every action refused; nothing is written."""
+        session = cls(runbook, values, store, run_id, options, executor=executor, namespace=namespace)
+        session.watch_only = True
+        session.recorder.watch_only = True
+        session.sync(force=True)
+        return session
+
+    def sync(self, *, force: bool = False) -> bool:
+        """A watch-only view: reload the engine from the record when the run moved on. True if it did."""
+        run = self.store.get_run(self.run_id)
+        if not force and run.version == self.recorder.version:
+            return False
+        snapshot = run.snapshot
+        critical = render_critical(self.runbook, self.values)
+        if snapshot is None:
+            engine = Engine(self.runbook, headless=self.options.headless, critical=critical)
+        else:
+            engine = Engine.restore(
+                self.runbook,
+                snapshot,
+                headless=self.options.headless,
+                max_retries=self.options.max_retries,
+                when=self.calls.evaluate_when,
+                critical=critical,
+            )
+        engine.pop_events()
+        self.engine = engine
+        self.recorder.version = run.version
+        return True
+
+    def owner_line(self) -> str:
+        """Who drives the run now, as recorded ("driven by ...", "orphaned (owner gone since ...)", "")."""
+        return self.store.owner_status(self.run_id).describe()
+
+    def _own(self, owner: Owner, version: int) -> None:
+        self.owner = owner
+        self.recorder.owner_token = owner.token
+        self.recorder.version = version
+        self.lease = LeaseKeeper(self.store, self.run_id, owner).start()
+
+    def _check_driving(self) -> None:
+        if self.watch_only:
+            raise RunOwned(
+                f"run {self.run_id} is {self.owner_line() or 'not driven from here'}; this view is watch-only"
+            )
 
     # ----------------------------------------------------------------- queries
     @property
@@ -358,6 +435,7 @@ class RunSession:
     # ----------------------------------------------------------------- actions
     def run_node(self, node_id: str, *, code: str | None = None) -> NodeReport:
         """Run one node if it is ready now; otherwise say why not. Never raises for a node failure."""
+        self._check_driving()
         self._check_node(node_id)
         if node_id in self.pool:  # started in the background by an earlier cell: wait for it here
             report = self._collect(node_id, wait=True)
@@ -478,6 +556,12 @@ class RunSession:
     ) -> None:
         self._check_node(node_id)
         decision = Decision(decision)
+        if self.watch_only or decision in self.engine.allowed_decisions(node_id):
+            # compare-and-set: the run still at the version this view knows, the node still in its state
+            self.store.check_decision(
+                self.run_id, node_id, version=self.recorder.version, states=(str(self.engine.state(node_id)),)
+            )
+        self._check_driving()
         if decision is Decision.ABORT:
             self.abort(actor or self.options.actor, f"aborted at '{node_id}'", comment=comment)
             return
@@ -491,6 +575,7 @@ class RunSession:
     def abort(self, actor: str | None, reason: str, *, comment: str | None = None) -> None:
         """Abort the run now: every attempt in flight is stopped (its process group killed) and recorded
         INTERRUPTED when it has ended; the run is ABORTED (resumable)."""
+        self._check_driving()
         if self.engine.run_state is not RunState.RUNNING:
             return
         self.abort_switch.request(
@@ -532,6 +617,8 @@ class RunSession:
 
     def close(self) -> None:
         """Nothing left to run: make sure the run's final status is written (idempotent)."""
+        if self.watch_only:
+            return
         while (node_id := self.pool.first()) is not None:  # attempts still in workers end and are recorded
             self._collect(node_id, wait=True)
         self.pool.shutdown()
@@ -575,6 +662,7 @@ class RunSession:
         import asyncio
 
         node = self._check_node(node_id)
+        self._check_driving()
         if (
             node_id in self.pool
             or node_id in self._background_reports
@@ -601,7 +689,9 @@ class RunSession:
                 code,
                 cancel=self.abort_switch.cancel_event(node.id),
                 idle=self._idle_on_driver,
-                on_spawn=lambda pgid: self._command_started(node.id, pgid),
+                on_spawn=lambda pgid, attempt=self.engine.attempts(node.id): self._command_started(
+                    node.id, attempt, pgid
+                ),
             )
         except PlaybookError as err:
             failed = AttemptResult(ok=False, error=str(err), started_at=started, ended_at=self.clock.time())
@@ -633,9 +723,12 @@ class RunSession:
         if self.idle is not None and threading.get_ident() == self._driver_thread:
             self.idle()
 
-    def _command_started(self, node_id: str, pgid: int) -> None:
-        """The executor's report of a command's process group (kept so a recovery can make sure it is gone)."""
+    def _command_started(self, node_id: str, attempt: int, pgid: int) -> None:
+        """The executor's report of a command's process group (on the thread that started it): kept here
+        for Abort, and in the index, so whoever recovers an orphaned run can make sure it is gone."""
         self.process_groups[node_id] = pgid
+        if self.lease is not None:
+            self.lease.command_started(node_id, attempt, pgid)
 
     def _submit(self, node_id: str) -> None:
         """Start an attempt (engine and store, here) and hand only the executor call to a worker."""
