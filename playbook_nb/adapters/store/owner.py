@@ -152,11 +152,9 @@ class OwnerStatus:
 
 
 def owner_label(actor: str | None, kind: str | None, pid: int | None, host: str | None) -> str:
-    where = ", ".join(
-        part
-        for part in ((kind or "").strip(), f"pid {pid}" if pid else "", f"on {host}" if host else "")
-        if part
-    )
+    """ "alice (playbook-nb run, pid 4242 on host-a)"."""
+    process = " ".join(part for part in (f"pid {pid}" if pid else "", f"on {host}" if host else "") if part)
+    where = ", ".join(part for part in ((kind or "").strip(), process) if part)
     who = actor or "someone"
     return f"{who} ({where})" if where else who
 
