@@ -3,7 +3,8 @@
 
 Everything here comes from the run index, which stores secret values masked already; `mask` (a
 `Redactor`) masks once more the values known to the caller (`PLAYBOOK_SECRET_*`), as the HTML export does.
-The engine snapshot and the attempt's process ids are never part of it.
+The engine snapshot, the attempts' process groups and the owner's token are never part of it (the owner is:
+who drives a run, and whether it is orphaned).
 """
 
 from __future__ import annotations
