@@ -64,6 +64,16 @@ def _exit_for(session: RunSession, view: TerminalView, file: Path) -> typer.Exit
             highlight=False,
             soft_wrap=True,
         )
+    failed = [node_id for node_id, kind in session.awaiting() if kind == "failure"]
+    if str(session.status) == "ABORTED" and failed and not view.pipe_closed:
+        console.print(
+            f"'{failed[0]}' failed and waits for a decision; decide it with: playbook-nb resume {file} "
+            f"{session.run_id} --retry {failed[0]}"
+            + ("" if session.engine.is_critical(failed[0]) else f" (or --skip {failed[0]})"),
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
     return typer.Exit(exit_code_for(str(session.status)))
 
 
@@ -247,9 +257,16 @@ def resume(
         help="Drive a run another live session drives: its running command is killed first (an event).",
     ),
     parallel: int = PARALLEL,
+    retry: list[str] = typer.Option(
+        None, "--retry", help="Retry this node, which failed and waits for a decision (repeatable)."
+    ),
+    skip: list[str] = typer.Option(
+        None, "--skip", help="Skip this failed non-critical node and go on (repeatable)."
+    ),
 ) -> None:
     """Resume an ABORTED run, or an orphaned RUNNING one (its process gone): finished nodes are kept, the
-    rest runs. A run another live session drives is refused unless --take-over."""
+    rest runs. A run another live session drives is refused unless --take-over. A node that failed and waits
+    for a decision is decided with --retry NODE or --skip NODE (without a terminal nobody else can)."""
     runbook = load_runbook(file)
     store = open_store(state_path)
     if run_id is None:
@@ -280,21 +297,25 @@ def resume(
         parallel=parallel_default(parallel),
     )
     session = RunSession.resume(
-        runbook,
-        values,
-        store,
-        run_id,
-        options,
-        executor=LocalExecutor(),
-        allow_changed=allow_changed,
+        runbook, values, store, run_id, options,
+        executor=LocalExecutor(), allow_changed=allow_changed, decisions=_failure_decisions(retry, skip),
         take_over=take_over,
-    )
+    )  # fmt: skip
     view = TerminalView(console, store)
     view.attach(session)
     console.print(f"Resuming run {run_id} of [bold]{escape(recorded.title)}[/]")
     session.decide_waiting_gates(parameters_only=True, comment=comment or "decided at resume")
     _drive(session, view, interactive)
     raise _exit_for(session, view, file)
+
+
+def _failure_decisions(retry: list[str] | None, skip: list[str] | None) -> dict[str, Decision]:
+    decisions = {node_id: Decision.RETRY for node_id in retry or []}
+    for node_id in skip or []:
+        if node_id in decisions:
+            raise PlaybookError(f"--retry {node_id} and --skip {node_id}: choose one")
+        decisions[node_id] = Decision.SKIP
+    return decisions
 
 
 @app.command("set-status")
