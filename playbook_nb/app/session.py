@@ -41,7 +41,12 @@ from playbook_nb.domain.decisions import (
 )
 from playbook_nb.domain.engine import AttemptOutcome, Decision, Engine, NodeState, RunState
 from playbook_nb.domain.errors import PlaybookError, RunbookError, RunOwned, StorageFault, StoreError, where
-from playbook_nb.domain.lifecycle import check_resumable, resume_snapshot
+from playbook_nb.domain.lifecycle import (
+    changed_variables,
+    check_resumable,
+    check_variables,
+    resume_snapshot,
+)
 from playbook_nb.domain.model import Node, NodeType, Runbook
 from playbook_nb.domain.redact import Redactor, mask_variables
 
@@ -111,6 +116,8 @@ class NodeReport:
 
 
 Decider = Callable[["RunSession", str, str], GateDecision | None]
+# how a face allows a resume with changed variables (the refusal names both)
+CHANGED_VARIABLES_HINT = "--allow-changed-vars, or allow_changed_vars = True in a notebook's parameters"
 STORAGE_RETRY = 3.0  # seconds a run that met a storage fault keeps trying to record itself ABORTED
 
 
@@ -252,15 +259,19 @@ class RunSession:
         gate_policy: GatePolicy | None = None,
         clock: Clock = SYSTEM_CLOCK,
         allow_changed: bool = False,
+        allow_changed_variables: bool = False,
         namespace: dict[str, Any] | None = None,
         decisions: Mapping[str, Decision] | None = None,
         take_over: bool = False,
     ) -> RunSession:
         """Continue an ABORTED run, or a RUNNING one whose owner is gone (orphaned) or that `take_over` takes
-        from its live owner: its recorded process groups are killed first (see app.ownership). `decisions`:
-        what to do with nodes that wait for a decision after their failure (Retry, or Skip for a
-        non-critical node), taken at once, so a resume without a terminal can finish such a run
-        (`resume --retry NODE`); a decision the rules refuse is refused before the run is resumed."""
+        from its live owner: its recorded process groups are killed first (see app.ownership). Variable
+        values other than the recorded ones are refused unless `allow_changed_variables`: then the change is
+        a `variables_changed` event and every gate approved before waits for a decision again (an approval
+        is for what the approver saw). `decisions`: what to do with nodes that wait for a decision after
+        their failure (Retry, or Skip for a non-critical node), taken at once, so a resume without a
+        terminal can finish such a run (`resume --retry NODE`); a decision the rules refuse is refused
+        before the run is resumed."""
         owner = Owner.this_process(options.actor)
         run = store.get_run(run_id)
         if run.status == "RUNNING" and run.workflow == runbook.meta.title:
@@ -275,6 +286,9 @@ class RunSession:
             sha256=runbook.sha256,
             allow_changed=allow_changed,
         )
+        masked = mask_variables(values, runbook)
+        changes = changed_variables(run.variables or {}, masked)
+        check_variables(run_id, changes, allow=allow_changed_variables, hint=CHANGED_VARIABLES_HINT)
         critical = render_critical(runbook, values)
         snapshot = store.load_snapshot(run_id)
         if snapshot is None:  # killed before its first transition: nothing ran yet
@@ -300,6 +314,8 @@ class RunSession:
         session.recorder.event(
             "run_resumed", {"actor": options.actor, "trigger": options.trigger, "sha256": runbook.sha256}
         )
+        if changes:
+            session._variables_changed(changes, masked)
         for node_id, outputs in load_outputs(store, run_id).items():  # secrets stay masked there
             if node_id in runbook.nodes and session.engine.state(node_id) is NodeState.OK:
                 session.outputs[node_id] = outputs
@@ -371,6 +387,22 @@ class RunSession:
             raise RunOwned(
                 f"run {self.run_id} is {self.owner_line() or 'not driven from here'}; this view is watch-only"
             )
+
+    def _variables_changed(self, changes: dict[str, tuple[Any, Any]], masked: dict[str, Any]) -> None:
+        """A resume explicitly allowed other variable values: the run records the new values, the change is an
+        event with its actor, and every approved gate is open again."""
+        reopened = self.engine.reopen_gates(
+            f"open again: variables changed ({', '.join(changes)}) after it was approved"
+        )
+        self.recorder.event(
+            "variables_changed",
+            {
+                "actor": self.options.actor,
+                "changes": {name: {"from": old, "to": new} for name, (old, new) in changes.items()},
+                "gates_reopened": reopened,
+            },
+        )
+        self.store.set_variables(self.run_id, masked)
 
     # ----------------------------------------------------------------- queries
     @property
@@ -663,7 +695,7 @@ class RunSession:
             if self.options.headless:
                 self._decide_gate_headless(node_id)
             return self.report(node_id, ran=False, attempt=attempt)
-        result = self._call(node, attempt, started, self._prepare(node, started, code))
+        result = self._call(node, attempt, started, self._prepare(node, attempt, started, code))
         faults.point(f"after-command:{node_id}")  # the reliability suite cuts a run here
         return self._end(node, attempt, result)
 
@@ -687,15 +719,18 @@ class RunSession:
         if self.engine.run_state is not RunState.RUNNING or node_id not in self.ready():
             return self.report(node_id, ran=False)
         node, attempt, started = self._begin(node_id)
-        call = self._prepare(node, started, code)
+        call = self._prepare(node, attempt, started, code)
         result = await asyncio.to_thread(self._call, node, attempt, started, call)
         return self._end(node, attempt, result)
 
-    def _prepare(self, node: Node, started: float, code: str | None = None) -> Callable[[], AttemptResult]:
+    def _prepare(
+        self, node: Node, attempt: int, started: float, code: str | None = None
+    ) -> Callable[[], AttemptResult]:
         """The call of an attempt, with its cancel event (Abort), its idle hook and its process-group report;
-        a failed attempt for a template or plugin problem found at run time."""
+        a failed attempt for a template or plugin problem found at run time. What the call runs is recorded
+        with the attempt (`attempt_ran`), so reports show what ran, never a later re-rendering."""
         try:
-            return self.calls.prepare(
+            call, ran = self.calls.prepare(
                 self.engine,
                 node,
                 code,
@@ -708,6 +743,8 @@ class RunSession:
         except PlaybookError as err:
             failed = AttemptResult(ok=False, error=str(err), started_at=started, ended_at=self.clock.time())
             return lambda: failed
+        self.recorder.attempt_ran(node.id, attempt, ran)
+        return call
 
     def _call(
         self, node: Node, attempt: int, started: float, call: Callable[[], AttemptResult]
@@ -748,7 +785,7 @@ class RunSession:
         if delay:
             self.recorder.retry_wait(node_id, delay)
         node, attempt, started = self._begin(node_id, delay)
-        call = self._prepare(node, started)  # templates are rendered here, against the engine
+        call = self._prepare(node, attempt, started)  # templates are rendered here, against the engine
         self.pool.submit(node_id, attempt, call, delay=delay)
 
     def _submit_siblings(self) -> None:

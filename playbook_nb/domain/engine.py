@@ -384,6 +384,41 @@ class Engine:
         self._set_run(RunState.RUNNING, f"resumed by {actor}", {"actor": actor})
         self._settle()
 
+    def reopen_gates(self, reason: str) -> list[str]:
+        """Every approved gate waits for a decision again (the run's variables changed after it was approved:
+        an approval is for what the approver saw, and it covered everything behind the gate). A gate behind
+        another open gate goes back to PENDING, so it is asked only once the gates before it are decided
+        again. Returns the approved gates reopened, in declaration order."""
+        approved = [
+            nid for nid, n in self._nodes.items() if n.is_gate and self._runs[nid].state is NodeState.OK
+        ]
+        waiting = [
+            nid
+            for nid, n in self._nodes.items()
+            if n.is_gate and self._runs[nid].state is NodeState.WAITING and self._runs[nid].pending == GATE
+        ]
+        open_gates = set(approved) | set(waiting)
+        for node_id in sorted(open_gates, key=self._topo_index.__getitem__):
+            run = self._runs[node_id]
+            behind = sorted(self._ancestors(node_id) & open_gates, key=self._declared_index.__getitem__)
+            if behind:
+                run.pending = None
+                self._set(node_id, NodeState.PENDING, f"{reason}; waits for gate {behind[-1]} first")
+            elif node_id in approved:
+                run.pending = GATE
+                self._set(node_id, NodeState.WAITING, reason)
+        return approved
+
+    def _ancestors(self, node_id: str) -> set[str]:
+        seen: set[str] = set()
+        stack = list(self._nodes[node_id].upstream)
+        while stack:
+            upstream = stack.pop()
+            if upstream not in seen:
+                seen.add(upstream)
+                stack.extend(self._nodes[upstream].upstream)
+        return seen
+
     def pop_events(self) -> list[EngineEvent]:
         events, self._events = self._events, []
         return events
