@@ -25,7 +25,7 @@ import ipycytoscape
 import ipywidgets as widgets
 from playbook_nb.kernel_ext.widget_layout import GATE_H, NODE_H, NODE_W, GraphLayout, compute_layout
 
-from playbook_nb.domain.engine import Decision, EngineEvent, NodeState, RunState
+from playbook_nb.domain.engine import Decision, EngineEvent, EventKind, NodeState, PendingDecision, RunState
 from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.domain.model import DepCondition, NodeType
 from playbook_nb.presentation import AWAITING_RING, EDGE_COLORS, NODE_LEGEND, READY, look
@@ -431,11 +431,11 @@ class RunbookWidget(widgets.VBox):
         engine = self.session.engine
         state = engine.state(node_id)
         pending = engine.pending_decision(node_id)
-        if state is NodeState.WAITING or pending == "gate":
+        if state is NodeState.WAITING or pending is PendingDecision.GATE:
             return "WAITING", False
         if state is NodeState.PENDING and node_id in ready:
             return READY, False
-        return str(state), pending == "failure" and self.session.status is RunState.RUNNING
+        return str(state), pending is PendingDecision.FAILURE and self.session.status is RunState.RUNNING
 
     def _set_node(self, node_id: str, state: str, awaiting: bool) -> None:
         if self._visual.get(node_id) == (state, awaiting):
@@ -456,7 +456,7 @@ class RunbookWidget(widgets.VBox):
 
     def _on_event(self, event: EngineEvent) -> None:
         """Live: restyle the node an engine event is about (no session.ready() here: we are inside a flush)."""
-        if event.kind == "node_state" and event.node in self.nodes:
+        if event.kind is EventKind.NODE_STATE and event.node in self.nodes:
             state = str(event.state)
             pending = (event.data or {}).get("pending")
             if state == "WAITING" or pending == "gate":
@@ -467,7 +467,7 @@ class RunbookWidget(widgets.VBox):
                 self.output_area.outputs = ()  # state only: clear_output() would go through capture
             if self.selected is not None and state in ("RUNNING", "OK", "NOK", "SKIPPED", "PENDING"):
                 self._update_panel(live=True)  # Run is off while any node runs, on again after
-        elif event.kind == "run_state":
+        elif event.kind is EventKind.RUN_STATE:
             self._update_status()
 
     def _on_output(self, node_id: str, stream: str, text: str) -> None:
