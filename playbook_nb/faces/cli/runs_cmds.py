@@ -27,6 +27,12 @@ def _duration(run: Run) -> str:
     return f"{run.duration:.1f}s" if run.duration is not None else ""
 
 
+def _orphan_note(run: Run) -> str:
+    """ " orphaned (owner gone since ...)" after the status of a RUNNING run whose owner is gone."""
+    note = run_json.owner_note(run)
+    return f" [bold red]{escape(note)}[/]" if note.startswith("orphaned") else ""
+
+
 def _run_dict(run: Run) -> dict:
     return run_json.run_summary(run)
 
@@ -40,7 +46,7 @@ def _runs_table(runs: list[Run], title: str) -> Table:
             str(run.id),
             str(run.number),
             escape(run.title or run.workflow),
-            f"[{rich_style(run.status)}]{run.status}[/]",
+            f"[{rich_style(run.status)}]{run.status}[/]" + _orphan_note(run),
             _when(run.started_at),
             _duration(run),
             run.trigger or "",
@@ -122,6 +128,8 @@ def show(
         f"[bold]run {run.id}[/] (#{run.number}) {escape(run.title)}: "
         f"[{rich_style(run.status)}]{run.status}[/]{reason}"
     )
+    if run_json.owner_note(run):
+        console.print(escape(run_json.owner_note(run)), highlight=False)
     console.print(
         f"started {_when(run.started_at)}  ended {_when(run.ended_at)}  duration {_duration(run)}  "
         f"trigger {run.trigger}  actor {escape(run.actor or '')}  host {escape(run.host or '')}"
