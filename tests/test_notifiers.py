@@ -98,7 +98,9 @@ def test_a_run_tells_a_webhook_and_a_slack_channel_with_retries_and_no_secret(tm
     assert [m["event"] for m in webhook] == ["node_failed"] * 3 + ["gate_waiting", "run_finished"]
     failed, waiting, finished = webhook[2], webhook[3], webhook[4]
     assert (failed["node"], failed["state"], failed["run_id"]) == ("probe", "SKIPPED", run["id"])
-    assert failed["summary"].endswith("'probe' failed (exit code 3); skipped by policy (non-critical failure)")
+    assert failed["summary"].endswith(
+        "'probe' failed (exit code 3); skipped by policy (non-critical failure)"
+    )
     assert waiting["node"] == "gate" and waiting["state"] == "WAITING"
     assert waiting["waiting_for"] == "approval of gate 'gate': Deploy with token ********?"
     assert waiting["approve"] == f"playbook-nb approve {run['id']} gate"

@@ -68,8 +68,10 @@ def offer_decision(
     decision = str(decision).strip().lower()
     if decision not in DECISIONS:
         raise GateRefused(f"decision must be approve or reject, not {decision!r}", "invalid")
-    _check_decidable(store, run_id, node_id, actor, groups or {})
-    row = store.decide_gate_wait(run_id, node_id, decision, actor=actor, source=source, comment=comment)
+    version = _check_decidable(store, run_id, node_id, actor, groups or {})
+    row = store.decide_gate_wait(
+        run_id, node_id, decision, actor=actor, source=source, comment=comment, version=version
+    )
     if row is None:  # moved on between the checks and the compare-and-set: say how
         _check_decidable(store, run_id, node_id, actor, groups or {})
         raise GateRefused(
@@ -89,8 +91,9 @@ def outcome(store: Store, offered: Offered) -> Outcome:
 
 def _check_decidable(
     store: Store, run_id: int, node_id: str, actor: str, groups: dict[str, tuple[str, ...]]
-) -> Runbook | None:
-    """Raise GateRefused when `actor` cannot decide gate `node_id` of run `run_id` from here now."""
+) -> int:
+    """Raise GateRefused when `actor` cannot decide gate `node_id` of run `run_id` from here now; else the
+    run's version the checks saw (the compare-and-set is made against it)."""
     run = store.get_run(run_id)  # RunNotFound: one line
     runbook = _runbook_of(run.runbook_text)
     states = {r.node_id: r.state for r in store.node_states(run_id)}
@@ -132,7 +135,14 @@ def _check_decidable(
             "(its deadline passed; its process may be gone)",
             "conflict",
         )
-    return runbook
+    owner = store.owner_status(run_id)
+    if owner.orphaned:
+        raise GateRefused(
+            f"run {run_id} is {owner.describe()}: nobody is there to take the decision on '{node_id}'; "
+            f"resume it with --approve {node_id}",
+            "conflict",
+        )
+    return run.version
 
 
 def _runbook_of(text: str | None) -> Runbook | None:

@@ -1,5 +1,6 @@
-"""Run lifecycle rules outside a single engine's transitions: which recorded runs may resume, and the engine
-state a resume starts from. Pure: the application reads the run record and applies these.
+"""Run lifecycle rules outside a single engine's transitions: which recorded runs may resume, the engine
+state a resume starts from, and which status changes `set-status` may make. Pure: the application reads
+the run record and applies these (the store applies `manual_status_problem` inside its transaction).
 
 As in the seed: only ABORTED runs resume; a run still RUNNING (its process may be gone) must first be marked
 ABORTED with `set-status`; a run whose runbook text changed resumes only when that is explicitly allowed.
@@ -7,6 +8,7 @@ ABORTED with `set-status`; a run whose runbook text changed resumes only when th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from playbook_nb.domain.errors import PlaybookError
@@ -51,3 +53,40 @@ def resume_snapshot(snapshot: dict[str, Any], status_reason: str | None) -> dict
     if snapshot.get("run_state") == "RUNNING":
         return {**snapshot, "run_state": "ABORTED", "run_reason": status_reason}
     return snapshot
+
+
+def changed_variables(recorded: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """{name: (recorded value, given value)} for each variable whose value differs (both sides masked)."""
+    names = sorted(set(recorded) | set(given))
+    return {n: (recorded.get(n), given.get(n)) for n in names if recorded.get(n) != given.get(n)}
+
+
+def check_variables(run_id: int, changes: Mapping[str, tuple[Any, Any]], *, allow: bool, hint: str) -> None:
+    """Refuse, in one line, a resume with other variable values than the run recorded, unless allowed: the
+    steps already done and the gates already decided were for the recorded values."""
+    if not changes or allow:
+        return
+    shown = ", ".join(f"{name}={old!r} -> {new!r}" for name, (old, new) in changes.items())
+    raise LifecycleError(
+        f"run {run_id} was recorded with other variable values ({shown}); start a new run, "
+        f"or allow the change explicitly ({hint}): every gate decided before is then open again"
+    )
+
+
+def manual_status_problem(run_id: int, old: str, new: str, force: bool) -> str | None:
+    """Why `set-status` may not move a run from `old` to `new`, or None when it may.
+
+    - Same status: nothing to do (allowed).
+    - Nothing is set to RUNNING by hand: a run is RUNNING only while a process drives it (resume it instead).
+    - RUNNING -> ABORTED, OK or NOK: allowed; the way to close a run whose process was killed
+      (ABORTED makes it resumable).
+    - ABORTED -> OK or NOK: allowed (closing an aborted run without resuming it).
+    - OK or NOK -> anything else: a finished run's outcome is history; only with force.
+    """
+    if old == new:
+        return None
+    if new == "RUNNING":
+        return f"run {run_id} cannot be set to RUNNING by hand; resume an ABORTED run instead"
+    if old in ("OK", "NOK") and not force:
+        return f"run {run_id} finished {old}; changing it to {new} needs --force"
+    return None

@@ -192,7 +192,7 @@ def _parse_meta(table: Any, path: str | None) -> RunbookMeta:
     return RunbookMeta(**values)
 
 
-def _approvers(table: dict[str, Any], at: str) -> list[str] | None:
+def _approvers(table: dict[str, Any], at: str | None) -> list[str] | None:
     """`approvers = ["alice", "group:sre"]`: who may decide a gate (absent: anyone who can reach it)."""
     if "approvers" not in table:
         return None

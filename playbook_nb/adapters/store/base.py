@@ -35,6 +35,7 @@ from playbook_nb.adapters.store.registry import backend_for
 
 if TYPE_CHECKING:
     from playbook_nb.adapters.store.artifacts import ArtifactStore
+    from playbook_nb.adapters.store.owner import Owner, OwnerStatus
 
 
 GATE_POLL_SECONDS = 0.5  # how often a run waiting at a gate reads its wait row (SQLite)
@@ -69,6 +70,11 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    @property
+    @abstractmethod
+    def schema_version(self) -> int:
+        """The index's schema version (its latest applied migration)."""
+
     def __enter__(self) -> Store:
         return self
 
@@ -93,10 +99,40 @@ class Store(ABC):
         mode: str,
         node_ids: list[str],
         started_at: When = None,
+        owner: Owner | None = None,
     ) -> Run: ...
+
+    # ownership and compare-and-set (issue 13; see playbook_nb.adapters.store.owner)
+    @abstractmethod
+    def claim_run(self, run_id: int, owner: Owner, *, take_over: bool = False) -> Run: ...
+
+    @abstractmethod
+    def renew_lease(self, run_id: int, token: str) -> bool: ...
+
+    @abstractmethod
+    def advance(self, run_id: int, *, token: str | None, version: int) -> int: ...
+
+    @abstractmethod
+    def check_decision(self, run_id: int, node_id: str, *, version: int, states: tuple[str, ...]) -> None: ...
+
+    @abstractmethod
+    def owner_status(self, run_id: int) -> OwnerStatus: ...
+
+    def reopen(self) -> Store:
+        """Another connection to the same index (the owner's heartbeat thread uses its own)."""
+        raise NotImplementedError(f"{self.backend} store cannot be reopened")
 
     @abstractmethod
     def get_run(self, run_id: int) -> Run: ...
+
+    # the process groups of running attempts (ownership: a take-over kills what its driver left)
+    @abstractmethod
+    def set_attempt_process(
+        self, run_id: int, node_id: str, attempt: int, *, host: str, pgid: int, pgid_start: int | None
+    ) -> None: ...
+
+    @abstractmethod
+    def live_process_groups(self, run_id: int) -> list[tuple[str, int, int, int | None, str | None]]: ...
 
     @abstractmethod
     def latest_run(self, workflow: str, status: str | None = None) -> Run | None: ...
@@ -142,6 +178,11 @@ class Store(ABC):
 
     @abstractmethod
     def set_notebook_path(self, run_id: int, path: str | os.PathLike[str]) -> None: ...
+
+    @abstractmethod
+    def set_variables(self, run_id: int, variables: dict[str, Any]) -> None:
+        """The run's current (masked) variable values, after a resume explicitly allowed to change them; the
+        change itself is a `variables_changed` event."""
 
     @abstractmethod
     def artifact_dir(self, run_id: int) -> Path: ...
@@ -195,7 +236,9 @@ class Store(ABC):
     def node_states(self, run_id: int) -> list[NodeStateRow]: ...
 
     @abstractmethod
-    def start_attempt(self, run_id: int, node_id: str, attempt: int, started_at: When = None) -> None: ...
+    def start_attempt(
+        self, run_id: int, node_id: str, attempt: int, started_at: When = None, *, token: str | None = None
+    ) -> None: ...
 
     @abstractmethod
     def finish_attempt(
@@ -212,6 +255,7 @@ class Store(ABC):
         result: Any = None,
         error: str | None = None,
         duration: float | None = None,
+        token: str | None = None,
     ) -> None: ...
 
     @abstractmethod
@@ -251,7 +295,7 @@ class Store(ABC):
     @abstractmethod
     def decisions(self, run_id: int) -> list[DecisionRow]: ...
 
-    # gates decided from anywhere (issue 16): see migrations/0003_gate_waits.sql
+    # gates decided from anywhere (issue 16): see migrations/0004_gate_waits.sql
     def open_gate_wait(self, run_id: int, node_id: str, deadline: When) -> GateWaitRow:
         """The run now waits at gate `node_id` for a decision from anywhere until `deadline`. A wait left open
         for the same gate (its process was killed) is closed 'expired' first."""
@@ -274,9 +318,11 @@ class Store(ABC):
         source: str,
         comment: str | None = None,
         at: When = None,
+        version: int | None = None,
     ) -> GateWaitRow | None:
-        """Compare-and-set: the gate's wait moves from 'waiting' to 'decided' only while the run is RUNNING,
-        the node WAITING and the deadline not passed, in one statement. The decided row, or None (refused:
+        """Compare-and-set: the gate's wait moves from 'waiting' to 'decided' only while the run is RUNNING
+        (at `version`, when given: nothing moved since the caller's checks), the node WAITING and the deadline
+        not passed, in one statement. The decided row, or None (refused:
         nothing changed)."""
         raise NotImplementedError(f"{self.backend} store cannot wait at gates")
 

@@ -1,4 +1,4 @@
--- 0003: gates decided from anywhere (issue 16). A run that waits at a gate (`--gate-wait`, the `gate_wait`
+-- 0004: gates decided from anywhere (issue 16). A run that waits at a gate (`--gate-wait`, the `gate_wait`
 -- notebook parameter) opens a `gate_waits` row; a decision from another process (`playbook-nb approve`, the
 -- REST API) is a compare-and-set on that row: it moves from 'waiting' to 'decided' only while the run is
 -- RUNNING, the node WAITING and the deadline not passed. The waiting run then applies it ('applied'), or its

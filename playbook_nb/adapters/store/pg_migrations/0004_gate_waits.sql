@@ -1,4 +1,4 @@
--- 0003 (PostgreSQL): gates decided from anywhere, same columns and meaning as migrations/0003_gate_waits.sql.
+-- 0004 (PostgreSQL): gates decided from anywhere, same columns and meaning as migrations/0004_gate_waits.sql.
 -- A decision sends NOTIFY playbook_nb_gates (payload: the wait's id), which the waiting run LISTENs for.
 
 ALTER TABLE decisions ADD COLUMN source text;
