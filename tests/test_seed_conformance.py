@@ -304,3 +304,84 @@ def test_resume_retry_and_skip_decide_a_failed_node_without_a_terminal(tmp_path,
     run = shown(index, run_id)
     assert node_states_of(run) == {"check": "SKIPPED", "after": "OK"}
     assert next(n for n in run["nodes"] if n["node"] == "check")["reason"] == "skipped by operator"
+
+
+# ---------------------------------------------------------------- point 9: set-status
+def events_of(index: str, run_id: int) -> list:
+    from playbook_nb.adapters.store import Store
+
+    store = Store.open(index)
+    try:
+        return store.events(run_id)
+    finally:
+        store.close()
+
+
+def test_set_status_running_needs_force_warns_and_the_event_says_who_and_how(tmp_path, index):
+    book = write_runbook(tmp_path, "quick", "quick", '\n[a]\ntype = "Command"\ncommand_name = "echo a"\n')
+    assert run_cli("run", str(book), "--state-path", index).returncode == 0
+
+    invalid = run_cli("set-status", str(book), "1", "DONE", "--state-path", index)  # no terminal to confirm
+    assert "invalid run status 'DONE'; valid: RUNNING, OK, NOK, ABORTED" in one_line_error(invalid)
+    unforced = run_cli("set-status", str(book), "1", "RUNNING", "--state-path", index)
+    assert "RUNNING by hand needs --force" in one_line_error(unforced)
+    assert shown(index, 1)["status"] == "OK"
+
+    forced = run_cli(
+        "set-status", str(book), "1", "RUNNING", "--force", "--actor", "alice", "--state-path", index
+    )
+    assert forced.returncode == 0, forced.stderr
+    assert "OK -> RUNNING" in forced.stdout
+    assert "warning:" in forced.stderr and "no process driving it" in forced.stderr
+    assert shown(index, 1)["status"] == "RUNNING"
+
+    pexpect = pytest.importorskip("pexpect")
+    child = pexpect.spawn(
+        sys.executable, ["-m", "playbook_nb", "set-status", str(book), "1", "ABORTED", "--actor", "bob", "--state-path", index],
+        env={**os.environ, "NO_COLOR": "1", "TERM": "xterm"}, encoding="utf-8", timeout=60,
+    )  # fmt: skip
+    child.expect(r"Set run 1 from RUNNING to ABORTED\?")
+    child.sendline("y")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert shown(index, 1)["status"] == "ABORTED"
+
+    manual = [e.payload for e in events_of(index, 1) if e.kind == "status_set_manually"]
+    assert [(p["from"], p["to"], p["actor"], p["forced"], p["confirmed"]) for p in manual] == [
+        ("OK", "RUNNING", "alice", True, False),
+        ("RUNNING", "ABORTED", "bob", False, True),
+    ]
+
+
+# ---------------------------------------------------------------- point 12: --max-retries and the seed's key
+FLAKY = '\n[warm]\ntype = "Command"\ncommand_name = "echo cold >&2; exit 7"\n\n[serve]\ntype = "Command"\ncommand_name = "echo serving"\n'
+
+
+def test_max_retries_help_says_retries_and_the_seed_config_key_counts_attempts(tmp_path, state_db):
+    helped = run_cli("run", "--help")
+    assert "N retries, N+1 attempts in all" in " ".join(helped.stdout.split())
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "playbook.toml").write_text("[execution]\nmax_retries = 2\n")  # the seed's: 2 attempts in all
+    book = write_runbook(project, "flaky", "flaky", FLAKY)
+    pexpect = pytest.importorskip("pexpect")
+    env = {
+        **os.environ, "NO_COLOR": "1", "TERM": "xterm", "PLAYBOOK_CONFIG": "", "PLAYBOOK_ENV": "",
+        "PLAYBOOK_MAX_RETRIES": "", "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
+    }  # fmt: skip
+    child = pexpect.spawn(
+        sys.executable, ["-m", "playbook_nb", "run", str(book), "--state-path", str(state_db)],
+        env=env, encoding="utf-8", timeout=60, cwd=str(project), dimensions=(50, 160),
+    )  # fmt: skip
+    child.expect(r"'warm' failed.*What now\?.*\[retry/skip/abort\]")
+    child.sendline("retry")
+    child.expect(r"'warm' failed.*What now\?.*\[skip/abort\]")  # 2 attempts made: no retry left
+    child.sendline("skip")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    tries = db_rows(state_db, "SELECT attempt FROM attempts WHERE node_id = 'warm' ORDER BY attempt")
+    assert [t["attempt"] for t in tries] == [1, 2]
+    (run,) = db_rows(state_db, "SELECT params FROM runs")
+    assert json.loads(run["params"])["max_retries"] == 1  # recorded as what the engine counts: retries

@@ -75,7 +75,8 @@ def manual_status_problem(run_id: int, old: str, new: str, force: bool) -> str |
     """Why `set-status` may not move a run from `old` to `new`, or None when it may.
 
     - Same status: nothing to do (allowed).
-    - Nothing is set to RUNNING by hand: a run is RUNNING only while a process drives it (resume it instead).
+    - Anything -> RUNNING: only with force (as the seed allows it; nothing drives the run then, so the CLI
+      warns: resume an ABORTED run instead).
     - RUNNING -> ABORTED, OK or NOK: allowed; the way to close a run whose process was killed
       (ABORTED makes it resumable).
     - ABORTED -> OK or NOK: allowed (closing an aborted run without resuming it).
@@ -83,8 +84,8 @@ def manual_status_problem(run_id: int, old: str, new: str, force: bool) -> str |
     """
     if old == new:
         return None
-    if new == "RUNNING":
-        return f"run {run_id} cannot be set to RUNNING by hand; resume an ABORTED run instead"
+    if new == "RUNNING" and not force:
+        return f"run {run_id}: setting it to RUNNING by hand needs --force (to continue it, resume it)"
     if old in ("OK", "NOK") and not force:
         return f"run {run_id} finished {old}; changing it to {new} needs --force"
     return None
@@ -390,10 +391,12 @@ class SQLStore(Store):
         force: bool = False,
         actor: str | None = None,
         reason: str | None = None,
+        confirmed: bool = False,
     ) -> Run:
         """`set-status`: an operator changes a run's status by hand (rules in `manual_status_problem`).
 
-        Leaving RUNNING marks its RUNNING attempts INTERRUPTED. Records a `status_set_manually` event.
+        Leaving RUNNING marks its RUNNING attempts INTERRUPTED. Records a `status_set_manually` event with the
+        actor and how it was allowed: `forced` (--force) or `confirmed` (answered yes at the prompt).
         """
         new = name_of(status).upper()
         if new not in RUN_STATUSES:
@@ -414,7 +417,7 @@ class SQLStore(Store):
                     (
                         new,
                         reason or f"set manually from {old} to {new}",
-                        row["ended_at"] or self._db_time(now),
+                        None if new == "RUNNING" else row["ended_at"] or self._db_time(now),
                         run_id,
                     ),
                 )
@@ -423,7 +426,14 @@ class SQLStore(Store):
                     run_id,
                     "status_set_manually",
                     at=now,
-                    payload={"from": old, "to": new, "forced": force, "actor": actor, "reason": reason},
+                    payload={
+                        "from": old,
+                        "to": new,
+                        "forced": force and not confirmed,
+                        "confirmed": confirmed,
+                        "actor": actor,
+                        "reason": reason,
+                    },
                     locked=True,
                 )
         return self.get_run(run_id)

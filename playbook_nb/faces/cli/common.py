@@ -52,7 +52,16 @@ def open_store(state_path: str | None) -> Store:
 
 
 def max_retries_default() -> int:
-    return load_config().execution.max_retries
+    """Operator retries when --max-retries is not given: the seed's `[execution] max_retries` (or
+    `PLAYBOOK_MAX_RETRIES`) counts attempts in all, as in the seed, so a node gets one retry fewer."""
+    return max(0, load_config().execution.max_retries - 1)
+
+
+# --max-retries counts retries, not attempts: the help says so (the config key counts attempts, as the seed's)
+MAX_RETRIES_HELP = (
+    "Operator retries of a failed node after its first attempt: N retries, N+1 attempts in all "
+    "(default: [execution] max_retries, which counts attempts as in the seed: 3 attempts = 2 retries)."
+)
 
 
 def resolve_values(

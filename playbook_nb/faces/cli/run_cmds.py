@@ -10,15 +10,17 @@ from rich.markup import escape
 from rich.prompt import Confirm, Prompt
 
 from playbook_nb.adapters.executors.local import LocalExecutor
+from playbook_nb.adapters.store import RUN_STATUSES
 from playbook_nb.app.abort import on_signals
 from playbook_nb.app.inputs import load_runbook
 from playbook_nb.app.session import RunOptions, RunSession
-from playbook_nb.domain.decisions import GateDecision, parse_approve_flags
+from playbook_nb.domain.decisions import GateDecision, default_actor, parse_approve_flags
 from playbook_nb.domain.engine import Decision
 from playbook_nb.domain.errors import PlaybookError, StorageFault
 from playbook_nb.domain.exit_codes import ExitCode, exit_code_for
 from playbook_nb.faces.cli.app import app, console, err_console
 from playbook_nb.faces.cli.common import (
+    MAX_RETRIES_HELP,
     NO_INTERACTIVE_VARS,
     STATE_PATH,
     VAR,
@@ -148,7 +150,7 @@ def run(
     vars_env: str = VARS_ENV,
     no_interactive_vars: bool = NO_INTERACTIVE_VARS,
     state_path: str = STATE_PATH,
-    max_retries: int = typer.Option(None, "--max-retries", help="Operator retries per node (default 3)."),
+    max_retries: int = typer.Option(None, "--max-retries", help=MAX_RETRIES_HELP),
     gate_policy: str = typer.Option(
         "fail-closed", "--gate-policy", help="fail-closed, approve-all or reject-all."
     ),
@@ -240,7 +242,7 @@ def resume(
     vars_env: str = VARS_ENV,
     no_interactive_vars: bool = NO_INTERACTIVE_VARS,
     state_path: str = STATE_PATH,
-    max_retries: int = typer.Option(None, "--max-retries"),
+    max_retries: int = typer.Option(None, "--max-retries", help=MAX_RETRIES_HELP),
     approve: list[str] = typer.Option(
         None, "--approve", help="Approve this waiting gate (GATE=reject rejects)."
     ),
@@ -313,10 +315,20 @@ def set_status(
     file: Path = typer.Argument(..., help="The runbook the run belongs to."),
     run_id: int = typer.Argument(...),
     status: str = typer.Argument(..., help="RUNNING, OK, NOK or ABORTED."),
-    force: bool = typer.Option(False, "--force", help="Do not ask for confirmation."),
+    force: bool = typer.Option(
+        False, "--force", help="Do not ask for confirmation (needed for RUNNING, which prints a warning)."
+    ),
+    actor: str = typer.Option("", "--actor", help="Who changes it (recorded; default: OS user)."),
     state_path: str = STATE_PATH,
 ) -> None:
     """Change a run's status by hand, e.g. an orphaned RUNNING run (process killed) to ABORTED."""
+    new = status.upper()
+    if new not in RUN_STATUSES:  # before any question
+        raise PlaybookError(f"invalid run status {status!r}; valid: {', '.join(RUN_STATUSES)}")
+    if new == "RUNNING" and not force:
+        raise PlaybookError(
+            f"run {run_id}: setting it to RUNNING by hand needs --force (to continue it, resume it)"
+        )
     runbook = load_runbook(file)
     store = open_store(state_path)
     run = store.get_run(run_id)
@@ -325,8 +337,15 @@ def set_status(
     if not force:
         if not stdin_is_tty():
             raise PlaybookError("set-status needs confirmation: run it in a terminal or pass --force")
-        if not Confirm.ask(f"Set run {run_id} from {run.status} to {status.upper()}?"):
+        if not Confirm.ask(f"Set run {run_id} from {run.status} to {new}?"):
             raise typer.Exit(ExitCode.NOK)
     # Confirmed (by --force or at the prompt): the store may then also change a finished run.
-    store.set_status_manually(run_id, status.upper(), force=True)
-    console.print(f"run {run_id}: {run.status} -> {status.upper()}")
+    store.set_status_manually(run_id, new, force=True, confirmed=not force, actor=actor or default_actor())
+    console.print(f"run {run_id}: {run.status} -> {new}")
+    if new == "RUNNING" and run.status != "RUNNING":
+        err_console.print(
+            f"[bold yellow]warning:[/] run {run_id} is now RUNNING with no process driving it; nothing will "
+            f"run until it is set ABORTED and resumed: playbook-nb set-status {file} {run_id} ABORTED --force",
+            highlight=False,
+            soft_wrap=True,
+        )
