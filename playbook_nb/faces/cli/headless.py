@@ -20,6 +20,7 @@ from playbook_nb.adapters.notebook.compile import compile_runbook, parameter_nam
 from playbook_nb.adapters.notebook.papermill_run import run_notebook
 from playbook_nb.adapters.notebook.stop import stop_on_signals, stop_reason
 from playbook_nb.app.inputs import load_runbook
+from playbook_nb.app.settings import Settings
 from playbook_nb.constants import RUN_MIME
 from playbook_nb.domain.errors import PlaybookError, StorageFault
 from playbook_nb.domain.exit_codes import ExitCode, exit_code_for
@@ -27,6 +28,7 @@ from playbook_nb.domain.model import Runbook
 from playbook_nb.domain.validation import parse_runbook
 from playbook_nb.faces.cli.app import console, err_console
 from playbook_nb.faces.cli.common import open_store, resolve_values
+from playbook_nb.presentation import rich_style
 
 
 def runbook_of_notebook(path: Path) -> Runbook:
@@ -110,6 +112,7 @@ def run_headless(
     parameters_yaml,
     parameters_file,
     parallel: int = 1,
+    settings: Settings | None = None,
 ) -> int:
     is_notebook = file.suffix == ".ipynb"
     runbook = runbook_of_notebook(file) if is_notebook else load_runbook(file)
@@ -128,7 +131,7 @@ def run_headless(
         no_interactive_vars=True,
     )
     secrets = {name: str(values.pop(name)) for name in runbook.secret_names if values.get(name) is not None}
-    store = open_store(state_path)
+    store = open_store(state_path, settings)
     params: dict[str, Any] = {
         "variables": values,
         "secret_env": {name: f"PLAYBOOK_SECRET_{name}" for name in secrets},
@@ -223,7 +226,7 @@ def _ended(store, run_id: int, outcome):
 
 
 def _print_result(run, store) -> None:
-    style = {"OK": "green", "NOK": "bold red", "ABORTED": "yellow"}.get(run.status, "")
+    style = rich_style(run.status)
     reason = f" ({run.status_reason})" if run.status_reason and run.status != "OK" else ""
     console.print(f"[{style}]run {run.id} {run.status}[/]{reason}", highlight=False)
     for row in store.node_states(run.id):

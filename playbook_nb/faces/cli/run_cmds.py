@@ -14,6 +14,7 @@ from playbook_nb.adapters.store import RUN_STATUSES
 from playbook_nb.app.abort import on_signals
 from playbook_nb.app.inputs import load_runbook
 from playbook_nb.app.session import RunOptions, RunSession
+from playbook_nb.app.settings import Settings
 from playbook_nb.domain.decisions import GateDecision, default_actor, parse_approve_flags
 from playbook_nb.domain.engine import Decision
 from playbook_nb.domain.errors import PlaybookError, StorageFault
@@ -26,7 +27,6 @@ from playbook_nb.faces.cli.common import (
     VAR,
     VARS_ENV,
     VARS_FILE,
-    max_retries_default,
     open_store,
     resolve_values,
     stdin_is_tty,
@@ -41,13 +41,9 @@ PARALLEL = typer.Option(
 )
 
 
-def parallel_default(value: int | None) -> int:
+def parallel_default(value: int | None, settings: Settings) -> int:
     """--parallel N, else `[execution] parallel` from the configuration (true = 4), else 1."""
-    if value is not None:
-        return int(value)
-    from playbook_nb.app.config import load_config, parallel_workers
-
-    return parallel_workers(load_config().execution.parallel)
+    return settings.parallel(value)
 
 
 def _exit_for(session: RunSession, view: TerminalView, file: Path) -> typer.Exit:
@@ -182,10 +178,11 @@ def run(
     ),
 ) -> None:
     """Run a runbook from the terminal (prompts at gates), or headless through its notebook."""
-    retries = max_retries if max_retries is not None else max_retries_default()
+    settings = Settings.load()  # the configuration, read once for this command and passed down
+    retries = max_retries if max_retries is not None else settings.max_retries
     approvals = parse_approve_flags(approve)
     parameters = _pair_parameters(parameters, list(ctx.args))
-    workers = parallel_default(parallel)
+    workers = parallel_default(parallel, settings)
     if headless or file.suffix == ".ipynb":
         from playbook_nb.faces.cli.headless import run_headless
 
@@ -207,6 +204,7 @@ def run(
             parameters_yaml=parameters_yaml,
             parameters_file=parameters_file,
             parallel=workers,
+            settings=settings,
         )
         raise typer.Exit(code)
 
@@ -225,7 +223,7 @@ def run(
         comment=comment,
         parallel=workers,
     )
-    store = open_store(state_path)
+    store = open_store(state_path, settings)
     view = TerminalView(console, store)
     session = RunSession.start(runbook, values, store, options, executor=LocalExecutor())
     view.attach(session)
@@ -260,8 +258,9 @@ def resume(
 ) -> None:
     """Resume an ABORTED run: finished nodes are kept, the rest runs. A node that failed and waits for a
     decision is decided with --retry NODE or --skip NODE (without a terminal nobody else can)."""
+    settings = Settings.load()
     runbook = load_runbook(file)
-    store = open_store(state_path)
+    store = open_store(state_path, settings)
     if run_id is None:
         latest = store.latest_run(runbook.meta.title, status="ABORTED")
         if latest is None:
@@ -283,11 +282,11 @@ def resume(
         headless=not interactive,
         trigger="resume",
         actor=actor,
-        max_retries=max_retries if max_retries is not None else max_retries_default(),
+        max_retries=max_retries if max_retries is not None else settings.max_retries,
         gate_policy=gate_policy,
         approvals=approvals,
         comment=comment,
-        parallel=parallel_default(parallel),
+        parallel=parallel_default(parallel, settings),
     )
     session = RunSession.resume(
         runbook, values, store, run_id, options,
