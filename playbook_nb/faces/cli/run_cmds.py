@@ -11,8 +11,10 @@ from rich.prompt import Confirm, Prompt
 
 from playbook_nb.adapters.executors.local import LocalExecutor
 from playbook_nb.adapters.store import RUN_STATUSES
+from playbook_nb.adapters.store.owner import Owner
 from playbook_nb.app.abort import on_signals
 from playbook_nb.app.inputs import load_runbook
+from playbook_nb.app.ownership import recover_run
 from playbook_nb.app.session import RunOptions, RunSession
 from playbook_nb.app.settings import Settings
 from playbook_nb.domain.decisions import GateDecision, default_actor, parse_approve_flags
@@ -248,6 +250,16 @@ def resume(
     actor: str = typer.Option("", "--actor"),
     comment: str = typer.Option(None, "--comment"),
     allow_changed: bool = typer.Option(False, "--allow-changed", help="Resume although the runbook changed."),
+    take_over: bool = typer.Option(
+        False,
+        "--take-over",
+        help="Drive a run another live session drives: its running command is killed first (an event).",
+    ),
+    allow_changed_vars: bool = typer.Option(
+        False,
+        "--allow-changed-vars",
+        help="Resume with variable values other than the recorded ones (every approved gate opens again).",
+    ),
     parallel: int = PARALLEL,
     retry: list[str] = typer.Option(
         None, "--retry", help="Retry this node, which failed and waits for a decision (repeatable)."
@@ -256,8 +268,9 @@ def resume(
         None, "--skip", help="Skip this failed non-critical node and go on (repeatable)."
     ),
 ) -> None:
-    """Resume an ABORTED run: finished nodes are kept, the rest runs. A node that failed and waits for a
-    decision is decided with --retry NODE or --skip NODE (without a terminal nobody else can)."""
+    """Resume an ABORTED run, or an orphaned RUNNING one (its process gone): finished nodes are kept, the
+    rest runs. A run another live session drives is refused unless --take-over. A node that failed and waits
+    for a decision is decided with --retry NODE or --skip NODE (without a terminal nobody else can)."""
     settings = Settings.load()
     runbook = load_runbook(file)
     store = open_store(state_path, settings)
@@ -291,6 +304,8 @@ def resume(
     session = RunSession.resume(
         runbook, values, store, run_id, options,
         executor=LocalExecutor(), allow_changed=allow_changed, decisions=_failure_decisions(retry, skip),
+        allow_changed_variables=allow_changed_vars,
+        take_over=take_over,
     )  # fmt: skip
     view = TerminalView(console, store)
     view.attach(session)
@@ -315,9 +330,12 @@ def set_status(
     run_id: int = typer.Argument(...),
     status: str = typer.Argument(..., help="RUNNING, OK, NOK or ABORTED."),
     force: bool = typer.Option(
-        False, "--force", help="Do not ask for confirmation (needed for RUNNING, which prints a warning)."
+        False,
+        "--force",
+        help="Do not ask for confirmation (needed for RUNNING, which prints a warning); a run whose owner "
+        "lives: kill its running command first.",
     ),
-    actor: str = typer.Option("", "--actor", help="Who changes it (recorded; default: OS user)."),
+    actor: str = typer.Option("", "--actor", help="Who sets it (recorded; default: OS user)."),
     state_path: str = STATE_PATH,
 ) -> None:
     """Change a run's status by hand, e.g. an orphaned RUNNING run (process killed) to ABORTED."""
@@ -333,13 +351,28 @@ def set_status(
     run = store.get_run(run_id)
     if run.workflow != runbook.meta.title:
         raise PlaybookError(f"run {run_id} belongs to '{run.workflow}', not to '{runbook.meta.title}'")
+    owner = store.owner_status(run_id)
+    if owner.live and not force:
+        raise PlaybookError(
+            f"run {run_id} is {owner.describe()}, which is alive; pass --force to kill its running command"
+            " and set the status"
+        )
     if not force:
         if not stdin_is_tty():
             raise PlaybookError("set-status needs confirmation: run it in a terminal or pass --force")
         if not Confirm.ask(f"Set run {run_id} from {run.status} to {new}?"):
             raise typer.Exit(ExitCode.NOK)
-    # Confirmed (by --force or at the prompt): the store may then also change a finished run.
-    store.set_status_manually(run_id, new, force=True, confirmed=not force, actor=actor or default_actor())
+    who = actor or default_actor()
+    confirmed = not force  # the event says how it was allowed: --force, or yes at the prompt
+    if run.status == "RUNNING" and new != "RUNNING":
+        # No command of the run outlives its status: the live owner (with --force) is fenced off first, then
+        # its recorded process groups are killed (an event each), then the status is set.
+        me = Owner.this_process(who, kind="playbook-nb set-status")
+        why = f"set manually from RUNNING to {new} by {who}; {owner.describe() or 'no owner'}"
+        recover_run(store, run_id, me, take_over=True, status=new, reason=why, confirmed=confirmed)
+    else:
+        # Confirmed (by --force or at the prompt): the store may then also change a finished run.
+        store.set_status_manually(run_id, new, force=True, actor=who, confirmed=confirmed)
     console.print(f"run {run_id}: {run.status} -> {new}")
     if new == "RUNNING" and run.status != "RUNNING":
         err_console.print(

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from playbook_nb.adapters.store import Run
+from playbook_nb.domain.attempt_ran import ran_by_attempt, ran_text
 from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.faces import run_json
 from playbook_nb.faces.cli.app import app, console
@@ -26,6 +27,12 @@ def _duration(run: Run) -> str:
     return f"{run.duration:.1f}s" if run.duration is not None else ""
 
 
+def _orphan_note(run: Run) -> str:
+    """ " orphaned (owner gone since ...)" after the status of a RUNNING run whose owner is gone."""
+    note = run_json.owner_note(run)
+    return f" [bold red]{escape(note)}[/]" if note.startswith("orphaned") else ""
+
+
 def _run_dict(run: Run) -> dict:
     return run_json.run_summary(run)
 
@@ -39,7 +46,7 @@ def _runs_table(runs: list[Run], title: str) -> Table:
             str(run.id),
             str(run.number),
             escape(run.title or run.workflow),
-            f"[{rich_style(run.status)}]{run.status}[/]",
+            f"[{rich_style(run.status)}]{run.status}[/]" + _orphan_note(run),
             _when(run.started_at),
             _duration(run),
             run.trigger or "",
@@ -92,6 +99,7 @@ def show(
     states = store.node_states(run.id)
     attempts = store.attempts(run.id)
     decisions = store.decisions(run.id)
+    ran = ran_by_attempt(store.events(run.id))  # what each attempt ran, as recorded (never re-rendered)
     if as_json:
         data = _run_dict(run)
         data["nodes"] = [
@@ -105,6 +113,7 @@ def show(
                 "duration": a.duration,
                 "exit_code": a.exit_code,
                 "error": a.error,
+                "ran": ran.get((a.node_id, a.attempt)),
             }
             for a in attempts
         ]
@@ -119,6 +128,8 @@ def show(
         f"[bold]run {run.id}[/] (#{run.number}) {escape(run.title)}: "
         f"[{rich_style(run.status)}]{run.status}[/]{reason}"
     )
+    if run_json.owner_note(run):
+        console.print(escape(run_json.owner_note(run)), highlight=False)
     console.print(
         f"started {_when(run.started_at)}  ended {_when(run.ended_at)}  duration {_duration(run)}  "
         f"trigger {run.trigger}  actor {escape(run.actor or '')}  host {escape(run.host or '')}"
@@ -143,6 +154,10 @@ def show(
             escape(s.reason or ""),
         )
     console.print(table)
+    for a in attempts:
+        if (a.node_id, a.attempt) in ran:
+            text = ran_text(ran[(a.node_id, a.attempt)])
+            console.print(f"ran: {escape(a.node_id)} attempt {a.attempt}: {escape(text)}", highlight=False)
     for d in decisions:
         comment = f' "{escape(d.comment)}"' if d.comment else ""
         console.print(
