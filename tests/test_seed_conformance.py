@@ -385,3 +385,26 @@ def test_max_retries_help_says_retries_and_the_seed_config_key_counts_attempts(t
     assert [t["attempt"] for t in tries] == [1, 2]
     (run,) = db_rows(state_db, "SELECT params FROM runs")
     assert json.loads(run["params"])["max_retries"] == 1  # recorded as what the engine counts: retries
+
+
+# ---------------------------------------------------------------- point 16: failures say what they are
+def test_a_timeout_that_is_not_a_number_is_refused_at_start_or_named_in_the_nodes_error(tmp_path, state_db):
+    body = '\n[slow]\ntype = "Command"\ncommand_name = "echo hi"\ntimeout = "{{ T }}"\n'
+    book = write_runbook(tmp_path, "timeout", "timeout", body, variables='T = { default = "soon" }')
+    line = one_line_error(run_cli("run", str(book), "--state-path", str(state_db)))
+    assert "node 'slow', field 'timeout': expected an integer, got 'soon'" in line
+    assert run_count(state_db) == 0
+
+    late = write_runbook(
+        tmp_path,
+        "late",
+        "late timeout",
+        '\n[probe]\ntype = "Command"\ncommand_name = "echo \'{\\"t\\": \\"soon\\"}\'"\noutputs = "json"\n'
+        '\n[slow]\ntype = "Command"\ncommand_name = "echo hi"\ntimeout = "{{ steps.probe.outputs.t }}"\n',
+    )
+    ran = run_cli("run", str(late), "--state-path", str(state_db))
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    message = "node 'slow', field 'timeout': expected an integer, got 'soon'"
+    assert f"error: {message}" in ran.stdout  # under the node's line, not only "skipped by policy"
+    (attempt,) = db_rows(state_db, "SELECT status, error FROM attempts WHERE node_id = 'slow'")
+    assert (attempt["status"], attempt["error"]) == ("NOK", message)
