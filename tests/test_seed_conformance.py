@@ -408,3 +408,42 @@ def test_a_timeout_that_is_not_a_number_is_refused_at_start_or_named_in_the_node
     assert f"error: {message}" in ran.stdout  # under the node's line, not only "skipped by policy"
     (attempt,) = db_rows(state_db, "SELECT status, error FROM attempts WHERE node_id = 'slow'")
     assert (attempt["status"], attempt["error"]) == ("NOK", message)
+
+
+# ---------------------------------------------------------------- issue 13 point 8: honest outcomes
+def test_a_rollback_drill_ends_ok_with_a_handled_failure_everywhere_and_strict_exits_1(tmp_path, index):
+    from conftest import DEPLOY
+
+    drill = ["--var", "ENVIRONMENT=staging", "--var", "HEALTHY=false", "--approve", "approve_deploy"]
+    ran = run_cli("run", str(DEPLOY), *drill, "--state-path", index)
+    assert ran.returncode == 0, ran.stdout + ran.stderr  # the seed's behaviour: the rollback handled it
+    assert "run 1: OK with 1 handled failure" in ran.stdout
+    listed = run_cli("runs", "list", "--state-path", index)
+    assert "OK with 1 handled failure" in listed.stdout, listed.stdout
+    text = run_cli("show", "1", "--state-path", index)
+    assert "OK with 1 handled failure" in text.stdout.splitlines()[0]
+    run = shown(index, 1)
+    assert run["status"] == "OK" and run["status_label"] == "OK with 1 handled failure"
+    assert run["handled_failures"] == ["health_check"]
+    html = tmp_path / "run1.html"
+    exported = run_cli("export", "1", "--html", str(html), "--state-path", index)
+    assert exported.returncode == 0, exported.stderr
+    page = html.read_text()
+    assert 'data-status="HANDLED"' in page and ">OK with 1 handled failure</span>" in page
+
+    strict = run_cli("run", str(DEPLOY), *drill, "--strict", "--state-path", index)
+    assert strict.returncode == 1, strict.stdout + strict.stderr
+    assert shown(index, 2)["status"] == "OK"  # the record is the same; only the exit code is strict
+    healthy = run_cli(
+        "run",
+        str(DEPLOY),
+        "--var",
+        "ENVIRONMENT=staging",
+        "--approve",
+        "approve_deploy",
+        "--strict",
+        "--state-path",
+        index,
+    )
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    assert shown(index, 3)["status_label"] == "OK"

@@ -21,6 +21,7 @@ from playbook_nb.domain.decisions import GateDecision, default_actor, parse_appr
 from playbook_nb.domain.engine import Decision
 from playbook_nb.domain.errors import PlaybookError, StorageFault
 from playbook_nb.domain.exit_codes import ExitCode, exit_code_for
+from playbook_nb.faces import run_json
 from playbook_nb.faces.cli.app import app, console, err_console
 from playbook_nb.faces.cli.common import (
     MAX_RETRIES_HELP,
@@ -48,7 +49,14 @@ def parallel_default(value: int | None, settings: Settings) -> int:
     return settings.parallel(value)
 
 
-def _exit_for(session: RunSession, view: TerminalView, file: Path) -> typer.Exit:
+STRICT = typer.Option(
+    False,
+    "--strict",
+    help="Exit 1 for a run that ended OK with handled failures (a node failed and was skipped, a rollback ran).",
+)
+
+
+def _exit_for(session: RunSession, view: TerminalView, file: Path, strict: bool = False) -> typer.Exit:
     view.summary(session)
     if view.pipe_closed:
         err_console.print(
@@ -71,7 +79,8 @@ def _exit_for(session: RunSession, view: TerminalView, file: Path) -> typer.Exit
             soft_wrap=True,
             markup=False,
         )
-    return typer.Exit(exit_code_for(str(session.status)))
+    handled = len(run_json.handled_failures(session.store.node_states(session.run_id)))
+    return typer.Exit(exit_code_for(str(session.status), handled, strict))
 
 
 def _terminal_decider(view: TerminalView, interactive: bool):
@@ -173,6 +182,7 @@ def run(
         None, "-f", "--parameters-file", help="papermill parameters YAML file."
     ),
     parallel: int = PARALLEL,
+    strict: bool = STRICT,
     widget_state: bool = typer.Option(
         False,
         "--widget-state",
@@ -207,6 +217,7 @@ def run(
             parameters_file=parameters_file,
             parallel=workers,
             settings=settings,
+            strict=strict,
         )
         raise typer.Exit(code)
 
@@ -230,7 +241,7 @@ def run(
     session = RunSession.start(runbook, values, store, options, executor=LocalExecutor())
     view.attach(session)
     _drive(session, view, interactive)
-    raise _exit_for(session, view, file)
+    raise _exit_for(session, view, file, strict)
 
 
 @app.command("resume")
@@ -261,6 +272,7 @@ def resume(
         help="Resume with variable values other than the recorded ones (every approved gate opens again).",
     ),
     parallel: int = PARALLEL,
+    strict: bool = STRICT,
     retry: list[str] = typer.Option(
         None, "--retry", help="Retry this node, which failed and waits for a decision (repeatable)."
     ),
@@ -312,7 +324,7 @@ def resume(
     console.print(f"Resuming run {run_id} of [bold]{escape(recorded.title)}[/]")
     session.decide_waiting_gates(parameters_only=True, comment=comment or "decided at resume")
     _drive(session, view, interactive)
-    raise _exit_for(session, view, file)
+    raise _exit_for(session, view, file, strict)
 
 
 def _failure_decisions(retry: list[str] | None, skip: list[str] | None) -> dict[str, Decision]:

@@ -16,6 +16,7 @@ from rich.table import Table
 from playbook_nb.adapters.store import Store
 from playbook_nb.app.session import RunSession
 from playbook_nb.domain.engine import EngineEvent
+from playbook_nb.faces import run_json
 from playbook_nb.presentation import mark as state_mark
 from playbook_nb.presentation import rich_style
 
@@ -209,10 +210,15 @@ class TerminalView:
         self._print(f"  [red]error:[/] {_escape(result.error)}", highlight=False)
 
     def summary(self, session: RunSession) -> None:
-        table = Table(title=f"run {session.run_id}: {session.status}", show_lines=False)
+        run = self.store.get_run(session.run_id)
+        nodes = self.store.node_states(session.run_id)
+        label, look_state = run_json.outcome(run, nodes)
+        table = Table(
+            title=f"run {session.run_id}: [{rich_style(look_state)}]{_escape(label)}[/]", show_lines=False
+        )
         for column in ("node", "state", "attempts", "reason"):
             table.add_column(column)
-        for row in self.store.node_states(session.run_id):
+        for row in nodes:
             table.add_row(
                 row.node_id,
                 f"[{rich_style(row.state)}]{row.state}[/]",
@@ -220,7 +226,6 @@ class TerminalView:
                 _escape(row.reason or ""),
             )
         self._print(table)
-        run = self.store.get_run(session.run_id)
         self._print(f"record: run {run.id} in {self.store.path}")
         self._print(f"artifacts: {self.store.artifact_dir(run.id)}")
 
