@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.prompt import Prompt
 
-from playbook_nb.adapters.store import Store, resolve_db_path
-from playbook_nb.app.config import load_config
-from playbook_nb.app.inputs import parse_var_assignments, resolve_variables
-from playbook_nb.domain.model import Runbook, Variable
+if TYPE_CHECKING:  # imported where used: a command loads only what it needs (start-up time)
+    from playbook_nb.adapters.store import Store
+    from playbook_nb.domain.model import Runbook, Variable
 
 STATE_PATH = typer.Option(
     None, "--state-path", help="Run index (SQLite file); default from PLAYBOOK_DB_PATH/config."
@@ -47,11 +45,16 @@ def warn_secret_in_argv(what: str) -> None:
 
 
 def open_store(state_path: str | None) -> Store:
+    from playbook_nb.adapters.store import Store, resolve_db_path
+    from playbook_nb.app.config import load_config
+
     config = load_config()
     return Store.open(resolve_db_path(state_path, config))
 
 
 def max_retries_default() -> int:
+    from playbook_nb.app.config import load_config
+
     return load_config().execution.max_retries
 
 
@@ -65,6 +68,10 @@ def resolve_values(
     base: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Variables by priority: --var > --vars-file > --vars-env > (base: a resumed run's values) > prompt > default."""
+    from rich.prompt import Prompt
+
+    from playbook_nb.app.inputs import parse_var_assignments, resolve_variables
+
     cli_vars = {k: str(v) for k, v in (base or {}).items()}
     given = parse_var_assignments(var or [])
     for name in sorted(set(given) & runbook.secret_names):

@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.markup import escape
-from rich.prompt import Confirm, Prompt
 
-from playbook_nb.adapters.executors.local import LocalExecutor
-from playbook_nb.app.abort import on_signals
-from playbook_nb.app.inputs import load_runbook
-from playbook_nb.app.session import RunOptions, RunSession
-from playbook_nb.domain.decisions import GateDecision, parse_approve_flags
-from playbook_nb.domain.engine import Decision
 from playbook_nb.domain.errors import PlaybookError, StorageFault
 from playbook_nb.domain.exit_codes import ExitCode, exit_code_for
-from playbook_nb.faces.cli.app import app, console, err_console
+from playbook_nb.faces.cli.app import app, console, err_console, real_console
 from playbook_nb.faces.cli.common import (
     NO_INTERACTIVE_VARS,
     STATE_PATH,
@@ -29,7 +22,11 @@ from playbook_nb.faces.cli.common import (
     resolve_values,
     stdin_is_tty,
 )
-from playbook_nb.faces.cli.terminal_view import TerminalView
+
+if TYPE_CHECKING:  # the run machinery is imported when a command runs (start-up of the other commands)
+    from playbook_nb.app.session import RunSession
+    from playbook_nb.domain.decisions import GateDecision
+    from playbook_nb.faces.cli.terminal_view import TerminalView
 
 PARALLEL = typer.Option(
     None,
@@ -65,6 +62,11 @@ def _exit_for(session: RunSession, view: TerminalView, file: Path) -> typer.Exit
 
 
 def _terminal_decider(view: TerminalView, interactive: bool):
+    from rich.prompt import Prompt
+
+    from playbook_nb.domain.decisions import GateDecision
+    from playbook_nb.domain.engine import Decision
+
     def decide(session: RunSession, node_id: str, kind: str) -> GateDecision | None:
         opts = session.options
         if kind == "gate":
@@ -95,6 +97,8 @@ def _terminal_decider(view: TerminalView, interactive: bool):
 def _drive(session: RunSession, view: TerminalView, interactive: bool) -> None:
     """Run to the end; Ctrl-C or SIGTERM stops the running command's process group at once and ends the run
     ABORTED (resumable), the interrupted node PENDING with the reason."""
+    from playbook_nb.app.abort import on_signals
+
     try:
         with on_signals(session.abort_switch), view.live(session):
             session.drive(_terminal_decider(view, interactive))
@@ -170,6 +174,8 @@ def run(
     ),
 ) -> None:
     """Run a runbook from the terminal (prompts at gates), or headless through its notebook."""
+    from playbook_nb.domain.decisions import parse_approve_flags
+
     retries = max_retries if max_retries is not None else max_retries_default()
     approvals = parse_approve_flags(approve)
     parameters = _pair_parameters(parameters, list(ctx.args))
@@ -198,6 +204,11 @@ def run(
         )
         raise typer.Exit(code)
 
+    from playbook_nb.adapters.executors.local import LocalExecutor
+    from playbook_nb.app.inputs import load_runbook
+    from playbook_nb.app.session import RunOptions, RunSession
+    from playbook_nb.faces.cli.terminal_view import TerminalView
+
     runbook = load_runbook(file)
     values = resolve_values(
         runbook, var=var, vars_file=vars_file, vars_env=vars_env, no_interactive_vars=no_interactive_vars
@@ -214,7 +225,7 @@ def run(
         parallel=workers,
     )
     store = open_store(state_path)
-    view = TerminalView(console, store)
+    view = TerminalView(real_console(), store)
     session = RunSession.start(runbook, values, store, options, executor=LocalExecutor())
     view.attach(session)
     _drive(session, view, interactive)
@@ -241,6 +252,14 @@ def resume(
     parallel: int = PARALLEL,
 ) -> None:
     """Resume an ABORTED run: finished nodes are kept, the rest runs."""
+    from rich.markup import escape
+
+    from playbook_nb.adapters.executors.local import LocalExecutor
+    from playbook_nb.app.inputs import load_runbook
+    from playbook_nb.app.session import RunOptions, RunSession
+    from playbook_nb.domain.decisions import parse_approve_flags
+    from playbook_nb.faces.cli.terminal_view import TerminalView
+
     runbook = load_runbook(file)
     store = open_store(state_path)
     if run_id is None:
@@ -273,7 +292,7 @@ def resume(
     session = RunSession.resume(
         runbook, values, store, run_id, options, executor=LocalExecutor(), allow_changed=allow_changed
     )
-    view = TerminalView(console, store)
+    view = TerminalView(real_console(), store)
     view.attach(session)
     console.print(f"Resuming run {run_id} of [bold]{escape(recorded.title)}[/]")
     session.decide_waiting_gates(parameters_only=True, comment=comment or "decided at resume")
@@ -289,7 +308,11 @@ def set_status(
     force: bool = typer.Option(False, "--force", help="Do not ask for confirmation."),
     state_path: str = STATE_PATH,
 ) -> None:
-    """Change a run's status by hand, e.g. an orphaned RUNNING run (process killed) to ABORTED."""
+    """Change a run's status by hand: for example an orphaned RUNNING run (process killed) to ABORTED."""
+    from rich.prompt import Confirm
+
+    from playbook_nb.app.inputs import load_runbook
+
     runbook = load_runbook(file)
     store = open_store(state_path)
     run = store.get_run(run_id)

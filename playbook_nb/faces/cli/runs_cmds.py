@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from playbook_nb.adapters.store import Run
 from playbook_nb.domain.errors import PlaybookError
-from playbook_nb.faces import run_json
-from playbook_nb.faces.cli.app import app, console
+from playbook_nb.faces.cli.app import app, console, escape
 from playbook_nb.faces.cli.common import STATE_PATH, open_store
 from playbook_nb.faces.cli.runs_group import runs_app
 from playbook_nb.faces.cli.terminal_view import STATE_STYLE
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from playbook_nb.adapters.store import Run
 
 
 def _when(value) -> str:
@@ -27,10 +29,14 @@ def _duration(run: Run) -> str:
 
 
 def _run_dict(run: Run) -> dict:
+    from playbook_nb.faces import run_json
+
     return run_json.run_summary(run)
 
 
 def _runs_table(runs: list[Run], title: str) -> Table:
+    from rich.table import Table
+
     table = Table(title=title)
     for column in ("run", "#", "workflow", "status", "started", "duration", "trigger", "actor"):
         table.add_column(column)
@@ -124,6 +130,8 @@ def show(
         f"trigger {run.trigger}  actor {escape(run.actor or '')}  host {escape(run.host or '')}"
     )
     console.print(f"runbook sha256 {run.runbook_sha256}  version {run.runbook_version or ''}")
+    from rich.table import Table
+
     if (run.params or {}).get("legal_basis"):
         console.print(f"legal basis: {escape(run.params['legal_basis'])}", highlight=False)
     if run.variables:
@@ -162,6 +170,8 @@ def info(
     ),
 ) -> None:
     """Statistics over recorded runs (with KPI attainment for a workflow), or the installed plugins."""
+    from rich.table import Table
+
     if plugins:
         from playbook_nb.adapters.plugins.registry import list_plugins
         from playbook_nb.domain.errors import PluginError
@@ -235,6 +245,8 @@ def _print_kpis(store, workflow: str, runbook=None) -> None:
         console.print(f"owner: {escape(meta.owner)}")
     for assumption in meta.assumptions:
         console.print(f"assumes: {escape(str(assumption))}")
+    from rich.table import Table
+
     if meta.kpis is None:
         console.print(
             'KPIs: none declared ([runbook] kpis = { max_duration = "15m", target_success_rate = 0.95 })'

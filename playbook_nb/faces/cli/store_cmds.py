@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import typer
 
-from playbook_nb.adapters.store import Store, resolve_db_path
-from playbook_nb.adapters.store.copy import all_run_ids, copy_runs
-from playbook_nb.adapters.store.location import resolve_artifacts_url
-from playbook_nb.app.config import load_config
 from playbook_nb.faces.cli.app import app, console
 from playbook_nb.faces.cli.common import STATE_PATH
+
+if TYPE_CHECKING:
+    from playbook_nb.adapters.store import Store
 
 store_app = typer.Typer(
     help="The run index itself: where it is, and copying it to another one.", no_args_is_help=True
@@ -27,6 +27,10 @@ ARTIFACTS = typer.Option(
 
 
 def _open(location: str | None, artifacts: str | None) -> Store:
+    from playbook_nb.adapters.store import Store, resolve_db_path
+    from playbook_nb.adapters.store.location import resolve_artifacts_url
+    from playbook_nb.app.config import load_config
+
     config = load_config()
     return Store.open(
         resolve_db_path(location, config),
@@ -42,6 +46,8 @@ def info_cmd(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """The run index (backend, URL, schema version, runs) and the artifact root in use."""
+    from playbook_nb.adapters.store.copy import all_run_ids
+
     with _open(state_path, artifacts) as store:
         data = {
             "backend": store.backend,
@@ -74,6 +80,8 @@ def migrate_cmd(
     The target is verified afterwards (row counts, chain heads, verify_events). Runs already copied are
     skipped; a different run in the way is refused before anything is written.
     """
+    from playbook_nb.adapters.store.copy import copy_runs
+
     with _open(source or state_path, None) as src, _open(to, None) as dst:
         report = copy_runs(src, dst)
         console.print(
