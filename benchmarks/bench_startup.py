@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import Row, chain_runbook, cli_env  # noqa: E402
+from bench_common import Row, chain_runbook, cli_env
 
 BASE_READ = "import typer, rich, sqlite3"
 BASE_VALIDATE = "import typer, rich, tomllib, networkx, jinja2.sandbox"

@@ -20,19 +20,19 @@ from IPython.display import HTML, display
 
 from playbook_nb.adapters.executors.local import LocalExecutor
 from playbook_nb.adapters.export.dag_render import to_svg
-from playbook_nb.adapters.store import Store, resolve_db_path
+from playbook_nb.adapters.store import Store
 from playbook_nb.app.abort import on_signals
-from playbook_nb.app.config import load_config
 from playbook_nb.app.inputs import resolve_variables
 from playbook_nb.app.session import NodeReport, RunOptions, RunSession
+from playbook_nb.app.settings import Settings
 from playbook_nb.constants import OUTPUT_PATH_ENV, RUN_MIME
 from playbook_nb.domain.decisions import GateDecision, default_actor
 from playbook_nb.domain.engine import NodeState, RunState
 from playbook_nb.domain.errors import PlaybookError, StorageFault
 from playbook_nb.domain.validation import parse_runbook
+from playbook_nb.presentation import mark
 
 WIDGET_STATE_ENV = "PLAYBOOK_NB_WIDGET_STATE"  # "1": headless runs also save the final graph as widget state
-MARK = {"OK": "✔", "NOK": "✘", "SKIPPED": "⊘", "WAITING": "⏸", "RUNNING": "▶", "PENDING": "·"}
 
 
 class RunNotOK(Exception):
@@ -175,7 +175,7 @@ class NotebookRun:
             self._cell_node = None
         run = session.store.get_run(session.run_id)
         rows = "".join(
-            f"<tr><td>{MARK.get(r.state, '')} {html.escape(r.node_id)}</td><td>{r.state}</td>"
+            f"<tr><td>{mark(r.state)} {html.escape(r.node_id)}</td><td>{r.state}</td>"
             f"<td>{r.attempts or 0}</td><td>{html.escape(r.reason or '')}</td></tr>"
             for r in session.store.node_states(session.run_id)
         )
@@ -227,7 +227,9 @@ class NotebookRun:
         state = str(report.state)
         result = report.result
         if report.ran and result is not None:
-            line = f"{MARK.get(state, '')} {report.node_id}: {state} (attempt {report.attempt}, {result.duration:.2f}s)"
+            line = (
+                f"{mark(state)} {report.node_id}: {state} (attempt {report.attempt}, {result.duration:.2f}s)"
+            )
             if result.error:
                 line += f"\n  error: {result.error}"
             if result.return_value is not None:
@@ -240,7 +242,7 @@ class NotebookRun:
             ):
                 line += f"\n  {report.message}"
         else:
-            line = f"{MARK.get(state, '')} {report.node_id}: {report.message}"
+            line = f"{mark(state)} {report.node_id}: {report.message}"
         if report.background and result is not None:  # ran while an earlier cell waited: show its output here
             if result.stdout:
                 sys.stdout.write(result.stdout if result.stdout.endswith("\n") else result.stdout + "\n")
@@ -365,7 +367,8 @@ def open_run(
         _mapping(approvals, "approvals"),
     )  # `papermill -p variables '{"A": "b"}'` injects a string, not a dict
     values = _values(runbook, variables or {}, secret_env or {})
-    store = Store.open(resolve_db_path(state_path or None, load_config()))
+    settings = Settings.load()  # the configuration, read once for this run
+    store = settings.open_store(state_path or None)
     options = RunOptions(
         headless=headless,
         trigger="papermill" if headless else "notebook",
@@ -374,7 +377,7 @@ def open_run(
         gate_policy=gate_policy,
         approvals=dict(approvals or {}),
         comment=comment or None,
-        parallel=_parallel(parallel),
+        parallel=_parallel(parallel, settings),
     )
     namespace = _user_namespace()
     resume_id = _run_to_resume(run_id, runbook, store, headless)
@@ -393,17 +396,15 @@ def open_run(
     return _current
 
 
-def _parallel(parallel: int | None) -> int:
+def _parallel(parallel: int | None, settings: Settings) -> int:
     """The `parallel` notebook parameter (papermill injects it as a variable; the setup cell need not pass it),
     else `[execution] parallel` from the configuration. With N > 1 a node cell also starts its ready Command and
     Function siblings in the background; their own cells then wait for them and show their results."""
-    from playbook_nb.app.config import parallel_workers
-
     if parallel is None:
         injected = _user_namespace().get("parallel")
         if isinstance(injected, int) and not isinstance(injected, bool) and injected >= 1:
             return injected
-        return parallel_workers(load_config().execution.parallel)
+        return settings.parallel()
     return max(1, int(parallel))
 
 

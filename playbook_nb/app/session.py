@@ -14,7 +14,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,7 @@ from playbook_nb.adapters.store import Store
 from playbook_nb.app import faults
 from playbook_nb.app.abort import AbortSwitch
 from playbook_nb.app.node_calls import NodeCallBuilder, OutputListener, render_critical
+from playbook_nb.app.plugin_checks import check_plugins
 from playbook_nb.app.ports import SYSTEM_CLOCK, Clock, Executor
 from playbook_nb.app.recorder import EventListener, Recorder, load_outputs
 from playbook_nb.app.step_files import collect_artifacts
@@ -37,7 +38,7 @@ from playbook_nb.domain.decisions import (
     parse_approvals,
 )
 from playbook_nb.domain.engine import AttemptOutcome, Decision, Engine, NodeState, RunState
-from playbook_nb.domain.errors import PlaybookError, StorageFault, StoreError
+from playbook_nb.domain.errors import PlaybookError, RunbookError, StorageFault, StoreError, where
 from playbook_nb.domain.lifecycle import check_resumable, resume_snapshot
 from playbook_nb.domain.model import Node, NodeType, Runbook
 from playbook_nb.domain.redact import Redactor, mask_variables
@@ -149,7 +150,8 @@ class RunSession:
             update_baselines=options.update_baselines,
         )
         self.pool = WorkerPool(options.parallel, clock)
-        self.engine = Engine(runbook, headless=options.headless)  # replaced by start() / resume()
+        # replaced by start() / resume(); a templated `critical` needs its rendered value even here
+        self.engine = Engine(runbook, headless=options.headless, critical=render_critical(runbook, values))
         self._last_results: dict[str, AttemptResult] = {}
         self._background_reports: dict[str, NodeReport] = {}
         # Abort means stop now (issue 13): the switch every face throws, from any thread or a signal handler;
@@ -191,7 +193,9 @@ class RunSession:
         namespace: dict[str, Any] | None = None,
     ) -> RunSession:
         gate_policy = gate_policy or options.gate_policy_for(runbook)  # bad approvals: refused before a row
+        check_plugins(runbook, values)  # an unknown plugin or function, a bad parameter: refused before a row
         critical = render_critical(runbook, values)
+        _refuse_skipped_critical(runbook, critical)
         title = templating.render(runbook.meta.title, templating.make_context(values), "runbook title")
         run = store.create_run(
             workflow=runbook.meta.title,
@@ -240,7 +244,12 @@ class RunSession:
         clock: Clock = SYSTEM_CLOCK,
         allow_changed: bool = False,
         namespace: dict[str, Any] | None = None,
+        decisions: Mapping[str, Decision] | None = None,
     ) -> RunSession:
+        """Continue an ABORTED run. `decisions`: what to do with nodes that wait for a decision after their
+        failure (Retry, or Skip for a non-critical node), taken at once, so a resume without a terminal can
+        finish such a run (`resume --retry NODE`); a decision the rules refuse is refused before anything is
+        written."""
         run = store.get_run(run_id)
         check_resumable(
             run_id,
@@ -256,6 +265,8 @@ class RunSession:
         if snapshot is None:  # killed before its first transition: nothing ran yet
             snapshot = Engine(runbook, headless=options.headless, critical=critical).snapshot()
         snapshot = resume_snapshot(snapshot, run.status_reason)
+        if decisions:
+            _check_resume_decisions(runbook, snapshot, options, critical, decisions)
         store.mark_interrupted(run_id)
         session = cls(
             runbook, values, store, run_id, options,
@@ -281,6 +292,8 @@ class RunSession:
             session.engine.abort(options.actor, run.status_reason or "marked ABORTED after its process died")
         session.engine.resume(options.actor)
         session._flush()
+        for node_id, decision in (decisions or {}).items():
+            session.decide(node_id, decision, options.actor, options.comment or "decided at resume")
         return session
 
     # ----------------------------------------------------------------- queries
@@ -748,6 +761,41 @@ class RunSession:
 
     def _flush(self) -> None:
         self.recorder.flush(self.engine)
+
+
+def _check_resume_decisions(
+    runbook: Runbook,
+    snapshot: dict[str, Any],
+    options: RunOptions,
+    critical: dict[str, bool],
+    decisions: Mapping[str, Decision],
+) -> None:
+    """Try the decisions on a scratch engine restored from the same snapshot: the engine's own refusal
+    (not waiting for a decision, critical nodes cannot be skipped, max retries reached) in one line."""
+    trial = Engine.restore(
+        runbook, snapshot, headless=options.headless, max_retries=options.max_retries, critical=critical
+    )
+    if trial.run_state is RunState.RUNNING:
+        trial.abort(options.actor, "trial")
+    trial.resume(options.actor)
+    for node_id, decision in decisions.items():
+        if node_id not in runbook.nodes:
+            raise SessionError(f"unknown node '{node_id}' (nodes: {', '.join(runbook.nodes)})")
+        if trial.pending_decision(node_id) != "failure":
+            raise SessionError(
+                f"cannot {decision} '{node_id}': it does not wait for a decision after a failure "
+                f"(it is {trial.state(node_id)})"
+            )
+        trial.decided(node_id, decision, options.actor)
+
+
+def _refuse_skipped_critical(runbook: Runbook, critical: dict[str, bool]) -> None:
+    """`skip = true` on a node whose templated `critical` renders true (a literal one is refused by parsing)."""
+    for node_id, is_critical in critical.items():
+        if is_critical and runbook.nodes[node_id].skip:
+            raise RunbookError(
+                f"node '{node_id}' is critical and cannot be skipped", where(runbook.path, node_id, "skip")
+            )
 
 
 def _runbook_dir(runbook: Runbook, options: RunOptions) -> Path | None:

@@ -18,16 +18,16 @@ from typing import Any
 from markupsafe import Markup
 
 from playbook_nb import __version__
-from playbook_nb.adapters.export.dag_render import STATE_STYLES, render_internal, to_svg
+from playbook_nb.adapters.export.dag_render import render_internal, to_svg
 from playbook_nb.adapters.store import AttemptRow, Run, Store
 from playbook_nb.domain import templating
 from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.domain.model import Node, NodeType, Runbook
 from playbook_nb.domain.redact import Redactor
 from playbook_nb.domain.validation import parse_runbook
+from playbook_nb.presentation import AWAITING_RING, STATE_LOOKS, look
 
 TEMPLATE = "report.html.j2"
-ATTEMPT_COLORS = {"OK": "#16a34a", "NOK": "#dc2626", "RUNNING": "#2563eb", "INTERRUPTED": "#d97706"}
 MIN_BAR_PERCENT = 0.6
 
 
@@ -167,15 +167,6 @@ def _describe(runbook: Runbook | None, context: dict[str, Any]) -> str:
         return runbook.meta.description
 
 
-HOST_COLORS = {
-    "OK": "#16a34a",
-    "NOK": "#dc2626",
-    "SKIPPED": "#6b7280",
-    "REMOVED": "#6b7280",
-    "ADDED": "#2563eb",
-}
-
-
 def host_section(rows: list) -> dict[str, Any] | None:
     """A fleet node's hosts (issue 21): each host's latest row, with the attempts it ran in, and the counts."""
     if not rows:
@@ -195,7 +186,7 @@ def host_section(rows: list) -> dict[str, Any] | None:
             {
                 "host": row.host,
                 "state": row.state,
-                "color": HOST_COLORS.get(row.state, "#d97706"),
+                "color": look(row.state).stroke,
                 "membership": row.membership,
                 "attempts": ", ".join(str(a) for a in attempts[row.host]),
                 "exit_code": row.exit_code,
@@ -248,7 +239,7 @@ def build_report(store: Store, run_id: int, redactor: Redactor | None = None) ->
                 {
                     "left": left,
                     "width": width,
-                    "color": ATTEMPT_COLORS.get(a.status, "#6b7280"),
+                    "color": look(a.status).stroke,
                     "label": f"{row.node_id} attempt {a.attempt}: {a.status}, {fmt_duration(a.duration)}"
                     f", {fmt_time(a.started_at)} → {fmt_time(a.ended_at)}",
                     "status": a.status,
@@ -262,7 +253,7 @@ def build_report(store: Store, run_id: int, redactor: Redactor | None = None) ->
             for d in decisions
             if d.node_id == row.node_id
         ]
-        style = STATE_STYLES.get(row.state.lower(), STATE_STYLES["pending"])
+        style = look(row.state)
         nodes.append(
             {
                 "id": row.node_id,
@@ -278,7 +269,7 @@ def build_report(store: Store, run_id: int, redactor: Redactor | None = None) ->
                     {
                         "attempt": a.attempt,
                         "status": a.status,
-                        "color": ATTEMPT_COLORS.get(a.status, "#6b7280"),
+                        "color": look(a.status).stroke,
                         "started": fmt_time(a.started_at),
                         "ended": fmt_time(a.ended_at),
                         "duration": fmt_duration(a.duration),
@@ -351,7 +342,9 @@ def build_report(store: Store, run_id: int, redactor: Redactor | None = None) ->
         "chain": {"intact": not problems, "problems": problems, "count": len(events), "head": run.event_head},
         "generated": fmt_time(datetime.now(UTC)),
         "tool_version": __version__,
-        "status_colors": {"OK": "#16a34a", "NOK": "#dc2626", "ABORTED": "#d97706", "RUNNING": "#2563eb"},
+        # solid colours (badges, attempt bars, decision marks) from the one presentation table
+        "status_colors": {state: shown.stroke for state, shown in STATE_LOOKS.items()},
+        "decision_color": AWAITING_RING,
     }
     if redactor:
         context = redactor.redact_obj(context)

@@ -16,6 +16,7 @@ template source (runbook templates go through the sandbox in `playbook_nb.domain
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -224,3 +225,24 @@ def write_notebook(nb: nbformat.NotebookNode, path: str | os.PathLike[str]) -> P
         tmp.unlink(missing_ok=True)
         raise
     return target
+
+
+def parameter_names(nb: nbformat.NotebookNode | None = None) -> set[str]:
+    """The names a notebook's `parameters` cell assigns (papermill parameters it takes): of `nb`, or of the
+    notebooks `compile_runbook` writes. `parallel` is read by the setup cell when papermill injects it."""
+    source = _render("notebook_parameters.py.j2")
+    if nb is not None:
+        tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+        source = "".join(c.source for c in tagged) if tagged else ""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return {"parallel"}
+    names = {
+        t.id
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Assign)
+        for t in n.targets
+        if isinstance(t, ast.Name)
+    }
+    return names | {"parallel"}

@@ -50,6 +50,7 @@ from playbook_nb.adapters.store.models import (
     to_json,
     to_timestamp,
 )
+from playbook_nb.domain.engine import interrupted_reason
 from playbook_nb.domain.errors import RunNotFound, StoreError
 
 JSON_COLUMNS = {"runs": ("variables", "params", "counts", "snapshot"), "attempts": ("result",)}
@@ -581,8 +582,6 @@ class SQLStore(Store):
     def _interrupt_attempts(self, handle: Any, run_id: int, now: str) -> int:
         """Attempts still RUNNING become INTERRUPTED, and nodes still RUNNING become PENDING with the reason
         (a node never stays RUNNING in a run whose process is gone). The caller holds the run's lock."""
-        from playbook_nb.domain.engine import interrupted_reason
-
         rows = self._execute(
             handle,
             "SELECT node_id, attempt FROM attempts WHERE run_id = ? AND status = 'RUNNING'"

@@ -10,6 +10,7 @@ import typer
 
 if TYPE_CHECKING:  # imported where used: a command loads only what it needs (start-up time)
     from playbook_nb.adapters.store import Store
+    from playbook_nb.app.settings import Settings
     from playbook_nb.domain.model import Runbook, Variable
 
 STATE_PATH = typer.Option(
@@ -44,18 +45,11 @@ def warn_secret_in_argv(what: str) -> None:
     )
 
 
-def open_store(state_path: str | None) -> Store:
-    from playbook_nb.adapters.store import Store, resolve_db_path
-    from playbook_nb.app.config import load_config
+def open_store(state_path: str | None, settings: Settings | None = None) -> Store:
+    """The run index of a command: `settings` when the command built them already, else read now."""
+    from playbook_nb.app.settings import Settings
 
-    config = load_config()
-    return Store.open(resolve_db_path(state_path, config))
-
-
-def max_retries_default() -> int:
-    from playbook_nb.app.config import load_config
-
-    return load_config().execution.max_retries
+    return (settings or Settings.load()).open_store(state_path)
 
 
 def resolve_values(

@@ -58,6 +58,7 @@ def validate(
 ) -> None:
     """Check a runbook (TOML, fields, dependencies, templates) without running anything."""
     from playbook_nb.app.inputs import load_runbook, parse_var_assignments, resolve_variables
+    from playbook_nb.app.plugin_checks import plugin_problems
     from playbook_nb.domain.validation import validate_runbook
     from playbook_nb.domain.variables import missing_required
 
@@ -77,6 +78,7 @@ def validate(
     if missing:
         values = None  # templates cannot be rendered without them; the structure was checked already
     report = validate_runbook(runbook, values)
+    report.errors.extend(plugin_problems(runbook, values))
     if report.errors:
         raise RunbookError(report.errors[0])
     title = _display_title(runbook, values)

@@ -17,7 +17,6 @@ from playbook_nb.faces.cli.common import (
     VAR,
     VARS_ENV,
     VARS_FILE,
-    max_retries_default,
     open_store,
     resolve_values,
     stdin_is_tty,
@@ -25,7 +24,9 @@ from playbook_nb.faces.cli.common import (
 
 if TYPE_CHECKING:  # the run machinery is imported when a command runs (start-up of the other commands)
     from playbook_nb.app.session import RunSession
+    from playbook_nb.app.settings import Settings
     from playbook_nb.domain.decisions import GateDecision
+    from playbook_nb.domain.engine import Decision
     from playbook_nb.faces.cli.terminal_view import TerminalView
 
 PARALLEL = typer.Option(
@@ -36,13 +37,9 @@ PARALLEL = typer.Option(
 )
 
 
-def parallel_default(value: int | None) -> int:
+def parallel_default(value: int | None, settings: Settings) -> int:
     """--parallel N, else `[execution] parallel` from the configuration (true = 4), else 1."""
-    if value is not None:
-        return int(value)
-    from playbook_nb.app.config import load_config, parallel_workers
-
-    return parallel_workers(load_config().execution.parallel)
+    return settings.parallel(value)
 
 
 def _exit_for(session: RunSession, view: TerminalView, file: Path) -> typer.Exit:
@@ -57,6 +54,16 @@ def _exit_for(session: RunSession, view: TerminalView, file: Path) -> typer.Exit
             ),
             highlight=False,
             soft_wrap=True,
+        )
+    failed = [node_id for node_id, kind in session.awaiting() if kind == "failure"]
+    if str(session.status) == "ABORTED" and failed and not view.pipe_closed:
+        console.print(
+            f"'{failed[0]}' failed and waits for a decision; decide it with: playbook-nb resume {file} "
+            f"{session.run_id} --retry {failed[0]}"
+            + ("" if session.engine.is_critical(failed[0]) else f" (or --skip {failed[0]})"),
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
         )
     return typer.Exit(exit_code_for(str(session.status)))
 
@@ -174,12 +181,14 @@ def run(
     ),
 ) -> None:
     """Run a runbook from the terminal (prompts at gates), or headless through its notebook."""
+    from playbook_nb.app.settings import Settings
     from playbook_nb.domain.decisions import parse_approve_flags
 
-    retries = max_retries if max_retries is not None else max_retries_default()
+    settings = Settings.load()  # the configuration, read once for this command and passed down
+    retries = max_retries if max_retries is not None else settings.max_retries
     approvals = parse_approve_flags(approve)
     parameters = _pair_parameters(parameters, list(ctx.args))
-    workers = parallel_default(parallel)
+    workers = parallel_default(parallel, settings)
     if headless or file.suffix == ".ipynb":
         from playbook_nb.faces.cli.headless import run_headless
 
@@ -201,6 +210,7 @@ def run(
             parameters_yaml=parameters_yaml,
             parameters_file=parameters_file,
             parallel=workers,
+            settings=settings,
         )
         raise typer.Exit(code)
 
@@ -224,7 +234,7 @@ def run(
         comment=comment,
         parallel=workers,
     )
-    store = open_store(state_path)
+    store = open_store(state_path, settings)
     view = TerminalView(real_console(), store)
     session = RunSession.start(runbook, values, store, options, executor=LocalExecutor())
     view.attach(session)
@@ -250,18 +260,27 @@ def resume(
     comment: str = typer.Option(None, "--comment"),
     allow_changed: bool = typer.Option(False, "--allow-changed", help="Resume although the runbook changed."),
     parallel: int = PARALLEL,
+    retry: list[str] = typer.Option(
+        None, "--retry", help="Retry this node, which failed and waits for a decision (repeatable)."
+    ),
+    skip: list[str] = typer.Option(
+        None, "--skip", help="Skip this failed non-critical node and go on (repeatable)."
+    ),
 ) -> None:
-    """Resume an ABORTED run: finished nodes are kept, the rest runs."""
+    """Resume an ABORTED run: finished nodes are kept, the rest runs. A node that failed and waits for a
+    decision is decided with --retry NODE or --skip NODE (without a terminal nobody else can)."""
     from rich.markup import escape
 
     from playbook_nb.adapters.executors.local import LocalExecutor
     from playbook_nb.app.inputs import load_runbook
     from playbook_nb.app.session import RunOptions, RunSession
+    from playbook_nb.app.settings import Settings
     from playbook_nb.domain.decisions import parse_approve_flags
     from playbook_nb.faces.cli.terminal_view import TerminalView
 
+    settings = Settings.load()
     runbook = load_runbook(file)
-    store = open_store(state_path)
+    store = open_store(state_path, settings)
     if run_id is None:
         latest = store.latest_run(runbook.meta.title, status="ABORTED")
         if latest is None:
@@ -283,21 +302,33 @@ def resume(
         headless=not interactive,
         trigger="resume",
         actor=actor,
-        max_retries=max_retries if max_retries is not None else max_retries_default(),
+        max_retries=max_retries if max_retries is not None else settings.max_retries,
         gate_policy=gate_policy,
         approvals=approvals,
         comment=comment,
-        parallel=parallel_default(parallel),
+        parallel=parallel_default(parallel, settings),
     )
     session = RunSession.resume(
-        runbook, values, store, run_id, options, executor=LocalExecutor(), allow_changed=allow_changed
-    )
+        runbook, values, store, run_id, options,
+        executor=LocalExecutor(), allow_changed=allow_changed, decisions=_failure_decisions(retry, skip),
+    )  # fmt: skip
     view = TerminalView(real_console(), store)
     view.attach(session)
     console.print(f"Resuming run {run_id} of [bold]{escape(recorded.title)}[/]")
     session.decide_waiting_gates(parameters_only=True, comment=comment or "decided at resume")
     _drive(session, view, interactive)
     raise _exit_for(session, view, file)
+
+
+def _failure_decisions(retry: list[str] | None, skip: list[str] | None) -> dict[str, Decision]:
+    from playbook_nb.domain.engine import Decision
+
+    decisions = {node_id: Decision.RETRY for node_id in retry or []}
+    for node_id in skip or []:
+        if node_id in decisions:
+            raise PlaybookError(f"--retry {node_id} and --skip {node_id}: choose one")
+        decisions[node_id] = Decision.SKIP
+    return decisions
 
 
 @app.command("set-status")

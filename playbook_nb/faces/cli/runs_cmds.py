@@ -12,7 +12,7 @@ from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.faces.cli.app import app, console, escape
 from playbook_nb.faces.cli.common import STATE_PATH, open_store
 from playbook_nb.faces.cli.runs_group import runs_app
-from playbook_nb.faces.cli.terminal_view import STATE_STYLE
+from playbook_nb.presentation import rich_style
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -45,7 +45,7 @@ def _runs_table(runs: list[Run], title: str) -> Table:
             str(run.id),
             str(run.number),
             escape(run.title or run.workflow),
-            f"[{STATE_STYLE.get(run.status, '')}]{run.status}[/]",
+            f"[{rich_style(run.status)}]{run.status}[/]",
             _when(run.started_at),
             _duration(run),
             run.trigger or "",
@@ -123,7 +123,7 @@ def show(
     reason = f" ({escape(run.status_reason)})" if run.status_reason else ""
     console.print(
         f"[bold]run {run.id}[/] (#{run.number}) {escape(run.title)}: "
-        f"[{STATE_STYLE.get(run.status, '')}]{run.status}[/]{reason}"
+        f"[{rich_style(run.status)}]{run.status}[/]{reason}"
     )
     console.print(
         f"started {_when(run.started_at)}  ended {_when(run.ended_at)}  duration {_duration(run)}  "
@@ -144,7 +144,7 @@ def show(
         a = last.get(s.node_id)
         table.add_row(
             s.node_id,
-            f"[{STATE_STYLE.get(s.state, '')}]{s.state}[/]",
+            f"[{rich_style(s.state)}]{s.state}[/]",
             str(s.attempts or 0),
             "" if a is None or a.exit_code is None else str(a.exit_code),
             "" if a is None or a.duration is None else f"{a.duration:.2f}s",
