@@ -39,7 +39,6 @@ RUN_MACHINERY = [
     "jsonpath_ng",
     "playbook_nb.app.session",
     "playbook_nb.adapters.executors",
-    "playbook_nb.domain.engine",
     "playbook_nb.domain.validation",
     "rich.progress",
 ]
