@@ -34,6 +34,7 @@ from playbook_nb.adapters.store.registry import backend_for
 
 if TYPE_CHECKING:
     from playbook_nb.adapters.store.artifacts import ArtifactStore
+    from playbook_nb.adapters.store.owner import Owner, OwnerStatus
 
 
 class Store(ABC):
@@ -89,7 +90,28 @@ class Store(ABC):
         mode: str,
         node_ids: list[str],
         started_at: When = None,
+        owner: Owner | None = None,
     ) -> Run: ...
+
+    # ownership and compare-and-set (issue 13; see playbook_nb.adapters.store.owner)
+    @abstractmethod
+    def claim_run(self, run_id: int, owner: Owner, *, take_over: bool = False) -> Run: ...
+
+    @abstractmethod
+    def renew_lease(self, run_id: int, token: str) -> bool: ...
+
+    @abstractmethod
+    def advance(self, run_id: int, *, token: str | None, version: int) -> int: ...
+
+    @abstractmethod
+    def check_decision(self, run_id: int, node_id: str, *, version: int, states: tuple[str, ...]) -> None: ...
+
+    @abstractmethod
+    def owner_status(self, run_id: int) -> OwnerStatus: ...
+
+    def reopen(self) -> Store:
+        """Another connection to the same index (the owner's heartbeat thread uses its own)."""
+        raise NotImplementedError(f"{self.backend} store cannot be reopened")
 
     @abstractmethod
     def get_run(self, run_id: int) -> Run: ...
@@ -138,6 +160,11 @@ class Store(ABC):
 
     @abstractmethod
     def set_notebook_path(self, run_id: int, path: str | os.PathLike[str]) -> None: ...
+
+    @abstractmethod
+    def set_variables(self, run_id: int, variables: dict[str, Any]) -> None:
+        """The run's current (masked) variable values, after a resume explicitly allowed to change them; the
+        change itself is a `variables_changed` event."""
 
     @abstractmethod
     def artifact_dir(self, run_id: int) -> Path: ...
@@ -191,7 +218,9 @@ class Store(ABC):
     def node_states(self, run_id: int) -> list[NodeStateRow]: ...
 
     @abstractmethod
-    def start_attempt(self, run_id: int, node_id: str, attempt: int, started_at: When = None) -> None: ...
+    def start_attempt(
+        self, run_id: int, node_id: str, attempt: int, started_at: When = None, *, token: str | None = None
+    ) -> None: ...
 
     @abstractmethod
     def finish_attempt(
@@ -208,6 +237,7 @@ class Store(ABC):
         result: Any = None,
         error: str | None = None,
         duration: float | None = None,
+        token: str | None = None,
     ) -> None: ...
 
     @abstractmethod

@@ -259,6 +259,16 @@ def resume(
     actor: str = typer.Option("", "--actor"),
     comment: str = typer.Option(None, "--comment"),
     allow_changed: bool = typer.Option(False, "--allow-changed", help="Resume although the runbook changed."),
+    take_over: bool = typer.Option(
+        False,
+        "--take-over",
+        help="Drive a run another live session drives: its running command is killed first (an event).",
+    ),
+    allow_changed_vars: bool = typer.Option(
+        False,
+        "--allow-changed-vars",
+        help="Resume with variable values other than the recorded ones (every approved gate opens again).",
+    ),
     parallel: int = PARALLEL,
     retry: list[str] = typer.Option(
         None, "--retry", help="Retry this node, which failed and waits for a decision (repeatable)."
@@ -267,8 +277,9 @@ def resume(
         None, "--skip", help="Skip this failed non-critical node and go on (repeatable)."
     ),
 ) -> None:
-    """Resume an ABORTED run: finished nodes are kept, the rest runs. A node that failed and waits for a
-    decision is decided with --retry NODE or --skip NODE (without a terminal nobody else can)."""
+    """Resume an ABORTED run, or an orphaned RUNNING one (its process gone): finished nodes are kept, the
+    rest runs. A run another live session drives is refused unless --take-over. A node that failed and waits
+    for a decision is decided with --retry NODE or --skip NODE (without a terminal nobody else can)."""
     from rich.markup import escape
 
     from playbook_nb.adapters.executors.local import LocalExecutor
@@ -311,6 +322,8 @@ def resume(
     session = RunSession.resume(
         runbook, values, store, run_id, options,
         executor=LocalExecutor(), allow_changed=allow_changed, decisions=_failure_decisions(retry, skip),
+        allow_changed_variables=allow_changed_vars,
+        take_over=take_over,
     )  # fmt: skip
     view = TerminalView(real_console(), store)
     view.attach(session)
@@ -336,24 +349,49 @@ def set_status(
     file: Path = typer.Argument(..., help="The runbook the run belongs to."),
     run_id: int = typer.Argument(...),
     status: str = typer.Argument(..., help="RUNNING, OK, NOK or ABORTED."),
-    force: bool = typer.Option(False, "--force", help="Do not ask for confirmation."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Do not ask for confirmation; a run whose owner lives: kill its running command first.",
+    ),
+    actor: str = typer.Option("", "--actor", help="Who sets it (default: OS user)."),
     state_path: str = STATE_PATH,
 ) -> None:
     """Change a run's status by hand: for example an orphaned RUNNING run (process killed) to ABORTED."""
     from rich.prompt import Confirm
 
+    from playbook_nb.adapters.store import RUN_STATUSES
+    from playbook_nb.adapters.store.owner import Owner
     from playbook_nb.app.inputs import load_runbook
+    from playbook_nb.app.ownership import recover_run
+    from playbook_nb.domain.decisions import default_actor
 
     runbook = load_runbook(file)
     store = open_store(state_path)
     run = store.get_run(run_id)
     if run.workflow != runbook.meta.title:
         raise PlaybookError(f"run {run_id} belongs to '{run.workflow}', not to '{runbook.meta.title}'")
+    owner = store.owner_status(run_id)
+    if owner.live and not force:
+        raise PlaybookError(
+            f"run {run_id} is {owner.describe()}, which is alive; pass --force to kill its running command"
+            " and set the status"
+        )
     if not force:
         if not stdin_is_tty():
             raise PlaybookError("set-status needs confirmation: run it in a terminal or pass --force")
         if not Confirm.ask(f"Set run {run_id} from {run.status} to {status.upper()}?"):
             raise typer.Exit(ExitCode.NOK)
-    # Confirmed (by --force or at the prompt): the store may then also change a finished run.
-    store.set_status_manually(run_id, status.upper(), force=True)
+    who = actor or default_actor()
+    if status.upper() not in RUN_STATUSES:
+        raise PlaybookError(f"invalid run status {status!r}; valid: {', '.join(RUN_STATUSES)}")
+    if run.status == "RUNNING" and status.upper() != "RUNNING":
+        # No command of the run outlives its status: the live owner (with --force) is fenced off first, then
+        # its recorded process groups are killed (an event each), then the status is set.
+        me = Owner.this_process(who, kind="playbook-nb set-status")
+        why = f"set manually from RUNNING to {status.upper()} by {who}; {owner.describe() or 'no owner'}"
+        recover_run(store, run_id, me, take_over=True, status=status.upper(), reason=why)
+    else:
+        # Confirmed (by --force or at the prompt): the store may then also change a finished run.
+        store.set_status_manually(run_id, status.upper(), force=True, actor=who)
     console.print(f"run {run_id}: {run.status} -> {status.upper()}")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from playbook_nb.domain.attempt_ran import ran_by_attempt, ran_text
 from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.faces.cli.app import app, console, escape
 from playbook_nb.faces.cli.common import STATE_PATH, open_store
@@ -28,6 +29,14 @@ def _duration(run: Run) -> str:
     return f"{run.duration:.1f}s" if run.duration is not None else ""
 
 
+def _orphan_note(run: Run) -> str:
+    """ " orphaned (owner gone since ...)" after the status of a RUNNING run whose owner is gone."""
+    from playbook_nb.faces import run_json
+
+    note = run_json.owner_note(run)
+    return f" [bold red]{escape(note)}[/]" if note.startswith("orphaned") else ""
+
+
 def _run_dict(run: Run) -> dict:
     from playbook_nb.faces import run_json
 
@@ -45,7 +54,7 @@ def _runs_table(runs: list[Run], title: str) -> Table:
             str(run.id),
             str(run.number),
             escape(run.title or run.workflow),
-            f"[{rich_style(run.status)}]{run.status}[/]",
+            f"[{rich_style(run.status)}]{run.status}[/]" + _orphan_note(run),
             _when(run.started_at),
             _duration(run),
             run.trigger or "",
@@ -82,6 +91,8 @@ def show(
     state_path: str = STATE_PATH,
 ) -> None:
     """Show one run (nodes, attempts, decisions), or the runs of a workflow."""
+    from playbook_nb.faces import run_json
+
     store = open_store(state_path)
     if not target.isdigit():
         runs = store.list_runs(workflow=target, limit=100)
@@ -98,6 +109,7 @@ def show(
     states = store.node_states(run.id)
     attempts = store.attempts(run.id)
     decisions = store.decisions(run.id)
+    ran = ran_by_attempt(store.events(run.id))  # what each attempt ran, as recorded (never re-rendered)
     if as_json:
         data = _run_dict(run)
         data["nodes"] = [
@@ -111,6 +123,7 @@ def show(
                 "duration": a.duration,
                 "exit_code": a.exit_code,
                 "error": a.error,
+                "ran": ran.get((a.node_id, a.attempt)),
             }
             for a in attempts
         ]
@@ -125,6 +138,8 @@ def show(
         f"[bold]run {run.id}[/] (#{run.number}) {escape(run.title)}: "
         f"[{rich_style(run.status)}]{run.status}[/]{reason}"
     )
+    if run_json.owner_note(run):
+        console.print(escape(run_json.owner_note(run)), highlight=False)
     console.print(
         f"started {_when(run.started_at)}  ended {_when(run.ended_at)}  duration {_duration(run)}  "
         f"trigger {run.trigger}  actor {escape(run.actor or '')}  host {escape(run.host or '')}"
@@ -151,6 +166,10 @@ def show(
             escape(s.reason or ""),
         )
     console.print(table)
+    for a in attempts:
+        if (a.node_id, a.attempt) in ran:
+            text = ran_text(ran[(a.node_id, a.attempt)])
+            console.print(f"ran: {escape(a.node_id)} attempt {a.attempt}: {escape(text)}", highlight=False)
     for d in decisions:
         comment = f' "{escape(d.comment)}"' if d.comment else ""
         console.print(
