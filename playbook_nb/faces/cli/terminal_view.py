@@ -8,15 +8,16 @@ import select
 import stat
 import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+if TYPE_CHECKING:  # `show` and `runs list` read STATE_STYLE: importing this module stays light
+    from rich.console import Console
+    from rich.progress import Progress
 
-from playbook_nb.adapters.store import Store
-from playbook_nb.app.session import RunSession
-from playbook_nb.domain.engine import EngineEvent
-from playbook_nb.faces import run_json
+    from playbook_nb.adapters.store import Store
+    from playbook_nb.app.session import RunSession
+    from playbook_nb.domain.engine import EngineEvent
+
 from playbook_nb.presentation import mark as state_mark
 from playbook_nb.presentation import rich_style
 
@@ -80,6 +81,8 @@ class TerminalView:
 
     @contextlib.contextmanager
     def live(self, session: RunSession) -> Iterator[None]:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -210,6 +213,10 @@ class TerminalView:
         self._print(f"  [red]error:[/] {_escape(result.error)}", highlight=False)
 
     def summary(self, session: RunSession) -> None:
+        from rich.table import Table
+
+        from playbook_nb.faces import run_json
+
         run = self.store.get_run(session.run_id)
         nodes = self.store.node_states(session.run_id)
         label, look_state = run_json.outcome(run, nodes)
