@@ -64,7 +64,7 @@ class Recorder:
             self.store.set_node_state(
                 self.run_id,
                 event.node,
-                event.state,
+                str(event.state),
                 reason=reason,
                 attempts=engine.attempts(event.node),
                 failed=engine.has_failed(event.node),
@@ -73,7 +73,7 @@ class Recorder:
             self.store.record_decision(
                 self.run_id,
                 event.node,
-                event.data.get("decision"),
+                str(event.data.get("decision")),
                 event.data.get("actor"),
                 event.data.get("comment"),
                 self.clock.time(),
@@ -81,7 +81,7 @@ class Recorder:
         elif event.kind == "run_state":
             final = event.state != "RUNNING"
             self.store.set_run_status(
-                self.run_id, event.state, reason=reason, ended_at=self.clock.time() if final else None
+                self.run_id, str(event.state), reason=reason, ended_at=self.clock.time() if final else None
             )
         self.store.append_event(
             self.run_id, event.kind, node_id=event.node, attempt=event.attempt, payload=payload

@@ -66,6 +66,11 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    @property
+    @abstractmethod
+    def schema_version(self) -> int:
+        """The index's schema version (its latest applied migration)."""
+
     def __enter__(self) -> Store:
         return self
 
@@ -115,6 +120,15 @@ class Store(ABC):
 
     @abstractmethod
     def get_run(self, run_id: int) -> Run: ...
+
+    # the process groups of running attempts (ownership: a take-over kills what its driver left)
+    @abstractmethod
+    def set_attempt_process(
+        self, run_id: int, node_id: str, attempt: int, *, host: str, pgid: int, pgid_start: int | None
+    ) -> None: ...
+
+    @abstractmethod
+    def live_process_groups(self, run_id: int) -> list[tuple[str, int, int, int | None, str | None]]: ...
 
     @abstractmethod
     def latest_run(self, workflow: str, status: str | None = None) -> Run | None: ...

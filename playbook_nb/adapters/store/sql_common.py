@@ -53,6 +53,7 @@ from playbook_nb.adapters.store.models import (
 from playbook_nb.adapters.store.owner import Owner, OwnerStatus, lease_until, status_of
 from playbook_nb.domain.engine import interrupted_reason
 from playbook_nb.domain.errors import RunNotFound, RunOwned, StaleWrite, StoreError
+from playbook_nb.domain.lifecycle import manual_status_problem
 
 OWNER_COLUMNS = (
     "status, version, owner_token, owner_host, owner_pid, owner_pid_start, owner_kind, owner_actor,"
@@ -76,25 +77,6 @@ def check(value: Any, allowed: tuple[str, ...], what: str) -> str:
     if text not in allowed:
         raise StoreError(f"invalid {what} {text!r}; valid: {', '.join(allowed)}")
     return text
-
-
-def manual_status_problem(run_id: int, old: str, new: str, force: bool) -> str | None:
-    """Why `set-status` may not move a run from `old` to `new`, or None when it may.
-
-    - Same status: nothing to do (allowed).
-    - Nothing is set to RUNNING by hand: a run is RUNNING only while a process drives it (resume it instead).
-    - RUNNING -> ABORTED, OK or NOK: allowed; the way to close a run whose process was killed
-      (ABORTED makes it resumable).
-    - ABORTED -> OK or NOK: allowed (closing an aborted run without resuming it).
-    - OK or NOK -> anything else: a finished run's outcome is history; only with force.
-    """
-    if old == new:
-        return None
-    if new == "RUNNING":
-        return f"run {run_id} cannot be set to RUNNING by hand; resume an ABORTED run instead"
-    if old in ("OK", "NOK") and not force:
-        return f"run {run_id} finished {old}; changing it to {new} needs --force"
-    return None
 
 
 class SQLStore(Store):

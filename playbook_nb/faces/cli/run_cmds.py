@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.markup import escape
-from rich.prompt import Confirm, Prompt
 
-from playbook_nb.adapters.executors.local import LocalExecutor
-from playbook_nb.adapters.store import RUN_STATUSES
-from playbook_nb.adapters.store.owner import Owner
-from playbook_nb.app.abort import on_signals
-from playbook_nb.app.inputs import load_runbook
-from playbook_nb.app.ownership import recover_run
-from playbook_nb.app.session import RunOptions, RunSession
-from playbook_nb.app.settings import Settings
-from playbook_nb.domain.decisions import GateDecision, default_actor, parse_approve_flags
-from playbook_nb.domain.engine import Decision
 from playbook_nb.domain.errors import PlaybookError, StorageFault
 from playbook_nb.domain.exit_codes import ExitCode, exit_code_for
-from playbook_nb.faces.cli.app import app, console, err_console
+from playbook_nb.faces.cli.app import app, console, err_console, real_console
 from playbook_nb.faces.cli.common import (
     NO_INTERACTIVE_VARS,
     STATE_PATH,
@@ -32,7 +21,13 @@ from playbook_nb.faces.cli.common import (
     resolve_values,
     stdin_is_tty,
 )
-from playbook_nb.faces.cli.terminal_view import TerminalView
+
+if TYPE_CHECKING:  # the run machinery is imported when a command runs (start-up of the other commands)
+    from playbook_nb.app.session import RunSession
+    from playbook_nb.app.settings import Settings
+    from playbook_nb.domain.decisions import GateDecision
+    from playbook_nb.domain.engine import Decision
+    from playbook_nb.faces.cli.terminal_view import TerminalView
 
 PARALLEL = typer.Option(
     None,
@@ -74,6 +69,11 @@ def _exit_for(session: RunSession, view: TerminalView, file: Path) -> typer.Exit
 
 
 def _terminal_decider(view: TerminalView, interactive: bool):
+    from rich.prompt import Prompt
+
+    from playbook_nb.domain.decisions import GateDecision
+    from playbook_nb.domain.engine import Decision
+
     def decide(session: RunSession, node_id: str, kind: str) -> GateDecision | None:
         opts = session.options
         if kind == "gate":
@@ -104,6 +104,8 @@ def _terminal_decider(view: TerminalView, interactive: bool):
 def _drive(session: RunSession, view: TerminalView, interactive: bool) -> None:
     """Run to the end; Ctrl-C or SIGTERM stops the running command's process group at once and ends the run
     ABORTED (resumable), the interrupted node PENDING with the reason."""
+    from playbook_nb.app.abort import on_signals
+
     try:
         with on_signals(session.abort_switch), view.live(session):
             session.drive(_terminal_decider(view, interactive))
@@ -179,6 +181,9 @@ def run(
     ),
 ) -> None:
     """Run a runbook from the terminal (prompts at gates), or headless through its notebook."""
+    from playbook_nb.app.settings import Settings
+    from playbook_nb.domain.decisions import parse_approve_flags
+
     settings = Settings.load()  # the configuration, read once for this command and passed down
     retries = max_retries if max_retries is not None else settings.max_retries
     approvals = parse_approve_flags(approve)
@@ -209,6 +214,11 @@ def run(
         )
         raise typer.Exit(code)
 
+    from playbook_nb.adapters.executors.local import LocalExecutor
+    from playbook_nb.app.inputs import load_runbook
+    from playbook_nb.app.session import RunOptions, RunSession
+    from playbook_nb.faces.cli.terminal_view import TerminalView
+
     runbook = load_runbook(file)
     values = resolve_values(
         runbook, var=var, vars_file=vars_file, vars_env=vars_env, no_interactive_vars=no_interactive_vars
@@ -225,7 +235,7 @@ def run(
         parallel=workers,
     )
     store = open_store(state_path, settings)
-    view = TerminalView(console, store)
+    view = TerminalView(real_console(), store)
     session = RunSession.start(runbook, values, store, options, executor=LocalExecutor())
     view.attach(session)
     _drive(session, view, interactive)
@@ -270,6 +280,15 @@ def resume(
     """Resume an ABORTED run, or an orphaned RUNNING one (its process gone): finished nodes are kept, the
     rest runs. A run another live session drives is refused unless --take-over. A node that failed and waits
     for a decision is decided with --retry NODE or --skip NODE (without a terminal nobody else can)."""
+    from rich.markup import escape
+
+    from playbook_nb.adapters.executors.local import LocalExecutor
+    from playbook_nb.app.inputs import load_runbook
+    from playbook_nb.app.session import RunOptions, RunSession
+    from playbook_nb.app.settings import Settings
+    from playbook_nb.domain.decisions import parse_approve_flags
+    from playbook_nb.faces.cli.terminal_view import TerminalView
+
     settings = Settings.load()
     runbook = load_runbook(file)
     store = open_store(state_path, settings)
@@ -306,7 +325,7 @@ def resume(
         allow_changed_variables=allow_changed_vars,
         take_over=take_over,
     )  # fmt: skip
-    view = TerminalView(console, store)
+    view = TerminalView(real_console(), store)
     view.attach(session)
     console.print(f"Resuming run {run_id} of [bold]{escape(recorded.title)}[/]")
     session.decide_waiting_gates(parameters_only=True, comment=comment or "decided at resume")
@@ -315,6 +334,8 @@ def resume(
 
 
 def _failure_decisions(retry: list[str] | None, skip: list[str] | None) -> dict[str, Decision]:
+    from playbook_nb.domain.engine import Decision
+
     decisions = {node_id: Decision.RETRY for node_id in retry or []}
     for node_id in skip or []:
         if node_id in decisions:
@@ -336,7 +357,15 @@ def set_status(
     actor: str = typer.Option("", "--actor", help="Who sets it (default: OS user)."),
     state_path: str = STATE_PATH,
 ) -> None:
-    """Change a run's status by hand, e.g. an orphaned RUNNING run (process killed) to ABORTED."""
+    """Change a run's status by hand: for example an orphaned RUNNING run (process killed) to ABORTED."""
+    from rich.prompt import Confirm
+
+    from playbook_nb.adapters.store import RUN_STATUSES
+    from playbook_nb.adapters.store.owner import Owner
+    from playbook_nb.app.inputs import load_runbook
+    from playbook_nb.app.ownership import recover_run
+    from playbook_nb.domain.decisions import default_actor
+
     runbook = load_runbook(file)
     store = open_store(state_path)
     run = store.get_run(run_id)
