@@ -157,6 +157,7 @@ class Store(ABC):
         force: bool = False,
         actor: str | None = None,
         reason: str | None = None,
+        confirmed: bool = False,
     ) -> Run: ...
 
     @contextmanager

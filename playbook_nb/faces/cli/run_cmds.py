@@ -12,6 +12,7 @@ from playbook_nb.domain.errors import PlaybookError, StorageFault
 from playbook_nb.domain.exit_codes import ExitCode, exit_code_for
 from playbook_nb.faces.cli.app import app, console, err_console, real_console
 from playbook_nb.faces.cli.common import (
+    MAX_RETRIES_HELP,
     NO_INTERACTIVE_VARS,
     STATE_PATH,
     VAR,
@@ -42,7 +43,14 @@ def parallel_default(value: int | None, settings: Settings) -> int:
     return settings.parallel(value)
 
 
-def _exit_for(session: RunSession, view: TerminalView, file: Path) -> typer.Exit:
+STRICT = typer.Option(
+    False,
+    "--strict",
+    help="Exit 1 for a run that ended OK with handled failures (a node failed and was skipped, a rollback ran).",
+)
+
+
+def _exit_for(session: RunSession, view: TerminalView, file: Path, strict: bool = False) -> typer.Exit:
     view.summary(session)
     if view.pipe_closed:
         err_console.print(
@@ -65,7 +73,10 @@ def _exit_for(session: RunSession, view: TerminalView, file: Path) -> typer.Exit
             soft_wrap=True,
             markup=False,
         )
-    return typer.Exit(exit_code_for(str(session.status)))
+    from playbook_nb.domain.outcome import handled_failures
+
+    handled = len(handled_failures(session.store.node_states(session.run_id)))
+    return typer.Exit(exit_code_for(str(session.status), handled, strict))
 
 
 def _terminal_decider(view: TerminalView, interactive: bool):
@@ -149,7 +160,7 @@ def run(
     vars_env: str = VARS_ENV,
     no_interactive_vars: bool = NO_INTERACTIVE_VARS,
     state_path: str = STATE_PATH,
-    max_retries: int = typer.Option(None, "--max-retries", help="Operator retries per node (default 3)."),
+    max_retries: int = typer.Option(None, "--max-retries", help=MAX_RETRIES_HELP),
     gate_policy: str = typer.Option(
         "fail-closed", "--gate-policy", help="fail-closed, approve-all or reject-all."
     ),
@@ -174,6 +185,7 @@ def run(
         None, "-f", "--parameters-file", help="papermill parameters YAML file."
     ),
     parallel: int = PARALLEL,
+    strict: bool = STRICT,
     widget_state: bool = typer.Option(
         False,
         "--widget-state",
@@ -211,6 +223,7 @@ def run(
             parameters_file=parameters_file,
             parallel=workers,
             settings=settings,
+            strict=strict,
         )
         raise typer.Exit(code)
 
@@ -239,7 +252,7 @@ def run(
     session = RunSession.start(runbook, values, store, options, executor=LocalExecutor())
     view.attach(session)
     _drive(session, view, interactive)
-    raise _exit_for(session, view, file)
+    raise _exit_for(session, view, file, strict)
 
 
 @app.command("resume")
@@ -251,7 +264,7 @@ def resume(
     vars_env: str = VARS_ENV,
     no_interactive_vars: bool = NO_INTERACTIVE_VARS,
     state_path: str = STATE_PATH,
-    max_retries: int = typer.Option(None, "--max-retries"),
+    max_retries: int = typer.Option(None, "--max-retries", help=MAX_RETRIES_HELP),
     approve: list[str] = typer.Option(
         None, "--approve", help="Approve this waiting gate (GATE=reject rejects)."
     ),
@@ -270,6 +283,7 @@ def resume(
         help="Resume with variable values other than the recorded ones (every approved gate opens again).",
     ),
     parallel: int = PARALLEL,
+    strict: bool = STRICT,
     retry: list[str] = typer.Option(
         None, "--retry", help="Retry this node, which failed and waits for a decision (repeatable)."
     ),
@@ -330,7 +344,7 @@ def resume(
     console.print(f"Resuming run {run_id} of [bold]{escape(recorded.title)}[/]")
     session.decide_waiting_gates(parameters_only=True, comment=comment or "decided at resume")
     _drive(session, view, interactive)
-    raise _exit_for(session, view, file)
+    raise _exit_for(session, view, file, strict)
 
 
 def _failure_decisions(retry: list[str] | None, skip: list[str] | None) -> dict[str, Decision]:
@@ -352,9 +366,10 @@ def set_status(
     force: bool = typer.Option(
         False,
         "--force",
-        help="Do not ask for confirmation; a run whose owner lives: kill its running command first.",
+        help="Do not ask for confirmation (needed for RUNNING, which prints a warning); a run whose owner "
+        "lives: kill its running command first.",
     ),
-    actor: str = typer.Option("", "--actor", help="Who sets it (default: OS user)."),
+    actor: str = typer.Option("", "--actor", help="Who sets it (recorded; default: OS user)."),
     state_path: str = STATE_PATH,
 ) -> None:
     """Change a run's status by hand: for example an orphaned RUNNING run (process killed) to ABORTED."""
@@ -366,6 +381,13 @@ def set_status(
     from playbook_nb.app.ownership import recover_run
     from playbook_nb.domain.decisions import default_actor
 
+    new = status.upper()
+    if new not in RUN_STATUSES:  # before any question
+        raise PlaybookError(f"invalid run status {status!r}; valid: {', '.join(RUN_STATUSES)}")
+    if new == "RUNNING" and not force:
+        raise PlaybookError(
+            f"run {run_id}: setting it to RUNNING by hand needs --force (to continue it, resume it)"
+        )
     runbook = load_runbook(file)
     store = open_store(state_path)
     run = store.get_run(run_id)
@@ -380,18 +402,24 @@ def set_status(
     if not force:
         if not stdin_is_tty():
             raise PlaybookError("set-status needs confirmation: run it in a terminal or pass --force")
-        if not Confirm.ask(f"Set run {run_id} from {run.status} to {status.upper()}?"):
+        if not Confirm.ask(f"Set run {run_id} from {run.status} to {new}?"):
             raise typer.Exit(ExitCode.NOK)
     who = actor or default_actor()
-    if status.upper() not in RUN_STATUSES:
-        raise PlaybookError(f"invalid run status {status!r}; valid: {', '.join(RUN_STATUSES)}")
-    if run.status == "RUNNING" and status.upper() != "RUNNING":
+    confirmed = not force  # the event says how it was allowed: --force, or yes at the prompt
+    if run.status == "RUNNING" and new != "RUNNING":
         # No command of the run outlives its status: the live owner (with --force) is fenced off first, then
         # its recorded process groups are killed (an event each), then the status is set.
         me = Owner.this_process(who, kind="playbook-nb set-status")
-        why = f"set manually from RUNNING to {status.upper()} by {who}; {owner.describe() or 'no owner'}"
-        recover_run(store, run_id, me, take_over=True, status=status.upper(), reason=why)
+        why = f"set manually from RUNNING to {new} by {who}; {owner.describe() or 'no owner'}"
+        recover_run(store, run_id, me, take_over=True, status=new, reason=why, confirmed=confirmed)
     else:
         # Confirmed (by --force or at the prompt): the store may then also change a finished run.
-        store.set_status_manually(run_id, status.upper(), force=True, actor=who)
-    console.print(f"run {run_id}: {run.status} -> {status.upper()}")
+        store.set_status_manually(run_id, new, force=True, actor=who, confirmed=confirmed)
+    console.print(f"run {run_id}: {run.status} -> {new}")
+    if new == "RUNNING" and run.status != "RUNNING":
+        err_console.print(
+            f"[bold yellow]warning:[/] run {run_id} is now RUNNING with no process driving it; nothing will "
+            f"run until it is set ABORTED and resumed: playbook-nb set-status {file} {run_id} ABORTED --force",
+            highlight=False,
+            soft_wrap=True,
+        )
