@@ -149,7 +149,8 @@ def test_set_status_rules_live_in_the_lifecycle_module():
     assert manual_status_problem(7, "RUNNING", "ABORTED", force=False) is None  # closing an orphan
     assert manual_status_problem(7, "ABORTED", "NOK", force=False) is None
     assert manual_status_problem(7, "OK", "OK", force=False) is None
-    assert "cannot be set to RUNNING" in manual_status_problem(7, "ABORTED", "RUNNING", force=True)
+    assert "RUNNING by hand needs --force" in manual_status_problem(7, "ABORTED", "RUNNING", force=False)
+    assert manual_status_problem(7, "ABORTED", "RUNNING", force=True) is None  # the seed allows it, forced
     assert (
         manual_status_problem(7, "OK", "NOK", force=False)
         == "run 7 finished OK; changing it to NOK needs --force"

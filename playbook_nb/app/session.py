@@ -51,6 +51,7 @@ from playbook_nb.domain.lifecycle import (
 )
 from playbook_nb.domain.model import Node, NodeType, Runbook
 from playbook_nb.domain.redact import Redactor, mask_variables
+from playbook_nb.domain.validation import check_timeouts
 
 if TYPE_CHECKING:
     from playbook_nb.app.fleet_calls import HostListener
@@ -226,6 +227,7 @@ class RunSession:
     ) -> RunSession:
         gate_policy = gate_policy or options.gate_policy_for(runbook)  # bad approvals: refused before a row
         check_plugins(runbook, values)  # an unknown plugin or function, a bad parameter: refused before a row
+        check_timeouts(runbook, values)  # a templated timeout that is not a number with these values, too
         critical = render_critical(runbook, values)
         _refuse_skipped_critical(runbook, critical)
         title = templating.render(runbook.meta.title, templating.make_context(values), "runbook title")

@@ -161,6 +161,7 @@ class Store(ABC):
         force: bool = False,
         actor: str | None = None,
         reason: str | None = None,
+        confirmed: bool = False,
     ) -> Run: ...
 
     @contextmanager

@@ -567,10 +567,12 @@ class SQLStore(Store):
         force: bool = False,
         actor: str | None = None,
         reason: str | None = None,
+        confirmed: bool = False,
     ) -> Run:
         """`set-status`: an operator changes a run's status by hand (rules in `manual_status_problem`).
 
-        Leaving RUNNING marks its RUNNING attempts INTERRUPTED. Records a `status_set_manually` event.
+        Leaving RUNNING marks its RUNNING attempts INTERRUPTED. Records a `status_set_manually` event with the
+        actor and how it was allowed: `forced` (--force) or `confirmed` (answered yes at the prompt).
         """
         new = name_of(status).upper()
         if new not in RUN_STATUSES:
@@ -592,7 +594,7 @@ class SQLStore(Store):
                     (
                         new,
                         reason or f"set manually from {old} to {new}",
-                        row["ended_at"] or self._db_time(now),
+                        None if new == "RUNNING" else row["ended_at"] or self._db_time(now),
                         run_id,
                     ),
                 )
@@ -601,7 +603,14 @@ class SQLStore(Store):
                     run_id,
                     "status_set_manually",
                     at=now,
-                    payload={"from": old, "to": new, "forced": force, "actor": actor, "reason": reason},
+                    payload={
+                        "from": old,
+                        "to": new,
+                        "forced": force and not confirmed,
+                        "confirmed": confirmed,
+                        "actor": actor,
+                        "reason": reason,
+                    },
                     locked=True,
                 )
         return self.get_run(run_id)

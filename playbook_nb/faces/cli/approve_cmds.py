@@ -12,9 +12,6 @@ import time
 
 import typer
 
-from playbook_nb.app.identity import local_identity
-from playbook_nb.app.remote_decisions import offer_decision, outcome
-from playbook_nb.app.settings import Settings
 from playbook_nb.domain.exit_codes import ExitCode
 from playbook_nb.faces.cli.app import app, console, err_console
 from playbook_nb.faces.cli.common import STATE_PATH, open_store
@@ -31,6 +28,10 @@ def approve(
     state_path: str = STATE_PATH,
 ) -> None:
     """Approve (or --reject) a gate a running run waits at, from any process sharing its index."""
+    from playbook_nb.app.identity import local_identity  # the command modules stay light at start-up
+    from playbook_nb.app.remote_decisions import offer_decision, outcome
+    from playbook_nb.app.settings import Settings
+
     settings = Settings.load()
     store = open_store(state_path, settings)
     actor = local_identity()

@@ -4,25 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.markup import escape
-from rich.prompt import Confirm, Prompt
 
-from playbook_nb.adapters.executors.local import LocalExecutor
-from playbook_nb.adapters.store import RUN_STATUSES
-from playbook_nb.adapters.store.owner import Owner
-from playbook_nb.app.abort import on_signals
-from playbook_nb.app.inputs import load_runbook
-from playbook_nb.app.ownership import recover_run
-from playbook_nb.app.session import RunOptions, RunSession
-from playbook_nb.app.settings import Settings
-from playbook_nb.domain.decisions import GateDecision, default_actor, parse_approve_flags, parse_gate_wait
-from playbook_nb.domain.engine import Decision
 from playbook_nb.domain.errors import PlaybookError, StorageFault
 from playbook_nb.domain.exit_codes import ExitCode, exit_code_for
-from playbook_nb.faces.cli.app import app, console, err_console
+from playbook_nb.faces.cli.app import app, console, err_console, real_console
 from playbook_nb.faces.cli.common import (
+    MAX_RETRIES_HELP,
     NO_INTERACTIVE_VARS,
     STATE_PATH,
     VAR,
@@ -32,7 +22,13 @@ from playbook_nb.faces.cli.common import (
     resolve_values,
     stdin_is_tty,
 )
-from playbook_nb.faces.cli.terminal_view import TerminalView
+
+if TYPE_CHECKING:  # the run machinery is imported when a command runs (start-up of the other commands)
+    from playbook_nb.app.session import RunSession
+    from playbook_nb.app.settings import Settings
+    from playbook_nb.domain.decisions import GateDecision
+    from playbook_nb.domain.engine import Decision
+    from playbook_nb.faces.cli.terminal_view import TerminalView
 
 GATE_WAIT = typer.Option(
     None,
@@ -55,7 +51,14 @@ def parallel_default(value: int | None, settings: Settings) -> int:
     return settings.parallel(value)
 
 
-def _exit_for(session: RunSession, view: TerminalView, file: Path) -> typer.Exit:
+STRICT = typer.Option(
+    False,
+    "--strict",
+    help="Exit 1 for a run that ended OK with handled failures (a node failed and was skipped, a rollback ran).",
+)
+
+
+def _exit_for(session: RunSession, view: TerminalView, file: Path, strict: bool = False) -> typer.Exit:
     view.summary(session)
     if view.pipe_closed:
         err_console.print(
@@ -78,10 +81,19 @@ def _exit_for(session: RunSession, view: TerminalView, file: Path) -> typer.Exit
             soft_wrap=True,
             markup=False,
         )
-    return typer.Exit(exit_code_for(str(session.status)))
+    from playbook_nb.domain.outcome import handled_failures
+
+    handled = len(handled_failures(session.store.node_states(session.run_id)))
+    return typer.Exit(exit_code_for(str(session.status), handled, strict))
 
 
 def _terminal_decider(view: TerminalView, interactive: bool):
+    from rich.markup import escape
+    from rich.prompt import Prompt
+
+    from playbook_nb.domain.decisions import GateDecision
+    from playbook_nb.domain.engine import Decision
+
     def decide(session: RunSession, node_id: str, kind: str) -> GateDecision | None:
         opts = session.options
         if kind == "gate":
@@ -118,6 +130,8 @@ def _terminal_decider(view: TerminalView, interactive: bool):
 def _drive(session: RunSession, view: TerminalView, interactive: bool) -> None:
     """Run to the end; Ctrl-C or SIGTERM stops the running command's process group at once and ends the run
     ABORTED (resumable), the interrupted node PENDING with the reason."""
+    from playbook_nb.app.abort import on_signals
+
     try:
         with on_signals(session.abort_switch), view.live(session):
             session.drive(_terminal_decider(view, interactive))
@@ -161,7 +175,7 @@ def run(
     vars_env: str = VARS_ENV,
     no_interactive_vars: bool = NO_INTERACTIVE_VARS,
     state_path: str = STATE_PATH,
-    max_retries: int = typer.Option(None, "--max-retries", help="Operator retries per node (default 3)."),
+    max_retries: int = typer.Option(None, "--max-retries", help=MAX_RETRIES_HELP),
     gate_policy: str = typer.Option(
         "fail-closed", "--gate-policy", help="fail-closed, approve-all or reject-all."
     ),
@@ -187,6 +201,7 @@ def run(
     ),
     parallel: int = PARALLEL,
     gate_wait: str = GATE_WAIT,
+    strict: bool = STRICT,
     widget_state: bool = typer.Option(
         False,
         "--widget-state",
@@ -194,6 +209,9 @@ def run(
     ),
 ) -> None:
     """Run a runbook from the terminal (prompts at gates), or headless through its notebook."""
+    from playbook_nb.app.settings import Settings
+    from playbook_nb.domain.decisions import parse_approve_flags, parse_gate_wait
+
     settings = Settings.load()  # the configuration, read once for this command and passed down
     retries = max_retries if max_retries is not None else settings.max_retries
     approvals = parse_approve_flags(approve)
@@ -223,8 +241,14 @@ def run(
             parallel=workers,
             settings=settings,
             gate_wait=gate_wait if wait else None,
+            strict=strict,
         )
         raise typer.Exit(code)
+
+    from playbook_nb.adapters.executors.local import LocalExecutor
+    from playbook_nb.app.inputs import load_runbook
+    from playbook_nb.app.session import RunOptions, RunSession
+    from playbook_nb.faces.cli.terminal_view import TerminalView
 
     runbook = load_runbook(file)
     values = resolve_values(
@@ -244,11 +268,11 @@ def run(
         **settings.decision_options(),
     )
     store = open_store(state_path, settings)
-    view = TerminalView(console, store)
+    view = TerminalView(real_console(), store)
     session = RunSession.start(runbook, values, store, options, executor=LocalExecutor())
     view.attach(session)
     _drive(session, view, interactive)
-    raise _exit_for(session, view, file)
+    raise _exit_for(session, view, file, strict)
 
 
 @app.command("resume")
@@ -260,7 +284,7 @@ def resume(
     vars_env: str = VARS_ENV,
     no_interactive_vars: bool = NO_INTERACTIVE_VARS,
     state_path: str = STATE_PATH,
-    max_retries: int = typer.Option(None, "--max-retries"),
+    max_retries: int = typer.Option(None, "--max-retries", help=MAX_RETRIES_HELP),
     approve: list[str] = typer.Option(
         None, "--approve", help="Approve this waiting gate (GATE=reject rejects)."
     ),
@@ -280,6 +304,7 @@ def resume(
     ),
     parallel: int = PARALLEL,
     gate_wait: str = GATE_WAIT,
+    strict: bool = STRICT,
     retry: list[str] = typer.Option(
         None, "--retry", help="Retry this node, which failed and waits for a decision (repeatable)."
     ),
@@ -290,6 +315,15 @@ def resume(
     """Resume an ABORTED run, or an orphaned RUNNING one (its process gone): finished nodes are kept, the
     rest runs. A run another live session drives is refused unless --take-over. A node that failed and waits
     for a decision is decided with --retry NODE or --skip NODE (without a terminal nobody else can)."""
+    from rich.markup import escape
+
+    from playbook_nb.adapters.executors.local import LocalExecutor
+    from playbook_nb.app.inputs import load_runbook
+    from playbook_nb.app.session import RunOptions, RunSession
+    from playbook_nb.app.settings import Settings
+    from playbook_nb.domain.decisions import parse_approve_flags, parse_gate_wait
+    from playbook_nb.faces.cli.terminal_view import TerminalView
+
     settings = Settings.load()
     runbook = load_runbook(file)
     store = open_store(state_path, settings)
@@ -328,15 +362,17 @@ def resume(
         allow_changed_variables=allow_changed_vars,
         take_over=take_over,
     )  # fmt: skip
-    view = TerminalView(console, store)
+    view = TerminalView(real_console(), store)
     view.attach(session)
     console.print(f"Resuming run {run_id} of [bold]{escape(recorded.title)}[/]")
     session.decide_waiting_gates(parameters_only=True, comment=comment or "decided at resume")
     _drive(session, view, interactive)
-    raise _exit_for(session, view, file)
+    raise _exit_for(session, view, file, strict)
 
 
 def _failure_decisions(retry: list[str] | None, skip: list[str] | None) -> dict[str, Decision]:
+    from playbook_nb.domain.engine import Decision
+
     decisions = {node_id: Decision.RETRY for node_id in retry or []}
     for node_id in skip or []:
         if node_id in decisions:
@@ -353,12 +389,28 @@ def set_status(
     force: bool = typer.Option(
         False,
         "--force",
-        help="Do not ask for confirmation; a run whose owner lives: kill its running command first.",
+        help="Do not ask for confirmation (needed for RUNNING, which prints a warning); a run whose owner "
+        "lives: kill its running command first.",
     ),
-    actor: str = typer.Option("", "--actor", help="Who sets it (default: OS user)."),
+    actor: str = typer.Option("", "--actor", help="Who sets it (recorded; default: OS user)."),
     state_path: str = STATE_PATH,
 ) -> None:
-    """Change a run's status by hand, e.g. an orphaned RUNNING run (process killed) to ABORTED."""
+    """Change a run's status by hand: for example an orphaned RUNNING run (process killed) to ABORTED."""
+    from rich.prompt import Confirm
+
+    from playbook_nb.adapters.store import RUN_STATUSES
+    from playbook_nb.adapters.store.owner import Owner
+    from playbook_nb.app.inputs import load_runbook
+    from playbook_nb.app.ownership import recover_run
+    from playbook_nb.domain.decisions import default_actor
+
+    new = status.upper()
+    if new not in RUN_STATUSES:  # before any question
+        raise PlaybookError(f"invalid run status {status!r}; valid: {', '.join(RUN_STATUSES)}")
+    if new == "RUNNING" and not force:
+        raise PlaybookError(
+            f"run {run_id}: setting it to RUNNING by hand needs --force (to continue it, resume it)"
+        )
     runbook = load_runbook(file)
     store = open_store(state_path)
     run = store.get_run(run_id)
@@ -373,18 +425,24 @@ def set_status(
     if not force:
         if not stdin_is_tty():
             raise PlaybookError("set-status needs confirmation: run it in a terminal or pass --force")
-        if not Confirm.ask(f"Set run {run_id} from {run.status} to {status.upper()}?"):
+        if not Confirm.ask(f"Set run {run_id} from {run.status} to {new}?"):
             raise typer.Exit(ExitCode.NOK)
     who = actor or default_actor()
-    if status.upper() not in RUN_STATUSES:
-        raise PlaybookError(f"invalid run status {status!r}; valid: {', '.join(RUN_STATUSES)}")
-    if run.status == "RUNNING" and status.upper() != "RUNNING":
+    confirmed = not force  # the event says how it was allowed: --force, or yes at the prompt
+    if run.status == "RUNNING" and new != "RUNNING":
         # No command of the run outlives its status: the live owner (with --force) is fenced off first, then
         # its recorded process groups are killed (an event each), then the status is set.
         me = Owner.this_process(who, kind="playbook-nb set-status")
-        why = f"set manually from RUNNING to {status.upper()} by {who}; {owner.describe() or 'no owner'}"
-        recover_run(store, run_id, me, take_over=True, status=status.upper(), reason=why)
+        why = f"set manually from RUNNING to {new} by {who}; {owner.describe() or 'no owner'}"
+        recover_run(store, run_id, me, take_over=True, status=new, reason=why, confirmed=confirmed)
     else:
         # Confirmed (by --force or at the prompt): the store may then also change a finished run.
-        store.set_status_manually(run_id, status.upper(), force=True, actor=who)
-    console.print(f"run {run_id}: {run.status} -> {status.upper()}")
+        store.set_status_manually(run_id, new, force=True, actor=who, confirmed=confirmed)
+    console.print(f"run {run_id}: {run.status} -> {new}")
+    if new == "RUNNING" and run.status != "RUNNING":
+        err_console.print(
+            f"[bold yellow]warning:[/] run {run_id} is now RUNNING with no process driving it; nothing will "
+            f"run until it is set ABORTED and resumed: playbook-nb set-status {file} {run_id} ABORTED --force",
+            highlight=False,
+            soft_wrap=True,
+        )
