@@ -13,11 +13,10 @@ from functools import lru_cache
 from PIL import Image, ImageDraw, ImageFont
 
 from playbook_nb.adapters.export.dag_render import (
-    EDGE_COLORS,
     MARGIN,
     NODE_H,
     NODE_W,
-    STATE_STYLES,
+    SVG_STATES,
     _critical,
     _state_of,
     _truncate,
@@ -25,6 +24,7 @@ from playbook_nb.adapters.export.dag_render import (
 )
 from playbook_nb.domain.model import DepCondition, Runbook
 from playbook_nb.domain.plan import build_plan
+from playbook_nb.presentation import EDGE_COLORS, look
 
 SCALE = 2  # drawn at twice the size: sharp on high-density screens, shown at half size
 
@@ -55,7 +55,8 @@ def to_png(runbook: Runbook, states: dict[str, str] | None = None) -> bytes:
     def s(*values: float) -> list[float]:
         return [v * SCALE for v in values]
 
-    for index, (name, style) in enumerate(STATE_STYLES.items()):
+    for index, name in enumerate(SVG_STATES):
+        style = look(name)
         x = MARGIN + index * 80
         draw.rectangle(s(x, MARGIN, x + 14, MARGIN + 14), fill=style.fill, outline=style.stroke, width=SCALE)
         draw.text(s(x + 18, MARGIN), name, fill="#374151", font=_font(11))
@@ -76,7 +77,7 @@ def to_png(runbook: Runbook, states: dict[str, str] | None = None) -> bytes:
     for node_id, node in runbook.nodes.items():
         x, y = positions[node_id]
         state = _state_of(states, node_id)
-        style = STATE_STYLES[state]
+        style = look(state)
         outline = 3 if _critical(node) else 1.5
         if node.is_gate:
             inset = NODE_H / 2
