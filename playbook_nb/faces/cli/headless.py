@@ -195,8 +195,9 @@ def run_headless(
             )
             return ExitCode.INVALID
         run_id = int(record["run_id"])
-        run = _ended(store, run_id, outcome)  # first: the filed notebook shows the status the index keeps
+        _ended(store, run_id, outcome)  # first: the filed notebook shows the status the index keeps
         _file_notebook(store, run_id, executed, output)
+    run = store.get_run(run_id)
     _print_result(run, store)
     if stop_reason():
         err_console.print(
