@@ -25,10 +25,11 @@ import ipycytoscape
 import ipywidgets as widgets
 from playbook_nb.kernel_ext.widget_layout import GATE_H, NODE_H, NODE_W, GraphLayout, compute_layout
 
-from playbook_nb.domain.engine import Decision, EngineEvent, NodeState, RunState
+from playbook_nb.domain.engine import Decision, EngineEvent, EventKind, NodeState, PendingDecision, RunState
 from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.domain.model import DepCondition, NodeType
-from playbook_nb.presentation import AWAITING_RING, EDGE_COLORS, NODE_LEGEND, READY, look
+from playbook_nb.domain.outcome import handled_failures, status_label
+from playbook_nb.presentation import AWAITING_RING, EDGE_COLORS, NODE_LEGEND, READY, look, run_look_state
 
 # Visual states (node data `state`): the engine's node states plus READY (PENDING and ready to start now);
 # their colours and words come from the one presentation table.
@@ -37,6 +38,7 @@ SELECTED_UNDERLAY = "#6366f1"
 BUTTONS = ("run", "approve", "reject", "retry", "skip", "abort")
 TD = 'style="padding:1px 8px 1px 0;text-align:left;border-bottom:1px solid #e5e7eb"'
 PANEL_WIDTH = 400  # px; the graph takes the rest of the row
+WATCH_POLL = 1.0  # seconds between two looks at the record of a run another session drives
 
 
 def stylesheet() -> list[dict[str, Any]]:
@@ -306,11 +308,62 @@ class RunbookWidget(widgets.VBox):
             widgets.HBox([self.cyto, self.panel], layout={"width": "100%", "align_items": "flex-start"}),
         ]
 
+        self.watch_banner = widgets.HTML()
+        self.watch_banner.add_class("pb-watch-only")
+        if self.session.watch_only:
+            self._watch_only()
+
         self.cyto.on("node", "click", self.on_node_click)
         self.session.event_listeners.append(self._on_event)
         self.session.output_listeners.append(self._on_output)
         self.session.host_listeners.append(self._on_host)
         self.refresh()
+
+    # ------------------------------------------------------------------ watch-only (issue 13)
+    def _watch_only(self) -> None:
+        """Another session drives this run: no action buttons, a line saying who drives it, and the states
+        followed live from the record (polled on the kernel's event loop)."""
+        for control in (*self.buttons.values(), self.comment, self.run_until_gate_button):
+            control.layout.display = "none"
+        self._update_watch_banner()
+        self.children = [self.watch_banner, *self.children]
+        self._schedule_watch()
+
+    def _update_watch_banner(self) -> None:
+        note = self.session.owner_line() or f"run {self.session.run_id} is {self.session.status}"
+        self.watch_banner.value = (
+            '<div style="padding:4px 8px;margin-bottom:4px;background:#fef3c7;border:1px solid #f59e0b;'
+            'border-radius:4px;color:#78350f">'
+            f"<b>Watch-only</b>: run {self.session.run_id} is {html.escape(note)}. "
+            "Its states follow live here; actions are off. To drive it from this notebook, take it over: "
+            f"<code>open_run(..., run_id={self.session.run_id}, take_over=True)</code> in the setup cell "
+            "(an event with your name).</div>"
+        )
+
+    def _schedule_watch(self) -> None:
+        import asyncio
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no kernel loop (tests call watch_tick() themselves)
+        loop.call_later(WATCH_POLL, self._watch_tick_and_again)
+
+    def _watch_tick_and_again(self) -> None:
+        if self.comm is None:  # the widget was closed
+            return
+        with contextlib.suppress(PlaybookError):
+            self.watch_tick()
+        self._schedule_watch()
+
+    def watch_tick(self) -> bool:
+        """Bring a watch-only cockpit in step with the record; True when the run had moved on."""
+        changed = self.session.sync()
+        if changed:
+            self._visual.clear()
+            self.refresh()
+        self._update_watch_banner()
+        return changed
 
     # ------------------------------------------------------------------ building
     def _size_rule(self) -> str:
@@ -379,11 +432,11 @@ class RunbookWidget(widgets.VBox):
         engine = self.session.engine
         state = engine.state(node_id)
         pending = engine.pending_decision(node_id)
-        if state is NodeState.WAITING or pending == "gate":
+        if state is NodeState.WAITING or pending is PendingDecision.GATE:
             return "WAITING", False
         if state is NodeState.PENDING and node_id in ready:
             return READY, False
-        return str(state), pending == "failure" and self.session.status is RunState.RUNNING
+        return str(state), pending is PendingDecision.FAILURE and self.session.status is RunState.RUNNING
 
     def _set_node(self, node_id: str, state: str, awaiting: bool) -> None:
         if self._visual.get(node_id) == (state, awaiting):
@@ -404,7 +457,7 @@ class RunbookWidget(widgets.VBox):
 
     def _on_event(self, event: EngineEvent) -> None:
         """Live: restyle the node an engine event is about (no session.ready() here: we are inside a flush)."""
-        if event.kind == "node_state" and event.node in self.nodes:
+        if event.kind is EventKind.NODE_STATE and event.node in self.nodes:
             state = str(event.state)
             pending = (event.data or {}).get("pending")
             if state == "WAITING" or pending == "gate":
@@ -415,7 +468,7 @@ class RunbookWidget(widgets.VBox):
                 self.output_area.outputs = ()  # state only: clear_output() would go through capture
             if self.selected is not None and state in ("RUNNING", "OK", "NOK", "SKIPPED", "PENDING"):
                 self._update_panel(live=True)  # Run is off while any node runs, on again after
-        elif event.kind == "run_state":
+        elif event.kind is EventKind.RUN_STATE:
             self._update_status()
 
     def _on_output(self, node_id: str, stream: str, text: str) -> None:
@@ -429,7 +482,10 @@ class RunbookWidget(widgets.VBox):
     def _update_status(self) -> None:
         session = self.session
         status = session.status
-        color = look(status).stroke
+        shown, color = str(status), look(status).stroke
+        if status is RunState.OK:  # "OK with 1 handled failure", in amber: the record says what happened
+            handled = len(handled_failures(session.store.node_states(session.run_id)))
+            shown, color = status_label(str(status), handled), look(run_look_state(status, handled)).stroke
         waiting = (
             ", ".join(f"{nid} ({kind})" for nid, kind in session.awaiting())
             if status is RunState.RUNNING
@@ -438,7 +494,7 @@ class RunbookWidget(widgets.VBox):
         reason = session.engine.run_reason
         self.status.value = (
             f'<span class="pb-status" data-status="{status}" style="margin-left:10px">'
-            f"run {session.run_id}: <b style='color:{color}'>{status}</b>"
+            f"run {session.run_id}: <b style='color:{color}'>{html.escape(shown)}</b>"
             + (f" ({html.escape(reason)})" if reason and status is not RunState.RUNNING else "")
             + (f" · waiting for {html.escape(waiting)}" if waiting else "")
             + "</span>"
@@ -473,7 +529,7 @@ class RunbookWidget(widgets.VBox):
         """Names of the buttons valid for `node_id` (default: the selected node) in the engine's state now."""
         node_id = node_id or self.selected
         session = self.session
-        if session.status is not RunState.RUNNING:
+        if session.status is not RunState.RUNNING or session.watch_only:
             return set()
         enabled = {"abort"}  # whenever the run is RUNNING, whatever is selected
         if node_id is None:

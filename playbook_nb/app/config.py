@@ -155,7 +155,9 @@ FIELDS: dict[str, dict[str, Field]] = {
     },
     "execution": {
         "default_timeout": Field(_int(1), 300, "seconds a Command node may run when it sets no timeout"),
-        "max_retries": Field(_int(0), 3, "how many times an operator may retry a failed node"),
+        "max_retries": Field(
+            _int(0), 3, "attempts a failed node gets in all, as in the seed (operator retries: one fewer)"
+        ),
         "interactive_timeout": Field(_int(1), 1800, "seconds a terminal prompt waits for an answer"),
         "parallel": Field(
             _bool_or_workers, False, "run independent nodes at the same time: true (4 at once) or a number"

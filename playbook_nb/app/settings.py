@@ -42,7 +42,9 @@ class Settings:
 
     @property
     def max_retries(self) -> int:
-        return self.config.execution.max_retries
+        """Operator retries when --max-retries is not given: the seed's `[execution] max_retries` (or
+        `PLAYBOOK_MAX_RETRIES`) counts attempts in all, as in the seed, so a node gets one retry fewer."""
+        return max(0, self.config.execution.max_retries - 1)
 
     def parallel(self, value: int | None = None) -> int:
         """--parallel N, else `[execution] parallel` (true = 4), else 1."""

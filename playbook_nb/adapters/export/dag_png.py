@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import io
 from functools import lru_cache
+from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
 from playbook_nb.adapters.export.dag_render import (
+    EDGE_COLORS,
     MARGIN,
     NODE_H,
     NODE_W,
@@ -24,7 +26,7 @@ from playbook_nb.adapters.export.dag_render import (
 )
 from playbook_nb.domain.model import DepCondition, Runbook
 from playbook_nb.domain.plan import build_plan
-from playbook_nb.presentation import EDGE_COLORS, look
+from playbook_nb.presentation import look
 
 SCALE = 2  # drawn at twice the size: sharp on high-density screens, shown at half size
 
@@ -52,8 +54,8 @@ def to_png(runbook: Runbook, states: dict[str, str] | None = None) -> bytes:
     image = Image.new("RGB", (int(width * SCALE), int(height * SCALE)), "white")
     draw = ImageDraw.Draw(image)
 
-    def s(*values: float) -> list[float]:
-        return [v * SCALE for v in values]
+    def s(*values: float) -> Any:  # the scaled coordinates, as Pillow takes them (a flat sequence)
+        return tuple(v * SCALE for v in values)
 
     for index, name in enumerate(SVG_STATES):
         style = look(name)

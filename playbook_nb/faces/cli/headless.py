@@ -27,6 +27,7 @@ from playbook_nb.domain.errors import PlaybookError, StorageFault
 from playbook_nb.domain.exit_codes import ExitCode, exit_code_for
 from playbook_nb.domain.model import Runbook
 from playbook_nb.domain.validation import parse_runbook
+from playbook_nb.faces import run_json
 from playbook_nb.faces.cli.app import console, err_console
 from playbook_nb.faces.cli.common import open_store, resolve_values
 from playbook_nb.presentation import rich_style
@@ -127,6 +128,7 @@ def run_headless(
     parameters_file,
     parallel: int = 1,
     settings: Settings | None = None,
+    strict: bool = False,
 ) -> int:
     is_notebook = file.suffix == ".ipynb"
     if is_notebook:
@@ -205,7 +207,7 @@ def run_headless(
             + (f", resume it with: playbook-nb resume {file} {run_id}" if run.status == "ABORTED" else ""),
             highlight=False,
         )
-    return exit_code_for(run.status)
+    return exit_code_for(run.status, len(run_json.handled_failures(store.node_states(run_id))), strict)
 
 
 def _file_notebook(store, run_id: int, executed: Path, output: Path | None) -> None:
@@ -247,9 +249,9 @@ def _ended(store, run_id: int, outcome):
 
 
 def _print_result(run, store) -> None:
-    style = rich_style(run.status)
+    label, look_state = run_json.outcome(run, store.node_states(run.id))
     reason = f" ({run.status_reason})" if run.status_reason and run.status != "OK" else ""
-    console.print(f"[{style}]run {run.id} {run.status}[/]{reason}", highlight=False)
+    console.print(f"[{rich_style(look_state)}]run {run.id} {label}[/]{reason}", highlight=False)
     for row in store.node_states(run.id):
         console.print(f"  {row.node_id:<28} {row.state:<8} {row.reason or ''}", highlight=False, markup=False)
     console.print(f"notebook: {run.notebook_path}", highlight=False)

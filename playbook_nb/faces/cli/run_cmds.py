@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.markup import escape
-from rich.prompt import Confirm, Prompt
 
-from playbook_nb.adapters.executors.local import LocalExecutor
-from playbook_nb.app.abort import on_signals
-from playbook_nb.app.inputs import load_runbook
-from playbook_nb.app.session import RunOptions, RunSession
-from playbook_nb.app.settings import Settings
-from playbook_nb.domain.decisions import GateDecision, parse_approve_flags
-from playbook_nb.domain.engine import Decision
 from playbook_nb.domain.errors import PlaybookError, StorageFault
 from playbook_nb.domain.exit_codes import ExitCode, exit_code_for
-from playbook_nb.faces.cli.app import app, console, err_console
+from playbook_nb.faces.cli.app import app, console, err_console, real_console
 from playbook_nb.faces.cli.common import (
+    MAX_RETRIES_HELP,
     NO_INTERACTIVE_VARS,
     STATE_PATH,
     VAR,
@@ -29,7 +22,13 @@ from playbook_nb.faces.cli.common import (
     resolve_values,
     stdin_is_tty,
 )
-from playbook_nb.faces.cli.terminal_view import TerminalView
+
+if TYPE_CHECKING:  # the run machinery is imported when a command runs (start-up of the other commands)
+    from playbook_nb.app.session import RunSession
+    from playbook_nb.app.settings import Settings
+    from playbook_nb.domain.decisions import GateDecision
+    from playbook_nb.domain.engine import Decision
+    from playbook_nb.faces.cli.terminal_view import TerminalView
 
 PARALLEL = typer.Option(
     None,
@@ -44,7 +43,14 @@ def parallel_default(value: int | None, settings: Settings) -> int:
     return settings.parallel(value)
 
 
-def _exit_for(session: RunSession, view: TerminalView, file: Path) -> typer.Exit:
+STRICT = typer.Option(
+    False,
+    "--strict",
+    help="Exit 1 for a run that ended OK with handled failures (a node failed and was skipped, a rollback ran).",
+)
+
+
+def _exit_for(session: RunSession, view: TerminalView, file: Path, strict: bool = False) -> typer.Exit:
     view.summary(session)
     if view.pipe_closed:
         err_console.print(
@@ -67,10 +73,18 @@ def _exit_for(session: RunSession, view: TerminalView, file: Path) -> typer.Exit
             soft_wrap=True,
             markup=False,
         )
-    return typer.Exit(exit_code_for(str(session.status)))
+    from playbook_nb.domain.outcome import handled_failures
+
+    handled = len(handled_failures(session.store.node_states(session.run_id)))
+    return typer.Exit(exit_code_for(str(session.status), handled, strict))
 
 
 def _terminal_decider(view: TerminalView, interactive: bool):
+    from rich.prompt import Prompt
+
+    from playbook_nb.domain.decisions import GateDecision
+    from playbook_nb.domain.engine import Decision
+
     def decide(session: RunSession, node_id: str, kind: str) -> GateDecision | None:
         opts = session.options
         if kind == "gate":
@@ -101,6 +115,8 @@ def _terminal_decider(view: TerminalView, interactive: bool):
 def _drive(session: RunSession, view: TerminalView, interactive: bool) -> None:
     """Run to the end; Ctrl-C or SIGTERM stops the running command's process group at once and ends the run
     ABORTED (resumable), the interrupted node PENDING with the reason."""
+    from playbook_nb.app.abort import on_signals
+
     try:
         with on_signals(session.abort_switch), view.live(session):
             session.drive(_terminal_decider(view, interactive))
@@ -144,7 +160,7 @@ def run(
     vars_env: str = VARS_ENV,
     no_interactive_vars: bool = NO_INTERACTIVE_VARS,
     state_path: str = STATE_PATH,
-    max_retries: int = typer.Option(None, "--max-retries", help="Operator retries per node (default 3)."),
+    max_retries: int = typer.Option(None, "--max-retries", help=MAX_RETRIES_HELP),
     gate_policy: str = typer.Option(
         "fail-closed", "--gate-policy", help="fail-closed, approve-all or reject-all."
     ),
@@ -169,6 +185,7 @@ def run(
         None, "-f", "--parameters-file", help="papermill parameters YAML file."
     ),
     parallel: int = PARALLEL,
+    strict: bool = STRICT,
     widget_state: bool = typer.Option(
         False,
         "--widget-state",
@@ -176,6 +193,9 @@ def run(
     ),
 ) -> None:
     """Run a runbook from the terminal (prompts at gates), or headless through its notebook."""
+    from playbook_nb.app.settings import Settings
+    from playbook_nb.domain.decisions import parse_approve_flags
+
     settings = Settings.load()  # the configuration, read once for this command and passed down
     retries = max_retries if max_retries is not None else settings.max_retries
     approvals = parse_approve_flags(approve)
@@ -203,8 +223,14 @@ def run(
             parameters_file=parameters_file,
             parallel=workers,
             settings=settings,
+            strict=strict,
         )
         raise typer.Exit(code)
+
+    from playbook_nb.adapters.executors.local import LocalExecutor
+    from playbook_nb.app.inputs import load_runbook
+    from playbook_nb.app.session import RunOptions, RunSession
+    from playbook_nb.faces.cli.terminal_view import TerminalView
 
     runbook = load_runbook(file)
     values = resolve_values(
@@ -222,11 +248,11 @@ def run(
         parallel=workers,
     )
     store = open_store(state_path, settings)
-    view = TerminalView(console, store)
+    view = TerminalView(real_console(), store)
     session = RunSession.start(runbook, values, store, options, executor=LocalExecutor())
     view.attach(session)
     _drive(session, view, interactive)
-    raise _exit_for(session, view, file)
+    raise _exit_for(session, view, file, strict)
 
 
 @app.command("resume")
@@ -238,7 +264,7 @@ def resume(
     vars_env: str = VARS_ENV,
     no_interactive_vars: bool = NO_INTERACTIVE_VARS,
     state_path: str = STATE_PATH,
-    max_retries: int = typer.Option(None, "--max-retries"),
+    max_retries: int = typer.Option(None, "--max-retries", help=MAX_RETRIES_HELP),
     approve: list[str] = typer.Option(
         None, "--approve", help="Approve this waiting gate (GATE=reject rejects)."
     ),
@@ -246,12 +272,18 @@ def resume(
     actor: str = typer.Option("", "--actor"),
     comment: str = typer.Option(None, "--comment"),
     allow_changed: bool = typer.Option(False, "--allow-changed", help="Resume although the runbook changed."),
+    take_over: bool = typer.Option(
+        False,
+        "--take-over",
+        help="Drive a run another live session drives: its running command is killed first (an event).",
+    ),
     allow_changed_vars: bool = typer.Option(
         False,
         "--allow-changed-vars",
         help="Resume with variable values other than the recorded ones (every approved gate opens again).",
     ),
     parallel: int = PARALLEL,
+    strict: bool = STRICT,
     retry: list[str] = typer.Option(
         None, "--retry", help="Retry this node, which failed and waits for a decision (repeatable)."
     ),
@@ -259,8 +291,18 @@ def resume(
         None, "--skip", help="Skip this failed non-critical node and go on (repeatable)."
     ),
 ) -> None:
-    """Resume an ABORTED run: finished nodes are kept, the rest runs. A node that failed and waits for a
-    decision is decided with --retry NODE or --skip NODE (without a terminal nobody else can)."""
+    """Resume an ABORTED run, or an orphaned RUNNING one (its process gone): finished nodes are kept, the
+    rest runs. A run another live session drives is refused unless --take-over. A node that failed and waits
+    for a decision is decided with --retry NODE or --skip NODE (without a terminal nobody else can)."""
+    from rich.markup import escape
+
+    from playbook_nb.adapters.executors.local import LocalExecutor
+    from playbook_nb.app.inputs import load_runbook
+    from playbook_nb.app.session import RunOptions, RunSession
+    from playbook_nb.app.settings import Settings
+    from playbook_nb.domain.decisions import parse_approve_flags
+    from playbook_nb.faces.cli.terminal_view import TerminalView
+
     settings = Settings.load()
     runbook = load_runbook(file)
     store = open_store(state_path, settings)
@@ -295,8 +337,9 @@ def resume(
         runbook, values, store, run_id, options,
         executor=LocalExecutor(), allow_changed=allow_changed, decisions=_failure_decisions(retry, skip),
         allow_changed_variables=allow_changed_vars,
+        take_over=take_over,
     )  # fmt: skip
-    view = TerminalView(console, store)
+    view = TerminalView(real_console(), store)
     view.attach(session)
     console.print(f"Resuming run {run_id} of [bold]{escape(recorded.title)}[/]")
     session.decide_waiting_gates(parameters_only=True, comment=comment or "decided at resume")
@@ -304,10 +347,12 @@ def resume(
         _drive(session, view, interactive)
     finally:
         _refile_notebook(store, run_id)
-    raise _exit_for(session, view, file)
+    raise _exit_for(session, view, file, strict)
 
 
 def _failure_decisions(retry: list[str] | None, skip: list[str] | None) -> dict[str, Decision]:
+    from playbook_nb.domain.engine import Decision
+
     decisions = {node_id: Decision.RETRY for node_id in retry or []}
     for node_id in skip or []:
         if node_id in decisions:
@@ -337,20 +382,63 @@ def set_status(
     file: Path = typer.Argument(..., help="The runbook the run belongs to."),
     run_id: int = typer.Argument(...),
     status: str = typer.Argument(..., help="RUNNING, OK, NOK or ABORTED."),
-    force: bool = typer.Option(False, "--force", help="Do not ask for confirmation."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Do not ask for confirmation (needed for RUNNING, which prints a warning); a run whose owner "
+        "lives: kill its running command first.",
+    ),
+    actor: str = typer.Option("", "--actor", help="Who sets it (recorded; default: OS user)."),
     state_path: str = STATE_PATH,
 ) -> None:
-    """Change a run's status by hand, e.g. an orphaned RUNNING run (process killed) to ABORTED."""
+    """Change a run's status by hand: for example an orphaned RUNNING run (process killed) to ABORTED."""
+    from rich.prompt import Confirm
+
+    from playbook_nb.adapters.store import RUN_STATUSES
+    from playbook_nb.adapters.store.owner import Owner
+    from playbook_nb.app.inputs import load_runbook
+    from playbook_nb.app.ownership import recover_run
+    from playbook_nb.domain.decisions import default_actor
+
+    new = status.upper()
+    if new not in RUN_STATUSES:  # before any question
+        raise PlaybookError(f"invalid run status {status!r}; valid: {', '.join(RUN_STATUSES)}")
+    if new == "RUNNING" and not force:
+        raise PlaybookError(
+            f"run {run_id}: setting it to RUNNING by hand needs --force (to continue it, resume it)"
+        )
     runbook = load_runbook(file)
     store = open_store(state_path)
     run = store.get_run(run_id)
     if run.workflow != runbook.meta.title:
         raise PlaybookError(f"run {run_id} belongs to '{run.workflow}', not to '{runbook.meta.title}'")
+    owner = store.owner_status(run_id)
+    if owner.live and not force:
+        raise PlaybookError(
+            f"run {run_id} is {owner.describe()}, which is alive; pass --force to kill its running command"
+            " and set the status"
+        )
     if not force:
         if not stdin_is_tty():
             raise PlaybookError("set-status needs confirmation: run it in a terminal or pass --force")
-        if not Confirm.ask(f"Set run {run_id} from {run.status} to {status.upper()}?"):
+        if not Confirm.ask(f"Set run {run_id} from {run.status} to {new}?"):
             raise typer.Exit(ExitCode.NOK)
-    # Confirmed (by --force or at the prompt): the store may then also change a finished run.
-    store.set_status_manually(run_id, status.upper(), force=True)
-    console.print(f"run {run_id}: {run.status} -> {status.upper()}")
+    who = actor or default_actor()
+    confirmed = not force  # the event says how it was allowed: --force, or yes at the prompt
+    if run.status == "RUNNING" and new != "RUNNING":
+        # No command of the run outlives its status: the live owner (with --force) is fenced off first, then
+        # its recorded process groups are killed (an event each), then the status is set.
+        me = Owner.this_process(who, kind="playbook-nb set-status")
+        why = f"set manually from RUNNING to {new} by {who}; {owner.describe() or 'no owner'}"
+        recover_run(store, run_id, me, take_over=True, status=new, reason=why, confirmed=confirmed)
+    else:
+        # Confirmed (by --force or at the prompt): the store may then also change a finished run.
+        store.set_status_manually(run_id, new, force=True, actor=who, confirmed=confirmed)
+    console.print(f"run {run_id}: {run.status} -> {new}")
+    if new == "RUNNING" and run.status != "RUNNING":
+        err_console.print(
+            f"[bold yellow]warning:[/] run {run_id} is now RUNNING with no process driving it; nothing will "
+            f"run until it is set ABORTED and resumed: playbook-nb set-status {file} {run_id} ABORTED --force",
+            highlight=False,
+            soft_wrap=True,
+        )

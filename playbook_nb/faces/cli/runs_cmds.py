@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from playbook_nb.adapters.store import Run
 from playbook_nb.domain.attempt_ran import ran_by_attempt, ran_text
 from playbook_nb.domain.errors import PlaybookError
-from playbook_nb.faces import run_json
-from playbook_nb.faces.cli.app import app, console
+from playbook_nb.faces.cli.app import app, console, escape
 from playbook_nb.faces.cli.common import STATE_PATH, open_store
 from playbook_nb.faces.cli.runs_group import runs_app
 from playbook_nb.presentation import rich_style
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from playbook_nb.adapters.store import Run
 
 
 def _when(value) -> str:
@@ -27,20 +29,45 @@ def _duration(run: Run) -> str:
     return f"{run.duration:.1f}s" if run.duration is not None else ""
 
 
+def _orphan_note(run: Run) -> str:
+    """ " orphaned (owner gone since ...)" after the status of a RUNNING run whose owner is gone."""
+    from playbook_nb.faces import run_json
+
+    note = run_json.owner_note(run)
+    return f" [bold red]{escape(note)}[/]" if note.startswith("orphaned") else ""
+
+
 def _run_dict(run: Run) -> dict:
+    from playbook_nb.faces import run_json
+
     return run_json.run_summary(run)
 
 
-def _runs_table(runs: list[Run], title: str) -> Table:
+def status_markup(store, run: Run) -> str:
+    """A run's status as the terminal shows it: "OK with 1 handled failure" in amber, else the status."""
+    if run.status != "OK":
+        return f"[{rich_style(run.status)}]{run.status}[/]"
+    from playbook_nb.faces import run_json
+
+    label, state = run_json.outcome(run, store.node_states(run.id))
+    return f"[{rich_style(state)}]{escape(label)}[/]"
+
+
+def _runs_table(runs: list[Run], title: str, store=None) -> Table:
+    from rich.table import Table
+
     table = Table(title=title)
     for column in ("run", "#", "workflow", "status", "started", "duration", "trigger", "actor"):
         table.add_column(column)
     for run in runs:
+        shown = (
+            status_markup(store, run) if store is not None else f"[{rich_style(run.status)}]{run.status}[/]"
+        )
         table.add_row(
             str(run.id),
             str(run.number),
             escape(run.title or run.workflow),
-            f"[{rich_style(run.status)}]{run.status}[/]",
+            shown + _orphan_note(run),
             _when(run.started_at),
             _duration(run),
             run.trigger or "",
@@ -65,7 +92,7 @@ def runs_list(
     if as_json:
         print(json.dumps([_run_dict(r) for r in runs], indent=2))
         return
-    console.print(_runs_table(runs, f"runs in {store.path}"))
+    console.print(_runs_table(runs, f"runs in {store.path}", store))
 
 
 @app.command("show")
@@ -77,6 +104,8 @@ def show(
     state_path: str = STATE_PATH,
 ) -> None:
     """Show one run (nodes, attempts, decisions), or the runs of a workflow."""
+    from playbook_nb.faces import run_json
+
     store = open_store(state_path)
     if not target.isdigit():
         runs = store.list_runs(workflow=target, limit=100)
@@ -87,7 +116,7 @@ def show(
         if as_json:
             print(json.dumps([_run_dict(r) for r in runs], indent=2))
         else:
-            console.print(_runs_table(runs, f"runs of {target}"))
+            console.print(_runs_table(runs, f"runs of {target}", store))
         return
     run = store.get_run(int(target))
     states = store.node_states(run.id)
@@ -95,7 +124,7 @@ def show(
     decisions = store.decisions(run.id)
     ran = ran_by_attempt(store.events(run.id))  # what each attempt ran, as recorded (never re-rendered)
     if as_json:
-        data = _run_dict(run)
+        data = run_json.run_summary(run, states)  # with its handled failures and status label
         data["nodes"] = [
             {"node": s.node_id, "state": s.state, "reason": s.reason, "attempts": s.attempts} for s in states
         ]
@@ -119,14 +148,17 @@ def show(
         return
     reason = f" ({escape(run.status_reason)})" if run.status_reason else ""
     console.print(
-        f"[bold]run {run.id}[/] (#{run.number}) {escape(run.title)}: "
-        f"[{rich_style(run.status)}]{run.status}[/]{reason}"
+        f"[bold]run {run.id}[/] (#{run.number}) {escape(run.title)}: {status_markup(store, run)}{reason}"
     )
+    if run_json.owner_note(run):
+        console.print(escape(run_json.owner_note(run)), highlight=False)
     console.print(
         f"started {_when(run.started_at)}  ended {_when(run.ended_at)}  duration {_duration(run)}  "
         f"trigger {run.trigger}  actor {escape(run.actor or '')}  host {escape(run.host or '')}"
     )
     console.print(f"runbook sha256 {run.runbook_sha256}  version {run.runbook_version or ''}")
+    from rich.table import Table
+
     if (run.params or {}).get("legal_basis"):
         console.print(f"legal basis: {escape(run.params['legal_basis'])}", highlight=False)
     if run.variables:
@@ -169,6 +201,8 @@ def info(
     ),
 ) -> None:
     """Statistics over recorded runs (with KPI attainment for a workflow), or the installed plugins."""
+    from rich.table import Table
+
     if plugins:
         from playbook_nb.adapters.plugins.registry import list_plugins
         from playbook_nb.domain.errors import PluginError
@@ -242,6 +276,8 @@ def _print_kpis(store, workflow: str, runbook=None) -> None:
         console.print(f"owner: {escape(meta.owner)}")
     for assumption in meta.assumptions:
         console.print(f"assumes: {escape(str(assumption))}")
+    from rich.table import Table
+
     if meta.kpis is None:
         console.print(
             'KPIs: none declared ([runbook] kpis = { max_duration = "15m", target_success_rate = 0.95 })'

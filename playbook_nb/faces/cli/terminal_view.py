@@ -8,14 +8,16 @@ import select
 import stat
 import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+if TYPE_CHECKING:  # `show` and `runs list` read STATE_STYLE: importing this module stays light
+    from rich.console import Console
+    from rich.progress import Progress
 
-from playbook_nb.adapters.store import Store
-from playbook_nb.app.session import RunSession
-from playbook_nb.domain.engine import EngineEvent
+    from playbook_nb.adapters.store import Store
+    from playbook_nb.app.session import RunSession
+    from playbook_nb.domain.engine import EngineEvent
+
 from playbook_nb.presentation import mark as state_mark
 from playbook_nb.presentation import rich_style
 
@@ -35,6 +37,7 @@ class TerminalView:
         self._task = None
         self._final: set[str] = set()  # nodes in a final state, for the progress bar
         self._hosts: dict[str, dict[str, str]] = {}  # fleet node -> host -> state, this attempt
+        self._errors_shown: set[tuple[str, int]] = set()  # (node, attempt) whose error line was printed
 
     pipe_closed = False  # stdout is a pipe whose reader went away (`playbook-nb run ... | head -1`)
 
@@ -78,6 +81,8 @@ class TerminalView:
 
     @contextlib.contextmanager
     def live(self, session: RunSession) -> Iterator[None]:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -179,6 +184,7 @@ class TerminalView:
                 f"[dim]({node.type})[/] {_escape(detail)}",
                 highlight=False,
             )
+            self._print_attempt_error(event.node, state)
             if self._progress is not None and self._task is not None:
                 self._progress.update(self._task, completed=len(self._final))
         elif event.kind == "decision":
@@ -192,11 +198,34 @@ class TerminalView:
             reason = f": {event.reason}" if event.reason else ""
             self._print(f"[{rich_style(event.state or '')}]run {event.state}[/]{_escape(reason)}")
 
+    def _print_attempt_error(self, node_id: str, state: str) -> None:
+        """After a failed attempt, what went wrong, as the node's error says it (a bad template, an unknown
+        plugin, an exit code): the state line alone says only where the run goes next."""
+        if state not in ("NOK", "SKIPPED", "PENDING", "WAITING"):
+            return
+        result = self._session.last_result(node_id)
+        attempts = self._session.engine.attempts(node_id)
+        if result is None or result.ok or result.interrupted or not result.error:
+            return
+        if (node_id, attempts) in self._errors_shown:
+            return
+        self._errors_shown.add((node_id, attempts))
+        self._print(f"  [red]error:[/] {_escape(result.error)}", highlight=False)
+
     def summary(self, session: RunSession) -> None:
-        table = Table(title=f"run {session.run_id}: {session.status}", show_lines=False)
+        from rich.table import Table
+
+        from playbook_nb.faces import run_json
+
+        run = self.store.get_run(session.run_id)
+        nodes = self.store.node_states(session.run_id)
+        label, look_state = run_json.outcome(run, nodes)
+        table = Table(
+            title=f"run {session.run_id}: [{rich_style(look_state)}]{_escape(label)}[/]", show_lines=False
+        )
         for column in ("node", "state", "attempts", "reason"):
             table.add_column(column)
-        for row in self.store.node_states(session.run_id):
+        for row in nodes:
             table.add_row(
                 row.node_id,
                 f"[{rich_style(row.state)}]{row.state}[/]",
@@ -204,7 +233,6 @@ class TerminalView:
                 _escape(row.reason or ""),
             )
         self._print(table)
-        run = self.store.get_run(session.run_id)
         self._print(f"record: run {run.id} in {self.store.path}")
         self._print(f"artifacts: {self.store.artifact_dir(run.id)}")
 
