@@ -447,3 +447,67 @@ def test_a_rollback_drill_ends_ok_with_a_handled_failure_everywhere_and_strict_e
     )
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
     assert shown(index, 3)["status_label"] == "OK"
+
+
+# ---------------------------------------------------------------- point 5: seed plugins load unchanged
+SEED_PLUGIN = """# my_plugin/plugin.py
+from playbook.domain.plugins import Plugin, PluginMetadata, FunctionSignature, ParameterDef
+
+class MyPlugin(Plugin):
+    def get_metadata(self) -> PluginMetadata:
+        return PluginMetadata(
+            name="my-plugin",
+            version="1.0.0",
+            author="Your Name",
+            description="Custom functionality for Playbook",
+            functions={
+                "my_function": FunctionSignature(
+                    name="my_function",
+                    description="Does something useful",
+                    parameters={
+                        "input": ParameterDef(
+                            type="str",
+                            required=True,
+                            description="Input parameter"
+                        )
+                    }
+                )
+            }
+        )
+
+    def initialize(self, config):
+        self.config = config
+
+    def execute(self, function_name, params):
+        if function_name == "my_function":
+            return f"Processed: {params['input']}"
+
+    def cleanup(self):
+        pass
+"""  # the seed README's example, character for character (../shared/seeds/001_*.txt, "Creating a Plugin")
+
+
+def test_a_plugin_written_as_the_seed_readme_shows_runs_unchanged(tmp_path, state_db):
+    site = tmp_path / "site"
+    (site / "my_plugin").mkdir(parents=True)
+    (site / "my_plugin" / "__init__.py").write_text("")
+    (site / "my_plugin" / "plugin.py").write_text(SEED_PLUGIN)
+    info = site / "my_plugin-1.0.0.dist-info"  # what `pip install my-plugin` leaves: its entry point
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-plugin\nVersion: 1.0.0\n")
+    (info / "entry_points.txt").write_text(
+        '[playbook.plugins]\nmy-plugin = "my_plugin.plugin:MyPlugin"\n'.replace('"', "")
+    )
+    env = {"PYTHONPATH": str(site)}
+    listed = run_cli("info", "--plugins", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "my-plugin" in listed.stdout and "my_function" in listed.stdout
+    book = write_runbook(
+        tmp_path, "seedplugin", "seed plugin",
+        '\n[process]\ntype = "Function"\nplugin = "my-plugin"\nfunction = "my_function"\nfunction_params = { input = "hello" }\n',
+    )  # fmt: skip
+    assert run_cli("validate", str(book), env=env).returncode == 0
+    ran = run_cli("run", str(book), "--state-path", str(state_db), env=env)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    (attempt,) = db_rows(state_db, "SELECT status, result FROM attempts WHERE node_id = 'process'")
+    assert attempt["status"] == "OK" and "Processed: hello" in attempt["result"]
