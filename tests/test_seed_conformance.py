@@ -292,6 +292,7 @@ def test_resume_retry_and_skip_decide_a_failed_node_without_a_terminal(tmp_path,
         "node": "check",
         "decision": "retry",
         "actor": "erin",
+        "source": "parameter",
         "comment": "decided at resume",
     }
 
