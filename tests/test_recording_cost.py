@@ -72,13 +72,13 @@ def test_rows_and_bytes_a_node_costs_do_not_grow_with_the_runbook(tmp_path):
     large.close()
 
 
-def test_an_index_of_schema_3_moves_text_and_snapshot_out_of_the_run_row(tmp_path):
+def test_an_index_of_schema_4_moves_text_and_snapshot_out_of_the_run_row(tmp_path):
     db = tmp_path / "old.db"
     conn = sqlite3.connect(db)
-    for migration in load_migrations()[:3]:
+    for migration in load_migrations()[:4]:
         for statement in split_statements(migration.sql):
             conn.execute(statement)
-    conn.execute("PRAGMA user_version = 3")
+    conn.execute("PRAGMA user_version = 4")
     old_snapshot = {
         "run_state": "ABORTED",
         "run_reason": "x",

@@ -1,4 +1,4 @@
--- 0004: a run's large, cold columns leave the `runs` row (issue 18.4). Every engine transition updates the
+-- 0005: a run's large, cold columns leave the `runs` row (issue 18.4). Every engine transition updates the
 -- run row (event head, counts, version, snapshot); SQLite rewrites a whole row on each update, and the
 -- row held the runbook text and the whole engine snapshot, so each write of a run cost its size: a
 -- 1000-node run grew O(n^2). Now the runbook text is written once into run_texts, and the snapshot is kept

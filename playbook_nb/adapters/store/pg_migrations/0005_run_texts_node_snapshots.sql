@@ -1,4 +1,4 @@
--- 0004 (PostgreSQL): as migrations/0004_run_texts_node_snapshots.sql: the runbook text moves to run_texts,
+-- 0005 (PostgreSQL): as migrations/0005_run_texts_node_snapshots.sql: the runbook text moves to run_texts,
 -- the engine snapshot's nodes to node_snapshots (one row a node); runs.snapshot keeps the run's own fields.
 
 CREATE TABLE run_texts (
