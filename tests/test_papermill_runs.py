@@ -40,7 +40,7 @@ def attempt_counts(db: Path, run_id: int) -> dict[str, int]:
 def executed_notebook(db: Path, run: sqlite3.Row) -> nbformat.NotebookNode:
     """The executed notebook the index points at; it must live in the run's artifact directory."""
     path = Path(run["notebook_path"])
-    artifact_dir = db.parent / "artifacts" / str(run["id"])
+    artifact_dir = db.parent / "artifacts" / db.stem / str(run["id"])
     assert path.parent.resolve() == artifact_dir.resolve(), path
     assert path.exists()
     return nbformat.read(path, as_version=4)

@@ -43,7 +43,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from playbook_nb.adapters.store.location import DB_URL_ENV, default_artifacts_dir
+from playbook_nb.adapters.store.location import DB_URL_ENV, default_artifacts_dir, postgres_artifacts_key
 from playbook_nb.adapters.store.models import When, to_json, to_timestamp
 from playbook_nb.adapters.store.sql_common import COPY_TABLES, JSON_COLUMNS, SQLStore
 from playbook_nb.domain.errors import StorageFault, StoreError
@@ -168,7 +168,7 @@ class PostgresStore(SQLStore):
                 conn.close()
             raise
         try:
-            return cls(url, conn, artifacts_root or default_artifacts_dir())
+            return cls(url, conn, artifacts_root or default_artifacts_dir(postgres_artifacts_key(shown)))
         except StoreError:
             conn.close()
             raise
