@@ -343,7 +343,10 @@ def resume(
     view.attach(session)
     console.print(f"Resuming run {run_id} of [bold]{escape(recorded.title)}[/]")
     session.decide_waiting_gates(parameters_only=True, comment=comment or "decided at resume")
-    _drive(session, view, interactive)
+    try:
+        _drive(session, view, interactive)
+    finally:
+        _refile_notebook(store, run_id)
     raise _exit_for(session, view, file, strict)
 
 
@@ -356,6 +359,22 @@ def _failure_decisions(retry: list[str] | None, skip: list[str] | None) -> dict[
             raise PlaybookError(f"--retry {node_id} and --skip {node_id}: choose one")
         decisions[node_id] = Decision.SKIP
     return decisions
+
+
+def _refile_notebook(store, run_id: int) -> None:
+    """A run that filed a notebook (headless, or a notebook session) and was resumed here: its filed notebook
+    is brought to the run's state now, so it never disagrees with the index."""
+    # imported here: nbformat and Pillow are not needed by a plain terminal run
+    from playbook_nb.adapters.notebook.record import file_notebook, read_filed
+
+    base = read_filed(store, run_id)
+    if base is not None:
+        try:
+            file_notebook(store, run_id, base)
+        except PlaybookError as err:
+            err_console.print(
+                f"[yellow]warning:[/] the notebook of run {run_id} was not brought up to date: {err}"
+            )
 
 
 @app.command("set-status")
