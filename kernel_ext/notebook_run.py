@@ -21,11 +21,12 @@ from playbook_nb.adapters.executors.local import LocalExecutor
 from playbook_nb.adapters.notebook.record import dag_bundle, file_notebook, summary_html
 from playbook_nb.adapters.store import Store
 from playbook_nb.app.abort import on_signals
+from playbook_nb.app.identity import local_identity
 from playbook_nb.app.inputs import resolve_variables
 from playbook_nb.app.session import NodeReport, RunOptions, RunSession
 from playbook_nb.app.settings import Settings
 from playbook_nb.constants import OUTPUT_PATH_ENV, RUN_MIME
-from playbook_nb.domain.decisions import GateDecision, default_actor
+from playbook_nb.domain.decisions import GateDecision, parse_gate_wait
 from playbook_nb.domain.engine import NodeState, RunState
 from playbook_nb.domain.errors import PlaybookError, RunOwned, StorageFault
 from playbook_nb.domain.validation import parse_runbook
@@ -277,7 +278,7 @@ class NotebookRun:
     # -- helpers -----------------------------------------------------------------------------
     @staticmethod
     def _headless_decider(session: RunSession, node_id: str, kind: str) -> GateDecision | None:
-        return session.gate_policy.decide(node_id) if kind == "gate" else None
+        return session.unattended_decision(node_id) if kind == "gate" else None
 
     def _decide_waiting_gates(self) -> None:
         self.session.decide_waiting_gates()
@@ -423,6 +424,7 @@ def open_run(
     headless: bool | None = None,
     parallel: int | None = None,
     take_over: bool = False,
+    gate_wait: str | float | None = None,
 ) -> NotebookRun:
     """Start a new run of the notebook's runbook, or resume the run named by `run_id` (never one by itself).
     Resuming with variable values other than the recorded ones is refused unless `allow_changed_vars`.
@@ -453,12 +455,14 @@ def open_run(
     options = RunOptions(
         headless=headless,
         trigger="papermill" if headless else "notebook",
-        actor=actor or default_actor(),
+        actor=actor or local_identity(),
         max_retries=int(max_retries),
         gate_policy=gate_policy,
         approvals=dict(approvals or {}),
         comment=comment or None,
         parallel=_parallel(parallel, settings),
+        gate_wait=_gate_wait(gate_wait) if headless else 0.0,
+        **settings.decision_options(),
     )
     namespace = _user_namespace()
     owner = store.owner_status(resume_id) if resume_id is not None else None
@@ -501,6 +505,14 @@ def _parallel(parallel: int | None, settings: Settings) -> int:
             return injected
         return settings.parallel()
     return max(1, int(parallel))
+
+
+def _gate_wait(gate_wait: str | float | None) -> float:
+    """The `gate_wait` notebook parameter ("30m", 1800; papermill injects it as a variable, the setup cell need
+    not pass it): how long a headless run waits at a gate nobody decides for a decision from anywhere."""
+    if gate_wait is None:
+        gate_wait = _user_namespace().get("gate_wait")
+    return parse_gate_wait(gate_wait, "notebook parameter gate_wait")
 
 
 def _run_to_resume(run_id, runbook, store: Store, headless: bool) -> int | None:

@@ -312,6 +312,7 @@ def build_report(store: Store, run_id: int, redactor: Redactor | None = None) ->
                 "node_id": d.node_id,
                 "decision": d.decision,
                 "actor": d.actor,
+                "source": d.source,
                 "comment": d.comment,
                 "at": fmt_time(d.decided_at),
             }

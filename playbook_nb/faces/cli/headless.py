@@ -128,6 +128,7 @@ def run_headless(
     parameters_file,
     parallel: int = 1,
     settings: Settings | None = None,
+    gate_wait: str | None = None,
     strict: bool = False,
 ) -> int:
     is_notebook = file.suffix == ".ipynb"
@@ -162,6 +163,8 @@ def run_headless(
         "headless": True,
         **extra,
     }
+    if gate_wait and "gate_wait" not in params:  # a notebook parameter read by open_run, as text ("30m")
+        params["gate_wait"] = gate_wait
     workers = int(params.pop("parallel", parallel) or 1)
     if workers > 1:  # a notebook parameter read by open_run (cells start ready siblings in the background)
         params["parallel"] = workers
