@@ -30,7 +30,7 @@ from playbook_nb.adapters.store.models import (
     from_timestamp,
     to_json,
 )
-from playbook_nb.adapters.store.sql_common import COPY_TABLES, JSON_COLUMNS, SQLStore
+from playbook_nb.adapters.store.sql_common import COPY_TABLES, JSON_COLUMNS, SQLStore, dumped_run_row
 from playbook_nb.domain.errors import StorageFault, StoreError
 
 DEFAULT_TIMEOUT = 30.0
@@ -206,13 +206,16 @@ class SQLiteStore(SQLStore):
 
     def load_run(self, dump: dict[str, Any]) -> None:
         with self._write() as conn:
+            run = dump["run"]
             for table in COPY_TABLES:
-                rows = [dump["run"]] if table == "runs" else dump[table]
+                rows = [dumped_run_row(run)] if table == "runs" else dump[table]
                 for row in rows:
                     stored = _stored(row, table)
                     columns = ", ".join(stored)
                     marks = ", ".join("?" for _ in stored)
                     conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(stored.values()))
+                if table == "runs":
+                    self._load_run_parts(conn, run)
 
 
 BOOL_COLUMNS = {"node_states": ("failed",)}
