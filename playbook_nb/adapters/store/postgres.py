@@ -44,7 +44,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from playbook_nb.adapters.store.location import DB_URL_ENV, default_artifacts_dir
+from playbook_nb.adapters.store.location import DB_URL_ENV, default_artifacts_dir, postgres_artifacts_key
 from playbook_nb.adapters.store.models import GateWaitRow, When, to_json, to_timestamp
 from playbook_nb.adapters.store.sql_common import COPY_TABLES, JSON_COLUMNS, SQLStore, dumped_run_row
 from playbook_nb.domain.errors import StorageFault, StoreError
@@ -172,7 +172,7 @@ class PostgresStore(SQLStore):
                 conn.close()
             raise
         try:
-            return cls(url, conn, artifacts_root or default_artifacts_dir())
+            return cls(url, conn, artifacts_root or default_artifacts_dir(postgres_artifacts_key(shown)))
         except StoreError:
             conn.close()
             raise

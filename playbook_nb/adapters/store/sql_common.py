@@ -618,6 +618,11 @@ class SQLStore(Store):
             self._execute(handle, "DELETE FROM runs WHERE id = ?", (run_id,))
         if not run.artifact_dir:
             return 0
+        if not self.artifacts.owns(run.artifact_dir):
+            raise StoreError(
+                f"run {run_id} deleted, but not its artifacts {run.artifact_dir}: they are not under this "
+                f"index's artifact root {self.artifacts.root} (another index may use them); left in place"
+            )
         try:
             return self.artifacts.delete(run.artifact_dir)
         except StoreError as err:

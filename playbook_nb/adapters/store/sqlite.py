@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from playbook_nb.adapters.store.location import default_sqlite_artifacts
 from playbook_nb.adapters.store.migrate import latest_version, migrate_sqlite
 from playbook_nb.adapters.store.models import (
     from_json,
@@ -113,7 +114,8 @@ class SQLiteStore(SQLStore):
             if conn is not None:
                 conn.close()
             raise
-        root = os.fspath(artifacts_root) if artifacts_root else path.parent / "artifacts"
+        # each index its own artifact root: two index files in one folder never share `artifacts/<run id>/`
+        root = os.fspath(artifacts_root) if artifacts_root else default_sqlite_artifacts(path)
         try:
             return cls(path, conn, root)
         except StoreError:
