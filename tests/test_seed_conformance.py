@@ -556,3 +556,21 @@ def test_postgresql_default_artifacts_are_not_the_default_sqlite_folder(pg_url, 
     sqlite_default = tmp_path / "data" / "playbook-nb" / "artifacts"
     assert sqlite_default in location.parents and location.parent != sqlite_default, location
     assert location.parent.name.startswith("postgresql-"), location
+
+
+def test_the_projects_deploy_example_fails_its_rollback_drill_while_the_seed_fixture_stays_ok(state_db):
+    from conftest import DEPLOY, REPO
+
+    drill = ["--var", "ENVIRONMENT=staging", "--var", "HEALTHY=false", "--approve", "approve_deploy"]
+    example = REPO / "notebooks" / "deploy_pipeline.playbook.toml"
+    ran = run_cli("run", str(example), *drill, "--state-path", str(state_db))
+    assert ran.returncode == 1, (
+        ran.stdout + ran.stderr
+    )  # health_check is critical here: NOK after the rollback
+    (run,) = db_rows(state_db, "SELECT id, status FROM runs")
+    states = dict(db_rows(state_db, "SELECT node_id, state FROM node_states WHERE run_id = ?", (run["id"],)))
+    assert run["status"] == "NOK"
+    assert (states["health_check"], states["rollback"], states["notify_failure"]) == ("NOK", "OK", "OK")
+    assert states["notify_success"] == "SKIPPED"
+    seed = run_cli("run", str(DEPLOY), *drill, "--state-path", str(state_db))
+    assert seed.returncode == 0 and "OK with 1 handled failure" in seed.stdout, seed.stdout + seed.stderr
