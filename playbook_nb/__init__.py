@@ -4,7 +4,12 @@
 `playbook_nb.kernel_ext`, imported only when a kernel loads the extension).
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:  # the one place the version lives is pyproject.toml; the installed package's metadata carries it
+    __version__ = version("playbook-nb")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 
 def load_ipython_extension(ipython) -> None:

@@ -22,8 +22,8 @@ from playbook_nb.adapters.export.scan import (
 from playbook_nb.domain.exit_codes import ExitCode
 from playbook_nb.domain.redact import Redactor
 from playbook_nb.faces.cli import runs_group  # noqa: F401  (registers the `runs` group with diff and prune)
-from playbook_nb.faces.cli.app import app, console, err_console, fail
-from playbook_nb.faces.cli.common import STATE_PATH, VAR, open_store
+from playbook_nb.faces.cli.app import app, console, emit_json, err_console, fail, json_active, json_output
+from playbook_nb.faces.cli.common import JSON, STATE_PATH, VAR, open_store
 
 
 def _export_redactor(secret_env: list[str]) -> Redactor:
@@ -48,8 +48,11 @@ def export_cmd(
         "PLAYBOOK_SECRET_* variables are used too.",
     ),
     state_path: str | None = STATE_PATH,
+    as_json: bool = JSON,
 ) -> None:
     """Export a run: an offline HTML report (DAG, timeline, nodes, approvals, audit) and/or its notebook."""
+    if as_json:
+        json_output()
     if html is None and notebook is None:
         raise fail("export: give --html FILE and/or --notebook FILE")
     redactor = _export_redactor(secret_env or [])
@@ -72,6 +75,14 @@ def export_cmd(
                         err_console.print(f"secret found: {finding}", highlight=False, markup=False)
                     raise typer.Exit(ExitCode.NOK)
             console.print(f"wrote the notebook of run {run_id} ({source}) to {notebook}", highlight=False)
+    if as_json:
+        emit_json(
+            {
+                "run_id": run_id,
+                "html": str(html) if html is not None else None,
+                "notebook": str(notebook) if notebook is not None else None,
+            }
+        )
 
 
 @app.command("scan")
@@ -91,12 +102,15 @@ def scan_cmd(
         help="Runbook whose secret variables to look for (values from --var or PLAYBOOK_SECRET_*).",
     ),
     var: list[str] | None = VAR,
+    as_json: bool = JSON,
 ) -> None:
     """Report every place a known secret value appears in artifacts (never the value). Exit 1 when found.
 
     Without --value-env, --values-file or --runbook, the values of the PLAYBOOK_SECRET_* environment variables
     are looked for. Shell-quoted, JSON-escaped and repr forms are found too.
     """
+    if as_json:
+        json_output()
     if not path.exists():
         raise fail(f"scan: {path} does not exist")
     try:
@@ -118,6 +132,19 @@ def scan_cmd(
         err_console.print(f"warning: {error}", highlight=False, markup=False)
     for finding in report.findings:
         console.print(f"FOUND {finding}", highlight=False, markup=False, soft_wrap=True)
+    if json_active():
+        emit_json(
+            {
+                "clean": not report.findings,
+                "files_scanned": report.files,
+                "secret_values": len(values),
+                "findings": [
+                    {"path": str(f.path), "location": f.location, "count": f.count} for f in report.findings
+                ],
+                "warnings": list(report.errors),
+                "exit_code": int(ExitCode.NOK if report.findings else ExitCode.OK),
+            }
+        )
     what = f"{len(values)} secret value{'s' if len(values) != 1 else ''}"
     if report.findings:
         files = len({f.path for f in report.findings})
@@ -134,11 +161,24 @@ def scan_cmd(
 def verify_cmd(
     run_id: int = typer.Argument(..., help="Run id."),
     state_path: str | None = STATE_PATH,
+    as_json: bool = JSON,
 ) -> None:
     """Check the hash chain of a run's events: exit 0 when intact, 1 when an event was changed, added or removed."""
+    if as_json:
+        json_output()
     with open_store(state_path) as store:
         run = store.get_run(run_id)
         problems = store.verify_events(run_id)
+    if as_json:
+        emit_json(
+            {
+                "run_id": run_id,
+                "intact": not problems,
+                "events": run.event_count,
+                "problems": [str(p) for p in problems],
+                "exit_code": int(ExitCode.NOK if problems else ExitCode.OK),
+            }
+        )
     if not problems:
         console.print(f"OK: run {run_id} event hash chain intact ({run.event_count} events)", highlight=False)
         return

@@ -24,8 +24,8 @@ from playbook_nb.domain.errors import PlaybookError, StorageFault
 from playbook_nb.domain.exit_codes import ExitCode, exit_code_for
 from playbook_nb.domain.model import Runbook
 from playbook_nb.domain.validation import parse_runbook
-from playbook_nb.faces.cli.app import console, err_console
-from playbook_nb.faces.cli.common import open_store, resolve_values
+from playbook_nb.faces.cli.app import console, emit_json, err_console, json_active
+from playbook_nb.faces.cli.common import open_store, resolve_values, run_document
 
 
 def runbook_of_notebook(path: Path) -> Runbook:
@@ -156,7 +156,10 @@ def run_headless(
             + (f", resume it with: playbook-nb resume {file} {run_id}" if run.status == "ABORTED" else ""),
             highlight=False,
         )
-    return exit_code_for(run.status)
+    code = exit_code_for(run.status)
+    if json_active():
+        emit_json(run_document(store, run_id, code))
+    return code
 
 
 def _file_notebook(store, run_id: int, executed: Path, output: Path | None) -> None:

@@ -16,7 +16,8 @@ from playbook_nb.domain.plan import build_plan, leaves, roots
 from playbook_nb.domain.templating import make_context, render
 from playbook_nb.domain.validation import validate_runbook
 from playbook_nb.domain.variables import missing_required
-from playbook_nb.faces.cli.app import app, console
+from playbook_nb.faces.cli.app import app, console, emit_json, json_output
+from playbook_nb.faces.cli.common import JSON
 from playbook_nb.faces.starter import starter_runbook
 
 
@@ -24,7 +25,7 @@ def _names(items: list[str]) -> str:
     return ", ".join(items) if items else "none"
 
 
-def _summary(runbook: Runbook) -> list[tuple[str, str]]:
+def _summary(runbook: Runbook) -> dict[str, int | list[str]]:
     graph = build_plan(runbook)
     critical = [
         node_id + (" (templated)" if isinstance(node.critical, str) else "")
@@ -38,15 +39,15 @@ def _summary(runbook: Runbook) -> list[tuple[str, str]]:
         + (" (secret)" if var.secret or name in runbook.secret_names else "")
         for name, var in runbook.variables.items()
     ]
-    return [
-        ("nodes", str(graph.number_of_nodes())),
-        ("edges", str(graph.number_of_edges())),
-        ("roots", _names(roots(graph))),
-        ("leaves", _names(leaves(graph))),
-        ("critical", _names(critical)),
-        ("gates", _names(gates)),
-        ("variables", _names(variables)),
-    ]
+    return {
+        "nodes": graph.number_of_nodes(),
+        "edges": graph.number_of_edges(),
+        "roots": roots(graph),
+        "leaves": leaves(graph),
+        "critical": critical,
+        "gates": gates,
+        "variables": variables,
+    }
 
 
 @app.command()
@@ -56,8 +57,21 @@ def validate(
     var: list[str] = typer.Option([], "--var", help="A variable value, NAME=VALUE; repeatable."),
     vars_file: Path | None = typer.Option(None, "--vars-file", help="Variable values (TOML, YAML or JSON)."),
     vars_env: str | None = typer.Option(None, "--vars-env", help="Read variables from $PREFIX<NAME>."),
+    as_json: bool = JSON,
 ) -> None:
     """Check a runbook (TOML, fields, dependencies, templates) without running anything."""
+    if as_json:
+        json_output()
+        try:
+            _validate(file, check_vars, var, vars_file, vars_env, as_json=True)
+        except PlaybookError as err:
+            emit_json({"valid": False, "file": str(file), "error": str(err), "exit_code": err.exit_code})
+            raise
+        return
+    _validate(file, check_vars, var, vars_file, vars_env, as_json=False)
+
+
+def _validate(file, check_vars, var, vars_file, vars_env, *, as_json: bool) -> None:
     runbook = load_runbook(file)
     values = None
     missing: list[str] = []
@@ -77,8 +91,22 @@ def validate(
     if report.errors:
         raise RunbookError(report.errors[0])
     title = _display_title(runbook, values)
+    if as_json:
+        emit_json(
+            {
+                "valid": True,
+                "file": str(file),
+                "title": title,
+                "summary": _summary(runbook),
+                "variables_checked": values is not None,
+                "missing": missing,
+                "warnings": list(report.warnings),
+            }
+        )
+        return
     console.print(f"[bold green]valid:[/] {file} — {title}", highlight=False, soft_wrap=True)
-    for label, text in _summary(runbook):
+    for label, value in _summary(runbook).items():
+        text = _names(value) if isinstance(value, list) else str(value)
         console.print(f"  {label + ':':<11}{text}", highlight=False, soft_wrap=True)
     if values is not None:
         console.print("  variables checked: every templated field renders with these values", highlight=False)

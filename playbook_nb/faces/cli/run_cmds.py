@@ -17,8 +17,9 @@ from playbook_nb.domain.decisions import GateDecision, parse_approve_flags
 from playbook_nb.domain.engine import Decision
 from playbook_nb.domain.errors import PlaybookError, StorageFault
 from playbook_nb.domain.exit_codes import ExitCode, exit_code_for
-from playbook_nb.faces.cli.app import app, console, err_console
+from playbook_nb.faces.cli.app import app, console, emit_json, err_console, json_active, json_output
 from playbook_nb.faces.cli.common import (
+    JSON,
     NO_INTERACTIVE_VARS,
     STATE_PATH,
     VAR,
@@ -27,6 +28,7 @@ from playbook_nb.faces.cli.common import (
     max_retries_default,
     open_store,
     resolve_values,
+    run_document,
     stdin_is_tty,
 )
 from playbook_nb.faces.cli.terminal_view import TerminalView
@@ -61,7 +63,10 @@ def _exit_for(session: RunSession, view: TerminalView, file: Path) -> typer.Exit
             highlight=False,
             soft_wrap=True,
         )
-    return typer.Exit(exit_code_for(str(session.status)))
+    code = exit_code_for(str(session.status))
+    if json_active():
+        emit_json(run_document(session.store, session.run_id, code))
+    return typer.Exit(code)
 
 
 def _terminal_decider(view: TerminalView, interactive: bool):
@@ -75,9 +80,12 @@ def _terminal_decider(view: TerminalView, interactive: bool):
                 prompt = session.rendered(node_id).get("prompt", "Continue with the next step?")
                 view.gate(session, node_id)
                 answer = Prompt.ask(
-                    f"[bold]{prompt}[/]", choices=["approve", "reject", "abort"], default="approve"
+                    f"[bold]{prompt}[/]",
+                    choices=["approve", "reject", "abort"],
+                    default="approve",
+                    console=console,
                 )
-                comment = Prompt.ask("Comment (optional)", default="") or None
+                comment = Prompt.ask("Comment (optional)", default="", console=console) or None
             return GateDecision(Decision(answer), opts.actor, comment)
         if not interactive:
             return None
@@ -85,7 +93,10 @@ def _terminal_decider(view: TerminalView, interactive: bool):
         choices = [d.value for d in (Decision.RETRY, Decision.SKIP, Decision.ABORT) if d in allowed]
         with view.paused(), session.abort_switch.prompting():
             answer = Prompt.ask(
-                f"[bold red]'{node_id}' failed.[/] What now?", choices=choices, default=choices[0]
+                f"[bold red]'{node_id}' failed.[/] What now?",
+                choices=choices,
+                default=choices[0],
+                console=console,
             )
         return GateDecision(Decision(answer), opts.actor, None)
 
@@ -168,8 +179,11 @@ def run(
         "--widget-state",
         help="Headless: also save the final graph as widget state in the executed notebook (slower start).",
     ),
+    as_json: bool = JSON,
 ) -> None:
     """Run a runbook from the terminal (prompts at gates), or headless through its notebook."""
+    if as_json:
+        json_output()
     retries = max_retries if max_retries is not None else max_retries_default()
     approvals = parse_approve_flags(approve)
     parameters = _pair_parameters(parameters, list(ctx.args))
@@ -239,8 +253,11 @@ def resume(
     comment: str = typer.Option(None, "--comment"),
     allow_changed: bool = typer.Option(False, "--allow-changed", help="Resume although the runbook changed."),
     parallel: int = PARALLEL,
+    as_json: bool = JSON,
 ) -> None:
     """Resume an ABORTED run: finished nodes are kept, the rest runs."""
+    if as_json:
+        json_output()
     runbook = load_runbook(file)
     store = open_store(state_path)
     if run_id is None:
