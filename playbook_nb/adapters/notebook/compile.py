@@ -132,8 +132,11 @@ def node_cell_source(node: Node) -> str:
     return _render("notebook_node.py.j2", node=node, code=code)
 
 
-def compile_runbook(runbook: Runbook, *, source_path: str | None = None) -> nbformat.NotebookNode:
-    """Build the notebook for `runbook` (see the module docstring for the cell layout)."""
+def compile_runbook(
+    runbook: Runbook, *, source_path: str | None = None, kernelspec: dict[str, str] | None = None
+) -> nbformat.NotebookNode:
+    """Build the notebook for `runbook` (see the module docstring for the cell layout); `kernelspec` (name,
+    display_name, language) is the kernel it asks for, `python3` by default."""
     from playbook_nb.domain.plan import topological_order
 
     source_path = source_path if source_path is not None else runbook.path
@@ -196,7 +199,7 @@ def compile_runbook(runbook: Runbook, *, source_path: str | None = None) -> nbfo
     cells.append(_code(_render("notebook_summary.py.j2"), "playbook-summary", _role(ROLE_SUMMARY)))
 
     nb = nbformat.v4.new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = dict(KERNELSPEC)
+    nb.metadata["kernelspec"] = dict(kernelspec or KERNELSPEC)
     nb.metadata["language_info"] = {"name": "python"}
     nb.metadata[METADATA_KEY] = {
         "runbook_text": runbook.source_text,

@@ -16,6 +16,7 @@ import nbformat
 import yaml
 
 from playbook_nb.adapters.notebook.compile import compile_runbook, write_notebook
+from playbook_nb.adapters.notebook.kernels import kernelspec_of
 from playbook_nb.adapters.notebook.papermill_run import run_notebook
 from playbook_nb.adapters.notebook.stop import stop_on_signals, stop_reason
 from playbook_nb.app.inputs import load_runbook
@@ -86,8 +87,11 @@ def run_headless(
     parameters_yaml,
     parameters_file,
     parallel: int = 1,
+    kernel: str | None = None,
+    kernel_env: dict[str, str] | None = None,
 ) -> int:
     is_notebook = file.suffix == ".ipynb"
+    kernelspec = kernelspec_of(kernel) if kernel else None
     runbook = runbook_of_notebook(file) if is_notebook else load_runbook(file)
     extra = _papermill_parameters(parameters, parameters_yaml, parameters_file)
     given_vars = dict(extra.pop("variables", {}) or {})
@@ -120,7 +124,7 @@ def run_headless(
             input_path = file
         else:
             input_path = Path(tmp) / "runbook.ipynb"
-            write_notebook(compile_runbook(runbook, source_path=str(file)), input_path)
+            write_notebook(compile_runbook(runbook, source_path=str(file), kernelspec=kernelspec), input_path)
         executed = Path(tmp) / "executed.ipynb"
         with stop_on_signals():
             outcome = run_notebook(
@@ -128,6 +132,8 @@ def run_headless(
                 str(executed),
                 parameters=params,
                 env_secrets={f"PLAYBOOK_SECRET_{name}": value for name, value in secrets.items()},
+                kernel_env=kernel_env,
+                kernel_name=kernel,
                 cwd=str(file.resolve().parent),
             )
         if outcome.ename == "RunStorageFault":  # the kernel could not write the record: it said why

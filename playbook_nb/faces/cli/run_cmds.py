@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
@@ -179,6 +178,9 @@ def run(
         "--widget-state",
         help="Headless: also save the final graph as widget state in the executed notebook (slower start).",
     ),
+    kernel: str = typer.Option(
+        None, "--kernel", help="Headless: the Jupyter kernel to run on (default: the notebook's, python3)."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Run a runbook from the terminal (prompts at gates), or headless through its notebook."""
@@ -191,8 +193,6 @@ def run(
     if headless or file.suffix == ".ipynb":
         from playbook_nb.faces.cli.headless import run_headless
 
-        if widget_state:  # read by the kernel, which inherits this process's environment
-            os.environ["PLAYBOOK_NB_WIDGET_STATE"] = "1"
         code = run_headless(
             file,
             var=var,
@@ -209,6 +209,8 @@ def run(
             parameters_yaml=parameters_yaml,
             parameters_file=parameters_file,
             parallel=workers,
+            kernel=kernel,
+            kernel_env={"PLAYBOOK_NB_WIDGET_STATE": "1"} if widget_state else None,
         )
         raise typer.Exit(code)
 
