@@ -350,6 +350,7 @@ def open_run(
     max_retries: int = 3,
     headless: bool | None = None,
     parallel: int | None = None,
+    parameters: dict[str, Any] | None = None,
 ) -> NotebookRun:
     """Start a run of the notebook's runbook, resume `run_id`, or re-attach to this notebook's unfinished run."""
     global _current
@@ -364,7 +365,8 @@ def open_run(
         _mapping(secret_env, "secret_env"),
         _mapping(approvals, "approvals"),
     )  # `papermill -p variables '{"A": "b"}'` injects a string, not a dict
-    values = _values(runbook, variables or {}, secret_env or {})
+    variables = {**(variables or {}), **_given_parameters(runbook, parameters)}
+    values = _values(runbook, variables, secret_env or {})
     store = Store.open(resolve_db_path(state_path or None, load_config()))
     options = RunOptions(
         headless=headless,
@@ -424,6 +426,18 @@ def _run_to_resume(run_id, runbook, store: Store, headless: bool) -> int | None:
         store.set_run_status(latest.id, "ABORTED", reason="kernel restarted; re-attached from the notebook")
         return latest.id
     return latest.id if latest.status == "ABORTED" else None
+
+
+def _given_parameters(runbook, parameters: dict[str, Any] | None) -> dict[str, Any]:
+    """The per-variable parameters someone set (papermill -p ENVIRONMENT prod): those not None and not the
+    runbook's default as the parameters cell holds it. They win over the `variables` dict."""
+    given = {}
+    for name, value in (parameters or {}).items():
+        variable = runbook.variables.get(name)
+        if variable is None or variable.secret or value is None or value == variable.default:
+            continue
+        given[name] = value
+    return given
 
 
 def _values(runbook, variables: dict[str, Any], secret_env: dict[str, str]) -> dict[str, Any]:

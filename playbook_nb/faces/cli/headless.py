@@ -95,6 +95,9 @@ def run_headless(
     runbook = runbook_of_notebook(file) if is_notebook else load_runbook(file)
     extra = _papermill_parameters(parameters, parameters_yaml, parameters_file)
     given_vars = dict(extra.pop("variables", {}) or {})
+    for name in list(extra):  # -p ENVIRONMENT prod: the runbook variable's own parameter
+        if name in runbook.variables:
+            given_vars[name] = extra.pop(name)
     values = resolve_values(
         runbook,
         var=[*(f"{k}={v}" for k, v in given_vars.items()), *(var or [])],
