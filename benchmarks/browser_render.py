@@ -29,11 +29,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import nbformat  # noqa: E402
-from playbook_nb.kernel_ext.widget import PALETTE  # noqa: E402
 
 from benchmarks.bench_common import machine  # noqa: E402
 from playbook_nb.adapters.notebook.compile import compile_runbook, write_notebook  # noqa: E402
 from playbook_nb.domain.validation import parse_runbook  # noqa: E402
+from playbook_nb.presentation import NODE_LEGEND, look  # noqa: E402
 from tests.browser.lab import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -384,7 +384,7 @@ def main() -> int:
         "",
         "The widget restyles a node by sending that node's data only (one comm message); re-setting the graph "
         "sends every node and edge again and re-runs the layout. State colours: "
-        + ", ".join(f"{k} {v[0]}" for k, v in PALETTE.items())
+        + ", ".join(f"{state} {look(state).fill}" for state in NODE_LEGEND)
         + ".",
         "",
     ]

@@ -20,19 +20,19 @@ from IPython.display import HTML, display
 
 from playbook_nb.adapters.executors.local import LocalExecutor
 from playbook_nb.adapters.export.dag_render import to_svg
-from playbook_nb.adapters.store import Store, resolve_db_path
+from playbook_nb.adapters.store import Store
 from playbook_nb.app.abort import on_signals
-from playbook_nb.app.config import load_config
 from playbook_nb.app.inputs import resolve_variables
 from playbook_nb.app.session import NodeReport, RunOptions, RunSession
+from playbook_nb.app.settings import Settings
 from playbook_nb.constants import OUTPUT_PATH_ENV, RUN_MIME
 from playbook_nb.domain.decisions import GateDecision, default_actor
 from playbook_nb.domain.engine import NodeState, RunState
 from playbook_nb.domain.errors import PlaybookError, StorageFault
 from playbook_nb.domain.validation import parse_runbook
+from playbook_nb.presentation import mark
 
 WIDGET_STATE_ENV = "PLAYBOOK_NB_WIDGET_STATE"  # "1": headless runs also save the final graph as widget state
-MARK = {"OK": "✔", "NOK": "✘", "SKIPPED": "⊘", "WAITING": "⏸", "RUNNING": "▶", "PENDING": "·"}
 
 
 class RunNotOK(Exception):
@@ -175,7 +175,7 @@ class NotebookRun:
             self._cell_node = None
         run = session.store.get_run(session.run_id)
         rows = "".join(
-            f"<tr><td>{MARK.get(r.state, '')} {html.escape(r.node_id)}</td><td>{r.state}</td>"
+            f"<tr><td>{mark(r.state)} {html.escape(r.node_id)}</td><td>{r.state}</td>"
             f"<td>{r.attempts or 0}</td><td>{html.escape(r.reason or '')}</td></tr>"
             for r in session.store.node_states(session.run_id)
         )
@@ -227,7 +227,9 @@ class NotebookRun:
         state = str(report.state)
         result = report.result
         if report.ran and result is not None:
-            line = f"{MARK.get(state, '')} {report.node_id}: {state} (attempt {report.attempt}, {result.duration:.2f}s)"
+            line = (
+                f"{mark(state)} {report.node_id}: {state} (attempt {report.attempt}, {result.duration:.2f}s)"
+            )
             if result.error:
                 line += f"\n  error: {result.error}"
             if result.return_value is not None:
@@ -240,7 +242,7 @@ class NotebookRun:
             ):
                 line += f"\n  {report.message}"
         else:
-            line = f"{MARK.get(state, '')} {report.node_id}: {report.message}"
+            line = f"{mark(state)} {report.node_id}: {report.message}"
         if report.background and result is not None:  # ran while an earlier cell waited: show its output here
             if result.stdout:
                 sys.stdout.write(result.stdout if result.stdout.endswith("\n") else result.stdout + "\n")
@@ -346,13 +348,15 @@ def open_run(
     actor: str = "",
     comment: str = "",
     run_id: int | str | None = None,
+    allow_changed_vars: bool = False,
     state_path: str = "",
     max_retries: int = 3,
     headless: bool | None = None,
     parallel: int | None = None,
     parameters: dict[str, Any] | None = None,
 ) -> NotebookRun:
-    """Start a run of the notebook's runbook, resume `run_id`, or re-attach to this notebook's unfinished run."""
+    """Start a new run of the notebook's runbook, or resume the run named by `run_id` (never one by itself).
+    Resuming with variable values other than the recorded ones is refused unless `allow_changed_vars`."""
     global _current
     runbook = parse_runbook(runbook_toml, path="notebook")
     if sha256 and sha256 != runbook.sha256:
@@ -365,9 +369,13 @@ def open_run(
         _mapping(secret_env, "secret_env"),
         _mapping(approvals, "approvals"),
     )  # `papermill -p variables '{"A": "b"}'` injects a string, not a dict
-    variables = {**(variables or {}), **_given_parameters(runbook, parameters)}
-    values = _values(runbook, variables, secret_env or {})
-    store = Store.open(resolve_db_path(state_path or None, load_config()))
+    settings = Settings.load()  # the configuration, read once for this run
+    store = settings.open_store(state_path or None)
+    resume_id = _run_to_resume(run_id, runbook, store, headless)
+    given = {**(variables or {}), **_given_parameters(runbook, parameters)}
+    if resume_id is not None:
+        given = _resume_values(runbook, store, resume_id, given)
+    values = _values(runbook, given, secret_env or {})
     options = RunOptions(
         headless=headless,
         trigger="papermill" if headless else "notebook",
@@ -376,18 +384,21 @@ def open_run(
         gate_policy=gate_policy,
         approvals=dict(approvals or {}),
         comment=comment or None,
-        parallel=_parallel(parallel),
+        parallel=_parallel(parallel, settings),
     )
     namespace = _user_namespace()
-    resume_id = _run_to_resume(run_id, runbook, store, headless)
     if resume_id is not None:
         session = RunSession.resume(
-            runbook, values, store, resume_id, options, executor=LocalExecutor(), namespace=namespace
-        )
+            runbook, values, store, resume_id, options, executor=LocalExecutor(), namespace=namespace,
+            allow_changed_variables=bool(allow_changed_vars),
+        )  # fmt: skip
+        print(f"resumed run {resume_id} (run_id = {resume_id} in the parameters cell)")
     else:
         session = RunSession.start(
             runbook, values, store, options, executor=LocalExecutor(), namespace=namespace
         )
+        if not headless and (note := _unfinished_note(store, runbook, session.run_id)):
+            print(note)
     hint = notebook_path_hint()
     if hint:
         store.set_notebook_path(session.run_id, hint)
@@ -395,37 +406,55 @@ def open_run(
     return _current
 
 
-def _parallel(parallel: int | None) -> int:
+def _parallel(parallel: int | None, settings: Settings) -> int:
     """The `parallel` notebook parameter (papermill injects it as a variable; the setup cell need not pass it),
     else `[execution] parallel` from the configuration. With N > 1 a node cell also starts its ready Command and
     Function siblings in the background; their own cells then wait for them and show their results."""
-    from playbook_nb.app.config import parallel_workers
-
     if parallel is None:
         injected = _user_namespace().get("parallel")
         if isinstance(injected, int) and not isinstance(injected, bool) and injected >= 1:
             return injected
-        return parallel_workers(load_config().execution.parallel)
+        return settings.parallel()
     return max(1, int(parallel))
 
 
 def _run_to_resume(run_id, runbook, store: Store, headless: bool) -> int | None:
-    if run_id not in (None, "", "new"):
-        return int(run_id)
-    if headless or run_id == "new":
+    """The run named by `run_id`, else None: a notebook starts a new run unless a run is named explicitly
+    (no silent resume, issue 13: an aborted run resumed by Restart & Run All would run its next step with
+    the approvals given before). A named notebook run left RUNNING by a restarted kernel is marked ABORTED
+    first (the kernel that drove it is gone)."""
+    if run_id in (None, "", "new"):
         return None
-    # JupyterLab, new kernel: re-attach to this runbook's unfinished notebook run instead of starting over.
-    latest = store.latest_run(runbook.meta.title)
+    resume_id = int(run_id)
+    named = store.get_run(resume_id)
     if (
-        latest is None
-        or latest.runbook_sha256 != runbook.sha256
-        or latest.trigger not in ("notebook", "widget")
+        not headless
+        and named.status == "RUNNING"
+        and named.trigger in ("notebook", "widget")
+        and named.workflow == runbook.meta.title
     ):
-        return None
-    if latest.status == "RUNNING":
-        store.set_run_status(latest.id, "ABORTED", reason="kernel restarted; re-attached from the notebook")
-        return latest.id
-    return latest.id if latest.status == "ABORTED" else None
+        store.set_run_status(resume_id, "ABORTED", reason="kernel restarted; resumed from the notebook")
+    return resume_id
+
+
+def _unfinished_note(store: Store, runbook, new_run: int) -> str | None:
+    """A line under the setup cell when this runbook has an unfinished run a new run did not resume."""
+    for run in store.list_runs(workflow=runbook.meta.title, limit=5):
+        if run.id != new_run and run.status in ("ABORTED", "RUNNING"):
+            why = f" ({run.status_reason})" if run.status_reason else ""
+            return (
+                f"note: started a new run {new_run}; run {run.id} of this runbook is {run.status}{why}. "
+                f"To resume it instead, set run_id = {run.id} in the parameters cell and run the notebook again."
+            )
+    return None
+
+
+def _resume_values(runbook, store: Store, run_id: int, variables: dict[str, Any]) -> dict[str, Any]:
+    """A resumed run's variables: the recorded values (secrets excepted), with the parameters cell's on top
+    (a value that differs is refused by the resume unless allowed)."""
+    recorded = store.get_run(run_id).variables or {}
+    base = {k: v for k, v in recorded.items() if k not in runbook.secret_names}
+    return {**base, **variables}
 
 
 def _given_parameters(runbook, parameters: dict[str, Any] | None) -> dict[str, Any]:

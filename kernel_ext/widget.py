@@ -25,28 +25,13 @@ import ipycytoscape
 import ipywidgets as widgets
 from playbook_nb.kernel_ext.widget_layout import GATE_H, NODE_H, NODE_W, GraphLayout, compute_layout
 
-from playbook_nb.domain.engine import Decision, EngineEvent, NodeState, RunState
+from playbook_nb.domain.engine import Decision, EngineEvent, EventKind, NodeState, PendingDecision, RunState
 from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.domain.model import DepCondition, NodeType
+from playbook_nb.presentation import AWAITING_RING, EDGE_COLORS, NODE_LEGEND, READY, look
 
-# Visual states (node data `state`): the engine's node states plus READY (PENDING and ready to start now).
-READY = "READY"
-# state -> (fill, border, text, legend label)
-PALETTE: dict[str, tuple[str, str, str, str]] = {
-    "PENDING": ("#e5e7eb", "#6b7280", "#111827", "pending"),
-    READY: ("#bae6fd", "#0284c7", "#0c4a6e", "ready"),
-    "RUNNING": ("#2563eb", "#1e3a8a", "#ffffff", "running"),
-    "WAITING": ("#fbbf24", "#b45309", "#111827", "waiting for a decision"),
-    "OK": ("#4ade80", "#15803d", "#052e16", "ok"),
-    "NOK": ("#f87171", "#b91c1c", "#450a0a", "failed"),
-    "SKIPPED": ("#f9fafb", "#9ca3af", "#6b7280", "skipped"),
-}
-EDGE_COLORS = {
-    DepCondition.PLAIN: "#9ca3af",
-    DepCondition.SUCCESS: "#16a34a",
-    DepCondition.FAILURE: "#dc2626",
-}
-AWAITING_BORDER = "#d97706"  # a failed node that waits for Retry / Skip / Abort: red with an amber ring
+# Visual states (node data `state`): the engine's node states plus READY (PENDING and ready to start now);
+# their colours and words come from the one presentation table.
 SELECTED_UNDERLAY = "#6366f1"
 
 BUTTONS = ("run", "approve", "reject", "retry", "skip", "abort")
@@ -80,11 +65,12 @@ def stylesheet() -> list[dict[str, Any]]:
         },
         {"selector": 'node[type = "Function"]', "style": {"shape": "ellipse"}},
     ]
-    for state, (fill, border, text, _label) in PALETTE.items():
+    for state in NODE_LEGEND:
+        shown = look(state)
         style.append(
             {
                 "selector": f'node[state = "{state}"]',
-                "style": {"background-color": fill, "border-color": border, "color": text},
+                "style": {"background-color": shown.fill, "border-color": shown.stroke, "color": shown.text},
             }
         )
     style += [
@@ -93,7 +79,7 @@ def stylesheet() -> list[dict[str, Any]]:
         {"selector": "node[?critical]", "style": {"border-width": 4.5}},
         {
             "selector": "node[?awaiting]",
-            "style": {"border-color": AWAITING_BORDER, "border-width": 6, "border-style": "double"},
+            "style": {"border-color": AWAITING_RING, "border-width": 6, "border-style": "double"},
         },
         {
             "selector": "node.selected-node",
@@ -134,17 +120,19 @@ def stylesheet() -> list[dict[str, Any]]:
 
 def legend_html() -> str:
     chips = []
-    for state, (fill, border, _text, label) in PALETTE.items():
+    for state in NODE_LEGEND:
+        shown = look(state)
         dashed = "dashed" if state == "SKIPPED" else "solid"
         chips.append(
             f'<span style="display:inline-flex;align-items:center;margin-right:10px;white-space:nowrap">'
-            f'<span style="display:inline-block;width:14px;height:11px;background:{fill};'
-            f'border:1.5px {dashed} {border};border-radius:3px;margin-right:4px"></span>{html.escape(label)}</span>'
+            f'<span style="display:inline-block;width:14px;height:11px;background:{shown.fill};'
+            f'border:1.5px {dashed} {shown.stroke};border-radius:3px;margin-right:4px"></span>'
+            f"{html.escape(shown.word)}</span>"
         )
     chips.append(
         '<span style="display:inline-flex;align-items:center;margin-right:10px;white-space:nowrap">'
-        f'<span style="display:inline-block;width:14px;height:11px;background:{PALETTE["NOK"][0]};'
-        f'border:3px double {AWAITING_BORDER};border-radius:3px;margin-right:4px"></span>failed, needs a decision</span>'
+        f'<span style="display:inline-block;width:14px;height:11px;background:{look("NOK").fill};'
+        f'border:3px double {AWAITING_RING};border-radius:3px;margin-right:4px"></span>failed, needs a decision</span>'
     )
     chips.append(
         '<span style="white-space:nowrap;margin-right:10px">◇ gate</span>'
@@ -391,11 +379,11 @@ class RunbookWidget(widgets.VBox):
         engine = self.session.engine
         state = engine.state(node_id)
         pending = engine.pending_decision(node_id)
-        if state is NodeState.WAITING or pending == "gate":
+        if state is NodeState.WAITING or pending is PendingDecision.GATE:
             return "WAITING", False
         if state is NodeState.PENDING and node_id in ready:
             return READY, False
-        return str(state), pending == "failure" and self.session.status is RunState.RUNNING
+        return str(state), pending is PendingDecision.FAILURE and self.session.status is RunState.RUNNING
 
     def _set_node(self, node_id: str, state: str, awaiting: bool) -> None:
         if self._visual.get(node_id) == (state, awaiting):
@@ -416,7 +404,7 @@ class RunbookWidget(widgets.VBox):
 
     def _on_event(self, event: EngineEvent) -> None:
         """Live: restyle the node an engine event is about (no session.ready() here: we are inside a flush)."""
-        if event.kind == "node_state" and event.node in self.nodes:
+        if event.kind is EventKind.NODE_STATE and event.node in self.nodes:
             state = str(event.state)
             pending = (event.data or {}).get("pending")
             if state == "WAITING" or pending == "gate":
@@ -427,7 +415,7 @@ class RunbookWidget(widgets.VBox):
                 self.output_area.outputs = ()  # state only: clear_output() would go through capture
             if self.selected is not None and state in ("RUNNING", "OK", "NOK", "SKIPPED", "PENDING"):
                 self._update_panel(live=True)  # Run is off while any node runs, on again after
-        elif event.kind == "run_state":
+        elif event.kind is EventKind.RUN_STATE:
             self._update_status()
 
     def _on_output(self, node_id: str, stream: str, text: str) -> None:
@@ -441,7 +429,7 @@ class RunbookWidget(widgets.VBox):
     def _update_status(self) -> None:
         session = self.session
         status = session.status
-        color = {"RUNNING": "#2563eb", "OK": "#15803d", "NOK": "#b91c1c", "ABORTED": "#b45309"}[str(status)]
+        color = look(status).stroke
         waiting = (
             ", ".join(f"{nid} ({kind})" for nid, kind in session.awaiting())
             if status is RunState.RUNNING
@@ -516,7 +504,8 @@ class RunbookWidget(widgets.VBox):
         session = self.session
         node = self.runbook.node(node_id)
         state, awaiting = self._visual.get(node_id, ("PENDING", False))
-        fill, border, text, label = PALETTE.get(state, PALETTE["PENDING"])
+        shown = look(state)
+        fill, border, text, label = shown.fill, shown.stroke, shown.text, shown.word
         critical = session.engine.is_critical(node_id)
         kind = "gate (Manual)" if node.is_gate else str(node.type)
         self.header.value = (

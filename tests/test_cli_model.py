@@ -8,9 +8,10 @@ import xml.etree.ElementTree as ET
 import pytest
 from conftest import FIXTURES, INVALID_RUNBOOKS, VALID_RUNBOOKS, run_cli
 
-from playbook_nb.adapters.export.dag_render import STATE_STYLES, to_dot, to_svg
+from playbook_nb.adapters.export.dag_render import SVG_STATES, to_dot, to_svg
 from playbook_nb.app.inputs import load_runbook
 from playbook_nb.domain.validation import parse_runbook
+from playbook_nb.presentation import look
 
 SVG = "{http://www.w3.org/2000/svg}"
 DEPLOY = FIXTURES / "deploy_pipeline.playbook.toml"
@@ -165,7 +166,7 @@ def test_dot_marks_conditions_gates_and_critical_nodes():
     gate = next(line for line in dot.splitlines() if line.strip().startswith('"approve_deploy" ['))
     assert 'shape="diamond"' in gate and "bold" in gate and 'penwidth="2.5"' in gate
     check = next(line for line in dot.splitlines() if line.strip().startswith('"health_check" ['))
-    assert f'fillcolor="{STATE_STYLES["nok"].fill}"' in check
+    assert f'fillcolor="{look("NOK").fill}"' in check
 
 
 def test_svg_colours_by_state_and_is_self_contained():
@@ -185,12 +186,12 @@ def test_svg_colours_by_state_and_is_self_contained():
         shape = (
             group.find(f"{SVG}rect") if group.find(f"{SVG}rect") is not None else group.find(f"{SVG}polygon")
         )
-        assert shape.get("fill") == STATE_STYLES[state.lower()].fill, node_id
+        assert shape.get("fill") == look(state).fill, node_id
     assert groups["approve_deploy"].find(f"{SVG}polygon") is not None  # gates are hexagons
     assert groups["approve_deploy"].find(f"{SVG}text").get("font-weight") == "bold"  # critical
     assert "href" not in text and "url(http" not in text  # no external references
     legend = [t.text for t in root.find(f"{SVG}g[@class='legend']").iter(f"{SVG}text")]
-    assert legend == list(STATE_STYLES)
+    assert legend == list(SVG_STATES)
     edge_labels = {
         t.text for g in root.iter(f"{SVG}g") if g.get("class") == "edge" for t in g.iter(f"{SVG}text")
     }

@@ -29,6 +29,7 @@ PARAMETER_NAMES = [
     "actor",
     "comment",
     "run_id",
+    "allow_changed_vars",
     "state_path",
     "max_retries",
     "headless",

@@ -936,3 +936,68 @@ def test_any_run_ends_ok_or_nok_with_every_node_final_and_consistent(case):
     assert {nid: last.get(nid, "PENDING") for nid in runbook.nodes} == {
         nid: str(engine.state(nid)) for nid in runbook.nodes
     }
+
+
+# ------------------------------------------------------------------ typed protocol, queries (issue 15 pt 3)
+
+
+def test_queries_never_change_state_and_the_protocol_is_typed():
+    from playbook_nb.domain.engine import EngineSnapshot, EventKind, PendingDecision
+
+    runbook = make_runbook(
+        {
+            "a": {},
+            "off": {"skip": True},
+            "cond": {"when": "{{ false }}", "deps": ["a"]},
+            "gate": {"type": "Manual", "deps": ["a"]},
+            "after": {"deps": ["gate"]},
+        }
+    )
+    engine = Engine(runbook, headless=False, when=lambda node, e: node.id != "cond")
+    first = engine.pop_events()  # construction is a transition: the certain skip is applied there
+    assert [(e.kind, e.node, e.state) for e in first] == [(EventKind.NODE_STATE, "off", NodeState.SKIPPED)]
+
+    def ask_everything():
+        return (
+            engine.is_done(),
+            engine.run_state,
+            {n: engine.state(n) for n in runbook.nodes},
+            {n: engine.allowed_decisions(n) for n in runbook.nodes},
+            engine.awaiting_decision(),
+            engine.snapshot(),
+        )
+
+    for step in ("start", "a started", "a finished", "gate started"):
+        before = ask_everything()
+        assert ask_everything() == before, step  # asking twice gives the same answers ...
+        assert engine.pop_events() == [], step  # ... and records nothing
+        if step == "start":
+            engine.started("a")
+        elif step == "a started":
+            engine.finished("a", AttemptOutcome(ok=True))
+        elif step == "a finished":
+            assert engine.get_ready() == ["gate"]  # cond was skipped by the transition
+            assert engine.state("cond") is SKIPPED
+            engine.started("gate")
+        engine.pop_events()
+
+    # is_done is exact after every transition: the gate waits, nothing else can move
+    assert engine.is_done() and engine.run_state is RunState.RUNNING
+    assert engine.pending_decision("gate") is PendingDecision.GATE
+    engine.decided("gate", Decision.APPROVE, actor="ann")
+    events = engine.pop_events()
+    assert all(isinstance(e.kind, EventKind) for e in events)
+    decision = next(e for e in events if e.kind is EventKind.DECISION)
+    assert decision.data["pending"] == "gate" and type(decision.data["pending"]) is str  # plain JSON
+    assert {type(e.state) for e in events if e.kind is EventKind.NODE_STATE} == {NodeState}
+
+    # the snapshot is a type; its JSON round-trips through restore
+    typed = engine.snapshot_of()
+    assert isinstance(typed, EngineSnapshot) and typed.nodes["gate"].state is OK
+    assert EngineSnapshot.from_json(json.loads(json.dumps(typed.to_json()))) == typed
+    restored = Engine.restore(runbook, typed.to_json(), headless=False)
+    assert restored.snapshot_of() == typed and restored.pop_events() == []
+    with pytest.raises(EngineError, match="unknown pending decision 'later'"):
+        bad = typed.to_json()
+        bad["nodes"]["gate"]["pending"] = "later"
+        Engine.restore(runbook, bad, headless=False)

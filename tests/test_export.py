@@ -186,3 +186,41 @@ def test_export_masks_values_named_by_secret_env(deploy_db, tmp_path):
     html = _export_html(deploy_db, 1, out, "--secret-env", "LEAKY", env={"LEAKY": "unhealthy"})
     assert "unhealthy" not in html
     assert "********" in html
+
+
+def test_a_state_looks_the_same_in_terminal_html_svg_widget_and_api(tmp_path):
+    """One presentation table: the terminal's mark, the HTML report's badge, the inline SVG, the widget's
+    stylesheet and the REST API's colour of each node agree with `playbook_nb.presentation.look`."""
+    from playbook_nb.kernel_ext.widget import stylesheet
+
+    from playbook_nb.adapters.store import Store
+    from playbook_nb.faces.run_json import node_json
+    from playbook_nb.presentation import look
+
+    db = tmp_path / "runs.db"
+    args = ["--var", "ENVIRONMENT=staging", "--var", "HEALTHY=false", "--approve", "approve_deploy"]
+    terminal = run_cli("run", str(DEPLOY), *args, "--actor", ACTOR, "--state-path", str(db))
+    assert terminal.returncode == 0, terminal.stdout + terminal.stderr
+    store = Store.open(db)
+    rows = {row.node_id: row for row in store.node_states(1)}
+    store.close()
+    states = {node_id: row.state for node_id, row in rows.items()}
+    assert {"OK", "SKIPPED"} <= set(states.values())  # the run shows several states
+
+    html = _export_html(db, 1, tmp_path / "report.html")
+    widget: dict[str, dict] = {}
+    for rule in stylesheet():
+        widget.setdefault(rule["selector"], {}).update(rule["style"])
+    for node_id, state in states.items():
+        shown = look(state)
+        # terminal: the node's line starts with its state's mark
+        assert re.search(rf"^{re.escape(shown.mark)} {node_id} {state}\b", terminal.stdout, re.M), node_id
+        # HTML: the node's badge
+        section = re.search(rf'<section class="node" id="node-{node_id}".*?</section>', html, re.S).group(0)
+        assert f'background: {shown.fill}; border-color: {shown.stroke}">{state}' in section, node_id
+        # SVG: the node's shape
+        group = re.search(rf'<g class="node[^"]*" data-node-id="{node_id}".*?</g>', html, re.S).group(0)
+        assert f'fill="{shown.fill}" stroke="{shown.stroke}"' in group, node_id
+        # widget and REST API
+        assert widget[f'node[state = "{state}"]']["background-color"] == shown.fill
+        assert node_json(rows[node_id])["colour"] == {"fill": shown.fill, "stroke": shown.stroke}

@@ -84,8 +84,10 @@ def test_string_caret_star_and_suffixes_resolve_to_dependency_objects():
     assert runbook.nodes["f"].depends_on == [Dependency("e", DepCondition.FAILURE)]
 
 
-def test_caret_on_first_node_is_an_error():
-    assert "'^' means the previous node, but 'a' is the first node" in error_of(cmd("a", 'depends_on = "^"'))
+def test_caret_on_first_node_means_no_dependency():
+    runbook = rb(cmd("a", 'depends_on = "^"') + cmd("b", 'depends_on = "^"'))
+    assert runbook.nodes["a"].depends_on == []
+    assert runbook.nodes["b"].depends_on == [Dependency("a")]
 
 
 def test_invalid_suffix_names_condition_and_item():

@@ -88,7 +88,7 @@ def test_a_snapshot_left_running_resumes_as_aborted():
 
 
 def test_exit_codes():
-    assert [int(c) for c in ExitCode] == [0, 1, 2, 3]
+    assert [int(c) for c in ExitCode] == [0, 1, 2, 3, 4]  # 4: a storage fault
     assert [exit_code_for(s) for s in ("OK", "NOK", "ABORTED", "RUNNING")] == [0, 1, 3, 3]
 
 

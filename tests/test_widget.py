@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("ipycytoscape")
 
 from playbook_nb.kernel_ext.notebook_run import NotebookRun
-from playbook_nb.kernel_ext.widget import PALETTE, READY, RunbookWidget, stylesheet
+from playbook_nb.kernel_ext.widget import RunbookWidget, stylesheet
 from playbook_nb.kernel_ext.widget_layout import MAX_HEIGHT, MAX_PER_ROW, MIN_HEIGHT, compute_layout
 
 from playbook_nb.adapters.executors.local import LocalExecutor
@@ -20,6 +20,7 @@ from playbook_nb.app.session import RunOptions, RunSession
 from playbook_nb.domain.engine import NodeState, RunState
 from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.domain.validation import parse_runbook
+from playbook_nb.presentation import NODE_LEGEND, READY, look
 
 RUNBOOK = """\
 [runbook]
@@ -123,13 +124,13 @@ def test_graph_holds_every_node_and_edge_with_a_preset_layout(tmp_path):
     assert positions["check"][1] < positions["flaky"][1] < positions["gate"][1] < positions["restart"][1]
     # the stylesheet colours by state, gates are diamonds, critical nodes have a thick border
     selectors = {rule["selector"]: rule["style"] for rule in stylesheet()}
-    assert selectors['node[state = "OK"]']["background-color"] == PALETTE["OK"][0]
+    assert selectors['node[state = "OK"]']["background-color"] == look("OK").fill
     assert selectors['node[type = "Manual"]']["shape"] == "diamond"
     assert selectors["node[?critical]"]["border-width"] > selectors["node"]["border-width"]
     assert selectors['node[state = "SKIPPED"]']["border-style"] == "dashed"
     # the legend names every state
-    for _fill, _border, _text, label in PALETTE.values():
-        assert label in widget.legend.value
+    for state in NODE_LEGEND:
+        assert look(state).word in widget.legend.value
 
 
 def test_initial_states_show_what_is_ready(tmp_path):

@@ -127,21 +127,39 @@ class NodeCallBuilder:
     # -- calls ---------------------------------------------------------------------------------
     def prepare(
         self, engine: Engine, node: Node, code: str | None = None, **control: Any
-    ) -> Callable[[], AttemptResult]:
+    ) -> tuple[Callable[[], AttemptResult], dict[str, Any]]:
         """Render the node's templates now (they read the engine's state) and return the call that runs it
-        (on this thread or a worker's). `control`: the NodeCall's cancel / idle / on_spawn. Raises
-        PlaybookError for a template or parameter problem."""
+        (on this thread or a worker's) with what it runs (`ran`: secrets masked, for the record).
+        `control`: the NodeCall's cancel / idle / on_spawn. Raises PlaybookError for a template or parameter
+        problem."""
         call = self.build(engine, node, code)
         for name, value in control.items():
             setattr(call, name, value)
+        ran = self.ran(engine, call)
         if node.type is NodeType.PYTHON:
 
             def python_call() -> AttemptResult:
                 with self._redacted_std_streams():
                     return self.executor.run(call)
 
-            return python_call
-        return lambda: self.executor.run(call)
+            return python_call, ran
+        return (lambda: self.executor.run(call)), ran
+
+    def ran(self, engine: Engine, call: NodeCall) -> dict[str, Any]:
+        """What an attempt runs, as the record keeps it (secrets masked): the rendered command, the plugin
+        function and its rendered parameters, or the Python code. Reports read this, never a re-rendering."""
+        node = call.node
+        if node.is_fleet:
+            ran: dict[str, Any] = dict(self.rendered(engine, node))
+        elif node.type is NodeType.COMMAND:
+            ran = {"command": call.command}
+        elif node.type is NodeType.FUNCTION:
+            ran = {"function": f"{node.plugin}.{node.function}", "params": call.params}
+        elif node.type is NodeType.PYTHON:
+            ran = {"code": call.code}
+        else:
+            ran = {}
+        return self.redactor.redact_obj(ran)
 
     def build(self, engine: Engine, node: Node, code: str | None = None) -> NodeCall:
         context = self.context(engine, node.id)

@@ -12,6 +12,7 @@ from playbook_nb.adapters.executors.result import AttemptResult
 from playbook_nb.adapters.store import Store
 from playbook_nb.adapters.store.models import to_json
 from playbook_nb.app.ports import Clock
+from playbook_nb.domain.attempt_ran import ATTEMPT_RAN_EVENT
 from playbook_nb.domain.engine import Engine, EngineEvent
 from playbook_nb.domain.model import Node
 from playbook_nb.domain.outputs import OUTPUT_EVENT, OutputError, extract_outputs
@@ -85,6 +86,14 @@ class Recorder:
 
     def attempt_started(self, node_id: str, attempt: int, started_at: float) -> None:
         self.store.start_attempt(self.run_id, node_id, attempt, started_at)
+
+    def attempt_ran(self, node_id: str, attempt: int, ran: dict[str, Any]) -> None:
+        """What the attempt runs (rendered command, plugin parameters or code; secrets already masked), in the
+        hash-chained events: `show`, the HTML export and `verify` read this."""
+        if ran:
+            self.store.append_event(
+                self.run_id, ATTEMPT_RAN_EVENT, node_id=node_id, attempt=attempt, payload={"ran": ran}
+            )
 
     def attempt_finished(self, node_id: str, attempt: int, result: AttemptResult) -> AttemptResult:
         """Mask the result's secrets and write the attempt; returns the masked result (what faces show)."""

@@ -14,7 +14,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,7 @@ from playbook_nb.adapters.store import Store
 from playbook_nb.app import faults
 from playbook_nb.app.abort import AbortSwitch
 from playbook_nb.app.node_calls import NodeCallBuilder, OutputListener, render_critical
+from playbook_nb.app.plugin_checks import check_plugins
 from playbook_nb.app.ports import SYSTEM_CLOCK, Clock, Executor
 from playbook_nb.app.recorder import EventListener, Recorder, load_outputs
 from playbook_nb.app.step_files import collect_artifacts
@@ -37,8 +38,13 @@ from playbook_nb.domain.decisions import (
     parse_approvals,
 )
 from playbook_nb.domain.engine import AttemptOutcome, Decision, Engine, NodeState, RunState
-from playbook_nb.domain.errors import PlaybookError, StorageFault, StoreError
-from playbook_nb.domain.lifecycle import check_resumable, resume_snapshot
+from playbook_nb.domain.errors import PlaybookError, RunbookError, StorageFault, StoreError, where
+from playbook_nb.domain.lifecycle import (
+    changed_variables,
+    check_resumable,
+    check_variables,
+    resume_snapshot,
+)
 from playbook_nb.domain.model import Node, NodeType, Runbook
 from playbook_nb.domain.redact import Redactor, mask_variables
 
@@ -108,6 +114,8 @@ class NodeReport:
 
 
 Decider = Callable[["RunSession", str, str], GateDecision | None]
+# how a face allows a resume with changed variables (the refusal names both)
+CHANGED_VARIABLES_HINT = "--allow-changed-vars, or allow_changed_vars = True in a notebook's parameters"
 STORAGE_RETRY = 3.0  # seconds a run that met a storage fault keeps trying to record itself ABORTED
 
 
@@ -149,7 +157,8 @@ class RunSession:
             update_baselines=options.update_baselines,
         )
         self.pool = WorkerPool(options.parallel, clock)
-        self.engine = Engine(runbook, headless=options.headless)  # replaced by start() / resume()
+        # replaced by start() / resume(); a templated `critical` needs its rendered value even here
+        self.engine = Engine(runbook, headless=options.headless, critical=render_critical(runbook, values))
         self._last_results: dict[str, AttemptResult] = {}
         self._background_reports: dict[str, NodeReport] = {}
         # Abort means stop now (issue 13): the switch every face throws, from any thread or a signal handler;
@@ -191,7 +200,9 @@ class RunSession:
         namespace: dict[str, Any] | None = None,
     ) -> RunSession:
         gate_policy = gate_policy or options.gate_policy_for(runbook)  # bad approvals: refused before a row
+        check_plugins(runbook, values)  # an unknown plugin or function, a bad parameter: refused before a row
         critical = render_critical(runbook, values)
+        _refuse_skipped_critical(runbook, critical)
         title = templating.render(runbook.meta.title, templating.make_context(values), "runbook title")
         run = store.create_run(
             workflow=runbook.meta.title,
@@ -239,8 +250,16 @@ class RunSession:
         gate_policy: GatePolicy | None = None,
         clock: Clock = SYSTEM_CLOCK,
         allow_changed: bool = False,
+        allow_changed_variables: bool = False,
         namespace: dict[str, Any] | None = None,
+        decisions: Mapping[str, Decision] | None = None,
     ) -> RunSession:
+        """Continue an ABORTED run. Variable values other than the recorded ones are refused unless
+        `allow_changed_variables`: then the change is a `variables_changed` event and every gate approved
+        before waits for a decision again (an approval is for what the approver saw). `decisions`: what to
+        do with nodes that wait for a decision after their failure (Retry, or Skip for a non-critical node),
+        taken at once, so a resume without a terminal can finish such a run (`resume --retry NODE`); a
+        decision the rules refuse is refused before anything is written."""
         run = store.get_run(run_id)
         check_resumable(
             run_id,
@@ -251,11 +270,16 @@ class RunSession:
             sha256=runbook.sha256,
             allow_changed=allow_changed,
         )
+        masked = mask_variables(values, runbook)
+        changes = changed_variables(run.variables or {}, masked)
+        check_variables(run_id, changes, allow=allow_changed_variables, hint=CHANGED_VARIABLES_HINT)
         critical = render_critical(runbook, values)
         snapshot = store.load_snapshot(run_id)
         if snapshot is None:  # killed before its first transition: nothing ran yet
             snapshot = Engine(runbook, headless=options.headless, critical=critical).snapshot()
         snapshot = resume_snapshot(snapshot, run.status_reason)
+        if decisions:
+            _check_resume_decisions(runbook, snapshot, options, critical, decisions)
         store.mark_interrupted(run_id)
         session = cls(
             runbook, values, store, run_id, options,
@@ -272,6 +296,8 @@ class RunSession:
         session.recorder.event(
             "run_resumed", {"actor": options.actor, "trigger": options.trigger, "sha256": runbook.sha256}
         )
+        if changes:
+            session._variables_changed(changes, masked)
         for node_id, outputs in load_outputs(store, run_id).items():  # secrets stay masked there
             if node_id in runbook.nodes and session.engine.state(node_id) is NodeState.OK:
                 session.outputs[node_id] = outputs
@@ -281,7 +307,25 @@ class RunSession:
             session.engine.abort(options.actor, run.status_reason or "marked ABORTED after its process died")
         session.engine.resume(options.actor)
         session._flush()
+        for node_id, decision in (decisions or {}).items():
+            session.decide(node_id, decision, options.actor, options.comment or "decided at resume")
         return session
+
+    def _variables_changed(self, changes: dict[str, tuple[Any, Any]], masked: dict[str, Any]) -> None:
+        """A resume explicitly allowed other variable values: the run records the new values, the change is an
+        event with its actor, and every approved gate is open again."""
+        reopened = self.engine.reopen_gates(
+            f"open again: variables changed ({', '.join(changes)}) after it was approved"
+        )
+        self.recorder.event(
+            "variables_changed",
+            {
+                "actor": self.options.actor,
+                "changes": {name: {"from": old, "to": new} for name, (old, new) in changes.items()},
+                "gates_reopened": reopened,
+            },
+        )
+        self.store.set_variables(self.run_id, masked)
 
     # ----------------------------------------------------------------- queries
     @property
@@ -564,7 +608,7 @@ class RunSession:
             if self.options.headless:
                 self._decide_gate_headless(node_id)
             return self.report(node_id, ran=False, attempt=attempt)
-        result = self._call(node, attempt, started, self._prepare(node, started, code))
+        result = self._call(node, attempt, started, self._prepare(node, attempt, started, code))
         faults.point(f"after-command:{node_id}")  # the reliability suite cuts a run here
         return self._end(node, attempt, result)
 
@@ -587,15 +631,18 @@ class RunSession:
         if self.engine.run_state is not RunState.RUNNING or node_id not in self.ready():
             return self.report(node_id, ran=False)
         node, attempt, started = self._begin(node_id)
-        call = self._prepare(node, started, code)
+        call = self._prepare(node, attempt, started, code)
         result = await asyncio.to_thread(self._call, node, attempt, started, call)
         return self._end(node, attempt, result)
 
-    def _prepare(self, node: Node, started: float, code: str | None = None) -> Callable[[], AttemptResult]:
+    def _prepare(
+        self, node: Node, attempt: int, started: float, code: str | None = None
+    ) -> Callable[[], AttemptResult]:
         """The call of an attempt, with its cancel event (Abort), its idle hook and its process-group report;
-        a failed attempt for a template or plugin problem found at run time."""
+        a failed attempt for a template or plugin problem found at run time. What the call runs is recorded
+        with the attempt (`attempt_ran`), so reports show what ran, never a later re-rendering."""
         try:
-            return self.calls.prepare(
+            call, ran = self.calls.prepare(
                 self.engine,
                 node,
                 code,
@@ -606,6 +653,8 @@ class RunSession:
         except PlaybookError as err:
             failed = AttemptResult(ok=False, error=str(err), started_at=started, ended_at=self.clock.time())
             return lambda: failed
+        self.recorder.attempt_ran(node.id, attempt, ran)
+        return call
 
     def _call(
         self, node: Node, attempt: int, started: float, call: Callable[[], AttemptResult]
@@ -643,7 +692,7 @@ class RunSession:
         if delay:
             self.recorder.retry_wait(node_id, delay)
         node, attempt, started = self._begin(node_id, delay)
-        call = self._prepare(node, started)  # templates are rendered here, against the engine
+        call = self._prepare(node, attempt, started)  # templates are rendered here, against the engine
         self.pool.submit(node_id, attempt, call, delay=delay)
 
     def _submit_siblings(self) -> None:
@@ -748,6 +797,41 @@ class RunSession:
 
     def _flush(self) -> None:
         self.recorder.flush(self.engine)
+
+
+def _check_resume_decisions(
+    runbook: Runbook,
+    snapshot: dict[str, Any],
+    options: RunOptions,
+    critical: dict[str, bool],
+    decisions: Mapping[str, Decision],
+) -> None:
+    """Try the decisions on a scratch engine restored from the same snapshot: the engine's own refusal
+    (not waiting for a decision, critical nodes cannot be skipped, max retries reached) in one line."""
+    trial = Engine.restore(
+        runbook, snapshot, headless=options.headless, max_retries=options.max_retries, critical=critical
+    )
+    if trial.run_state is RunState.RUNNING:
+        trial.abort(options.actor, "trial")
+    trial.resume(options.actor)
+    for node_id, decision in decisions.items():
+        if node_id not in runbook.nodes:
+            raise SessionError(f"unknown node '{node_id}' (nodes: {', '.join(runbook.nodes)})")
+        if trial.pending_decision(node_id) != "failure":
+            raise SessionError(
+                f"cannot {decision} '{node_id}': it does not wait for a decision after a failure "
+                f"(it is {trial.state(node_id)})"
+            )
+        trial.decided(node_id, decision, options.actor)
+
+
+def _refuse_skipped_critical(runbook: Runbook, critical: dict[str, bool]) -> None:
+    """`skip = true` on a node whose templated `critical` renders true (a literal one is refused by parsing)."""
+    for node_id, is_critical in critical.items():
+        if is_critical and runbook.nodes[node_id].skip:
+            raise RunbookError(
+                f"node '{node_id}' is critical and cannot be skipped", where(runbook.path, node_id, "skip")
+            )
 
 
 def _runbook_dir(runbook: Runbook, options: RunOptions) -> Path | None:

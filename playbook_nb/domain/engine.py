@@ -60,13 +60,33 @@ class Decision(StrEnum):
     ABORT = "abort"
 
 
-GATE = "gate"
-FAILURE = "failure"
+class PendingDecision(StrEnum):
+    """What a node waiting for a decision waits for."""
+
+    GATE = "gate"  # a Manual node: approve or reject
+    FAILURE = "failure"  # a failed node (interactive): retry, skip or abort
+
+
+GATE = PendingDecision.GATE
+FAILURE = PendingDecision.FAILURE
+
+
+class EventKind(StrEnum):
+    NODE_STATE = "node_state"
+    DECISION = "decision"
+    RUN_STATE = "run_state"
+    RETRY_SCHEDULED = "retry_scheduled"
+
 
 REASON_SKIP_IN_RUNBOOK = "skip = true in runbook"
 REASON_SKIPPED_BY_OPERATOR = "skipped by operator"
 REASON_SKIPPED_BY_POLICY = "skipped by policy (non-critical failure)"
 REASON_FAILURE_CONTINUED = "failed; run continues (on_failure = continue)"
+
+
+def _text(value: PendingDecision | None) -> str | None:
+    """A pending decision as the plain word events carry (their data is JSON for the record)."""
+    return None if value is None else str(value)
 
 
 def interrupted_reason(attempt: int, why: str) -> str:
@@ -82,14 +102,100 @@ class AttemptOutcome:
 
 @dataclass(frozen=True)
 class EngineEvent:
-    """One transition. kind: "node_state", "decision", "run_state" or "retry_scheduled"."""
+    """One transition, in order, for the record (`pop_events()`). `state` is a NodeState for NODE_STATE and
+    RETRY_SCHEDULED events, a RunState for RUN_STATE events, None for DECISION events."""
 
-    kind: str
+    kind: EventKind
     node: str | None
     attempt: int | None
-    state: str | None
+    state: NodeState | RunState | None
     reason: str | None
-    data: dict = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NodeSnapshot:
+    """One node's part of an engine snapshot."""
+
+    state: NodeState = NodeState.PENDING
+    reason: str | None = None
+    attempts: int = 0
+    failed: bool = False
+    error: str | None = None
+    pending: PendingDecision | None = None
+    auto_retries: int = 0
+    operator_retries: int = 0
+    retry_delay: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "state": str(self.state),
+            "reason": self.reason,
+            "attempts": self.attempts,
+            "failed": self.failed,
+            "error": self.error,
+            "pending": None if self.pending is None else str(self.pending),
+            "auto_retries": self.auto_retries,
+            "operator_retries": self.operator_retries,
+            "retry_delay": self.retry_delay,
+        }
+
+    @classmethod
+    def from_json(cls, node_id: str, data: Mapping[str, Any]) -> NodeSnapshot:
+        pending = data.get("pending")
+        try:
+            pending = None if pending is None else PendingDecision(pending)
+        except ValueError:
+            raise EngineError(
+                f"snapshot: node '{node_id}' has unknown pending decision {pending!r}"
+            ) from None
+        delay = data.get("retry_delay")
+        return cls(
+            state=NodeState(data["state"]),
+            reason=data.get("reason"),
+            attempts=int(data.get("attempts", 0)),
+            failed=bool(data.get("failed", False)),
+            error=data.get("error"),
+            pending=pending,
+            auto_retries=int(data.get("auto_retries", 0)),
+            operator_retries=int(data.get("operator_retries", 0)),
+            retry_delay=None if delay is None else float(delay),
+        )
+
+
+@dataclass(frozen=True)
+class EngineSnapshot:
+    """The engine's state, for the record and `Engine.restore()`; `to_json()` is what the store keeps."""
+
+    run_state: RunState
+    run_reason: str | None
+    failing: dict[str, str] | None
+    nodes: dict[str, NodeSnapshot]
+    version: int = SNAPSHOT_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "run_state": str(self.run_state),
+            "run_reason": self.run_reason,
+            "failing": dict(self.failing) if self.failing else None,
+            "nodes": {nid: node.to_json() for nid, node in self.nodes.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> EngineSnapshot:
+        if data.get("version") != SNAPSHOT_VERSION:
+            raise EngineError(f"unsupported engine snapshot version {data.get('version')!r}")
+        try:
+            failing = data.get("failing")
+            return cls(
+                run_state=RunState(data["run_state"]),
+                run_reason=data.get("run_reason"),
+                failing=dict(failing) if failing else None,
+                nodes={nid: NodeSnapshot.from_json(nid, node) for nid, node in data["nodes"].items()},
+            )
+        except (KeyError, ValueError, TypeError, AttributeError) as err:
+            raise EngineError(f"engine snapshot is malformed: {err}") from None
 
 
 @dataclass
@@ -99,7 +205,7 @@ class _NodeRun:
     attempts: int = 0
     failed: bool = False  # the last attempt failed (kept when the node is then skipped)
     error: str | None = None
-    pending: str | None = None  # GATE, FAILURE or None
+    pending: PendingDecision | None = None
     auto_retries: int = 0
     operator_retries: int = 0
     retry_delay: float | None = None
@@ -139,6 +245,7 @@ class Engine:
         max_retries: int = 3,
         when: Callable[[Node, Engine], bool] | None = None,
         critical: Mapping[str, bool] | None = None,
+        _restoring: bool = False,
     ):
         if max_retries < 0:
             raise EngineError(f"max retries must be 0 or more, not {max_retries}")
@@ -166,6 +273,7 @@ class Engine:
         self._run_reason: str | None = None
         self._failing: dict[str, str] | None = None  # {"node", "cause", "reason"} once in failing mode
         self._events: list[EngineEvent] = []
+        self._unsettled = True  # a transition happened since the last `_settle()` (skips may be due)
         # Bookkeeping so that no call scans every node (a run stays linear in its size); all of it follows
         # from `_runs` and is rebuilt by `_reindex()`:
         # - nodes `_settle` must look at, in topological order: every node whose own state or whose
@@ -179,6 +287,8 @@ class Engine:
         self._unfinished: set[str] = set()
         self._awaiting: set[str] = set()
         self._reindex()
+        if not _restoring:  # every transition settles before it returns; construction is the first one
+            self._settle()
 
     def _resolve_critical(self, overrides: Mapping[str, bool]) -> dict[str, bool]:
         for nid in overrides:
@@ -233,7 +343,7 @@ class Engine:
     def is_final(self, node_id: str) -> bool:
         return self._run(node_id).final
 
-    def pending_decision(self, node_id: str) -> str | None:
+    def pending_decision(self, node_id: str) -> PendingDecision | None:
         return self._run(node_id).pending
 
     def retry_delay(self, node_id: str) -> float | None:
@@ -259,20 +369,27 @@ class Engine:
     def get_ready(self) -> list[str]:
         """Nodes that may start now, in declaration order.
 
-        First applies every skip that became certain and evaluates `when` of nodes whose dependencies are
-        final (both emit events). A node stays ready (and is returned again) until `started()` is called.
+        Every transition (construction, `started`, `finished`, `interrupted`, `decided`, `resume`) applies
+        the skips that became certain and evaluates `when` of nodes whose dependencies are final before it
+        returns (both emit events); a restored engine does so on its first `get_ready()`. A node stays ready
+        (and is returned again) until `started()` is called. The queries (`state`, `is_done`,
+        `allowed_decisions`, `awaiting_decision`, `snapshot`, ...) never change state.
         """
-        self._settle()
+        if self._unsettled:  # only after restore(): every other transition has settled already
+            self._settle()
         if self._run_state is not RunState.RUNNING:
             return []
         return sorted(self._ready, key=self._declared_index.__getitem__)
 
     def is_done(self) -> bool:
-        """No node can make progress: the run has ended, or everything left waits for a decision."""
-        ready = self.get_ready()
+        """No node can make progress: the run has ended, or everything left waits for a decision.
+
+        A query: it changes nothing (as `graphlib.TopologicalSorter.is_active`). Every transition applies
+        the skips that became certain before it returns, so the answer is exact; only a restored engine
+        waits for its first transition (`resume()` or `get_ready()`)."""
         if self._run_state is not RunState.RUNNING:
             return True
-        return not self._running and not ready and bool(self.awaiting_decision())
+        return not self._unsettled and not self._running and not self._ready and bool(self._awaiting)
 
     # ------------------------------------------------------------------ transitions
 
@@ -292,6 +409,7 @@ class Engine:
             self._set(node_id, NodeState.WAITING, "waiting for a decision")
         else:
             self._set(node_id, NodeState.RUNNING, None)
+        self._settle()
         return run.attempts
 
     def finished(self, node_id: str, outcome: AttemptOutcome) -> None:
@@ -337,12 +455,12 @@ class Engine:
         if decision not in self.allowed_decisions(node_id):
             raise EngineError(self._refusal(node_id, decision))
         self._emit(
-            "decision",
+            EventKind.DECISION,
             node_id,
             run.attempts or None,
             None,
             None,
-            {"decision": verb, "actor": actor, "comment": comment, "pending": run.pending},
+            {"decision": verb, "actor": actor, "comment": comment, "pending": _text(run.pending)},
         )
         pending, run.pending = run.pending, None
         if decision is Decision.APPROVE:
@@ -384,6 +502,41 @@ class Engine:
         self._set_run(RunState.RUNNING, f"resumed by {actor}", {"actor": actor})
         self._settle()
 
+    def reopen_gates(self, reason: str) -> list[str]:
+        """Every approved gate waits for a decision again (the run's variables changed after it was approved:
+        an approval is for what the approver saw, and it covered everything behind the gate). A gate behind
+        another open gate goes back to PENDING, so it is asked only once the gates before it are decided
+        again. Returns the approved gates reopened, in declaration order."""
+        approved = [
+            nid for nid, n in self._nodes.items() if n.is_gate and self._runs[nid].state is NodeState.OK
+        ]
+        waiting = [
+            nid
+            for nid, n in self._nodes.items()
+            if n.is_gate and self._runs[nid].state is NodeState.WAITING and self._runs[nid].pending == GATE
+        ]
+        open_gates = set(approved) | set(waiting)
+        for node_id in sorted(open_gates, key=self._topo_index.__getitem__):
+            run = self._runs[node_id]
+            behind = sorted(self._ancestors(node_id) & open_gates, key=self._declared_index.__getitem__)
+            if behind:
+                run.pending = None
+                self._set(node_id, NodeState.PENDING, f"{reason}; waits for gate {behind[-1]} first")
+            elif node_id in approved:
+                run.pending = GATE
+                self._set(node_id, NodeState.WAITING, reason)
+        return approved
+
+    def _ancestors(self, node_id: str) -> set[str]:
+        seen: set[str] = set()
+        stack = list(self._nodes[node_id].upstream)
+        while stack:
+            upstream = stack.pop()
+            if upstream not in seen:
+                seen.add(upstream)
+                stack.extend(self._nodes[upstream].upstream)
+        return seen
+
     def pop_events(self) -> list[EngineEvent]:
         events, self._events = self._events, []
         return events
@@ -391,37 +544,39 @@ class Engine:
     # ------------------------------------------------------------------ persistence
 
     def snapshot(self, node_ids: Iterable[str] | None = None) -> dict[str, Any]:
-        """JSON-serialisable state of the run, for `restore()`. With `node_ids`, only those nodes are in
-        "nodes" (for a caller that keeps the others from an earlier snapshot: a node's entry changes only
-        with an event naming that node)."""
+        """JSON-serialisable state of the run (`EngineSnapshot.to_json()`), for `restore()`. With `node_ids`,
+        only those nodes are in "nodes" (for a caller that keeps the others from an earlier snapshot: a node's
+        entry changes only with an event naming that node)."""
+        return self.snapshot_of(node_ids).to_json()
+
+    def snapshot_of(self, node_ids: Iterable[str] | None = None) -> EngineSnapshot:
         ids = self._runs if node_ids is None else node_ids
-        return {
-            "version": SNAPSHOT_VERSION,
-            "run_state": str(self._run_state),
-            "run_reason": self._run_reason,
-            "failing": dict(self._failing) if self._failing else None,
-            "nodes": {nid: self._node_snapshot(self._run(nid)) for nid in ids},
-        }
+        return EngineSnapshot(
+            run_state=self._run_state,
+            run_reason=self._run_reason,
+            failing=dict(self._failing) if self._failing else None,
+            nodes={nid: self._node_snapshot(self._run(nid)) for nid in ids},
+        )
 
     @staticmethod
-    def _node_snapshot(run: _NodeRun) -> dict[str, Any]:
-        return {
-            "state": str(run.state),
-            "reason": run.reason,
-            "attempts": run.attempts,
-            "failed": run.failed,
-            "error": run.error,
-            "pending": run.pending,
-            "auto_retries": run.auto_retries,
-            "operator_retries": run.operator_retries,
-            "retry_delay": run.retry_delay,
-        }
+    def _node_snapshot(run: _NodeRun) -> NodeSnapshot:
+        return NodeSnapshot(
+            state=run.state,
+            reason=run.reason,
+            attempts=run.attempts,
+            failed=run.failed,
+            error=run.error,
+            pending=run.pending,
+            auto_retries=run.auto_retries,
+            operator_retries=run.operator_retries,
+            retry_delay=run.retry_delay,
+        )
 
     @classmethod
     def restore(
         cls,
         runbook: Runbook,
-        snapshot: Mapping[str, Any],
+        snapshot: Mapping[str, Any] | EngineSnapshot,
         *,
         headless: bool,
         max_retries: int = 3,
@@ -429,34 +584,22 @@ class Engine:
         critical: Mapping[str, bool] | None = None,
     ) -> Engine:
         """Rebuild an engine from `snapshot()`. RUNNING nodes become PENDING (their attempt was cut short)."""
-        engine = cls(runbook, headless=headless, max_retries=max_retries, when=when, critical=critical)
-        if snapshot.get("version") != SNAPSHOT_VERSION:
-            raise EngineError(f"unsupported engine snapshot version {snapshot.get('version')!r}")
-        try:
-            nodes = snapshot["nodes"]
-            for nid in nodes:
-                if nid not in engine._runs:
-                    raise EngineError(f"snapshot does not match the runbook: unknown node '{nid}'")
-            for nid, data in nodes.items():
-                run = engine._runs[nid]
-                run.state = NodeState(data["state"])
-                run.reason = data.get("reason")
-                run.attempts = int(data.get("attempts", 0))
-                run.failed = bool(data.get("failed", False))
-                run.error = data.get("error")
-                run.pending = data.get("pending")
-                run.auto_retries = int(data.get("auto_retries", 0))
-                run.operator_retries = int(data.get("operator_retries", 0))
-                delay = data.get("retry_delay")
-                run.retry_delay = None if delay is None else float(delay)
-                if run.pending not in (None, GATE, FAILURE):
-                    raise EngineError(f"snapshot: node '{nid}' has unknown pending decision {run.pending!r}")
-            engine._run_state = RunState(snapshot["run_state"])
-            engine._run_reason = snapshot.get("run_reason")
-            failing = snapshot.get("failing")
-            engine._failing = dict(failing) if failing else None
-        except (KeyError, ValueError, TypeError) as err:
-            raise EngineError(f"engine snapshot is malformed: {err}") from None
+        engine = cls(
+            runbook, headless=headless, max_retries=max_retries, when=when, critical=critical, _restoring=True
+        )
+        typed = snapshot if isinstance(snapshot, EngineSnapshot) else EngineSnapshot.from_json(snapshot)
+        for nid in typed.nodes:
+            if nid not in engine._runs:
+                raise EngineError(f"snapshot does not match the runbook: unknown node '{nid}'")
+        for nid, node in typed.nodes.items():
+            run = engine._runs[nid]
+            run.state, run.reason, run.attempts = node.state, node.reason, node.attempts
+            run.failed, run.error, run.pending = node.failed, node.error, node.pending
+            run.auto_retries, run.operator_retries = node.auto_retries, node.operator_retries
+            run.retry_delay = node.retry_delay
+        engine._run_state = typed.run_state
+        engine._run_reason = typed.run_reason
+        engine._failing = dict(typed.failing) if typed.failing else None
         engine._reindex()
         for nid, run in engine._runs.items():
             if run.state is NodeState.RUNNING:
@@ -501,30 +644,40 @@ class Engine:
             self._to_evaluate_ids.add(node_id)
             heapq.heappush(self._to_evaluate, (self._topo_index[node_id], node_id))
 
-    def _emit(self, kind, node, attempt, state, reason, data=None) -> None:
+    def _emit(
+        self,
+        kind: EventKind,
+        node: str | None,
+        attempt: int | None,
+        state: NodeState | RunState | None,
+        reason: str | None,
+        data: Mapping[str, Any] | None = None,
+    ) -> None:
         self._events.append(EngineEvent(kind, node, attempt, state, reason, dict(data or {})))
 
     def _set(self, node_id: str, state: NodeState, reason: str | None) -> None:
         run = self._runs[node_id]
         run.state = state
         run.reason = reason
+        self._unsettled = True
         self._track(node_id)
         self._mark_for_evaluation(node_id)
         for child, _condition in self._children[node_id]:
             self._mark_for_evaluation(child)
         self._emit(
-            "node_state",
+            EventKind.NODE_STATE,
             node_id,
             run.attempts or None,
-            str(state),
+            state,
             reason,
-            {"failed": run.failed, "error": run.error, "pending": run.pending},
+            {"failed": run.failed, "error": run.error, "pending": _text(run.pending)},
         )
 
     def _set_run(self, state: RunState, reason: str | None, data: dict | None = None) -> None:
         self._run_state = state
         self._run_reason = reason
-        self._emit("run_state", None, None, str(state), reason, data)
+        self._unsettled = True
+        self._emit(EventKind.RUN_STATE, None, None, state, reason, data)
 
     def _enter_failing(self, node_id: str, cause: str, reason: str) -> None:
         if self._failing is None:
@@ -546,10 +699,10 @@ class Engine:
                 f"automatic retry {n} of {node.retries} in {run.retry_delay:g}s after: {error}",
             )
             self._emit(
-                "retry_scheduled",
+                EventKind.RETRY_SCHEDULED,
                 node_id,
                 run.attempts or None,
-                str(NodeState.PENDING),
+                NodeState.PENDING,
                 error,
                 {"retry": n, "retries": node.retries, "delay": run.retry_delay, "error": error},
             )
@@ -629,6 +782,7 @@ class Engine:
                 self._set_run(RunState.NOK, self._failing["reason"].replace("not started: ", ""))
             else:
                 self._set_run(RunState.OK, None)
+        self._unsettled = False
 
     def _apply_failing_mode(self) -> bool:
         assert self._failing is not None

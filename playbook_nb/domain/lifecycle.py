@@ -7,6 +7,7 @@ ABORTED with `set-status`; a run whose runbook text changed resumes only when th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from playbook_nb.domain.errors import PlaybookError
@@ -51,3 +52,21 @@ def resume_snapshot(snapshot: dict[str, Any], status_reason: str | None) -> dict
     if snapshot.get("run_state") == "RUNNING":
         return {**snapshot, "run_state": "ABORTED", "run_reason": status_reason}
     return snapshot
+
+
+def changed_variables(recorded: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """{name: (recorded value, given value)} for each variable whose value differs (both sides masked)."""
+    names = sorted(set(recorded) | set(given))
+    return {n: (recorded.get(n), given.get(n)) for n in names if recorded.get(n) != given.get(n)}
+
+
+def check_variables(run_id: int, changes: Mapping[str, tuple[Any, Any]], *, allow: bool, hint: str) -> None:
+    """Refuse, in one line, a resume with other variable values than the run recorded, unless allowed: the
+    steps already done and the gates already decided were for the recorded values."""
+    if not changes or allow:
+        return
+    shown = ", ".join(f"{name}={old!r} -> {new!r}" for name, (old, new) in changes.items())
+    raise LifecycleError(
+        f"run {run_id} was recorded with other variable values ({shown}); start a new run, "
+        f"or allow the change explicitly ({hint}): every gate decided before is then open again"
+    )

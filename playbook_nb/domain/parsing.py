@@ -386,6 +386,8 @@ def _parse_node(node_id: str, order: int, table: dict[str, Any], path: str | Non
     node.when = get("when", (str,), "a template string such as \"{{ ENV == 'prod' }}\"", None)
     node.critical = get("critical", (bool, str), "true, false or a template string", False)
     node.skip = get("skip", (bool,), "true or false", False)
+    if node.skip and node.critical is True:
+        raise RunbookError(f"node '{node_id}' is critical and cannot be skipped", at("skip"))
     node.retries = get("retries", (int,), "a non-negative integer", 0)
     if node.retries < 0:
         raise RunbookError(f"expected a non-negative integer, got {node.retries}", at("retries"))
@@ -597,9 +599,7 @@ def _resolve_dependencies(
                 )
             condition = DepCondition(suffix)
         if target == "^":
-            if not previous:
-                raise RunbookError(f"'{item}' means the previous node, but '{node_id}' is the first node", at)
-            targets = [previous[-1]]
+            targets = previous[-1:]  # the previous node; on the first node, none (as in the seed)
         elif target == "*":
             targets = list(previous)
         elif not target:

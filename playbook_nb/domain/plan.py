@@ -19,7 +19,10 @@ def build_plan(runbook: Runbook) -> nx.DiGraph:
     for node_id, node in runbook.nodes.items():
         for dep in node.depends_on:
             if dep.node == node_id:
-                raise RunbookError(f"node '{node_id}' depends on itself", runbook.path)
+                raise RunbookError(
+                    f"Runbook contains a cycle: {node_id} -> {node_id} (node '{node_id}' depends on itself)",
+                    runbook.path,
+                )
             if dep.node not in runbook.nodes:
                 close = difflib.get_close_matches(dep.node, list(runbook.nodes), n=1)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""

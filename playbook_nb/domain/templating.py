@@ -287,6 +287,9 @@ class _Facts:
     names: frozenset[str] = frozenset()  # every name the template reads
     names_error: str | None = None  # Jinja failed while looking for them (constant folding)
     filters: frozenset[str] = frozenset()
+    # names read only as the operand of the `default` filter (`{{ OPTIONAL | default('x') }}`): allowed
+    # undeclared, as in the seed
+    defaulted: frozenset[str] = frozenset()
 
 
 @lru_cache(maxsize=16384)
@@ -328,7 +331,25 @@ def _facts(text: str) -> _Facts:
         names, names_error = frozenset(find_undeclared_variables(ast)), None
     except JinjaTemplateError as err:  # Jinja folds constants while looking (`''[0]` raises there)
         names, names_error = frozenset(), f"template error: {err}"
-    return _Facts(None, tuple(problems), first_private, names, names_error, frozenset(filters))
+    defaulted = _only_defaulted(ast, names)
+    return _Facts(None, tuple(problems), first_private, names, names_error, frozenset(filters), defaulted)
+
+
+_DEFAULT_FILTERS = ("default", "d")
+
+
+def _only_defaulted(ast: nodes.Template, names: frozenset[str]) -> frozenset[str]:
+    """Of `names`, those whose every read is `NAME | default(...)`."""
+    under_default = {
+        id(f.node)
+        for f in ast.find_all(nodes.Filter)
+        if f.name in _DEFAULT_FILTERS and isinstance(f.node, nodes.Name)
+    }
+    reads: dict[str, list[bool]] = {}
+    for name_node in ast.find_all(nodes.Name):
+        if name_node.ctx == "load" and name_node.name in names:
+            reads.setdefault(name_node.name, []).append(id(name_node) in under_default)
+    return frozenset(name for name, flags in reads.items() if all(flags))
 
 
 def clear_caches() -> None:
@@ -359,9 +380,9 @@ def check_template(text: str, where: str, declared: set[str], node_ids: set[str]
         raise RunbookError(facts.names_error, where)
     used = facts.names - set(ENV.globals) - RUN_NAMES
     for name in sorted(used):
-        if name not in declared:
+        if name not in declared and name not in facts.defaulted:
             raise RunbookError(f"undefined variable '{name}'", where)
-    return set(used)
+    return {name for name in used if name in declared}
 
 
 def _valid_facts(text: str) -> _Facts:

@@ -12,12 +12,9 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from playbook_nb.adapters.export.dag_render import STATE_STYLES
 from playbook_nb.adapters.store import AttemptRow, DecisionRow, EventRow, NodeStateRow, Run
 from playbook_nb.domain.redact import Redactor
-
-# The colour of a run status, as the HTML report and the terminal show it (see STATE_STYLES for nodes).
-RUN_STATUS_STATE = {"RUNNING": "running", "OK": "ok", "NOK": "nok", "ABORTED": "waiting"}
+from playbook_nb.presentation import look
 
 
 def _when(moment: datetime | None) -> str | None:
@@ -67,7 +64,7 @@ def run_summary(run: Run, nodes: Iterable[NodeStateRow] | None = None) -> dict[s
         data["filed_notebook"] = bool(run.notebook_path and run.notebook_path.endswith(".ipynb"))
     if nodes is not None:
         handled = handled_failures(nodes)
-        style = STATE_STYLES[RUN_STATUS_STATE.get(run.status, "pending")]
+        style = look(run.status)
         data["handled_failures"] = handled
         data["status_label"] = status_label(run, len(handled))
         data["colour"] = {"fill": style.fill, "stroke": style.stroke}
@@ -75,7 +72,7 @@ def run_summary(run: Run, nodes: Iterable[NodeStateRow] | None = None) -> dict[s
 
 
 def node_json(row: NodeStateRow) -> dict[str, Any]:
-    style = STATE_STYLES.get(row.state.lower(), STATE_STYLES["pending"])
+    style = look(row.state)
     return {
         "node": row.node_id,
         "position": row.position,

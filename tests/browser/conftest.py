@@ -1,11 +1,11 @@
-"""Real-browser fixtures: one isolated JupyterLab server and one headless Chromium per session.
+"""Real-browser fixtures: one isolated JupyterLab server and one headless Chromium for this directory.
 
 Fixtures (all tests in this directory are marked `browser` automatically):
 
-- `lab_server` (session) -> LabServer: `.base_url`, `.token`, `.root_dir` (write notebooks here), `.port`,
+- `lab_server` (package) -> LabServer: `.base_url`, `.token`, `.root_dir` (write notebooks here), `.port`,
   `.extra_env` (PLAYBOOK_DB_PATH / PLAYBOOK_ARTIFACTS_URL: the run index its API and kernels use)
 - `lab_root` (function) -> Path: the server's root dir (same as `lab_server.root_dir`)
-- `browser` (session) -> playwright.sync_api.Browser on Debian's /usr/bin/chromium
+- `browser` (package) -> playwright.sync_api.Browser on Debian's /usr/bin/chromium
 - `page` (function) -> playwright.sync_api.Page in a fresh context (1400x900), closed after the test
 """
 
@@ -37,7 +37,10 @@ def _require_chromium() -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
+# Package scope: both end with the last browser test. Playwright's sync API keeps its asyncio loop marked
+# running in this thread while it lives, and pytest-jupyter's fixtures (tests/server) then fail with "This
+# event loop is already running".
+@pytest.fixture(scope="package")
 def lab_server(tmp_path_factory) -> LabServer:
     base = tmp_path_factory.mktemp("jupyterlab")
     # The server's REST API and the kernels of runbook notebooks use this index (and the CLI runs of the
@@ -59,7 +62,7 @@ def lab_root(lab_server) -> Path:
     return lab_server.root_dir
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
     _require_chromium()
     from playwright.sync_api import sync_playwright

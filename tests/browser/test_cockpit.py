@@ -21,10 +21,10 @@ from collections import Counter
 
 import nbformat
 import pytest
-from playbook_nb.kernel_ext.widget import PALETTE
 
 from playbook_nb.adapters.notebook.compile import compile_runbook, write_notebook
 from playbook_nb.app.inputs import load_runbook
+from playbook_nb.presentation import look
 from tests.browser.lab import (
     KERNEL_TIMEOUT_MS,
     open_notebook,
@@ -156,7 +156,7 @@ def hex_rgb(color: str) -> tuple[int, int, int]:
 
 def assert_fill(page, node_id: str, state: str) -> None:
     got = node_fill(page, node_id)
-    want = hex_rgb(PALETTE[state][0])
+    want = hex_rgb(look(state).fill)
     assert all(abs(a - b) <= 12 for a, b in zip(got, want, strict=True)), (
         f"{node_id}: pixel colour {got}, expected the {state} fill {want}"
     )

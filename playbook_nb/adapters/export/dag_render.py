@@ -7,7 +7,6 @@ for SVG) rather than the runbook sandbox.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
@@ -16,28 +15,12 @@ from jinja2 import Environment, FunctionLoader, StrictUndefined, select_autoesca
 from playbook_nb.constants import TEMPLATE_PACKAGE
 from playbook_nb.domain.model import DepCondition, NodeType, Runbook
 from playbook_nb.domain.plan import build_plan, layers
+from playbook_nb.presentation import EDGE_COLORS, NODE_LEGEND, READY, look
 
-
-@dataclass(frozen=True)
-class Style:
-    fill: str
-    stroke: str
-    text: str = "#111827"
-
-
-STATE_STYLES: dict[str, Style] = {
-    "pending": Style("#e5e7eb", "#6b7280"),
-    "running": Style("#bfdbfe", "#2563eb"),
-    "waiting": Style("#fde68a", "#d97706"),
-    "ok": Style("#bbf7d0", "#16a34a"),
-    "nok": Style("#fecaca", "#dc2626"),
-    "skipped": Style("#f9fafb", "#d1d5db", "#9ca3af"),
-}
-EDGE_COLORS = {
-    DepCondition.PLAIN: "#6b7280",
-    DepCondition.SUCCESS: "#16a34a",
-    DepCondition.FAILURE: "#dc2626",
-}
+# The states an exported DAG shows (legend order); their look comes from the one presentation table.
+SVG_STATES: tuple[str, ...] = tuple(
+    state.lower() for state in NODE_LEGEND if state != READY
+)  # pending, running, waiting, ok, nok, skipped
 DOT_SHAPES = {
     NodeType.MANUAL: "diamond",
     NodeType.COMMAND: "box",
@@ -80,7 +63,7 @@ def render_internal(name: str, **context) -> str:
 
 def _state_of(states: dict[str, str] | None, node_id: str) -> str:
     state = str((states or {}).get(node_id, "pending")).lower()
-    return state if state in STATE_STYLES else "pending"
+    return state if state in SVG_STATES else "pending"
 
 
 def _critical(node) -> bool:
@@ -108,7 +91,7 @@ def to_dot(runbook: Runbook, states: dict[str, str] | None = None) -> str:
     ]
     for node_id, node in runbook.nodes.items():
         state = _state_of(states, node_id)
-        style = STATE_STYLES[state]
+        style = look(state)
         styles = (
             ["filled"]
             + (["bold"] if _critical(node) else [])
@@ -163,7 +146,7 @@ def layout(runbook: Runbook) -> tuple[dict[str, tuple[float, float]], float, flo
     generation, each row centred; the drawing grows with the widest row and the number of rows."""
     rows = layers(runbook)
     widest = max(len(row) for row in rows)
-    legend_w = len(STATE_STYLES) * 80
+    legend_w = len(SVG_STATES) * 80
     inner_w = max(widest * NODE_W + (widest - 1) * GAP_X, legend_w)
     positions: dict[str, tuple[float, float]] = {}
     for depth, row in enumerate(rows):
@@ -184,7 +167,7 @@ def to_svg(runbook: Runbook, states: dict[str, str] | None = None) -> str:
     for node_id, node in runbook.nodes.items():
         x, y = positions[node_id]
         state = _state_of(states, node_id)
-        style = STATE_STYLES[state]
+        style = look(state)
         critical = _critical(node)
         kind = f"{node.type}{' · critical' if critical else ''}"
         nodes.append(
@@ -230,8 +213,8 @@ def to_svg(runbook: Runbook, states: dict[str, str] | None = None) -> str:
             }
         )
     legend = [
-        {"x": index * 80, "label": name, "fill": style.fill, "stroke": style.stroke}
-        for index, (name, style) in enumerate(STATE_STYLES.items())
+        {"x": index * 80, "label": name, "fill": look(name).fill, "stroke": look(name).stroke}
+        for index, name in enumerate(SVG_STATES)
     ]
     markers = [{"name": str(c), "color": color} for c, color in EDGE_COLORS.items()]
     return render_internal(

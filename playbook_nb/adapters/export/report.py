@@ -18,16 +18,17 @@ from typing import Any
 from markupsafe import Markup
 
 from playbook_nb import __version__
-from playbook_nb.adapters.export.dag_render import STATE_STYLES, render_internal, to_svg
+from playbook_nb.adapters.export.dag_render import render_internal, to_svg
 from playbook_nb.adapters.store import AttemptRow, Run, Store
 from playbook_nb.domain import templating
+from playbook_nb.domain.attempt_ran import ran_by_attempt, ran_text
 from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.domain.model import Node, NodeType, Runbook
 from playbook_nb.domain.redact import Redactor
 from playbook_nb.domain.validation import parse_runbook
+from playbook_nb.presentation import AWAITING_RING, STATE_LOOKS, look
 
 TEMPLATE = "report.html.j2"
-ATTEMPT_COLORS = {"OK": "#16a34a", "NOK": "#dc2626", "RUNNING": "#2563eb", "INTERRUPTED": "#d97706"}
 MIN_BAR_PERCENT = 0.6
 
 
@@ -63,54 +64,38 @@ def _json(value: Any) -> str:
 # ---- node definitions -------------------------------------------------------------------------------------
 
 
-def _node_context(states: dict[str, Any], failed: dict[str, bool], values: dict[str, Any]) -> dict[str, Any]:
-    return templating.make_context(
-        values,
-        has_succeeded=lambda node_id: states.get(node_id) == "OK",
-        has_failed=lambda node_id: bool(failed.get(node_id)),
-    )
-
-
-def _try(render, *args) -> str | None:
-    try:
-        return render(*args)
-    except PlaybookError as err:
-        return f"(not rendered: {err})"
-
-
-def _render_params_json(params: dict[str, Any], context: dict[str, Any], where: str) -> str:
-    return _json(templating.render_params(params, context, where=where))
-
-
-def node_definition(node: Node, context: dict[str, Any]) -> list[tuple[str, str]]:
-    """(label, text) rows describing what the node does: its definition, and as rendered with the run's
-    recorded (secret-masked) variables where that differs."""
+def node_definition(node: Node, ran: dict[str, Any] | None = None) -> list[tuple[str, str]]:
+    """(label, text) rows describing what the node does: its definition, and what its last attempt ran as
+    the record keeps it (`ran`, secrets masked) where that differs; never a re-rendering with the run's
+    variables, which may have changed since (issue 13)."""
     rows: list[tuple[str, str]] = [("type", str(node.type))]
     if node.description.strip():
         rows.append(("description", node.description.strip()))
+    ran = ran or {}
 
-    def field(label: str, template: str | None, renderer=templating.render) -> None:
-        if not template:
-            return
-        rows.append((label, template))
-        if templating.is_template(template):
-            rows.append((f"{label} (as run)", _try(renderer, template, context, label)))
+    def as_run(label: str, value: Any) -> None:
+        text = value if isinstance(value, str) else _json(value)
+        if value is not None and text != rows[-1][1]:
+            rows.append((f"{label} (as run)", text))
 
     if node.type is NodeType.COMMAND:
-        field("command", node.command_name, templating.render_command)
+        if node.command_name:
+            rows.append(("command", node.command_name))
+            as_run("command", ran.get("command"))
         rows.append(("timeout", f"{node.timeout} s"))
     elif node.type is NodeType.FUNCTION:
         rows.append(("function", f"{node.plugin}.{node.function}"))
         if node.function_params:
             rows.append(("parameters", _json(node.function_params)))
-            rendered = _try(_render_params_json, node.function_params, context, "function_params")
-            if rendered != rows[-1][1]:
-                rows.append(("parameters (as run)", rendered))
+            as_run("parameters", ran.get("params"))
     elif node.type is NodeType.MANUAL:
-        field("prompt before", node.prompt_before)
-        field("prompt", node.prompt_after)
+        if node.prompt_before:
+            rows.append(("prompt before", node.prompt_before))
+        if node.prompt_after:
+            rows.append(("prompt", node.prompt_after))
     elif node.type is NodeType.PYTHON:
         rows.append(("code", node.code or ""))
+        as_run("code", ran.get("code"))
     if node.depends_on:
         rows.append(("depends on", ", ".join(str(d) for d in node.depends_on)))
     if node.when:
@@ -167,15 +152,6 @@ def _describe(runbook: Runbook | None, context: dict[str, Any]) -> str:
         return runbook.meta.description
 
 
-HOST_COLORS = {
-    "OK": "#16a34a",
-    "NOK": "#dc2626",
-    "SKIPPED": "#6b7280",
-    "REMOVED": "#6b7280",
-    "ADDED": "#2563eb",
-}
-
-
 def host_section(rows: list) -> dict[str, Any] | None:
     """A fleet node's hosts (issue 21): each host's latest row, with the attempts it ran in, and the counts."""
     if not rows:
@@ -195,7 +171,7 @@ def host_section(rows: list) -> dict[str, Any] | None:
             {
                 "host": row.host,
                 "state": row.state,
-                "color": HOST_COLORS.get(row.state, "#d97706"),
+                "color": look(row.state).stroke,
                 "membership": row.membership,
                 "attempts": ", ".join(str(a) for a in attempts[row.host]),
                 "exit_code": row.exit_code,
@@ -226,14 +202,13 @@ def build_report(store: Store, run_id: int, redactor: Redactor | None = None) ->
         runbook_error = str(err)
 
     states = {row.node_id: row.state for row in node_rows}
-    failed = {row.node_id: row.failed for row in node_rows}
     svg = None
     if runbook is not None:
         try:
             svg = to_svg(runbook, {k: v.lower() for k, v in states.items()})
         except Exception as err:  # a drawing problem must not cost the whole report
             runbook_error = f"DAG not drawn: {err}"
-    context_values = _node_context(states, failed, dict(run.variables))
+    ran = ran_by_attempt(events)
     timeline = _timeline(run, attempts, decisions, events)
 
     nodes = []
@@ -248,7 +223,7 @@ def build_report(store: Store, run_id: int, redactor: Redactor | None = None) ->
                 {
                     "left": left,
                     "width": width,
-                    "color": ATTEMPT_COLORS.get(a.status, "#6b7280"),
+                    "color": look(a.status).stroke,
                     "label": f"{row.node_id} attempt {a.attempt}: {a.status}, {fmt_duration(a.duration)}"
                     f", {fmt_time(a.started_at)} → {fmt_time(a.ended_at)}",
                     "status": a.status,
@@ -262,7 +237,7 @@ def build_report(store: Store, run_id: int, redactor: Redactor | None = None) ->
             for d in decisions
             if d.node_id == row.node_id
         ]
-        style = STATE_STYLES.get(row.state.lower(), STATE_STYLES["pending"])
+        style = look(row.state)
         nodes.append(
             {
                 "id": row.node_id,
@@ -273,12 +248,14 @@ def build_report(store: Store, run_id: int, redactor: Redactor | None = None) ->
                 "reason": row.reason,
                 "fill": style.fill,
                 "stroke": style.stroke,
-                "definition": node_definition(node, context_values) if node else [],
+                "definition": node_definition(node, ran.get((row.node_id, own[-1].attempt)) if own else None)
+                if node
+                else [],
                 "attempts": [
                     {
                         "attempt": a.attempt,
                         "status": a.status,
-                        "color": ATTEMPT_COLORS.get(a.status, "#6b7280"),
+                        "color": look(a.status).stroke,
                         "started": fmt_time(a.started_at),
                         "ended": fmt_time(a.ended_at),
                         "duration": fmt_duration(a.duration),
@@ -287,6 +264,9 @@ def build_report(store: Store, run_id: int, redactor: Redactor | None = None) ->
                         "stderr": a.stderr or "",
                         "result": None if a.result is None else _json(a.result),
                         "error": a.error,
+                        "ran": ran_text(ran[(row.node_id, a.attempt)])
+                        if (row.node_id, a.attempt) in ran
+                        else None,
                     }
                     for a in own
                 ],
@@ -316,7 +296,7 @@ def build_report(store: Store, run_id: int, redactor: Redactor | None = None) ->
             "notebook_path": run.notebook_path,
             "counts": run.counts,
         },
-        "description": _describe(runbook, context_values),
+        "description": _describe(runbook, templating.make_context(dict(run.variables))),
         "author": runbook.meta.author if runbook else "",
         "legal_basis": (run.params or {}).get("legal_basis") or (runbook.meta.legal_basis if runbook else ""),
         "variables": [(name, _json(value)) for name, value in sorted(run.variables.items())],
@@ -351,7 +331,9 @@ def build_report(store: Store, run_id: int, redactor: Redactor | None = None) ->
         "chain": {"intact": not problems, "problems": problems, "count": len(events), "head": run.event_head},
         "generated": fmt_time(datetime.now(UTC)),
         "tool_version": __version__,
-        "status_colors": {"OK": "#16a34a", "NOK": "#dc2626", "ABORTED": "#d97706", "RUNNING": "#2563eb"},
+        # solid colours (badges, attempt bars, decision marks) from the one presentation table
+        "status_colors": {state: shown.stroke for state, shown in STATE_LOOKS.items()},
+        "decision_color": AWAITING_RING,
     }
     if redactor:
         context = redactor.redact_obj(context)

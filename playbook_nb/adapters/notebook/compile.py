@@ -19,6 +19,7 @@ template source (runbook templates go through the sandbox in `playbook_nb.domain
 
 from __future__ import annotations
 
+import ast
 import builtins
 import hashlib
 import json
@@ -109,7 +110,7 @@ def _render(name: str, **context: Any) -> str:
 CONTROL_PARAMETERS = frozenset(
     {
         "variables", "secret_env", "approvals", "gate_policy", "actor", "comment", "run_id", "state_path",
-        "max_retries", "headless", "parallel", "pb", "open_run", SOURCE_VARIABLE,
+        "allow_changed_vars", "max_retries", "headless", "parallel", "pb", "open_run", SOURCE_VARIABLE,
     }
 )  # fmt: skip
 ANNOTATIONS = {"str": "str", "int": "int", "float": "float", "bool": "bool", "list": "list", "dict": "dict"}
@@ -312,3 +313,24 @@ def write_notebook(nb: nbformat.NotebookNode, path: str | os.PathLike[str]) -> P
         tmp.unlink(missing_ok=True)
         raise
     return target
+
+
+def parameter_names(nb: nbformat.NotebookNode | None = None) -> set[str]:
+    """The names a notebook's `parameters` cell assigns (papermill parameters it takes): of `nb`, or of the
+    notebooks `compile_runbook` writes. `parallel` is read by the setup cell when papermill injects it."""
+    source = _render("notebook_parameters.py.j2", variable_parameters=[], dict_only=[], secrets=[])
+    if nb is not None:
+        tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+        source = "".join(c.source for c in tagged) if tagged else ""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return {"parallel"}
+    names = {
+        t.id
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Assign | ast.AnnAssign)
+        for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
+        if isinstance(t, ast.Name)
+    }
+    return names | {"parallel"}

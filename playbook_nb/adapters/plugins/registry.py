@@ -9,7 +9,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -97,9 +97,14 @@ def list_plugins(errors: list[PluginError] | None = None) -> list[PluginMetadata
     return result
 
 
-def check_params(metadata: PluginMetadata, function: str, params: Mapping[str, Any]) -> dict[str, Any]:
+def check_params(
+    metadata: PluginMetadata, function: str, params: Mapping[str, Any], unknown_values: Collection[str] = ()
+) -> dict[str, Any]:
     """`params` checked against `metadata.functions[function]`: unknown names and missing required ones are
-    errors, string values are converted to the declared types, defaults fill in what was left out."""
+    errors, string values are converted to the declared types, defaults fill in what was left out.
+
+    `unknown_values`: names given whose values are not known yet (templates that read the run's state, checked
+    by `validate`): their names are checked, their values are not converted and left out of the result."""
     signature = metadata.functions.get(function)
     if signature is None:
         available = ", ".join(sorted(metadata.functions)) or "none"
@@ -115,6 +120,8 @@ def check_params(metadata: PluginMetadata, function: str, params: Mapping[str, A
         raise PluginError(f"{where}: unknown {noun} {names} (accepted: {accepted})")
     result: dict[str, Any] = {}
     for pname, pdef in declared.items():
+        if pname in unknown_values:
+            continue
         if pname not in params:
             if pdef.required:
                 raise PluginError(f"{where}: missing required parameter '{pname}'")
@@ -128,6 +135,8 @@ def check_params(metadata: PluginMetadata, function: str, params: Mapping[str, A
         result[pname] = value
     if extra is not None:
         for pname in unknown:
+            if pname in unknown_values:
+                continue
             result[pname] = convert_or_raise(
                 params[pname], extra.type, f"{where}, parameter '{pname}'", error=PluginError
             )

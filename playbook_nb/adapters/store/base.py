@@ -1,7 +1,8 @@
-"""The run record interface every backend implements, and `Store.open`, which picks the backend.
+"""The run record interface every backend implements, and `Store.open`, which asks the backend registry.
 
 `Store.open("/path/runs.db")` (or `"sqlite:////path/runs.db"`) gives the SQLite backend;
 `Store.open("postgresql://user@host/db")` the PostgreSQL one (psycopg 3, `pip install 'playbook-nb[postgres]'`).
+The backend is found by the location's URL scheme in `registry.py`; this class knows none of them.
 Both return the same row objects, number runs the same way and build the same event hash chain.
 
 Artifacts (`artifact_dir`, `put_artifact`, `open_artifact`) go to `artifacts_root`: a local directory or any
@@ -18,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from playbook_nb.adapters.store import pending
+from playbook_nb.adapters.store.location import resolve_artifacts_url
 from playbook_nb.adapters.store.models import (
     AttemptRow,
     DecisionRow,
@@ -27,6 +30,7 @@ from playbook_nb.adapters.store.models import (
     Run,
     When,
 )
+from playbook_nb.adapters.store.registry import backend_for
 
 if TYPE_CHECKING:
     from playbook_nb.adapters.store.artifacts import ArtifactStore
@@ -47,26 +51,14 @@ class Store(ABC):
         artifacts_root: str | os.PathLike[str] | None = None,
         timeout: float = 30.0,
     ) -> Store:
-        """Open (creating it and its parent directories if needed) the run record at `path` or URL."""
-        text = os.fspath(path)
+        """Open (creating it and its parent directories if needed) the run record at `path` or URL.
+
+        Without `artifacts_root`: `PLAYBOOK_ARTIFACTS_URL`, else the backend's default; a command passes the
+        configured root (`app.settings.Settings.open_store`)."""
         if artifacts_root is None:
-            from playbook_nb.adapters.store.location import resolve_artifacts_url
-
             artifacts_root = resolve_artifacts_url()
-        store: Store
-        if text.startswith(("postgresql://", "postgres://")):
-            from playbook_nb.adapters.store.postgres import PostgresStore
-
-            store = PostgresStore.open(text, artifacts_root=artifacts_root, timeout=timeout)
-        else:
-            if text.startswith("sqlite:///"):
-                text = text[len("sqlite:///") :] or "."
-                text = "/" + text.lstrip("/") if text.startswith("/") else text
-            from playbook_nb.adapters.store.sqlite import SQLiteStore
-
-            store = SQLiteStore.open(text, artifacts_root=artifacts_root, timeout=timeout)
-        from playbook_nb.adapters.store import pending
-
+        backend = backend_for(path)  # by URL scheme (registry.py); a plain path is a SQLite file
+        store = backend.open(os.fspath(path), artifacts_root=artifacts_root, timeout=timeout)
         pending.apply(store)  # runs a storage fault left RUNNING: recorded ABORTED now that it opens
         return store
 
@@ -146,6 +138,11 @@ class Store(ABC):
 
     @abstractmethod
     def set_notebook_path(self, run_id: int, path: str | os.PathLike[str]) -> None: ...
+
+    @abstractmethod
+    def set_variables(self, run_id: int, variables: dict[str, Any]) -> None:
+        """The run's current (masked) variable values, after a resume explicitly allowed to change them; the
+        change itself is a `variables_changed` event."""
 
     @abstractmethod
     def artifact_dir(self, run_id: int) -> Path: ...

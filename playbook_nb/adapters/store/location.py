@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import platformdirs
 
+from playbook_nb.adapters.store.registry import is_url
 from playbook_nb.constants import ARTIFACTS_URL_ENV
 
 if TYPE_CHECKING:
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
 
 DB_PATH_ENV = "PLAYBOOK_DB_PATH"
 DB_URL_ENV = "PLAYBOOK_DB_URL"
-URL_PREFIXES = ("postgresql://", "postgres://", "sqlite:///")
 
 
 def default_db_path() -> Path:
@@ -36,7 +36,8 @@ def default_artifacts_dir() -> Path:
 
 
 def is_db_url(value: str | os.PathLike[str]) -> bool:
-    return isinstance(value, str) and value.startswith(URL_PREFIXES)
+    """A location a registered store backend serves by URL (`postgresql://`, `sqlite:///`), not a path."""
+    return is_url(value)
 
 
 def _location(value: str | os.PathLike[str]) -> Path | str:
@@ -49,7 +50,8 @@ def resolve_db_path(
     config: Config | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Path | str:
-    """The run index path (or URL). Without `config`, the configuration is loaded (from the current directory)."""
+    """The run index path (or URL). `config` is the command's configuration (`app.settings.Settings` passes
+    it); without it, only the CLI value and the environment decide, else the default path."""
     env = os.environ if env is None else env
     if cli_value:
         return _location(cli_value)
@@ -57,10 +59,8 @@ def resolve_db_path(
         return _location(env[DB_URL_ENV])
     if env.get(DB_PATH_ENV):
         return _location(env[DB_PATH_ENV])
-    if config is None:
-        from playbook_nb.app.config import load_config
-
-        config = load_config(env=env)
+    if config is None:  # the caller's settings decide the rest (app.settings); nothing is read here
+        return default_db_path()
     url = getattr(config.database, "url", None)
     if url:
         return _location(url)
@@ -76,8 +76,8 @@ def resolve_artifacts_url(
 ) -> str | None:
     """The artifact root URL or directory, or None for the backend's default.
 
-    Without `config` the configuration is loaded only when the environment does not decide; an invalid
-    configuration then counts as "not configured" (the command that loaded it first reports the problem).
+    `config` is the command's configuration (`app.settings.Settings` passes it); without it, only the CLI
+    value and the environment decide.
     """
     env = os.environ if env is None else env
     if cli_value:
@@ -85,11 +85,6 @@ def resolve_artifacts_url(
     if env.get(ARTIFACTS_URL_ENV):
         return env[ARTIFACTS_URL_ENV]
     if config is None:
-        from playbook_nb.app.config import ConfigError, load_config
-
-        try:
-            config = load_config(env=env)
-        except ConfigError:
-            return None
+        return None
     artifacts = getattr(config, "artifacts", None)
     return getattr(artifacts, "url", None)

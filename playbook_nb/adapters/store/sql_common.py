@@ -50,6 +50,7 @@ from playbook_nb.adapters.store.models import (
     to_json,
     to_timestamp,
 )
+from playbook_nb.domain.engine import interrupted_reason
 from playbook_nb.domain.errors import RunNotFound, StoreError
 
 JSON_COLUMNS = {"runs": ("variables", "params", "counts", "snapshot"), "attempts": ("result",)}
@@ -344,9 +345,12 @@ class SQLStore(Store):
     def set_notebook_path(self, run_id: int, path: str | os.PathLike[str]) -> None:
         self._update_run(run_id, "notebook_path", os.fspath(path))
 
+    def set_variables(self, run_id: int, variables: dict[str, Any]) -> None:
+        self._update_run(run_id, "variables", to_json(variables))
+
     def _update_run(self, run_id: int, column: str, value: Any) -> None:
-        assert column in ("snapshot", "notebook_path", "artifact_dir")
-        mark = self._JSON if column == "snapshot" else "?"
+        assert column in ("snapshot", "notebook_path", "artifact_dir", "variables")
+        mark = self._JSON if column in ("snapshot", "variables") else "?"
         with self._write() as handle:
             cur = self._execute(handle, f"UPDATE runs SET {column} = {mark} WHERE id = ?", (value, run_id))
             if cur.rowcount == 0:
@@ -581,8 +585,6 @@ class SQLStore(Store):
     def _interrupt_attempts(self, handle: Any, run_id: int, now: str) -> int:
         """Attempts still RUNNING become INTERRUPTED, and nodes still RUNNING become PENDING with the reason
         (a node never stays RUNNING in a run whose process is gone). The caller holds the run's lock."""
-        from playbook_nb.domain.engine import interrupted_reason
-
         rows = self._execute(
             handle,
             "SELECT node_id, attempt FROM attempts WHERE run_id = ? AND status = 'RUNNING'"

@@ -46,6 +46,14 @@ def write_error(path: Path, err: sqlite3.Error) -> StoreError:
     return (StorageFault if fault else StoreError)(f"cannot write the run index {path}: {err}")
 
 
+def _file_of(location: str) -> str:
+    """The file of a `sqlite:///relative` or `sqlite:////absolute` URL; a path as it is."""
+    if not location.startswith("sqlite:///"):
+        return location
+    text = location[len("sqlite:///") :] or "."
+    return "/" + text.lstrip("/") if text.startswith("/") else text
+
+
 class SQLiteStore(SQLStore):
     """The run record in one SQLite file, plus a directory per run for artifacts."""
 
@@ -66,7 +74,7 @@ class SQLiteStore(SQLStore):
         artifacts_root: str | os.PathLike[str] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> SQLiteStore:
-        path = Path(path).expanduser().resolve()
+        path = Path(_file_of(os.fspath(path))).expanduser().resolve()
         if os.environ.get(TIMEOUT_ENV):
             timeout = float(os.environ[TIMEOUT_ENV])
         try:

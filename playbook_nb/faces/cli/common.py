@@ -9,9 +9,9 @@ from typing import Any
 import typer
 from rich.prompt import Prompt
 
-from playbook_nb.adapters.store import Store, resolve_db_path
-from playbook_nb.app.config import load_config
+from playbook_nb.adapters.store import Store
 from playbook_nb.app.inputs import parse_var_assignments, resolve_variables
+from playbook_nb.app.settings import Settings
 from playbook_nb.domain.model import Runbook, Variable
 
 STATE_PATH = typer.Option(
@@ -63,13 +63,9 @@ def warn_secret_in_argv(what: str) -> None:
     )
 
 
-def open_store(state_path: str | None) -> Store:
-    config = load_config()
-    return Store.open(resolve_db_path(state_path, config))
-
-
-def max_retries_default() -> int:
-    return load_config().execution.max_retries
+def open_store(state_path: str | None, settings: Settings | None = None) -> Store:
+    """The run index of a command: `settings` when the command built them already, else read now."""
+    return (settings or Settings.load()).open_store(state_path)
 
 
 def resolve_values(

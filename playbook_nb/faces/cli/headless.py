@@ -7,6 +7,7 @@ papermill, then files the executed notebook into the run's artifact directory an
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -15,11 +16,12 @@ from typing import Any
 import nbformat
 import yaml
 
-from playbook_nb.adapters.notebook.compile import compile_runbook, write_notebook
+from playbook_nb.adapters.notebook.compile import compile_runbook, parameter_names, write_notebook
 from playbook_nb.adapters.notebook.kernels import kernelspec_of
 from playbook_nb.adapters.notebook.papermill_run import run_notebook
 from playbook_nb.adapters.notebook.stop import stop_on_signals, stop_reason
 from playbook_nb.app.inputs import load_runbook
+from playbook_nb.app.settings import Settings
 from playbook_nb.constants import RUN_MIME
 from playbook_nb.domain.errors import PlaybookError, StorageFault
 from playbook_nb.domain.exit_codes import ExitCode, exit_code_for
@@ -27,6 +29,7 @@ from playbook_nb.domain.model import Runbook
 from playbook_nb.domain.validation import parse_runbook
 from playbook_nb.faces.cli.app import console, emit_json, err_console, json_active
 from playbook_nb.faces.cli.common import open_store, resolve_values, run_document
+from playbook_nb.presentation import rich_style
 
 
 def runbook_of_notebook(path: Path) -> Runbook:
@@ -50,8 +53,12 @@ def run_record_of(nb_path: Path) -> dict[str, Any] | None:
     return None
 
 
-def _papermill_parameters(parameters, parameters_yaml, parameters_file) -> dict[str, Any]:
+def _papermill_parameters(
+    parameters, parameters_yaml, parameters_file, variable_names=()
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """(papermill parameters, runbook variables given as `-p NAME VALUE`: their text, checked like --var)."""
     params: dict[str, Any] = {}
+    as_vars: dict[str, str] = {}
     if parameters_file:
         params.update(yaml.safe_load(Path(parameters_file).read_text()) or {})
     if parameters_yaml:
@@ -63,11 +70,30 @@ def _papermill_parameters(parameters, parameters_yaml, parameters_file) -> dict[
                 raise PlaybookError(f"-p {item}: expected NAME VALUE")
         else:  # -p NAME VALUE, as papermill takes it
             key, raw = item
+        if key in variable_names:
+            as_vars[key] = raw
+            params.pop(key, None)
+            continue
         try:
             params[key] = yaml.safe_load(raw) if raw else ""
         except yaml.YAMLError as err:
             raise PlaybookError(f"-p {key}: value is not valid YAML: {str(err).splitlines()[0]}") from None
-    return params
+    for key in [k for k in params if k in variable_names]:  # from -y / -f: a variable's value
+        value = params.pop(key)
+        as_vars[key] = value if isinstance(value, str) else json.dumps(value)
+    return params, as_vars
+
+
+def _refuse_unknown_parameters(extra: dict[str, Any], runbook: Runbook, accepted: set[str]) -> None:
+    """A parameter that is neither a runbook variable nor one the notebook takes would be injected and
+    ignored: refused, naming both lists."""
+    unknown = sorted(set(extra) - accepted)
+    if unknown:
+        declared = ", ".join(runbook.variables) or "none"
+        raise PlaybookError(
+            f"-p {unknown[0]}: neither a runbook variable (declared: {declared}) nor a notebook parameter "
+            f"({', '.join(sorted(accepted))})"
+        )
 
 
 def run_headless(
@@ -89,15 +115,18 @@ def run_headless(
     parallel: int = 1,
     kernel: str | None = None,
     kernel_env: dict[str, str] | None = None,
+    settings: Settings | None = None,
 ) -> int:
     is_notebook = file.suffix == ".ipynb"
     kernelspec = kernelspec_of(kernel) if kernel else None
     runbook = runbook_of_notebook(file) if is_notebook else load_runbook(file)
-    extra = _papermill_parameters(parameters, parameters_yaml, parameters_file)
-    given_vars = dict(extra.pop("variables", {}) or {})
-    for name in list(extra):  # -p ENVIRONMENT prod: the runbook variable's own parameter
-        if name in runbook.variables:
-            given_vars[name] = extra.pop(name)
+    extra, as_vars = _papermill_parameters(
+        parameters, parameters_yaml, parameters_file, set(runbook.variables)
+    )
+    given_vars = {**dict(extra.pop("variables", {}) or {}), **as_vars}
+    _refuse_unknown_parameters(
+        extra, runbook, parameter_names(nbformat.read(file, as_version=4) if is_notebook else None)
+    )
     values = resolve_values(
         runbook,
         var=[*(f"{k}={v}" for k, v in given_vars.items()), *(var or [])],
@@ -106,7 +135,7 @@ def run_headless(
         no_interactive_vars=True,
     )
     secrets = {name: str(values.pop(name)) for name in runbook.secret_names if values.get(name) is not None}
-    store = open_store(state_path)
+    store = open_store(state_path, settings)
     params: dict[str, Any] = {
         "variables": values,
         "secret_env": {name: f"PLAYBOOK_SECRET_{name}" for name in secrets},
@@ -206,7 +235,7 @@ def _ended(store, run_id: int, outcome):
 
 
 def _print_result(run, store) -> None:
-    style = {"OK": "green", "NOK": "bold red", "ABORTED": "yellow"}.get(run.status, "")
+    style = rich_style(run.status)
     reason = f" ({run.status_reason})" if run.status_reason and run.status != "OK" else ""
     console.print(f"[{style}]run {run.id} {run.status}[/]{reason}", highlight=False)
     for row in store.node_states(run.id):

@@ -10,6 +10,7 @@ import typer
 
 from playbook_nb.adapters.export.dag_render import to_dot, to_svg
 from playbook_nb.app.inputs import load_runbook, parse_var_assignments, resolve_variables
+from playbook_nb.app.plugin_checks import plugin_problems
 from playbook_nb.domain.errors import PlaybookError, RunbookError
 from playbook_nb.domain.model import NodeType, Runbook
 from playbook_nb.domain.plan import build_plan, leaves, roots
@@ -88,6 +89,7 @@ def _validate(file, check_vars, var, vars_file, vars_env, *, as_json: bool) -> N
     if missing:
         values = None  # templates cannot be rendered without them; the structure was checked already
     report = validate_runbook(runbook, values)
+    report.errors.extend(plugin_problems(runbook, values))
     if report.errors:
         raise RunbookError(report.errors[0])
     title = _display_title(runbook, values)

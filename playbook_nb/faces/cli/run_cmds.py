@@ -12,6 +12,7 @@ from playbook_nb.adapters.executors.local import LocalExecutor
 from playbook_nb.app.abort import on_signals
 from playbook_nb.app.inputs import load_runbook
 from playbook_nb.app.session import RunOptions, RunSession
+from playbook_nb.app.settings import Settings
 from playbook_nb.domain.decisions import GateDecision, parse_approve_flags
 from playbook_nb.domain.engine import Decision
 from playbook_nb.domain.errors import PlaybookError, StorageFault
@@ -24,7 +25,6 @@ from playbook_nb.faces.cli.common import (
     VAR,
     VARS_ENV,
     VARS_FILE,
-    max_retries_default,
     open_store,
     resolve_values,
     run_document,
@@ -40,13 +40,9 @@ PARALLEL = typer.Option(
 )
 
 
-def parallel_default(value: int | None) -> int:
+def parallel_default(value: int | None, settings: Settings) -> int:
     """--parallel N, else `[execution] parallel` from the configuration (true = 4), else 1."""
-    if value is not None:
-        return int(value)
-    from playbook_nb.app.config import load_config, parallel_workers
-
-    return parallel_workers(load_config().execution.parallel)
+    return settings.parallel(value)
 
 
 def _exit_for(session: RunSession, view: TerminalView, file: Path) -> typer.Exit:
@@ -61,6 +57,16 @@ def _exit_for(session: RunSession, view: TerminalView, file: Path) -> typer.Exit
             ),
             highlight=False,
             soft_wrap=True,
+        )
+    failed = [node_id for node_id, kind in session.awaiting() if kind == "failure"]
+    if str(session.status) == "ABORTED" and failed and not view.pipe_closed:
+        console.print(
+            f"'{failed[0]}' failed and waits for a decision; decide it with: playbook-nb resume {file} "
+            f"{session.run_id} --retry {failed[0]}"
+            + ("" if session.engine.is_critical(failed[0]) else f" (or --skip {failed[0]})"),
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
         )
     code = exit_code_for(str(session.status))
     if json_active():
@@ -186,10 +192,11 @@ def run(
     """Run a runbook from the terminal (prompts at gates), or headless through its notebook."""
     if as_json:
         json_output()
-    retries = max_retries if max_retries is not None else max_retries_default()
+    settings = Settings.load()  # the configuration, read once for this command and passed down
+    retries = max_retries if max_retries is not None else settings.max_retries
     approvals = parse_approve_flags(approve)
     parameters = _pair_parameters(parameters, list(ctx.args))
-    workers = parallel_default(parallel)
+    workers = parallel_default(parallel, settings)
     if headless or file.suffix == ".ipynb":
         from playbook_nb.faces.cli.headless import run_headless
 
@@ -211,6 +218,7 @@ def run(
             parallel=workers,
             kernel=kernel,
             kernel_env={"PLAYBOOK_NB_WIDGET_STATE": "1"} if widget_state else None,
+            settings=settings,
         )
         raise typer.Exit(code)
 
@@ -229,7 +237,7 @@ def run(
         comment=comment,
         parallel=workers,
     )
-    store = open_store(state_path)
+    store = open_store(state_path, settings)
     view = TerminalView(console, store)
     session = RunSession.start(runbook, values, store, options, executor=LocalExecutor())
     view.attach(session)
@@ -254,14 +262,27 @@ def resume(
     actor: str = typer.Option("", "--actor"),
     comment: str = typer.Option(None, "--comment"),
     allow_changed: bool = typer.Option(False, "--allow-changed", help="Resume although the runbook changed."),
+    allow_changed_vars: bool = typer.Option(
+        False,
+        "--allow-changed-vars",
+        help="Resume with variable values other than the recorded ones (every approved gate opens again).",
+    ),
     parallel: int = PARALLEL,
+    retry: list[str] = typer.Option(
+        None, "--retry", help="Retry this node, which failed and waits for a decision (repeatable)."
+    ),
+    skip: list[str] = typer.Option(
+        None, "--skip", help="Skip this failed non-critical node and go on (repeatable)."
+    ),
     as_json: bool = JSON,
 ) -> None:
-    """Resume an ABORTED run: finished nodes are kept, the rest runs."""
+    """Resume an ABORTED run: finished nodes are kept, the rest runs. A node that failed and waits for a
+    decision is decided with --retry NODE or --skip NODE (without a terminal nobody else can)."""
+    settings = Settings.load()
     if as_json:
         json_output()
     runbook = load_runbook(file)
-    store = open_store(state_path)
+    store = open_store(state_path, settings)
     if run_id is None:
         latest = store.latest_run(runbook.meta.title, status="ABORTED")
         if latest is None:
@@ -283,21 +304,32 @@ def resume(
         headless=not interactive,
         trigger="resume",
         actor=actor,
-        max_retries=max_retries if max_retries is not None else max_retries_default(),
+        max_retries=max_retries if max_retries is not None else settings.max_retries,
         gate_policy=gate_policy,
         approvals=approvals,
         comment=comment,
-        parallel=parallel_default(parallel),
+        parallel=parallel_default(parallel, settings),
     )
     session = RunSession.resume(
-        runbook, values, store, run_id, options, executor=LocalExecutor(), allow_changed=allow_changed
-    )
+        runbook, values, store, run_id, options,
+        executor=LocalExecutor(), allow_changed=allow_changed, decisions=_failure_decisions(retry, skip),
+        allow_changed_variables=allow_changed_vars,
+    )  # fmt: skip
     view = TerminalView(console, store)
     view.attach(session)
     console.print(f"Resuming run {run_id} of [bold]{escape(recorded.title)}[/]")
     session.decide_waiting_gates(parameters_only=True, comment=comment or "decided at resume")
     _drive(session, view, interactive)
     raise _exit_for(session, view, file)
+
+
+def _failure_decisions(retry: list[str] | None, skip: list[str] | None) -> dict[str, Decision]:
+    decisions = {node_id: Decision.RETRY for node_id in retry or []}
+    for node_id in skip or []:
+        if node_id in decisions:
+            raise PlaybookError(f"--retry {node_id} and --skip {node_id}: choose one")
+        decisions[node_id] = Decision.SKIP
+    return decisions
 
 
 @app.command("set-status")

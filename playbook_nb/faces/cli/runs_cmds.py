@@ -10,12 +10,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from playbook_nb.adapters.store import Run
+from playbook_nb.domain.attempt_ran import ran_by_attempt, ran_text
 from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.faces import run_json
 from playbook_nb.faces.cli.app import app, console, emit_json, json_output
 from playbook_nb.faces.cli.common import JSON, STATE_PATH, open_store
 from playbook_nb.faces.cli.runs_group import runs_app
-from playbook_nb.faces.cli.terminal_view import STATE_STYLE
+from playbook_nb.presentation import rich_style
 
 
 def _when(value) -> str:
@@ -39,7 +40,7 @@ def _runs_table(runs: list[Run], title: str) -> Table:
             str(run.id),
             str(run.number),
             escape(run.title or run.workflow),
-            f"[{STATE_STYLE.get(run.status, '')}]{run.status}[/]",
+            f"[{rich_style(run.status)}]{run.status}[/]",
             _when(run.started_at),
             _duration(run),
             run.trigger or "",
@@ -92,6 +93,7 @@ def show(
     states = store.node_states(run.id)
     attempts = store.attempts(run.id)
     decisions = store.decisions(run.id)
+    ran = ran_by_attempt(store.events(run.id))  # what each attempt ran, as recorded (never re-rendered)
     if as_json:
         data = _run_dict(run)
         data["nodes"] = [
@@ -105,6 +107,7 @@ def show(
                 "duration": a.duration,
                 "exit_code": a.exit_code,
                 "error": a.error,
+                "ran": ran.get((a.node_id, a.attempt)),
             }
             for a in attempts
         ]
@@ -117,7 +120,7 @@ def show(
     reason = f" ({escape(run.status_reason)})" if run.status_reason else ""
     console.print(
         f"[bold]run {run.id}[/] (#{run.number}) {escape(run.title)}: "
-        f"[{STATE_STYLE.get(run.status, '')}]{run.status}[/]{reason}"
+        f"[{rich_style(run.status)}]{run.status}[/]{reason}"
     )
     console.print(
         f"started {_when(run.started_at)}  ended {_when(run.ended_at)}  duration {_duration(run)}  "
@@ -136,13 +139,17 @@ def show(
         a = last.get(s.node_id)
         table.add_row(
             s.node_id,
-            f"[{STATE_STYLE.get(s.state, '')}]{s.state}[/]",
+            f"[{rich_style(s.state)}]{s.state}[/]",
             str(s.attempts or 0),
             "" if a is None or a.exit_code is None else str(a.exit_code),
             "" if a is None or a.duration is None else f"{a.duration:.2f}s",
             escape(s.reason or ""),
         )
     console.print(table)
+    for a in attempts:
+        if (a.node_id, a.attempt) in ran:
+            text = ran_text(ran[(a.node_id, a.attempt)])
+            console.print(f"ran: {escape(a.node_id)} attempt {a.attempt}: {escape(text)}", highlight=False)
     for d in decisions:
         comment = f' "{escape(d.comment)}"' if d.comment else ""
         console.print(

@@ -16,18 +16,18 @@ from rich.text import Text
 from playbook_nb.adapters.export.diff import diff_runs, last_ok_run, status_text
 from playbook_nb.adapters.export.prune import execute_prune, human_bytes, parse_age, plan_prune
 from playbook_nb.adapters.export.report import fmt_duration
+from playbook_nb.app.settings import Settings
 from playbook_nb.domain.exit_codes import ExitCode
 from playbook_nb.faces.cli.app import app, console, err_console, fail
 from playbook_nb.faces.cli.common import STATE_PATH, open_store
+from playbook_nb.presentation import rich_style
 
 runs_app = typer.Typer(help="Inspect, compare and prune recorded runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 
-STATE_COLORS = {"OK": "green", "NOK": "red", "SKIPPED": "dim", "ABORTED": "yellow", "WAITING": "yellow"}
-
 
 def _state(text: str) -> Text:
-    return Text(text, style=STATE_COLORS.get(text.split(" ")[0], ""))
+    return Text(text, style=rich_style(text.split(" ")[0]))
 
 
 def _signed(seconds: float | None) -> str:
@@ -181,11 +181,10 @@ def prune_cmd(
     state_path: str | None = STATE_PATH,
 ) -> None:
     """Remove finished runs older than an age, with their artifact directories. RUNNING runs are kept."""
+    settings = Settings.load()
     since_end = older_than is None
     if older_than is None:
-        from playbook_nb.app.config import load_config
-
-        older_than = load_config().runs.retention
+        older_than = settings.config.runs.retention
         if older_than is None:
             raise fail(
                 'give --older-than AGE, or set a retention: [runs] retention = "30d" in the configuration'
@@ -194,7 +193,7 @@ def prune_cmd(
             f"retention {older_than} (configuration): finished runs that ended before then", highlight=False
         )
     age = parse_age(older_than)
-    with open_store(state_path) as store:
+    with open_store(state_path, settings) as store:
         plan = plan_prune(store, age, status, since_end=since_end)
         result = execute_prune(store, plan, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"

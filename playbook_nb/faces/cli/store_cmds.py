@@ -6,10 +6,9 @@ import json
 
 import typer
 
-from playbook_nb.adapters.store import Store, resolve_db_path
+from playbook_nb.adapters.store import Store
 from playbook_nb.adapters.store.copy import all_run_ids, copy_runs
-from playbook_nb.adapters.store.location import resolve_artifacts_url
-from playbook_nb.app.config import load_config
+from playbook_nb.app.settings import Settings
 from playbook_nb.faces.cli.app import app, console
 from playbook_nb.faces.cli.common import STATE_PATH
 
@@ -27,11 +26,11 @@ ARTIFACTS = typer.Option(
 
 
 def _open(location: str | None, artifacts: str | None) -> Store:
-    config = load_config()
+    current = Settings.load()
     return Store.open(
-        resolve_db_path(location, config),
-        artifacts_root=resolve_artifacts_url(artifacts, config),
-        timeout=config.database.timeout,
+        current.db_location(location),
+        artifacts_root=current.artifacts_url(artifacts),
+        timeout=current.config.database.timeout,
     )
 
 

@@ -16,17 +16,9 @@ from rich.table import Table
 from playbook_nb.adapters.store import Store
 from playbook_nb.app.session import RunSession
 from playbook_nb.domain.engine import EngineEvent
+from playbook_nb.presentation import mark as state_mark
+from playbook_nb.presentation import rich_style
 
-STATE_STYLE = {
-    "PENDING": "dim",
-    "RUNNING": "blue",
-    "WAITING": "yellow",
-    "OK": "green",
-    "NOK": "bold red",
-    "SKIPPED": "bright_black",
-    "ABORTED": "yellow",  # a run status; every status needs a style or "[]...[/]" is broken markup
-}
-STATE_MARK = {"RUNNING": "▶", "WAITING": "?", "OK": "✔", "NOK": "✘", "SKIPPED": "⊘", "PENDING": "·"}
 FINAL = {"OK", "NOK", "SKIPPED"}
 
 
@@ -144,7 +136,7 @@ class TerminalView:
             self.console.print(f"  + {_escape(result.host)} ADDED (joined the inventory)", highlight=False)
         if result.ended_at is None:  # planned, started, or OK in an earlier attempt: counted, not printed
             return
-        mark = STATE_MARK.get(str(result.state), " ")
+        mark = state_mark(result.state)
         took = f" {result.duration:.2f}s" if result.duration is not None else ""
         error = f"  {result.error}" if result.error else ""
         counts: dict[str, int] = {}
@@ -152,7 +144,7 @@ class TerminalView:
             counts[state] = counts.get(state, 0) + 1
         failing = [h for h, s in states.items() if s == "NOK"]
         self.console.print(
-            f"  {mark} [{STATE_STYLE.get(str(result.state), '')}]{_escape(result.host)}[/] {result.state}{took}"
+            f"  {mark} [{rich_style(str(result.state))}]{_escape(result.host)}[/] {result.state}{took}"
             f"{_escape(error)}  [dim]{_escape(progress_line(counts, len(states), failing))}[/]",
             highlight=False,
         )
@@ -181,9 +173,9 @@ class TerminalView:
                 detail = f"{result.duration:.2f}s" if result else ""
             if state == "PENDING" and not event.reason:
                 return
-            mark = STATE_MARK.get(state, " ")
+            mark = state_mark(state)
             self._print(
-                f"{mark} [bold]{event.node}[/] [{STATE_STYLE.get(state, '')}]{state}[/]  "
+                f"{mark} [bold]{event.node}[/] [{rich_style(state)}]{state}[/]  "
                 f"[dim]({node.type})[/] {_escape(detail)}",
                 highlight=False,
             )
@@ -198,7 +190,7 @@ class TerminalView:
             )
         elif event.kind == "run_state" and event.state != "RUNNING":
             reason = f": {event.reason}" if event.reason else ""
-            self._print(f"[{STATE_STYLE.get(event.state or '', '')}]run {event.state}[/]{_escape(reason)}")
+            self._print(f"[{rich_style(event.state or '')}]run {event.state}[/]{_escape(reason)}")
 
     def summary(self, session: RunSession) -> None:
         table = Table(title=f"run {session.run_id}: {session.status}", show_lines=False)
@@ -207,7 +199,7 @@ class TerminalView:
         for row in self.store.node_states(session.run_id):
             table.add_row(
                 row.node_id,
-                f"[{STATE_STYLE.get(row.state, '')}]{row.state}[/]",
+                f"[{rich_style(row.state)}]{row.state}[/]",
                 str(row.attempts or 0),
                 _escape(row.reason or ""),
             )

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from playbook_nb.adapters.store import Store, resolve_db_path
-from playbook_nb.app.config import load_config
+from playbook_nb.adapters.store import Store
+from playbook_nb.app.settings import Settings
 
 T = TypeVar("T")
 
@@ -28,8 +28,10 @@ class RunIndex:
     def _open(self) -> Store:
         with self._lock:
             if self._store is None:
-                location = self._location or resolve_db_path(None, load_config())
-                self._store = Store.open(location)
+                settings = Settings.load()  # once, when the index is first used
+                self._store = Store.open(
+                    self._location or settings.db_location(), artifacts_root=settings.artifacts_url()
+                )
             return self._store
 
     async def call(self, work: Callable[[Store], T]) -> T:

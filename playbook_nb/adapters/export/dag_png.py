@@ -1,0 +1,101 @@
+"""The DAG as a PNG image, laid out as the SVG drawing (dag_render.layout), drawn with Pillow.
+
+An executed notebook shows the graph as an image output: JupyterLab renders `image/png` also in an untrusted
+notebook (its sanitizer drops inline SVG and scripts from untrusted HTML, and does not render untrusted
+`image/svg+xml`), so a notebook opened from a colleague or CI shows the coloured graph without being trusted.
+"""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+
+from PIL import Image, ImageDraw, ImageFont
+
+from playbook_nb.adapters.export.dag_render import (
+    EDGE_COLORS,
+    MARGIN,
+    NODE_H,
+    NODE_W,
+    SVG_STATES,
+    _critical,
+    _state_of,
+    _truncate,
+    layout,
+)
+from playbook_nb.domain.model import DepCondition, Runbook
+from playbook_nb.domain.plan import build_plan
+from playbook_nb.presentation import look
+
+SCALE = 2  # drawn at twice the size: sharp on high-density screens, shown at half size
+
+
+@lru_cache(maxsize=4)
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    return ImageFont.load_default(size=size * SCALE)
+
+
+def _curve(sx: float, sy: float, tx: float, ty: float, steps: int = 16) -> list[tuple[float, float]]:
+    """The SVG's cubic edge (vertical tangents at both ends) as a polyline."""
+    bend = (ty - sy) / 2
+    c1, c2 = (sx, sy + bend), (tx, ty - bend)
+    points = []
+    for i in range(steps + 1):
+        t = i / steps
+        a, b, c, d = (1 - t) ** 3, 3 * (1 - t) ** 2 * t, 3 * (1 - t) * t**2, t**3
+        points.append((a * sx + b * c1[0] + c * c2[0] + d * tx, a * sy + b * c1[1] + c * c2[1] + d * ty))
+    return points
+
+
+def to_png(runbook: Runbook, states: dict[str, str] | None = None) -> bytes:
+    """PNG bytes of the graph with each node coloured by its state (as the SVG drawing)."""
+    positions, width, height = layout(runbook)
+    image = Image.new("RGB", (int(width * SCALE), int(height * SCALE)), "white")
+    draw = ImageDraw.Draw(image)
+
+    def s(*values: float) -> list[float]:
+        return [v * SCALE for v in values]
+
+    for index, name in enumerate(SVG_STATES):
+        style = look(name)
+        x = MARGIN + index * 80
+        draw.rectangle(s(x, MARGIN, x + 14, MARGIN + 14), fill=style.fill, outline=style.stroke, width=SCALE)
+        draw.text(s(x + 18, MARGIN), name, fill="#374151", font=_font(11))
+    for source, target, data in build_plan(runbook).edges(data=True):
+        condition = data["condition"]
+        sx, sy = positions[source][0] + NODE_W / 2, positions[source][1] + NODE_H
+        tx, ty = positions[target][0] + NODE_W / 2, positions[target][1]
+        color = EDGE_COLORS[condition]
+        points = [(x * SCALE, y * SCALE) for x, y in _curve(sx, sy, tx, ty)]
+        if condition is DepCondition.FAILURE:  # dashed, as in the SVG
+            for i in range(0, len(points) - 1, 2):
+                draw.line(points[i : i + 2], fill=color, width=2 * SCALE)
+        else:
+            draw.line(points, fill=color, width=2 * SCALE)
+        draw.polygon(s(tx - 5, ty - 8, tx + 5, ty - 8, tx, ty), fill=color)
+        if condition is not DepCondition.PLAIN:
+            draw.text(s((sx + tx) / 2 + 4, (sy + ty) / 2 - 6), str(condition), fill=color, font=_font(10))
+    for node_id, node in runbook.nodes.items():
+        x, y = positions[node_id]
+        state = _state_of(states, node_id)
+        style = look(state)
+        outline = 3 if _critical(node) else 1.5
+        if node.is_gate:
+            inset = NODE_H / 2
+            draw.polygon(
+                s(x + inset, y, x + NODE_W - inset, y, x + NODE_W, y + NODE_H / 2, x + NODE_W - inset, y + NODE_H,
+                  x + inset, y + NODE_H, x, y + NODE_H / 2),
+                fill=style.fill, outline=style.stroke, width=round(outline * SCALE),
+            )  # fmt: skip
+        else:
+            draw.rounded_rectangle(
+                s(x, y, x + NODE_W, y + NODE_H), radius=8 * SCALE, fill=style.fill, outline=style.stroke,
+                width=round(outline * SCALE),
+            )  # fmt: skip
+        cx = x + NODE_W / 2
+        draw.text(s(cx, y + 16), _truncate(node.label), fill=style.text, font=_font(13), anchor="mm")
+        kind = f"{node.type}{' · critical' if _critical(node) else ''} · {state}"
+        draw.text(s(cx, y + 33), kind, fill="#4b5563", font=_font(10), anchor="mm")
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    return out.getvalue()
