@@ -181,3 +181,13 @@ def test_no_color_is_honoured_on_a_terminal():
         outputs[name] = child.before
     assert "valid:" in outputs["colour"] and COLOUR.search(outputs["colour"])
     assert "valid:" in outputs["no_color"] and not COLOUR.search(outputs["no_color"])
+
+
+def test_the_actor_is_the_jupyterhub_user_when_a_hub_started_us(tmp_path):
+    book = write_runbook(tmp_path, "hello", "Hello", '[hello]\ntype = "Command"\ncommand_name = "echo hi"\n')
+    db = tmp_path / "runs.db"
+    result = cli("run", str(book), "--state-path", str(db), "--json", env={"JUPYTERHUB_USER": "alice"})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["run"]["actor"] == "alice"
+    (row,) = db_rows(db, "SELECT actor FROM runs")
+    assert row["actor"] == "alice"
