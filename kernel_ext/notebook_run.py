@@ -28,7 +28,7 @@ from playbook_nb.app.settings import Settings
 from playbook_nb.constants import OUTPUT_PATH_ENV, RUN_MIME
 from playbook_nb.domain.decisions import GateDecision, default_actor
 from playbook_nb.domain.engine import NodeState, RunState
-from playbook_nb.domain.errors import PlaybookError, StorageFault
+from playbook_nb.domain.errors import PlaybookError, RunOwned, StorageFault
 from playbook_nb.domain.validation import parse_runbook
 from playbook_nb.presentation import mark
 
@@ -109,8 +109,11 @@ class NotebookRun:
 
         While the node runs, SIGINT (Kernel > Interrupt, or the headless driver stopping) aborts the run:
         the node's command is stopped at once and the run ends ABORTED; in JupyterLab the cell then fails
-        with one line, so Run All stops there."""
+        with one line, so Run All stops there. In a watch-only view (another session drives the run) the cell
+        says so and runs nothing."""
         session = self.session
+        if session.watch_only:
+            return self._watching(node_id)
         if self.headless and session.status is RunState.RUNNING:
             self._decide_waiting_gates()
         self._cell_node = node_id
@@ -138,6 +141,8 @@ class NotebookRun:
         """A node's cell in JupyterLab (see `async_node_cells`): the node's command runs while the cell
         awaits it, so the cockpit's buttons stay live (Abort stops the command at once)."""
         session = self.session
+        if session.watch_only:
+            return self._watching(node_id)
         self._cell_node = node_id
         was_requested = session.abort_switch.requested
         try:
@@ -153,6 +158,14 @@ class NotebookRun:
                 f"run {session.run_id} ABORTED: {session.abort_switch.reason}; resume it to continue"
             )
         return report
+
+    def _watching(self, node_id: str) -> NodeReport:
+        session = self.session
+        session.sync()
+        print(f"{node_id}: not run: run {session.run_id} is {session.owner_line()}; this view is watch-only")
+        if self.widget is not None:
+            self.widget.watch_tick()
+        return session.report(node_id, ran=False)
 
     def _storage_fault(self, err: StorageFault) -> RunStorageFault:
         recorded = self.session.storage_fault(err)
@@ -354,9 +367,15 @@ def open_run(
     headless: bool | None = None,
     parallel: int | None = None,
     parameters: dict[str, Any] | None = None,
+    take_over: bool = False,
 ) -> NotebookRun:
     """Start a new run of the notebook's runbook, or resume the run named by `run_id` (never one by itself).
-    Resuming with variable values other than the recorded ones is refused unless `allow_changed_vars`."""
+    Resuming with variable values other than the recorded ones is refused unless `allow_changed_vars`.
+
+    A named run another live session drives (another kernel, a terminal) opens watch-only: the cockpit shows
+    its states live and who drives it, with no action buttons, unless `take_over` (an event with the actor).
+    Headless, such a run is refused. A named RUNNING run whose owner is gone (its kernel restarted) is
+    recovered first: its leftover commands killed, the attempt INTERRUPTED, then resumed."""
     global _current
     runbook = parse_runbook(runbook_toml, path="notebook")
     if sha256 and sha256 != runbook.sha256:
@@ -387,10 +406,19 @@ def open_run(
         parallel=_parallel(parallel, settings),
     )
     namespace = _user_namespace()
+    owner = store.owner_status(resume_id) if resume_id is not None else None
+    if resume_id is not None and owner is not None and owner.live and not take_over:
+        if headless:
+            raise RunOwned(f"run {resume_id} is {owner.describe()}; a headless run cannot drive it")
+        session = RunSession.watch(
+            runbook, values, store, resume_id, options, executor=LocalExecutor(), namespace=namespace
+        )
+        _current = NotebookRun(session, headless=headless)
+        return _current
     if resume_id is not None:
         session = RunSession.resume(
             runbook, values, store, resume_id, options, executor=LocalExecutor(), namespace=namespace,
-            allow_changed_variables=bool(allow_changed_vars),
+            allow_changed_variables=bool(allow_changed_vars), take_over=take_over,
         )  # fmt: skip
         print(f"resumed run {resume_id} (run_id = {resume_id} in the parameters cell)")
     else:
@@ -421,20 +449,11 @@ def _parallel(parallel: int | None, settings: Settings) -> int:
 def _run_to_resume(run_id, runbook, store: Store, headless: bool) -> int | None:
     """The run named by `run_id`, else None: a notebook starts a new run unless a run is named explicitly
     (no silent resume, issue 13: an aborted run resumed by Restart & Run All would run its next step with
-    the approvals given before). A named notebook run left RUNNING by a restarted kernel is marked ABORTED
-    first (the kernel that drove it is gone)."""
+    the approvals given before). A named run left RUNNING is watched when its owner lives (another kernel),
+    else recovered by the resume (the kernel that drove it is gone)."""
     if run_id in (None, "", "new"):
         return None
-    resume_id = int(run_id)
-    named = store.get_run(resume_id)
-    if (
-        not headless
-        and named.status == "RUNNING"
-        and named.trigger in ("notebook", "widget")
-        and named.workflow == runbook.meta.title
-    ):
-        store.set_run_status(resume_id, "ABORTED", reason="kernel restarted; resumed from the notebook")
-    return resume_id
+    return int(run_id)
 
 
 def _unfinished_note(store: Store, runbook, new_run: int) -> str | None:

@@ -37,6 +37,7 @@ SELECTED_UNDERLAY = "#6366f1"
 BUTTONS = ("run", "approve", "reject", "retry", "skip", "abort")
 TD = 'style="padding:1px 8px 1px 0;text-align:left;border-bottom:1px solid #e5e7eb"'
 PANEL_WIDTH = 400  # px; the graph takes the rest of the row
+WATCH_POLL = 1.0  # seconds between two looks at the record of a run another session drives
 
 
 def stylesheet() -> list[dict[str, Any]]:
@@ -306,11 +307,62 @@ class RunbookWidget(widgets.VBox):
             widgets.HBox([self.cyto, self.panel], layout={"width": "100%", "align_items": "flex-start"}),
         ]
 
+        self.watch_banner = widgets.HTML()
+        self.watch_banner.add_class("pb-watch-only")
+        if self.session.watch_only:
+            self._watch_only()
+
         self.cyto.on("node", "click", self.on_node_click)
         self.session.event_listeners.append(self._on_event)
         self.session.output_listeners.append(self._on_output)
         self.session.host_listeners.append(self._on_host)
         self.refresh()
+
+    # ------------------------------------------------------------------ watch-only (issue 13)
+    def _watch_only(self) -> None:
+        """Another session drives this run: no action buttons, a line saying who drives it, and the states
+        followed live from the record (polled on the kernel's event loop)."""
+        for control in (*self.buttons.values(), self.comment, self.run_until_gate_button):
+            control.layout.display = "none"
+        self._update_watch_banner()
+        self.children = [self.watch_banner, *self.children]
+        self._schedule_watch()
+
+    def _update_watch_banner(self) -> None:
+        note = self.session.owner_line() or f"run {self.session.run_id} is {self.session.status}"
+        self.watch_banner.value = (
+            '<div style="padding:4px 8px;margin-bottom:4px;background:#fef3c7;border:1px solid #f59e0b;'
+            'border-radius:4px;color:#78350f">'
+            f"<b>Watch-only</b>: run {self.session.run_id} is {html.escape(note)}. "
+            "Its states follow live here; actions are off. To drive it from this notebook, take it over: "
+            f"<code>open_run(..., run_id={self.session.run_id}, take_over=True)</code> in the setup cell "
+            "(an event with your name).</div>"
+        )
+
+    def _schedule_watch(self) -> None:
+        import asyncio
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no kernel loop (tests call watch_tick() themselves)
+        loop.call_later(WATCH_POLL, self._watch_tick_and_again)
+
+    def _watch_tick_and_again(self) -> None:
+        if self.comm is None:  # the widget was closed
+            return
+        with contextlib.suppress(PlaybookError):
+            self.watch_tick()
+        self._schedule_watch()
+
+    def watch_tick(self) -> bool:
+        """Bring a watch-only cockpit in step with the record; True when the run had moved on."""
+        changed = self.session.sync()
+        if changed:
+            self._visual.clear()
+            self.refresh()
+        self._update_watch_banner()
+        return changed
 
     # ------------------------------------------------------------------ building
     def _size_rule(self) -> str:
@@ -473,7 +525,7 @@ class RunbookWidget(widgets.VBox):
         """Names of the buttons valid for `node_id` (default: the selected node) in the engine's state now."""
         node_id = node_id or self.selected
         session = self.session
-        if session.status is not RunState.RUNNING:
+        if session.status is not RunState.RUNNING or session.watch_only:
             return set()
         enabled = {"abort"}  # whenever the run is RUNNING, whatever is selected
         if node_id is None:

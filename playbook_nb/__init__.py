@@ -4,12 +4,20 @@
 `playbook_nb.kernel_ext`, imported only when a kernel loads the extension).
 """
 
-from importlib.metadata import PackageNotFoundError, version
 
-try:  # the one place the version lives is pyproject.toml; the installed package's metadata carries it
-    __version__ = version("playbook-nb")
-except PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0+unknown"
+def __getattr__(name: str):
+    """`playbook_nb.__version__`: from the installed package's metadata (the one place the version lives is
+    pyproject.toml), read on first use (importlib.metadata is not a start-up cost of every command)."""
+    if name != "__version__":
+        raise AttributeError(f"module 'playbook_nb' has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        value = version("playbook-nb")
+    except PackageNotFoundError:  # a source tree that was never installed
+        value = "0+unknown"
+    globals()["__version__"] = value
+    return value
 
 
 def load_ipython_extension(ipython) -> None:

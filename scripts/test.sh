@@ -3,7 +3,7 @@
 #
 # Creates (or reuses) .venv, installs the package with its test extras, makes sure Debian's
 # Chromium is present for the browser tests, then runs: ruff check, the import-linter contracts
-# (pyproject's [tool.importlinter]), ruff format --check, pytest.
+# (pyproject's [tool.importlinter]), ruff format --check, mypy ([tool.mypy]), pytest.
 # Every stage runs even if an earlier one failed; the closing line lists what failed.
 # Extra arguments are passed to pytest (e.g. `bash scripts/test.sh -m "not browser"`).
 set -euo pipefail
@@ -112,6 +112,7 @@ run_pytest() {
 stage "ruff check" "$VENV/bin/ruff" check .
 stage "import contracts (import-linter)" "$VENV/bin/lint-imports"
 stage "ruff format --check" "$VENV/bin/ruff" format --check .
+stage "mypy (the package's types)" "$VENV/bin/mypy"
 stage "pytest" run_pytest "$@"
 
 # --- verdict -----------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ asserts what a user sees: exit codes, stderr lines, node and run states, rows in
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -355,6 +354,20 @@ def _wait_for_sleeper(runner: subprocess.Popen, db: Path, node_id: str, timeout:
     raise AssertionError(f"{node_id} never started")
 
 
+def _recorded_group(db: Path, node_id: str, timeout: float = 10) -> int | None:
+    """The process group the node's running attempt recorded (written as the command starts)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = db_rows(
+            db, "SELECT pgid, host FROM attempts WHERE node_id = ? AND status = 'RUNNING'", (node_id,)
+        )
+        if rows and rows[-1]["pgid"]:
+            assert rows[-1]["host"]
+            return rows[-1]["pgid"]
+        time.sleep(0.1)
+    return None
+
+
 def _gone(process: psutil.Process, timeout: float = 10) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -404,7 +417,10 @@ def test_sigterm_aborts_the_run_and_kills_the_running_command(state_db, tmp_path
     assert attempts(state_db, run_id, "slow")[-1]["status"] == "INTERRUPTED"
 
 
-def test_sigkill_leaves_an_orphaned_run_that_set_status_and_resume_finish(state_db, tmp_path):
+def test_sigkill_leaves_an_orphaned_run_that_resume_recovers_without_set_status(state_db, tmp_path):
+    """Issue 24 point 2: after `kill -9` of the runner the run shows as orphaned in `runs list` and `show`,
+    and a plain `resume` recovers it (attempt INTERRUPTED, run ABORTED, as an event with its actor) and
+    goes on."""
     marker = tmp_path / "slept-once"
     command = f"if [ -f {marker} ]; then echo fast; else touch {marker}; sleep 30; fi"
     book = write_runbook(tmp_path, "kill", "sigkill", SLOW_BODY.format(command=command))
@@ -412,42 +428,86 @@ def test_sigkill_leaves_an_orphaned_run_that_set_status_and_resume_finish(state_
     sleeper = None
     try:
         sleeper = _wait_for_sleeper(runner, state_db, "slow")
+        group = os.getpgid(sleeper.pid)
+        assert _recorded_group(state_db, "slow") == group  # where the attempt's command runs, in the index
         runner.send_signal(signal.SIGKILL)
         runner.communicate(timeout=20)
     finally:
         if runner.poll() is None:
             runner.kill()
-        if sleeper is not None:  # SIGKILL gives the runner no chance to clean up: the group is orphaned
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(os.getpgid(sleeper.pid), signal.SIGKILL)
+    assert sleeper is not None and _gone(sleeper, timeout=5)  # its command died with it (the tether)
     run_id = latest_run_id(state_db)
     assert run_row(state_db, run_id)["status"] == "RUNNING"  # nobody could write the end
     assert states(state_db, run_id)["slow"] == "RUNNING"
 
-    refused = run_cli("resume", str(book), str(run_id), "--state-path", str(state_db))
-    assert refused.returncode == 2
-    assert "is RUNNING" in refused.stderr and "set-status" in refused.stderr
+    listed = run_cli("runs", "list", "--json", "--state-path", str(state_db))
+    (row,) = [r for r in json.loads(listed.stdout) if r["id"] == run_id]
+    assert row["orphaned"] is True and row["owner_note"].startswith("orphaned (owner gone since ")
+    table = run_cli("runs", "list", "--state-path", str(state_db), env={"COLUMNS": "250"})
+    assert "RUNNING orphaned (owner gone since" in table.stdout
+    shown = run_cli("show", str(run_id), "--state-path", str(state_db), env={"COLUMNS": "250"})
+    assert "orphaned (owner gone since" in shown.stdout
 
-    no_tty = run_cli("set-status", str(book), str(run_id), "ABORTED", "--state-path", str(state_db))
-    assert no_tty.returncode == 2
-    assert "--force" in no_tty.stderr and "Traceback" not in no_tty.stderr
-    assert run_row(state_db, run_id)["status"] == "RUNNING"
-
-    forced = run_cli(
-        "set-status", str(book), str(run_id), "ABORTED", "--force", "--state-path", str(state_db)
-    )
-    assert forced.returncode == 0, forced.stderr
-    assert "RUNNING -> ABORTED" in forced.stdout
-    assert run_row(state_db, run_id)["status"] == "ABORTED"
-    assert attempts(state_db, run_id, "slow")[0]["status"] == "INTERRUPTED"
-
-    resumed = run_cli("resume", str(book), str(run_id), "--state-path", str(state_db))
+    resumed = run_cli("resume", str(book), str(run_id), "--actor", "oncall", "--state-path", str(state_db))
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert run_row(state_db, run_id)["status"] == "OK"
     got = node_states(state_db, run_id)
     assert got["first"][:2] == ("OK", 1)
     assert got["slow"][:2] == ("OK", 2)
     assert got["last"][:2] == ("OK", 1)
+    assert [a["status"] for a in attempts(state_db, run_id, "slow")] == ["INTERRUPTED", "OK"]
+    events = db_rows(state_db, "SELECT kind, payload FROM events WHERE run_id = ? ORDER BY seq", (run_id,))
+    (recovered,) = [json.loads(e["payload"]) for e in events if e["kind"] == "status_set_manually"]
+    assert recovered["actor"] == "oncall" and recovered["from"] == "RUNNING" and recovered["to"] == "ABORTED"
+    assert "orphaned (owner gone since" in recovered["reason"]
+
+
+def test_a_run_with_a_live_owner_is_refused_to_resume_and_set_status_needs_force(state_db, tmp_path):
+    """Issues 13 point 1 and 24 point 2: another CLI process cannot drive a run whose owner lives (one clear
+    line); `set-status` is refused without --force, and with it the owner's running command is killed first,
+    as an event; the owner then stops with one line, and a plain resume finishes the run."""
+    marker = tmp_path / "slept-once"
+    command = f"if [ -f {marker} ]; then echo fast; else touch {marker}; sleep 30; fi"
+    book = write_runbook(tmp_path, "live", "live owner", SLOW_BODY.format(command=command))
+    runner = _start_runner(book, state_db)
+    try:
+        sleeper = _wait_for_sleeper(runner, state_db, "slow")
+        run_id = latest_run_id(state_db)
+        refused = run_cli("resume", str(book), str(run_id), "--state-path", str(state_db))
+        assert refused.returncode == 2
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"run {run_id} is driven by " in lines[0] and "--take-over" in lines[0]
+        assert f"pid {runner.pid}" in lines[0]
+        shown = run_cli("show", str(run_id), "--state-path", str(state_db), env={"COLUMNS": "250"})
+        assert "driven by " in shown.stdout
+
+        no_force = run_cli("set-status", str(book), str(run_id), "ABORTED", "--state-path", str(state_db))
+        assert no_force.returncode == 2 and "alive; pass --force" in no_force.stderr
+        assert run_row(state_db, run_id)["status"] == "RUNNING" and sleeper.is_running()
+
+        forced = run_cli(
+            "set-status", str(book), str(run_id), "ABORTED", "--force", "--actor", "lead",
+            "--state-path", str(state_db),
+        )  # fmt: skip
+        assert forced.returncode == 0, forced.stderr
+        assert _gone(sleeper, timeout=5), "the owner's command survived set-status --force"
+        out, err = runner.communicate(timeout=30)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert "Traceback" not in err
+    assert run_row(state_db, run_id)["status"] == "ABORTED"
+    assert [a["status"] for a in attempts(state_db, run_id, "slow")] == ["INTERRUPTED"]
+    kinds = [
+        e["kind"]
+        for e in db_rows(state_db, "SELECT kind FROM events WHERE run_id = ? ORDER BY seq", (run_id,))
+    ]
+    assert "process_group_killed" in kinds and kinds.index("process_group_killed") < kinds.index(
+        "status_set_manually"
+    )
+    resumed = run_cli("resume", str(book), str(run_id), "--state-path", str(state_db))
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert run_row(state_db, run_id)["status"] == "OK"
     assert [a["status"] for a in attempts(state_db, run_id, "slow")] == ["INTERRUPTED", "OK"]
 
 

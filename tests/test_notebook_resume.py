@@ -6,6 +6,7 @@ line unless allowed, and then every approved gate is open again."""
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 
 import pytest
 
@@ -14,7 +15,7 @@ pytest.importorskip("ipycytoscape")
 import playbook_nb.kernel_ext.notebook_run as notebook_run
 
 from playbook_nb.domain.engine import Decision
-from playbook_nb.domain.errors import PlaybookError
+from playbook_nb.domain.errors import PlaybookError, RunOwned, StaleWrite
 
 RUNBOOK = """\
 [runbook]
@@ -44,6 +45,17 @@ def open_interactive(db, **params):
     return run
 
 
+def kernel_gone(db, run_id):
+    """The kernel that drove the run died (a restart): its recorded owner is a process that no longer exists.
+    (In these tests every "kernel" lives in the test process.)"""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE runs SET owner_pid = ?, owner_pid_start = NULL WHERE id = ?", (dead.pid, run_id))
+    conn.close()
+
+
 def query(db, sql, params=()):
     conn = sqlite3.connect(db)
     try:
@@ -70,7 +82,10 @@ def test_a_new_kernel_starts_a_new_run_and_names_the_unfinished_one_resumed_only
     assert f"set run_id = {run_id} in the parameters cell" in out
     assert query(db, "SELECT status FROM runs WHERE id = ?", (run_id,)) == [("RUNNING",)]  # untouched
 
-    # Named explicitly: that run is resumed, its finished nodes kept, the graph shows the recorded states.
+    # Named explicitly: that run is resumed (its first kernel is gone: recovered first), its finished nodes
+    # kept, the graph shows the recorded states.
+    first.session.lease.stop()
+    kernel_gone(db, run_id)
     third = open_interactive(db, run_id=run_id)
     assert third.session.run_id == run_id
     assert f"resumed run {run_id}" in capsys.readouterr().out
@@ -151,3 +166,50 @@ def test_a_finished_run_is_not_resumed_a_new_run_starts(tmp_path, capsys):
     assert second.session.run_id != first.session.run_id
     assert set(second.session.states().values()) == {"PENDING"}
     assert "note:" not in capsys.readouterr().out  # nothing unfinished to mention
+
+
+def test_a_second_live_kernel_gets_a_watch_only_view_and_a_stale_reject_changes_nothing(tmp_path, capsys):
+    """Issue 13 points 1 and 2: kernel B opens the run kernel A drives: watch-only (states, who drives it,
+    no buttons, actions refused); after A finishes OK, a Reject from B's stale view is refused and the run
+    stays OK with its nodes' states."""
+    db = tmp_path / "runs.db"
+    first = open_interactive(db)
+    first.cell("look")
+    first.cell("gate")
+    run_id = first.session.run_id
+
+    second = notebook_run.open_run(RUNBOOK, state_path=str(db), headless=False, actor="erin", run_id=run_id)
+    second.show()
+    assert second.session.watch_only
+    assert second.session.states() == {"look": "OK", "gate": "WAITING", "act": "PENDING"}
+    banner = second.widget.watch_banner.value
+    assert "Watch-only" in banner and "driven by dana" in banner
+    second.widget.select("gate")
+    assert second.widget.enabled_buttons() == set()
+    assert all(b.layout.display == "none" for b in second.widget.buttons.values())
+    with pytest.raises(RunOwned, match=r"driven by dana .*watch-only"):
+        second.session.decide("gate", Decision.APPROVE, "erin")
+    second.cell("act")  # a node cell in the watching kernel: one line, nothing runs
+    assert "watch-only" in capsys.readouterr().out
+
+    first.session.decide("gate", Decision.APPROVE, "dana")
+    first.cell("act")
+    first.summary()
+    assert second.widget.watch_tick()  # the watching cockpit follows the record
+    assert {nid: el.data["state"] for nid, el in second.widget.nodes.items()} == {
+        "look": "OK", "gate": "OK", "act": "OK"
+    }  # fmt: skip
+
+    with pytest.raises(
+        StaleWrite, match=rf"^run {run_id} is OK \(finished\); the decision on 'gate' is refused"
+    ):
+        second.session.decide("gate", Decision.REJECT, "erin")
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT status FROM runs").fetchall() == [("OK",)]
+        assert conn.execute("SELECT node_id, state FROM node_states ORDER BY position").fetchall() == [
+            ("look", "OK"), ("gate", "OK"), ("act", "OK")
+        ]  # fmt: skip
+        assert conn.execute("SELECT decision, actor FROM decisions").fetchall() == [("approve", "dana")]
+    finally:
+        conn.close()

@@ -139,3 +139,17 @@ def test_a_session_runs_with_the_executor_clock_and_gate_policy_it_was_given(tmp
     decisions = store.decisions(session.run_id)
     assert [(d.node_id, d.decision, d.actor) for d in decisions] == [("gate", "approve", "ci")]
     store.close()
+
+
+def test_set_status_rules_live_in_the_lifecycle_module():
+    from playbook_nb.domain.lifecycle import manual_status_problem
+
+    assert manual_status_problem(7, "RUNNING", "ABORTED", force=False) is None  # closing an orphan
+    assert manual_status_problem(7, "ABORTED", "NOK", force=False) is None
+    assert manual_status_problem(7, "OK", "OK", force=False) is None
+    assert "cannot be set to RUNNING" in manual_status_problem(7, "ABORTED", "RUNNING", force=True)
+    assert (
+        manual_status_problem(7, "OK", "NOK", force=False)
+        == "run 7 finished OK; changing it to NOK needs --force"
+    )
+    assert manual_status_problem(7, "OK", "NOK", force=True) is None

@@ -635,6 +635,7 @@ def test_host_rows_are_kept_per_attempt_and_the_latest_wins(store):
           "ended_at": 1_800_000_002.0},
          {"host": "web2", "position": 1, "state": "NOK", "error": "unreachable: refused"}],
     )  # fmt: skip
+    store.finish_attempt(run.id, "build", 1, status="NOK")  # a node has one live attempt at a time
     store.start_attempt(run.id, "build", 2, T0)
     store.record_hosts(
         run.id, "build", 2,

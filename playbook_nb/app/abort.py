@@ -17,7 +17,7 @@ import signal
 import threading
 from collections.abc import Iterable, Iterator
 
-SIGNAL_REASONS = {
+SIGNAL_REASONS: dict[int, str] = {
     signal.SIGINT: "interrupted (SIGINT)",
     signal.SIGTERM: "terminated (SIGTERM)",
 }

@@ -32,20 +32,27 @@ class Recorder:
         self.clock = clock
         self.event_listeners: list[EventListener] = []
         self._snapshot: _SnapshotText | None = None
+        # compare-and-set (issue 13): every transition is written only if the run is still this session's
+        # (owner token) at the version it last wrote; a watch-only view writes nothing
+        self.owner_token: str | None = None
+        self.version = 0
+        self.watch_only = False
 
     # -- engine transitions ------------------------------------------------------------------
     def flush(self, engine: Engine) -> None:
         """Write every engine event to the store as it happened, then tell the listeners. The events of one
         flush describe one transition: they and the snapshot are written in one transaction."""
         events = engine.pop_events()
-        if not events:
+        if not events or self.watch_only:
             return
         if self._snapshot is None or self._snapshot.engine is not engine:
             self._snapshot = _SnapshotText(engine)
         with self.store.batch():
+            version = self.store.advance(self.run_id, token=self.owner_token, version=self.version)
             for event in events:
                 self._write_event(engine, event)
             self.store.save_snapshot(self.run_id, self._snapshot.text({e.node for e in events if e.node}))
+        self.version = version
         for event in events:
             for listener in self.event_listeners:
                 listener(event)
@@ -57,7 +64,7 @@ class Recorder:
             self.store.set_node_state(
                 self.run_id,
                 event.node,
-                event.state,
+                str(event.state),
                 reason=reason,
                 attempts=engine.attempts(event.node),
                 failed=engine.has_failed(event.node),
@@ -66,7 +73,7 @@ class Recorder:
             self.store.record_decision(
                 self.run_id,
                 event.node,
-                event.data.get("decision"),
+                str(event.data.get("decision")),
                 event.data.get("actor"),
                 event.data.get("comment"),
                 self.clock.time(),
@@ -74,7 +81,7 @@ class Recorder:
         elif event.kind == "run_state":
             final = event.state != "RUNNING"
             self.store.set_run_status(
-                self.run_id, event.state, reason=reason, ended_at=self.clock.time() if final else None
+                self.run_id, str(event.state), reason=reason, ended_at=self.clock.time() if final else None
             )
         self.store.append_event(
             self.run_id, event.kind, node_id=event.node, attempt=event.attempt, payload=payload
@@ -85,7 +92,7 @@ class Recorder:
         self.store.append_event(self.run_id, "retry_wait", node_id=node_id, payload={"seconds": seconds})
 
     def attempt_started(self, node_id: str, attempt: int, started_at: float) -> None:
-        self.store.start_attempt(self.run_id, node_id, attempt, started_at)
+        self.store.start_attempt(self.run_id, node_id, attempt, started_at, token=self.owner_token)
 
     def attempt_ran(self, node_id: str, attempt: int, ran: dict[str, Any]) -> None:
         """What the attempt runs (rendered command, plugin parameters or code; secrets already masked), in the
@@ -109,6 +116,7 @@ class Recorder:
             stderr=result.stderr,
             result=result.to_dict().get("return_value"),
             error=result.error,
+            token=self.owner_token,
         )
         return result
 
@@ -119,7 +127,7 @@ class Recorder:
         self.store.finish_attempt(
             self.run_id, node_id, attempt, status="INTERRUPTED", ended_at=result.ended_at or self.clock.time(),
             exit_code=result.exit_code, stdout=result.stdout, stderr=result.stderr, result=None,
-            error=result.error,
+            error=result.error, token=self.owner_token,
         )  # fmt: skip
         return result
 
@@ -128,6 +136,7 @@ class Recorder:
             self.store.finish_attempt(
                 self.run_id, node_id, attempt, status="INTERRUPTED", ended_at=self.clock.time(),
                 exit_code=None, stdout="", stderr="", result=None, error=INTERRUPTED_BY_OPERATOR,
+                token=self.owner_token,
             )  # fmt: skip
 
     def outputs(self, node_id: str, attempt: int, outputs: dict[str, Any]) -> None:

@@ -21,9 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 from playbook_nb.adapters.executors.result import AttemptResult
 from playbook_nb.adapters.store import Store
+from playbook_nb.adapters.store.owner import Owner
 from playbook_nb.app import faults
 from playbook_nb.app.abort import AbortSwitch
 from playbook_nb.app.node_calls import NodeCallBuilder, OutputListener, render_critical
+from playbook_nb.app.ownership import LeaseKeeper, recover_run
 from playbook_nb.app.plugin_checks import check_plugins
 from playbook_nb.app.ports import SYSTEM_CLOCK, Clock, Executor
 from playbook_nb.app.recorder import EventListener, Recorder, load_outputs
@@ -38,7 +40,7 @@ from playbook_nb.domain.decisions import (
     parse_approvals,
 )
 from playbook_nb.domain.engine import AttemptOutcome, Decision, Engine, NodeState, RunState
-from playbook_nb.domain.errors import PlaybookError, RunbookError, StorageFault, StoreError, where
+from playbook_nb.domain.errors import PlaybookError, RunbookError, RunOwned, StorageFault, StoreError, where
 from playbook_nb.domain.lifecycle import (
     changed_variables,
     check_resumable,
@@ -168,6 +170,11 @@ class RunSession:
         self.idle: Callable[[], None] | None = None
         self._driver_thread = threading.get_ident()  # engine and store calls happen on this thread
         self.process_groups: dict[str, int] = {}
+        # ownership (issue 13): the owner this session drives the run as, and its lease; a watch-only session
+        # (another session owns the run) shows the record and refuses every action
+        self.owner: Owner | None = None
+        self.lease: LeaseKeeper | None = None
+        self.watch_only = False
 
     @property
     def event_listeners(self) -> list[EventListener]:
@@ -221,11 +228,13 @@ class RunSession:
             host=socket.gethostname(),
             mode="headless" if options.headless else "interactive",
             node_ids=list(runbook.nodes),
+            owner=(owner := Owner.this_process(options.actor)),
         )
         session = cls(
             runbook, values, store, run.id, options,
             executor=executor, gate_policy=gate_policy, clock=clock, namespace=namespace,
         )  # fmt: skip
+        session._own(owner, run.version)
         session.engine = Engine(
             runbook,
             headless=options.headless,
@@ -253,14 +262,21 @@ class RunSession:
         allow_changed_variables: bool = False,
         namespace: dict[str, Any] | None = None,
         decisions: Mapping[str, Decision] | None = None,
+        take_over: bool = False,
     ) -> RunSession:
-        """Continue an ABORTED run. Variable values other than the recorded ones are refused unless
-        `allow_changed_variables`: then the change is a `variables_changed` event and every gate approved
-        before waits for a decision again (an approval is for what the approver saw). `decisions`: what to
-        do with nodes that wait for a decision after their failure (Retry, or Skip for a non-critical node),
-        taken at once, so a resume without a terminal can finish such a run (`resume --retry NODE`); a
-        decision the rules refuse is refused before anything is written."""
+        """Continue an ABORTED run, or a RUNNING one whose owner is gone (orphaned) or that `take_over` takes
+        from its live owner: its recorded process groups are killed first (see app.ownership). Variable
+        values other than the recorded ones are refused unless `allow_changed_variables`: then the change is
+        a `variables_changed` event and every gate approved before waits for a decision again (an approval
+        is for what the approver saw). `decisions`: what to do with nodes that wait for a decision after
+        their failure (Retry, or Skip for a non-critical node), taken at once, so a resume without a
+        terminal can finish such a run (`resume --retry NODE`); a decision the rules refuse is refused
+        before the run is resumed."""
+        owner = Owner.this_process(options.actor)
         run = store.get_run(run_id)
+        if run.status == "RUNNING" and run.workflow == runbook.meta.title:
+            recover_run(store, run_id, owner, take_over=take_over)
+            run = store.get_run(run_id)
         check_resumable(
             run_id,
             status=run.status,
@@ -280,11 +296,13 @@ class RunSession:
         snapshot = resume_snapshot(snapshot, run.status_reason)
         if decisions:
             _check_resume_decisions(runbook, snapshot, options, critical, decisions)
+        claimed = store.claim_run(run_id, owner)
         store.mark_interrupted(run_id)
         session = cls(
             runbook, values, store, run_id, options,
             executor=executor, gate_policy=gate_policy, clock=clock, namespace=namespace,
         )  # fmt: skip
+        session._own(owner, claimed.version)
         session.engine = Engine.restore(
             runbook,
             snapshot,
@@ -310,6 +328,65 @@ class RunSession:
         for node_id, decision in (decisions or {}).items():
             session.decide(node_id, decision, options.actor, options.comment or "decided at resume")
         return session
+
+    @classmethod
+    def watch(
+        cls,
+        runbook: Runbook,
+        values: dict[str, Any],
+        store: Store,
+        run_id: int,
+        options: RunOptions,
+        *,
+        executor: Executor,
+        namespace: dict[str, Any] | None = None,
+    ) -> RunSession:
+        """A watch-only view of a run another session drives: its states as recorded (`sync()` brings them
+        up to date), every action refused; nothing is written."""
+        session = cls(runbook, values, store, run_id, options, executor=executor, namespace=namespace)
+        session.watch_only = True
+        session.recorder.watch_only = True
+        session.sync(force=True)
+        return session
+
+    def sync(self, *, force: bool = False) -> bool:
+        """A watch-only view: reload the engine from the record when the run moved on. True if it did."""
+        run = self.store.get_run(self.run_id)
+        if not force and run.version == self.recorder.version:
+            return False
+        snapshot = run.snapshot
+        critical = render_critical(self.runbook, self.values)
+        if snapshot is None:
+            engine = Engine(self.runbook, headless=self.options.headless, critical=critical)
+        else:
+            engine = Engine.restore(
+                self.runbook,
+                snapshot,
+                headless=self.options.headless,
+                max_retries=self.options.max_retries,
+                when=self.calls.evaluate_when,
+                critical=critical,
+            )
+        engine.pop_events()
+        self.engine = engine
+        self.recorder.version = run.version
+        return True
+
+    def owner_line(self) -> str:
+        """Who drives the run now, as recorded ("driven by ...", "orphaned (owner gone since ...)", "")."""
+        return self.store.owner_status(self.run_id).describe()
+
+    def _own(self, owner: Owner, version: int) -> None:
+        self.owner = owner
+        self.recorder.owner_token = owner.token
+        self.recorder.version = version
+        self.lease = LeaseKeeper(self.store, self.run_id, owner).start()
+
+    def _check_driving(self) -> None:
+        if self.watch_only:
+            raise RunOwned(
+                f"run {self.run_id} is {self.owner_line() or 'not driven from here'}; this view is watch-only"
+            )
 
     def _variables_changed(self, changes: dict[str, tuple[Any, Any]], masked: dict[str, Any]) -> None:
         """A resume explicitly allowed other variable values: the run records the new values, the change is an
@@ -402,6 +479,7 @@ class RunSession:
     # ----------------------------------------------------------------- actions
     def run_node(self, node_id: str, *, code: str | None = None) -> NodeReport:
         """Run one node if it is ready now; otherwise say why not. Never raises for a node failure."""
+        self._check_driving()
         self._check_node(node_id)
         if node_id in self.pool:  # started in the background by an earlier cell: wait for it here
             report = self._collect(node_id, wait=True)
@@ -522,6 +600,12 @@ class RunSession:
     ) -> None:
         self._check_node(node_id)
         decision = Decision(decision)
+        if self.watch_only or decision in self.engine.allowed_decisions(node_id):
+            # compare-and-set: the run still at the version this view knows, the node still in its state
+            self.store.check_decision(
+                self.run_id, node_id, version=self.recorder.version, states=(str(self.engine.state(node_id)),)
+            )
+        self._check_driving()
         if decision is Decision.ABORT:
             self.abort(actor or self.options.actor, f"aborted at '{node_id}'", comment=comment)
             return
@@ -535,6 +619,7 @@ class RunSession:
     def abort(self, actor: str | None, reason: str, *, comment: str | None = None) -> None:
         """Abort the run now: every attempt in flight is stopped (its process group killed) and recorded
         INTERRUPTED when it has ended; the run is ABORTED (resumable)."""
+        self._check_driving()
         if self.engine.run_state is not RunState.RUNNING:
             return
         self.abort_switch.request(
@@ -576,6 +661,8 @@ class RunSession:
 
     def close(self) -> None:
         """Nothing left to run: make sure the run's final status is written (idempotent)."""
+        if self.watch_only:
+            return
         while (node_id := self.pool.first()) is not None:  # attempts still in workers end and are recorded
             self._collect(node_id, wait=True)
         self.pool.shutdown()
@@ -619,6 +706,7 @@ class RunSession:
         import asyncio
 
         node = self._check_node(node_id)
+        self._check_driving()
         if (
             node_id in self.pool
             or node_id in self._background_reports
@@ -648,7 +736,9 @@ class RunSession:
                 code,
                 cancel=self.abort_switch.cancel_event(node.id),
                 idle=self._idle_on_driver,
-                on_spawn=lambda pgid: self._command_started(node.id, pgid),
+                on_spawn=lambda pgid, attempt=self.engine.attempts(node.id): self._command_started(
+                    node.id, attempt, pgid
+                ),
             )
         except PlaybookError as err:
             failed = AttemptResult(ok=False, error=str(err), started_at=started, ended_at=self.clock.time())
@@ -682,9 +772,12 @@ class RunSession:
         if self.idle is not None and threading.get_ident() == self._driver_thread:
             self.idle()
 
-    def _command_started(self, node_id: str, pgid: int) -> None:
-        """The executor's report of a command's process group (kept so a recovery can make sure it is gone)."""
+    def _command_started(self, node_id: str, attempt: int, pgid: int) -> None:
+        """The executor's report of a command's process group (on the thread that started it): kept here
+        for Abort, and in the index, so whoever recovers an orphaned run can make sure it is gone."""
         self.process_groups[node_id] = pgid
+        if self.lease is not None:
+            self.lease.command_started(node_id, attempt, pgid)
 
     def _submit(self, node_id: str) -> None:
         """Start an attempt (engine and store, here) and hand only the executor call to a worker."""

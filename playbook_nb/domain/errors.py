@@ -46,6 +46,15 @@ class StorageFault(StoreError):
     exit_code = ExitCode.STORAGE_FAULT
 
 
+class RunOwned(StoreError):
+    """The run is driven by another live session (its owner): this one may watch it, not drive it."""
+
+
+class StaleWrite(StoreError):
+    """A compare-and-set refused: the run or the node moved on since the view that asked was loaded
+    (a finished run, a node that no longer waits, another owner). Nothing was changed."""
+
+
 class RunNotFound(StoreError):
     """No run with that id in the index."""
 

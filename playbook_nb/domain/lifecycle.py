@@ -1,5 +1,6 @@
-"""Run lifecycle rules outside a single engine's transitions: which recorded runs may resume, and the engine
-state a resume starts from. Pure: the application reads the run record and applies these.
+"""Run lifecycle rules outside a single engine's transitions: which recorded runs may resume, the engine
+state a resume starts from, and which status changes `set-status` may make. Pure: the application reads
+the run record and applies these (the store applies `manual_status_problem` inside its transaction).
 
 As in the seed: only ABORTED runs resume; a run still RUNNING (its process may be gone) must first be marked
 ABORTED with `set-status`; a run whose runbook text changed resumes only when that is explicitly allowed.
@@ -70,3 +71,22 @@ def check_variables(run_id: int, changes: Mapping[str, tuple[Any, Any]], *, allo
         f"run {run_id} was recorded with other variable values ({shown}); start a new run, "
         f"or allow the change explicitly ({hint}): every gate decided before is then open again"
     )
+
+
+def manual_status_problem(run_id: int, old: str, new: str, force: bool) -> str | None:
+    """Why `set-status` may not move a run from `old` to `new`, or None when it may.
+
+    - Same status: nothing to do (allowed).
+    - Nothing is set to RUNNING by hand: a run is RUNNING only while a process drives it (resume it instead).
+    - RUNNING -> ABORTED, OK or NOK: allowed; the way to close a run whose process was killed
+      (ABORTED makes it resumable).
+    - ABORTED -> OK or NOK: allowed (closing an aborted run without resuming it).
+    - OK or NOK -> anything else: a finished run's outcome is history; only with force.
+    """
+    if old == new:
+        return None
+    if new == "RUNNING":
+        return f"run {run_id} cannot be set to RUNNING by hand; resume an ABORTED run instead"
+    if old in ("OK", "NOK") and not force:
+        return f"run {run_id} finished {old}; changing it to {new} needs --force"
+    return None

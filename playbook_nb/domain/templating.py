@@ -243,7 +243,7 @@ def _render_nested(value: Any, context: Mapping[str, Any], where: str) -> Any:
 def render_params(
     params: Mapping[str, Any],
     context: Mapping[str, Any],
-    signature_types: Mapping[str, Any] | None = None,
+    signature_types: Mapping[str, Any] | str | None = None,
     where: str = "function_params",
 ) -> dict[str, Any]:
     """Render every string in `params`; top-level values whose declared type is known are converted

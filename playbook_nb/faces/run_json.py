@@ -3,7 +3,8 @@
 
 Everything here comes from the run index, which stores secret values masked already; `mask` (a
 `Redactor`) masks once more the values known to the caller (`PLAYBOOK_SECRET_*`), as the HTML export does.
-The engine snapshot and the attempt's process ids are never part of it.
+The engine snapshot, the attempts' process groups and the owner's token are never part of it (the owner is:
+who drives a run, and whether it is orphaned).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from playbook_nb.adapters.store import AttemptRow, DecisionRow, EventRow, NodeStateRow, Run
+from playbook_nb.adapters.store.owner import run_owner
 from playbook_nb.domain.redact import Redactor
 from playbook_nb.presentation import look
 
@@ -57,6 +59,7 @@ def run_summary(run: Run, nodes: Iterable[NodeStateRow] | None = None) -> dict[s
         "runbook_version": run.runbook_version,
         "notebook_path": run.notebook_path,
         "counts": run.counts,
+        **owner_json(run),
     }
     if nodes is not None:
         # A run driven from a runbook notebook opened on its TOML records the TOML as its notebook: that is the
@@ -69,6 +72,31 @@ def run_summary(run: Run, nodes: Iterable[NodeStateRow] | None = None) -> dict[s
         data["status_label"] = status_label(run, len(handled))
         data["colour"] = {"fill": style.fill, "stroke": style.stroke}
     return data
+
+
+def owner_note(run: Run) -> str:
+    """A RUNNING run's owner in words: "driven by alice (kernel 1a2b3c4d, pid 42 on host)" or
+    "orphaned (owner gone since 2025-01-02 10:11:12)"; "" for a finished run."""
+    return run_owner(run).describe()
+
+
+def owner_json(run: Run) -> dict[str, Any]:
+    """The owner fields of a run (issue 13): who drives it, and whether it is orphaned."""
+    owner = run_owner(run)
+    return {
+        "owner": None
+        if run.owner_token is None
+        else {
+            "actor": run.owner_actor,
+            "host": run.owner_host,
+            "pid": run.owner_pid,
+            "kind": run.owner_kind,
+            "seen_at": _when(run.owner_seen_at),
+            "lease_expires": _when(run.lease_expires),
+        },
+        "orphaned": owner.orphaned,
+        "owner_note": owner.describe(),
+    }
 
 
 def node_json(row: NodeStateRow) -> dict[str, Any]:

@@ -232,3 +232,36 @@ async def test_a_run_of_a_runbook_notebook_has_no_filed_notebook(jp_fetch, index
     with pytest.raises(HTTPClientError) as err:
         await jp_fetch("playbook-nb", "api", "runs", str(index["handled"]), "notebook")
     assert err.value.code == 404
+
+
+async def test_an_orphaned_run_says_so_and_a_driven_one_names_its_owner(jp_fetch, index, tmp_path):
+    """Issue 24 point 2: a RUNNING run whose owner process is gone is "orphaned (owner gone since ...)" in
+    the REST API too; one whose owner lives says who drives it."""
+    import subprocess
+
+    from playbook_nb.adapters.store.owner import Owner
+
+    location = os.environ.get("PLAYBOOK_DB_URL") or os.environ["PLAYBOOK_DB_PATH"]
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    with Store.open(location) as store:
+        ids = {}
+        for name, pid in (("orphan", dead.pid), ("live", os.getpid())):
+            me = Owner.this_process("carol", kind="playbook-nb run")
+            run = store.create_run(
+                workflow=name, title=name, runbook_text="x", runbook_sha256="0" * 64, runbook_version=None,
+                variables={}, params={}, trigger="terminal", actor="carol", host=me.host, mode="interactive",
+                node_ids=["a"], owner=Owner(**{**me.__dict__, "pid": pid, "pid_start": None}),
+            )  # fmt: skip
+            ids[name] = run.id
+    runs = {r["id"]: r for r in (await get_json(jp_fetch, "runs"))["runs"]}
+    orphan, live = runs[ids["orphan"]], runs[ids["live"]]
+    assert orphan["status"] == "RUNNING" and orphan["orphaned"] is True
+    assert orphan["owner_note"].startswith("orphaned (owner gone since ")
+    assert live["orphaned"] is False and live["owner_note"].startswith(
+        "driven by carol (playbook-nb run, pid "
+    )
+    assert live["owner"]["actor"] == "carol" and "token" not in json.dumps(live)
+    detail = await get_json(jp_fetch, "runs", str(ids["orphan"]))
+    assert detail["run"]["orphaned"] is True
+    assert runs[index["failing"]]["owner_note"] == ""  # a finished run has no owner to speak of

@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from playbook_nb.adapters.executors.capture import BoundedCapture, OutputCallback, safe_callback
 from playbook_nb.adapters.executors.result import AttemptResult
 from playbook_nb.adapters.executors.tether import TOKEN_ENV, process_tether
+from playbook_nb.adapters.store.owner import process_start
 
 TERM_GRACE = 1.0  # seconds between SIGTERM and SIGKILL on a timeout
 DRAIN_GRACE = 1.0  # seconds to keep reading after the shell exited, if a background child holds the pipes
@@ -100,6 +101,28 @@ def _group_alive(pgid: int) -> bool:
 def _signal_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+def kill_process_group(pgid: int, leader_start: int | None = None, grace: float = 1.0) -> bool:
+    """Make sure a recorded process group is gone (recovering an orphaned run): SIGTERM, then SIGKILL after
+    `grace` seconds. A group whose leader pid now belongs to another process (its start time differs) is
+    left alone. True when something of the group was alive and was killed."""
+    if pgid <= 1 or pgid == os.getpgid(0):
+        return False
+    started = process_start(pgid)
+    if started is not None and leader_start is not None and started != int(leader_start):
+        return False  # the pid was reused by an unrelated process
+    if not _group_alive(pgid):
+        return False
+    _signal_group(pgid, signal.SIGTERM)
+    end = time.monotonic() + grace
+    while time.monotonic() < end and _group_alive(pgid):
+        time.sleep(0.05)
+    _signal_group(pgid, signal.SIGKILL)
+    end = time.monotonic() + 2.0
+    while time.monotonic() < end and _group_alive(pgid):
+        time.sleep(0.05)
+    return True
 
 
 def _format_seconds(seconds: float) -> str:

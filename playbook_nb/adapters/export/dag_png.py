@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from functools import lru_cache
+from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -53,8 +54,8 @@ def to_png(runbook: Runbook, states: dict[str, str] | None = None) -> bytes:
     image = Image.new("RGB", (int(width * SCALE), int(height * SCALE)), "white")
     draw = ImageDraw.Draw(image)
 
-    def s(*values: float) -> list[float]:
-        return [v * SCALE for v in values]
+    def s(*values: float) -> Any:  # the scaled coordinates, as Pillow takes them (a flat sequence)
+        return tuple(v * SCALE for v in values)
 
     for index, name in enumerate(SVG_STATES):
         style = look(name)

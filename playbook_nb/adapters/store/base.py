@@ -34,6 +34,7 @@ from playbook_nb.adapters.store.registry import backend_for
 
 if TYPE_CHECKING:
     from playbook_nb.adapters.store.artifacts import ArtifactStore
+    from playbook_nb.adapters.store.owner import Owner, OwnerStatus
 
 
 class Store(ABC):
@@ -65,6 +66,11 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    @property
+    @abstractmethod
+    def schema_version(self) -> int:
+        """The index's schema version (its latest applied migration)."""
+
     def __enter__(self) -> Store:
         return self
 
@@ -89,10 +95,40 @@ class Store(ABC):
         mode: str,
         node_ids: list[str],
         started_at: When = None,
+        owner: Owner | None = None,
     ) -> Run: ...
+
+    # ownership and compare-and-set (issue 13; see playbook_nb.adapters.store.owner)
+    @abstractmethod
+    def claim_run(self, run_id: int, owner: Owner, *, take_over: bool = False) -> Run: ...
+
+    @abstractmethod
+    def renew_lease(self, run_id: int, token: str) -> bool: ...
+
+    @abstractmethod
+    def advance(self, run_id: int, *, token: str | None, version: int) -> int: ...
+
+    @abstractmethod
+    def check_decision(self, run_id: int, node_id: str, *, version: int, states: tuple[str, ...]) -> None: ...
+
+    @abstractmethod
+    def owner_status(self, run_id: int) -> OwnerStatus: ...
+
+    def reopen(self) -> Store:
+        """Another connection to the same index (the owner's heartbeat thread uses its own)."""
+        raise NotImplementedError(f"{self.backend} store cannot be reopened")
 
     @abstractmethod
     def get_run(self, run_id: int) -> Run: ...
+
+    # the process groups of running attempts (ownership: a take-over kills what its driver left)
+    @abstractmethod
+    def set_attempt_process(
+        self, run_id: int, node_id: str, attempt: int, *, host: str, pgid: int, pgid_start: int | None
+    ) -> None: ...
+
+    @abstractmethod
+    def live_process_groups(self, run_id: int) -> list[tuple[str, int, int, int | None, str | None]]: ...
 
     @abstractmethod
     def latest_run(self, workflow: str, status: str | None = None) -> Run | None: ...
@@ -196,7 +232,9 @@ class Store(ABC):
     def node_states(self, run_id: int) -> list[NodeStateRow]: ...
 
     @abstractmethod
-    def start_attempt(self, run_id: int, node_id: str, attempt: int, started_at: When = None) -> None: ...
+    def start_attempt(
+        self, run_id: int, node_id: str, attempt: int, started_at: When = None, *, token: str | None = None
+    ) -> None: ...
 
     @abstractmethod
     def finish_attempt(
@@ -213,6 +251,7 @@ class Store(ABC):
         result: Any = None,
         error: str | None = None,
         duration: float | None = None,
+        token: str | None = None,
     ) -> None: ...
 
     @abstractmethod

@@ -48,6 +48,16 @@ class Run:
     snapshot: dict[str, Any] | None = field(repr=False, default=None)
     event_count: int = 0
     event_head: str = ""
+    # ownership (issue 13): the session that drives the run, its lease, and the compare-and-set version
+    version: int = 0
+    owner_token: str | None = field(repr=False, default=None)
+    owner_host: str | None = None
+    owner_pid: int | None = None
+    owner_pid_start: int | None = field(repr=False, default=None)
+    owner_kind: str | None = None
+    owner_actor: str | None = None
+    owner_seen_at: datetime | None = None
+    lease_expires: datetime | None = None
 
     @property
     def duration(self) -> float | None:
@@ -83,6 +93,9 @@ class AttemptRow:
     stderr: str | None
     result: Any
     error: str | None
+    host: str | None = None  # where its command ran, and its process group (issue 24)
+    pgid: int | None = None
+    pgid_start: int | None = None
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ MIGRATION_LOCK = 0x706C6E62  # "plnb": the advisory lock key held while migratin
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 TIME_COLUMNS = {
-    "runs": ("started_at", "ended_at"),
+    "runs": ("started_at", "ended_at", "owner_seen_at", "lease_expires"),
     "node_states": ("updated_at",),
     "attempts": ("started_at", "ended_at"),
     "host_results": ("started_at", "ended_at"),
@@ -128,6 +128,11 @@ class PostgresStore(SQLStore):
 
     def __init__(self, url: str, conn: Any, artifacts_root: str | os.PathLike[str]):
         super().__init__(redact(url), conn, artifacts_root)  # `path` is the URL: there is no file
+        self._url = url
+        self._artifacts_arg = artifacts_root
+
+    def reopen(self) -> PostgresStore:
+        return PostgresStore.open(self._url, artifacts_root=self._artifacts_arg)
 
     # ---- opening and closing ----------------------------------------------------------------------
 

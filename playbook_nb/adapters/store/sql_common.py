@@ -50,8 +50,15 @@ from playbook_nb.adapters.store.models import (
     to_json,
     to_timestamp,
 )
+from playbook_nb.adapters.store.owner import Owner, OwnerStatus, lease_until, status_of
 from playbook_nb.domain.engine import interrupted_reason
-from playbook_nb.domain.errors import RunNotFound, StoreError
+from playbook_nb.domain.errors import RunNotFound, RunOwned, StaleWrite, StoreError
+from playbook_nb.domain.lifecycle import manual_status_problem
+
+OWNER_COLUMNS = (
+    "status, version, owner_token, owner_host, owner_pid, owner_pid_start, owner_kind, owner_actor,"
+    " owner_seen_at, lease_expires"
+)
 
 JSON_COLUMNS = {"runs": ("variables", "params", "counts", "snapshot"), "attempts": ("result",)}
 COPY_TABLES = ("runs", "node_states", "attempts", "host_results", "decisions", "events")
@@ -70,25 +77,6 @@ def check(value: Any, allowed: tuple[str, ...], what: str) -> str:
     if text not in allowed:
         raise StoreError(f"invalid {what} {text!r}; valid: {', '.join(allowed)}")
     return text
-
-
-def manual_status_problem(run_id: int, old: str, new: str, force: bool) -> str | None:
-    """Why `set-status` may not move a run from `old` to `new`, or None when it may.
-
-    - Same status: nothing to do (allowed).
-    - Nothing is set to RUNNING by hand: a run is RUNNING only while a process drives it (resume it instead).
-    - RUNNING -> ABORTED, OK or NOK: allowed; the way to close a run whose process was killed
-      (ABORTED makes it resumable).
-    - ABORTED -> OK or NOK: allowed (closing an aborted run without resuming it).
-    - OK or NOK -> anything else: a finished run's outcome is history; only with force.
-    """
-    if old == new:
-        return None
-    if new == "RUNNING":
-        return f"run {run_id} cannot be set to RUNNING by hand; resume an ABORTED run instead"
-    if old in ("OK", "NOK") and not force:
-        return f"run {run_id} finished {old}; changing it to {new} needs --force"
-    return None
 
 
 class SQLStore(Store):
@@ -224,8 +212,10 @@ class SQLStore(Store):
         mode: str,
         node_ids: list[str],
         started_at: When = None,
+        owner: Owner | None = None,
     ) -> Run:
-        """A new RUNNING run, numbered next in its workflow, every node PENDING, with a run_started event."""
+        """A new RUNNING run, numbered next in its workflow, every node PENDING, with a run_started event;
+        `owner` (the session that will drive it) holds its lease from the start."""
         trigger = check(trigger, TRIGGERS, "trigger")
         mode = check(mode, MODES, "mode")
         if len(set(node_ids)) != len(node_ids):
@@ -257,6 +247,8 @@ class SQLStore(Store):
                     counts,
                 ),
             )
+            if owner is not None:
+                self._set_owner(handle, run_id, owner, version=1)
             if node_ids:
                 handle.executemany(
                     self._sql(
@@ -282,6 +274,186 @@ class SQLStore(Store):
                 locked=True,  # the run was inserted by this transaction: nobody else sees it yet
             )
         return self.get_run(run_id)
+
+    # ---- ownership and compare-and-set (issue 13) --------------------------------------------------
+
+    def _set_owner(self, handle: Any, run_id: int, owner: Owner, *, version: int) -> None:
+        seen = to_timestamp(None)
+        self._execute(
+            handle,
+            "UPDATE runs SET version = ?, owner_token = ?, owner_host = ?, owner_pid = ?, owner_pid_start = ?,"
+            " owner_kind = ?, owner_actor = ?, owner_seen_at = ?, lease_expires = ? WHERE id = ?",
+            (
+                version,
+                owner.token,
+                owner.host,
+                owner.pid,
+                owner.pid_start,
+                owner.kind,
+                owner.actor,
+                self._db_time(seen),
+                self._db_time(to_timestamp(lease_until())),
+                run_id,
+            ),
+        )
+
+    def _owner_status(self, row: Any) -> OwnerStatus:
+        return status_of(
+            status=row["status"],
+            token=row["owner_token"],
+            host=row["owner_host"],
+            pid=row["owner_pid"],
+            pid_start=row["owner_pid_start"],
+            kind=row["owner_kind"],
+            actor=row["owner_actor"],
+            seen_at=self._row_time(row["owner_seen_at"]),
+            lease_expires=self._row_time(row["lease_expires"]),
+        )
+
+    def _check_owner(self, handle: Any, run_id: int, token: str | None) -> None:
+        """A write of the session `token` (None: not an owned write): refused once the run is no longer its."""
+        if token is None:
+            return
+        row = self._lock_run(handle, run_id, OWNER_COLUMNS)
+        if row["owner_token"] != token:
+            owner = self._owner_status(row)
+            who = f"driven by {owner.label}" if row["owner_token"] else f"{row['status']}, set by hand"
+            raise StaleWrite(
+                f"run {run_id} is now {who}; this session no longer drives it (nothing was changed)"
+            )
+
+    def claim_run(self, run_id: int, owner: Owner, *, take_over: bool = False) -> Run:
+        """Make `owner` the session that drives the run (a resume, a take-over). Refused (RunOwned) while
+        another owner of the RUNNING run lives, unless `take_over`; a take-over of a live owner is a
+        `run_taken_over` event with the actor and the owner it replaced. Moves the run's version."""
+        with self._write() as handle:
+            row = self._lock_run(handle, run_id, OWNER_COLUMNS)
+            current = self._owner_status(row)
+            theirs = current.live and row["owner_token"] != owner.token
+            if theirs and not take_over:
+                raise RunOwned(
+                    f"run {run_id} is driven by {current.label}; it can be watched, not driven, from here"
+                    " (take it over explicitly to drive it)"
+                )
+            self._set_owner(handle, run_id, owner, version=row["version"] + 1)
+            if theirs:
+                self._append_event(
+                    handle,
+                    run_id,
+                    "run_taken_over",
+                    at=to_timestamp(None),
+                    payload={
+                        "actor": owner.actor,
+                        "by": {"host": owner.host, "pid": owner.pid, "kind": owner.kind},
+                        "from": {
+                            "actor": row["owner_actor"],
+                            "host": row["owner_host"],
+                            "pid": row["owner_pid"],
+                            "kind": row["owner_kind"],
+                        },
+                    },
+                    locked=True,
+                )
+        return self.get_run(run_id)
+
+    def renew_lease(self, run_id: int, token: str) -> bool:
+        """The owner's heartbeat: push its lease on. False when the run is no longer RUNNING or no longer
+        this owner's (taken over, set by hand): the heartbeat then stops."""
+        with self._write() as handle:
+            cur = self._execute(
+                handle,
+                "UPDATE runs SET owner_seen_at = ?, lease_expires = ?"
+                " WHERE id = ? AND owner_token = ? AND status = 'RUNNING'",
+                (
+                    self._db_time(to_timestamp(None)),
+                    self._db_time(to_timestamp(lease_until())),
+                    run_id,
+                    token,
+                ),
+            )
+            return cur.rowcount > 0
+
+    def advance(self, run_id: int, *, token: str | None, version: int) -> int:
+        """The compare-and-set every state change of a session makes first, inside its transaction (a
+        `batch()`): the run is still driven by `token` and still at `version`. Moves the version on (and the
+        owner's lease with it) and returns the new one; raises StaleWrite, changing nothing, otherwise."""
+        with self._write() as handle:
+            row = self._lock_run(handle, run_id, OWNER_COLUMNS)
+            if token is not None and row["owner_token"] != token:
+                owner = self._owner_status(row)
+                raise StaleWrite(
+                    f"run {run_id} is now driven by {owner.label}; this session no longer drives it"
+                    " (nothing was changed)"
+                )
+            if row["version"] != version:
+                raise StaleWrite(
+                    f"run {run_id} changed since this view was loaded (it is {row['status']} now);"
+                    " refused, nothing was changed"
+                )
+            self._execute(
+                handle,
+                "UPDATE runs SET version = ?, owner_seen_at = ?, lease_expires = ? WHERE id = ?",
+                (
+                    version + 1,
+                    self._db_time(to_timestamp(None)),
+                    self._db_time(to_timestamp(lease_until())),
+                    run_id,
+                ),
+            )
+            return version + 1
+
+    def check_decision(self, run_id: int, node_id: str, *, version: int, states: tuple[str, ...]) -> None:
+        """Before a decision is applied: the run is RUNNING at `version` and the node is in one of `states`
+        (a gate WAITING, a failed node's decision). Raises StaleWrite with the one line to show."""
+        row = self._read_one("SELECT status, version FROM runs WHERE id = ?", (run_id,))
+        if row is None:
+            raise self._missing_run(run_id)
+        if row["status"] != "RUNNING":
+            raise StaleWrite(
+                f"run {run_id} is {row['status']} (finished); the decision on '{node_id}' is refused"
+            )
+        node = self._read_one(
+            "SELECT state FROM node_states WHERE run_id = ? AND node_id = ?", (run_id, node_id)
+        )
+        if node is None:
+            raise StoreError(f"run {run_id} has no node {node_id!r}")
+        if node["state"] not in states:
+            raise StaleWrite(
+                f"'{node_id}' of run {run_id} no longer waits for a decision (it is {node['state']});"
+                " refused, nothing was changed"
+            )
+        if row["version"] != version:
+            raise StaleWrite(
+                f"run {run_id} changed since this view was loaded; the decision on '{node_id}' is refused"
+                " (nothing was changed)"
+            )
+
+    def owner_status(self, run_id: int) -> OwnerStatus:
+        row = self._read_one(f"SELECT {OWNER_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+        if row is None:
+            raise self._missing_run(run_id)
+        return self._owner_status(row)
+
+    def live_process_groups(self, run_id: int) -> list[tuple[str, int, int, int | None, str | None]]:
+        """(node, attempt, pgid, pgid start, host) of the run's RUNNING attempts that recorded a group."""
+        rows = self._read(
+            "SELECT node_id, attempt, pgid, pgid_start, host FROM attempts"
+            " WHERE run_id = ? AND status = 'RUNNING' AND pgid IS NOT NULL ORDER BY started_at",
+            (run_id,),
+        )
+        return [(r["node_id"], r["attempt"], r["pgid"], r["pgid_start"], r["host"]) for r in rows]
+
+    def set_attempt_process(
+        self, run_id: int, node_id: str, attempt: int, *, host: str, pgid: int, pgid_start: int | None
+    ) -> None:
+        """Where a running attempt's command runs: host, process group, the leader's start time."""
+        with self._write() as handle:
+            self._execute(
+                handle,
+                "UPDATE attempts SET host = ?, pgid = ?, pgid_start = ?"
+                " WHERE run_id = ? AND node_id = ? AND attempt = ?",
+                (host, pgid, pgid_start, run_id, node_id, attempt),
+            )
 
     def get_run(self, run_id: int) -> Run:
         row = self._read_one("SELECT * FROM runs WHERE id = ?", (run_id,))
@@ -414,7 +586,8 @@ class SQLStore(Store):
                     self._interrupt_attempts(handle, run_id, now)
                 self._execute(
                     handle,
-                    "UPDATE runs SET status = ?, status_reason = ?, ended_at = ? WHERE id = ?",
+                    "UPDATE runs SET status = ?, status_reason = ?, ended_at = ?, version = version + 1,"
+                    " owner_token = NULL WHERE id = ?",
                     (
                         new,
                         reason or f"set manually from {old} to {new}",
@@ -490,8 +663,13 @@ class SQLStore(Store):
                     (to_json(moved_count(counts, old["state"], state)), run_id),
                 )
 
-    def start_attempt(self, run_id: int, node_id: str, attempt: int, started_at: When = None) -> None:
+    def start_attempt(
+        self, run_id: int, node_id: str, attempt: int, started_at: When = None, *, token: str | None = None
+    ) -> None:
+        """A RUNNING attempt; refused while the node has another live one (one per node, enforced by a unique
+        index), and once the run is no longer driven by the session `token` (when given)."""
         with self._write() as handle:
+            self._check_owner(handle, run_id, token)
             self._require_node(handle, run_id, node_id)
             cur = self._execute(
                 handle,
@@ -500,6 +678,16 @@ class SQLStore(Store):
                 (run_id, node_id, attempt, self._db_time(to_timestamp(started_at))),
             )
             if cur.rowcount == 0:
+                live = self._execute(
+                    handle,
+                    "SELECT attempt FROM attempts WHERE run_id = ? AND node_id = ? AND status = 'RUNNING'",
+                    (run_id, node_id),
+                ).fetchone()
+                if live is not None and live["attempt"] != attempt:
+                    raise StaleWrite(
+                        f"run {run_id}: node {node_id!r} already has a live attempt ({live['attempt']});"
+                        " a node never runs twice at once"
+                    )
                 raise StoreError(f"run {run_id}: attempt {attempt} of node {node_id!r} already exists")
 
     def finish_attempt(
@@ -516,18 +704,29 @@ class SQLStore(Store):
         result: Any = None,
         error: str | None = None,
         duration: float | None = None,
+        token: str | None = None,
     ) -> None:
-        """Close an attempt. `duration` (seconds, monotonic clock) defaults to ended_at - started_at."""
+        """Close an attempt. `duration` (seconds, monotonic clock) defaults to ended_at - started_at. Refused
+        once the run is no longer driven by the session `token` (when given), and for an attempt someone else
+        recorded INTERRUPTED meanwhile."""
         status = check(status, ATTEMPT_STATUSES, "attempt status")
         ended = to_timestamp(ended_at)
         with self._write() as handle:
+            self._check_owner(handle, run_id, token)
             row = self._execute(
                 handle,
-                f"SELECT started_at FROM attempts WHERE run_id = ? AND node_id = ? AND attempt = ?{self._FOR_UPDATE}",
+                "SELECT started_at, status FROM attempts WHERE run_id = ? AND node_id = ? AND attempt = ?"
+                f"{self._FOR_UPDATE}",
                 (run_id, node_id, attempt),
             ).fetchone()
             if row is None:
                 raise StoreError(f"run {run_id}: no attempt {attempt} of node {node_id!r} was started")
+            if row["status"] == "INTERRUPTED" and status != "INTERRUPTED":
+                # closed by someone else meanwhile (set-status, a recovery): what they recorded stays
+                raise StaleWrite(
+                    f"run {run_id}: attempt {attempt} of {node_id!r} was already recorded INTERRUPTED;"
+                    " nothing was changed"
+                )
             if duration is None:
                 duration = (from_timestamp(ended) - self._row_time(row["started_at"])).total_seconds()
             self._execute(
@@ -571,6 +770,9 @@ class SQLStore(Store):
                 stderr=r["stderr"],
                 result=self._row_json(r["result"]),
                 error=r["error"],
+                host=r["host"],
+                pgid=r["pgid"],
+                pgid_start=r["pgid_start"],
             )
             for r in self._read(sql, params)
         ]
@@ -930,4 +1132,13 @@ class SQLStore(Store):
             snapshot=self._row_json(row["snapshot"]),
             event_count=row["event_count"],
             event_head=row["event_head"],
+            version=row["version"],
+            owner_token=row["owner_token"],
+            owner_host=row["owner_host"],
+            owner_pid=row["owner_pid"],
+            owner_pid_start=row["owner_pid_start"],
+            owner_kind=row["owner_kind"],
+            owner_actor=row["owner_actor"],
+            owner_seen_at=self._row_time(row["owner_seen_at"]),
+            lease_expires=self._row_time(row["lease_expires"]),
         )

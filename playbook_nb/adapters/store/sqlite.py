@@ -124,6 +124,9 @@ class SQLiteStore(SQLStore):
     def schema_version(self) -> int:
         return self._read_one("PRAGMA user_version")[0]
 
+    def reopen(self) -> SQLiteStore:
+        return SQLiteStore.open(self.path, artifacts_root=self.artifacts.root)
+
     # ---- transactions -----------------------------------------------------------------------------
 
     @contextmanager

@@ -5,6 +5,11 @@ Output conventions (issue 19): `-h`/`--help` everywhere, `--version`, Typer's sh
 (`--install-completion`, `--show-completion`); off a terminal (a pipe, a CI log) lines are never wrapped nor
 table cells truncated; `NO_COLOR` is honoured (by Rich); `--json` prints one JSON document on stdout and
 every message on stderr.
+
+Start-up matters (`--help`, `runs list`, `show` should cost little more than importing Typer): this module and
+every command module import only Typer and light modules at their top; what a command needs (the run
+session, networkx, the notebook machinery, Rich's console) is imported when the command runs.
+`tests/test_startup.py` keeps it so.
 """
 
 from __future__ import annotations
@@ -12,35 +17,27 @@ from __future__ import annotations
 import importlib
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.text import Text
 
-from playbook_nb import __version__
 from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.domain.exit_codes import ExitCode
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 PROG_NAME = "playbook-nb"
-
-
-def _stdout_is_terminal() -> bool:
-    try:
-        return sys.stdout is not None and sys.stdout.isatty()
-    except (ValueError, AttributeError):
-        return False
-
 
 app = typer.Typer(
     name=PROG_NAME,
     help="Runbooks for SREs: validate, run (terminal or headless notebook), inspect and export run records.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    # Help and usage errors in Rich panels on a terminal; plain click text (never boxed at 80 columns) off one.
-    rich_markup_mode="rich" if _stdout_is_terminal() else None,
+    add_completion=True,  # --install-completion, --show-completion (Typer's)
+    rich_markup_mode=None,  # plain help and usage errors: Rich's help panels cost more to import than Typer
+    # -h too; a wide terminal shows the commands' help whole
+    context_settings={"max_content_width": 120, "help_option_names": ["-h", "--help"]},
 )
 
 # Off a terminal a line is as long as it is: a CI log keeps it whole (Rich would wrap at 80 columns and
@@ -54,8 +51,44 @@ def _unwrapped_off_terminal(target: Console) -> Console:
     return target
 
 
-console = _unwrapped_off_terminal(Console())
-err_console = _unwrapped_off_terminal(Console(stderr=True))
+class _LazyConsole:
+    """A Rich Console made on first use (importing rich.console costs about as much as Typer itself)."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def get(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = _unwrapped_off_terminal(Console(**self._options))
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.get(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.get(), name, value)
+
+
+console: Console = _LazyConsole()  # type: ignore[assignment]
+err_console: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
+
+
+def real_console() -> Console:
+    """The Rich Console behind `console`, for what keeps it (a live progress display)."""
+    return console.get()  # type: ignore[attr-defined]
+
+
+def escape(text: str) -> str:
+    """Rich's markup escape, imported on first use (start-up of the commands that print no markup)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 class _JsonOutput:
@@ -70,7 +103,7 @@ def json_output() -> None:
     """Called by a command given `--json`: from now on `console` writes to stderr."""
     _JsonOutput.active = True
     console.file = sys.stderr
-    _unwrapped_off_terminal(console)
+    _unwrapped_off_terminal(real_console())
 
 
 def json_active() -> bool:
@@ -86,6 +119,8 @@ def emit_json(document: Any) -> None:
 
 def _version(value: bool) -> None:
     if value:
+        from playbook_nb import __version__
+
         typer.echo(f"{PROG_NAME} {__version__}")
         raise typer.Exit(0)
 
@@ -101,6 +136,8 @@ def _main_options(
 
 def _print_error(message: str) -> None:
     _JsonOutput.last_error = message
+    from rich.text import Text
+
     err_console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
 
 

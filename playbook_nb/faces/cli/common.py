@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.prompt import Prompt
 
-from playbook_nb.adapters.store import Store
-from playbook_nb.app.inputs import parse_var_assignments, resolve_variables
-from playbook_nb.app.settings import Settings
-from playbook_nb.domain.model import Runbook, Variable
+if TYPE_CHECKING:  # imported where used: a command loads only what it needs (start-up time)
+    from playbook_nb.adapters.store import Store
+    from playbook_nb.app.settings import Settings
+    from playbook_nb.domain.model import Runbook, Variable
 
 STATE_PATH = typer.Option(
     None, "--state-path", help="Run index (SQLite file); default from PLAYBOOK_DB_PATH/config."
@@ -65,6 +64,8 @@ def warn_secret_in_argv(what: str) -> None:
 
 def open_store(state_path: str | None, settings: Settings | None = None) -> Store:
     """The run index of a command: `settings` when the command built them already, else read now."""
+    from playbook_nb.app.settings import Settings
+
     return (settings or Settings.load()).open_store(state_path)
 
 
@@ -78,6 +79,10 @@ def resolve_values(
     base: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Variables by priority: --var > --vars-file > --vars-env > (base: a resumed run's values) > prompt > default."""
+    from rich.prompt import Prompt
+
+    from playbook_nb.app.inputs import parse_var_assignments, resolve_variables
+
     cli_vars = {k: str(v) for k, v in (base or {}).items()}
     given = parse_var_assignments(var or [])
     for name in sorted(set(given) & runbook.secret_names):

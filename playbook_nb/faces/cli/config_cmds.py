@@ -7,20 +7,8 @@ import os
 from pathlib import Path
 
 import typer
-from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 
-from playbook_nb.adapters.store.location import resolve_db_path
-from playbook_nb.app.config import (
-    ConfigError,
-    init_path,
-    load_config,
-    render_template,
-    validate_config,
-    write_config_file,
-)
-from playbook_nb.faces.cli.app import app, console, err_console
+from playbook_nb.faces.cli.app import app, console, err_console, escape
 
 
 def _say(text: str) -> None:
@@ -50,6 +38,14 @@ def config_command(
     as_json: bool = typer.Option(False, "--json", help="With --show: print JSON."),
 ) -> None:
     """Show, initialise, validate or template the configuration (seed-compatible)."""
+    from playbook_nb.app.config import (
+        ConfigError,
+        init_path,
+        render_template,
+        validate_config,
+        write_config_file,
+    )
+
     if sum(bool(x) for x in (show, init, validate, template)) > 1:
         raise ConfigError("use one of --show, --init, --validate, --template at a time")
     if init:
@@ -78,6 +74,12 @@ def config_command(
 
 
 def _show(as_json: bool) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from playbook_nb.adapters.store.location import resolve_db_path
+    from playbook_nb.app.config import load_config
+
     config = load_config()
     db_path = resolve_db_path(config=config)
     if as_json:

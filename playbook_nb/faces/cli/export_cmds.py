@@ -6,27 +6,23 @@ from __future__ import annotations
 import html as html_lib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from playbook_nb.adapters.export.report import copy_notebook, render_report, write_output
-from playbook_nb.adapters.export.scan import (
-    ScanArgumentError,
-    check_scannable,
-    collect_secret_values,
-    count_secrets,
-    scan_file,
-    scan_path,
-    secret_env_values,
-)
 from playbook_nb.domain.exit_codes import ExitCode
-from playbook_nb.domain.redact import Redactor
 from playbook_nb.faces.cli import runs_group  # noqa: F401  (registers the `runs` group with diff and prune)
 from playbook_nb.faces.cli.app import app, console, emit_json, err_console, fail, json_active, json_output
 from playbook_nb.faces.cli.common import JSON, STATE_PATH, VAR, open_store
 
+if TYPE_CHECKING:  # the report (Jinja2) and the scanner are imported when a command runs (start-up)
+    from playbook_nb.domain.redact import Redactor
+
 
 def _export_redactor(secret_env: list[str]) -> Redactor:
+    from playbook_nb.adapters.export.scan import secret_env_values
+    from playbook_nb.domain.redact import Redactor
+
     values = list(secret_env_values().values())
     for name in secret_env:
         value = os.environ.get(name)
@@ -53,6 +49,9 @@ def export_cmd(
     """Export a run: an offline HTML report (DAG, timeline, nodes, approvals, audit) and/or its notebook."""
     if as_json:
         json_output()
+    from playbook_nb.adapters.export.report import copy_notebook, render_report, write_output
+    from playbook_nb.adapters.export.scan import count_secrets, scan_file
+
     if html is None and notebook is None:
         raise fail("export: give --html FILE and/or --notebook FILE")
     redactor = _export_redactor(secret_env or [])
@@ -111,6 +110,14 @@ def scan_cmd(
     """
     if as_json:
         json_output()
+    from playbook_nb.adapters.export.scan import (
+        ScanArgumentError,
+        check_scannable,
+        collect_secret_values,
+        scan_path,
+    )
+    from playbook_nb.domain.redact import Redactor
+
     if not path.exists():
         raise fail(f"scan: {path} does not exist")
     try:

@@ -5,21 +5,16 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from playbook_nb.adapters.export.dag_render import to_dot, to_svg
-from playbook_nb.app.inputs import load_runbook, parse_var_assignments, resolve_variables
-from playbook_nb.app.plugin_checks import plugin_problems
 from playbook_nb.domain.errors import PlaybookError, RunbookError
-from playbook_nb.domain.model import NodeType, Runbook
-from playbook_nb.domain.plan import build_plan, leaves, roots
-from playbook_nb.domain.templating import make_context, render
-from playbook_nb.domain.validation import validate_runbook
-from playbook_nb.domain.variables import missing_required
 from playbook_nb.faces.cli.app import app, console, emit_json, json_output
 from playbook_nb.faces.cli.common import JSON
-from playbook_nb.faces.starter import starter_runbook
+
+if TYPE_CHECKING:  # the model, networkx and Jinja2 are imported when a command runs (start-up of --help)
+    from playbook_nb.domain.model import Runbook
 
 
 def _names(items: list[str]) -> str:
@@ -27,6 +22,9 @@ def _names(items: list[str]) -> str:
 
 
 def _summary(runbook: Runbook) -> dict[str, int | list[str]]:
+    from playbook_nb.domain.model import NodeType
+    from playbook_nb.domain.plan import build_plan, leaves, roots
+
     graph = build_plan(runbook)
     critical = [
         node_id + (" (templated)" if isinstance(node.critical, str) else "")
@@ -73,6 +71,11 @@ def validate(
 
 
 def _validate(file, check_vars, var, vars_file, vars_env, *, as_json: bool) -> None:
+    from playbook_nb.app.inputs import load_runbook, parse_var_assignments, resolve_variables
+    from playbook_nb.app.plugin_checks import plugin_problems
+    from playbook_nb.domain.validation import validate_runbook
+    from playbook_nb.domain.variables import missing_required
+
     runbook = load_runbook(file)
     values = None
     missing: list[str] = []
@@ -124,6 +127,8 @@ def _validate(file, check_vars, var, vars_file, vars_env, *, as_json: bool) -> N
 
 def _display_title(runbook: Runbook, values: dict | None) -> str:
     """The title with variables filled in where the known values allow it, else as written."""
+    from playbook_nb.domain.templating import make_context, render
+
     known = (
         values
         if values is not None
@@ -148,6 +153,8 @@ def create(
     ),
 ) -> None:
     """Write a valid starter runbook to edit."""
+    from playbook_nb.faces.starter import starter_runbook
+
     path = output or Path(f"{_slug(title)}.playbook.toml")
     if path.exists():
         raise _exists(path)
@@ -191,6 +198,9 @@ def dag(
     output: Path | None = typer.Option(None, "-o", "--output", help="Where to write it (default: stdout)."),
 ) -> None:
     """Draw the runbook's DAG as SVG or Graphviz DOT."""
+    from playbook_nb.adapters.export.dag_render import to_dot, to_svg
+    from playbook_nb.app.inputs import load_runbook
+
     runbook = load_runbook(file)
     _write_or_print(to_svg(runbook) if format is DagFormat.svg else to_dot(runbook), output)
 
@@ -202,6 +212,7 @@ def convert(
     output: Path | None = typer.Option(None, "-o", "--output", help="Where to write it (default: stdout)."),
 ) -> None:
     """Write a runbook in the other syntax: TOML -> OPS-001 YAML, or YAML -> TOML (same runbook)."""
+    from playbook_nb.app.inputs import load_runbook
     from playbook_nb.domain.convert_format import convert_text
     from playbook_nb.domain.yaml_format import looks_like_yaml
 
@@ -220,4 +231,7 @@ def export_dot(
     ),
 ) -> None:
     """The DAG as Graphviz DOT (seed-compatible alias of `dag --format dot`)."""
+    from playbook_nb.adapters.export.dag_render import to_dot
+    from playbook_nb.app.inputs import load_runbook
+
     _write_or_print(to_dot(load_runbook(file)), output)

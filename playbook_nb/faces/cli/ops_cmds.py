@@ -6,13 +6,10 @@ import json
 from pathlib import Path
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from playbook_nb.app.inputs import parse_var_assignments
 from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.domain.exit_codes import ExitCode
-from playbook_nb.faces.cli.app import app, console
+from playbook_nb.faces.cli.app import app, console, escape
 from playbook_nb.faces.cli.common import STATE_PATH, VAR, open_store
 
 
@@ -120,6 +117,9 @@ def replay(
     """Re-run a recorded run for real, with its recorded variables and decisions; report every deviation.
 
     Exit 0: identical; 1: deviations; 2: cannot replay (e.g. a secret is missing)."""
+    from rich.table import Table
+
+    from playbook_nb.app.inputs import parse_var_assignments
     from playbook_nb.app.replay import replay_run
 
     store = open_store(state_path)

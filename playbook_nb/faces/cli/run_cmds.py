@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.markup import escape
-from rich.prompt import Confirm, Prompt
 
-from playbook_nb.adapters.executors.local import LocalExecutor
-from playbook_nb.app.abort import on_signals
-from playbook_nb.app.inputs import load_runbook
-from playbook_nb.app.session import RunOptions, RunSession
-from playbook_nb.app.settings import Settings
-from playbook_nb.domain.decisions import GateDecision, parse_approve_flags
-from playbook_nb.domain.engine import Decision
 from playbook_nb.domain.errors import PlaybookError, StorageFault
 from playbook_nb.domain.exit_codes import ExitCode, exit_code_for
-from playbook_nb.faces.cli.app import app, console, emit_json, err_console, json_active, json_output
+from playbook_nb.faces.cli.app import (
+    app,
+    console,
+    emit_json,
+    err_console,
+    json_active,
+    json_output,
+    real_console,
+)
 from playbook_nb.faces.cli.common import (
     JSON,
     NO_INTERACTIVE_VARS,
@@ -30,7 +30,13 @@ from playbook_nb.faces.cli.common import (
     run_document,
     stdin_is_tty,
 )
-from playbook_nb.faces.cli.terminal_view import TerminalView
+
+if TYPE_CHECKING:  # the run machinery is imported when a command runs (start-up of the other commands)
+    from playbook_nb.app.session import RunSession
+    from playbook_nb.app.settings import Settings
+    from playbook_nb.domain.decisions import GateDecision
+    from playbook_nb.domain.engine import Decision
+    from playbook_nb.faces.cli.terminal_view import TerminalView
 
 PARALLEL = typer.Option(
     None,
@@ -75,6 +81,11 @@ def _exit_for(session: RunSession, view: TerminalView, file: Path) -> typer.Exit
 
 
 def _terminal_decider(view: TerminalView, interactive: bool):
+    from rich.prompt import Prompt
+
+    from playbook_nb.domain.decisions import GateDecision
+    from playbook_nb.domain.engine import Decision
+
     def decide(session: RunSession, node_id: str, kind: str) -> GateDecision | None:
         opts = session.options
         if kind == "gate":
@@ -111,6 +122,8 @@ def _terminal_decider(view: TerminalView, interactive: bool):
 def _drive(session: RunSession, view: TerminalView, interactive: bool) -> None:
     """Run to the end; Ctrl-C or SIGTERM stops the running command's process group at once and ends the run
     ABORTED (resumable), the interrupted node PENDING with the reason."""
+    from playbook_nb.app.abort import on_signals
+
     try:
         with on_signals(session.abort_switch), view.live(session):
             session.drive(_terminal_decider(view, interactive))
@@ -192,6 +205,9 @@ def run(
     """Run a runbook from the terminal (prompts at gates), or headless through its notebook."""
     if as_json:
         json_output()
+    from playbook_nb.app.settings import Settings
+    from playbook_nb.domain.decisions import parse_approve_flags
+
     settings = Settings.load()  # the configuration, read once for this command and passed down
     retries = max_retries if max_retries is not None else settings.max_retries
     approvals = parse_approve_flags(approve)
@@ -222,6 +238,11 @@ def run(
         )
         raise typer.Exit(code)
 
+    from playbook_nb.adapters.executors.local import LocalExecutor
+    from playbook_nb.app.inputs import load_runbook
+    from playbook_nb.app.session import RunOptions, RunSession
+    from playbook_nb.faces.cli.terminal_view import TerminalView
+
     runbook = load_runbook(file)
     values = resolve_values(
         runbook, var=var, vars_file=vars_file, vars_env=vars_env, no_interactive_vars=no_interactive_vars
@@ -238,7 +259,7 @@ def run(
         parallel=workers,
     )
     store = open_store(state_path, settings)
-    view = TerminalView(console, store)
+    view = TerminalView(real_console(), store)
     session = RunSession.start(runbook, values, store, options, executor=LocalExecutor())
     view.attach(session)
     _drive(session, view, interactive)
@@ -262,6 +283,11 @@ def resume(
     actor: str = typer.Option("", "--actor"),
     comment: str = typer.Option(None, "--comment"),
     allow_changed: bool = typer.Option(False, "--allow-changed", help="Resume although the runbook changed."),
+    take_over: bool = typer.Option(
+        False,
+        "--take-over",
+        help="Drive a run another live session drives: its running command is killed first (an event).",
+    ),
     allow_changed_vars: bool = typer.Option(
         False,
         "--allow-changed-vars",
@@ -276,8 +302,18 @@ def resume(
     ),
     as_json: bool = JSON,
 ) -> None:
-    """Resume an ABORTED run: finished nodes are kept, the rest runs. A node that failed and waits for a
-    decision is decided with --retry NODE or --skip NODE (without a terminal nobody else can)."""
+    """Resume an ABORTED run, or an orphaned RUNNING one (its process gone): finished nodes are kept, the
+    rest runs. A run another live session drives is refused unless --take-over. A node that failed and waits
+    for a decision is decided with --retry NODE or --skip NODE (without a terminal nobody else can)."""
+    from rich.markup import escape
+
+    from playbook_nb.adapters.executors.local import LocalExecutor
+    from playbook_nb.app.inputs import load_runbook
+    from playbook_nb.app.session import RunOptions, RunSession
+    from playbook_nb.app.settings import Settings
+    from playbook_nb.domain.decisions import parse_approve_flags
+    from playbook_nb.faces.cli.terminal_view import TerminalView
+
     settings = Settings.load()
     if as_json:
         json_output()
@@ -314,8 +350,9 @@ def resume(
         runbook, values, store, run_id, options,
         executor=LocalExecutor(), allow_changed=allow_changed, decisions=_failure_decisions(retry, skip),
         allow_changed_variables=allow_changed_vars,
+        take_over=take_over,
     )  # fmt: skip
-    view = TerminalView(console, store)
+    view = TerminalView(real_console(), store)
     view.attach(session)
     console.print(f"Resuming run {run_id} of [bold]{escape(recorded.title)}[/]")
     session.decide_waiting_gates(parameters_only=True, comment=comment or "decided at resume")
@@ -324,6 +361,8 @@ def resume(
 
 
 def _failure_decisions(retry: list[str] | None, skip: list[str] | None) -> dict[str, Decision]:
+    from playbook_nb.domain.engine import Decision
+
     decisions = {node_id: Decision.RETRY for node_id in retry or []}
     for node_id in skip or []:
         if node_id in decisions:
@@ -337,20 +376,49 @@ def set_status(
     file: Path = typer.Argument(..., help="The runbook the run belongs to."),
     run_id: int = typer.Argument(...),
     status: str = typer.Argument(..., help="RUNNING, OK, NOK or ABORTED."),
-    force: bool = typer.Option(False, "--force", help="Do not ask for confirmation."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Do not ask for confirmation; a run whose owner lives: kill its running command first.",
+    ),
+    actor: str = typer.Option("", "--actor", help="Who sets it (default: OS user)."),
     state_path: str = STATE_PATH,
 ) -> None:
-    """Change a run's status by hand, e.g. an orphaned RUNNING run (process killed) to ABORTED."""
+    """Change a run's status by hand: for example an orphaned RUNNING run (process killed) to ABORTED."""
+    from rich.prompt import Confirm
+
+    from playbook_nb.adapters.store import RUN_STATUSES
+    from playbook_nb.adapters.store.owner import Owner
+    from playbook_nb.app.inputs import load_runbook
+    from playbook_nb.app.ownership import recover_run
+    from playbook_nb.domain.decisions import default_actor
+
     runbook = load_runbook(file)
     store = open_store(state_path)
     run = store.get_run(run_id)
     if run.workflow != runbook.meta.title:
         raise PlaybookError(f"run {run_id} belongs to '{run.workflow}', not to '{runbook.meta.title}'")
+    owner = store.owner_status(run_id)
+    if owner.live and not force:
+        raise PlaybookError(
+            f"run {run_id} is {owner.describe()}, which is alive; pass --force to kill its running command"
+            " and set the status"
+        )
     if not force:
         if not stdin_is_tty():
             raise PlaybookError("set-status needs confirmation: run it in a terminal or pass --force")
         if not Confirm.ask(f"Set run {run_id} from {run.status} to {status.upper()}?"):
             raise typer.Exit(ExitCode.NOK)
-    # Confirmed (by --force or at the prompt): the store may then also change a finished run.
-    store.set_status_manually(run_id, status.upper(), force=True)
+    who = actor or default_actor()
+    if status.upper() not in RUN_STATUSES:
+        raise PlaybookError(f"invalid run status {status!r}; valid: {', '.join(RUN_STATUSES)}")
+    if run.status == "RUNNING" and status.upper() != "RUNNING":
+        # No command of the run outlives its status: the live owner (with --force) is fenced off first, then
+        # its recorded process groups are killed (an event each), then the status is set.
+        me = Owner.this_process(who, kind="playbook-nb set-status")
+        why = f"set manually from RUNNING to {status.upper()} by {who}; {owner.describe() or 'no owner'}"
+        recover_run(store, run_id, me, take_over=True, status=status.upper(), reason=why)
+    else:
+        # Confirmed (by --force or at the prompt): the store may then also change a finished run.
+        store.set_status_manually(run_id, status.upper(), force=True, actor=who)
     console.print(f"run {run_id}: {run.status} -> {status.upper()}")

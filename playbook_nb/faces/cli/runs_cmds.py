@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from playbook_nb.adapters.store import Run
 from playbook_nb.domain.attempt_ran import ran_by_attempt, ran_text
 from playbook_nb.domain.errors import PlaybookError
-from playbook_nb.faces import run_json
-from playbook_nb.faces.cli.app import app, console, emit_json, json_output
+from playbook_nb.faces.cli.app import app, console, emit_json, escape, json_output
 from playbook_nb.faces.cli.common import JSON, STATE_PATH, open_store
 from playbook_nb.faces.cli.runs_group import runs_app
 from playbook_nb.presentation import rich_style
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from playbook_nb.adapters.store import Run
 
 
 def _when(value) -> str:
@@ -27,11 +29,23 @@ def _duration(run: Run) -> str:
     return f"{run.duration:.1f}s" if run.duration is not None else ""
 
 
+def _orphan_note(run: Run) -> str:
+    """ " orphaned (owner gone since ...)" after the status of a RUNNING run whose owner is gone."""
+    from playbook_nb.faces import run_json
+
+    note = run_json.owner_note(run)
+    return f" [bold red]{escape(note)}[/]" if note.startswith("orphaned") else ""
+
+
 def _run_dict(run: Run) -> dict:
+    from playbook_nb.faces import run_json
+
     return run_json.run_summary(run)
 
 
 def _runs_table(runs: list[Run], title: str) -> Table:
+    from rich.table import Table
+
     table = Table(title=title)
     for column in ("run", "#", "workflow", "status", "started", "duration", "trigger", "actor"):
         table.add_column(column)
@@ -40,7 +54,7 @@ def _runs_table(runs: list[Run], title: str) -> Table:
             str(run.id),
             str(run.number),
             escape(run.title or run.workflow),
-            f"[{rich_style(run.status)}]{run.status}[/]",
+            f"[{rich_style(run.status)}]{run.status}[/]" + _orphan_note(run),
             _when(run.started_at),
             _duration(run),
             run.trigger or "",
@@ -77,6 +91,8 @@ def show(
     state_path: str = STATE_PATH,
 ) -> None:
     """Show one run (nodes, attempts, decisions), or the runs of a workflow."""
+    from playbook_nb.faces import run_json
+
     store = open_store(state_path)
     if not target.isdigit():
         runs = store.list_runs(workflow=target, limit=100)
@@ -122,11 +138,15 @@ def show(
         f"[bold]run {run.id}[/] (#{run.number}) {escape(run.title)}: "
         f"[{rich_style(run.status)}]{run.status}[/]{reason}"
     )
+    if run_json.owner_note(run):
+        console.print(escape(run_json.owner_note(run)), highlight=False)
     console.print(
         f"started {_when(run.started_at)}  ended {_when(run.ended_at)}  duration {_duration(run)}  "
         f"trigger {run.trigger}  actor {escape(run.actor or '')}  host {escape(run.host or '')}"
     )
     console.print(f"runbook sha256 {run.runbook_sha256}  version {run.runbook_version or ''}")
+    from rich.table import Table
+
     if (run.params or {}).get("legal_basis"):
         console.print(f"legal basis: {escape(run.params['legal_basis'])}", highlight=False)
     if run.variables:
@@ -172,6 +192,8 @@ def info(
     """Statistics over recorded runs (with KPI attainment for a workflow), or the installed plugins."""
     if as_json:
         json_output()
+    from rich.table import Table
+
     if plugins:
         _info_plugins(as_json)
         return
@@ -300,6 +322,8 @@ def _print_kpis(store, workflow: str, runbook=None) -> None:
         console.print(f"owner: {escape(meta.owner)}")
     for assumption in meta.assumptions:
         console.print(f"assumes: {escape(str(assumption))}")
+    from rich.table import Table
+
     if meta.kpis is None:
         console.print(
             'KPIs: none declared ([runbook] kpis = { max_duration = "15m", target_success_rate = 0.95 })'

@@ -8,15 +8,10 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
-from playbook_nb.adapters.export.diff import diff_runs, last_ok_run, status_text
-from playbook_nb.adapters.export.prune import execute_prune, human_bytes, parse_age, plan_prune
-from playbook_nb.adapters.export.report import fmt_duration
-from playbook_nb.app.settings import Settings
 from playbook_nb.domain.exit_codes import ExitCode
 from playbook_nb.faces.cli.app import app, console, err_console, fail
 from playbook_nb.faces.cli.common import STATE_PATH, open_store
@@ -25,18 +20,27 @@ from playbook_nb.presentation import rich_style
 runs_app = typer.Typer(help="Inspect, compare and prune recorded runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 
+if TYPE_CHECKING:  # Rich and the diff/prune machinery are imported when a command runs (start-up)
+    from rich.text import Text
+
 
 def _state(text: str) -> Text:
+    from rich.text import Text
+
     return Text(text, style=rich_style(text.split(" ")[0]))
 
 
 def _signed(seconds: float | None) -> str:
+    from playbook_nb.adapters.export.report import fmt_duration
+
     if seconds is None:
         return ""
     return ("+" if seconds >= 0 else "-") + fmt_duration(abs(seconds))
 
 
 def _side(side: dict | None, key: str) -> str:
+    from playbook_nb.adapters.export.report import fmt_duration
+
     if side is None:
         return "—"
     value = side[key]
@@ -48,6 +52,11 @@ def _side(side: dict | None, key: str) -> str:
 
 
 def _print_diff(result: dict) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from playbook_nb.adapters.export.diff import status_text
+
     old, new = result["old"], result["new"]
     console.print(
         Text.assemble(
@@ -123,6 +132,8 @@ def _print_diff(result: dict) -> None:
 
 
 def _host_text(side: dict | None) -> Text:
+    from rich.text import Text
+
     if side is None:
         return Text("absent", style="dim")
     code = "" if side["exit_code"] is None else f" (exit {side['exit_code']})"
@@ -131,6 +142,8 @@ def _host_text(side: dict | None) -> Text:
 
 def _print_host_diff(node: dict) -> None:
     """Fleet nodes: the hosts whose outcome changed between the runs (issue 21)."""
+    from rich.table import Table
+
     if not node["hosts"]:
         console.print(f"hosts of {node['node_id']}: same outcome on every host", highlight=False)
         return
@@ -153,6 +166,8 @@ def diff_cmd(
     state_path: str | None = STATE_PATH,
 ) -> None:
     """What changed from run A to run B: node states, attempts, durations, exit codes, stdout, variables."""
+    from playbook_nb.adapters.export.diff import diff_runs, last_ok_run
+
     if (run_b is None) == (not against_last_ok):
         raise fail("runs diff: give two runs (A B), or one run and --against-last-ok")
     with open_store(state_path) as store:
@@ -181,6 +196,9 @@ def prune_cmd(
     state_path: str | None = STATE_PATH,
 ) -> None:
     """Remove finished runs older than an age, with their artifact directories. RUNNING runs are kept."""
+    from playbook_nb.adapters.export.prune import execute_prune, human_bytes, parse_age, plan_prune
+    from playbook_nb.app.settings import Settings
+
     settings = Settings.load()
     since_end = older_than is None
     if older_than is None:

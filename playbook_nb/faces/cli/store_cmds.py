@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import typer
 
-from playbook_nb.adapters.store import Store
-from playbook_nb.adapters.store.copy import all_run_ids, copy_runs
-from playbook_nb.app.settings import Settings
 from playbook_nb.faces.cli.app import app, console
 from playbook_nb.faces.cli.common import STATE_PATH
+
+if TYPE_CHECKING:
+    from playbook_nb.adapters.store import Store
 
 store_app = typer.Typer(
     help="The run index itself: where it is, and copying it to another one.", no_args_is_help=True
@@ -26,6 +27,9 @@ ARTIFACTS = typer.Option(
 
 
 def _open(location: str | None, artifacts: str | None) -> Store:
+    from playbook_nb.adapters.store import Store
+    from playbook_nb.app.settings import Settings
+
     current = Settings.load()
     return Store.open(
         current.db_location(location),
@@ -41,6 +45,8 @@ def info_cmd(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """The run index (backend, URL, schema version, runs) and the artifact root in use."""
+    from playbook_nb.adapters.store.copy import all_run_ids
+
     with _open(state_path, artifacts) as store:
         data = {
             "backend": store.backend,
@@ -73,6 +79,8 @@ def migrate_cmd(
     The target is verified afterwards (row counts, chain heads, verify_events). Runs already copied are
     skipped; a different run in the way is refused before anything is written.
     """
+    from playbook_nb.adapters.store.copy import copy_runs
+
     with _open(source or state_path, None) as src, _open(to, None) as dst:
         report = copy_runs(src, dst)
         console.print(

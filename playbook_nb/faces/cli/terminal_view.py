@@ -8,14 +8,16 @@ import select
 import stat
 import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+if TYPE_CHECKING:  # `show` and `runs list` read STATE_STYLE: importing this module stays light
+    from rich.console import Console
+    from rich.progress import Progress
 
-from playbook_nb.adapters.store import Store
-from playbook_nb.app.session import RunSession
-from playbook_nb.domain.engine import EngineEvent
+    from playbook_nb.adapters.store import Store
+    from playbook_nb.app.session import RunSession
+    from playbook_nb.domain.engine import EngineEvent
+
 from playbook_nb.presentation import mark as state_mark
 from playbook_nb.presentation import rich_style
 
@@ -78,6 +80,8 @@ class TerminalView:
 
     @contextlib.contextmanager
     def live(self, session: RunSession) -> Iterator[None]:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -193,6 +197,8 @@ class TerminalView:
             self._print(f"[{rich_style(event.state or '')}]run {event.state}[/]{_escape(reason)}")
 
     def summary(self, session: RunSession) -> None:
+        from rich.table import Table
+
         table = Table(title=f"run {session.run_id}: {session.status}", show_lines=False)
         for column in ("node", "state", "attempts", "reason"):
             table.add_column(column)

@@ -1,0 +1,118 @@
+"""Start-up of the commands a user types most, against the imports each cannot avoid (issue 18.1).
+
+    python benchmarks/bench_startup.py            # prints the ratios (medians of 15 alternated runs)
+    python benchmarks/bench_startup.py --quick    # medians of 3
+
+Each command is a whole process (`python -m playbook_nb ...`: interpreter, imports, the command's work),
+alternated with its floor, the same interpreter importing only what that command needs anyway:
+
+- `--help`, `runs list`, `show N`: `python -c 'import typer, rich, sqlite3'` (target: within 1.5x);
+- `validate` of a 3-node runbook: `python -c 'import typer, rich, tomllib, networkx, jinja2.sandbox'`
+  (target: within 1.3x).
+
+Medians of alternated runs, so a change of load hits both sides alike. The index read by `runs list` and
+`show` holds 20 runs of a 3-node runbook, recorded by `playbook-nb run` beforehand.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import Row, chain_runbook, cli_env
+
+BASE_READ = "import typer, rich, sqlite3"
+BASE_VALIDATE = "import typer, rich, tomllib, networkx, jinja2.sandbox"
+
+
+def _time(argv: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+    took = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.strip()[-400:]}")
+    return took
+
+
+def measure(quick: bool, workdir: Path) -> list[dict]:
+    """The medians of every command and both floors; one dict per command."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    db = workdir / "startup-index.db"
+    book = workdir / "three.toml"
+    book.write_text(chain_runbook(3, title="startup bench"))
+    env = cli_env(PLAYBOOK_DB_PATH=str(db))
+    py = sys.executable
+    cli = [py, "-m", "playbook_nb"]
+    for _ in range(20):
+        _time([*cli, "run", str(book), "--state-path", str(db)], env)
+    commands = {
+        "playbook-nb --help": ([*cli, "--help"], BASE_READ, 1.5),
+        "playbook-nb runs list": ([*cli, "runs", "list", "--state-path", str(db)], BASE_READ, 1.5),
+        "playbook-nb show N": ([*cli, "show", "7", "--state-path", str(db)], BASE_READ, 1.5),
+        "playbook-nb validate (3 nodes)": ([*cli, "validate", str(book)], BASE_VALIDATE, 1.3),
+    }
+    floors = {BASE_READ: [py, "-c", BASE_READ], BASE_VALIDATE: [py, "-c", BASE_VALIDATE]}
+    repeat = 3 if quick else 15
+    samples: dict[str, list[float]] = {name: [] for name in [*commands, *floors]}
+    for argv in [*(c[0] for c in commands.values()), *floors.values()]:  # warm the file cache once
+        _time(argv, env)
+    for _ in range(repeat):
+        for name, (argv, _floor, _target) in commands.items():
+            samples[name].append(_time(argv, env))
+        for name, argv in floors.items():
+            samples[name].append(_time(argv, env))
+    med = {name: statistics.median(values) for name, values in samples.items()}
+    return [
+        {
+            "command": name,
+            "seconds": med[name],
+            "floor": floor,
+            "floor_seconds": med[floor],
+            "ratio": med[name] / med[floor],
+            "target": target,
+            "repeat": repeat,
+        }
+        for name, (_argv, floor, target) in commands.items()
+    ]
+
+
+def run(quick: bool, workdir: Path) -> list[Row]:
+    rows = []
+    for m in measure(quick, workdir / "startup"):
+        rows.append(
+            Row(
+                measure=f"start-up: `{m['command'].replace('playbook-nb ', 'playbook-nb ')}` (whole process)",
+                value=f"{m['ratio']:.2f}x ({m['seconds']:.3f} s)",
+                baseline=f"`python -c '{m['floor']}'`: {m['floor_seconds']:.3f} s",
+                target=f"<= {m['target']}x",
+                met=m["ratio"] <= m["target"],
+                note=f"medians of {m['repeat']} alternated runs",
+            )
+        )
+    return rows
+
+
+def main() -> int:
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="playbook-nb-startup-") as tmp:
+        results = measure(args.quick, Path(tmp))
+    for m in results:
+        verdict = "ok  " if m["ratio"] <= m["target"] else "MISS"
+        print(
+            f"{verdict} {m['command']:<32} {m['seconds']:.3f} s  {m['ratio']:.2f}x "
+            f"[target {m['target']}x]  vs `{m['floor']}` {m['floor_seconds']:.3f} s"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

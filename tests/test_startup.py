@@ -1,0 +1,131 @@
+"""Start-up stays light (issue 18.1): a command imports only what it needs.
+
+The timings themselves are in benchmarks/bench_startup.py (ratios against the bare imports, measured in the
+same run); here, in a fresh interpreter each time, which modules a command leaves in `sys.modules`.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+# What no command that reads the index or the runbook should pay for: the notebook and kernel machinery, the
+# widget, HTTP, the browser, ssh.
+NOTEBOOK_AND_REMOTE = [
+    "papermill",
+    "nbformat",
+    "nbclient",
+    "jupyter_client",
+    "ipykernel",
+    "IPython",
+    "ipywidgets",
+    "ipycytoscape",
+    "httpx",
+    "playwright",
+    "asyncssh",
+    "ansible_runner",
+    "fsspec",
+]
+# What `--help`, `runs list` and `show` do not need either: the runbook model and its graph, templates, the
+# run session and executors, YAML.
+RUN_MACHINERY = [
+    "networkx",
+    "jinja2",
+    "yaml",
+    "jsonpath_ng",
+    "playbook_nb.app.session",
+    "playbook_nb.adapters.executors",
+    "playbook_nb.domain.validation",
+    "rich.progress",
+]
+
+
+def _loaded_after(code: str, tmp_path) -> set[str]:
+    script = textwrap.dedent(
+        """
+        import json, sys
+        {code}
+        print("MODULES=" + json.dumps(sorted(sys.modules)))
+        """
+    ).format(code=textwrap.dedent(code))
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("MODULES="))
+    return set(json.loads(line.removeprefix("MODULES=")))
+
+
+def _present(modules: set[str], names: list[str]) -> list[str]:
+    return [n for n in names if n in modules or any(m.startswith(n + ".") for m in modules)]
+
+
+def test_importing_the_cli_loads_no_heavy_module(tmp_path):
+    loaded = _loaded_after("import playbook_nb.faces.cli", tmp_path)
+    assert _present(loaded, NOTEBOOK_AND_REMOTE + RUN_MACHINERY + ["rich.console", "pydantic"]) == []
+    assert "typer" in loaded  # the check itself sees modules
+
+
+def _run_command(argv: list[str]) -> str:
+    return f"""
+        from playbook_nb.faces.cli import run_app
+        try:
+            code = run_app({argv!r})
+        except SystemExit as stop:  # click ends --help this way
+            code = stop.code
+        assert code == 0, code
+    """
+
+
+@pytest.fixture()
+def index_with_a_run(tmp_path, cli):
+    book = tmp_path / "one.playbook.toml"
+    book.write_text('[runbook]\ntitle = "one"\n\n[a]\ntype = "Command"\ncommand_name = "true"\n')
+    db = tmp_path / "index.db"
+    proc = cli("run", str(book), "--state-path", str(db))
+    assert proc.returncode == 0, proc.stderr
+    return book, db
+
+
+def test_help_runs_list_and_show_leave_the_run_machinery_unloaded(tmp_path, index_with_a_run):
+    book, db = index_with_a_run
+    for argv in (
+        ["--help"],
+        ["runs", "list", "--state-path", str(db)],
+        ["show", "1", "--state-path", str(db)],
+    ):
+        loaded = _loaded_after(_run_command(argv), tmp_path)
+        assert _present(loaded, NOTEBOOK_AND_REMOTE + RUN_MACHINERY) == [], argv
+
+
+def test_validate_loads_no_notebook_or_run_machinery(tmp_path, index_with_a_run):
+    book, _db = index_with_a_run
+    loaded = _loaded_after(_run_command(["validate", str(book)]), tmp_path)
+    assert _present(loaded, NOTEBOOK_AND_REMOTE) == []
+    assert (
+        _present(loaded, ["playbook_nb.app.session", "playbook_nb.adapters.executors", "rich.progress"]) == []
+    )
+    assert "networkx" in loaded  # it does check the graph
+
+
+def test_plain_help_lists_every_command(cli):
+    proc = cli("--help")
+    assert proc.returncode == 0, proc.stderr
+    for command in (
+        "validate",
+        "run",
+        "resume",
+        "show",
+        "runs",
+        "info",
+        "export",
+        "compile",
+        "config",
+        "store",
+    ):
+        assert f"  {command}" in proc.stdout, command
+    assert "╭" not in proc.stdout  # plain help (Rich's panels would cost their imports at every start)
