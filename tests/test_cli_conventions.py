@@ -126,9 +126,9 @@ def test_json_documents_on_stdout_messages_on_stderr(tmp_path):
 
     leaked = tmp_path / "leak.txt"
     leaked.write_text("token=s3cr3t-value-123\n")
-    scanned = cli("scan", str(tmp_path), "--json", env={"LEAKED": "s3cr3t-value-123"}, cwd=tmp_path)
-    assert scanned.returncode == 2  # no value named: one error line, and the document says so
-    assert "no secret value to look for" in json_of(scanned)["error"]
+    scanned = cli("scan", str(tmp_path / "nope"), "--json")
+    assert scanned.returncode == 2  # one error line, and the document says so
+    assert "does not exist" in json_of(scanned)["error"]
     scanned = cli("scan", str(leaked), "--value-env", "LEAKED", "--json", env={"LEAKED": "s3cr3t-value-123"})
     assert scanned.returncode == 1
     doc = json_of(scanned)
