@@ -239,6 +239,8 @@ def info(
 
 def _info_plugins(as_json: bool) -> None:
     """`info --plugins`: the installed plugins and their functions."""
+    from rich.table import Table
+
     from playbook_nb.adapters.plugins.registry import list_plugins
     from playbook_nb.domain.errors import PluginError
 
