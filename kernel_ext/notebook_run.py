@@ -23,6 +23,7 @@ from playbook_nb.adapters.export.dag_render import to_svg
 from playbook_nb.adapters.store import Store
 from playbook_nb.app.abort import on_signals
 from playbook_nb.app.inputs import resolve_variables
+from playbook_nb.app.run_log import attach_run_log
 from playbook_nb.app.session import NodeReport, RunOptions, RunSession
 from playbook_nb.app.settings import Settings
 from playbook_nb.constants import OUTPUT_PATH_ENV, RUN_MIME
@@ -430,6 +431,11 @@ def open_run(
     hint = notebook_path_hint()
     if hint:
         store.set_notebook_path(session.run_id, hint)
+    if settings.config.logging.file_path:  # the kernel's stderr is a cell's output: the log file only
+        from playbook_nb.faces.logs import configure_logging
+
+        configure_logging(settings.config.logging, stderr=False)
+    attach_run_log(session)
     _current = NotebookRun(session, headless=headless)
     return _current
 

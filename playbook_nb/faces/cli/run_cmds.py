@@ -205,10 +205,13 @@ def run(
     """Run a runbook from the terminal (prompts at gates), or headless through its notebook."""
     if as_json:
         json_output()
+    from playbook_nb.app.run_log import attach_run_log
     from playbook_nb.app.settings import Settings
     from playbook_nb.domain.decisions import parse_approve_flags
+    from playbook_nb.faces.logs import configure_logging
 
     settings = Settings.load()  # the configuration, read once for this command and passed down
+    configure_logging(settings.config.logging)
     retries = max_retries if max_retries is not None else settings.max_retries
     approvals = parse_approve_flags(approve)
     parameters = _pair_parameters(parameters, list(ctx.args))
@@ -261,6 +264,7 @@ def run(
     store = open_store(state_path, settings)
     view = TerminalView(real_console(), store)
     session = RunSession.start(runbook, values, store, options, executor=LocalExecutor())
+    attach_run_log(session)
     view.attach(session)
     _drive(session, view, interactive)
     raise _exit_for(session, view, file)
@@ -309,12 +313,15 @@ def resume(
 
     from playbook_nb.adapters.executors.local import LocalExecutor
     from playbook_nb.app.inputs import load_runbook
+    from playbook_nb.app.run_log import attach_run_log
     from playbook_nb.app.session import RunOptions, RunSession
     from playbook_nb.app.settings import Settings
     from playbook_nb.domain.decisions import parse_approve_flags
     from playbook_nb.faces.cli.terminal_view import TerminalView
+    from playbook_nb.faces.logs import configure_logging
 
     settings = Settings.load()
+    configure_logging(settings.config.logging)
     if as_json:
         json_output()
     runbook = load_runbook(file)
@@ -353,6 +360,7 @@ def resume(
         take_over=take_over,
     )  # fmt: skip
     view = TerminalView(real_console(), store)
+    attach_run_log(session)
     view.attach(session)
     console.print(f"Resuming run {run_id} of [bold]{escape(recorded.title)}[/]")
     session.decide_waiting_gates(parameters_only=True, comment=comment or "decided at resume")
