@@ -69,3 +69,15 @@ def test_the_log_file_rotates_and_records_are_masked(tmp_path, monkeypatch):
     everything = "".join(p.read_text() for p in path.parent.iterdir())
     assert "WARNING playbook_nb.test: leaked ******** and ********" in path.read_text()
     assert "AKIAIOSFODNN7EXAMPLE" not in everything and "tok-0123456789-declared" not in everything
+
+
+def test_ui_compact_output_leaves_out_command_output_and_the_table(tmp_path):
+    book, db = hello(tmp_path), tmp_path / "runs.db"
+    config = tmp_path / "playbook.toml"
+    config.write_text('[ui]\ncompact_output = true\nprogress_style = "none"\ncolor_theme = "none"\n')
+    plain = run_cli("run", str(book), "--state-path", str(db))
+    compact = run_cli("run", str(book), "--state-path", str(db), env={"PLAYBOOK_CONFIG": str(config)})
+    assert plain.returncode == 0 and compact.returncode == 0, compact.stderr
+    assert "│ hi" in plain.stdout and "│ hi" not in compact.stdout  # the command's output line
+    assert "┏" in plain.stdout and "┏" not in compact.stdout  # the summary table
+    assert "hello OK" in compact.stdout and "record: run 2 in" in compact.stdout

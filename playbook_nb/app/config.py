@@ -176,9 +176,13 @@ FIELDS: dict[str, dict[str, Field]] = {
     },
     "ui": {
         "progress_style": Field(_choice("bar", "spinner", "none"), "bar", "bar | spinner | none"),
-        "color_theme": Field(_choice("auto", "light", "dark", "none"), "auto", "auto | light | dark | none"),
-        "show_timestamps": Field(_bool, True, "show times in terminal output"),
-        "compact_output": Field(_bool, False, "fewer lines in terminal output"),
+        "color_theme": Field(
+            _choice("auto", "none"), "auto", "auto (colour on a terminal, NO_COLOR honoured) | none"
+        ),
+        "show_timestamps": Field(
+            _bool, True, "a node's transition lines in the terminal start with the time"
+        ),
+        "compact_output": Field(_bool, False, "terminal: no command output lines and no summary table"),
     },
 }
 

@@ -262,7 +262,7 @@ def run(
         parallel=workers,
     )
     store = open_store(state_path, settings)
-    view = TerminalView(real_console(), store)
+    view = TerminalView(real_console(), store, settings.config.ui)
     session = RunSession.start(runbook, values, store, options, executor=LocalExecutor())
     attach_run_log(session)
     view.attach(session)
@@ -359,7 +359,7 @@ def resume(
         allow_changed_variables=allow_changed_vars,
         take_over=take_over,
     )  # fmt: skip
-    view = TerminalView(real_console(), store)
+    view = TerminalView(real_console(), store, settings.config.ui)
     attach_run_log(session)
     view.attach(session)
     console.print(f"Resuming run {run_id} of [bold]{escape(recorded.title)}[/]")
