@@ -147,8 +147,6 @@ FIELDS: dict[str, dict[str, Field]] = {
         "path": Field(_path, None, "run index (SQLite); default: the user data dir's runs.db", is_path=True),
         "url": Field(_url, None, "run index URL (postgresql://user@host/db); wins over path"),
         "timeout": Field(_positive_float, 30.0, "seconds to wait for a locked database"),
-        "backup_enabled": Field(_bool, False, "seed compatibility; not used yet"),
-        "backup_count": Field(_int(0), 5, "seed compatibility; not used yet"),
     },
     "artifacts": {
         "url": Field(_url, None, "executed notebooks: a directory or fsspec URL (s3://bucket/prefix)"),
@@ -156,7 +154,6 @@ FIELDS: dict[str, dict[str, Field]] = {
     "execution": {
         "default_timeout": Field(_int(1), 300, "seconds a Command node may run when it sets no timeout"),
         "max_retries": Field(_int(0), 3, "how many times an operator may retry a failed node"),
-        "interactive_timeout": Field(_int(1), 1800, "seconds a terminal prompt waits for an answer"),
         "parallel": Field(
             _bool_or_workers, False, "run independent nodes at the same time: true (4 at once) or a number"
         ),
@@ -210,8 +207,6 @@ class DatabaseConfig:
     path: Path | None = None
     url: str | None = None
     timeout: float = 30.0
-    backup_enabled: bool = False
-    backup_count: int = 5
 
 
 @dataclass(frozen=True)
@@ -223,7 +218,6 @@ class ArtifactsConfig:
 class ExecutionConfig:
     default_timeout: int = 300
     max_retries: int = 3
-    interactive_timeout: int = 1800
     parallel: bool | int = False
 
 
