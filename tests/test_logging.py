@@ -22,12 +22,14 @@ def hello(tmp_path) -> Path:
 
 def test_log_level_from_the_environment_and_the_configuration_file(tmp_path):
     book, db = hello(tmp_path), tmp_path / "runs.db"
+    default = run_cli("run", str(book), "--state-path", str(db), env={"PLAYBOOK_LOG_LEVEL": ""})
+    assert default.returncode == 0 and "playbook_nb.run" not in default.stderr  # default: warnings only
     debug = run_cli("run", str(book), "--state-path", str(db), env={"PLAYBOOK_LOG_LEVEL": "DEBUG"})
     assert debug.returncode == 0, debug.stderr
     lines = [line for line in debug.stderr.splitlines() if PLAIN_LINE.match(line)]
-    assert any("INFO playbook_nb.run: run 1 of 'Hello' started (terminal, actor " in line for line in lines)
-    assert any("DEBUG playbook_nb.run: run 1: hello RUNNING attempt 1" in line for line in lines)
-    assert any("INFO playbook_nb.run: run 1 ended OK" in line for line in lines)
+    assert any("INFO playbook_nb.run: run 2 of 'Hello' started (terminal, actor " in line for line in lines)
+    assert any("DEBUG playbook_nb.run: run 2: hello RUNNING attempt 1" in line for line in lines)
+    assert any("INFO playbook_nb.run: run 2 ended OK" in line for line in lines)
     assert "\x1b[" not in debug.stderr  # plain lines off a terminal
 
     log_file = tmp_path / "logs" / "playbook.log"
@@ -44,7 +46,7 @@ def test_log_level_from_the_environment_and_the_configuration_file(tmp_path):
     logged = run_cli("run", str(book), "--state-path", str(db), env={"PLAYBOOK_CONFIG": str(config)})
     assert logged.returncode == 0, logged.stderr
     text = log_file.read_text()
-    assert "INFO playbook_nb.run: run 3 of 'Hello' started" in text and "run 3 ended OK" in text
+    assert "INFO playbook_nb.run: run 4 of 'Hello' started" in text and "run 4 ended OK" in text
     assert "DEBUG" not in text
 
 

@@ -1,7 +1,6 @@
 """A run's story in the standard library's logging (logger `playbook_nb.run`), whatever face drives it.
 
-INFO: the run starts, gates are decided, the run ends (WARNING when it ends NOK or ABORTED); DEBUG: every node
-transition and scheduled retry. Every message goes through the run's redactor (declared secrets and
+INFO: the run starts, gates are decided, the run ends; DEBUG: every node transition and scheduled retry. Every message goes through the run's redactor (declared secrets and
 well-known secret shapes are masked). Where the records go (a terminal, plain stderr, a rotating file) is the
 face's business: `playbook_nb.faces.logs.configure_logging`.
 """
@@ -52,7 +51,6 @@ def attach_run_log(session: RunSession) -> None:
                 redact(str(data.get("actor"))),
             )
         elif event.kind == EventKind.RUN_STATE and str(event.state) != "RUNNING":
-            level = logging.INFO if str(event.state) == "OK" else logging.WARNING
-            logger.log(level, "run %s ended %s%s", run_id, event.state, reason)
+            logger.info("run %s ended %s%s", run_id, event.state, reason)
 
     session.event_listeners.append(on_event)

@@ -2,7 +2,8 @@
 
 - `level`: the lowest level logged, for the `playbook_nb` loggers;
 - stderr: on a terminal through Rich's handler, otherwise as plain lines ("2026-01-20 12:00:01 INFO
-  playbook_nb.run: run 3 ended OK") a CI log keeps whole;
+  playbook_nb.run: run 3 ended OK") a CI log keeps whole; while the level is the default (set by no file and
+  no `PLAYBOOK_LOG_LEVEL`), stderr shows warnings and errors only: the terminal face tells the run itself;
 - `file_path`: also a log file, rotated at `max_size_mb`, `backup_count` rotated files kept.
 
 A filter masks well-known secret shapes and the `PLAYBOOK_SECRET_*` values in every record our handlers
@@ -49,10 +50,11 @@ def _stderr_handler() -> logging.Handler:
     return handler
 
 
-def configure_logging(logging_config: Any, *, stderr: bool = True) -> None:
+def configure_logging(logging_config: Any, *, stderr: bool = True, level_explicit: bool = True) -> None:
     """Set up the `playbook_nb` loggers for this process from a `LoggingConfig` (level, file_path,
     max_size_mb, backup_count); `stderr=False`: the file only (a kernel, whose stderr is a cell's output).
-    Called again, it replaces the handlers it added before."""
+    `level_explicit=False` (the level is the default): stderr shows warnings and errors only. Called again,
+    it replaces the handlers it added before."""
     root = logging.getLogger("playbook_nb")
     for handler in [h for h in root.handlers if getattr(h, _OURS, False)]:
         root.removeHandler(handler)
@@ -60,6 +62,8 @@ def configure_logging(logging_config: Any, *, stderr: bool = True) -> None:
     root.setLevel(getattr(logging, str(logging_config.level).upper(), logging.INFO))
     root.propagate = False
     handlers = [_stderr_handler()] if stderr else []
+    if handlers and not level_explicit:
+        handlers[0].setLevel(logging.WARNING)
     if logging_config.file_path:
         from logging.handlers import RotatingFileHandler
 

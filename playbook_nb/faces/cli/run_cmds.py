@@ -211,7 +211,7 @@ def run(
     from playbook_nb.faces.logs import configure_logging
 
     settings = Settings.load()  # the configuration, read once for this command and passed down
-    configure_logging(settings.config.logging)
+    configure_logging(settings.config.logging, level_explicit="logging.level" in settings.config.sources)
     retries = max_retries if max_retries is not None else settings.max_retries
     approvals = parse_approve_flags(approve)
     parameters = _pair_parameters(parameters, list(ctx.args))
@@ -321,7 +321,7 @@ def resume(
     from playbook_nb.faces.logs import configure_logging
 
     settings = Settings.load()
-    configure_logging(settings.config.logging)
+    configure_logging(settings.config.logging, level_explicit="logging.level" in settings.config.sources)
     if as_json:
         json_output()
     runbook = load_runbook(file)
