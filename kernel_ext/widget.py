@@ -28,7 +28,8 @@ from playbook_nb.kernel_ext.widget_layout import GATE_H, NODE_H, NODE_W, GraphLa
 from playbook_nb.domain.engine import Decision, EngineEvent, EventKind, NodeState, PendingDecision, RunState
 from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.domain.model import DepCondition, NodeType
-from playbook_nb.presentation import AWAITING_RING, EDGE_COLORS, NODE_LEGEND, READY, look
+from playbook_nb.domain.outcome import handled_failures, status_label
+from playbook_nb.presentation import AWAITING_RING, EDGE_COLORS, NODE_LEGEND, READY, look, run_look_state
 
 # Visual states (node data `state`): the engine's node states plus READY (PENDING and ready to start now);
 # their colours and words come from the one presentation table.
@@ -481,7 +482,10 @@ class RunbookWidget(widgets.VBox):
     def _update_status(self) -> None:
         session = self.session
         status = session.status
-        color = look(status).stroke
+        shown, color = str(status), look(status).stroke
+        if status is RunState.OK:  # "OK with 1 handled failure", in amber: the record says what happened
+            handled = len(handled_failures(session.store.node_states(session.run_id)))
+            shown, color = status_label(str(status), handled), look(run_look_state(status, handled)).stroke
         waiting = (
             ", ".join(f"{nid} ({kind})" for nid, kind in session.awaiting())
             if status is RunState.RUNNING
@@ -490,7 +494,7 @@ class RunbookWidget(widgets.VBox):
         reason = session.engine.run_reason
         self.status.value = (
             f'<span class="pb-status" data-status="{status}" style="margin-left:10px">'
-            f"run {session.run_id}: <b style='color:{color}'>{status}</b>"
+            f"run {session.run_id}: <b style='color:{color}'>{html.escape(shown)}</b>"
             + (f" ({html.escape(reason)})" if reason and status is not RunState.RUNNING else "")
             + (f" · waiting for {html.escape(waiting)}" if waiting else "")
             + "</span>"
@@ -786,7 +790,7 @@ class RunbookWidget(widgets.VBox):
             return None
         actor = self.session.options.actor
         comment = self._comment()
-        self.session.decide(node_id, decision, actor, comment)
+        self.session.decide(node_id, decision, actor, comment, source="notebook")
         self.say(f"{node_id}: {decision} by {actor}" + (f" ({comment})" if comment else ""))
         self.comment.value = ""
         return node_id

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 READY = "READY"  # visual state only: PENDING and ready to start now
+HANDLED = "HANDLED"  # visual run state only: OK with handled failures
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ STATE_LOOKS: dict[str, StateLook] = {
     "SKIPPED": StateLook("#f9fafb", "#9ca3af", "#6b7280", "⊘", "skipped", "bright_black"),
     # run status (a run that stopped and may resume), attempt and host states
     "ABORTED": StateLook("#fbbf24", "#b45309", "#111827", "■", "aborted", "yellow"),
+    # a run that ended OK past handled failures (a node failed and was skipped, a rollback ran): amber
+    HANDLED: StateLook("#fcd34d", "#d97706", "#111827", "✔", "ok with handled failures", "dark_orange"),
     "INTERRUPTED": StateLook("#fbbf24", "#d97706", "#111827", "■", "interrupted", "yellow"),
     "ADDED": StateLook("#bae6fd", "#0284c7", "#0c4a6e", "+", "added", "cyan"),
     "REMOVED": StateLook("#f9fafb", "#9ca3af", "#6b7280", "−", "removed", "bright_black"),
@@ -66,3 +69,8 @@ def rich_style(state: object) -> str:
     is always valid markup."""
     shown = STATE_LOOKS.get(str(state).upper())
     return shown.rich if shown else "none"
+
+
+def run_look_state(status: object, handled: int) -> str:
+    """The state word a run's status is drawn with: HANDLED (amber) for an OK run with handled failures."""
+    return HANDLED if str(status) == "OK" and handled else str(status)

@@ -32,6 +32,7 @@ PARAMETER_NAMES = [
     "allow_changed_vars",
     "state_path",
     "max_retries",
+    "gate_wait",
     "headless",
 ]
 
@@ -143,6 +144,7 @@ def test_parameters_cell_exact_names_and_defaults(compiled):
     assert namespace["gate_policy"] == "fail-closed"
     assert namespace["run_id"] is None and namespace["headless"] is None
     assert namespace["max_retries"] == 3
+    assert namespace["gate_wait"] == 0  # fail closed at once unless a wait is given
     assert namespace["actor"] == "" and namespace["comment"] == "" and namespace["state_path"] == ""
     # every parameter has its comment (papermill --help-notebook shows it)
     assignments = [line for line in cell.source.splitlines() if "=" in line and not line.startswith("#")]

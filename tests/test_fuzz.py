@@ -324,7 +324,8 @@ STATIC_GAPS = {
 }
 
 
-@pytest.mark.parametrize("payload", ESCAPES)
+# Ids by position: the payloads hold a temporary path, and pytest-xdist needs ids that are the same in every worker.
+@pytest.mark.parametrize("payload", ESCAPES, ids=[f"escape-{i}" for i in range(len(ESCAPES))])
 def test_known_escapes_never_execute(payload):
     _render_everywhere(payload)
     if payload in STATIC_GAPS:

@@ -67,6 +67,7 @@ def test_the_wheel_ships_the_server_config_and_the_prebuilt_labextension(wheel):
     assert lab + "package.json" in names and lab + "install.json" in names
     assert any(n.startswith(lab + "static/remoteEntry.") for n in names)
     assert "playbook_nb/faces/server/handlers.py" in names
+    assert "playbook/domain/plugins.py" in names  # the seed's plugin import path (issue 14 point 5)
     assert "playbook_nb/kernel_ext/__init__.py" in names and not any(
         n.startswith("kernel_ext/") for n in names
     )

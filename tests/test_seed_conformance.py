@@ -304,3 +304,210 @@ def test_resume_retry_and_skip_decide_a_failed_node_without_a_terminal(tmp_path,
     run = shown(index, run_id)
     assert node_states_of(run) == {"check": "SKIPPED", "after": "OK"}
     assert next(n for n in run["nodes"] if n["node"] == "check")["reason"] == "skipped by operator"
+
+
+# ---------------------------------------------------------------- point 9: set-status
+def events_of(index: str, run_id: int) -> list:
+    from playbook_nb.adapters.store import Store
+
+    store = Store.open(index)
+    try:
+        return store.events(run_id)
+    finally:
+        store.close()
+
+
+def test_set_status_running_needs_force_warns_and_the_event_says_who_and_how(tmp_path, index):
+    book = write_runbook(tmp_path, "quick", "quick", '\n[a]\ntype = "Command"\ncommand_name = "echo a"\n')
+    assert run_cli("run", str(book), "--state-path", index).returncode == 0
+
+    invalid = run_cli("set-status", str(book), "1", "DONE", "--state-path", index)  # no terminal to confirm
+    assert "invalid run status 'DONE'; valid: RUNNING, OK, NOK, ABORTED" in one_line_error(invalid)
+    unforced = run_cli("set-status", str(book), "1", "RUNNING", "--state-path", index)
+    assert "RUNNING by hand needs --force" in one_line_error(unforced)
+    assert shown(index, 1)["status"] == "OK"
+
+    forced = run_cli(
+        "set-status", str(book), "1", "RUNNING", "--force", "--actor", "alice", "--state-path", index
+    )
+    assert forced.returncode == 0, forced.stderr
+    assert "OK -> RUNNING" in forced.stdout
+    assert "warning:" in forced.stderr and "no process driving it" in forced.stderr
+    assert shown(index, 1)["status"] == "RUNNING"
+
+    pexpect = pytest.importorskip("pexpect")
+    child = pexpect.spawn(
+        sys.executable, ["-m", "playbook_nb", "set-status", str(book), "1", "ABORTED", "--actor", "bob", "--state-path", index],
+        env={**os.environ, "NO_COLOR": "1", "TERM": "xterm"}, encoding="utf-8", timeout=60,
+    )  # fmt: skip
+    child.expect(r"Set run 1 from RUNNING to ABORTED\?")
+    child.sendline("y")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert shown(index, 1)["status"] == "ABORTED"
+
+    manual = [e.payload for e in events_of(index, 1) if e.kind == "status_set_manually"]
+    assert [(p["from"], p["to"], p["actor"], p["forced"], p["confirmed"]) for p in manual] == [
+        ("OK", "RUNNING", "alice", True, False),
+        ("RUNNING", "ABORTED", "bob", False, True),
+    ]
+
+
+# ---------------------------------------------------------------- point 12: --max-retries and the seed's key
+FLAKY = '\n[warm]\ntype = "Command"\ncommand_name = "echo cold >&2; exit 7"\n\n[serve]\ntype = "Command"\ncommand_name = "echo serving"\n'
+
+
+def test_max_retries_help_says_retries_and_the_seed_config_key_counts_attempts(tmp_path, state_db):
+    helped = run_cli("run", "--help")
+    assert "N retries, N+1 attempts in all" in " ".join(helped.stdout.split())
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "playbook.toml").write_text("[execution]\nmax_retries = 2\n")  # the seed's: 2 attempts in all
+    book = write_runbook(project, "flaky", "flaky", FLAKY)
+    pexpect = pytest.importorskip("pexpect")
+    env = {
+        **os.environ, "NO_COLOR": "1", "TERM": "xterm", "PLAYBOOK_CONFIG": "", "PLAYBOOK_ENV": "",
+        "PLAYBOOK_MAX_RETRIES": "", "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
+    }  # fmt: skip
+    child = pexpect.spawn(
+        sys.executable, ["-m", "playbook_nb", "run", str(book), "--state-path", str(state_db)],
+        env=env, encoding="utf-8", timeout=60, cwd=str(project), dimensions=(50, 160),
+    )  # fmt: skip
+    child.expect(r"'warm' failed.*What now\?.*\[retry/skip/abort\]")
+    child.sendline("retry")
+    child.expect(r"'warm' failed.*What now\?.*\[skip/abort\]")  # 2 attempts made: no retry left
+    child.sendline("skip")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    tries = db_rows(state_db, "SELECT attempt FROM attempts WHERE node_id = 'warm' ORDER BY attempt")
+    assert [t["attempt"] for t in tries] == [1, 2]
+    (run,) = db_rows(state_db, "SELECT params FROM runs")
+    assert json.loads(run["params"])["max_retries"] == 1  # recorded as what the engine counts: retries
+
+
+# ---------------------------------------------------------------- point 16: failures say what they are
+def test_a_timeout_that_is_not_a_number_is_refused_at_start_or_named_in_the_nodes_error(tmp_path, state_db):
+    body = '\n[slow]\ntype = "Command"\ncommand_name = "echo hi"\ntimeout = "{{ T }}"\n'
+    book = write_runbook(tmp_path, "timeout", "timeout", body, variables='T = { default = "soon" }')
+    line = one_line_error(run_cli("run", str(book), "--state-path", str(state_db)))
+    assert "node 'slow', field 'timeout': expected an integer, got 'soon'" in line
+    assert run_count(state_db) == 0
+
+    late = write_runbook(
+        tmp_path,
+        "late",
+        "late timeout",
+        '\n[probe]\ntype = "Command"\ncommand_name = "echo \'{\\"t\\": \\"soon\\"}\'"\noutputs = "json"\n'
+        '\n[slow]\ntype = "Command"\ncommand_name = "echo hi"\ntimeout = "{{ steps.probe.outputs.t }}"\n',
+    )
+    ran = run_cli("run", str(late), "--state-path", str(state_db))
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    message = "node 'slow', field 'timeout': expected an integer, got 'soon'"
+    assert f"error: {message}" in ran.stdout  # under the node's line, not only "skipped by policy"
+    (attempt,) = db_rows(state_db, "SELECT status, error FROM attempts WHERE node_id = 'slow'")
+    assert (attempt["status"], attempt["error"]) == ("NOK", message)
+
+
+# ---------------------------------------------------------------- issue 13 point 8: honest outcomes
+def test_a_rollback_drill_ends_ok_with_a_handled_failure_everywhere_and_strict_exits_1(tmp_path, index):
+    from conftest import DEPLOY
+
+    drill = ["--var", "ENVIRONMENT=staging", "--var", "HEALTHY=false", "--approve", "approve_deploy"]
+    ran = run_cli("run", str(DEPLOY), *drill, "--state-path", index)
+    assert ran.returncode == 0, ran.stdout + ran.stderr  # the seed's behaviour: the rollback handled it
+    assert "run 1: OK with 1 handled failure" in ran.stdout
+    listed = run_cli("runs", "list", "--state-path", index)
+    assert "OK with 1 handled failure" in listed.stdout, listed.stdout
+    text = run_cli("show", "1", "--state-path", index)
+    assert "OK with 1 handled failure" in text.stdout.splitlines()[0]
+    run = shown(index, 1)
+    assert run["status"] == "OK" and run["status_label"] == "OK with 1 handled failure"
+    assert run["handled_failures"] == ["health_check"]
+    html = tmp_path / "run1.html"
+    exported = run_cli("export", "1", "--html", str(html), "--state-path", index)
+    assert exported.returncode == 0, exported.stderr
+    page = html.read_text()
+    assert 'data-status="HANDLED"' in page and ">OK with 1 handled failure</span>" in page
+
+    strict = run_cli("run", str(DEPLOY), *drill, "--strict", "--state-path", index)
+    assert strict.returncode == 1, strict.stdout + strict.stderr
+    assert shown(index, 2)["status"] == "OK"  # the record is the same; only the exit code is strict
+    healthy = run_cli(
+        "run",
+        str(DEPLOY),
+        "--var",
+        "ENVIRONMENT=staging",
+        "--approve",
+        "approve_deploy",
+        "--strict",
+        "--state-path",
+        index,
+    )
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    assert shown(index, 3)["status_label"] == "OK"
+
+
+# ---------------------------------------------------------------- point 5: seed plugins load unchanged
+SEED_PLUGIN = """# my_plugin/plugin.py
+from playbook.domain.plugins import Plugin, PluginMetadata, FunctionSignature, ParameterDef
+
+class MyPlugin(Plugin):
+    def get_metadata(self) -> PluginMetadata:
+        return PluginMetadata(
+            name="my-plugin",
+            version="1.0.0",
+            author="Your Name",
+            description="Custom functionality for Playbook",
+            functions={
+                "my_function": FunctionSignature(
+                    name="my_function",
+                    description="Does something useful",
+                    parameters={
+                        "input": ParameterDef(
+                            type="str",
+                            required=True,
+                            description="Input parameter"
+                        )
+                    }
+                )
+            }
+        )
+
+    def initialize(self, config):
+        self.config = config
+
+    def execute(self, function_name, params):
+        if function_name == "my_function":
+            return f"Processed: {params['input']}"
+
+    def cleanup(self):
+        pass
+"""  # the seed README's example, character for character (../shared/seeds/001_*.txt, "Creating a Plugin")
+
+
+def test_a_plugin_written_as_the_seed_readme_shows_runs_unchanged(tmp_path, state_db):
+    site = tmp_path / "site"
+    (site / "my_plugin").mkdir(parents=True)
+    (site / "my_plugin" / "__init__.py").write_text("")
+    (site / "my_plugin" / "plugin.py").write_text(SEED_PLUGIN)
+    info = site / "my_plugin-1.0.0.dist-info"  # what `pip install my-plugin` leaves: its entry point
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-plugin\nVersion: 1.0.0\n")
+    (info / "entry_points.txt").write_text(
+        '[playbook.plugins]\nmy-plugin = "my_plugin.plugin:MyPlugin"\n'.replace('"', "")
+    )
+    env = {"PYTHONPATH": str(site)}
+    listed = run_cli("info", "--plugins", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "my-plugin" in listed.stdout and "my_function" in listed.stdout
+    book = write_runbook(
+        tmp_path, "seedplugin", "seed plugin",
+        '\n[process]\ntype = "Function"\nplugin = "my-plugin"\nfunction = "my_function"\nfunction_params = { input = "hello" }\n',
+    )  # fmt: skip
+    assert run_cli("validate", str(book), env=env).returncode == 0
+    ran = run_cli("run", str(book), "--state-path", str(state_db), env=env)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    (attempt,) = db_rows(state_db, "SELECT status, result FROM attempts WHERE node_id = 'process'")
+    assert attempt["status"] == "OK" and "Processed: hello" in attempt["result"]

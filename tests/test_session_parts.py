@@ -36,9 +36,11 @@ def test_gate_policy_asks_the_record_then_the_parameters_then_the_policy():
         {"g1": Decision.APPROVE, "g2": Decision.APPROVE}, "reject-all", actor="ci", recorded=recorded.get
     )
     assert policy.decide("g1") == recorded["g1"]  # replay: the recorded decision wins
-    assert policy.decide("g2") == GateDecision(Decision.APPROVE, "ci", "decided by run parameters")
+    assert policy.decide("g2") == GateDecision(
+        Decision.APPROVE, "ci", "decided by run parameters", source="parameter"
+    )
     assert policy.decide("g3") == GateDecision(
-        Decision.REJECT, "policy:reject-all (ci)", "gate policy reject-all"
+        Decision.REJECT, "policy:reject-all (ci)", "gate policy reject-all", source="policy"
     )
     assert policy.approval("g3") is None  # parameters only: the policy is not asked
     closed = GatePolicy(actor="ci")
@@ -147,7 +149,8 @@ def test_set_status_rules_live_in_the_lifecycle_module():
     assert manual_status_problem(7, "RUNNING", "ABORTED", force=False) is None  # closing an orphan
     assert manual_status_problem(7, "ABORTED", "NOK", force=False) is None
     assert manual_status_problem(7, "OK", "OK", force=False) is None
-    assert "cannot be set to RUNNING" in manual_status_problem(7, "ABORTED", "RUNNING", force=True)
+    assert "RUNNING by hand needs --force" in manual_status_problem(7, "ABORTED", "RUNNING", force=False)
+    assert manual_status_problem(7, "ABORTED", "RUNNING", force=True) is None  # the seed allows it, forced
     assert (
         manual_status_problem(7, "OK", "NOK", force=False)
         == "run 7 finished OK; changing it to NOK needs --force"

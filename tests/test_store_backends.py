@@ -459,7 +459,7 @@ def test_orphaned_running_run_can_be_set_aborted(store):
     assert store.verify_events(run.id) == []
 
 
-def test_finished_runs_need_force_and_nothing_goes_back_to_running(store):
+def test_finished_runs_need_force_and_only_force_sets_running(store):
     run = new_run(store)
     store.set_run_status(run.id, "OK", ended_at=T0)
     with pytest.raises(StoreError, match="finished OK; changing it to NOK needs --force"):
@@ -467,8 +467,8 @@ def test_finished_runs_need_force_and_nothing_goes_back_to_running(store):
     assert store.get_run(run.id).status == "OK"
     changed = store.set_status_manually(run.id, "NOK", force=True)
     assert (changed.status, changed.ended_at) == ("NOK", T0)
-    with pytest.raises(StoreError, match="cannot be set to RUNNING"):
-        store.set_status_manually(run.id, "RUNNING", force=True)
+    with pytest.raises(StoreError, match="setting it to RUNNING by hand needs --force"):
+        store.set_status_manually(run.id, "RUNNING", force=False)
     assert store.set_status_manually(run.id, "nok", force=False).status == "NOK"
     with pytest.raises(StoreError, match="invalid run status 'DONE'; valid: RUNNING, OK, NOK, ABORTED"):
         store.set_status_manually(run.id, "DONE", force=True)

@@ -87,6 +87,7 @@ def recover_run(
     take_over: bool = False,
     status: str = "ABORTED",
     reason: str | None = None,
+    confirmed: bool = False,
 ) -> OwnerStatus | None:
     """Take a RUNNING run from its recorded owner and record it `status` (ABORTED: resumable): refused
     (RunOwned) while that owner lives unless `take_over`. In this order: `owner` claims the run (from then on
@@ -109,7 +110,9 @@ def recover_run(
         reason = f"taken over by {owner.actor} from {previous.label}"
     elif reason is None:
         reason = f"{previous.describe() or 'orphaned'}; recovered by {owner.actor}"
-    store.set_status_manually(run_id, status, force=True, actor=owner.actor, reason=reason)
+    store.set_status_manually(
+        run_id, status, force=True, actor=owner.actor, reason=reason, confirmed=confirmed
+    )
     return previous
 
 

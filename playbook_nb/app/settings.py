@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from playbook_nb.adapters.store import Store
 from playbook_nb.adapters.store.location import resolve_artifacts_url, resolve_db_path
@@ -40,9 +41,17 @@ class Settings:
     def open_store(self, cli_value: str | os.PathLike[str] | None = None) -> Store:
         return Store.open(self.db_location(cli_value), artifacts_root=self.artifacts_url())
 
+    def decision_options(self) -> dict[str, Any]:
+        """The RunOptions the configuration gives a run: `[groups]` (gate approvers) and `[notify]`."""
+        from playbook_nb.app.notify import NotifySettings
+
+        return {"groups": dict(self.config.groups), "notify": NotifySettings.from_table(self.config.notify)}
+
     @property
     def max_retries(self) -> int:
-        return self.config.execution.max_retries
+        """Operator retries when --max-retries is not given: the seed's `[execution] max_retries` (or
+        `PLAYBOOK_MAX_RETRIES`) counts attempts in all, as in the seed, so a node gets one retry fewer."""
+        return max(0, self.config.execution.max_retries - 1)
 
     def parallel(self, value: int | None = None) -> int:
         """--parallel N, else `[execution] parallel` (true = 4), else 1."""

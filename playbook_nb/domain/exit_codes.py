@@ -15,6 +15,10 @@ class ExitCode(IntEnum):
     # run stopped, and is recorded ABORTED once the index is writable again
 
 
-def exit_code_for(run_status: str) -> ExitCode:
-    """A run's status as an exit code; a run still RUNNING (it waits for someone) counts as ABORTED."""
+def exit_code_for(run_status: str, handled_failures: int = 0, strict: bool = False) -> ExitCode:
+    """A run's status as an exit code; a run still RUNNING (it waits for someone) counts as ABORTED.
+    `strict` (`--strict`): an OK run with handled failures (a node failed and was skipped, a rollback ran)
+    exits 1, as a failure."""
+    if strict and str(run_status) == "OK" and handled_failures:
+        return ExitCode.NOK
     return {"OK": ExitCode.OK, "NOK": ExitCode.NOK}.get(str(run_status), ExitCode.ABORTED)

@@ -77,7 +77,8 @@ def manual_status_problem(run_id: int, old: str, new: str, force: bool) -> str |
     """Why `set-status` may not move a run from `old` to `new`, or None when it may.
 
     - Same status: nothing to do (allowed).
-    - Nothing is set to RUNNING by hand: a run is RUNNING only while a process drives it (resume it instead).
+    - Anything -> RUNNING: only with force (as the seed allows it; nothing drives the run then, so the CLI
+      warns: resume an ABORTED run instead).
     - RUNNING -> ABORTED, OK or NOK: allowed; the way to close a run whose process was killed
       (ABORTED makes it resumable).
     - ABORTED -> OK or NOK: allowed (closing an aborted run without resuming it).
@@ -85,8 +86,8 @@ def manual_status_problem(run_id: int, old: str, new: str, force: bool) -> str |
     """
     if old == new:
         return None
-    if new == "RUNNING":
-        return f"run {run_id} cannot be set to RUNNING by hand; resume an ABORTED run instead"
+    if new == "RUNNING" and not force:
+        return f"run {run_id}: setting it to RUNNING by hand needs --force (to continue it, resume it)"
     if old in ("OK", "NOK") and not force:
         return f"run {run_id} finished {old}; changing it to {new} needs --force"
     return None

@@ -107,12 +107,25 @@ def validate_runbook(runbook: Runbook, values: dict[str, Any] | None = None) -> 
     return report
 
 
-def _render_errors(runbook: Runbook, values: dict[str, Any]) -> list[str]:
-    """Render every templated field with real values, as a run would, and collect what fails."""
+def check_timeouts(runbook: Runbook, values: dict[str, Any]) -> None:
+    """A templated `timeout` that does not render to a number with the run's variables: RunbookError before
+    the run starts (the node would fail with it when reached)."""
+    errors = _render_errors(runbook, values, only=("timeout",))
+    if errors:
+        raise RunbookError(errors[0])
+
+
+def _render_errors(
+    runbook: Runbook, values: dict[str, Any], only: tuple[str, ...] | None = None
+) -> list[str]:
+    """Render every templated field (or those named in `only`) with real values, as a run would, and
+    collect what fails."""
     context = make_context(values, has_succeeded=lambda _id: False, has_failed=lambda _id: False)
     redactor = redactor_for(values, runbook)
     errors: list[str] = []
     for node_id, field_name, text in template_fields(runbook):
+        if only is not None and (field_name not in only or calls_run_helpers(text)):
+            continue  # a field that reads the run's state renders only during the run
         at = field_location(runbook, node_id, field_name)
         if "steps" in text and step_references(text):
             continue  # step outputs exist only during a run (their references were checked statically)

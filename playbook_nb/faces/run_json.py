@@ -15,27 +15,26 @@ from typing import Any
 
 from playbook_nb.adapters.store import AttemptRow, DecisionRow, EventRow, NodeStateRow, Run
 from playbook_nb.adapters.store.owner import run_owner
+from playbook_nb.domain.outcome import handled_failures
+from playbook_nb.domain.outcome import status_label as outcome_words
 from playbook_nb.domain.redact import Redactor
-from playbook_nb.presentation import look
+from playbook_nb.presentation import look, run_look_state
 
 
 def _when(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
-def handled_failures(nodes: Iterable[NodeStateRow]) -> list[str]:
-    """Nodes whose last attempt failed and that were then skipped (by policy, by the operator, or with
-    `on_failure = "continue"`): the failures a run went on past. An OK run with any of them is
-    "OK with N handled failures"."""
-    return [row.node_id for row in nodes if row.failed and row.state == "SKIPPED"]
-
-
 def status_label(run: Run, handled: int) -> str:
     """The words a run's status shows with: "OK", "OK with 2 handled failures", "NOK", ..."""
-    if handled and run.status in ("OK", "RUNNING"):
-        plural = "s" if handled != 1 else ""
-        return f"{run.status} with {handled} handled failure{plural}"
-    return run.status
+    return outcome_words(run.status, handled)
+
+
+def outcome(run: Run, nodes: Iterable[NodeStateRow]) -> tuple[str, str]:
+    """(the words a run's status shows with, the state its colour is drawn with): "OK with 1 handled
+    failure" in amber (presentation.HANDLED), else the status itself."""
+    handled = len(handled_failures(nodes))
+    return status_label(run, handled), run_look_state(run.status, handled)
 
 
 def run_summary(run: Run, nodes: Iterable[NodeStateRow] | None = None) -> dict[str, Any]:
@@ -136,6 +135,7 @@ def decision_json(row: DecisionRow) -> dict[str, Any]:
         "node": row.node_id,
         "decision": row.decision,
         "actor": row.actor,
+        "source": row.source,  # server, cli, notebook, parameter, policy, replay
         "comment": row.comment,
         "decided_at": _when(row.decided_at),
     }

@@ -24,9 +24,10 @@ from playbook_nb.domain import templating
 from playbook_nb.domain.attempt_ran import ran_by_attempt, ran_text
 from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.domain.model import Node, NodeType, Runbook
+from playbook_nb.domain.outcome import handled_failures, status_label
 from playbook_nb.domain.redact import Redactor
 from playbook_nb.domain.validation import parse_runbook
-from playbook_nb.presentation import AWAITING_RING, STATE_LOOKS, look
+from playbook_nb.presentation import AWAITING_RING, STATE_LOOKS, look, run_look_state
 
 TEMPLATE = "report.html.j2"
 MIN_BAR_PERCENT = 0.6
@@ -311,6 +312,7 @@ def build_report(store: Store, run_id: int, redactor: Redactor | None = None) ->
                 "node_id": d.node_id,
                 "decision": d.decision,
                 "actor": d.actor,
+                "source": d.source,
                 "comment": d.comment,
                 "at": fmt_time(d.decided_at),
             }
@@ -333,6 +335,9 @@ def build_report(store: Store, run_id: int, redactor: Redactor | None = None) ->
         "tool_version": __version__,
         # solid colours (badges, attempt bars, decision marks) from the one presentation table
         "status_colors": {state: shown.stroke for state, shown in STATE_LOOKS.items()},
+        # "OK with 1 handled failure", drawn amber (presentation.HANDLED)
+        "status_label": status_label(run.status, len(handled := handled_failures(node_rows))),
+        "status_look": run_look_state(run.status, len(handled)),
         "decision_color": AWAITING_RING,
     }
     if redactor:
@@ -351,6 +356,11 @@ def copy_notebook(store: Store, run_id: int, output: Path) -> str:
     """Copy the run's executed notebook to `output`; a clear error when the run has none."""
     run = store.get_run(run_id)
     if not run.notebook_path:
+        if run.status == "RUNNING" and run.trigger in ("notebook", "widget"):
+            raise ExportError(
+                f"run {run_id} is RUNNING: its notebook is filed when it ends or aborts; "
+                "export --html gives its report so far"
+            )
         raise ExportError(
             f"run {run_id} has no executed notebook (it ran from the {run.trigger} face); "
             "export --html gives its report"

@@ -110,7 +110,8 @@ def _render(name: str, **context: Any) -> str:
 CONTROL_PARAMETERS = frozenset(
     {
         "variables", "secret_env", "approvals", "gate_policy", "actor", "comment", "run_id", "state_path",
-        "allow_changed_vars", "max_retries", "headless", "parallel", "pb", "open_run", SOURCE_VARIABLE,
+        "allow_changed_vars", "max_retries", "gate_wait", "headless", "parallel", "pb", "open_run",
+        "open_record", SOURCE_VARIABLE,
     }
 )  # fmt: skip
 ANNOTATIONS = {"str": "str", "int": "int", "float": "float", "bool": "bool", "list": "list", "dict": "dict"}
@@ -317,7 +318,8 @@ def write_notebook(nb: nbformat.NotebookNode, path: str | os.PathLike[str]) -> P
 
 def parameter_names(nb: nbformat.NotebookNode | None = None) -> set[str]:
     """The names a notebook's `parameters` cell assigns (papermill parameters it takes): of `nb`, or of the
-    notebooks `compile_runbook` writes. `parallel` is read by the setup cell when papermill injects it."""
+    notebooks `compile_runbook` writes. `parallel` and `gate_wait` are read by the setup cell when papermill
+    injects them (also into notebooks compiled before they were parameters)."""
     source = _render("notebook_parameters.py.j2", variable_parameters=[], dict_only=[], secrets=[])
     if nb is not None:
         tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
@@ -325,7 +327,7 @@ def parameter_names(nb: nbformat.NotebookNode | None = None) -> set[str]:
     try:
         tree = ast.parse(source)
     except SyntaxError:
-        return {"parallel"}
+        return {"parallel", "gate_wait"}
     names = {
         t.id
         for n in ast.walk(tree)
@@ -333,4 +335,4 @@ def parameter_names(nb: nbformat.NotebookNode | None = None) -> set[str]:
         for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
         if isinstance(t, ast.Name)
     }
-    return names | {"parallel"}
+    return names | {"parallel", "gate_wait"}  # read by open_run when papermill injects them

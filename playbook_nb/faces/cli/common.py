@@ -69,6 +69,13 @@ def open_store(state_path: str | None, settings: Settings | None = None) -> Stor
     return (settings or Settings.load()).open_store(state_path)
 
 
+# --max-retries counts retries, not attempts: the help says so (the config key counts attempts, as the seed's)
+MAX_RETRIES_HELP = (
+    "Operator retries of a failed node after its first attempt: N retries, N+1 attempts in all "
+    "(default: [execution] max_retries, which counts attempts as in the seed: 3 attempts = 2 retries)."
+)
+
+
 def resolve_values(
     runbook: Runbook,
     *,

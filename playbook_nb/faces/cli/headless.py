@@ -19,6 +19,7 @@ import yaml
 from playbook_nb.adapters.notebook.compile import compile_runbook, parameter_names, write_notebook
 from playbook_nb.adapters.notebook.kernels import kernelspec_of
 from playbook_nb.adapters.notebook.papermill_run import run_notebook
+from playbook_nb.adapters.notebook.record import RECORD_KEY, file_notebook, recorded_notebook
 from playbook_nb.adapters.notebook.stop import stop_on_signals, stop_reason
 from playbook_nb.app.inputs import load_runbook
 from playbook_nb.app.settings import Settings
@@ -27,6 +28,7 @@ from playbook_nb.domain.errors import PlaybookError, StorageFault
 from playbook_nb.domain.exit_codes import ExitCode, exit_code_for
 from playbook_nb.domain.model import Runbook
 from playbook_nb.domain.validation import parse_runbook
+from playbook_nb.faces import run_json
 from playbook_nb.faces.cli.app import console, emit_json, err_console, json_active
 from playbook_nb.faces.cli.common import open_store, resolve_values, run_document
 from playbook_nb.presentation import rich_style
@@ -96,6 +98,19 @@ def _refuse_unknown_parameters(extra: dict[str, Any], runbook: Runbook, accepted
         )
 
 
+def _refuse_a_record(file: Path) -> None:
+    """A filed (executed) notebook is the record of its run: it never starts another one."""
+    try:
+        record = (nbformat.read(file, as_version=4).metadata.get("playbook_nb") or {}).get(RECORD_KEY)
+    except (OSError, ValueError):
+        return  # runbook_of_notebook says what is wrong with it
+    if record:
+        raise PlaybookError(
+            f"{file} is the record of run {record.get('run_id')} (an executed notebook): it never starts a "
+            "run; run its runbook or the compiled notebook instead"
+        )
+
+
 def run_headless(
     file: Path,
     *,
@@ -116,9 +131,13 @@ def run_headless(
     kernel: str | None = None,
     kernel_env: dict[str, str] | None = None,
     settings: Settings | None = None,
+    gate_wait: str | None = None,
+    strict: bool = False,
 ) -> int:
     is_notebook = file.suffix == ".ipynb"
     kernelspec = kernelspec_of(kernel) if kernel else None
+    if is_notebook:
+        _refuse_a_record(file)
     runbook = runbook_of_notebook(file) if is_notebook else load_runbook(file)
     extra, as_vars = _papermill_parameters(
         parameters, parameters_yaml, parameters_file, set(runbook.variables)
@@ -148,6 +167,8 @@ def run_headless(
         "headless": True,
         **extra,
     }
+    if gate_wait and "gate_wait" not in params:  # a notebook parameter read by open_run, as text ("30m")
+        params["gate_wait"] = gate_wait
     workers = int(params.pop("parallel", parallel) or 1)
     if workers > 1:  # a notebook parameter read by open_run (cells start ready siblings in the background)
         params["parallel"] = workers
@@ -185,8 +206,9 @@ def run_headless(
             )
             return ExitCode.INVALID
         run_id = int(record["run_id"])
+        _ended(store, run_id, outcome)  # first: the filed notebook shows the status the index keeps
         _file_notebook(store, run_id, executed, output)
-    run = _ended(store, run_id, outcome)
+    run = store.get_run(run_id)
     _print_result(run, store)
     if stop_reason():
         err_console.print(
@@ -194,19 +216,23 @@ def run_headless(
             + (f", resume it with: playbook-nb resume {file} {run_id}" if run.status == "ABORTED" else ""),
             highlight=False,
         )
-    code = exit_code_for(run.status)
+    code = exit_code_for(run.status, len(run_json.handled_failures(store.node_states(run_id))), strict)
     if json_active():
         emit_json(run_document(store, run_id, code))
     return code
 
 
 def _file_notebook(store, run_id: int, executed: Path, output: Path | None) -> None:
-    """The executed notebook into the run's artifacts (and to --output). When the artifact store refuses it,
-    the record must not point at the temporary notebook: StorageFault, exit 4."""
-    if output:
-        shutil.copyfile(executed, output)
+    """The executed notebook into the run's artifacts (and to --output), brought up to date from the index as
+    the run's record (`adapters.notebook.record`). When the artifact store refuses it, the record must not
+    point at the temporary notebook: StorageFault, exit 4."""
+    base = nbformat.read(executed, as_version=4)
+    if output:  # the same record as the filed one (summary from the index, a record setup cell)
+        with contextlib.suppress(PlaybookError):
+            base = recorded_notebook(store, run_id, base, refresh_nodes=False)
+        nbformat.write(base, output)
     try:
-        store.set_notebook_path(run_id, store.put_artifact(run_id, "notebook.ipynb", executed))
+        file_notebook(store, run_id, base, refresh_nodes=False)  # its node cells show what this kernel ran
     except StorageFault as err:
         with contextlib.suppress(PlaybookError):
             store.set_notebook_path(run_id, str(output) if output else "")
@@ -235,9 +261,9 @@ def _ended(store, run_id: int, outcome):
 
 
 def _print_result(run, store) -> None:
-    style = rich_style(run.status)
+    label, look_state = run_json.outcome(run, store.node_states(run.id))
     reason = f" ({run.status_reason})" if run.status_reason and run.status != "OK" else ""
-    console.print(f"[{style}]run {run.id} {run.status}[/]{reason}", highlight=False)
+    console.print(f"[{rich_style(look_state)}]run {run.id} {label}[/]{reason}", highlight=False)
     for row in store.node_states(run.id):
         console.print(f"  {row.node_id:<28} {row.state:<8} {row.reason or ''}", highlight=False, markup=False)
     console.print(f"notebook: {run.notebook_path}", highlight=False)

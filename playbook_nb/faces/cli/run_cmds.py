@@ -20,6 +20,7 @@ from playbook_nb.faces.cli.app import (
 )
 from playbook_nb.faces.cli.common import (
     JSON,
+    MAX_RETRIES_HELP,
     NO_INTERACTIVE_VARS,
     STATE_PATH,
     VAR,
@@ -38,6 +39,14 @@ if TYPE_CHECKING:  # the run machinery is imported when a command runs (start-up
     from playbook_nb.domain.engine import Decision
     from playbook_nb.faces.cli.terminal_view import TerminalView
 
+GATE_WAIT = typer.Option(
+    None,
+    "--gate-wait",
+    help="At a gate nobody decides (no --approve, no policy): wait this long (30m, 2h, 90s) for a decision "
+    "from anywhere (playbook-nb approve, the REST API), RUNNING and WAITING, then stop ABORTED (exit 3). "
+    "Default: fail closed at once.",
+)
+
 PARALLEL = typer.Option(
     None,
     "--parallel",
@@ -51,7 +60,14 @@ def parallel_default(value: int | None, settings: Settings) -> int:
     return settings.parallel(value)
 
 
-def _exit_for(session: RunSession, view: TerminalView, file: Path) -> typer.Exit:
+STRICT = typer.Option(
+    False,
+    "--strict",
+    help="Exit 1 for a run that ended OK with handled failures (a node failed and was skipped, a rollback ran).",
+)
+
+
+def _exit_for(session: RunSession, view: TerminalView, file: Path, strict: bool = False) -> typer.Exit:
     view.summary(session)
     if view.pipe_closed:
         err_console.print(
@@ -74,13 +90,17 @@ def _exit_for(session: RunSession, view: TerminalView, file: Path) -> typer.Exit
             soft_wrap=True,
             markup=False,
         )
-    code = exit_code_for(str(session.status))
+    from playbook_nb.domain.outcome import handled_failures
+
+    handled = len(handled_failures(session.store.node_states(session.run_id)))
+    code = exit_code_for(str(session.status), handled, strict)
     if json_active():
         emit_json(run_document(session.store, session.run_id, code))
     return typer.Exit(code)
 
 
 def _terminal_decider(view: TerminalView, interactive: bool):
+    from rich.markup import escape
     from rich.prompt import Prompt
 
     from playbook_nb.domain.decisions import GateDecision
@@ -89,9 +109,15 @@ def _terminal_decider(view: TerminalView, interactive: bool):
     def decide(session: RunSession, node_id: str, kind: str) -> GateDecision | None:
         opts = session.options
         if kind == "gate":
+            if not interactive:  # no TTY: the policy, else a decision from anywhere within --gate-wait
+                return session.unattended_decision(node_id)
             policy_choice = session.gate_policy.decide(node_id)
-            if policy_choice is not None or not interactive:
+            if policy_choice is not None:
                 return policy_choice
+            refusal = session.decision_refusal(node_id, opts.actor)
+            if refusal is not None:  # four eyes, approvers: someone else decides, from anywhere
+                err_console.print(f"[yellow]{escape(refusal)}[/]", highlight=False)
+                return session.unattended_decision(node_id)
             with view.paused(), session.abort_switch.prompting():
                 prompt = session.rendered(node_id).get("prompt", "Continue with the next step?")
                 view.gate(session, node_id)
@@ -102,7 +128,7 @@ def _terminal_decider(view: TerminalView, interactive: bool):
                     console=console,
                 )
                 comment = Prompt.ask("Comment (optional)", default="", console=console) or None
-            return GateDecision(Decision(answer), opts.actor, comment)
+            return GateDecision(Decision(answer), opts.actor, comment, source="cli")
         if not interactive:
             return None
         allowed = session.engine.allowed_decisions(node_id)
@@ -114,7 +140,7 @@ def _terminal_decider(view: TerminalView, interactive: bool):
                 default=choices[0],
                 console=console,
             )
-        return GateDecision(Decision(answer), opts.actor, None)
+        return GateDecision(Decision(answer), opts.actor, None, source="cli")
 
     return decide
 
@@ -167,7 +193,7 @@ def run(
     vars_env: str = VARS_ENV,
     no_interactive_vars: bool = NO_INTERACTIVE_VARS,
     state_path: str = STATE_PATH,
-    max_retries: int = typer.Option(None, "--max-retries", help="Operator retries per node (default 3)."),
+    max_retries: int = typer.Option(None, "--max-retries", help=MAX_RETRIES_HELP),
     gate_policy: str = typer.Option(
         "fail-closed", "--gate-policy", help="fail-closed, approve-all or reject-all."
     ),
@@ -192,6 +218,8 @@ def run(
         None, "-f", "--parameters-file", help="papermill parameters YAML file."
     ),
     parallel: int = PARALLEL,
+    gate_wait: str = GATE_WAIT,
+    strict: bool = STRICT,
     widget_state: bool = typer.Option(
         False,
         "--widget-state",
@@ -207,7 +235,7 @@ def run(
         json_output()
     from playbook_nb.app.run_log import attach_run_log
     from playbook_nb.app.settings import Settings
-    from playbook_nb.domain.decisions import parse_approve_flags
+    from playbook_nb.domain.decisions import parse_approve_flags, parse_gate_wait
     from playbook_nb.faces.logs import configure_logging
 
     settings = Settings.load()  # the configuration, read once for this command and passed down
@@ -216,6 +244,7 @@ def run(
     approvals = parse_approve_flags(approve)
     parameters = _pair_parameters(parameters, list(ctx.args))
     workers = parallel_default(parallel, settings)
+    wait = parse_gate_wait(gate_wait, "--gate-wait")
     if headless or file.suffix == ".ipynb":
         from playbook_nb.faces.cli.headless import run_headless
 
@@ -238,6 +267,8 @@ def run(
             kernel=kernel,
             kernel_env={"PLAYBOOK_NB_WIDGET_STATE": "1"} if widget_state else None,
             settings=settings,
+            gate_wait=gate_wait if wait else None,
+            strict=strict,
         )
         raise typer.Exit(code)
 
@@ -260,6 +291,8 @@ def run(
         approvals=approvals,
         comment=comment,
         parallel=workers,
+        gate_wait=wait,
+        **settings.decision_options(),
     )
     store = open_store(state_path, settings)
     view = TerminalView(real_console(), store, settings.config.ui)
@@ -267,7 +300,7 @@ def run(
     attach_run_log(session)
     view.attach(session)
     _drive(session, view, interactive)
-    raise _exit_for(session, view, file)
+    raise _exit_for(session, view, file, strict)
 
 
 @app.command("resume")
@@ -279,7 +312,7 @@ def resume(
     vars_env: str = VARS_ENV,
     no_interactive_vars: bool = NO_INTERACTIVE_VARS,
     state_path: str = STATE_PATH,
-    max_retries: int = typer.Option(None, "--max-retries"),
+    max_retries: int = typer.Option(None, "--max-retries", help=MAX_RETRIES_HELP),
     approve: list[str] = typer.Option(
         None, "--approve", help="Approve this waiting gate (GATE=reject rejects)."
     ),
@@ -298,6 +331,8 @@ def resume(
         help="Resume with variable values other than the recorded ones (every approved gate opens again).",
     ),
     parallel: int = PARALLEL,
+    gate_wait: str = GATE_WAIT,
+    strict: bool = STRICT,
     retry: list[str] = typer.Option(
         None, "--retry", help="Retry this node, which failed and waits for a decision (repeatable)."
     ),
@@ -316,7 +351,7 @@ def resume(
     from playbook_nb.app.run_log import attach_run_log
     from playbook_nb.app.session import RunOptions, RunSession
     from playbook_nb.app.settings import Settings
-    from playbook_nb.domain.decisions import parse_approve_flags
+    from playbook_nb.domain.decisions import parse_approve_flags, parse_gate_wait
     from playbook_nb.faces.cli.terminal_view import TerminalView
     from playbook_nb.faces.logs import configure_logging
 
@@ -352,6 +387,8 @@ def resume(
         approvals=approvals,
         comment=comment,
         parallel=parallel_default(parallel, settings),
+        gate_wait=parse_gate_wait(gate_wait, "--gate-wait"),
+        **settings.decision_options(),
     )
     session = RunSession.resume(
         runbook, values, store, run_id, options,
@@ -364,8 +401,11 @@ def resume(
     view.attach(session)
     console.print(f"Resuming run {run_id} of [bold]{escape(recorded.title)}[/]")
     session.decide_waiting_gates(parameters_only=True, comment=comment or "decided at resume")
-    _drive(session, view, interactive)
-    raise _exit_for(session, view, file)
+    try:
+        _drive(session, view, interactive)
+    finally:
+        _refile_notebook(store, run_id)
+    raise _exit_for(session, view, file, strict)
 
 
 def _failure_decisions(retry: list[str] | None, skip: list[str] | None) -> dict[str, Decision]:
@@ -379,6 +419,22 @@ def _failure_decisions(retry: list[str] | None, skip: list[str] | None) -> dict[
     return decisions
 
 
+def _refile_notebook(store, run_id: int) -> None:
+    """A run that filed a notebook (headless, or a notebook session) and was resumed here: its filed notebook
+    is brought to the run's state now, so it never disagrees with the index."""
+    # imported here: nbformat and Pillow are not needed by a plain terminal run
+    from playbook_nb.adapters.notebook.record import file_notebook, read_filed
+
+    base = read_filed(store, run_id)
+    if base is not None:
+        try:
+            file_notebook(store, run_id, base)
+        except PlaybookError as err:
+            err_console.print(
+                f"[yellow]warning:[/] the notebook of run {run_id} was not brought up to date: {err}"
+            )
+
+
 @app.command("set-status")
 def set_status(
     file: Path = typer.Argument(..., help="The runbook the run belongs to."),
@@ -387,9 +443,10 @@ def set_status(
     force: bool = typer.Option(
         False,
         "--force",
-        help="Do not ask for confirmation; a run whose owner lives: kill its running command first.",
+        help="Do not ask for confirmation (needed for RUNNING, which prints a warning); a run whose owner "
+        "lives: kill its running command first.",
     ),
-    actor: str = typer.Option("", "--actor", help="Who sets it (default: OS user)."),
+    actor: str = typer.Option("", "--actor", help="Who sets it (recorded; default: OS user)."),
     state_path: str = STATE_PATH,
 ) -> None:
     """Change a run's status by hand: for example an orphaned RUNNING run (process killed) to ABORTED."""
@@ -401,6 +458,13 @@ def set_status(
     from playbook_nb.app.ownership import recover_run
     from playbook_nb.domain.decisions import default_actor
 
+    new = status.upper()
+    if new not in RUN_STATUSES:  # before any question
+        raise PlaybookError(f"invalid run status {status!r}; valid: {', '.join(RUN_STATUSES)}")
+    if new == "RUNNING" and not force:
+        raise PlaybookError(
+            f"run {run_id}: setting it to RUNNING by hand needs --force (to continue it, resume it)"
+        )
     runbook = load_runbook(file)
     store = open_store(state_path)
     run = store.get_run(run_id)
@@ -415,18 +479,24 @@ def set_status(
     if not force:
         if not stdin_is_tty():
             raise PlaybookError("set-status needs confirmation: run it in a terminal or pass --force")
-        if not Confirm.ask(f"Set run {run_id} from {run.status} to {status.upper()}?"):
+        if not Confirm.ask(f"Set run {run_id} from {run.status} to {new}?"):
             raise typer.Exit(ExitCode.NOK)
     who = actor or default_actor()
-    if status.upper() not in RUN_STATUSES:
-        raise PlaybookError(f"invalid run status {status!r}; valid: {', '.join(RUN_STATUSES)}")
-    if run.status == "RUNNING" and status.upper() != "RUNNING":
+    confirmed = not force  # the event says how it was allowed: --force, or yes at the prompt
+    if run.status == "RUNNING" and new != "RUNNING":
         # No command of the run outlives its status: the live owner (with --force) is fenced off first, then
         # its recorded process groups are killed (an event each), then the status is set.
         me = Owner.this_process(who, kind="playbook-nb set-status")
-        why = f"set manually from RUNNING to {status.upper()} by {who}; {owner.describe() or 'no owner'}"
-        recover_run(store, run_id, me, take_over=True, status=status.upper(), reason=why)
+        why = f"set manually from RUNNING to {new} by {who}; {owner.describe() or 'no owner'}"
+        recover_run(store, run_id, me, take_over=True, status=new, reason=why, confirmed=confirmed)
     else:
         # Confirmed (by --force or at the prompt): the store may then also change a finished run.
-        store.set_status_manually(run_id, status.upper(), force=True, actor=who)
-    console.print(f"run {run_id}: {run.status} -> {status.upper()}")
+        store.set_status_manually(run_id, new, force=True, actor=who, confirmed=confirmed)
+    console.print(f"run {run_id}: {run.status} -> {new}")
+    if new == "RUNNING" and run.status != "RUNNING":
+        err_console.print(
+            f"[bold yellow]warning:[/] run {run_id} is now RUNNING with no process driving it; nothing will "
+            f"run until it is set ABORTED and resumed: playbook-nb set-status {file} {run_id} ABORTED --force",
+            highlight=False,
+            soft_wrap=True,
+        )

@@ -43,18 +43,31 @@ def _run_dict(run: Run) -> dict:
     return run_json.run_summary(run)
 
 
-def _runs_table(runs: list[Run], title: str) -> Table:
+def status_markup(store, run: Run) -> str:
+    """A run's status as the terminal shows it: "OK with 1 handled failure" in amber, else the status."""
+    if run.status != "OK":
+        return f"[{rich_style(run.status)}]{run.status}[/]"
+    from playbook_nb.faces import run_json
+
+    label, state = run_json.outcome(run, store.node_states(run.id))
+    return f"[{rich_style(state)}]{escape(label)}[/]"
+
+
+def _runs_table(runs: list[Run], title: str, store=None) -> Table:
     from rich.table import Table
 
     table = Table(title=title)
     for column in ("run", "#", "workflow", "status", "started", "duration", "trigger", "actor"):
         table.add_column(column)
     for run in runs:
+        shown = (
+            status_markup(store, run) if store is not None else f"[{rich_style(run.status)}]{run.status}[/]"
+        )
         table.add_row(
             str(run.id),
             str(run.number),
             escape(run.title or run.workflow),
-            f"[{rich_style(run.status)}]{run.status}[/]" + _orphan_note(run),
+            shown + _orphan_note(run),
             _when(run.started_at),
             _duration(run),
             run.trigger or "",
@@ -79,7 +92,7 @@ def runs_list(
     if as_json:
         print(json.dumps([_run_dict(r) for r in runs], indent=2))
         return
-    console.print(_runs_table(runs, f"runs in {store.path}"))
+    console.print(_runs_table(runs, f"runs in {store.path}", store))
 
 
 @app.command("show")
@@ -103,7 +116,7 @@ def show(
         if as_json:
             print(json.dumps([_run_dict(r) for r in runs], indent=2))
         else:
-            console.print(_runs_table(runs, f"runs of {target}"))
+            console.print(_runs_table(runs, f"runs of {target}", store))
         return
     run = store.get_run(int(target))
     states = store.node_states(run.id)
@@ -111,7 +124,7 @@ def show(
     decisions = store.decisions(run.id)
     ran = ran_by_attempt(store.events(run.id))  # what each attempt ran, as recorded (never re-rendered)
     if as_json:
-        data = _run_dict(run)
+        data = run_json.run_summary(run, states)  # with its handled failures and status label
         data["nodes"] = [
             {"node": s.node_id, "state": s.state, "reason": s.reason, "attempts": s.attempts} for s in states
         ]
@@ -128,15 +141,20 @@ def show(
             for a in attempts
         ]
         data["decisions"] = [
-            {"node": d.node_id, "decision": d.decision, "actor": d.actor, "comment": d.comment}
+            {
+                "node": d.node_id,
+                "decision": d.decision,
+                "actor": d.actor,
+                "source": d.source,
+                "comment": d.comment,
+            }
             for d in decisions
         ]
         print(json.dumps(data, indent=2, default=str))
         return
     reason = f" ({escape(run.status_reason)})" if run.status_reason else ""
     console.print(
-        f"[bold]run {run.id}[/] (#{run.number}) {escape(run.title)}: "
-        f"[{rich_style(run.status)}]{run.status}[/]{reason}"
+        f"[bold]run {run.id}[/] (#{run.number}) {escape(run.title)}: {status_markup(store, run)}{reason}"
     )
     if run_json.owner_note(run):
         console.print(escape(run_json.owner_note(run)), highlight=False)
@@ -172,8 +190,10 @@ def show(
             console.print(f"ran: {escape(a.node_id)} attempt {a.attempt}: {escape(text)}", highlight=False)
     for d in decisions:
         comment = f' "{escape(d.comment)}"' if d.comment else ""
+        source = f" ({d.source})" if d.source else ""
         console.print(
-            f"decision: {d.decision} on {d.node_id} by {escape(d.actor or '')} at {_when(d.decided_at)}{comment}"
+            f"decision: {d.decision} on {d.node_id} by {escape(d.actor or '')}{source} at {_when(d.decided_at)}"
+            f"{comment}"
         )
     if run.notebook_path:
         console.print(f"notebook: {run.notebook_path}")

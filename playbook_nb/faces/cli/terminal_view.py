@@ -47,6 +47,7 @@ class TerminalView:
         self._task = None
         self._final: set[str] = set()  # nodes in a final state, for the progress bar
         self._hosts: dict[str, dict[str, str]] = {}  # fleet node -> host -> state, this attempt
+        self._errors_shown: set[tuple[str, int]] = set()  # (node, attempt) whose error line was printed
 
     pipe_closed = False  # stdout is a pipe whose reader went away (`playbook-nb run ... | head -1`)
 
@@ -202,6 +203,7 @@ class TerminalView:
                 f"[dim]({node.type})[/] {_escape(detail)}",
                 highlight=False,
             )
+            self._print_attempt_error(event.node, state)
             if self._progress is not None and self._task is not None:
                 self._progress.update(self._task, completed=len(self._final))
         elif event.kind == "decision":
@@ -222,6 +224,20 @@ class TerminalView:
 
         return f"[dim]{time.strftime('%H:%M:%S')}[/] "
 
+    def _print_attempt_error(self, node_id: str, state: str) -> None:
+        """After a failed attempt, what went wrong, as the node's error says it (a bad template, an unknown
+        plugin, an exit code): the state line alone says only where the run goes next."""
+        if state not in ("NOK", "SKIPPED", "PENDING", "WAITING"):
+            return
+        result = self._session.last_result(node_id)
+        attempts = self._session.engine.attempts(node_id)
+        if result is None or result.ok or result.interrupted or not result.error:
+            return
+        if (node_id, attempts) in self._errors_shown:
+            return
+        self._errors_shown.add((node_id, attempts))
+        self._print(f"  [red]error:[/] {_escape(result.error)}", highlight=False)
+
     def summary(self, session: RunSession) -> None:
         from rich.table import Table
 
@@ -229,11 +245,17 @@ class TerminalView:
             run = self.store.get_run(session.run_id)
             self._print(f"record: run {run.id} in {self.store.path}")
             return
+        from playbook_nb.faces import run_json
 
-        table = Table(title=f"run {session.run_id}: {session.status}", show_lines=False)
+        run = self.store.get_run(session.run_id)
+        nodes = self.store.node_states(session.run_id)
+        label, look_state = run_json.outcome(run, nodes)
+        table = Table(
+            title=f"run {session.run_id}: [{rich_style(look_state)}]{_escape(label)}[/]", show_lines=False
+        )
         for column in ("node", "state", "attempts", "reason"):
             table.add_column(column)
-        for row in self.store.node_states(session.run_id):
+        for row in nodes:
             table.add_row(
                 row.node_id,
                 f"[{rich_style(row.state)}]{row.state}[/]",
@@ -241,7 +263,6 @@ class TerminalView:
                 _escape(row.reason or ""),
             )
         self._print(table)
-        run = self.store.get_run(session.run_id)
         self._print(f"record: run {run.id} in {self.store.path}")
         self._print(f"artifacts: {self.store.artifact_dir(run.id)}")
 

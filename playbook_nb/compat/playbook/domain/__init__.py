@@ -1,0 +1,1 @@
+"""The seed's `playbook.domain` (only `plugins`, the plugin interface)."""
