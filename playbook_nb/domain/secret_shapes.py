@@ -41,6 +41,22 @@ PEM_PRIVATE_KEY = re.compile(
     r"-----BEGIN ((?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?)-----[\s\S]*?(?:-----END \1-----|\Z)"
 )
 MIN_JWT_LENGTH = 40  # "eyJ" + a header and a payload: shorter matches are words that happen to start so
+# A match inside a long run of base64 (an embedded PNG in a notebook, a data: URL) is chance, not a secret: a
+# key a command printed stands apart from its neighbours.
+BASE64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
+BLOB_LENGTH = 200
+
+
+def _inside_a_blob(text: str, start: int, end: int) -> bool:
+    if start == 0 or end >= len(text) or text[start - 1] not in BASE64 or text[end] not in BASE64:
+        return False
+    left = start
+    while left > 0 and text[left - 1] in BASE64 and start - left < BLOB_LENGTH:
+        left -= 1
+    right = end
+    while right < len(text) and text[right] in BASE64 and right - end < BLOB_LENGTH:
+        right += 1
+    return right - left >= BLOB_LENGTH
 
 
 @lru_cache(maxsize=1)
@@ -70,6 +86,8 @@ def find(text: str) -> list[tuple[int, int, str]]:
             if start < 0 or end - start < 8:
                 continue
             if kind == "JSON Web Token" and end - start < MIN_JWT_LENGTH:
+                continue
+            if _inside_a_blob(text, *match.span()):
                 continue
             spans.append((start, end, kind))
     spans.sort()
