@@ -69,7 +69,7 @@ def _bulk_runs(conn, first_id: int, count: int, numbers: dict[str, int]) -> None
         e = (started + timedelta(seconds=20)).isoformat(timespec="microseconds")
         runs.append(
             (run_id, workflow, numbers[workflow], workflow, status, s, e, "terminal", "bench", "bench",
-             "headless", '{"ENV":"prod"}', "{}", RUNBOOK_TEXT, "0" * 64, "1",
+             "headless", '{"ENV":"prod"}', "{}", "0" * 64, "1",
              json.dumps({status if status != "ABORTED" else "PENDING": len(NODES)}), 3, "h")
         )  # fmt: skip
         for pos, node in enumerate(NODES):
@@ -80,9 +80,12 @@ def _bulk_runs(conn, first_id: int, count: int, numbers: dict[str, int]) -> None
             events.append((run_id, seq, s, kind, "{}", "p", "h"))
     conn.executemany(
         "INSERT INTO runs (id, workflow, number, title, status, started_at, ended_at, trigger, actor, host,"
-        " mode, variables, params, runbook_text, runbook_sha256, runbook_version, counts, event_count,"
-        " event_head) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " mode, variables, params, runbook_sha256, runbook_version, counts, event_count,"
+        " event_head) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         runs,
+    )
+    conn.executemany(
+        "INSERT INTO run_texts (run_id, runbook_text) VALUES (?, ?)", [(r[0], RUNBOOK_TEXT) for r in runs]
     )
     conn.executemany(
         "INSERT INTO node_states (run_id, node_id, position, state, attempts, updated_at)"

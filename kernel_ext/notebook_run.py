@@ -67,11 +67,46 @@ def has_front_end() -> bool:
 def notebook_path_hint() -> str | None:
     if os.environ.get(OUTPUT_PATH_ENV):
         return os.path.abspath(os.environ[OUTPUT_PATH_ENV])
+    from_papermill = papermill_output_path()
+    if from_papermill:
+        return from_papermill
     session_name = os.environ.get("JPY_SESSION_NAME")
     if session_name:
         candidate = Path.cwd() / Path(session_name).name
         return str(candidate) if candidate.exists() else session_name
     return None
+
+
+def papermill_output_path(ppid: int | None = None) -> str | None:
+    """The output notebook of a plain `papermill IN OUT ...` (its default engine sets no environment): read
+    from the command line of the process that started this kernel, parsed by papermill's own CLI parser, and
+    made absolute against that process's working directory (or its --cwd). None when the parent is no
+    papermill CLI, or writes to stdout."""
+    ppid = os.getppid() if ppid is None else ppid
+    try:
+        argv = Path(f"/proc/{ppid}/cmdline").read_bytes().decode("utf-8", "replace").split("\0")
+        parent_cwd = os.readlink(f"/proc/{ppid}/cwd")
+    except OSError:
+        return None
+    argv = [a for a in argv if a]
+    start = next(
+        (i + 1 for i, a in enumerate(argv) if Path(a).name == "papermill" or (a == "papermill" and i > 0)),
+        None,
+    )
+    if start is None:
+        return None
+    try:
+        from papermill.cli import papermill as papermill_cli
+
+        ctx = papermill_cli.make_context("papermill", argv[start:], resilient_parsing=True)
+    except Exception:  # not papermill's arguments after all
+        return None
+    output = ctx.params.get("output_path")
+    if not output or output == "-":
+        return None
+    if "://" in str(output):
+        return str(output)
+    return os.path.abspath(os.path.join(parent_cwd, str(output)))
 
 
 class NotebookRun:

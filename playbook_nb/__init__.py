@@ -4,20 +4,9 @@
 `playbook_nb.kernel_ext`, imported only when a kernel loads the extension).
 """
 
+from playbook_nb.constants import VERSION as __version__
 
-def __getattr__(name: str):
-    """`playbook_nb.__version__`: from the installed package's metadata (the one place the version lives is
-    pyproject.toml), read on first use (importlib.metadata is not a start-up cost of every command)."""
-    if name != "__version__":
-        raise AttributeError(f"module 'playbook_nb' has no attribute {name!r}")
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        value = version("playbook-nb")
-    except PackageNotFoundError:  # a source tree that was never installed
-        value = "0+unknown"
-    globals()["__version__"] = value
-    return value
+__all__ = ["__version__", "load_ipython_extension", "unload_ipython_extension"]
 
 
 def load_ipython_extension(ipython) -> None:

@@ -35,9 +35,8 @@ from typing import Any
 import jinja2
 import nbformat
 
-import playbook_nb
 from playbook_nb.adapters.notebook.source_cell import SOURCE_VARIABLE, python_string_literal
-from playbook_nb.constants import TEMPLATE_PACKAGE
+from playbook_nb.constants import TEMPLATE_PACKAGE, VERSION
 from playbook_nb.domain.model import Node, NodeType, Runbook, Variable
 
 METADATA_KEY = "playbook_nb"
@@ -293,7 +292,7 @@ def compile_runbook(
         "runbook_sha256": sha256,
         "title": runbook.meta.title,
         "version": runbook.meta.version,
-        "compiled_with": playbook_nb.__version__,
+        "compiled_with": VERSION,
         "source_path": source_path,
     }
     nbformat.validate(nb)

@@ -171,8 +171,9 @@ class Store(ABC):
         yield
 
     @abstractmethod
-    def save_snapshot(self, run_id: int, snapshot: dict[str, Any] | str) -> None:
-        """Save the engine snapshot of a run: a dict, or its JSON text."""
+    def save_snapshot(self, run_id: int, snapshot: dict[str, Any] | str, *, partial: bool = False) -> None:
+        """Save the engine snapshot of a run: a dict, or its JSON text. `partial`: its "nodes" hold only the
+        nodes that changed since the last save (the others are kept): a flush writes O(changed) rows."""
 
     @abstractmethod
     def load_snapshot(self, run_id: int) -> dict[str, Any] | None: ...

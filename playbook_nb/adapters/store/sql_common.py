@@ -62,6 +62,11 @@ OWNER_COLUMNS = (
 )
 
 JSON_COLUMNS = {"runs": ("variables", "params", "counts", "snapshot"), "attempts": ("result",)}
+# A run row with its runbook text (kept apart in run_texts since migration 0005: the runs row is rewritten at
+# every transition, the text never changes).
+RUN_SELECT = (
+    "SELECT runs.*, run_texts.runbook_text FROM runs LEFT JOIN run_texts ON run_texts.run_id = runs.id"
+)
 COPY_TABLES = ("runs", "node_states", "attempts", "host_results", "decisions", "events")
 DUMP_QUERIES = {
     "node_states": "SELECT * FROM node_states WHERE run_id = ? ORDER BY position",
@@ -70,6 +75,12 @@ DUMP_QUERIES = {
     "decisions": "SELECT * FROM decisions WHERE run_id = ? ORDER BY id",
     "events": "SELECT * FROM events WHERE run_id = ? ORDER BY seq",
 }
+
+
+def dumped_run_row(run: dict[str, Any]) -> dict[str, Any]:
+    """The columns of the runs table in a dumped run: its text and snapshot have tables of their own
+    (`SQLStore._load_run_parts` writes them)."""
+    return {k: (None if k == "snapshot" else v) for k, v in run.items() if k != "runbook_text"}
 
 
 def check(value: Any, allowed: tuple[str, ...], what: str) -> str:
@@ -230,8 +241,8 @@ class SQLStore(Store):
             run_id = self._insert(
                 handle,
                 "INSERT INTO runs (workflow, number, title, status, started_at, trigger, actor, host, mode,"
-                " variables, params, runbook_text, runbook_sha256, runbook_version, counts)"
-                f" VALUES (?, ?, ?, 'RUNNING', ?, ?, ?, ?, ?, {j}, {j}, ?, ?, ?, {j})",
+                " variables, params, runbook_sha256, runbook_version, counts)"
+                f" VALUES (?, ?, ?, 'RUNNING', ?, ?, ?, ?, ?, {j}, {j}, ?, ?, {j})",
                 (
                     workflow,
                     number,
@@ -243,7 +254,6 @@ class SQLStore(Store):
                     mode,
                     to_json(variables or {}),
                     to_json(params or {}),
-                    runbook_text,
                     runbook_sha256,
                     runbook_version,
                     counts,
@@ -251,6 +261,9 @@ class SQLStore(Store):
             )
             if owner is not None:
                 self._set_owner(handle, run_id, owner, version=1)
+            self._execute(
+                handle, "INSERT INTO run_texts (run_id, runbook_text) VALUES (?, ?)", (run_id, runbook_text)
+            )
             if node_ids:
                 handle.executemany(
                     self._sql(
@@ -458,10 +471,10 @@ class SQLStore(Store):
             )
 
     def get_run(self, run_id: int) -> Run:
-        row = self._read_one("SELECT * FROM runs WHERE id = ?", (run_id,))
+        row = self._read_one(f"{RUN_SELECT} WHERE runs.id = ?", (run_id,))
         if row is None:
             raise self._missing_run(run_id)
-        return self._run(row)
+        return self._run(row, self._snapshot_of(row))
 
     def latest_run(self, workflow: str, status: str | None = None) -> Run | None:
         runs = self.list_runs(workflow=workflow, status=status, limit=1)
@@ -475,7 +488,8 @@ class SQLStore(Store):
         offset: int = 0,
         actor: str | None = None,
     ) -> list[Run]:
-        """Newest first (by start time, then id)."""
+        """Newest first (by start time, then id). The runs come without their engine snapshot (`snapshot` is
+        None; `get_run` and `load_snapshot` read it)."""
         where, params = [], []
         if workflow is not None:
             where.append("workflow = ?")
@@ -486,11 +500,11 @@ class SQLStore(Store):
         if status is not None:
             where.append("status = ?")
             params.append(check(status, RUN_STATUSES, "run status"))
-        sql = "SELECT * FROM runs"
+        sql = RUN_SELECT
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?"
-        return [self._run(row) for row in self._read(sql, (*params, limit, offset))]
+        sql += " ORDER BY runs.started_at DESC, runs.id DESC LIMIT ? OFFSET ?"
+        return [self._run(row, None) for row in self._read(sql, (*params, limit, offset))]
 
     def set_run_status(
         self, run_id: int, status: str, *, reason: str | None = None, ended_at: When = None
@@ -507,14 +521,51 @@ class SQLStore(Store):
             if cur.rowcount == 0:
                 raise self._missing_run(run_id)
 
-    def save_snapshot(self, run_id: int, snapshot: dict[str, Any] | str) -> None:
-        self._update_run(run_id, "snapshot", snapshot if isinstance(snapshot, str) else to_json(snapshot))
+    def save_snapshot(self, run_id: int, snapshot: dict[str, Any] | str, *, partial: bool = False) -> None:
+        """Save the engine snapshot: its "nodes" one row a node (node_snapshots), the rest in the run row.
+        `partial`: `snapshot["nodes"]` holds only the nodes that changed; the others keep their rows."""
+        with self._write() as handle:
+            self._save_snapshot(handle, run_id, snapshot, partial=partial)
+
+    def _save_snapshot(
+        self, handle: Any, run_id: int, snapshot: dict[str, Any] | str, *, partial: bool
+    ) -> None:
+        if isinstance(snapshot, str):
+            snapshot = from_json(snapshot)
+        nodes = snapshot.get("nodes") if isinstance(snapshot, dict) else None
+        if isinstance(nodes, dict):
+            snapshot = {**snapshot, "nodes": {}}  # the empty object stands for the node rows
+        sql = f"UPDATE runs SET snapshot = {self._JSON} WHERE id = ?"
+        if self._execute(handle, sql, (to_json(snapshot), run_id)).rowcount == 0:
+            raise self._missing_run(run_id)
+        if not isinstance(nodes, dict):
+            return
+        if not partial:
+            self._execute(handle, "DELETE FROM node_snapshots WHERE run_id = ?", (run_id,))
+        if nodes:
+            handle.executemany(
+                self._sql(
+                    f"INSERT INTO node_snapshots (run_id, node_id, data) VALUES (?, ?, {self._JSON})"
+                    " ON CONFLICT (run_id, node_id) DO UPDATE SET data = excluded.data"
+                ),
+                [(run_id, node_id, to_json(data)) for node_id, data in nodes.items()],
+            )
 
     def load_snapshot(self, run_id: int) -> dict[str, Any] | None:
-        row = self._read_one("SELECT snapshot FROM runs WHERE id = ?", (run_id,))
+        row = self._read_one("SELECT id, snapshot FROM runs WHERE id = ?", (run_id,))
         if row is None:
             raise self._missing_run(run_id)
-        return self._row_json(row["snapshot"])
+        return self._snapshot_of(row)
+
+    def _snapshot_of(self, row: Any) -> dict[str, Any] | None:
+        """The whole snapshot of a run row: its own fields, and the nodes from node_snapshots."""
+        snapshot = self._row_json(row["snapshot"])
+        if isinstance(snapshot, dict) and snapshot.get("nodes") == {}:
+            rows = self._read(
+                "SELECT node_id, data FROM node_snapshots WHERE run_id = ? ORDER BY node_id", (row["id"],)
+            )
+            snapshot["nodes"] = {r["node_id"]: self._row_json(r["data"]) for r in rows}
+        return snapshot
 
     def set_notebook_path(self, run_id: int, path: str | os.PathLike[str]) -> None:
         self._update_run(run_id, "notebook_path", os.fspath(path))
@@ -555,6 +606,11 @@ class SQLStore(Store):
             self._execute(handle, "DELETE FROM runs WHERE id = ?", (run_id,))
         if not run.artifact_dir:
             return 0
+        if not self.artifacts.owns(run.artifact_dir):
+            raise StoreError(
+                f"run {run_id} deleted, but not its artifacts {run.artifact_dir}: they are not under this "
+                f"index's artifact root {self.artifacts.root} (another index may use them); left in place"
+            )
         try:
             return self.artifacts.delete(run.artifact_dir)
         except StoreError as err:
@@ -1171,13 +1227,25 @@ class SQLStore(Store):
     def dump_run(self, run_id: int) -> dict[str, Any]:
         """Every row of the run, backend-neutral: timestamps as ISO text, JSON columns parsed,
         events.payload as the text hashed."""
-        run = self._read_one("SELECT * FROM runs WHERE id = ?", (run_id,))
+        run = self._read_one(f"{RUN_SELECT} WHERE runs.id = ?", (run_id,))
         if run is None:
             raise self._missing_run(run_id)
-        dump: dict[str, Any] = {"run": self._neutral(dict(run), "runs")}
+        neutral = self._neutral(dict(run), "runs")
+        neutral["snapshot"] = self._snapshot_of(run)  # whole, as before migration 0005
+        dump: dict[str, Any] = {"run": neutral}
         for table, sql in DUMP_QUERIES.items():
             dump[table] = [self._neutral(dict(r), table) for r in self._read(sql, (run_id,))]
         return dump
+
+    def _load_run_parts(self, handle: Any, run: dict[str, Any]) -> None:
+        """After `load_run` inserted the run row (without its text and snapshot): the text, the snapshot."""
+        self._execute(
+            handle,
+            "INSERT INTO run_texts (run_id, runbook_text) VALUES (?, ?)",
+            (run["id"], run["runbook_text"]),
+        )
+        if run.get("snapshot") is not None:
+            self._save_snapshot(handle, run["id"], run["snapshot"], partial=False)
 
     # ---- statistics -------------------------------------------------------------------------------
 
@@ -1226,7 +1294,7 @@ class SQLStore(Store):
 
     # ---- rows -------------------------------------------------------------------------------------
 
-    def _run(self, row: Any) -> Run:
+    def _run(self, row: Any, snapshot: dict[str, Any] | None) -> Run:
         return Run(
             id=row["id"],
             workflow=row["workflow"],
@@ -1248,7 +1316,7 @@ class SQLStore(Store):
             notebook_path=row["notebook_path"],
             artifact_dir=row["artifact_dir"],
             counts=self._row_json(row["counts"]),
-            snapshot=self._row_json(row["snapshot"]),
+            snapshot=snapshot,
             event_count=row["event_count"],
             event_head=row["event_head"],
             version=row["version"],
