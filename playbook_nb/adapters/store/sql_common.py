@@ -108,6 +108,7 @@ class SQLStore(Store):
         self.artifacts_root = Path(self.artifacts.root) if self.artifacts.is_local else self.artifacts.root
         self._conn: Any = conn
         self._in_batch = False
+        self.chain_key = hashing.chain_key()  # events are HMAC-chained under it when set
 
     # ---- what each backend supplies ---------------------------------------------------------------
 
@@ -1191,6 +1192,7 @@ class SQLStore(Store):
             node_id=node_id,
             attempt=attempt,
             payload=payload_text,
+            key=self.chain_key,
         )
         self._execute(
             handle,
@@ -1227,7 +1229,9 @@ class SQLStore(Store):
         if head is None:
             raise self._missing_run(run_id)
         rows = self._read("SELECT * FROM events WHERE run_id = ? ORDER BY seq, id", (run_id,))
-        return hashing.verify_chain(run_id, (dict(r) for r in rows), head["event_count"], head["event_head"])
+        return hashing.verify_chain(
+            run_id, (dict(r) for r in rows), head["event_count"], head["event_head"], key=self.chain_key
+        )
 
     # ---- copying between stores -------------------------------------------------------------------
 
