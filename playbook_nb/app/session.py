@@ -817,11 +817,12 @@ class RunSession:
 
     def _begin(self, node_id: str, delay: float = 0.0) -> tuple[Node, int, float]:
         node = self.runbook.node(node_id)
-        attempt = self.engine.started(node_id)
-        self._flush()
-        started = self.clock.time() + delay
-        if not node.is_gate:
-            self.recorder.attempt_started(node_id, attempt, started)
+        with self.store.batch():  # the transition and the attempt's row: one transaction (issue 18.2)
+            attempt = self.engine.started(node_id)
+            self._flush()
+            started = self.clock.time() + delay
+            if not node.is_gate:
+                self.recorder.attempt_started(node_id, attempt, started)
         return node, attempt, started
 
     def _execute(self, node_id: str, *, code: str | None = None) -> NodeReport:
@@ -975,10 +976,11 @@ class RunSession:
         hosts = self.calls.host_recorders.pop(node.id, None)
         if hosts is not None and getattr(result, "hosts", None) is not None:
             hosts.finish(result)  # type: ignore[arg-type]
-        result = self.recorder.attempt_finished(node.id, attempt, result)
-        self._last_results[node.id] = result
-        self.engine.finished(node.id, AttemptOutcome(ok=result.ok, error=result.error))
-        self._flush()
+        with self.store.batch():  # the attempt's end and the transition it makes: one transaction
+            result = self.recorder.attempt_finished(node.id, attempt, result)
+            self._last_results[node.id] = result
+            self.engine.finished(node.id, AttemptOutcome(ok=result.ok, error=result.error))
+            self._flush()
         return self.report(node.id, ran=True, result=result, attempt=attempt)
 
     def _interrupted_attempt(self, node: Node, attempt: int, result: AttemptResult) -> NodeReport:

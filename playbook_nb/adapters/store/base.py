@@ -139,6 +139,11 @@ class Store(ABC):
     def latest_run(self, workflow: str, status: str | None = None) -> Run | None: ...
 
     @abstractmethod
+    def run_outcomes(self, workflow: str, limit: int) -> list[tuple[str, float | None, dict[str, Any]]]:
+        """(status, duration in seconds or None, params) of the workflow's newest `limit` runs: what KPI
+        attainment needs, without reading whole run rows."""
+
+    @abstractmethod
     def list_runs(
         self,
         workflow: str | None = None,

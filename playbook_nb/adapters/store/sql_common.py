@@ -562,6 +562,19 @@ class SQLStore(Store):
         sql += " ORDER BY runs.started_at DESC, runs.id DESC LIMIT ? OFFSET ?"
         return [self._run(row, None) for row in self._read(sql, (*params, limit, offset))]
 
+    def run_outcomes(self, workflow: str, limit: int) -> list[tuple[str, float | None, dict[str, Any]]]:
+        rows = self._read(
+            "SELECT status, started_at, ended_at, params FROM runs WHERE workflow = ?"
+            " ORDER BY started_at DESC, id DESC LIMIT ?",
+            (workflow, limit),
+        )
+        outcomes = []
+        for r in rows:
+            ended = self._row_time(r["ended_at"])
+            seconds = None if ended is None else (ended - self._row_time(r["started_at"])).total_seconds()
+            outcomes.append((r["status"], seconds, self._row_json(r["params"]) or {}))
+        return outcomes
+
     def set_run_status(
         self, run_id: int, status: str, *, reason: str | None = None, ended_at: When = None
     ) -> None:
