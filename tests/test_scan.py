@@ -163,7 +163,6 @@ def test_playbook_secret_variables_are_the_default(tmp_path):
     "args, env, message",
     [
         (["missing-dir"], {"PLAYBOOK_SECRET_X": TOKEN}, "does not exist"),
-        (["."], {}, "no secret value to look for"),
         ([".", "--value-env", "NOT_SET_ANYWHERE"], {}, "NOT_SET_ANYWHERE is not set"),
         ([".", "--var", "API_TOKEN=x"], {}, "--var needs --runbook"),
         ([".", "--values-file", "nope.txt"], {}, "cannot read"),

@@ -155,7 +155,9 @@ class RunSession:
         self.options = options
         self.gate_policy = gate_policy or options.gate_policy_for(runbook)
         self.clock = clock
-        self.redactor = Redactor(values[name] for name in runbook.secret_names if values.get(name))
+        self.redactor = Redactor(
+            (values[name] for name in runbook.secret_names if values.get(name)), shapes=True
+        )  # declared secrets, and well-known shapes a command prints (cloud keys, tokens, private keys)
         self.namespace = namespace if namespace is not None else {}
         self.namespace.update(values)
         self.recorder = Recorder(store, run_id, self.redactor, clock)

@@ -139,9 +139,9 @@ class Store(ABC):
     def latest_run(self, workflow: str, status: str | None = None) -> Run | None: ...
 
     @abstractmethod
-    def run_outcomes(self, workflow: str, limit: int) -> list[tuple[str, float | None, dict[str, Any]]]:
-        """(status, duration in seconds or None, params) of the workflow's newest `limit` runs: what KPI
-        attainment needs, without reading whole run rows."""
+    def run_outcomes(self, workflow: str, limit: int) -> list[tuple[str, float | None]]:
+        """(status, duration in seconds or None) of the workflow's newest `limit` runs, rehearsals left out:
+        what KPI attainment needs, without reading whole run rows."""
 
     @abstractmethod
     def list_runs(

@@ -127,6 +127,7 @@ class PostgresStore(SQLStore):
     _JSON = "?::jsonb"
     _COUNT_IF = "COUNT(*) FILTER (WHERE {})"
     _RUN_SECONDS = "EXTRACT(EPOCH FROM ended_at - started_at)::float8"
+    _PARAM = "(params ->> '{}')"  # one key of the params JSON (NULL when absent)
     _FOR_UPDATE = " FOR UPDATE"
 
     def __init__(self, url: str, conn: Any, artifacts_root: str | os.PathLike[str]):

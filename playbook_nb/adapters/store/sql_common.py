@@ -12,7 +12,7 @@ Shared SQL is written with `?` placeholders; `_sql` gives a backend's own text (
 - column types: `_JSON` (the placeholder of a JSON column), `_db_time` (ISO text -> the value stored in a
   time column), `_row_time`/`_row_json`/`_time_text` (a stored value -> datetime, parsed JSON, ISO text),
   `_neutral` (a stored row -> the backend-neutral form of `dump_run`);
-- the SQL expressions `stats` needs: `_COUNT_IF` and `_RUN_SECONDS`.
+- the SQL expressions `stats` and `run_outcomes` need: `_COUNT_IF`, `_RUN_SECONDS` and `_PARAM`.
 
 `load_run` (ids, sequences, column types of a copied run) stays in each backend.
 """
@@ -99,6 +99,7 @@ class SQLStore(Store):
     _JSON: str  # the placeholder of a JSON column
     _COUNT_IF: str  # SQL counting the rows of a group where a condition (`{}`) holds
     _RUN_SECONDS: str  # SQL giving a run's duration in seconds
+    _PARAM: str  # SQL giving one key (`{}`) of a run's params as text, NULL when absent
     _FOR_UPDATE: str  # what locks the rows a SELECT reads until the transaction ends ("" where the
     # transaction holds the whole database's write lock)
 
@@ -109,6 +110,7 @@ class SQLStore(Store):
         self.artifacts_root = Path(self.artifacts.root) if self.artifacts.is_local else self.artifacts.root
         self._conn: Any = conn
         self._in_batch = False
+        self.chain_key = hashing.chain_key()  # events are HMAC-chained under it when set
 
     # ---- what each backend supplies ---------------------------------------------------------------
 
@@ -562,18 +564,15 @@ class SQLStore(Store):
         sql += " ORDER BY runs.started_at DESC, runs.id DESC LIMIT ? OFFSET ?"
         return [self._run(row, None) for row in self._read(sql, (*params, limit, offset))]
 
-    def run_outcomes(self, workflow: str, limit: int) -> list[tuple[str, float | None, dict[str, Any]]]:
+    def run_outcomes(self, workflow: str, limit: int) -> list[tuple[str, float | None]]:
         rows = self._read(
-            "SELECT status, started_at, ended_at, params FROM runs WHERE workflow = ?"
+            f"SELECT status, CASE WHEN ended_at IS NULL THEN NULL ELSE {self._RUN_SECONDS} END AS seconds"
+            f" FROM runs WHERE workflow = ? AND {self._PARAM.format('rehearsal')} IS NULL"
             " ORDER BY started_at DESC, id DESC LIMIT ?",
             (workflow, limit),
         )
-        outcomes = []
-        for r in rows:
-            ended = self._row_time(r["ended_at"])
-            seconds = None if ended is None else (ended - self._row_time(r["started_at"])).total_seconds()
-            outcomes.append((r["status"], seconds, self._row_json(r["params"]) or {}))
-        return outcomes
+        # SQLite's julianday arithmetic is exact to about 50 microseconds: durations are kept to the millisecond
+        return [(r["status"], None if r["seconds"] is None else round(r["seconds"], 3)) for r in rows]
 
     def set_run_status(
         self, run_id: int, status: str, *, reason: str | None = None, ended_at: When = None
@@ -1251,6 +1250,7 @@ class SQLStore(Store):
             node_id=node_id,
             attempt=attempt,
             payload=payload_text,
+            key=self.chain_key,
         )
         self._execute(
             handle,
@@ -1287,7 +1287,9 @@ class SQLStore(Store):
         if head is None:
             raise self._missing_run(run_id)
         rows = self._read("SELECT * FROM events WHERE run_id = ? ORDER BY seq, id", (run_id,))
-        return hashing.verify_chain(run_id, (dict(r) for r in rows), head["event_count"], head["event_head"])
+        return hashing.verify_chain(
+            run_id, (dict(r) for r in rows), head["event_count"], head["event_head"], key=self.chain_key
+        )
 
     # ---- copying between stores -------------------------------------------------------------------
 
@@ -1339,10 +1341,10 @@ class SQLStore(Store):
             f" FROM runs {where} {'AND' if where else 'WHERE'} ended_at IS NOT NULL",
             params,
         )
-        node_rows = self._read(
-            f"SELECT a.node_id, COUNT(*) AS n, AVG(a.duration) AS mean, {nok} AS nok"
-            " FROM attempts a JOIN runs r ON r.id = a.run_id"
-            f" WHERE a.status IN ('OK', 'NOK') {'AND r.workflow = ?' if workflow is not None else ''}"
+        node_rows = self._read(  # from the attempts_stats index alone when no workflow is named
+            f"SELECT a.node_id, COUNT(*) AS n, AVG(a.duration) AS mean, {nok} AS nok FROM attempts a"
+            " WHERE a.status IN ('OK', 'NOK')"
+            f" {'AND a.run_id IN (SELECT id FROM runs WHERE workflow = ?)' if workflow is not None else ''}"
             " GROUP BY a.node_id ORDER BY a.node_id",
             params,
         )

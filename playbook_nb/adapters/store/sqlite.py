@@ -63,6 +63,7 @@ class SQLiteStore(SQLStore):
     _JSON = "?"  # JSON columns are TEXT
     _COUNT_IF = "SUM({})"
     _RUN_SECONDS = "(julianday(ended_at) - julianday(started_at)) * 86400.0"
+    _PARAM = "json_extract(params, '$.{}')"  # one key of the params JSON (NULL when absent)
     _FOR_UPDATE = ""  # every write transaction holds the database's write lock (BEGIN IMMEDIATE)
 
     # ---- opening and closing ----------------------------------------------------------------------
