@@ -574,3 +574,52 @@ def test_the_projects_deploy_example_fails_its_rollback_drill_while_the_seed_fix
     assert states["notify_success"] == "SKIPPED"
     seed = run_cli("run", str(DEPLOY), *drill, "--state-path", str(state_db))
     assert seed.returncode == 0 and "OK with 1 handled failure" in seed.stdout, seed.stdout + seed.stderr
+
+
+# ---------------------------------------------------------------- point 10: revisions of a run's runbook
+GATED = """
+[prepare]
+type = "Command"
+command_name = "echo preparing"
+
+[gate]
+type = "Manual"
+prompt_after = "Go on?"
+
+[finish]
+type = "Command"
+command_name = "{finish}"
+"""
+
+
+def test_resume_allow_changed_records_the_new_text_as_a_revision(tmp_path, index):
+    import hashlib
+
+    from playbook_nb.adapters.store import Store
+
+    book = write_runbook(tmp_path, "revised", "revised", GATED.format(finish="echo first text"))
+    first_text = book.read_text()
+    assert run_cli("run", str(book), "--state-path", index).returncode == 3  # the gate fails closed
+    book.write_text(first_text.replace("echo first text", "echo second text"))
+    second_text = book.read_text()
+    resumed = run_cli(
+        "resume", str(book), "1", "--allow-changed", "--approve", "gate", "--actor", "frank", "--state-path", index
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+
+    run = shown(index, 1)
+    sha = [hashlib.sha256(t.encode()).hexdigest() for t in (first_text, second_text)]
+    assert [(r["revision"], r["sha256"]) for r in run["revisions"]] == [(1, sha[0]), (2, sha[1])]
+    assert run["revisions"][1]["actor"] == "frank" and run["runbook_sha256"] == sha[1]
+    assert {a["node"]: a["revision"] for a in run["attempts"]} == {"prepare": 1, "finish": 2}
+    store = Store.open(index)
+    try:
+        assert [r.runbook_text for r in store.revisions(1)] == [first_text, second_text]
+        assert store.get_run(1).runbook_text == second_text
+        revised = [e.payload for e in store.events(1) if e.kind == "runbook_revised"]
+        assert revised == [{"revision": 2, "from": sha[0], "sha256": sha[1], "actor": "frank"}]
+        assert store.verify_events(1) == []
+    finally:
+        store.close()
+    text = run_cli("show", "1", "--state-path", index).stdout
+    assert f"revision 1: sha256 {sha[0][:12]}" in text and f"revision 2: sha256 {sha[1][:12]}" in text

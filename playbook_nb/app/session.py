@@ -337,6 +337,17 @@ class RunSession:
         session.recorder.event(
             "run_resumed", {"actor": options.actor, "trigger": options.trigger, "sha256": runbook.sha256}
         )
+        if run.runbook_sha256 != runbook.sha256:  # allowed (--allow-changed): the record keeps every text
+            revision = store.add_revision(run_id, runbook.source_text, runbook.sha256, options.actor)
+            session.recorder.event(
+                "runbook_revised",
+                {
+                    "revision": revision,
+                    "from": run.runbook_sha256,
+                    "sha256": runbook.sha256,
+                    "actor": options.actor,
+                },
+            )
         if changes:
             session._variables_changed(changes, masked)
         for node_id, outputs in load_outputs(store, run_id).items():  # secrets stay masked there

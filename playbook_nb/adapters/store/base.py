@@ -28,6 +28,7 @@ from playbook_nb.adapters.store.models import (
     GateWaitRow,
     HostRow,
     NodeStateRow,
+    RevisionRow,
     Run,
     When,
 )
@@ -174,6 +175,14 @@ class Store(ABC):
         """The writes made inside share one transaction, committed when the block ends; all or nothing.
         For the writes that describe one transition (a session flushes an engine step this way)."""
         yield
+
+    @abstractmethod
+    def add_revision(self, run_id: int, runbook_text: str, runbook_sha256: str, actor: str | None) -> int:
+        """A changed runbook text the run goes on under (`resume --allow-changed`): its new revision."""
+
+    @abstractmethod
+    def revisions(self, run_id: int) -> list[RevisionRow]:
+        """Every runbook text the run ran under, oldest first."""
 
     @abstractmethod
     def save_snapshot(self, run_id: int, snapshot: dict[str, Any] | str, *, partial: bool = False) -> None:

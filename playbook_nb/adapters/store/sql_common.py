@@ -43,6 +43,7 @@ from playbook_nb.adapters.store.models import (
     GateWaitRow,
     HostRow,
     NodeStateRow,
+    RevisionRow,
     Run,
     When,
     from_json,
@@ -67,13 +68,14 @@ JSON_COLUMNS = {"runs": ("variables", "params", "counts", "snapshot"), "attempts
 RUN_SELECT = (
     "SELECT runs.*, run_texts.runbook_text FROM runs LEFT JOIN run_texts ON run_texts.run_id = runs.id"
 )
-COPY_TABLES = ("runs", "node_states", "attempts", "host_results", "decisions", "events")
+COPY_TABLES = ("runs", "node_states", "attempts", "host_results", "decisions", "events", "run_revisions")
 DUMP_QUERIES = {
     "node_states": "SELECT * FROM node_states WHERE run_id = ? ORDER BY position",
     "attempts": "SELECT * FROM attempts WHERE run_id = ? ORDER BY node_id, attempt",
     "host_results": "SELECT * FROM host_results WHERE run_id = ? ORDER BY node_id, attempt, position",
     "decisions": "SELECT * FROM decisions WHERE run_id = ? ORDER BY id",
     "events": "SELECT * FROM events WHERE run_id = ? ORDER BY seq",
+    "run_revisions": "SELECT * FROM run_revisions WHERE run_id = ? ORDER BY revision",
 }
 
 
@@ -471,6 +473,61 @@ class SQLStore(Store):
                 (host, pgid, pgid_start, run_id, node_id, attempt),
             )
 
+    def add_revision(self, run_id: int, runbook_text: str, runbook_sha256: str, actor: str | None) -> int:
+        """`resume --allow-changed` with another runbook text: it becomes the run's text and sha256, as a new
+        revision (revision 1, the text the run started with, is kept in run_revisions at the first change).
+        Returns the new revision number; the same text as now adds none."""
+        now = to_timestamp(None)
+        with self._write() as handle:
+            run = self._lock_run(handle, run_id, "runbook_sha256, revision, started_at, actor")
+            current = int(run["revision"])
+            if run["runbook_sha256"] == runbook_sha256:
+                return current
+            if current == 1:  # the first change: keep the text the run started with
+                text = self._execute(
+                    handle, "SELECT runbook_text FROM run_texts WHERE run_id = ?", (run_id,)
+                ).fetchone()["runbook_text"]
+                self._execute(
+                    handle,
+                    "INSERT INTO run_revisions (run_id, revision, runbook_sha256, runbook_text, recorded_at, actor)"
+                    " VALUES (?, 1, ?, ?, ?, ?)",
+                    (run_id, run["runbook_sha256"], text, run["started_at"], run["actor"]),
+                )
+            revision = current + 1
+            self._execute(
+                handle,
+                "INSERT INTO run_revisions (run_id, revision, runbook_sha256, runbook_text, recorded_at, actor)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, revision, runbook_sha256, runbook_text, self._db_time(now), actor),
+            )
+            self._execute(
+                handle, "UPDATE run_texts SET runbook_text = ? WHERE run_id = ?", (runbook_text, run_id)
+            )
+            self._execute(
+                handle,
+                "UPDATE runs SET runbook_sha256 = ?, revision = ? WHERE id = ?",
+                (runbook_sha256, revision, run_id),
+            )
+        return revision
+
+    def revisions(self, run_id: int) -> list[RevisionRow]:
+        """Every runbook text the run ran under, oldest first (one row, its text, when it never changed)."""
+        run = self.get_run(run_id)
+        rows = self._read("SELECT * FROM run_revisions WHERE run_id = ? ORDER BY revision", (run_id,))
+        if not rows:
+            return [RevisionRow(run_id, 1, run.runbook_sha256, run.runbook_text, run.started_at, run.actor)]
+        return [
+            RevisionRow(
+                run_id=r["run_id"],
+                revision=r["revision"],
+                runbook_sha256=r["runbook_sha256"],
+                runbook_text=r["runbook_text"],
+                recorded_at=self._row_time(r["recorded_at"]),
+                actor=r["actor"],
+            )
+            for r in rows
+        ]
+
     def get_run(self, run_id: int) -> Run:
         row = self._read_one(f"{RUN_SELECT} WHERE runs.id = ?", (run_id,))
         if row is None:
@@ -751,9 +808,9 @@ class SQLStore(Store):
             self._require_node(handle, run_id, node_id)
             cur = self._execute(
                 handle,
-                "INSERT INTO attempts (run_id, node_id, attempt, status, started_at)"
-                " VALUES (?, ?, ?, 'RUNNING', ?) ON CONFLICT DO NOTHING",
-                (run_id, node_id, attempt, self._db_time(to_timestamp(started_at))),
+                "INSERT INTO attempts (run_id, node_id, attempt, status, started_at, revision)"
+                " VALUES (?, ?, ?, 'RUNNING', ?, (SELECT revision FROM runs WHERE id = ?)) ON CONFLICT DO NOTHING",
+                (run_id, node_id, attempt, self._db_time(to_timestamp(started_at)), run_id),
             )
             if cur.rowcount == 0:
                 live = self._execute(
@@ -851,6 +908,7 @@ class SQLStore(Store):
                 host=r["host"],
                 pgid=r["pgid"],
                 pgid_start=r["pgid_start"],
+                revision=r["revision"],
             )
             for r in self._read(sql, params)
         ]
@@ -1339,4 +1397,5 @@ class SQLStore(Store):
             owner_actor=row["owner_actor"],
             owner_seen_at=self._row_time(row["owner_seen_at"]),
             lease_expires=self._row_time(row["lease_expires"]),
+            revision=row["revision"],
         )

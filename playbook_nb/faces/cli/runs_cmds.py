@@ -95,6 +95,19 @@ def runs_list(
     console.print(_runs_table(runs, f"runs in {store.path}", store))
 
 
+def _print_revisions(store, run_id: int) -> None:
+    """A run resumed with --allow-changed under another text: every text it ran under is in the record."""
+    revisions = store.revisions(run_id)
+    if len(revisions) < 2:
+        return
+    for r in revisions:
+        console.print(
+            f"  revision {r.revision}: sha256 {r.runbook_sha256[:12]}  {_when(r.recorded_at)}  "
+            f"{escape(r.actor or '')}",
+            highlight=False,
+        )
+
+
 @app.command("show")
 def show(
     target: str = typer.Argument(
@@ -137,8 +150,18 @@ def show(
                 "exit_code": a.exit_code,
                 "error": a.error,
                 "ran": ran.get((a.node_id, a.attempt)),
+                "revision": a.revision,
             }
             for a in attempts
+        ]
+        data["revisions"] = [
+            {
+                "revision": r.revision,
+                "sha256": r.runbook_sha256,
+                "recorded_at": r.recorded_at,
+                "actor": r.actor,
+            }
+            for r in store.revisions(run.id)
         ]
         data["decisions"] = [
             {
@@ -163,6 +186,7 @@ def show(
         f"trigger {run.trigger}  actor {escape(run.actor or '')}  host {escape(run.host or '')}"
     )
     console.print(f"runbook sha256 {run.runbook_sha256}  version {run.runbook_version or ''}")
+    _print_revisions(store, run.id)
     from rich.table import Table
 
     if (run.params or {}).get("legal_basis"):
