@@ -8,7 +8,6 @@ each node's outcome under its own cell.
 from __future__ import annotations
 
 import contextlib
-import html
 import os
 import signal
 import sys
@@ -19,14 +18,15 @@ from typing import Any
 from IPython.display import HTML, display
 
 from playbook_nb.adapters.executors.local import LocalExecutor
-from playbook_nb.adapters.export.dag_render import to_svg
+from playbook_nb.adapters.notebook.record import dag_bundle, file_notebook, summary_html
 from playbook_nb.adapters.store import Store
 from playbook_nb.app.abort import on_signals
+from playbook_nb.app.identity import local_identity
 from playbook_nb.app.inputs import resolve_variables
 from playbook_nb.app.session import NodeReport, RunOptions, RunSession
 from playbook_nb.app.settings import Settings
 from playbook_nb.constants import OUTPUT_PATH_ENV, RUN_MIME
-from playbook_nb.domain.decisions import GateDecision, default_actor
+from playbook_nb.domain.decisions import GateDecision, parse_gate_wait
 from playbook_nb.domain.engine import NodeState, RunState
 from playbook_nb.domain.errors import PlaybookError, RunOwned, StorageFault
 from playbook_nb.domain.validation import parse_runbook
@@ -83,6 +83,10 @@ class NotebookRun:
         ] = {}  # the code each Python node's cell last ran (the widget's Run reuses it)
         self._cell_node: str | None = None  # the node whose cell runs now (parallel: siblings stay quiet)
         session.output_listeners.append(self._print_output)
+        if (
+            not headless
+        ):  # an interactive run files its notebook when it ends or aborts (headless: the CLI does)
+            session.event_listeners.append(self._file_when_it_stops)
         _abort_when_driver_goes()
 
     # -- cells -------------------------------------------------------------------------------
@@ -97,7 +101,7 @@ class NotebookRun:
             raw=True,
         )
         if self.headless:
-            display(HTML(to_svg(self.session.runbook, self.session.states())))
+            self._show_dag()
         else:
             from playbook_nb.kernel_ext.widget import RunbookWidget
 
@@ -187,20 +191,8 @@ class NotebookRun:
         finally:
             self._cell_node = None
         run = session.store.get_run(session.run_id)
-        rows = "".join(
-            f"<tr><td>{mark(r.state)} {html.escape(r.node_id)}</td><td>{r.state}</td>"
-            f"<td>{r.attempts or 0}</td><td>{html.escape(r.reason or '')}</td></tr>"
-            for r in session.store.node_states(session.run_id)
-        )
-        reason = f" ({html.escape(run.status_reason)})" if run.status_reason and run.status != "OK" else ""
-        display(
-            HTML(
-                f"<h3>Run {run.id} (#{run.number}): {run.status}{reason}</h3>"
-                f"<table><tr><th>node</th><th>state</th><th>attempts</th><th>reason</th></tr>{rows}</table>"
-                f"<p>record: run {run.id} in <code>{html.escape(str(session.store.path))}</code></p>"
-            )
-        )
-        display(HTML(to_svg(session.runbook, session.states())))
+        display(HTML(summary_html(session.store, session.run_id)))
+        self._show_dag()
         if self.headless and self.widget is None and os.environ.get(WIDGET_STATE_ENV) == "1":
             # Opt-in (it costs the ipycytoscape import): the final graph as a widget, whose state nbclient
             # saves in the executed notebook, so JupyterLab shows the live-looking graph of a headless run.
@@ -218,10 +210,40 @@ class NotebookRun:
             waiting = ", ".join(n for n, _ in session.awaiting()) or "nothing"
             print(f"run {run.id} is still RUNNING; it waits for: {waiting}. Decide in the graph above.")
 
+    # -- the filed notebook ----------------------------------------------------------------------
+    def _file_when_it_stops(self, event) -> None:
+        if (
+            event.kind == "run_state"
+            and event.state in ("OK", "NOK", "ABORTED")
+            and not self.session.watch_only
+        ):
+            self.file_notebook()  # the driver files it; a watch-only view never does
+
+    def file_notebook(self) -> str | None:
+        """File this run's notebook in its artifact directory: the saved working notebook (or the one
+        compiled from the run's runbook) with node and summary cells brought up to date from the record, its
+        setup cell a record setup cell. `export --notebook` returns this snapshot, never the live notebook."""
+        base = None
+        hint = notebook_path_hint()
+        if hint and hint.endswith(".ipynb") and os.path.isfile(hint):
+            with contextlib.suppress(Exception):  # an unreadable working copy: the compiled notebook
+                import nbformat
+
+                base = nbformat.read(hint, as_version=4)
+        try:
+            return file_notebook(self.session.store, self.session.run_id, base)
+        except PlaybookError as err:
+            print(f"warning: the notebook of run {self.session.run_id} was not filed: {err}", file=sys.stderr)
+            return None
+
+    def _show_dag(self) -> None:
+        data, metadata = dag_bundle(self.session.runbook, self.session.states())
+        display(data, metadata=metadata, raw=True)
+
     # -- helpers -----------------------------------------------------------------------------
     @staticmethod
     def _headless_decider(session: RunSession, node_id: str, kind: str) -> GateDecision | None:
-        return session.gate_policy.decide(node_id) if kind == "gate" else None
+        return session.unattended_decision(node_id) if kind == "gate" else None
 
     def _decide_waiting_gates(self) -> None:
         self.session.decide_waiting_gates()
@@ -284,7 +306,7 @@ class NotebookRun:
             display(Image(data=data))
 
 
-_current: NotebookRun | None = None
+_current: Any = None  # the NotebookRun of this kernel, or a RecordView (a filed notebook run again)
 
 
 async def node_cell_async(node_id: str) -> None:
@@ -325,7 +347,7 @@ def _abort_when_driver_goes() -> None:
     _hooks_installed = True
 
     def abort(reason: str) -> None:
-        if _current is not None:
+        if isinstance(_current, NotebookRun):  # a record view runs nothing
             _current.session.abort_switch.request(reason)
 
     parent = os.environ.get("JPY_PARENT_PID", "")
@@ -362,7 +384,7 @@ def _ipython():
         return None
 
 
-def current() -> NotebookRun:
+def current() -> Any:
     if _current is None:
         raise PlaybookError("no run is open in this kernel: run the notebook's setup cell first")
     return _current
@@ -385,6 +407,7 @@ def open_run(
     headless: bool | None = None,
     parallel: int | None = None,
     take_over: bool = False,
+    gate_wait: str | float | None = None,
 ) -> NotebookRun:
     """Start a new run of the notebook's runbook, or resume the run named by `run_id` (never one by itself).
     Resuming with variable values other than the recorded ones is refused unless `allow_changed_vars`.
@@ -415,12 +438,14 @@ def open_run(
     options = RunOptions(
         headless=headless,
         trigger="papermill" if headless else "notebook",
-        actor=actor or default_actor(),
+        actor=actor or local_identity(),
         max_retries=int(max_retries),
         gate_policy=gate_policy,
         approvals=dict(approvals or {}),
         comment=comment or None,
         parallel=_parallel(parallel, settings),
+        gate_wait=_gate_wait(gate_wait) if headless else 0.0,
+        **settings.decision_options(),
     )
     namespace = _user_namespace()
     owner = store.owner_status(resume_id) if resume_id is not None else None
@@ -445,7 +470,9 @@ def open_run(
         if not headless and (note := _unfinished_note(store, runbook, session.run_id)):
             print(note)
     hint = notebook_path_hint()
-    if hint:
+    if (
+        hint and headless
+    ):  # papermill's output file; an interactive run files its own snapshot (see file_notebook)
         store.set_notebook_path(session.run_id, hint)
     _current = NotebookRun(session, headless=headless)
     return _current
@@ -461,6 +488,14 @@ def _parallel(parallel: int | None, settings: Settings) -> int:
             return injected
         return settings.parallel()
     return max(1, int(parallel))
+
+
+def _gate_wait(gate_wait: str | float | None) -> float:
+    """The `gate_wait` notebook parameter ("30m", 1800; papermill injects it as a variable, the setup cell need
+    not pass it): how long a headless run waits at a gate nobody decides for a decision from anywhere."""
+    if gate_wait is None:
+        gate_wait = _user_namespace().get("gate_wait")
+    return parse_gate_wait(gate_wait, "notebook parameter gate_wait")
 
 
 def _run_to_resume(run_id, runbook, store: Store, headless: bool) -> int | None:

@@ -790,7 +790,7 @@ class RunbookWidget(widgets.VBox):
             return None
         actor = self.session.options.actor
         comment = self._comment()
-        self.session.decide(node_id, decision, actor, comment)
+        self.session.decide(node_id, decision, actor, comment, source="notebook")
         self.say(f"{node_id}: {decision} by {actor}" + (f" ({comment})" if comment else ""))
         self.comment.value = ""
         return node_id

@@ -32,6 +32,7 @@ PARAMETER_NAMES = [
     "allow_changed_vars",
     "state_path",
     "max_retries",
+    "gate_wait",
     "headless",
 ]
 
@@ -135,6 +136,7 @@ def test_parameters_cell_exact_names_and_defaults(compiled):
     assert namespace["gate_policy"] == "fail-closed"
     assert namespace["run_id"] is None and namespace["headless"] is None
     assert namespace["max_retries"] == 3
+    assert namespace["gate_wait"] == 0  # fail closed at once unless a wait is given
     assert namespace["actor"] == "" and namespace["comment"] == "" and namespace["state_path"] == ""
     # one comment per parameter except max_retries
     commented = [line.split("=")[0].strip() for line in cell.source.splitlines() if "#" in line]

@@ -45,7 +45,9 @@ def summary_outputs(nb):
 def test_widget_state_of_the_final_graph_is_saved(tmp_path):
     nb = run_headless(tmp_path, "--widget-state")
     outputs = summary_outputs(nb)
-    assert any("<svg" in data.get("text/html", "") for data in outputs)  # the static picture stays
+    assert any(
+        "image/png" in data and "<svg" in data["image/svg+xml"] for data in outputs
+    )  # the static picture
     assert any(WIDGET_VIEW in data for data in outputs)
     state = nb.metadata["widgets"][WIDGET_STATE]["state"]
     saved = json.dumps(state)
@@ -58,6 +60,6 @@ def test_widget_state_of_the_final_graph_is_saved(tmp_path):
 def test_without_the_flag_only_the_static_picture(tmp_path):
     nb = run_headless(tmp_path)
     outputs = summary_outputs(nb)
-    assert any("<svg" in data.get("text/html", "") for data in outputs)
+    assert any("image/png" in data and "<svg" in data["image/svg+xml"] for data in outputs)
     assert not any(WIDGET_VIEW in data for data in outputs)
     assert WIDGET_STATE not in nb.metadata.get("widgets", {})

@@ -36,9 +36,11 @@ def test_gate_policy_asks_the_record_then_the_parameters_then_the_policy():
         {"g1": Decision.APPROVE, "g2": Decision.APPROVE}, "reject-all", actor="ci", recorded=recorded.get
     )
     assert policy.decide("g1") == recorded["g1"]  # replay: the recorded decision wins
-    assert policy.decide("g2") == GateDecision(Decision.APPROVE, "ci", "decided by run parameters")
+    assert policy.decide("g2") == GateDecision(
+        Decision.APPROVE, "ci", "decided by run parameters", source="parameter"
+    )
     assert policy.decide("g3") == GateDecision(
-        Decision.REJECT, "policy:reject-all (ci)", "gate policy reject-all"
+        Decision.REJECT, "policy:reject-all (ci)", "gate policy reject-all", source="policy"
     )
     assert policy.approval("g3") is None  # parameters only: the policy is not asked
     closed = GatePolicy(actor="ci")

@@ -254,6 +254,12 @@ class Config:
     runs: RunsConfig = field(default_factory=RunsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     ui: UIConfig = field(default_factory=UIConfig)
+    # [groups]: group name -> member names, for gate approvers "group:NAME" (issue 16); a later file's
+    # entry for a group replaces an earlier one's
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # [notify]: checked, as {"events", "link", "retries", "timeout", "targets": {kind: options}} (issue 16.5;
+    # see app.notify); a later file's [notify] replaces an earlier one's
+    notify: dict[str, Any] = field(default_factory=dict)
     environment: str | None = None  # PLAYBOOK_ENV
     files: tuple[Path, ...] = ()  # files read, lowest precedence first
     sources: dict[str, str] = field(default_factory=dict)  # "section.key" -> "default" | file | "env NAME"
@@ -330,6 +336,59 @@ class _Loaded:
     files: list[Path] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    notify: dict[str, Any] = field(default_factory=dict)
+
+
+NOTIFY_EVENTS = ("gate_waiting", "node_failed", "run_finished")
+
+
+def _read_notify(path: Path, table: Any, loaded: _Loaded) -> None:
+    """`[notify]`: events, link, retries, timeout, and one entry per target: `kind = "URL"` or a table of the
+    notifier's options (`url`, ...). Which kinds exist is checked when a run builds them."""
+    if not isinstance(table, dict):
+        loaded.errors.append(f"{path}: 'notify' must be a table")
+        return
+    notify: dict[str, Any] = {"targets": {}}
+    for key, value in table.items():
+        where = f"{path}: notify.{key}"
+        if key == "events":
+            if not isinstance(value, list) or any(e not in NOTIFY_EVENTS for e in value):
+                loaded.errors.append(f"{where}: expected a list of {', '.join(NOTIFY_EVENTS)}, got {value!r}")
+                return
+            notify["events"] = tuple(value)
+        elif key == "link":
+            if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+                loaded.errors.append(f"{where}: expected the Jupyter server's http(s) URL, got {value!r}")
+                return
+            notify["link"] = value
+        elif key in ("retries", "timeout"):
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                loaded.errors.append(f"{where}: expected a number, 0 or more, got {value!r}")
+                return
+            notify[key] = value
+        elif isinstance(value, str):
+            notify["targets"][key] = {"url": value}
+        elif isinstance(value, dict):
+            notify["targets"][key] = dict(value)
+        else:
+            loaded.errors.append(
+                f"{where}: expected a URL or a table of the notifier's options, got {value!r}"
+            )
+            return
+    loaded.notify = notify
+
+
+def _read_groups(path: Path, table: Any, loaded: _Loaded) -> None:
+    """`[groups]` sre = ["alice", "bob"]: who belongs to a group named in a gate's approvers."""
+    if not isinstance(table, dict):
+        loaded.errors.append(f"{path}: 'groups' must be a table of lists of names")
+        return
+    for name, members in table.items():
+        if not isinstance(members, list) or not all(isinstance(m, str) and m.strip() for m in members):
+            loaded.errors.append(f"{path}: groups.{name}: expected a list of names, got {members!r}")
+            continue
+        loaded.groups[name] = tuple(m.strip() for m in members)
 
 
 def _read_file(path: Path, loaded: _Loaded) -> None:
@@ -343,8 +402,16 @@ def _read_file(path: Path, loaded: _Loaded) -> None:
         return
     loaded.files.append(path)
     for section, table in data.items():
+        if section == "groups":
+            _read_groups(path, table, loaded)
+            continue
+        if section == "notify":
+            _read_notify(path, table, loaded)
+            continue
         if section not in FIELDS:
-            loaded.unknown.append(f"{path}: unknown section {section!r}; known: {', '.join(FIELDS)}")
+            loaded.unknown.append(
+                f"{path}: unknown section {section!r}; known: {', '.join([*FIELDS, 'groups', 'notify'])}"
+            )
             continue
         if not isinstance(table, dict):
             loaded.errors.append(f"{path}: {section!r} must be a table")
@@ -410,6 +477,8 @@ def _load(
         sections[section] = cls(**kwargs)
     config = Config(
         **sections,
+        groups=dict(loaded.groups),
+        notify=dict(loaded.notify),
         environment=environment,
         files=tuple(loaded.files),
         sources={f"{s}.{k}": src for (s, k), src in loaded.sources.items()},

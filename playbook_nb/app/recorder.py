@@ -77,6 +77,7 @@ class Recorder:
                 event.data.get("actor"),
                 event.data.get("comment"),
                 self.clock.time(),
+                source=event.data.get("source"),
             )
         elif event.kind == "run_state":
             final = event.state != "RUNNING"

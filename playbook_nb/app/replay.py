@@ -168,7 +168,10 @@ def replay_run(
             return None
         row = recorded[node_id].popleft()
         return GateDecision(
-            Decision(row.decision), f"replay of run {run_id}: {row.actor or 'unknown'}", row.comment
+            Decision(row.decision),
+            f"replay of run {run_id}: {row.actor or 'unknown'}",
+            row.comment,
+            source="replay",
         )
 
     params = original.params or {}

@@ -24,6 +24,7 @@ from playbook_nb.adapters.store import Store
 from playbook_nb.adapters.store.owner import Owner
 from playbook_nb.app import faults
 from playbook_nb.app.abort import AbortSwitch
+from playbook_nb.app.identity import local_identity
 from playbook_nb.app.node_calls import NodeCallBuilder, OutputListener, render_critical
 from playbook_nb.app.ownership import LeaseKeeper, recover_run
 from playbook_nb.app.plugin_checks import check_plugins
@@ -33,10 +34,11 @@ from playbook_nb.app.step_files import collect_artifacts
 from playbook_nb.app.worker_pool import WorkerPool
 from playbook_nb.domain import templating
 from playbook_nb.domain.decisions import (
+    DecisionRefused,
     GateDecision,
     GatePolicy,
     check_gate_policy,
-    default_actor,
+    decision_refusal,
     parse_approvals,
 )
 from playbook_nb.domain.engine import AttemptOutcome, Decision, Engine, NodeState, RunState
@@ -76,10 +78,19 @@ class RunOptions:
     # whether screenshot steps write their captures as the new baselines (`test --update-baselines`)
     runbook_dir: str | None = None
     update_baselines: bool = False
+    # a gate nobody decides (no approval, no policy) waits this many seconds for a decision from anywhere
+    # (`playbook-nb approve`, the REST API) before the run stops ABORTED; 0: fail closed at once
+    gate_wait: float = 0.0
+    # from the configuration ([groups], [notify]): who belongs to the groups a gate's approvers name, and
+    # where the run's messages go (an app.notify.NotifySettings, or None)
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    notify: Any = None
 
     def __post_init__(self) -> None:
-        self.actor = self.actor or default_actor()
+        self.actor = self.actor or local_identity()
         check_gate_policy(self.gate_policy)
+        if float(self.gate_wait) < 0:
+            raise SessionError(f"gate wait must be 0 or more seconds, not {self.gate_wait}")
         if int(self.max_retries) < 0:  # checked before a run row exists (the engine would refuse it later)
             raise SessionError(f"max retries must be 0 or more, not {self.max_retries}")
 
@@ -90,6 +101,7 @@ class RunOptions:
             "gate_policy": self.gate_policy,
             "approvals": dict(self.approvals),
             **({"parallel": int(self.parallel)} if int(self.parallel) > 1 else {}),
+            **({"gate_wait": float(self.gate_wait)} if self.gate_wait else {}),
             **({"runbook_dir": self.runbook_dir} if self.runbook_dir else {}),
             **({"update_baselines": True} if self.update_baselines else {}),
             **self.extra_params,
@@ -173,6 +185,12 @@ class RunSession:
         self.idle: Callable[[], None] | None = None
         self._driver_thread = threading.get_ident()  # engine and store calls happen on this thread
         self.process_groups: dict[str, int] = {}
+        # gates decided from elsewhere while this run waited (node -> gate wait id), closed 'applied' with the
+        # decision; and why a wait ended without one (node -> reason), for the abort that follows
+        self._decided_waits: dict[str, int] = {}
+        self._expired_waits: dict[str, str] = {}
+        self._started_by: str | None = None  # the run's recorded actor (four_eyes), read when first needed
+        self.notifications: Any = None  # app.notify.Notifications, with [notify] targets
         # ownership (issue 13): the owner this session drives the run as, and its lease; a watch-only session
         # (another session owns the run) shows the record and refuses every action
         self.owner: Owner | None = None
@@ -247,6 +265,7 @@ class RunSession:
             critical=critical,
         )
         store.save_snapshot(run.id, session.engine.snapshot())
+        session._attach_notifications()
         session._flush()
         return session
 
@@ -328,6 +347,7 @@ class RunSession:
             # or a dead papermill kernel), so the saved engine state never saw the abort
             session.engine.abort(options.actor, run.status_reason or "marked ABORTED after its process died")
         session.engine.resume(options.actor)
+        session._attach_notifications()
         session._flush()
         for node_id, decision in (decisions or {}).items():
             session.decide(node_id, decision, options.actor, options.comment or "decided at resume")
@@ -578,11 +598,13 @@ class RunSession:
                     break
                 if choice is None:
                     what = "approval" if kind == "gate" else "a decision after its failure"
+                    reason = self._expired_waits.pop(node_id, None)
                     self.abort(
-                        self.options.actor, f"'{node_id}' awaits {what}; nobody could decide (fail closed)"
+                        self.options.actor,
+                        reason or f"'{node_id}' awaits {what}; nobody could decide (fail closed)",
                     )
                     break
-                self.decide(node_id, choice.decision, choice.actor, choice.comment)
+                self.decide(node_id, choice.decision, choice.actor, choice.comment, source=choice.source)
                 if self.engine.run_state is not RunState.RUNNING:
                     break
         return self.engine.run_state
@@ -596,13 +618,82 @@ class RunSession:
             choice = (
                 self.gate_policy.approval(node_id) if parameters_only else self.gate_policy.decide(node_id)
             )
-            if choice is not None:
-                self.decide(node_id, choice.decision, choice.actor, comment or choice.comment)
+            if choice is None:
+                continue
+            refusal = self.decision_refusal(node_id, choice.actor)
+            if refusal is not None:  # the gate keeps waiting; the run stops there with this reason
+                self._expired_waits[node_id] = refusal
+                continue
+            self.decide(
+                node_id, choice.decision, choice.actor, comment or choice.comment, source=choice.source
+            )
+
+    def decision_refusal(self, node_id: str, actor: str) -> str | None:
+        """Why `actor` may not decide gate `node_id` (its approvers, four_eyes), or None when they may."""
+        node = self._check_node(node_id)
+        if node.approvers is None and not node.four_eyes:
+            return None
+        if self._started_by is None:
+            self._started_by = self.store.get_run(self.run_id).actor or ""
+        return decision_refusal(
+            node_id, node.approvers, node.four_eyes, actor, self._started_by, self.options.groups
+        )
+
+    def unattended_decision(self, node_id: str) -> GateDecision | None:
+        """The decision for a gate nobody is at: the gate policy's (recorded, parameters, policy); else, with
+        `options.gate_wait`, one made from anywhere before the deadline (the run stays RUNNING, the node
+        WAITING meanwhile); else None: fail closed."""
+        choice = self.gate_policy.decide(node_id)
+        if choice is not None:
+            refusal = self.decision_refusal(node_id, choice.actor)
+            if refusal is None and choice.source == "policy" and self.runbook.node(node_id).four_eyes:
+                refusal = f"gate '{node_id}' needs four eyes: a gate policy does not decide it"
+            if refusal is None:
+                return choice
+            self.recorder.event(
+                "decision_refused",
+                {"node": node_id, "actor": choice.actor, "source": choice.source, "reason": refusal},
+            )
+            self._expired_waits[node_id] = f"{refusal} (resume with --approve {node_id} as an approver)"
+        if not self.options.gate_wait:
+            return None
+        from playbook_nb.app.gate_wait import format_seconds, wait_at_gate
+
+        seconds = float(self.options.gate_wait)
+
+        def opened(deadline: float) -> None:
+            self.recorder.event(
+                "gate_waiting",
+                {"node": node_id, "seconds": seconds, "until": deadline},
+            )
+
+        outcome = wait_at_gate(
+            self.store,
+            self.run_id,
+            node_id,
+            seconds,
+            stopped=lambda: self.abort_switch.requested,
+            on_open=opened,
+        )
+        if outcome.decision is not None:
+            self._decided_waits[node_id] = outcome.wait_id
+            return outcome.decision
+        self._expired_waits[node_id] = (
+            f"gate '{node_id}' waited {format_seconds(seconds)} for approval: {outcome.reason} "
+            f"(resume with --approve {node_id})"
+        )
+        return None
 
     def decide(
-        self, node_id: str, decision: Decision | str, actor: str | None = None, comment: str | None = None
+        self,
+        node_id: str,
+        decision: Decision | str,
+        actor: str | None = None,
+        comment: str | None = None,
+        *,
+        source: str | None = None,
     ) -> None:
-        self._check_node(node_id)
+        node = self._check_node(node_id)
         decision = Decision(decision)
         if self.watch_only or decision in self.engine.allowed_decisions(node_id):
             # compare-and-set: the run still at the version this view knows, the node still in its state
@@ -613,12 +704,23 @@ class RunSession:
         if decision is Decision.ABORT:
             self.abort(actor or self.options.actor, f"aborted at '{node_id}'", comment=comment)
             return
-        self.engine.decided(node_id, decision, actor or self.options.actor, comment)
+        if node.is_gate and source != "replay":  # a replay re-enacts decisions already allowed once
+            refusal = self.decision_refusal(node_id, actor or self.options.actor)
+            if refusal is not None:
+                self._decided_waits.pop(node_id, None)
+                raise DecisionRefused(refusal)
+        self.engine.decided(node_id, decision, actor or self.options.actor, comment, source=source)
         if decision is Decision.SKIP and self.runbook.node(node_id).is_fleet:
             from playbook_nb.app.fleet_calls import skip_failed_hosts  # asyncssh: see NodeCallBuilder.build
 
             skip_failed_hosts(self.store, self.run_id, node_id, actor or self.options.actor)
-        self._flush()
+        wait_id = self._decided_waits.pop(node_id, None)
+        if wait_id is None:
+            self._flush()
+            return
+        with self.store.batch():  # the decision and the closing of the wait it came through: one transaction
+            self._flush()
+            self.store.close_gate_wait(wait_id, "applied", expected="decided")
 
     def abort(self, actor: str | None, reason: str, *, comment: str | None = None) -> None:
         """Abort the run now: every attempt in flight is stopped (its process group killed) and recorded
@@ -672,6 +774,26 @@ class RunSession:
         self.pool.shutdown()
         self.ready()
         self._flush()
+        if self.notifications is not None:  # messages still queued get a few seconds, then the run is done
+            self.notifications.close()
+
+    def _attach_notifications(self) -> None:
+        """With `[notify]` targets: tell them, from a worker thread, when a gate waits, a node fails, the run
+        ends (app.notify); secrets masked."""
+        if self.options.notify is None:
+            return
+        from playbook_nb.app.notify import Notifications, RunFacts
+
+        run = self.store.get_run(self.run_id)
+        prompts = {}
+        for node_id in self.gate_ids:
+            try:
+                prompts[node_id] = str(self.rendered(node_id).get("prompt") or "")
+            except PlaybookError:
+                prompts[node_id] = self.runbook.node(node_id).prompt_after
+        facts = RunFacts(run.id, run.number, run.workflow, run.title, run.actor, prompts)
+        self.notifications = Notifications(self.options.notify, facts, self.redactor)
+        self.event_listeners.append(self.notifications.on_event)
 
     # ----------------------------------------------------------------- attempts
     def _parallelizable(self, node_id: str) -> bool:
@@ -866,11 +988,12 @@ class RunSession:
         return self.report(node.id, ran=True, result=result, attempt=attempt)
 
     def _decide_gate_headless(self, node_id: str) -> None:
-        choice = self.gate_policy.decide(node_id)
+        choice = self.unattended_decision(node_id)
         if choice is None:
-            self.abort(self.options.actor, self.gate_policy.fail_closed_reason(node_id))
+            reason = self._expired_waits.pop(node_id, None) or self.gate_policy.fail_closed_reason(node_id)
+            self.abort(self.options.actor, reason)
         else:
-            self.decide(node_id, choice.decision, choice.actor, choice.comment)
+            self.decide(node_id, choice.decision, choice.actor, choice.comment, source=choice.source)
 
     # ----------------------------------------------------------------- internals
     def _check_node(self, node_id: str) -> Node:

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from playbook_nb.adapters.store import Store
 from playbook_nb.adapters.store.location import resolve_artifacts_url, resolve_db_path
@@ -39,6 +40,12 @@ class Settings:
 
     def open_store(self, cli_value: str | os.PathLike[str] | None = None) -> Store:
         return Store.open(self.db_location(cli_value), artifacts_root=self.artifacts_url())
+
+    def decision_options(self) -> dict[str, Any]:
+        """The RunOptions the configuration gives a run: `[groups]` (gate approvers) and `[notify]`."""
+        from playbook_nb.app.notify import NotifySettings
+
+        return {"groups": dict(self.config.groups), "notify": NotifySettings.from_table(self.config.notify)}
 
     @property
     def max_retries(self) -> int:

@@ -9,11 +9,12 @@ the run (ABORTED, resumable once someone approves).
 from __future__ import annotations
 
 import getpass
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from playbook_nb.domain.engine import Decision
-from playbook_nb.domain.errors import PlaybookError
+from playbook_nb.domain.errors import PlaybookError, RunbookError
+from playbook_nb.domain.parsing import parse_duration
 
 GATE_POLICIES = ("fail-closed", "approve-all", "reject-all")
 _ANSWERS = {
@@ -37,6 +38,7 @@ class GateDecision:
     decision: Decision
     actor: str
     comment: str | None
+    source: str | None = None  # where it came from: server, cli, notebook, parameter, policy, replay
 
 
 def default_actor() -> str:
@@ -50,6 +52,44 @@ def check_gate_policy(policy: str) -> str:
     if policy not in GATE_POLICIES:
         raise DecisionError(f"gate policy '{policy}' is not one of {', '.join(GATE_POLICIES)}")
     return policy
+
+
+class DecisionRefused(DecisionError):
+    """This person may not decide this gate (approvers, four_eyes)."""
+
+
+def decision_refusal(
+    node_id: str,
+    approvers: list[str] | None,
+    four_eyes: bool,
+    actor: str,
+    started_by: str | None,
+    groups: Mapping[str, Iterable[str]],
+) -> str | None:
+    """Why `actor` may not decide gate `node_id`, or None when they may. `approvers` lists names and
+    "group:NAME" (members from the [groups] configuration); `four_eyes` refuses whoever started the run."""
+    if four_eyes and started_by and actor == started_by:
+        return f"gate '{node_id}' needs four eyes: {actor} started this run, so someone else must decide it"
+    if approvers is None:
+        return None
+    for entry in approvers:
+        if entry.startswith("group:"):
+            if actor in set(groups.get(entry.removeprefix("group:"), ())):
+                return None
+        elif actor == entry:
+            return None
+    return f"{actor} may not decide gate '{node_id}' (approvers: {', '.join(approvers)})"
+
+
+def parse_gate_wait(value: object, where: str = "gate wait") -> float:
+    """Seconds a gate nobody decides waits for a decision from anywhere: "30m", "2h", "90s", 90; empty, None
+    or 0 for none (fail closed at once)."""
+    if value is None or value == "" or (not isinstance(value, bool) and value in (0, "0")):
+        return 0.0
+    try:
+        return parse_duration(value, None)
+    except RunbookError as err:
+        raise DecisionError(f"{where}: {err}") from None
 
 
 def parse_approvals(approvals: dict | None, gate_ids: set[str]) -> dict[str, Decision]:
@@ -98,7 +138,10 @@ class GatePolicy:
         """The decision the run's parameters give this gate, if any (no policy, nothing recorded)."""
         if node_id in self.approvals:
             return GateDecision(
-                self.approvals[node_id], self.actor, self.comment or "decided by run parameters"
+                self.approvals[node_id],
+                self.actor,
+                self.comment or "decided by run parameters",
+                source="parameter",
             )
         return None
 
@@ -116,10 +159,14 @@ class GatePolicy:
                 Decision.APPROVE,
                 f"policy:approve-all ({self.actor})",
                 self.comment or "gate policy approve-all",
+                source="policy",
             )
         if self.policy == "reject-all":
             return GateDecision(
-                Decision.REJECT, f"policy:reject-all ({self.actor})", self.comment or "gate policy reject-all"
+                Decision.REJECT,
+                f"policy:reject-all ({self.actor})",
+                self.comment or "gate policy reject-all",
+                source="policy",
             )
         return None
 

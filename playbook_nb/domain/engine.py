@@ -436,8 +436,17 @@ class Engine:
         self._set(node_id, NodeState.PENDING, interrupted_reason(run.attempts, reason))
         self._settle()
 
-    def decided(self, node_id: str, decision: Decision, actor: str, comment: str | None = None) -> None:
-        """Apply an operator's (or a policy's) decision on a node that waits for one."""
+    def decided(
+        self,
+        node_id: str,
+        decision: Decision,
+        actor: str,
+        comment: str | None = None,
+        *,
+        source: str | None = None,
+    ) -> None:
+        """Apply an operator's (or a policy's) decision on a node that waits for one. `source` says where it
+        came from (server, cli, notebook, parameter, policy), recorded with it."""
         run = self._run(node_id)
         try:
             decision = Decision(decision)
@@ -460,7 +469,13 @@ class Engine:
             run.attempts or None,
             None,
             None,
-            {"decision": verb, "actor": actor, "comment": comment, "pending": _text(run.pending)},
+            {
+                "decision": verb,
+                "actor": actor,
+                "comment": comment,
+                "pending": _text(run.pending),
+                **({"source": source} if source else {}),
+            },
         )
         pending, run.pending = run.pending, None
         if decision is Decision.APPROVE:

@@ -73,6 +73,8 @@ class Node:
     # Manual
     prompt_before: str | None = None
     prompt_after: str = DEFAULT_MANUAL_PROMPT
+    approvers: list[str] | None = None  # who may decide the gate: names and "group:NAME" ([groups] config)
+    four_eyes: bool = False  # the one who decides must not be the one who started the run
     # Command
     command_name: str | None = None
     timeout: int | str = DEFAULT_COMMAND_TIMEOUT  # an int, or a template rendering to one

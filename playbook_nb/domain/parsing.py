@@ -51,7 +51,7 @@ SSH_FIELDS = {
     "agent": (bool,),
 }
 TYPE_FIELDS: dict[NodeType, frozenset[str]] = {
-    NodeType.MANUAL: frozenset({"prompt_before", "prompt_after"}),
+    NodeType.MANUAL: frozenset({"prompt_before", "prompt_after", "approvers", "four_eyes"}),
     NodeType.COMMAND: frozenset({"command_name", "timeout", "interactive", "outputs"}) | FLEET_FIELDS,
     NodeType.FUNCTION: frozenset(
         {"plugin", "function", "function_params", "plugin_config", "function_name", "outputs", "timeout"}
@@ -190,6 +190,23 @@ def _parse_meta(table: Any, path: str | None) -> RunbookMeta:
     values["plugin_config"] = config
     _parse_governance(table, values, at)
     return RunbookMeta(**values)
+
+
+def _approvers(table: dict[str, Any], at: str | None) -> list[str] | None:
+    """`approvers = ["alice", "group:sre"]`: who may decide a gate (absent: anyone who can reach it)."""
+    if "approvers" not in table:
+        return None
+    value = table["approvers"]
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise RunbookError('expected a list of names or "group:NAME", e.g. ["alice", "group:sre"]', at)
+    names = []
+    for item in value:
+        if not isinstance(item, str) or not item.strip() or item.strip() == "group:":
+            raise RunbookError(f'expected a name or "group:NAME", got {item!r}', at)
+        names.append(item.strip())
+    return names
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
@@ -402,6 +419,8 @@ def _parse_node(node_id: str, order: int, table: dict[str, Any], path: str | Non
     if node_type is NodeType.MANUAL:
         node.prompt_before = get("prompt_before", (str,), "a string", None)
         node.prompt_after = get("prompt_after", (str,), "a string", DEFAULT_MANUAL_PROMPT)
+        node.approvers = _approvers(table, at("approvers"))
+        node.four_eyes = get("four_eyes", (bool,), "true or false", False)
     elif node_type is NodeType.COMMAND:
         node.command_name = _required_text(table, "command_name", at)
         node.timeout = get(

@@ -135,6 +135,7 @@ def decision_json(row: DecisionRow) -> dict[str, Any]:
         "node": row.node_id,
         "decision": row.decision,
         "actor": row.actor,
+        "source": row.source,  # server, cli, notebook, parameter, policy, replay
         "comment": row.comment,
         "decided_at": _when(row.decided_at),
     }

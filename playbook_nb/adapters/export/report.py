@@ -338,6 +338,7 @@ def build_report(store: Store, run_id: int, redactor: Redactor | None = None) ->
                 "node_id": d.node_id,
                 "decision": d.decision,
                 "actor": d.actor,
+                "source": d.source,
                 "comment": d.comment,
                 "at": fmt_time(d.decided_at),
             }
@@ -381,6 +382,11 @@ def copy_notebook(store: Store, run_id: int, output: Path) -> str:
     """Copy the run's executed notebook to `output`; a clear error when the run has none."""
     run = store.get_run(run_id)
     if not run.notebook_path:
+        if run.status == "RUNNING" and run.trigger in ("notebook", "widget"):
+            raise ExportError(
+                f"run {run_id} is RUNNING: its notebook is filed when it ends or aborts; "
+                "export --html gives its report so far"
+            )
         raise ExportError(
             f"run {run_id} has no executed notebook (it ran from the {run.trigger} face); "
             "export --html gives its report"

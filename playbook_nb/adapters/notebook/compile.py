@@ -229,7 +229,8 @@ def write_notebook(nb: nbformat.NotebookNode, path: str | os.PathLike[str]) -> P
 
 def parameter_names(nb: nbformat.NotebookNode | None = None) -> set[str]:
     """The names a notebook's `parameters` cell assigns (papermill parameters it takes): of `nb`, or of the
-    notebooks `compile_runbook` writes. `parallel` is read by the setup cell when papermill injects it."""
+    notebooks `compile_runbook` writes. `parallel` and `gate_wait` are read by the setup cell when papermill
+    injects them (also into notebooks compiled before they were parameters)."""
     source = _render("notebook_parameters.py.j2")
     if nb is not None:
         tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
@@ -237,7 +238,7 @@ def parameter_names(nb: nbformat.NotebookNode | None = None) -> set[str]:
     try:
         tree = ast.parse(source)
     except SyntaxError:
-        return {"parallel"}
+        return {"parallel", "gate_wait"}
     names = {
         t.id
         for n in ast.walk(tree)
@@ -245,4 +246,4 @@ def parameter_names(nb: nbformat.NotebookNode | None = None) -> set[str]:
         for t in n.targets
         if isinstance(t, ast.Name)
     }
-    return names | {"parallel"}
+    return names | {"parallel", "gate_wait"}  # read by open_run when papermill injects them

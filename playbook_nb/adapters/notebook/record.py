@@ -34,11 +34,12 @@ from playbook_nb.constants import RUN_MIME
 from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.domain.model import Runbook
 from playbook_nb.domain.validation import parse_runbook
+from playbook_nb.presentation import mark
 
-MARK = {"OK": "✔", "NOK": "✘", "SKIPPED": "⊘", "WAITING": "⏸", "RUNNING": "▶", "PENDING": "·"}
 RECORD_KEY = "record"  # notebook metadata["playbook_nb"]["record"]: {run_id, number, status, db}
 FILED_NAME = "notebook.ipynb"
 PAPERMILL_ERROR_TAG = "papermill-error-cell-tag"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 def dag_bundle(runbook: Runbook, states: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -62,7 +63,7 @@ def summary_html(store: Store, run_id: int) -> str:
     """The summary table of a run, from the index (the summary cell of a live run and of a filed one)."""
     run = store.get_run(run_id)
     rows = "".join(
-        f"<tr><td>{MARK.get(r.state, '')} {html.escape(r.node_id)}</td><td>{r.state}</td>"
+        f"<tr><td>{mark(r.state)} {html.escape(r.node_id)}</td><td>{r.state}</td>"
         f"<td>{r.attempts or 0}</td><td>{html.escape(r.reason or '')}</td></tr>"
         for r in store.node_states(run_id)
     )
@@ -77,14 +78,14 @@ def summary_html(store: Store, run_id: int) -> str:
 def node_line(state: str, node_id: str, reason: str | None, attempt: Any = None) -> str:
     """The one line a node cell ends with: its state, attempt and duration, or why it did not run."""
     if attempt is not None:
-        line = f"{MARK.get(state, '')} {node_id}: {state} (attempt {attempt.attempt}"
+        line = f"{mark(state)} {node_id}: {state} (attempt {attempt.attempt}"
         line += f", {attempt.duration:.2f}s)" if attempt.duration is not None else ")"
         if attempt.error:
             line += f"\n  error: {attempt.error}"
         if reason and state != "OK":
             line += f"\n  {reason}"
         return line
-    return f"{MARK.get(state, '')} {node_id}: {state}" + (f" ({reason})" if reason else "")
+    return f"{mark(state)} {node_id}: {state}" + (f" ({reason})" if reason else "")
 
 
 def record_setup_source(run_id: int, db: str) -> str:
@@ -120,10 +121,23 @@ def _node_outputs(cell: Any, state: str, node_id: str, reason: str | None, last:
     return outputs
 
 
-def recorded_notebook(store: Store, run_id: int, base: Any | None = None) -> Any:
+def _kept(cell: Any, status: str) -> list[Any]:
+    """Outputs of a summary cell that stay: the saved widget view, and the error of a run not OK."""
+    kept = []
+    for output in cell.get("outputs", []):
+        if WIDGET_VIEW in output.get("data", {}) or (output.get("output_type") == "error" and status != "OK"):
+            kept.append(output)
+    return kept
+
+
+def recorded_notebook(
+    store: Store, run_id: int, base: Any | None = None, *, refresh_nodes: bool = True
+) -> Any:
     """The run's notebook as its record: `base` (the executed or saved working notebook; by default the
-    notebook compiled from the run's own runbook text) with its setup, node and summary cells brought up to
-    date from the index. Returns a new notebook; `base` is not changed."""
+    notebook compiled from the run's own runbook text) with its setup cell a record setup cell, its summary
+    from the index and, with `refresh_nodes`, each node cell's outputs from the index (a working notebook's
+    cells keep what Run All printed, a resumed run's what the first part printed; a headless run's cells
+    already show what ran). Returns a new notebook; `base` is not changed."""
     run = store.get_run(run_id)
     runbook = parse_runbook(run.runbook_text, path=f"run {run_id}")
     nb = copy.deepcopy(base) if base is not None else compile_runbook(runbook)
@@ -133,10 +147,10 @@ def recorded_notebook(store: Store, run_id: int, base: Any | None = None) -> Any
         if attempt.node_id not in last or attempt.attempt > last[attempt.node_id].attempt:
             last[attempt.node_id] = attempt
     db = str(store.path)
-    state_names = {node_id: row.state for node_id, row in states.items()}
-    dag, dag_meta = dag_bundle(runbook, state_names)
+    dag, dag_meta = dag_bundle(runbook, {node_id: row.state for node_id, row in states.items()})
     record_mime = {RUN_MIME: {"run_id": run.id, "number": run.number, "db": db}}
-    nb.cells = [c for c in nb.cells if PAPERMILL_ERROR_TAG not in c.get("metadata", {}).get("tags", [])]
+    if run.status == "OK":  # papermill's "An Exception was encountered" cell of an earlier, unfinished part
+        nb.cells = [c for c in nb.cells if PAPERMILL_ERROR_TAG not in c.get("metadata", {}).get("tags", [])]
     for cell in nb.cells:
         meta = cell.get("metadata", {}).get(METADATA_KEY, {})
         role = meta.get("role")
@@ -146,13 +160,15 @@ def recorded_notebook(store: Store, run_id: int, base: Any | None = None) -> Any
             cell.source = record_setup_source(run.id, db)
             text = f"run {run.id} (#{run.number}) of {run.title!r}: {run.status}, recorded in {db}"
             cell.outputs = [_display({**record_mime, "text/plain": text}), _display(dag, dag_meta)]
-        elif role == ROLE_NODE and meta.get("node") in states:
+        elif role == ROLE_NODE and refresh_nodes and meta.get("node") in states:
             row = states[meta["node"]]
             cell.outputs = _node_outputs(cell, row.state, row.node_id, row.reason, last.get(row.node_id))
         elif role == ROLE_SUMMARY:
-            cell.outputs = [_display({"text/html": summary_html(store, run_id)}), _display(dag, dag_meta)]
-        if role in (ROLE_SETUP, ROLE_NODE, ROLE_SUMMARY) and cell.get("metadata", {}).get("papermill"):
-            cell.metadata["papermill"]["exception"] = False
+            cell.outputs = [
+                _display({"text/html": summary_html(store, run_id)}),
+                _display(dag, dag_meta),
+                *_kept(cell, run.status),
+            ]
     nb.metadata.setdefault(METADATA_KEY, {})[RECORD_KEY] = {
         "run_id": run.id,
         "number": run.number,
@@ -162,10 +178,10 @@ def recorded_notebook(store: Store, run_id: int, base: Any | None = None) -> Any
     return nb
 
 
-def file_notebook(store: Store, run_id: int, base: Any | None = None) -> str:
+def file_notebook(store: Store, run_id: int, base: Any | None = None, *, refresh_nodes: bool = True) -> str:
     """File the run's record notebook in its artifacts (`notebook.ipynb`) and point the run at it; returns
     its path or URL. Raises the store's StorageFault when the artifact store refuses it."""
-    nb = recorded_notebook(store, run_id, base)
+    nb = recorded_notebook(store, run_id, base, refresh_nodes=refresh_nodes)
     fd, tmp = tempfile.mkstemp(prefix="playbook-nb-", suffix=".ipynb")
     os.close(fd)
     try:

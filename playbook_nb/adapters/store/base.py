@@ -25,6 +25,7 @@ from playbook_nb.adapters.store.models import (
     AttemptRow,
     DecisionRow,
     EventRow,
+    GateWaitRow,
     HostRow,
     NodeStateRow,
     Run,
@@ -35,6 +36,9 @@ from playbook_nb.adapters.store.registry import backend_for
 if TYPE_CHECKING:
     from playbook_nb.adapters.store.artifacts import ArtifactStore
     from playbook_nb.adapters.store.owner import Owner, OwnerStatus
+
+
+GATE_POLL_SECONDS = 0.5  # how often a run waiting at a gate reads its wait row (SQLite)
 
 
 class Store(ABC):
@@ -286,10 +290,59 @@ class Store(ABC):
         actor: str | None,
         comment: str | None = None,
         decided_at: When = None,
+        source: str | None = None,
     ) -> int: ...
 
     @abstractmethod
     def decisions(self, run_id: int) -> list[DecisionRow]: ...
+
+    # gates decided from anywhere (issue 16): see migrations/0004_gate_waits.sql
+    def open_gate_wait(self, run_id: int, node_id: str, deadline: When) -> GateWaitRow:
+        """The run now waits at gate `node_id` for a decision from anywhere until `deadline`. A wait left open
+        for the same gate (its process was killed) is closed 'expired' first."""
+        raise NotImplementedError(f"{self.backend} store cannot wait at gates")
+
+    def gate_wait(self, wait_id: int) -> GateWaitRow:
+        raise NotImplementedError(f"{self.backend} store cannot wait at gates")
+
+    def open_wait_at(self, run_id: int, node_id: str) -> GateWaitRow | None:
+        """The gate's open wait ('waiting' or 'decided'), if any."""
+        raise NotImplementedError(f"{self.backend} store cannot wait at gates")
+
+    def decide_gate_wait(
+        self,
+        run_id: int,
+        node_id: str,
+        decision: str,
+        *,
+        actor: str,
+        source: str,
+        comment: str | None = None,
+        at: When = None,
+        version: int | None = None,
+    ) -> GateWaitRow | None:
+        """Compare-and-set: the gate's wait moves from 'waiting' to 'decided' only while the run is RUNNING
+        (at `version`, when given: nothing moved since the caller's checks), the node WAITING and the deadline
+        not passed, in one statement. The decided row, or None (refused:
+        nothing changed)."""
+        raise NotImplementedError(f"{self.backend} store cannot wait at gates")
+
+    def close_gate_wait(self, wait_id: int, status: str, *, expected: str) -> bool:
+        """Move the wait from `expected` to `status` ('applied' or 'expired'); False if it had moved on."""
+        raise NotImplementedError(f"{self.backend} store cannot wait at gates")
+
+    def wait_for_gate_decision(self, wait_id: int, timeout: float) -> GateWaitRow:
+        """The wait's row as soon as it is no longer 'waiting', or after `timeout` seconds. Cheap: a poll of
+        one row by its key (SQLite), LISTEN/NOTIFY (PostgreSQL)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            row = self.gate_wait(wait_id)
+            left = deadline - time.monotonic()
+            if row.status != "waiting" or left <= 0:
+                return row
+            time.sleep(min(GATE_POLL_SECONDS, left))
 
     # events
     @abstractmethod

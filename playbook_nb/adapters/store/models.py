@@ -127,6 +127,26 @@ class DecisionRow:
     actor: str | None
     comment: str | None
     decided_at: datetime
+    source: str | None = None  # server, cli, notebook, parameter, policy, replay (None: recorded before 0003)
+
+
+@dataclass(frozen=True)
+class GateWaitRow:
+    """A run waiting at a gate for a decision from anywhere (issue 16): 'waiting' until someone decides
+    ('decided', with the decision, its actor, source and comment), then 'applied' by the run; 'expired' when
+    the deadline passed (or the run stopped waiting) first."""
+
+    id: int
+    run_id: int
+    node_id: str
+    status: str
+    started_at: datetime
+    deadline: datetime
+    decision: str | None
+    actor: str | None
+    source: str | None
+    comment: str | None
+    decided_at: datetime | None
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ numbering, locking, the column types (timestamptz, jsonb) and `load_run`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterator
@@ -44,11 +45,13 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from playbook_nb.adapters.store.location import DB_URL_ENV, default_artifacts_dir
-from playbook_nb.adapters.store.models import When, to_json, to_timestamp
+from playbook_nb.adapters.store.models import GateWaitRow, When, to_json, to_timestamp
 from playbook_nb.adapters.store.sql_common import COPY_TABLES, JSON_COLUMNS, SQLStore
 from playbook_nb.domain.errors import StorageFault, StoreError
 
 DEFAULT_TIMEOUT = 30.0
+GATE_CHANNEL = "playbook_nb_gates"  # NOTIFY payload: the id of the gate wait that moved
+LISTEN_RECHECK = 5.0  # seconds between reads of the wait row while no notification comes
 MIGRATION_LOCK = 0x706C6E62  # "plnb": the advisory lock key held while migrating
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -129,6 +132,7 @@ class PostgresStore(SQLStore):
     def __init__(self, url: str, conn: Any, artifacts_root: str | os.PathLike[str]):
         super().__init__(redact(url), conn, artifacts_root)  # `path` is the URL: there is no file
         self._url = url
+        self._listener: Any = None  # the LISTEN connection, opened by the first wait at a gate
         self._artifacts_arg = artifacts_root
 
     def reopen(self) -> PostgresStore:
@@ -238,6 +242,41 @@ class PostgresStore(SQLStore):
         if row is None:
             raise self._missing_run(run_id)
         return row
+
+    # ---- gates decided from anywhere: NOTIFY on a decision, LISTEN while waiting -------------------
+
+    def _notify_gate(self, cur: Any, wait_id: int) -> None:
+        cur.execute("SELECT pg_notify(%s, %s)", (GATE_CHANNEL, str(wait_id)))
+
+    def wait_for_gate_decision(self, wait_id: int, timeout: float) -> GateWaitRow:
+        """LISTEN on a connection of its own while the wait is 'waiting': a decision's NOTIFY wakes it at once;
+        without one it reads the row again every few seconds (a missed notification costs a few seconds)."""
+        import time
+
+        psycopg = _psycopg()
+        deadline = time.monotonic() + timeout
+        try:
+            if self._listener is None:
+                self._listener = psycopg.connect(
+                    _with_password_from_env(self._url), autocommit=True, application_name="playbook-nb gate"
+                )
+                self._listener.execute(f"LISTEN {GATE_CHANNEL}")
+            while True:
+                row = self.gate_wait(wait_id)
+                left = deadline - time.monotonic()
+                if row.status != "waiting" or left <= 0:
+                    return row
+                for _note in self._listener.notifies(timeout=min(left, LISTEN_RECHECK), stop_after=1):
+                    pass  # any gate's notification: read the row again
+        except psycopg.Error as err:
+            raise StoreError(f"cannot wait for a gate decision in {self.path}: {_one_line(err)}") from None
+
+    def close(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                self._listener.close()
+            self._listener = None
+        super().close()
 
     # time columns are timestamptz (read back as aware datetimes), JSON columns jsonb (read back parsed)
     def _db_time(self, text: str) -> datetime:

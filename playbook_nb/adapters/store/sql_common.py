@@ -40,6 +40,7 @@ from playbook_nb.adapters.store.models import (
     AttemptRow,
     DecisionRow,
     EventRow,
+    GateWaitRow,
     HostRow,
     NodeStateRow,
     Run,
@@ -943,14 +944,23 @@ class SQLStore(Store):
         actor: str | None,
         comment: str | None = None,
         decided_at: When = None,
+        source: str | None = None,
     ) -> int:
         with self._write() as handle:
             self._require_node(handle, run_id, node_id)
             return self._insert(
                 handle,
-                "INSERT INTO decisions (run_id, node_id, decision, actor, comment, decided_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (run_id, node_id, name_of(decision), actor, comment, self._db_time(to_timestamp(decided_at))),
+                "INSERT INTO decisions (run_id, node_id, decision, actor, comment, decided_at, source)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    node_id,
+                    name_of(decision),
+                    actor,
+                    comment,
+                    self._db_time(to_timestamp(decided_at)),
+                    source,
+                ),
             )
 
     def decisions(self, run_id: int) -> list[DecisionRow]:
@@ -965,9 +975,105 @@ class SQLStore(Store):
                 actor=r["actor"],
                 comment=r["comment"],
                 decided_at=self._row_time(r["decided_at"]),
+                source=r["source"],
             )
             for r in rows
         ]
+
+    # ---- gates decided from anywhere (issue 16) ---------------------------------------------------
+
+    def _gate_wait_row(self, r: Any) -> GateWaitRow:
+        return GateWaitRow(
+            id=r["id"],
+            run_id=r["run_id"],
+            node_id=r["node_id"],
+            status=r["status"],
+            started_at=self._row_time(r["started_at"]),
+            deadline=self._row_time(r["deadline"]),
+            decision=r["decision"],
+            actor=r["actor"],
+            source=r["source"],
+            comment=r["comment"],
+            decided_at=self._row_time(r["decided_at"]),
+        )
+
+    def _notify_gate(self, handle: Any, wait_id: int) -> None:
+        """Tell a run waiting at the gate that its wait row moved (PostgreSQL: NOTIFY)."""
+
+    def open_gate_wait(self, run_id: int, node_id: str, deadline: When) -> GateWaitRow:
+        with self._write() as handle:
+            self._require_node(handle, run_id, node_id)
+            self._execute(
+                handle,
+                "UPDATE gate_waits SET status = 'expired' WHERE run_id = ? AND node_id = ?"
+                " AND status IN ('waiting', 'decided')",
+                (run_id, node_id),
+            )
+            wait_id = self._insert(
+                handle,
+                "INSERT INTO gate_waits (run_id, node_id, status, started_at, deadline)"
+                " VALUES (?, ?, 'waiting', ?, ?)",
+                (run_id, node_id, self._db_time(to_timestamp(None)), self._db_time(to_timestamp(deadline))),
+            )
+        return self.gate_wait(wait_id)
+
+    def gate_wait(self, wait_id: int) -> GateWaitRow:
+        row = self._read_one("SELECT * FROM gate_waits WHERE id = ?", (wait_id,))
+        if row is None:
+            raise StoreError(f"no gate wait {wait_id} in {self.path}")
+        return self._gate_wait_row(row)
+
+    def open_wait_at(self, run_id: int, node_id: str) -> GateWaitRow | None:
+        row = self._read_one(
+            "SELECT * FROM gate_waits WHERE run_id = ? AND node_id = ? AND status IN ('waiting', 'decided')",
+            (run_id, node_id),
+        )
+        return None if row is None else self._gate_wait_row(row)
+
+    def decide_gate_wait(
+        self,
+        run_id: int,
+        node_id: str,
+        decision: str,
+        *,
+        actor: str,
+        source: str,
+        comment: str | None = None,
+        at: When = None,
+        version: int | None = None,
+    ) -> GateWaitRow | None:
+        now = self._db_time(to_timestamp(at))
+        same_version = "" if version is None else f" AND version = {int(version):d}"
+        with self._write() as handle:
+            moved = self._execute(
+                handle,
+                "UPDATE gate_waits SET status = 'decided', decision = ?, actor = ?, source = ?, comment = ?,"
+                " decided_at = ? WHERE run_id = ? AND node_id = ? AND status = 'waiting' AND deadline > ?"
+                f" AND EXISTS (SELECT 1 FROM runs WHERE id = ? AND status = 'RUNNING'{same_version})"
+                " AND EXISTS (SELECT 1 FROM node_states WHERE run_id = ? AND node_id = ? AND state = 'WAITING')",
+                (decision, actor, source, comment, now, run_id, node_id, now, run_id, run_id, node_id),
+            ).rowcount
+            if moved != 1:
+                return None
+            row = self._execute(
+                handle,
+                "SELECT * FROM gate_waits WHERE run_id = ? AND node_id = ? AND status = 'decided'",
+                (run_id, node_id),
+            ).fetchone()
+            self._notify_gate(handle, row["id"])
+        return self._gate_wait_row(row)
+
+    def close_gate_wait(self, wait_id: int, status: str, *, expected: str) -> bool:
+        check(status, ("applied", "expired"), "gate wait status")
+        with self._write() as handle:
+            moved = self._execute(
+                handle,
+                "UPDATE gate_waits SET status = ? WHERE id = ? AND status = ?",
+                (status, wait_id, expected),
+            ).rowcount
+            if moved == 1:
+                self._notify_gate(handle, wait_id)
+        return moved == 1
 
     # ---- events -----------------------------------------------------------------------------------
 

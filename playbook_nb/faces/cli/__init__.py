@@ -10,6 +10,7 @@ from playbook_nb.faces.cli.app import app, run_app
 COMMAND_MODULES = [
     "model_cmds",  # validate, create, dag, export-dot
     "run_cmds",  # run, resume, set-status
+    "approve_cmds",  # approve (a gate a run waits at, from anywhere)
     "runs_cmds",  # show, runs list, info
     "config_cmds",  # config
     "notebook_cmds",  # compile

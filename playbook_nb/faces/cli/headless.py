@@ -18,6 +18,7 @@ import yaml
 
 from playbook_nb.adapters.notebook.compile import compile_runbook, parameter_names, write_notebook
 from playbook_nb.adapters.notebook.papermill_run import run_notebook
+from playbook_nb.adapters.notebook.record import RECORD_KEY, file_notebook, recorded_notebook
 from playbook_nb.adapters.notebook.stop import stop_on_signals, stop_reason
 from playbook_nb.app.inputs import load_runbook
 from playbook_nb.app.settings import Settings
@@ -96,6 +97,19 @@ def _refuse_unknown_parameters(extra: dict[str, Any], runbook: Runbook, accepted
         )
 
 
+def _refuse_a_record(file: Path) -> None:
+    """A filed (executed) notebook is the record of its run: it never starts another one."""
+    try:
+        record = (nbformat.read(file, as_version=4).metadata.get("playbook_nb") or {}).get(RECORD_KEY)
+    except (OSError, ValueError):
+        return  # runbook_of_notebook says what is wrong with it
+    if record:
+        raise PlaybookError(
+            f"{file} is the record of run {record.get('run_id')} (an executed notebook): it never starts a "
+            "run; run its runbook or the compiled notebook instead"
+        )
+
+
 def run_headless(
     file: Path,
     *,
@@ -114,9 +128,12 @@ def run_headless(
     parameters_file,
     parallel: int = 1,
     settings: Settings | None = None,
+    gate_wait: str | None = None,
     strict: bool = False,
 ) -> int:
     is_notebook = file.suffix == ".ipynb"
+    if is_notebook:
+        _refuse_a_record(file)
     runbook = runbook_of_notebook(file) if is_notebook else load_runbook(file)
     extra, as_vars = _papermill_parameters(
         parameters, parameters_yaml, parameters_file, set(runbook.variables)
@@ -146,6 +163,8 @@ def run_headless(
         "headless": True,
         **extra,
     }
+    if gate_wait and "gate_wait" not in params:  # a notebook parameter read by open_run, as text ("30m")
+        params["gate_wait"] = gate_wait
     workers = int(params.pop("parallel", parallel) or 1)
     if workers > 1:  # a notebook parameter read by open_run (cells start ready siblings in the background)
         params["parallel"] = workers
@@ -181,8 +200,9 @@ def run_headless(
             )
             return ExitCode.INVALID
         run_id = int(record["run_id"])
+        _ended(store, run_id, outcome)  # first: the filed notebook shows the status the index keeps
         _file_notebook(store, run_id, executed, output)
-    run = _ended(store, run_id, outcome)
+    run = store.get_run(run_id)
     _print_result(run, store)
     if stop_reason():
         err_console.print(
@@ -194,12 +214,16 @@ def run_headless(
 
 
 def _file_notebook(store, run_id: int, executed: Path, output: Path | None) -> None:
-    """The executed notebook into the run's artifacts (and to --output). When the artifact store refuses it,
-    the record must not point at the temporary notebook: StorageFault, exit 4."""
-    if output:
-        shutil.copyfile(executed, output)
+    """The executed notebook into the run's artifacts (and to --output), brought up to date from the index as
+    the run's record (`adapters.notebook.record`). When the artifact store refuses it, the record must not
+    point at the temporary notebook: StorageFault, exit 4."""
+    base = nbformat.read(executed, as_version=4)
+    if output:  # the same record as the filed one (summary from the index, a record setup cell)
+        with contextlib.suppress(PlaybookError):
+            base = recorded_notebook(store, run_id, base, refresh_nodes=False)
+        nbformat.write(base, output)
     try:
-        store.set_notebook_path(run_id, store.put_artifact(run_id, "notebook.ipynb", executed))
+        file_notebook(store, run_id, base, refresh_nodes=False)  # its node cells show what this kernel ran
     except StorageFault as err:
         with contextlib.suppress(PlaybookError):
             store.set_notebook_path(run_id, str(output) if output else "")

@@ -30,6 +30,14 @@ if TYPE_CHECKING:  # the run machinery is imported when a command runs (start-up
     from playbook_nb.domain.engine import Decision
     from playbook_nb.faces.cli.terminal_view import TerminalView
 
+GATE_WAIT = typer.Option(
+    None,
+    "--gate-wait",
+    help="At a gate nobody decides (no --approve, no policy): wait this long (30m, 2h, 90s) for a decision "
+    "from anywhere (playbook-nb approve, the REST API), RUNNING and WAITING, then stop ABORTED (exit 3). "
+    "Default: fail closed at once.",
+)
+
 PARALLEL = typer.Option(
     None,
     "--parallel",
@@ -80,6 +88,7 @@ def _exit_for(session: RunSession, view: TerminalView, file: Path, strict: bool 
 
 
 def _terminal_decider(view: TerminalView, interactive: bool):
+    from rich.markup import escape
     from rich.prompt import Prompt
 
     from playbook_nb.domain.decisions import GateDecision
@@ -88,9 +97,15 @@ def _terminal_decider(view: TerminalView, interactive: bool):
     def decide(session: RunSession, node_id: str, kind: str) -> GateDecision | None:
         opts = session.options
         if kind == "gate":
+            if not interactive:  # no TTY: the policy, else a decision from anywhere within --gate-wait
+                return session.unattended_decision(node_id)
             policy_choice = session.gate_policy.decide(node_id)
-            if policy_choice is not None or not interactive:
+            if policy_choice is not None:
                 return policy_choice
+            refusal = session.decision_refusal(node_id, opts.actor)
+            if refusal is not None:  # four eyes, approvers: someone else decides, from anywhere
+                err_console.print(f"[yellow]{escape(refusal)}[/]", highlight=False)
+                return session.unattended_decision(node_id)
             with view.paused(), session.abort_switch.prompting():
                 prompt = session.rendered(node_id).get("prompt", "Continue with the next step?")
                 view.gate(session, node_id)
@@ -98,7 +113,7 @@ def _terminal_decider(view: TerminalView, interactive: bool):
                     f"[bold]{prompt}[/]", choices=["approve", "reject", "abort"], default="approve"
                 )
                 comment = Prompt.ask("Comment (optional)", default="") or None
-            return GateDecision(Decision(answer), opts.actor, comment)
+            return GateDecision(Decision(answer), opts.actor, comment, source="cli")
         if not interactive:
             return None
         allowed = session.engine.allowed_decisions(node_id)
@@ -107,7 +122,7 @@ def _terminal_decider(view: TerminalView, interactive: bool):
             answer = Prompt.ask(
                 f"[bold red]'{node_id}' failed.[/] What now?", choices=choices, default=choices[0]
             )
-        return GateDecision(Decision(answer), opts.actor, None)
+        return GateDecision(Decision(answer), opts.actor, None, source="cli")
 
     return decide
 
@@ -185,6 +200,7 @@ def run(
         None, "-f", "--parameters-file", help="papermill parameters YAML file."
     ),
     parallel: int = PARALLEL,
+    gate_wait: str = GATE_WAIT,
     strict: bool = STRICT,
     widget_state: bool = typer.Option(
         False,
@@ -194,13 +210,14 @@ def run(
 ) -> None:
     """Run a runbook from the terminal (prompts at gates), or headless through its notebook."""
     from playbook_nb.app.settings import Settings
-    from playbook_nb.domain.decisions import parse_approve_flags
+    from playbook_nb.domain.decisions import parse_approve_flags, parse_gate_wait
 
     settings = Settings.load()  # the configuration, read once for this command and passed down
     retries = max_retries if max_retries is not None else settings.max_retries
     approvals = parse_approve_flags(approve)
     parameters = _pair_parameters(parameters, list(ctx.args))
     workers = parallel_default(parallel, settings)
+    wait = parse_gate_wait(gate_wait, "--gate-wait")
     if headless or file.suffix == ".ipynb":
         from playbook_nb.faces.cli.headless import run_headless
 
@@ -223,6 +240,7 @@ def run(
             parameters_file=parameters_file,
             parallel=workers,
             settings=settings,
+            gate_wait=gate_wait if wait else None,
             strict=strict,
         )
         raise typer.Exit(code)
@@ -246,6 +264,8 @@ def run(
         approvals=approvals,
         comment=comment,
         parallel=workers,
+        gate_wait=wait,
+        **settings.decision_options(),
     )
     store = open_store(state_path, settings)
     view = TerminalView(real_console(), store)
@@ -283,6 +303,7 @@ def resume(
         help="Resume with variable values other than the recorded ones (every approved gate opens again).",
     ),
     parallel: int = PARALLEL,
+    gate_wait: str = GATE_WAIT,
     strict: bool = STRICT,
     retry: list[str] = typer.Option(
         None, "--retry", help="Retry this node, which failed and waits for a decision (repeatable)."
@@ -300,7 +321,7 @@ def resume(
     from playbook_nb.app.inputs import load_runbook
     from playbook_nb.app.session import RunOptions, RunSession
     from playbook_nb.app.settings import Settings
-    from playbook_nb.domain.decisions import parse_approve_flags
+    from playbook_nb.domain.decisions import parse_approve_flags, parse_gate_wait
     from playbook_nb.faces.cli.terminal_view import TerminalView
 
     settings = Settings.load()
@@ -332,6 +353,8 @@ def resume(
         approvals=approvals,
         comment=comment,
         parallel=parallel_default(parallel, settings),
+        gate_wait=parse_gate_wait(gate_wait, "--gate-wait"),
+        **settings.decision_options(),
     )
     session = RunSession.resume(
         runbook, values, store, run_id, options,
@@ -343,7 +366,10 @@ def resume(
     view.attach(session)
     console.print(f"Resuming run {run_id} of [bold]{escape(recorded.title)}[/]")
     session.decide_waiting_gates(parameters_only=True, comment=comment or "decided at resume")
-    _drive(session, view, interactive)
+    try:
+        _drive(session, view, interactive)
+    finally:
+        _refile_notebook(store, run_id)
     raise _exit_for(session, view, file, strict)
 
 
@@ -356,6 +382,22 @@ def _failure_decisions(retry: list[str] | None, skip: list[str] | None) -> dict[
             raise PlaybookError(f"--retry {node_id} and --skip {node_id}: choose one")
         decisions[node_id] = Decision.SKIP
     return decisions
+
+
+def _refile_notebook(store, run_id: int) -> None:
+    """A run that filed a notebook (headless, or a notebook session) and was resumed here: its filed notebook
+    is brought to the run's state now, so it never disagrees with the index."""
+    # imported here: nbformat and Pillow are not needed by a plain terminal run
+    from playbook_nb.adapters.notebook.record import file_notebook, read_filed
+
+    base = read_filed(store, run_id)
+    if base is not None:
+        try:
+            file_notebook(store, run_id, base)
+        except PlaybookError as err:
+            err_console.print(
+                f"[yellow]warning:[/] the notebook of run {run_id} was not brought up to date: {err}"
+            )
 
 
 @app.command("set-status")

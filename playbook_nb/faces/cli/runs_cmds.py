@@ -141,7 +141,13 @@ def show(
             for a in attempts
         ]
         data["decisions"] = [
-            {"node": d.node_id, "decision": d.decision, "actor": d.actor, "comment": d.comment}
+            {
+                "node": d.node_id,
+                "decision": d.decision,
+                "actor": d.actor,
+                "source": d.source,
+                "comment": d.comment,
+            }
             for d in decisions
         ]
         print(json.dumps(data, indent=2, default=str))
@@ -184,8 +190,10 @@ def show(
             console.print(f"ran: {escape(a.node_id)} attempt {a.attempt}: {escape(text)}", highlight=False)
     for d in decisions:
         comment = f' "{escape(d.comment)}"' if d.comment else ""
+        source = f" ({d.source})" if d.source else ""
         console.print(
-            f"decision: {d.decision} on {d.node_id} by {escape(d.actor or '')} at {_when(d.decided_at)}{comment}"
+            f"decision: {d.decision} on {d.node_id} by {escape(d.actor or '')}{source} at {_when(d.decided_at)}"
+            f"{comment}"
         )
     if run.notebook_path:
         console.print(f"notebook: {run.notebook_path}")

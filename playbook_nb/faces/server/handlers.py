@@ -9,6 +9,11 @@ JupyterHub's OAuth or a custom Authorizer decide exactly as they do for the rest
     GET runs/{id}/report                       -> the HTML post-mortem (text/html)
     GET runs/{id}/notebook                     -> the run's filed (executed) notebook, nbformat JSON
     GET me                                     -> {"actor": ...}: the name this user's runs are recorded under
+    POST runs/{id}/gates/{node} {"decision": "approve"|"reject", "comment": "..."}
+                                               -> 200 {"state": ...}: the gate's new state, once the run that
+                                                  waits at it (--gate-wait) has taken the decision; 409 when the
+                                                  run or gate is not waiting, 403 when the user may not decide,
+                                                  400 on a malformed body, 404 for no such run or gate
     POST runbooks {"directory": "ops"}         -> 201 {"path": "ops/new_runbook.playbook.toml"}: a starter
 
 A handler reads the index through `self.index.call(fn)` (one worker thread); a new endpoint is one more
@@ -17,7 +22,9 @@ A handler reads the index through `self.index.call(fn)` (one worker thread); a n
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
@@ -28,6 +35,7 @@ from tornado import web
 from playbook_nb.adapters.export.report import render_report
 from playbook_nb.adapters.export.scan import count_secrets, secret_env_values
 from playbook_nb.adapters.store import RUN_STATUSES, Store
+from playbook_nb.app.remote_decisions import DECISIONS, GateRefused, offer_decision, outcome
 from playbook_nb.domain.errors import PlaybookError, RunNotFound
 from playbook_nb.domain.redact import Redactor
 from playbook_nb.faces import run_json
@@ -185,7 +193,7 @@ class NewRunbookHandler(PlaybookHandler):
                 break
         else:
             raise web.HTTPError(409, f"{directory or 'the root'} has too many new_runbook files")
-        text = starter_runbook("New runbook", actor_of(self.current_user), name)
+        text = starter_runbook("New runbook", actor_of(self.current_user, self.identity_provider), name)
         model = await ensure_async(contents.new({"type": "file", "format": "text", "content": text}, path))
         self.write_json({"path": model["path"]}, status=201)
 
@@ -194,7 +202,80 @@ class MeHandler(PlaybookHandler):
     @web.authenticated
     @authorized
     def get(self) -> None:
-        self.write_json({"actor": actor_of(self.current_user)})
+        self.write_json({"actor": actor_of(self.current_user, self.identity_provider)})
+
+
+REFUSAL_STATUS = {"not_found": 404, "conflict": 409, "forbidden": 403, "invalid": 400}
+TAKE_WAIT = 15.0  # seconds a decision request waits for the run to take the decision
+
+
+class GateHandler(PlaybookHandler):
+    """A decision on a gate a run waits at (`--gate-wait`), by the server's authenticated user."""
+
+    def decision_body(self) -> tuple[str, str | None]:
+        try:
+            body = json.loads(self.request.body or b"null")
+        except ValueError:
+            raise web.HTTPError(400, 'the body must be JSON: {"decision": "approve"}') from None
+        if not isinstance(body, dict):
+            raise web.HTTPError(400, 'the body must be a JSON object: {"decision": "approve"}')
+        decision, comment = body.get("decision"), body.get("comment")
+        if decision not in DECISIONS:
+            raise web.HTTPError(400, f"decision must be one of {', '.join(DECISIONS)}, not {decision!r}")
+        if comment is not None and not isinstance(comment, str):
+            raise web.HTTPError(400, "comment must be a string")
+        unknown = sorted(set(body) - {"decision", "comment"})
+        if unknown:
+            raise web.HTTPError(400, f"unknown field {unknown[0]!r} (expected decision, comment)")
+        return decision, (comment or None)
+
+    async def decide(self, work):
+        try:
+            return await self.index.call(work)
+        except GateRefused as err:
+            raise web.HTTPError(REFUSAL_STATUS[err.kind], str(err), reason=str(err)[:200]) from None
+        except RunNotFound as err:
+            raise web.HTTPError(404, str(err), reason=str(err)) from None
+        except PlaybookError as err:
+            raise web.HTTPError(500, str(err), reason=str(err).replace("\n", " ")[:200]) from None
+
+    @web.authenticated
+    @authorized
+    async def post(self, run_id: str, node_id: str) -> None:
+        rid = self.run_id_or_404(run_id)
+        decision, comment = self.decision_body()
+        actor = actor_of(self.current_user, self.identity_provider)
+        offered = await self.decide(
+            lambda store: offer_decision(
+                store,
+                rid,
+                node_id,
+                decision,
+                actor=actor,
+                source="server",
+                comment=comment,
+                groups=self.index.groups,
+            )
+        )
+        deadline = time.monotonic() + TAKE_WAIT
+        while True:
+            now = await self.decide(lambda store: outcome(store, offered))
+            if now.applied or now.expired or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.1)
+        if now.expired:
+            raise web.HTTPError(409, f"run {rid} stopped waiting at '{node_id}' before it took the decision")
+        answer = {
+            "run": rid,
+            "node": node_id,
+            "decision": decision,
+            "actor": actor,
+            "source": "server",
+            "applied": now.applied,  # False: accepted, the run has not taken it yet (202)
+            "state": now.state,
+            "run_status": now.run_status,
+        }
+        self.write_json(answer, status=200 if now.applied else 202)
 
 
 ROUTES: list[tuple[str, type[PlaybookHandler]]] = [
@@ -202,6 +283,7 @@ ROUTES: list[tuple[str, type[PlaybookHandler]]] = [
     (r"runs/(?P<run_id>[^/]+)", RunHandler),
     (r"runs/(?P<run_id>[^/]+)/report", ReportHandler),
     (r"runs/(?P<run_id>[^/]+)/notebook", NotebookHandler),
+    (r"runs/(?P<run_id>[^/]+)/gates/(?P<node_id>[^/]+)", GateHandler),
     (r"runbooks", NewRunbookHandler),
     (r"me", MeHandler),
 ]

@@ -22,6 +22,7 @@ class RunIndex:
     def __init__(self, location: str | None = None):
         self._location = location  # None: resolved from the configuration at first use
         self._store: Store | None = None
+        self.groups: dict[str, tuple[str, ...]] = {}  # [groups] of the configuration, for gate approvers
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="playbook-nb-index")
 
@@ -29,6 +30,7 @@ class RunIndex:
         with self._lock:
             if self._store is None:
                 settings = Settings.load()  # once, when the index is first used
+                self.groups = dict(settings.config.groups)
                 self._store = Store.open(
                     self._location or settings.db_location(), artifacts_root=settings.artifacts_url()
                 )
