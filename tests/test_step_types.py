@@ -62,10 +62,18 @@ outputs = {{ published = true }}
 """
 
 
-@pytest.fixture
-def servers():
+@pytest.fixture(scope="module")
+def running_servers():
     with EntityApi(entities=ENTITIES) as api, PushgatewayRecorder() as gateway:
         yield api, gateway
+
+
+@pytest.fixture
+def servers(running_servers):
+    """The module's two servers, with what they recorded for earlier tests forgotten."""
+    for server in running_servers:
+        server.requests.clear()
+    return running_servers
 
 
 def run(tmp_path, text: str, values: dict):
