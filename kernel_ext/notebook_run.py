@@ -23,6 +23,7 @@ from playbook_nb.adapters.store import Store
 from playbook_nb.app.abort import on_signals
 from playbook_nb.app.identity import local_identity
 from playbook_nb.app.inputs import resolve_variables
+from playbook_nb.app.run_log import attach_run_log
 from playbook_nb.app.session import NodeReport, RunOptions, RunSession
 from playbook_nb.app.settings import Settings
 from playbook_nb.constants import OUTPUT_PATH_ENV, RUN_MIME
@@ -66,11 +67,46 @@ def has_front_end() -> bool:
 def notebook_path_hint() -> str | None:
     if os.environ.get(OUTPUT_PATH_ENV):
         return os.path.abspath(os.environ[OUTPUT_PATH_ENV])
+    from_papermill = papermill_output_path()
+    if from_papermill:
+        return from_papermill
     session_name = os.environ.get("JPY_SESSION_NAME")
     if session_name:
         candidate = Path.cwd() / Path(session_name).name
         return str(candidate) if candidate.exists() else session_name
     return None
+
+
+def papermill_output_path(ppid: int | None = None) -> str | None:
+    """The output notebook of a plain `papermill IN OUT ...` (its default engine sets no environment): read
+    from the command line of the process that started this kernel, parsed by papermill's own CLI parser, and
+    made absolute against that process's working directory (or its --cwd). None when the parent is no
+    papermill CLI, or writes to stdout."""
+    ppid = os.getppid() if ppid is None else ppid
+    try:
+        argv = Path(f"/proc/{ppid}/cmdline").read_bytes().decode("utf-8", "replace").split("\0")
+        parent_cwd = os.readlink(f"/proc/{ppid}/cwd")
+    except OSError:
+        return None
+    argv = [a for a in argv if a]
+    start = next(
+        (i + 1 for i, a in enumerate(argv) if Path(a).name == "papermill" or (a == "papermill" and i > 0)),
+        None,
+    )
+    if start is None:
+        return None
+    try:
+        from papermill.cli import papermill as papermill_cli
+
+        ctx = papermill_cli.make_context("papermill", argv[start:], resilient_parsing=True)
+    except Exception:  # not papermill's arguments after all
+        return None
+    output = ctx.params.get("output_path")
+    if not output or output == "-":
+        return None
+    if "://" in str(output):
+        return str(output)
+    return os.path.abspath(os.path.join(parent_cwd, str(output)))
 
 
 class NotebookRun:
@@ -406,6 +442,7 @@ def open_run(
     max_retries: int = 3,
     headless: bool | None = None,
     parallel: int | None = None,
+    parameters: dict[str, Any] | None = None,
     take_over: bool = False,
     gate_wait: str | float | None = None,
 ) -> NotebookRun:
@@ -431,7 +468,7 @@ def open_run(
     settings = Settings.load()  # the configuration, read once for this run
     store = settings.open_store(state_path or None)
     resume_id = _run_to_resume(run_id, runbook, store, headless)
-    given = variables or {}
+    given = {**(variables or {}), **_given_parameters(runbook, parameters)}
     if resume_id is not None:
         given = _resume_values(runbook, store, resume_id, given)
     values = _values(runbook, given, secret_env or {})
@@ -474,6 +511,11 @@ def open_run(
         hint and headless
     ):  # papermill's output file; an interactive run files its own snapshot (see file_notebook)
         store.set_notebook_path(session.run_id, hint)
+    if settings.config.logging.file_path:  # the kernel's stderr is a cell's output: the log file only
+        from playbook_nb.faces.logs import configure_logging
+
+        configure_logging(settings.config.logging, stderr=False)
+    attach_run_log(session)
     _current = NotebookRun(session, headless=headless)
     return _current
 
@@ -526,6 +568,18 @@ def _resume_values(runbook, store: Store, run_id: int, variables: dict[str, Any]
     recorded = store.get_run(run_id).variables or {}
     base = {k: v for k, v in recorded.items() if k not in runbook.secret_names}
     return {**base, **variables}
+
+
+def _given_parameters(runbook, parameters: dict[str, Any] | None) -> dict[str, Any]:
+    """The per-variable parameters someone set (papermill -p ENVIRONMENT prod): those not None and not the
+    runbook's default as the parameters cell holds it. They win over the `variables` dict."""
+    given = {}
+    for name, value in (parameters or {}).items():
+        variable = runbook.variables.get(name)
+        if variable is None or variable.secret or value is None or value == variable.default:
+            continue
+        given[name] = value
+    return given
 
 
 def _values(runbook, variables: dict[str, Any], secret_env: dict[str, str]) -> dict[str, Any]:

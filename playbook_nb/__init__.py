@@ -4,7 +4,9 @@
 `playbook_nb.kernel_ext`, imported only when a kernel loads the extension).
 """
 
-__version__ = "0.1.0"
+from playbook_nb.constants import VERSION as __version__
+
+__all__ = ["__version__", "load_ipython_extension", "unload_ipython_extension"]
 
 
 def load_ipython_extension(ipython) -> None:

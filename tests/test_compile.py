@@ -124,12 +124,20 @@ def test_python_node_code_is_in_its_cell():
 
 
 def test_parameters_cell_exact_names_and_defaults(compiled):
-    _, nb = compiled
+    """One typed, commented parameter per runbook variable (secrets never), then the control parameters."""
+    runbook, nb = compiled
     (cell,) = cells_with_role(nb, "parameters")
     assert cell.metadata.tags == ["parameters"]
     tree = ast.parse(cell.source)
-    names = [stmt.targets[0].id for stmt in tree.body]
-    assert names == PARAMETER_NAMES
+    typed = [stmt for stmt in tree.body if isinstance(stmt, ast.AnnAssign)]
+    control = [stmt.targets[0].id for stmt in tree.body if isinstance(stmt, ast.Assign)]
+    expected = [n for n, v in runbook.variables.items() if not v.secret and n.isidentifier()]
+    assert [stmt.target.id for stmt in typed] == expected
+    for stmt in typed:
+        variable = runbook.variables[stmt.target.id]
+        assert stmt.annotation.id == variable.type
+        assert ast.literal_eval(stmt.value) == variable.default
+    assert control == PARAMETER_NAMES
     namespace: dict = {}
     exec(cell.source, namespace)
     assert namespace["variables"] == {} and namespace["secret_env"] == {} and namespace["approvals"] == {}
@@ -138,9 +146,11 @@ def test_parameters_cell_exact_names_and_defaults(compiled):
     assert namespace["max_retries"] == 3
     assert namespace["gate_wait"] == 0  # fail closed at once unless a wait is given
     assert namespace["actor"] == "" and namespace["comment"] == "" and namespace["state_path"] == ""
-    # one comment per parameter except max_retries
-    commented = [line.split("=")[0].strip() for line in cell.source.splitlines() if "#" in line]
-    assert commented == [n for n in PARAMETER_NAMES if n != "max_retries"]
+    # every parameter has its comment (papermill --help-notebook shows it)
+    assignments = [line for line in cell.source.splitlines() if "=" in line and not line.startswith("#")]
+    assert all("  # " in line for line in assignments)
+    for name in runbook.secret_names:
+        assert f"{name}:" not in cell.source and f"{name} =" not in cell.source
 
 
 def test_setup_and_summary_cells(compiled):
@@ -151,9 +161,14 @@ def test_setup_and_summary_cells(compiled):
     assert lines[1] == "from playbook_nb.kernel_ext import open_run"
     assert lines[2].startswith(f'pb = open_run(RUNBOOK_TOML, sha256="{runbook.sha256}", ')
     call = ast.parse(lines[2]).body[0].value
-    assert [kw.arg for kw in call.keywords] == ["sha256", *PARAMETER_NAMES]
-    for kw in call.keywords[1:]:
-        assert isinstance(kw.value, ast.Name) and kw.value.id == kw.arg
+    keywords = {kw.arg: kw.value for kw in call.keywords}
+    declared = [n for n, v in runbook.variables.items() if not v.secret]
+    assert list(keywords) == ["sha256", *PARAMETER_NAMES, *(["parameters"] if declared else [])]
+    for name in PARAMETER_NAMES:
+        assert isinstance(keywords[name], ast.Name) and keywords[name].id == name
+    if declared:  # each runbook variable's own parameter, by name
+        given = keywords["parameters"]
+        assert [k.value for k in given.keys] == declared and [v.id for v in given.values] == declared
     assert lines[3] == "pb.show()"
     assert len(lines) == 4
     (summary,) = cells_with_role(nb, "summary")

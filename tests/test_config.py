@@ -92,10 +92,10 @@ def test_playbook_env_reads_the_overlay_beside_each_file(dirs, tmp_path):
     assert config.execution.max_retries == 6 and config.sources["execution.max_retries"] == str(local)
     assert load(dirs).logging.level == "INFO"
 
-    explicit = write(tmp_path / "c" / "custom.toml", "[ui]\ncolor_theme = 'dark'\n")
-    write(tmp_path / "c" / "custom.production.toml", "[ui]\ncolor_theme = 'light'\n")
+    explicit = write(tmp_path / "c" / "custom.toml", "[ui]\nprogress_style = 'spinner'\n")
+    write(tmp_path / "c" / "custom.production.toml", "[ui]\nprogress_style = 'none'\n")
     config = load(dirs, {"PLAYBOOK_CONFIG": str(explicit), "PLAYBOOK_ENV": "production"})
-    assert config.ui.color_theme == "light"
+    assert config.ui.progress_style == "none"
 
     with pytest.raises(ConfigError, match="PLAYBOOK_ENV: invalid environment name"):
         load(dirs, {"PLAYBOOK_ENV": "../etc"})

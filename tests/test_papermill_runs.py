@@ -40,7 +40,7 @@ def attempt_counts(db: Path, run_id: int) -> dict[str, int]:
 def executed_notebook(db: Path, run: sqlite3.Row) -> nbformat.NotebookNode:
     """The executed notebook the index points at; it must live in the run's artifact directory."""
     path = Path(run["notebook_path"])
-    artifact_dir = db.parent / "artifacts" / str(run["id"])
+    artifact_dir = db.parent / "artifacts" / db.stem / str(run["id"])
     assert path.parent.resolve() == artifact_dir.resolve(), path
     assert path.exists()
     return nbformat.read(path, as_version=4)
@@ -238,6 +238,13 @@ def test_plain_papermill_default_engine_records_the_run(state_db, tmp_path):
     nb = nbformat.read(out, as_version=4)
     assert "deploying myapp to staging" in node_cells(nb)["deploy_application"]
     assert f"Run {run['id']} (#1): OK" in cell_text(role_cell(nb, "summary"))
+    # issue 14 point 15: the default engine sets nothing, yet the record knows the executed notebook
+    # (papermill's own output path, from the command line of the papermill process that started the kernel)
+    assert run["notebook_path"] == str(out.resolve())
+    copy = tmp_path / "exported.ipynb"
+    exported = run_cli("export", str(run["id"]), "--notebook", str(copy), "--state-path", str(state_db))
+    assert exported.returncode == 0, exported.stderr
+    assert "deploying myapp to staging" in node_cells(nbformat.read(copy, as_version=4))["deploy_application"]
 
 
 # ------------------------------------------------------------------------------ other runbooks

@@ -69,7 +69,8 @@ def test_artifacts_default_to_a_directory_beside_the_database_file(state_db):
     with Store.open(state_db) as store:
         run = new_run(store)
         directory = store.artifact_dir(run.id)
-        assert directory == state_db.parent / "artifacts" / str(run.id) and directory.is_dir()
+        # artifacts/<index file stem>/<run id>: another index file in the same folder never shares it
+        assert directory == state_db.parent / "artifacts" / "runs" / str(run.id) and directory.is_dir()
         assert store.get_run(run.id).artifact_dir == str(directory)
 
 

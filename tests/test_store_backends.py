@@ -538,6 +538,11 @@ def test_stats(store):
     )
     only_b = store.stats("B")
     assert only_b["runs"] == 1 and only_b["success_rate"] is None and only_b["nodes"] == {}
+    only_a = store.stats("A")  # the per-node figures of one workflow
+    assert only_a["nodes"]["build"]["attempts"] == 4 and only_a["nodes"]["build"]["failed_attempts"] == 2
+    # what KPI attainment reads (issue 18.4): status and duration, newest first, without whole rows
+    assert store.run_outcomes("A", 10) == [("ABORTED", 10.0), ("NOK", 10.0), ("OK", 10.0), ("OK", 10.0)]
+    assert store.run_outcomes("B", 10) == [("RUNNING", None)]
 
 
 def test_delete_run_refuses_running_and_frees_artifacts(store, raw):

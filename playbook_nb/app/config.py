@@ -147,8 +147,6 @@ FIELDS: dict[str, dict[str, Field]] = {
         "path": Field(_path, None, "run index (SQLite); default: the user data dir's runs.db", is_path=True),
         "url": Field(_url, None, "run index URL (postgresql://user@host/db); wins over path"),
         "timeout": Field(_positive_float, 30.0, "seconds to wait for a locked database"),
-        "backup_enabled": Field(_bool, False, "seed compatibility; not used yet"),
-        "backup_count": Field(_int(0), 5, "seed compatibility; not used yet"),
     },
     "artifacts": {
         "url": Field(_url, None, "executed notebooks: a directory or fsspec URL (s3://bucket/prefix)"),
@@ -158,7 +156,6 @@ FIELDS: dict[str, dict[str, Field]] = {
         "max_retries": Field(
             _int(0), 3, "attempts a failed node gets in all, as in the seed (operator retries: one fewer)"
         ),
-        "interactive_timeout": Field(_int(1), 1800, "seconds a terminal prompt waits for an answer"),
         "parallel": Field(
             _bool_or_workers, False, "run independent nodes at the same time: true (4 at once) or a number"
         ),
@@ -178,9 +175,13 @@ FIELDS: dict[str, dict[str, Field]] = {
     },
     "ui": {
         "progress_style": Field(_choice("bar", "spinner", "none"), "bar", "bar | spinner | none"),
-        "color_theme": Field(_choice("auto", "light", "dark", "none"), "auto", "auto | light | dark | none"),
-        "show_timestamps": Field(_bool, True, "show times in terminal output"),
-        "compact_output": Field(_bool, False, "fewer lines in terminal output"),
+        "color_theme": Field(
+            _choice("auto", "none"), "auto", "auto (colour on a terminal, NO_COLOR honoured) | none"
+        ),
+        "show_timestamps": Field(
+            _bool, True, "a node's transition lines in the terminal start with the time"
+        ),
+        "compact_output": Field(_bool, False, "terminal: no command output lines and no summary table"),
     },
 }
 
@@ -208,8 +209,6 @@ class DatabaseConfig:
     path: Path | None = None
     url: str | None = None
     timeout: float = 30.0
-    backup_enabled: bool = False
-    backup_count: int = 5
 
 
 @dataclass(frozen=True)
@@ -221,7 +220,6 @@ class ArtifactsConfig:
 class ExecutionConfig:
     default_timeout: int = 300
     max_retries: int = 3
-    interactive_timeout: int = 1800
     parallel: bool | int = False
 
 

@@ -10,7 +10,6 @@ from typing import Any
 
 from playbook_nb.adapters.executors.result import AttemptResult
 from playbook_nb.adapters.store import Store
-from playbook_nb.adapters.store.models import to_json
 from playbook_nb.app.ports import Clock
 from playbook_nb.domain.attempt_ran import ATTEMPT_RAN_EVENT
 from playbook_nb.domain.engine import Engine, EngineEvent
@@ -31,7 +30,7 @@ class Recorder:
         self.redactor = redactor
         self.clock = clock
         self.event_listeners: list[EventListener] = []
-        self._snapshot: _SnapshotText | None = None
+        self._saved_engine: Engine | None = None  # the engine whose whole snapshot the store holds
         # compare-and-set (issue 13): every transition is written only if the run is still this session's
         # (owner token) at the version it last wrote; a watch-only view writes nothing
         self.owner_token: str | None = None
@@ -45,13 +44,17 @@ class Recorder:
         events = engine.pop_events()
         if not events or self.watch_only:
             return
-        if self._snapshot is None or self._snapshot.engine is not engine:
-            self._snapshot = _SnapshotText(engine)
+        # A node's snapshot entry changes only with an event naming it: after the first whole save, a flush
+        # saves the run's own fields and the nodes its events name (O(changed) rows, not the whole snapshot).
+        partial = self._saved_engine is engine
+        snapshot = engine.snapshot(node_ids={e.node for e in events if e.node} if partial else None)
+        self._saved_engine = None  # until this write commits: after a failed one, the next saves the whole
         with self.store.batch():
             version = self.store.advance(self.run_id, token=self.owner_token, version=self.version)
             for event in events:
                 self._write_event(engine, event)
-            self.store.save_snapshot(self.run_id, self._snapshot.text({e.node for e in events if e.node}))
+            self.store.save_snapshot(self.run_id, snapshot, partial=partial)
+        self._saved_engine = engine
         self.version = version
         for event in events:
             for listener in self.event_listeners:
@@ -193,24 +196,3 @@ def load_outputs(store: Store, run_id: int) -> dict[str, dict[str, Any]]:
             payload = event.payload or {}
             outputs[event.node_id] = dict(payload.get("outputs") or {})
     return outputs
-
-
-class _SnapshotText:
-    """The engine snapshot as the JSON text the store saves (the same text as `to_json(engine.snapshot())`),
-    kept node by node: a node's entry changes only with an event naming it, so after a flush only those
-    nodes are serialised again, and saving the snapshot after every flush stays cheap in a large runbook."""
-
-    def __init__(self, engine: Engine):
-        self.engine = engine
-        self._nodes = {node_id: to_json(data) for node_id, data in engine.snapshot()["nodes"].items()}
-        self._keys = {node_id: to_json(node_id) for node_id in sorted(self._nodes)}
-
-    def text(self, changed: set[str]) -> str:
-        """The whole snapshot, after the nodes in `changed` (and the run's own fields) are read again."""
-        snapshot = self.engine.snapshot(node_ids=changed)
-        for node_id, data in snapshot.pop("nodes").items():
-            self._nodes[node_id] = to_json(data)
-        nodes = ",".join(f"{key}:{self._nodes[node_id]}" for node_id, key in self._keys.items())
-        fields = {to_json(key): to_json(value) for key, value in snapshot.items()}
-        fields[to_json("nodes")] = "{" + nodes + "}"
-        return "{" + ",".join(f"{key}:{fields[key]}" for key in sorted(fields)) + "}"

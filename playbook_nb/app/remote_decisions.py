@@ -150,3 +150,50 @@ def _runbook_of(text: str | None) -> Runbook | None:
         return parse_runbook(text or "", path="run record")
     except PlaybookError:  # a record from an older format: the index's node states still say enough
         return None
+
+
+@dataclass(frozen=True)
+class WaitingGate:
+    """A gate `actor` may decide from here now (the "Waiting for me" inbox)."""
+
+    run_id: int
+    workflow: str
+    node_id: str
+    prompt: str
+    next_steps: tuple[tuple[str, str], ...]  # (node id, its command or type) of the nodes that follow
+    deadline: str
+
+
+def waiting_gates(
+    store: Store, actor: str, groups: dict[str, tuple[str, ...]] | None = None, limit: int = 200
+) -> list[WaitingGate]:
+    """Every gate of a RUNNING run that waits for a decision from afar and that `actor` may decide."""
+    found: list[WaitingGate] = []
+    for run in store.list_runs(status="RUNNING", limit=limit):
+        runbook = _runbook_of(run.runbook_text)
+        for row in store.node_states(run.id):
+            if row.state != "WAITING":
+                continue
+            try:
+                _check_decidable(store, run.id, row.node_id, actor, groups or {})
+            except GateRefused:
+                continue
+            prompt, following = "", []
+            if runbook is not None and row.node_id in runbook.nodes:
+                node = runbook.node(row.node_id)
+                prompt = node.prompt_after or node.prompt_before or ""
+                for other in runbook.nodes.values():
+                    if any(dep.node == row.node_id for dep in other.depends_on):
+                        following.append((other.id, other.command_name or str(other.type)))
+            wait = store.open_wait_at(run.id, row.node_id)
+            found.append(
+                WaitingGate(
+                    run.id,
+                    run.workflow,
+                    row.node_id,
+                    prompt,
+                    tuple(following),
+                    f"{wait.deadline:%Y-%m-%d %H:%M:%S} UTC" if wait else "",
+                )  # fmt: skip
+            )
+    return found

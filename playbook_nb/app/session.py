@@ -157,7 +157,9 @@ class RunSession:
         self.options = options
         self.gate_policy = gate_policy or options.gate_policy_for(runbook)
         self.clock = clock
-        self.redactor = Redactor(values[name] for name in runbook.secret_names if values.get(name))
+        self.redactor = Redactor(
+            (values[name] for name in runbook.secret_names if values.get(name)), shapes=True
+        )  # declared secrets, and well-known shapes a command prints (cloud keys, tokens, private keys)
         self.namespace = namespace if namespace is not None else {}
         self.namespace.update(values)
         self.recorder = Recorder(store, run_id, self.redactor, clock)
@@ -337,6 +339,17 @@ class RunSession:
         session.recorder.event(
             "run_resumed", {"actor": options.actor, "trigger": options.trigger, "sha256": runbook.sha256}
         )
+        if run.runbook_sha256 != runbook.sha256:  # allowed (--allow-changed): the record keeps every text
+            revision = store.add_revision(run_id, runbook.source_text, runbook.sha256, options.actor)
+            session.recorder.event(
+                "runbook_revised",
+                {
+                    "revision": revision,
+                    "from": run.runbook_sha256,
+                    "sha256": runbook.sha256,
+                    "actor": options.actor,
+                },
+            )
         if changes:
             session._variables_changed(changes, masked)
         for node_id, outputs in load_outputs(store, run_id).items():  # secrets stay masked there
@@ -808,11 +821,12 @@ class RunSession:
 
     def _begin(self, node_id: str, delay: float = 0.0) -> tuple[Node, int, float]:
         node = self.runbook.node(node_id)
-        attempt = self.engine.started(node_id)
-        self._flush()
-        started = self.clock.time() + delay
-        if not node.is_gate:
-            self.recorder.attempt_started(node_id, attempt, started)
+        with self.store.batch():  # the transition and the attempt's row: one transaction (issue 18.2)
+            attempt = self.engine.started(node_id)
+            self._flush()
+            started = self.clock.time() + delay
+            if not node.is_gate:
+                self.recorder.attempt_started(node_id, attempt, started)
         return node, attempt, started
 
     def _execute(self, node_id: str, *, code: str | None = None) -> NodeReport:
@@ -969,10 +983,11 @@ class RunSession:
         hosts = self.calls.host_recorders.pop(node.id, None)
         if hosts is not None and getattr(result, "hosts", None) is not None:
             hosts.finish(result)  # type: ignore[arg-type]
-        result = self.recorder.attempt_finished(node.id, attempt, result)
-        self._last_results[node.id] = result
-        self.engine.finished(node.id, AttemptOutcome(ok=result.ok, error=result.error))
-        self._flush()
+        with self.store.batch():  # the attempt's end and the transition it makes: one transaction
+            result = self.recorder.attempt_finished(node.id, attempt, result)
+            self._last_results[node.id] = result
+            self.engine.finished(node.id, AttemptOutcome(ok=result.ok, error=result.error))
+            self._flush()
         report = self.report(node.id, ran=True, result=result, attempt=attempt)
         report.artifacts = stored
         return report

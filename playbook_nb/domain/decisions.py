@@ -9,6 +9,7 @@ the run (ABORTED, resumable once someone approves).
 from __future__ import annotations
 
 import getpass
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -42,6 +43,11 @@ class GateDecision:
 
 
 def default_actor() -> str:
+    """Who acts when nobody said (--actor, the `actor` parameter): the JupyterHub user a hub started this
+    server, kernel or terminal for (`JUPYTERHUB_USER`), else the OS user."""
+    hub_user = os.environ.get("JUPYTERHUB_USER", "").strip()
+    if hub_user:
+        return hub_user
     try:
         return getpass.getuser()
     except Exception:  # no passwd entry in some containers

@@ -35,15 +35,12 @@ def kpi_attainment(store, workflow: str, kpis: Kpis | None) -> dict[str, Any]:
      "max_duration", "timed_runs", "within_max_duration", "share_within_max_duration", "p50_duration",
      "p95_duration", "max_duration_met"}; a *_met is None when the KPI is not set or there is no run to judge.
     """
-    runs = [
-        run
-        for run in store.list_runs(workflow=workflow, limit=MAX_RUNS)
-        if not (run.params or {}).get("rehearsal")
-    ]
-    finished = [run for run in runs if run.status in ("OK", "NOK", "ABORTED")]
-    ok = sum(1 for run in finished if run.status == "OK")
+    # (status, seconds) of the runs that are no rehearsal: what KPIs need, not whole rows (issue 18.4)
+    runs = store.run_outcomes(workflow, MAX_RUNS)
+    finished = [status for status, _ in runs if status in ("OK", "NOK", "ABORTED")]
+    ok = sum(1 for status in finished if status == "OK")
     rate = ok / len(finished) if finished else None
-    durations = [run.duration for run in runs if run.status in ("OK", "NOK") and run.duration is not None]
+    durations = [seconds for status, seconds in runs if status in ("OK", "NOK") and seconds is not None]
     target = kpis.target_success_rate if kpis else None
     max_duration = kpis.max_duration if kpis else None
     within = sum(1 for d in durations if max_duration is not None and d <= max_duration)

@@ -8,6 +8,7 @@ import shlex
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from playbook_nb.domain import secret_shapes
 from playbook_nb.domain.model import Runbook
 
 MASK = "********"
@@ -18,11 +19,13 @@ MIN_SECRET_LENGTH = 3
 
 class Redactor:
     """Replaces every occurrence of the given secret values (and their shell-quoted, JSON-escaped and repr
-    forms, the shapes they take in commands, records and tracebacks) with a mask."""
+    forms, the shapes they take in commands, records and tracebacks) with a mask; with `shapes=True` also
+    every well-known secret shape nobody declared (cloud keys, tokens, private keys: `secret_shapes`)."""
 
-    def __init__(self, secret_values: Iterable[Any]):
+    def __init__(self, secret_values: Iterable[Any], *, shapes: bool = False):
         self._forms: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        self.shapes = shapes
         self.add(secret_values)
 
     def add(self, secret_values: Iterable[Any]) -> None:
@@ -42,12 +45,16 @@ class Redactor:
         self._pattern = re.compile("|".join(re.escape(f) for f in ordered)) if ordered else None
 
     def __bool__(self) -> bool:
-        return self._pattern is not None
+        return self._pattern is not None or self.shapes
 
     def redact(self, text: str) -> str:
-        if self._pattern is None or not isinstance(text, str):
+        if not isinstance(text, str):
             return text
-        return self._pattern.sub(MASK, text)
+        if self._pattern is not None:
+            text = self._pattern.sub(MASK, text)
+        if self.shapes:
+            text = secret_shapes.mask(text, MASK)
+        return text
 
     def redact_obj(self, obj: Any) -> Any:
         """A copy of `obj` with secrets masked in every string inside dicts, lists and tuples."""

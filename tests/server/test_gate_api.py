@@ -140,6 +140,14 @@ async def test_an_api_decision_lets_a_waiting_headless_run_finish_ok_with_the_ap
         assert (await refused(jp_fetch, 999, "gate", {"decision": "approve"}))[0] == 404
         assert (await refused(jp_fetch, run_id, "ship", {"decision": "approve"}))[0] == 400
 
+        # "Waiting for me": the gate, its prompt, what follows it, the run and its workflow
+        inbox = json.loads((await jp_fetch("playbook-nb", "api", "inbox", headers=ALICE)).body)
+        assert inbox["actor"] == "alice"
+        (waiting,) = inbox["gates"]
+        assert (waiting["run"], waiting["node"], waiting["prompt"]) == (run_id, "gate", "Ship it?")
+        assert waiting["next"] == [{"node": "ship", "command": "echo shipped"}]
+        assert waiting["workflow"]
+
         response = await post_gate(jp_fetch, run_id, "gate", {"decision": "approve", "comment": "LGTM"})
         assert response.code == 200
         answer = json.loads(response.body)
@@ -173,6 +181,8 @@ async def test_an_api_decision_lets_a_waiting_headless_run_finish_ok_with_the_ap
             "LGTM",
         )
     # the finished run: 409, and the run detail shows the decision with who and where, no secret
+    inbox = json.loads((await jp_fetch("playbook-nb", "api", "inbox", headers=ALICE)).body)
+    assert inbox["gates"] == []  # decided and finished: nothing waits for anyone
     code, message = await refused(jp_fetch, run_id, "gate", {"decision": "reject"})
     assert code == 409 and message == f"run {run_id} is OK: it no longer waits for a decision"
     detail = (await jp_fetch("playbook-nb", "api", "runs", str(run_id), headers=ALICE)).body.decode()

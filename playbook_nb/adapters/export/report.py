@@ -18,10 +18,9 @@ from typing import Any
 
 from markupsafe import Markup
 
-from playbook_nb import __version__
 from playbook_nb.adapters.export.dag_render import render_internal, to_svg
 from playbook_nb.adapters.store import AttemptRow, Run, Store
-from playbook_nb.constants import ARTIFACT_EVENT
+from playbook_nb.constants import ARTIFACT_EVENT, VERSION
 from playbook_nb.domain import templating
 from playbook_nb.domain.attempt_ran import ran_by_attempt, ran_text
 from playbook_nb.domain.errors import PlaybookError
@@ -358,7 +357,7 @@ def build_report(store: Store, run_id: int, redactor: Redactor | None = None) ->
         ],
         "chain": {"intact": not problems, "problems": problems, "count": len(events), "head": run.event_head},
         "generated": fmt_time(datetime.now(UTC)),
-        "tool_version": __version__,
+        "tool_version": VERSION,
         # solid colours (badges, attempt bars, decision marks) from the one presentation table
         "status_colors": {state: shown.stroke for state, shown in STATE_LOOKS.items()},
         # "OK with 1 handled failure", drawn amber (presentation.HANDLED)

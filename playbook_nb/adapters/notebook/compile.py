@@ -3,7 +3,10 @@
 Cell layout (the contract with `playbook_nb.kernel_ext`; roles are in `cell.metadata["playbook_nb"]["role"]`):
 
 1. markdown title cell (`title`): title, description, version, author, short sha256, how to run, variables;
-2. code cell tagged `parameters` (`parameters`): papermill parameters, names only, no secret values;
+2. code cell tagged `parameters` (`parameters`): papermill parameters, no secret values: one typed and
+   commented parameter per runbook variable (`ENVIRONMENT: str = None  # Target environment; one of: ...;
+   required`, what `papermill --help-notebook` lists), then the control parameters (variables, approvals,
+   gate_policy, actor, run_id, ...);
 3. code cell `RUNBOOK_TOML = <literal>` (`runbook_source`, source hidden): the exact runbook text;
 4. setup code cell (`setup`): `%load_ext playbook_nb`, `pb = open_run(...)` (from `playbook_nb.kernel_ext`), `pb.show()`;
 5. per node, in topological order: a markdown cell (`node_doc`) and a code cell (`node`):
@@ -17,11 +20,14 @@ template source (runbook templates go through the sandbox in `playbook_nb.domain
 from __future__ import annotations
 
 import ast
+import builtins
 import hashlib
 import json
+import keyword
 import os
 import re
 import uuid
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -29,10 +35,9 @@ from typing import Any
 import jinja2
 import nbformat
 
-import playbook_nb
 from playbook_nb.adapters.notebook.source_cell import SOURCE_VARIABLE, python_string_literal
-from playbook_nb.constants import TEMPLATE_PACKAGE
-from playbook_nb.domain.model import Node, NodeType, Runbook
+from playbook_nb.constants import TEMPLATE_PACKAGE, VERSION
+from playbook_nb.domain.model import Node, NodeType, Runbook, Variable
 
 METADATA_KEY = "playbook_nb"
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
@@ -100,6 +105,70 @@ def _render(name: str, **context: Any) -> str:
     return _ENV.get_template(name).render(**context).rstrip("\n")
 
 
+# Names of the parameters cell and the setup cell that a runbook variable must not take as a parameter.
+CONTROL_PARAMETERS = frozenset(
+    {
+        "variables", "secret_env", "approvals", "gate_policy", "actor", "comment", "run_id", "state_path",
+        "allow_changed_vars", "max_retries", "gate_wait", "headless", "parallel", "pb", "open_run",
+        "open_record", SOURCE_VARIABLE,
+    }
+)  # fmt: skip
+ANNOTATIONS = {"str": "str", "int": "int", "float": "float", "bool": "bool", "list": "list", "dict": "dict"}
+
+
+@dataclass(frozen=True)
+class VariableParameter:
+    """One line of the parameters cell: `NAME: type = default  # description; one of: ...; required`."""
+
+    name: str
+    annotation: str
+    literal: str
+    comment: str
+
+
+def _comment(variable: Variable) -> str:
+    parts = [" ".join(variable.description.split())] if variable.description else []
+    if variable.choices:
+        parts.append("one of: " + ", ".join(str(choice) for choice in variable.choices))
+    if variable.min is not None:
+        parts.append(f"min {variable.min}")
+    if variable.max is not None:
+        parts.append(f"max {variable.max}")
+    if variable.pattern:
+        parts.append(f"matches {variable.pattern}")
+    parts.append("required" if variable.required and not variable.has_default else "optional")
+    # papermill skips a parameter line holding a second "=": keep the comment free of it.
+    return "; ".join(parts).replace("=", "≡")
+
+
+def variable_parameters(runbook: Runbook) -> tuple[list[VariableParameter], list[str]]:
+    """The runbook's variables as papermill parameters (secrets never), and the names that can only be given
+    through the `variables` dict (not a Python identifier, a keyword, a builtin or a control parameter)."""
+    params: list[VariableParameter] = []
+    dict_only: list[str] = []
+    for name, variable in runbook.variables.items():
+        if variable.secret or name in runbook.secret_names:
+            continue
+        if (
+            not name.isidentifier()
+            or keyword.iskeyword(name)
+            or name in CONTROL_PARAMETERS
+            or hasattr(builtins, name)
+            or name.startswith("_")
+        ):
+            dict_only.append(name)
+            continue
+        params.append(
+            VariableParameter(
+                name=name,
+                annotation=ANNOTATIONS.get(variable.type, "str"),
+                literal=repr(variable.default),
+                comment=_comment(variable),
+            )
+        )
+    return params, dict_only
+
+
 def _cell_id(prefix: str, name: str = "") -> str:
     """A deterministic cell id (nbformat: [a-zA-Z0-9-_], 1 to 64 characters), so recompiles diff cleanly."""
     if not name:
@@ -133,8 +202,11 @@ def node_cell_source(node: Node) -> str:
     return _render("notebook_node.py.j2", node=node, code=code)
 
 
-def compile_runbook(runbook: Runbook, *, source_path: str | None = None) -> nbformat.NotebookNode:
-    """Build the notebook for `runbook` (see the module docstring for the cell layout)."""
+def compile_runbook(
+    runbook: Runbook, *, source_path: str | None = None, kernelspec: dict[str, str] | None = None
+) -> nbformat.NotebookNode:
+    """Build the notebook for `runbook` (see the module docstring for the cell layout); `kernelspec` (name,
+    display_name, language) is the kernel it asks for, `python3` by default."""
     from playbook_nb.domain.plan import topological_order
 
     source_path = source_path if source_path is not None else runbook.path
@@ -154,7 +226,17 @@ def compile_runbook(runbook: Runbook, *, source_path: str | None = None) -> nbfo
             _role(ROLE_TITLE),
         ),
     ]
-    parameters = _code(_render("notebook_parameters.py.j2"), "playbook-parameters", _role(ROLE_PARAMETERS))
+    params, dict_only = variable_parameters(runbook)
+    parameters = _code(
+        _render(
+            "notebook_parameters.py.j2",
+            variable_parameters=params,
+            dict_only=dict_only,
+            secrets=sorted(runbook.secret_names),
+        ),
+        "playbook-parameters",
+        _role(ROLE_PARAMETERS),
+    )
     parameters.metadata["tags"] = ["parameters"]
     cells.append(parameters)
 
@@ -173,7 +255,13 @@ def compile_runbook(runbook: Runbook, *, source_path: str | None = None) -> nbfo
     )
     cells.append(
         _code(
-            _render("notebook_setup.py.j2", source_variable=SOURCE_VARIABLE, sha256=sha256),
+            _render(
+                "notebook_setup.py.j2",
+                source_variable=SOURCE_VARIABLE,
+                sha256=sha256,
+                parameter_names=[p.name for p in params],
+                parameter_dict="{" + ", ".join(f"{json.dumps(p.name)}: {p.name}" for p in params) + "}",
+            ),
             "playbook-setup",
             _role(ROLE_SETUP),
         )
@@ -197,14 +285,14 @@ def compile_runbook(runbook: Runbook, *, source_path: str | None = None) -> nbfo
     cells.append(_code(_render("notebook_summary.py.j2"), "playbook-summary", _role(ROLE_SUMMARY)))
 
     nb = nbformat.v4.new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = dict(KERNELSPEC)
+    nb.metadata["kernelspec"] = dict(kernelspec or KERNELSPEC)
     nb.metadata["language_info"] = {"name": "python"}
     nb.metadata[METADATA_KEY] = {
         "runbook_text": runbook.source_text,
         "runbook_sha256": sha256,
         "title": runbook.meta.title,
         "version": runbook.meta.version,
-        "compiled_with": playbook_nb.__version__,
+        "compiled_with": VERSION,
         "source_path": source_path,
     }
     nbformat.validate(nb)
@@ -231,7 +319,7 @@ def parameter_names(nb: nbformat.NotebookNode | None = None) -> set[str]:
     """The names a notebook's `parameters` cell assigns (papermill parameters it takes): of `nb`, or of the
     notebooks `compile_runbook` writes. `parallel` and `gate_wait` are read by the setup cell when papermill
     injects them (also into notebooks compiled before they were parameters)."""
-    source = _render("notebook_parameters.py.j2")
+    source = _render("notebook_parameters.py.j2", variable_parameters=[], dict_only=[], secrets=[])
     if nb is not None:
         tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
         source = "".join(c.source for c in tagged) if tagged else ""
@@ -242,8 +330,8 @@ def parameter_names(nb: nbformat.NotebookNode | None = None) -> set[str]:
     names = {
         t.id
         for n in ast.walk(tree)
-        if isinstance(n, ast.Assign)
-        for t in n.targets
+        if isinstance(n, ast.Assign | ast.AnnAssign)
+        for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
         if isinstance(t, ast.Name)
     }
     return names | {"parallel", "gate_wait"}  # read by open_run when papermill injects them

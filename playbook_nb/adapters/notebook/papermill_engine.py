@@ -3,7 +3,10 @@
 What it adds to papermill's default nbclient engine:
 
 - the kernel learns where the executed notebook is written: `PLAYBOOK_NB_OUTPUT_PATH` (absolute for local
-  paths) is set in the environment the kernel is started from, so the run record can point at its notebook;
+  paths) is in the environment the kernel is started with, so the run record can point at its notebook;
+- the kernel runs over IPC sockets in a private directory (Linux, macOS), and what the caller hands it in
+  `kernel_env` (secret values) is in its start environment only (`kernels.py`): this process's `os.environ`
+  is never changed;
 - secret values never reach the output notebook: if a secret variable (declared `secret = true` in the
   runbook carried in `metadata.playbook_nb.runbook_text`, or named in the `secret_env` parameter) was injected
   through the `variables` parameter, every copy written to disk (the autosaves during the run and the final
@@ -22,7 +25,7 @@ import json
 import logging
 import os
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -244,25 +247,6 @@ def absolute_output_path(output_path: str | None) -> str | None:
     return os.path.abspath(os.path.join(base or os.getcwd(), output_path))
 
 
-@contextlib.contextmanager
-def kernel_environment(values: Mapping[str, str | None]) -> Iterator[None]:
-    """Set environment variables (inherited by the kernel nbclient starts) for the duration; then restore."""
-    saved = {name: os.environ.get(name) for name in values}
-    try:
-        for name, value in values.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 class PlaybookEngine(NBClientEngine):
     """nbclient engine that tells the kernel its output path and keeps injected secrets off the disk."""
 
@@ -277,6 +261,9 @@ class PlaybookEngine(NBClientEngine):
         autosave_cell_every=30,
         **kwargs,
     ):
+        from playbook_nb.adapters.notebook.kernels import headless_kernel
+
+        kernel_env = dict(kwargs.pop("kernel_env", None) or {})
         record_path = output_path or (nb.get("metadata", {}).get("papermill") or {}).get("output_path")
         record_path = absolute_output_path(record_path)
         leaked = leaked_secrets(nb)
@@ -294,10 +281,15 @@ class PlaybookEngine(NBClientEngine):
             autosave_cell_every=autosave_cell_every,
         )
         nb_man.kernel_name = kernel_name
-        with kernel_environment({OUTPUT_PATH_ENV: record_path, ENGINE_ENV: "playbook"}):
+        kernel_env[ENGINE_ENV] = "playbook"
+        if record_path:
+            kernel_env[OUTPUT_PATH_ENV] = record_path
+        with headless_kernel(kernel_env) as manager_class:
             nb_man.notebook_start()
             try:
-                cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
+                cls.execute_managed_notebook(
+                    nb_man, kernel_name, log_output=log_output, kernel_manager_class=manager_class, **kwargs
+                )
             finally:
                 nb_man.cleanup_pbar()
                 nb_man.notebook_complete()

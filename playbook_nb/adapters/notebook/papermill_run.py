@@ -1,8 +1,9 @@
 """Run a compiled notebook headless with papermill (engine `playbook`), secrets through the environment.
 
 papermill writes injected parameters in clear into the executed notebook, so secret values never go in
-`parameters`: `run_notebook` puts them in `os.environ` under the names `secret_env` points to (default
-`PLAYBOOK_SECRET_<NAME>`) for the duration of the call; the kernel inherits that environment.
+`parameters`: `run_notebook` hands them to the kernel's start environment under the names `secret_env`
+points to (default `PLAYBOOK_SECRET_<NAME>`); this process's `os.environ` is never changed. The kernel runs
+over IPC on Linux and macOS (`kernels.py`).
 
 A failing cell (for example the summary cell raising because the run ended NOK or ABORTED) is an outcome,
 not a crash: `run_notebook` returns a `PapermillOutcome`, and the caller reads the run status from the
@@ -105,22 +106,23 @@ def run_notebook(
     output_path: str,
     *,
     parameters: dict,
-    kernel_name: str = "python3",
+    kernel_name: str | None = None,
     cwd: str | None = None,
     env_secrets: dict[str, str] | None = None,
+    kernel_env: Mapping[str, str] | None = None,
     log_output: bool = False,
     timeout: int | None = None,
 ) -> PapermillOutcome:
-    """Execute `input_path` into `output_path` with papermill's `playbook` engine.
+    """Execute `input_path` into `output_path` with papermill's `playbook` engine, on the kernel `kernel_name`
+    (default: the one the notebook's kernelspec names).
 
     `env_secrets` maps secret variable names (or the environment variable names `secret_env` points to) to
-    their values; they reach the kernel through its environment only. Returns a `PapermillOutcome`: a failing
+    their values; they reach the kernel through its start environment only, as `kernel_env` (other
+    variables for the kernel) does. Returns a `PapermillOutcome`: a failing
     cell or a dead kernel is reported there, not raised (papermill writes the partial notebook either way).
     """
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
-    from playbook_nb.adapters.notebook.papermill_engine import kernel_environment
 
     input_path, output_path = str(input_path), str(output_path)
     params, environ = split_secrets(parameters or {}, env_secrets, _runbook_secret_names(input_path))
@@ -128,18 +130,18 @@ def run_notebook(
     if timeout is not None:
         engine_kwargs["execution_timeout"] = timeout
     try:
-        with kernel_environment({name: str(value) for name, value in environ.items()}):
-            papermill.execute_notebook(
-                input_path,
-                output_path,
-                parameters=params,
-                engine_name=ENGINE_NAME,
-                kernel_name=kernel_name,
-                cwd=cwd,
-                progress_bar=False,
-                log_output=log_output,
-                **engine_kwargs,
-            )
+        papermill.execute_notebook(
+            input_path,
+            output_path,
+            parameters=params,
+            engine_name=ENGINE_NAME,
+            kernel_name=kernel_name,
+            cwd=cwd,
+            progress_bar=False,
+            log_output=log_output,
+            kernel_env={**(kernel_env or {}), **{name: str(value) for name, value in environ.items()}},
+            **engine_kwargs,
+        )
     except papermill.PapermillExecutionError as err:
         return PapermillOutcome(
             output_path, raised=True, ename=err.ename, evalue=err.evalue, cell_index=err.cell_index

@@ -25,6 +25,7 @@ from playbook_nb.adapters.store.models import (
     DecisionRow,
     EventRow,
     NodeStateRow,
+    RevisionRow,
     Run,
 )
 from playbook_nb.adapters.store.sql_common import manual_status_problem
@@ -39,6 +40,7 @@ __all__ = [
     "RUN_STATUSES",
     "TRIGGERS",
     "AttemptRow",
+    "RevisionRow",
     "DecisionRow",
     "EventRow",
     "NodeStateRow",

@@ -138,6 +138,15 @@ class ArtifactStore:
         except Exception as err:
             raise StoreError(f"cannot open the artifact {url}: {_one_line(err)}") from None
 
+    def owns(self, location: str) -> bool:
+        """True when `location` (a run's recorded artifact directory or URL) is inside this root: what
+        this index may delete (prune never touches a folder another index wrote)."""
+        if self.is_local and not is_url(location):
+            root, path = Path(self.root).resolve(), Path(location).resolve()
+            return path == root or root in path.parents
+        root = str(self.root).rstrip("/") + "/"
+        return str(location).startswith(root)
+
     def delete(self, location: str) -> int:
         """Remove a run's artifacts (a directory or URL prefix); returns the bytes freed."""
         if not is_url(location):

@@ -28,6 +28,7 @@ from playbook_nb.adapters.store.models import (
     GateWaitRow,
     HostRow,
     NodeStateRow,
+    RevisionRow,
     Run,
     When,
 )
@@ -138,6 +139,11 @@ class Store(ABC):
     def latest_run(self, workflow: str, status: str | None = None) -> Run | None: ...
 
     @abstractmethod
+    def run_outcomes(self, workflow: str, limit: int) -> list[tuple[str, float | None]]:
+        """(status, duration in seconds or None) of the workflow's newest `limit` runs, rehearsals left out:
+        what KPI attainment needs, without reading whole run rows."""
+
+    @abstractmethod
     def list_runs(
         self,
         workflow: str | None = None,
@@ -171,8 +177,17 @@ class Store(ABC):
         yield
 
     @abstractmethod
-    def save_snapshot(self, run_id: int, snapshot: dict[str, Any] | str) -> None:
-        """Save the engine snapshot of a run: a dict, or its JSON text."""
+    def add_revision(self, run_id: int, runbook_text: str, runbook_sha256: str, actor: str | None) -> int:
+        """A changed runbook text the run goes on under (`resume --allow-changed`): its new revision."""
+
+    @abstractmethod
+    def revisions(self, run_id: int) -> list[RevisionRow]:
+        """Every runbook text the run ran under, oldest first."""
+
+    @abstractmethod
+    def save_snapshot(self, run_id: int, snapshot: dict[str, Any] | str, *, partial: bool = False) -> None:
+        """Save the engine snapshot of a run: a dict, or its JSON text. `partial`: its "nodes" hold only the
+        nodes that changed since the last save (the others are kept): a flush writes O(changed) rows."""
 
     @abstractmethod
     def load_snapshot(self, run_id: int) -> dict[str, Any] | None: ...

@@ -9,7 +9,9 @@ Artifacts: `PLAYBOOK_ARTIFACTS_URL` > config `[artifacts] url` > None (the backe
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,9 +32,28 @@ def default_db_path() -> Path:
     return Path(platformdirs.user_data_dir("playbook-nb")) / "runs.db"
 
 
-def default_artifacts_dir() -> Path:
-    """Local artifacts of a store that has no file of its own (PostgreSQL) and no configured URL."""
-    return Path(platformdirs.user_data_dir("playbook-nb")) / "artifacts"
+def default_artifacts_dir(key: str | None = None) -> Path:
+    """Local artifacts of a store that has no file of its own (PostgreSQL) and no configured URL: a folder
+    of its own per index (`key`), never the default SQLite index's."""
+    base = Path(platformdirs.user_data_dir("playbook-nb")) / "artifacts"
+    return base / key if key else base
+
+
+def default_sqlite_artifacts(db_path: Path) -> Path:
+    """The artifact root of a SQLite index with no configured one: `artifacts/<file stem>/` beside the file,
+    so two index files in one folder never share `artifacts/<run id>/` (nor prune each other's files)."""
+    return db_path.parent / "artifacts" / (db_path.stem or "runs")
+
+
+def postgres_artifacts_key(url: str) -> str:
+    """A folder name for one PostgreSQL index: its database name and a short hash of host, port and name."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    database = parts.path.lstrip("/") or "postgres"
+    where = f"{parts.hostname or ''}:{parts.port or ''}/{database}"
+    digest = hashlib.sha256(where.encode("utf-8")).hexdigest()[:10]
+    return "postgresql-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", database) + "-" + digest
 
 
 def is_db_url(value: str | os.PathLike[str]) -> bool:

@@ -58,6 +58,7 @@ class Run:
     owner_actor: str | None = None
     owner_seen_at: datetime | None = None
     lease_expires: datetime | None = None
+    revision: int = 1  # the runbook revision in force (issue 14.10; RevisionRow)
 
     @property
     def duration(self) -> float | None:
@@ -96,6 +97,19 @@ class AttemptRow:
     host: str | None = None  # where its command ran, and its process group (issue 24)
     pgid: int | None = None
     pgid_start: int | None = None
+    revision: int = 1  # the runbook revision of the run it ran under (issue 14.10)
+
+
+@dataclass(frozen=True)
+class RevisionRow:
+    """One runbook text a run ran under: 1 is the text it started with; `resume --allow-changed` adds one."""
+
+    run_id: int
+    revision: int
+    runbook_sha256: str
+    runbook_text: str
+    recorded_at: datetime | None
+    actor: str | None
 
 
 @dataclass(frozen=True)

@@ -44,9 +44,9 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from playbook_nb.adapters.store.location import DB_URL_ENV, default_artifacts_dir
+from playbook_nb.adapters.store.location import DB_URL_ENV, default_artifacts_dir, postgres_artifacts_key
 from playbook_nb.adapters.store.models import GateWaitRow, When, to_json, to_timestamp
-from playbook_nb.adapters.store.sql_common import COPY_TABLES, JSON_COLUMNS, SQLStore
+from playbook_nb.adapters.store.sql_common import COPY_TABLES, JSON_COLUMNS, SQLStore, dumped_run_row
 from playbook_nb.domain.errors import StorageFault, StoreError
 
 DEFAULT_TIMEOUT = 30.0
@@ -127,6 +127,7 @@ class PostgresStore(SQLStore):
     _JSON = "?::jsonb"
     _COUNT_IF = "COUNT(*) FILTER (WHERE {})"
     _RUN_SECONDS = "EXTRACT(EPOCH FROM ended_at - started_at)::float8"
+    _PARAM = "(params ->> '{}')"  # one key of the params JSON (NULL when absent)
     _FOR_UPDATE = " FOR UPDATE"
 
     def __init__(self, url: str, conn: Any, artifacts_root: str | os.PathLike[str]):
@@ -172,7 +173,7 @@ class PostgresStore(SQLStore):
                 conn.close()
             raise
         try:
-            return cls(url, conn, artifacts_root or default_artifacts_dir())
+            return cls(url, conn, artifacts_root or default_artifacts_dir(postgres_artifacts_key(shown)))
         except StoreError:
             conn.close()
             raise
@@ -301,15 +302,18 @@ class PostgresStore(SQLStore):
 
     def load_run(self, dump: dict[str, Any]) -> None:
         with self._write() as cur:
-            for table in COPY_TABLES:
-                rows = [dump["run"]] if table == "runs" else dump[table]
-                if not rows:
-                    continue
-                columns = list(rows[0])
-                marks = ", ".join("%s::jsonb" if c in JSON_COLUMNS.get(table, ()) else "%s" for c in columns)
-                sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
-                cur.executemany(sql, [tuple(_stored(r, table)[c] for c in columns) for r in rows])
             run = dump["run"]
+            for table in COPY_TABLES:
+                rows = [dumped_run_row(run)] if table == "runs" else dump[table]
+                if rows:
+                    columns = list(rows[0])
+                    marks = ", ".join(
+                        "%s::jsonb" if c in JSON_COLUMNS.get(table, ()) else "%s" for c in columns
+                    )
+                    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+                    cur.executemany(sql, [tuple(_stored(r, table)[c] for c in columns) for r in rows])
+                if table == "runs":
+                    self._load_run_parts(cur, run)
             cur.execute(
                 "INSERT INTO workflow_counters AS c (workflow, last_number) VALUES (%s, %s)"
                 " ON CONFLICT (workflow) DO UPDATE SET last_number = GREATEST(c.last_number, EXCLUDED.last_number)",

@@ -12,7 +12,7 @@ Shared SQL is written with `?` placeholders; `_sql` gives a backend's own text (
 - column types: `_JSON` (the placeholder of a JSON column), `_db_time` (ISO text -> the value stored in a
   time column), `_row_time`/`_row_json`/`_time_text` (a stored value -> datetime, parsed JSON, ISO text),
   `_neutral` (a stored row -> the backend-neutral form of `dump_run`);
-- the SQL expressions `stats` needs: `_COUNT_IF` and `_RUN_SECONDS`.
+- the SQL expressions `stats` and `run_outcomes` need: `_COUNT_IF`, `_RUN_SECONDS` and `_PARAM`.
 
 `load_run` (ids, sequences, column types of a copied run) stays in each backend.
 """
@@ -43,6 +43,7 @@ from playbook_nb.adapters.store.models import (
     GateWaitRow,
     HostRow,
     NodeStateRow,
+    RevisionRow,
     Run,
     When,
     from_json,
@@ -62,14 +63,26 @@ OWNER_COLUMNS = (
 )
 
 JSON_COLUMNS = {"runs": ("variables", "params", "counts", "snapshot"), "attempts": ("result",)}
-COPY_TABLES = ("runs", "node_states", "attempts", "host_results", "decisions", "events")
+# A run row with its runbook text (kept apart in run_texts since migration 0005: the runs row is rewritten at
+# every transition, the text never changes).
+RUN_SELECT = (
+    "SELECT runs.*, run_texts.runbook_text FROM runs LEFT JOIN run_texts ON run_texts.run_id = runs.id"
+)
+COPY_TABLES = ("runs", "node_states", "attempts", "host_results", "decisions", "events", "run_revisions")
 DUMP_QUERIES = {
     "node_states": "SELECT * FROM node_states WHERE run_id = ? ORDER BY position",
     "attempts": "SELECT * FROM attempts WHERE run_id = ? ORDER BY node_id, attempt",
     "host_results": "SELECT * FROM host_results WHERE run_id = ? ORDER BY node_id, attempt, position",
     "decisions": "SELECT * FROM decisions WHERE run_id = ? ORDER BY id",
     "events": "SELECT * FROM events WHERE run_id = ? ORDER BY seq",
+    "run_revisions": "SELECT * FROM run_revisions WHERE run_id = ? ORDER BY revision",
 }
+
+
+def dumped_run_row(run: dict[str, Any]) -> dict[str, Any]:
+    """The columns of the runs table in a dumped run: its text and snapshot have tables of their own
+    (`SQLStore._load_run_parts` writes them)."""
+    return {k: (None if k == "snapshot" else v) for k, v in run.items() if k != "runbook_text"}
 
 
 def check(value: Any, allowed: tuple[str, ...], what: str) -> str:
@@ -86,6 +99,7 @@ class SQLStore(Store):
     _JSON: str  # the placeholder of a JSON column
     _COUNT_IF: str  # SQL counting the rows of a group where a condition (`{}`) holds
     _RUN_SECONDS: str  # SQL giving a run's duration in seconds
+    _PARAM: str  # SQL giving one key (`{}`) of a run's params as text, NULL when absent
     _FOR_UPDATE: str  # what locks the rows a SELECT reads until the transaction ends ("" where the
     # transaction holds the whole database's write lock)
 
@@ -96,6 +110,7 @@ class SQLStore(Store):
         self.artifacts_root = Path(self.artifacts.root) if self.artifacts.is_local else self.artifacts.root
         self._conn: Any = conn
         self._in_batch = False
+        self.chain_key = hashing.chain_key()  # events are HMAC-chained under it when set
 
     # ---- what each backend supplies ---------------------------------------------------------------
 
@@ -229,8 +244,8 @@ class SQLStore(Store):
             run_id = self._insert(
                 handle,
                 "INSERT INTO runs (workflow, number, title, status, started_at, trigger, actor, host, mode,"
-                " variables, params, runbook_text, runbook_sha256, runbook_version, counts)"
-                f" VALUES (?, ?, ?, 'RUNNING', ?, ?, ?, ?, ?, {j}, {j}, ?, ?, ?, {j})",
+                " variables, params, runbook_sha256, runbook_version, counts)"
+                f" VALUES (?, ?, ?, 'RUNNING', ?, ?, ?, ?, ?, {j}, {j}, ?, ?, {j})",
                 (
                     workflow,
                     number,
@@ -242,7 +257,6 @@ class SQLStore(Store):
                     mode,
                     to_json(variables or {}),
                     to_json(params or {}),
-                    runbook_text,
                     runbook_sha256,
                     runbook_version,
                     counts,
@@ -250,6 +264,9 @@ class SQLStore(Store):
             )
             if owner is not None:
                 self._set_owner(handle, run_id, owner, version=1)
+            self._execute(
+                handle, "INSERT INTO run_texts (run_id, runbook_text) VALUES (?, ?)", (run_id, runbook_text)
+            )
             if node_ids:
                 handle.executemany(
                     self._sql(
@@ -456,11 +473,66 @@ class SQLStore(Store):
                 (host, pgid, pgid_start, run_id, node_id, attempt),
             )
 
+    def add_revision(self, run_id: int, runbook_text: str, runbook_sha256: str, actor: str | None) -> int:
+        """`resume --allow-changed` with another runbook text: it becomes the run's text and sha256, as a new
+        revision (revision 1, the text the run started with, is kept in run_revisions at the first change).
+        Returns the new revision number; the same text as now adds none."""
+        now = to_timestamp(None)
+        with self._write() as handle:
+            run = self._lock_run(handle, run_id, "runbook_sha256, revision, started_at, actor")
+            current = int(run["revision"])
+            if run["runbook_sha256"] == runbook_sha256:
+                return current
+            if current == 1:  # the first change: keep the text the run started with
+                text = self._execute(
+                    handle, "SELECT runbook_text FROM run_texts WHERE run_id = ?", (run_id,)
+                ).fetchone()["runbook_text"]
+                self._execute(
+                    handle,
+                    "INSERT INTO run_revisions (run_id, revision, runbook_sha256, runbook_text, recorded_at, actor)"
+                    " VALUES (?, 1, ?, ?, ?, ?)",
+                    (run_id, run["runbook_sha256"], text, run["started_at"], run["actor"]),
+                )
+            revision = current + 1
+            self._execute(
+                handle,
+                "INSERT INTO run_revisions (run_id, revision, runbook_sha256, runbook_text, recorded_at, actor)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, revision, runbook_sha256, runbook_text, self._db_time(now), actor),
+            )
+            self._execute(
+                handle, "UPDATE run_texts SET runbook_text = ? WHERE run_id = ?", (runbook_text, run_id)
+            )
+            self._execute(
+                handle,
+                "UPDATE runs SET runbook_sha256 = ?, revision = ? WHERE id = ?",
+                (runbook_sha256, revision, run_id),
+            )
+        return revision
+
+    def revisions(self, run_id: int) -> list[RevisionRow]:
+        """Every runbook text the run ran under, oldest first (one row, its text, when it never changed)."""
+        run = self.get_run(run_id)
+        rows = self._read("SELECT * FROM run_revisions WHERE run_id = ? ORDER BY revision", (run_id,))
+        if not rows:
+            return [RevisionRow(run_id, 1, run.runbook_sha256, run.runbook_text, run.started_at, run.actor)]
+        return [
+            RevisionRow(
+                run_id=r["run_id"],
+                revision=r["revision"],
+                runbook_sha256=r["runbook_sha256"],
+                runbook_text=r["runbook_text"],
+                recorded_at=self._row_time(r["recorded_at"]),
+                actor=r["actor"],
+            )
+            for r in rows
+        ]
+
     def get_run(self, run_id: int) -> Run:
-        row = self._read_one("SELECT * FROM runs WHERE id = ?", (run_id,))
+        row = self._read_one(f"{RUN_SELECT} WHERE runs.id = ?", (run_id,))
         if row is None:
             raise self._missing_run(run_id)
-        return self._run(row)
+        return self._run(row, self._snapshot_of(row))
 
     def latest_run(self, workflow: str, status: str | None = None) -> Run | None:
         runs = self.list_runs(workflow=workflow, status=status, limit=1)
@@ -474,7 +546,8 @@ class SQLStore(Store):
         offset: int = 0,
         actor: str | None = None,
     ) -> list[Run]:
-        """Newest first (by start time, then id)."""
+        """Newest first (by start time, then id). The runs come without their engine snapshot (`snapshot` is
+        None; `get_run` and `load_snapshot` read it)."""
         where, params = [], []
         if workflow is not None:
             where.append("workflow = ?")
@@ -485,11 +558,21 @@ class SQLStore(Store):
         if status is not None:
             where.append("status = ?")
             params.append(check(status, RUN_STATUSES, "run status"))
-        sql = "SELECT * FROM runs"
+        sql = RUN_SELECT
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?"
-        return [self._run(row) for row in self._read(sql, (*params, limit, offset))]
+        sql += " ORDER BY runs.started_at DESC, runs.id DESC LIMIT ? OFFSET ?"
+        return [self._run(row, None) for row in self._read(sql, (*params, limit, offset))]
+
+    def run_outcomes(self, workflow: str, limit: int) -> list[tuple[str, float | None]]:
+        rows = self._read(
+            f"SELECT status, CASE WHEN ended_at IS NULL THEN NULL ELSE {self._RUN_SECONDS} END AS seconds"
+            f" FROM runs WHERE workflow = ? AND {self._PARAM.format('rehearsal')} IS NULL"
+            " ORDER BY started_at DESC, id DESC LIMIT ?",
+            (workflow, limit),
+        )
+        # SQLite's julianday arithmetic is exact to about 50 microseconds: durations are kept to the millisecond
+        return [(r["status"], None if r["seconds"] is None else round(r["seconds"], 3)) for r in rows]
 
     def set_run_status(
         self, run_id: int, status: str, *, reason: str | None = None, ended_at: When = None
@@ -506,14 +589,51 @@ class SQLStore(Store):
             if cur.rowcount == 0:
                 raise self._missing_run(run_id)
 
-    def save_snapshot(self, run_id: int, snapshot: dict[str, Any] | str) -> None:
-        self._update_run(run_id, "snapshot", snapshot if isinstance(snapshot, str) else to_json(snapshot))
+    def save_snapshot(self, run_id: int, snapshot: dict[str, Any] | str, *, partial: bool = False) -> None:
+        """Save the engine snapshot: its "nodes" one row a node (node_snapshots), the rest in the run row.
+        `partial`: `snapshot["nodes"]` holds only the nodes that changed; the others keep their rows."""
+        with self._write() as handle:
+            self._save_snapshot(handle, run_id, snapshot, partial=partial)
+
+    def _save_snapshot(
+        self, handle: Any, run_id: int, snapshot: dict[str, Any] | str, *, partial: bool
+    ) -> None:
+        if isinstance(snapshot, str):
+            snapshot = from_json(snapshot)
+        nodes = snapshot.get("nodes") if isinstance(snapshot, dict) else None
+        if isinstance(nodes, dict):
+            snapshot = {**snapshot, "nodes": {}}  # the empty object stands for the node rows
+        sql = f"UPDATE runs SET snapshot = {self._JSON} WHERE id = ?"
+        if self._execute(handle, sql, (to_json(snapshot), run_id)).rowcount == 0:
+            raise self._missing_run(run_id)
+        if not isinstance(nodes, dict):
+            return
+        if not partial:
+            self._execute(handle, "DELETE FROM node_snapshots WHERE run_id = ?", (run_id,))
+        if nodes:
+            handle.executemany(
+                self._sql(
+                    f"INSERT INTO node_snapshots (run_id, node_id, data) VALUES (?, ?, {self._JSON})"
+                    " ON CONFLICT (run_id, node_id) DO UPDATE SET data = excluded.data"
+                ),
+                [(run_id, node_id, to_json(data)) for node_id, data in nodes.items()],
+            )
 
     def load_snapshot(self, run_id: int) -> dict[str, Any] | None:
-        row = self._read_one("SELECT snapshot FROM runs WHERE id = ?", (run_id,))
+        row = self._read_one("SELECT id, snapshot FROM runs WHERE id = ?", (run_id,))
         if row is None:
             raise self._missing_run(run_id)
-        return self._row_json(row["snapshot"])
+        return self._snapshot_of(row)
+
+    def _snapshot_of(self, row: Any) -> dict[str, Any] | None:
+        """The whole snapshot of a run row: its own fields, and the nodes from node_snapshots."""
+        snapshot = self._row_json(row["snapshot"])
+        if isinstance(snapshot, dict) and snapshot.get("nodes") == {}:
+            rows = self._read(
+                "SELECT node_id, data FROM node_snapshots WHERE run_id = ? ORDER BY node_id", (row["id"],)
+            )
+            snapshot["nodes"] = {r["node_id"]: self._row_json(r["data"]) for r in rows}
+        return snapshot
 
     def set_notebook_path(self, run_id: int, path: str | os.PathLike[str]) -> None:
         self._update_run(run_id, "notebook_path", os.fspath(path))
@@ -554,6 +674,11 @@ class SQLStore(Store):
             self._execute(handle, "DELETE FROM runs WHERE id = ?", (run_id,))
         if not run.artifact_dir:
             return 0
+        if not self.artifacts.owns(run.artifact_dir):
+            raise StoreError(
+                f"run {run_id} deleted, but not its artifacts {run.artifact_dir}: they are not under this "
+                f"index's artifact root {self.artifacts.root} (another index may use them); left in place"
+            )
         try:
             return self.artifacts.delete(run.artifact_dir)
         except StoreError as err:
@@ -683,9 +808,9 @@ class SQLStore(Store):
             self._require_node(handle, run_id, node_id)
             cur = self._execute(
                 handle,
-                "INSERT INTO attempts (run_id, node_id, attempt, status, started_at)"
-                " VALUES (?, ?, ?, 'RUNNING', ?) ON CONFLICT DO NOTHING",
-                (run_id, node_id, attempt, self._db_time(to_timestamp(started_at))),
+                "INSERT INTO attempts (run_id, node_id, attempt, status, started_at, revision)"
+                " VALUES (?, ?, ?, 'RUNNING', ?, (SELECT revision FROM runs WHERE id = ?)) ON CONFLICT DO NOTHING",
+                (run_id, node_id, attempt, self._db_time(to_timestamp(started_at)), run_id),
             )
             if cur.rowcount == 0:
                 live = self._execute(
@@ -783,6 +908,7 @@ class SQLStore(Store):
                 host=r["host"],
                 pgid=r["pgid"],
                 pgid_start=r["pgid_start"],
+                revision=r["revision"],
             )
             for r in self._read(sql, params)
         ]
@@ -1124,6 +1250,7 @@ class SQLStore(Store):
             node_id=node_id,
             attempt=attempt,
             payload=payload_text,
+            key=self.chain_key,
         )
         self._execute(
             handle,
@@ -1160,20 +1287,34 @@ class SQLStore(Store):
         if head is None:
             raise self._missing_run(run_id)
         rows = self._read("SELECT * FROM events WHERE run_id = ? ORDER BY seq, id", (run_id,))
-        return hashing.verify_chain(run_id, (dict(r) for r in rows), head["event_count"], head["event_head"])
+        return hashing.verify_chain(
+            run_id, (dict(r) for r in rows), head["event_count"], head["event_head"], key=self.chain_key
+        )
 
     # ---- copying between stores -------------------------------------------------------------------
 
     def dump_run(self, run_id: int) -> dict[str, Any]:
         """Every row of the run, backend-neutral: timestamps as ISO text, JSON columns parsed,
         events.payload as the text hashed."""
-        run = self._read_one("SELECT * FROM runs WHERE id = ?", (run_id,))
+        run = self._read_one(f"{RUN_SELECT} WHERE runs.id = ?", (run_id,))
         if run is None:
             raise self._missing_run(run_id)
-        dump: dict[str, Any] = {"run": self._neutral(dict(run), "runs")}
+        neutral = self._neutral(dict(run), "runs")
+        neutral["snapshot"] = self._snapshot_of(run)  # whole, as before migration 0005
+        dump: dict[str, Any] = {"run": neutral}
         for table, sql in DUMP_QUERIES.items():
             dump[table] = [self._neutral(dict(r), table) for r in self._read(sql, (run_id,))]
         return dump
+
+    def _load_run_parts(self, handle: Any, run: dict[str, Any]) -> None:
+        """After `load_run` inserted the run row (without its text and snapshot): the text, the snapshot."""
+        self._execute(
+            handle,
+            "INSERT INTO run_texts (run_id, runbook_text) VALUES (?, ?)",
+            (run["id"], run["runbook_text"]),
+        )
+        if run.get("snapshot") is not None:
+            self._save_snapshot(handle, run["id"], run["snapshot"], partial=False)
 
     # ---- statistics -------------------------------------------------------------------------------
 
@@ -1200,10 +1341,10 @@ class SQLStore(Store):
             f" FROM runs {where} {'AND' if where else 'WHERE'} ended_at IS NOT NULL",
             params,
         )
-        node_rows = self._read(
-            f"SELECT a.node_id, COUNT(*) AS n, AVG(a.duration) AS mean, {nok} AS nok"
-            " FROM attempts a JOIN runs r ON r.id = a.run_id"
-            f" WHERE a.status IN ('OK', 'NOK') {'AND r.workflow = ?' if workflow is not None else ''}"
+        node_rows = self._read(  # from the attempts_stats index alone when no workflow is named
+            f"SELECT a.node_id, COUNT(*) AS n, AVG(a.duration) AS mean, {nok} AS nok FROM attempts a"
+            " WHERE a.status IN ('OK', 'NOK')"
+            f" {'AND a.run_id IN (SELECT id FROM runs WHERE workflow = ?)' if workflow is not None else ''}"
             " GROUP BY a.node_id ORDER BY a.node_id",
             params,
         )
@@ -1222,7 +1363,7 @@ class SQLStore(Store):
 
     # ---- rows -------------------------------------------------------------------------------------
 
-    def _run(self, row: Any) -> Run:
+    def _run(self, row: Any, snapshot: dict[str, Any] | None) -> Run:
         return Run(
             id=row["id"],
             workflow=row["workflow"],
@@ -1244,7 +1385,7 @@ class SQLStore(Store):
             notebook_path=row["notebook_path"],
             artifact_dir=row["artifact_dir"],
             counts=self._row_json(row["counts"]),
-            snapshot=self._row_json(row["snapshot"]),
+            snapshot=snapshot,
             event_count=row["event_count"],
             event_head=row["event_head"],
             version=row["version"],
@@ -1256,4 +1397,5 @@ class SQLStore(Store):
             owner_actor=row["owner_actor"],
             owner_seen_at=self._row_time(row["owner_seen_at"]),
             lease_expires=self._row_time(row["lease_expires"]),
+            revision=row["revision"],
         )

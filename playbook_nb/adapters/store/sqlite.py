@@ -23,13 +23,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from playbook_nb.adapters.store.location import default_sqlite_artifacts
 from playbook_nb.adapters.store.migrate import latest_version, migrate_sqlite
 from playbook_nb.adapters.store.models import (
     from_json,
     from_timestamp,
     to_json,
 )
-from playbook_nb.adapters.store.sql_common import COPY_TABLES, JSON_COLUMNS, SQLStore
+from playbook_nb.adapters.store.sql_common import COPY_TABLES, JSON_COLUMNS, SQLStore, dumped_run_row
 from playbook_nb.domain.errors import StorageFault, StoreError
 
 DEFAULT_TIMEOUT = 30.0
@@ -62,6 +63,7 @@ class SQLiteStore(SQLStore):
     _JSON = "?"  # JSON columns are TEXT
     _COUNT_IF = "SUM({})"
     _RUN_SECONDS = "(julianday(ended_at) - julianday(started_at)) * 86400.0"
+    _PARAM = "json_extract(params, '$.{}')"  # one key of the params JSON (NULL when absent)
     _FOR_UPDATE = ""  # every write transaction holds the database's write lock (BEGIN IMMEDIATE)
 
     # ---- opening and closing ----------------------------------------------------------------------
@@ -113,7 +115,8 @@ class SQLiteStore(SQLStore):
             if conn is not None:
                 conn.close()
             raise
-        root = os.fspath(artifacts_root) if artifacts_root else path.parent / "artifacts"
+        # each index its own artifact root: two index files in one folder never share `artifacts/<run id>/`
+        root = os.fspath(artifacts_root) if artifacts_root else default_sqlite_artifacts(path)
         try:
             return cls(path, conn, root)
         except StoreError:
@@ -204,13 +207,16 @@ class SQLiteStore(SQLStore):
 
     def load_run(self, dump: dict[str, Any]) -> None:
         with self._write() as conn:
+            run = dump["run"]
             for table in COPY_TABLES:
-                rows = [dump["run"]] if table == "runs" else dump[table]
+                rows = [dumped_run_row(run)] if table == "runs" else dump[table]
                 for row in rows:
                     stored = _stored(row, table)
                     columns = ", ".join(stored)
                     marks = ", ".join("?" for _ in stored)
                     conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(stored.values()))
+                if table == "runs":
+                    self._load_run_parts(conn, run)
 
 
 BOOL_COLUMNS = {"node_states": ("failed",)}

@@ -24,6 +24,23 @@ VARS_ENV = typer.Option(
 NO_INTERACTIVE_VARS = typer.Option(
     False, "--no-interactive-vars", help="Never prompt for variables; fail listing every missing one."
 )
+JSON = typer.Option(False, "--json", help="Print one JSON document on stdout; every message goes to stderr.")
+
+
+def run_document(store: Store, run_id: int, exit_code: int) -> dict[str, Any]:
+    """What `run --json` and `resume --json` print: the run as the index records it, and the exit code."""
+    from playbook_nb.faces import run_json
+
+    run = store.get_run(run_id)
+    nodes = store.node_states(run_id)
+    return {
+        "run": run_json.run_summary(run, nodes),
+        "nodes": [run_json.node_json(row) for row in nodes],
+        "decisions": [run_json.decision_json(row) for row in store.decisions(run_id)],
+        "artifacts": str(store.artifact_dir(run_id)),
+        "record": str(store.path),
+        "exit_code": int(exit_code),
+    }
 
 
 def stdin_is_tty() -> bool:
@@ -81,9 +98,13 @@ def resolve_values(
     interactive = not no_interactive_vars and stdin_is_tty()
 
     def prompt(variable: Variable) -> str:
+        from playbook_nb.faces.cli.app import console
+
         label = variable.name + (f" ({variable.description})" if variable.description else "")
         default = None if variable.default is None else str(variable.default)
-        return Prompt.ask(f"Enter value for {label}", default=default, password=variable.secret)
+        return Prompt.ask(
+            f"Enter value for {label}", default=default, password=variable.secret, console=console
+        )
 
     return resolve_variables(
         runbook,

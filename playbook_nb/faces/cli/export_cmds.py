@@ -12,8 +12,8 @@ import typer
 
 from playbook_nb.domain.exit_codes import ExitCode
 from playbook_nb.faces.cli import runs_group  # noqa: F401  (registers the `runs` group with diff and prune)
-from playbook_nb.faces.cli.app import app, console, err_console, fail
-from playbook_nb.faces.cli.common import STATE_PATH, VAR, open_store
+from playbook_nb.faces.cli.app import app, console, emit_json, err_console, fail, json_active, json_output
+from playbook_nb.faces.cli.common import JSON, STATE_PATH, VAR, open_store
 
 if TYPE_CHECKING:  # the report (Jinja2) and the scanner are imported when a command runs (start-up)
     from playbook_nb.domain.redact import Redactor
@@ -29,7 +29,7 @@ def _export_redactor(secret_env: list[str]) -> Redactor:
         if not value:
             raise fail(f"--secret-env {name}: environment variable {name} is not set or empty")
         values.append(value)
-    return Redactor(values)
+    return Redactor(values, shapes=True)  # and well-known secret shapes nobody declared
 
 
 @app.command("export")
@@ -44,8 +44,11 @@ def export_cmd(
         "PLAYBOOK_SECRET_* variables are used too.",
     ),
     state_path: str | None = STATE_PATH,
+    as_json: bool = JSON,
 ) -> None:
     """Export a run: an offline HTML report (DAG, timeline, nodes, approvals, audit) and/or its notebook."""
+    if as_json:
+        json_output()
     from playbook_nb.adapters.export.report import copy_notebook, render_report, write_output
     from playbook_nb.adapters.export.scan import count_secrets, scan_file
 
@@ -71,6 +74,14 @@ def export_cmd(
                         err_console.print(f"secret found: {finding}", highlight=False, markup=False)
                     raise typer.Exit(ExitCode.NOK)
             console.print(f"wrote the notebook of run {run_id} ({source}) to {notebook}", highlight=False)
+    if as_json:
+        emit_json(
+            {
+                "run_id": run_id,
+                "html": str(html) if html is not None else None,
+                "notebook": str(notebook) if notebook is not None else None,
+            }
+        )
 
 
 @app.command("scan")
@@ -90,12 +101,16 @@ def scan_cmd(
         help="Runbook whose secret variables to look for (values from --var or PLAYBOOK_SECRET_*).",
     ),
     var: list[str] | None = VAR,
+    as_json: bool = JSON,
 ) -> None:
-    """Report every place a known secret value appears in artifacts (never the value). Exit 1 when found.
+    """Report every place a known secret value or a well-known secret shape (cloud keys, tokens, private keys)
+    appears in artifacts (never the value). Exit 1 when found.
 
     Without --value-env, --values-file or --runbook, the values of the PLAYBOOK_SECRET_* environment variables
-    are looked for. Shell-quoted, JSON-escaped and repr forms are found too.
+    are looked for. Shell-quoted, JSON-escaped and repr forms are found too; the shapes are detect-secrets'.
     """
+    if as_json:
+        json_output()
     from playbook_nb.adapters.export.scan import (
         ScanArgumentError,
         check_scannable,
@@ -114,22 +129,30 @@ def scan_cmd(
         raise fail(str(err)) from None
     for warning in check_scannable(values):
         err_console.print(f"warning: {warning}", highlight=False, markup=False)
-    redactor = Redactor(values.values())
-    if not redactor:
-        raise fail(
-            "scan: no secret value to look for; use --value-env NAME, --values-file FILE, "
-            "--runbook FILE --var NAME=VALUE, or set PLAYBOOK_SECRET_* variables"
-        )
+    redactor = Redactor(values.values(), shapes=True)
     report = scan_path(path, redactor)
     for error in report.errors:
         err_console.print(f"warning: {error}", highlight=False, markup=False)
     for finding in report.findings:
         console.print(f"FOUND {finding}", highlight=False, markup=False, soft_wrap=True)
-    what = f"{len(values)} secret value{'s' if len(values) != 1 else ''}"
+    if json_active():
+        emit_json(
+            {
+                "clean": not report.findings,
+                "files_scanned": report.files,
+                "secret_values": len(values),
+                "findings": [
+                    {"path": str(f.path), "location": f.location, "count": f.count} for f in report.findings
+                ],
+                "warnings": list(report.errors),
+                "exit_code": int(ExitCode.NOK if report.findings else ExitCode.OK),
+            }
+        )
+    what = f"{len(values)} secret value{'s' if len(values) != 1 else ''} and well-known secret shapes"
     if report.findings:
         files = len({f.path for f in report.findings})
         console.print(
-            f"{len(report.findings)} place(s) in {files} file(s) hold a known secret value "
+            f"{len(report.findings)} place(s) in {files} file(s) hold a secret "
             f"({report.files} files scanned for {what})",
             highlight=False,
         )
@@ -140,14 +163,50 @@ def scan_cmd(
 @app.command("verify")
 def verify_cmd(
     run_id: int = typer.Argument(..., help="Run id."),
+    head: str | None = typer.Option(
+        None,
+        "--head",
+        help="The chain head exported earlier (verify --json's head): the chain must end in it.",
+    ),
     state_path: str | None = STATE_PATH,
+    as_json: bool = JSON,
 ) -> None:
-    """Check the hash chain of a run's events: exit 0 when intact, 1 when an event was changed, added or removed."""
+    """Check the hash chain of a run's events: exit 0 when intact, 1 when an event was changed, added or removed.
+
+    With a chain key (PLAYBOOK_CHAIN_KEY or PLAYBOOK_CHAIN_KEY_FILE) the events are HMAC-chained and checked
+    under it: a rewrite by someone without the key is caught, and so is an unkeyed chain.
+    """
+    from playbook_nb.adapters.store.hashing import KEYED_PREFIX
+
+    if as_json:
+        json_output()
     with open_store(state_path) as store:
         run = store.get_run(run_id)
         problems = store.verify_events(run_id)
+    if head is not None and head != run.event_head:
+        problems.append(
+            f"run {run_id}: the chain ends in {run.event_head or 'nothing'}, not in the head given"
+        )
+    keyed = run.event_head.startswith(KEYED_PREFIX)
+    if as_json:
+        emit_json(
+            {
+                "run_id": run_id,
+                "intact": not problems,
+                "events": run.event_count,
+                "head": run.event_head,
+                "keyed": keyed,
+                "problems": [str(p) for p in problems],
+                "exit_code": int(ExitCode.NOK if problems else ExitCode.OK),
+            }
+        )
     if not problems:
-        console.print(f"OK: run {run_id} event hash chain intact ({run.event_count} events)", highlight=False)
+        console.print(
+            f"OK: run {run_id} event hash chain intact ({run.event_count} events, "
+            f"{'keyed (HMAC)' if keyed else 'unkeyed'}); head {run.event_head}",
+            highlight=False,
+            soft_wrap=True,
+        )
         return
     for problem in problems:
         console.print(f"TAMPERED: {problem}", highlight=False, markup=False, soft_wrap=True)

@@ -17,6 +17,7 @@ import nbformat
 import yaml
 
 from playbook_nb.adapters.notebook.compile import compile_runbook, parameter_names, write_notebook
+from playbook_nb.adapters.notebook.kernels import kernelspec_of
 from playbook_nb.adapters.notebook.papermill_run import run_notebook
 from playbook_nb.adapters.notebook.record import RECORD_KEY, file_notebook, recorded_notebook
 from playbook_nb.adapters.notebook.stop import stop_on_signals, stop_reason
@@ -28,8 +29,8 @@ from playbook_nb.domain.exit_codes import ExitCode, exit_code_for
 from playbook_nb.domain.model import Runbook
 from playbook_nb.domain.validation import parse_runbook
 from playbook_nb.faces import run_json
-from playbook_nb.faces.cli.app import console, err_console
-from playbook_nb.faces.cli.common import open_store, resolve_values
+from playbook_nb.faces.cli.app import console, emit_json, err_console, json_active
+from playbook_nb.faces.cli.common import open_store, resolve_values, run_document
 from playbook_nb.presentation import rich_style
 
 
@@ -127,11 +128,14 @@ def run_headless(
     parameters_yaml,
     parameters_file,
     parallel: int = 1,
+    kernel: str | None = None,
+    kernel_env: dict[str, str] | None = None,
     settings: Settings | None = None,
     gate_wait: str | None = None,
     strict: bool = False,
 ) -> int:
     is_notebook = file.suffix == ".ipynb"
+    kernelspec = kernelspec_of(kernel) if kernel else None
     if is_notebook:
         _refuse_a_record(file)
     runbook = runbook_of_notebook(file) if is_notebook else load_runbook(file)
@@ -173,7 +177,7 @@ def run_headless(
             input_path = file
         else:
             input_path = Path(tmp) / "runbook.ipynb"
-            write_notebook(compile_runbook(runbook, source_path=str(file)), input_path)
+            write_notebook(compile_runbook(runbook, source_path=str(file), kernelspec=kernelspec), input_path)
         executed = Path(tmp) / "executed.ipynb"
         with stop_on_signals():
             outcome = run_notebook(
@@ -181,6 +185,8 @@ def run_headless(
                 str(executed),
                 parameters=params,
                 env_secrets={f"PLAYBOOK_SECRET_{name}": value for name, value in secrets.items()},
+                kernel_env=kernel_env,
+                kernel_name=kernel,
                 cwd=str(file.resolve().parent),
             )
         if outcome.ename == "RunStorageFault":  # the kernel could not write the record: it said why
@@ -210,7 +216,10 @@ def run_headless(
             + (f", resume it with: playbook-nb resume {file} {run_id}" if run.status == "ABORTED" else ""),
             highlight=False,
         )
-    return exit_code_for(run.status, len(run_json.handled_failures(store.node_states(run_id))), strict)
+    code = exit_code_for(run.status, len(run_json.handled_failures(store.node_states(run_id))), strict)
+    if json_active():
+        emit_json(run_document(store, run_id, code))
+    return code
 
 
 def _file_notebook(store, run_id: int, executed: Path, output: Path | None) -> None:

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 import typer
 
 from playbook_nb.domain.errors import PlaybookError, RunbookError
-from playbook_nb.faces.cli.app import app, console
+from playbook_nb.faces.cli.app import app, console, emit_json, json_output
+from playbook_nb.faces.cli.common import JSON
 
 if TYPE_CHECKING:  # the model, networkx and Jinja2 are imported when a command runs (start-up of --help)
     from playbook_nb.domain.model import Runbook
@@ -20,7 +21,7 @@ def _names(items: list[str]) -> str:
     return ", ".join(items) if items else "none"
 
 
-def _summary(runbook: Runbook) -> list[tuple[str, str]]:
+def _summary(runbook: Runbook) -> dict[str, int | list[str]]:
     from playbook_nb.domain.model import NodeType
     from playbook_nb.domain.plan import build_plan, leaves, roots
 
@@ -37,15 +38,15 @@ def _summary(runbook: Runbook) -> list[tuple[str, str]]:
         + (" (secret)" if var.secret or name in runbook.secret_names else "")
         for name, var in runbook.variables.items()
     ]
-    return [
-        ("nodes", str(graph.number_of_nodes())),
-        ("edges", str(graph.number_of_edges())),
-        ("roots", _names(roots(graph))),
-        ("leaves", _names(leaves(graph))),
-        ("critical", _names(critical)),
-        ("gates", _names(gates)),
-        ("variables", _names(variables)),
-    ]
+    return {
+        "nodes": graph.number_of_nodes(),
+        "edges": graph.number_of_edges(),
+        "roots": roots(graph),
+        "leaves": leaves(graph),
+        "critical": critical,
+        "gates": gates,
+        "variables": variables,
+    }
 
 
 @app.command()
@@ -55,8 +56,21 @@ def validate(
     var: list[str] = typer.Option([], "--var", help="A variable value, NAME=VALUE; repeatable."),
     vars_file: Path | None = typer.Option(None, "--vars-file", help="Variable values (TOML, YAML or JSON)."),
     vars_env: str | None = typer.Option(None, "--vars-env", help="Read variables from $PREFIX<NAME>."),
+    as_json: bool = JSON,
 ) -> None:
     """Check a runbook (TOML, fields, dependencies, templates) without running anything."""
+    if as_json:
+        json_output()
+        try:
+            _validate(file, check_vars, var, vars_file, vars_env, as_json=True)
+        except PlaybookError as err:
+            emit_json({"valid": False, "file": str(file), "error": str(err), "exit_code": err.exit_code})
+            raise
+        return
+    _validate(file, check_vars, var, vars_file, vars_env, as_json=False)
+
+
+def _validate(file, check_vars, var, vars_file, vars_env, *, as_json: bool) -> None:
     from playbook_nb.app.inputs import load_runbook, parse_var_assignments, resolve_variables
     from playbook_nb.app.plugin_checks import plugin_problems
     from playbook_nb.domain.validation import validate_runbook
@@ -82,8 +96,22 @@ def validate(
     if report.errors:
         raise RunbookError(report.errors[0])
     title = _display_title(runbook, values)
+    if as_json:
+        emit_json(
+            {
+                "valid": True,
+                "file": str(file),
+                "title": title,
+                "summary": _summary(runbook),
+                "variables_checked": values is not None,
+                "missing": missing,
+                "warnings": list(report.warnings),
+            }
+        )
+        return
     console.print(f"[bold green]valid:[/] {file} — {title}", highlight=False, soft_wrap=True)
-    for label, text in _summary(runbook):
+    for label, value in _summary(runbook).items():
+        text = _names(value) if isinstance(value, list) else str(value)
         console.print(f"  {label + ':':<11}{text}", highlight=False, soft_wrap=True)
     if values is not None:
         console.print("  variables checked: every templated field renders with these values", highlight=False)

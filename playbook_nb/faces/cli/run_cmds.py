@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,8 +9,17 @@ import typer
 
 from playbook_nb.domain.errors import PlaybookError, StorageFault
 from playbook_nb.domain.exit_codes import ExitCode, exit_code_for
-from playbook_nb.faces.cli.app import app, console, err_console, real_console
+from playbook_nb.faces.cli.app import (
+    app,
+    console,
+    emit_json,
+    err_console,
+    json_active,
+    json_output,
+    real_console,
+)
 from playbook_nb.faces.cli.common import (
+    JSON,
     MAX_RETRIES_HELP,
     NO_INTERACTIVE_VARS,
     STATE_PATH,
@@ -20,6 +28,7 @@ from playbook_nb.faces.cli.common import (
     VARS_FILE,
     open_store,
     resolve_values,
+    run_document,
     stdin_is_tty,
 )
 
@@ -84,7 +93,10 @@ def _exit_for(session: RunSession, view: TerminalView, file: Path, strict: bool 
     from playbook_nb.domain.outcome import handled_failures
 
     handled = len(handled_failures(session.store.node_states(session.run_id)))
-    return typer.Exit(exit_code_for(str(session.status), handled, strict))
+    code = exit_code_for(str(session.status), handled, strict)
+    if json_active():
+        emit_json(run_document(session.store, session.run_id, code))
+    return typer.Exit(code)
 
 
 def _terminal_decider(view: TerminalView, interactive: bool):
@@ -110,9 +122,12 @@ def _terminal_decider(view: TerminalView, interactive: bool):
                 prompt = session.rendered(node_id).get("prompt", "Continue with the next step?")
                 view.gate(session, node_id)
                 answer = Prompt.ask(
-                    f"[bold]{prompt}[/]", choices=["approve", "reject", "abort"], default="approve"
+                    f"[bold]{prompt}[/]",
+                    choices=["approve", "reject", "abort"],
+                    default="approve",
+                    console=console,
                 )
-                comment = Prompt.ask("Comment (optional)", default="") or None
+                comment = Prompt.ask("Comment (optional)", default="", console=console) or None
             return GateDecision(Decision(answer), opts.actor, comment, source="cli")
         if not interactive:
             return None
@@ -120,7 +135,10 @@ def _terminal_decider(view: TerminalView, interactive: bool):
         choices = [d.value for d in (Decision.RETRY, Decision.SKIP, Decision.ABORT) if d in allowed]
         with view.paused(), session.abort_switch.prompting():
             answer = Prompt.ask(
-                f"[bold red]'{node_id}' failed.[/] What now?", choices=choices, default=choices[0]
+                f"[bold red]'{node_id}' failed.[/] What now?",
+                choices=choices,
+                default=choices[0],
+                console=console,
             )
         return GateDecision(Decision(answer), opts.actor, None, source="cli")
 
@@ -207,12 +225,21 @@ def run(
         "--widget-state",
         help="Headless: also save the final graph as widget state in the executed notebook (slower start).",
     ),
+    kernel: str = typer.Option(
+        None, "--kernel", help="Headless: the Jupyter kernel to run on (default: the notebook's, python3)."
+    ),
+    as_json: bool = JSON,
 ) -> None:
     """Run a runbook from the terminal (prompts at gates), or headless through its notebook."""
+    if as_json:
+        json_output()
+    from playbook_nb.app.run_log import attach_run_log
     from playbook_nb.app.settings import Settings
     from playbook_nb.domain.decisions import parse_approve_flags, parse_gate_wait
+    from playbook_nb.faces.logs import configure_logging
 
     settings = Settings.load()  # the configuration, read once for this command and passed down
+    configure_logging(settings.config.logging, level_explicit="logging.level" in settings.config.sources)
     retries = max_retries if max_retries is not None else settings.max_retries
     approvals = parse_approve_flags(approve)
     parameters = _pair_parameters(parameters, list(ctx.args))
@@ -221,8 +248,6 @@ def run(
     if headless or file.suffix == ".ipynb":
         from playbook_nb.faces.cli.headless import run_headless
 
-        if widget_state:  # read by the kernel, which inherits this process's environment
-            os.environ["PLAYBOOK_NB_WIDGET_STATE"] = "1"
         code = run_headless(
             file,
             var=var,
@@ -239,6 +264,8 @@ def run(
             parameters_yaml=parameters_yaml,
             parameters_file=parameters_file,
             parallel=workers,
+            kernel=kernel,
+            kernel_env={"PLAYBOOK_NB_WIDGET_STATE": "1"} if widget_state else None,
             settings=settings,
             gate_wait=gate_wait if wait else None,
             strict=strict,
@@ -268,8 +295,9 @@ def run(
         **settings.decision_options(),
     )
     store = open_store(state_path, settings)
-    view = TerminalView(real_console(), store)
+    view = TerminalView(real_console(), store, settings.config.ui)
     session = RunSession.start(runbook, values, store, options, executor=LocalExecutor())
+    attach_run_log(session)
     view.attach(session)
     _drive(session, view, interactive)
     raise _exit_for(session, view, file, strict)
@@ -311,6 +339,7 @@ def resume(
     skip: list[str] = typer.Option(
         None, "--skip", help="Skip this failed non-critical node and go on (repeatable)."
     ),
+    as_json: bool = JSON,
 ) -> None:
     """Resume an ABORTED run, or an orphaned RUNNING one (its process gone): finished nodes are kept, the
     rest runs. A run another live session drives is refused unless --take-over. A node that failed and waits
@@ -319,12 +348,17 @@ def resume(
 
     from playbook_nb.adapters.executors.local import LocalExecutor
     from playbook_nb.app.inputs import load_runbook
+    from playbook_nb.app.run_log import attach_run_log
     from playbook_nb.app.session import RunOptions, RunSession
     from playbook_nb.app.settings import Settings
     from playbook_nb.domain.decisions import parse_approve_flags, parse_gate_wait
     from playbook_nb.faces.cli.terminal_view import TerminalView
+    from playbook_nb.faces.logs import configure_logging
 
     settings = Settings.load()
+    configure_logging(settings.config.logging, level_explicit="logging.level" in settings.config.sources)
+    if as_json:
+        json_output()
     runbook = load_runbook(file)
     store = open_store(state_path, settings)
     if run_id is None:
@@ -362,7 +396,8 @@ def resume(
         allow_changed_variables=allow_changed_vars,
         take_over=take_over,
     )  # fmt: skip
-    view = TerminalView(real_console(), store)
+    view = TerminalView(real_console(), store, settings.config.ui)
+    attach_run_log(session)
     view.attach(session)
     console.print(f"Resuming run {run_id} of [bold]{escape(recorded.title)}[/]")
     session.decide_waiting_gates(parameters_only=True, comment=comment or "decided at resume")

@@ -10,8 +10,8 @@ import typer
 
 from playbook_nb.domain.attempt_ran import ran_by_attempt, ran_text
 from playbook_nb.domain.errors import PlaybookError
-from playbook_nb.faces.cli.app import app, console, escape
-from playbook_nb.faces.cli.common import STATE_PATH, open_store
+from playbook_nb.faces.cli.app import app, console, emit_json, escape, json_output
+from playbook_nb.faces.cli.common import JSON, STATE_PATH, open_store
 from playbook_nb.faces.cli.runs_group import runs_app
 from playbook_nb.presentation import rich_style
 
@@ -95,6 +95,19 @@ def runs_list(
     console.print(_runs_table(runs, f"runs in {store.path}", store))
 
 
+def _print_revisions(store, run_id: int) -> None:
+    """A run resumed with --allow-changed under another text: every text it ran under is in the record."""
+    revisions = store.revisions(run_id)
+    if len(revisions) < 2:
+        return
+    for r in revisions:
+        console.print(
+            f"  revision {r.revision}: sha256 {r.runbook_sha256[:12]}  {_when(r.recorded_at)}  "
+            f"{escape(r.actor or '')}",
+            highlight=False,
+        )
+
+
 @app.command("show")
 def show(
     target: str = typer.Argument(
@@ -137,8 +150,18 @@ def show(
                 "exit_code": a.exit_code,
                 "error": a.error,
                 "ran": ran.get((a.node_id, a.attempt)),
+                "revision": a.revision,
             }
             for a in attempts
+        ]
+        data["revisions"] = [
+            {
+                "revision": r.revision,
+                "sha256": r.runbook_sha256,
+                "recorded_at": r.recorded_at,
+                "actor": r.actor,
+            }
+            for r in store.revisions(run.id)
         ]
         data["decisions"] = [
             {
@@ -163,6 +186,7 @@ def show(
         f"trigger {run.trigger}  actor {escape(run.actor or '')}  host {escape(run.host or '')}"
     )
     console.print(f"runbook sha256 {run.runbook_sha256}  version {run.runbook_version or ''}")
+    _print_revisions(store, run.id)
     from rich.table import Table
 
     if (run.params or {}).get("legal_basis"):
@@ -207,27 +231,15 @@ def info(
     runbook_file: Path = typer.Option(
         None, "--runbook", help="Show KPI attainment for this runbook's workflow (its [runbook] kpis)."
     ),
+    as_json: bool = JSON,
 ) -> None:
     """Statistics over recorded runs (with KPI attainment for a workflow), or the installed plugins."""
+    if as_json:
+        json_output()
     from rich.table import Table
 
     if plugins:
-        from playbook_nb.adapters.plugins.registry import list_plugins
-        from playbook_nb.domain.errors import PluginError
-
-        problems: list[PluginError] = []
-        table = Table(title="plugins (entry point group playbook.plugins)")
-        for column in ("plugin", "version", "function", "parameters", "description"):
-            table.add_column(column)
-        for meta in list_plugins(problems):
-            for fn in meta.functions.values():
-                params = ", ".join(
-                    f"{name}: {p.type}{'' if p.required else '?'}" for name, p in fn.parameters.items()
-                )
-                table.add_row(meta.name, meta.version, fn.name, escape(params), escape(fn.description))
-        console.print(table)
-        for problem in problems:
-            console.print(f"[red]could not load:[/] {escape(str(problem))}")
+        _info_plugins(as_json)
         return
     store = open_store(state_path)
     kpi_runbook = None
@@ -237,6 +249,9 @@ def info(
         kpi_runbook = load_runbook(runbook_file)
         workflow = workflow or kpi_runbook.meta.title
     stats = store.stats(workflow)
+    if as_json:
+        emit_json({"run_index": str(store.path), **stats, "kpis": _kpi_json(store, workflow, kpi_runbook)})
+        return
     console.print(f"run index: {store.path}")
     console.print(
         f"runs: {stats['runs']}  " + "  ".join(f"{k}: {v}" for k, v in sorted(stats["by_status"].items()))
@@ -266,19 +281,88 @@ def info(
         _print_kpis(store, workflow, kpi_runbook)
 
 
+def _info_plugins(as_json: bool) -> None:
+    """`info --plugins`: the installed plugins and their functions."""
+    from rich.table import Table
+
+    from playbook_nb.adapters.plugins.registry import list_plugins
+    from playbook_nb.domain.errors import PluginError
+
+    problems: list[PluginError] = []
+    if as_json:
+        emit_json(
+            {
+                "plugins": [
+                    {
+                        "plugin": meta.name,
+                        "version": meta.version,
+                        "functions": {
+                            fn.name: {
+                                "description": fn.description,
+                                "parameters": {
+                                    name: {"type": p.type, "required": p.required}
+                                    for name, p in fn.parameters.items()
+                                },
+                            }
+                            for fn in meta.functions.values()
+                        },
+                    }
+                    for meta in list_plugins(problems)
+                ],
+                "problems": [str(problem) for problem in problems],
+            }
+        )
+        return
+    table = Table(title="plugins (entry point group playbook.plugins)")
+    for column in ("plugin", "version", "function", "parameters", "description"):
+        table.add_column(column)
+    for meta in list_plugins(problems):
+        for fn in meta.functions.values():
+            params = ", ".join(
+                f"{name}: {p.type}{'' if p.required else '?'}" for name, p in fn.parameters.items()
+            )
+            table.add_row(meta.name, meta.version, fn.name, escape(params), escape(fn.description))
+    console.print(table)
+    for problem in problems:
+        console.print(f"[red]could not load:[/] {escape(str(problem))}")
+
+
+def _kpi_runbook(store, workflow: str, runbook=None):
+    """The kpis of --runbook, else of the runbook text of the workflow's latest run (None: no such run)."""
+    from playbook_nb.domain.validation import parse_runbook
+
+    if runbook is not None:
+        return runbook
+    latest = store.latest_run(workflow)
+    if latest is None:
+        return None
+    try:
+        return parse_runbook(latest.runbook_text, path=f"run {latest.id}")
+    except PlaybookError:
+        return None
+
+
+def _kpi_json(store, workflow: str | None, runbook=None) -> list[dict] | None:
+    from playbook_nb.domain.kpis import kpi_attainment, kpi_lines
+
+    if workflow is None:
+        return None
+    runbook = _kpi_runbook(store, workflow, runbook)
+    if runbook is None or runbook.meta.kpis is None:
+        return []
+    return [
+        {"kpi": name, "attainment": text, "met": met}
+        for name, text, met in kpi_lines(kpi_attainment(store, workflow, runbook.meta.kpis))
+    ]
+
+
 def _print_kpis(store, workflow: str, runbook=None) -> None:
     """KPI attainment (issue 9): the kpis of --runbook, else of the runbook text of the workflow's latest run."""
     from playbook_nb.domain.kpis import kpi_attainment, kpi_lines
-    from playbook_nb.domain.validation import parse_runbook
 
+    runbook = _kpi_runbook(store, workflow, runbook)
     if runbook is None:
-        latest = store.latest_run(workflow)
-        if latest is None:
-            return
-        try:
-            runbook = parse_runbook(latest.runbook_text, path=f"run {latest.id}")
-        except PlaybookError:
-            return
+        return
     meta = runbook.meta
     if meta.owner:
         console.print(f"owner: {escape(meta.owner)}")

@@ -8,7 +8,7 @@ import select
 import stat
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # `show` and `runs list` read STATE_STYLE: importing this module stays light
     from rich.console import Console
@@ -25,8 +25,18 @@ FINAL = {"OK", "NOK", "SKIPPED"}
 
 
 class TerminalView:
-    def __init__(self, console: Console, store: Store):
+    """`ui` is the `[ui]` configuration: progress_style (bar | spinner | none), color_theme (auto | none),
+    show_timestamps (a node's transition lines start with the time), compact_output (no command output lines,
+    no summary table)."""
+
+    def __init__(self, console: Console, store: Store, ui: Any = None):
         self.console = console
+        self.progress_style = getattr(ui, "progress_style", "bar")
+        # times on a terminal only: a CI log stamps its lines itself
+        self.show_timestamps = bool(getattr(ui, "show_timestamps", False)) and console.is_terminal
+        self.compact = bool(getattr(ui, "compact_output", False))
+        if getattr(ui, "color_theme", "auto") == "none":
+            console.no_color = True
         console.on_broken_pipe = self._on_broken_pipe  # type: ignore[method-assign]
         self._stdout_pipe: int | None = None
         with contextlib.suppress(OSError, ValueError, AttributeError):
@@ -81,16 +91,23 @@ class TerminalView:
 
     @contextlib.contextmanager
     def live(self, session: RunSession) -> Iterator[None]:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
-            BarColumn(),
+            SpinnerColumn() if self.progress_style == "spinner" else BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             console=self.console,
             transient=True,
-            disable=not self.console.is_terminal,
+            disable=not self.console.is_terminal or self.progress_style == "none",
         )
         total = len(session.runbook.nodes)
         self._final = {node_id for node_id, state in session.states().items() if state in FINAL}
@@ -120,6 +137,8 @@ class TerminalView:
             self._print(f"  {prompt_before}")
 
     def _on_output(self, node_id: str, stream: str, text: str) -> None:
+        if self.compact:
+            return
         style = "red" if stream == "stderr" else "dim"
         for line in text.rstrip("\n").splitlines():
             self._print(f"  │ {line}", style=style, highlight=False, markup=False)
@@ -180,7 +199,7 @@ class TerminalView:
                 return
             mark = state_mark(state)
             self._print(
-                f"{mark} [bold]{event.node}[/] [{rich_style(state)}]{state}[/]  "
+                f"{self._now()}{mark} [bold]{event.node}[/] [{rich_style(state)}]{state}[/]  "
                 f"[dim]({node.type})[/] {_escape(detail)}",
                 highlight=False,
             )
@@ -191,12 +210,19 @@ class TerminalView:
             data = event.data
             comment = f' "{data.get("comment")}"' if data.get("comment") else ""
             self._print(
-                f"  [magenta]decision[/] {data.get('decision')} on [bold]{event.node}[/] by {data.get('actor')}{comment}",
+                f"{self._now()}  [magenta]decision[/] {data.get('decision')} on [bold]{event.node}[/] by {data.get('actor')}{comment}",
                 highlight=False,
             )
         elif event.kind == "run_state" and event.state != "RUNNING":
             reason = f": {event.reason}" if event.reason else ""
             self._print(f"[{rich_style(event.state or '')}]run {event.state}[/]{_escape(reason)}")
+
+    def _now(self) -> str:
+        if not self.show_timestamps:
+            return ""
+        import time
+
+        return f"[dim]{time.strftime('%H:%M:%S')}[/] "
 
     def _print_attempt_error(self, node_id: str, state: str) -> None:
         """After a failed attempt, what went wrong, as the node's error says it (a bad template, an unknown
@@ -215,6 +241,10 @@ class TerminalView:
     def summary(self, session: RunSession) -> None:
         from rich.table import Table
 
+        if self.compact:
+            run = self.store.get_run(session.run_id)
+            self._print(f"record: run {run.id} in {self.store.path}")
+            return
         from playbook_nb.faces import run_json
 
         run = self.store.get_run(session.run_id)

@@ -9,6 +9,8 @@ JupyterHub's OAuth or a custom Authorizer decide exactly as they do for the rest
     GET runs/{id}/report                       -> the HTML post-mortem (text/html)
     GET runs/{id}/notebook                     -> the run's filed (executed) notebook, nbformat JSON
     GET me                                     -> {"actor": ...}: the name this user's runs are recorded under
+    GET inbox                                  -> {"actor": ..., "gates": [...]}: the gates this user may decide
+                                                  now across all runs of the index ("Waiting for me")
     POST runs/{id}/gates/{node} {"decision": "approve"|"reject", "comment": "..."}
                                                -> 200 {"state": ...}: the gate's new state, once the run that
                                                   waits at it (--gate-wait) has taken the decision; 409 when the
@@ -35,7 +37,13 @@ from tornado import web
 from playbook_nb.adapters.export.report import render_report
 from playbook_nb.adapters.export.scan import count_secrets, secret_env_values
 from playbook_nb.adapters.store import RUN_STATUSES, Store
-from playbook_nb.app.remote_decisions import DECISIONS, GateRefused, offer_decision, outcome
+from playbook_nb.app.remote_decisions import (
+    DECISIONS,
+    GateRefused,
+    offer_decision,
+    outcome,
+    waiting_gates,
+)
 from playbook_nb.domain.errors import PlaybookError, RunNotFound
 from playbook_nb.domain.redact import Redactor
 from playbook_nb.faces import run_json
@@ -205,6 +213,31 @@ class MeHandler(PlaybookHandler):
         self.write_json({"actor": actor_of(self.current_user, self.identity_provider)})
 
 
+class InboxHandler(PlaybookHandler):
+    """The gates the current user may decide now, across all RUNNING runs of the index."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        actor = actor_of(self.current_user, self.identity_provider)
+
+        def work(store: Store) -> list[dict[str, Any]]:
+            return [
+                {
+                    "run": gate.run_id,
+                    "workflow": gate.workflow,
+                    "node": gate.node_id,
+                    "prompt": gate.prompt,
+                    "next": [{"node": node, "command": command} for node, command in gate.next_steps],
+                    "deadline": gate.deadline,
+                }
+                for gate in waiting_gates(store, actor, self.index.groups)
+            ]
+
+        gates = await self.read(work)
+        self.write_json({"actor": actor, "gates": known_secrets().redact_obj(gates)})
+
+
 REFUSAL_STATUS = {"not_found": 404, "conflict": 409, "forbidden": 403, "invalid": 400}
 TAKE_WAIT = 15.0  # seconds a decision request waits for the run to take the decision
 
@@ -286,6 +319,7 @@ ROUTES: list[tuple[str, type[PlaybookHandler]]] = [
     (r"runs/(?P<run_id>[^/]+)/gates/(?P<node_id>[^/]+)", GateHandler),
     (r"runbooks", NewRunbookHandler),
     (r"me", MeHandler),
+    (r"inbox", InboxHandler),
 ]
 
 

@@ -1,0 +1,106 @@
+"""What a run writes to its index stays O(changed) (issue 18.4): the runbook text is written once, the engine
+snapshot is kept one row a node and a flush writes the nodes that changed, so the rows and bytes a node costs
+do not grow with the size of the runbook. Counts, not timings (the timings are in benchmarks/)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from playbook_nb.adapters.executors.result import AttemptResult
+from playbook_nb.adapters.store import Store
+from playbook_nb.adapters.store.migrate import load_migrations, split_statements
+from playbook_nb.app.ports import NodeCall
+from playbook_nb.app.session import RunOptions, RunSession
+from playbook_nb.domain.engine import RunState
+from playbook_nb.domain.validation import parse_runbook
+
+
+def chain(n: int) -> str:
+    nodes = "".join(f'\n[n{i:04d}]\ntype = "Command"\ncommand_name = "true"\n' for i in range(n))
+    return f'[runbook]\ntitle = "chain {n}"\n' + nodes
+
+
+class Answering:
+    def run(self, call: NodeCall) -> AttemptResult:
+        return AttemptResult(ok=True, stdout="", started_at=1.0, ended_at=1.5)
+
+
+def _run_chain(tmp_path, n: int) -> tuple[Store, int, int, int]:
+    """(store, run id, rows changed, pages written) of a whole run of an n-node chain. The pages are the
+    WAL frames the run appended (automatic checkpoints off, so none is folded back meanwhile)."""
+    db = tmp_path / f"runs{n}.db"
+    store = Store.open(db)
+    store.conn.execute("PRAGMA wal_autocheckpoint = 0")
+    store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = store.conn.total_changes
+    session = RunSession.start(
+        parse_runbook(chain(n)), {}, store, RunOptions(headless=True, actor="t"), executor=Answering()
+    )
+    assert session.drive(lambda *_: None) is RunState.OK
+    session.close()
+    changes = store.conn.total_changes - before
+    _busy, frames, _done = store.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    return store, session.run_id, changes, frames
+
+
+def test_rows_and_bytes_a_node_costs_do_not_grow_with_the_runbook(tmp_path):
+    small, small_id, small_rows, small_pages = _run_chain(tmp_path, 20)
+    large, large_id, large_rows, large_pages = _run_chain(tmp_path, 200)
+    assert large_rows / 200 <= small_rows / 20 * 1.1, (small_rows, large_rows)
+    # pages written a node: flat (the whole snapshot and the text rewritten at each write made them grow)
+    assert large_pages / 200 <= small_pages / 20 * 1.3, (small_pages, large_pages)
+    # what a user sees of the record is whole: the text, the states, the snapshot a resume reads
+    run = large.get_run(large_id)
+    assert run.runbook_text == chain(200)
+    assert {s.state for s in large.node_states(large_id)} == {"OK"}
+    snapshot = large.load_snapshot(large_id)
+    assert len(snapshot["nodes"]) == 200 and snapshot["run_state"] == "OK"
+    assert run.snapshot == snapshot
+    # the runs row holds neither the text nor the nodes' snapshot; a node's entry is its own row
+    conn = sqlite3.connect(large.path)
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
+    assert "runbook_text" not in columns
+    (row_snapshot,) = conn.execute("SELECT snapshot FROM runs WHERE id = ?", (large_id,)).fetchone()
+    assert json.loads(row_snapshot)["nodes"] == {}
+    assert (
+        conn.execute("SELECT COUNT(*) FROM node_snapshots WHERE run_id = ?", (large_id,)).fetchone()[0] == 200
+    )
+    # the listing does not read snapshots
+    assert large.list_runs(limit=1)[0].snapshot is None
+    small.close()
+    large.close()
+
+
+def test_an_index_of_schema_4_moves_text_and_snapshot_out_of_the_run_row(tmp_path):
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db)
+    for migration in load_migrations()[:4]:
+        for statement in split_statements(migration.sql):
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 4")
+    old_snapshot = {
+        "run_state": "ABORTED",
+        "run_reason": "x",
+        "failing": None,
+        "nodes": {"a": {"state": "OK"}},
+    }
+    conn.execute(
+        "INSERT INTO runs (id, workflow, number, title, status, started_at, trigger, mode, runbook_text,"
+        " runbook_sha256, snapshot) VALUES (1, 'w', 1, 'w', 'ABORTED', '2026-01-01T00:00:00+00:00',"
+        " 'terminal', 'terminal', 'the text', ?, ?)",
+        ("0" * 64, json.dumps(old_snapshot)),
+    )
+    conn.commit()
+    conn.close()
+    store = Store.open(db)
+    run = store.get_run(1)
+    assert run.runbook_text == "the text"
+    assert store.load_snapshot(1) == old_snapshot == run.snapshot
+    dump = store.dump_run(1)
+    assert dump["run"]["runbook_text"] == "the text" and dump["run"]["snapshot"] == old_snapshot
+    copy = Store.open(tmp_path / "copy.db")
+    copy.load_run(dump)
+    assert copy.get_run(1).runbook_text == "the text" and copy.load_snapshot(1) == old_snapshot
+    store.close()
+    copy.close()
