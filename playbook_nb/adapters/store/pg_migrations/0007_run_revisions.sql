@@ -1,4 +1,4 @@
--- 0006 (PostgreSQL): a run's runbook revisions, same columns and meaning as migrations/0006_run_revisions.sql.
+-- 0007 (PostgreSQL): a run's runbook revisions, same columns and meaning as migrations/0007_run_revisions.sql.
 
 CREATE TABLE run_revisions (
     run_id         bigint NOT NULL REFERENCES runs (id) ON DELETE CASCADE,

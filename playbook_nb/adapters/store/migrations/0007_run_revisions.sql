@@ -1,4 +1,4 @@
--- 0006: every runbook text a run ran under (issue 14.10). `resume --allow-changed` with an edited runbook adds a
+-- 0007: every runbook text a run ran under (issue 14.10). `resume --allow-changed` with an edited runbook adds a
 -- revision: the run's text (run_texts) and sha256 (runs) become the new one, run_revisions keeps each text with
 -- its sha256, when and by whom (revision 1, the text the run started with, is copied there at the first
 -- change), and each attempt records the revision it ran under.
