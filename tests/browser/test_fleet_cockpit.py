@@ -63,7 +63,7 @@ def wait_hosts(page, expected: dict[str, str]) -> None:
 def test_the_host_table_of_a_fleet_node_filters_shows_output_and_retries_failed_hosts(
     lab_server, page, tmp_path
 ):
-    page.set_viewport_size({"width": 1400, "height": 1300})
+    page.set_viewport_size({"width": 1400, "height": 1600})
     with sshd_fleet(3) as fleet:
         h1, h2, h3 = fleet.hosts
         down = fleet.down_host()
@@ -108,8 +108,15 @@ def test_the_host_table_of_a_fleet_node_filters_shows_output_and_retries_failed_
         wait_hosts(page, {h2: "NOK", down: "NOK"})
         failing = page.locator(f'.pb-hosts tr.pb-host[data-host="{h2}"]')
         assert "exit code 3" in failing.inner_text()
-        failing.locator("summary", has_text="output").click()
-        failing.locator("pre", has_text=f"disk full on {h2}").wait_for(timeout=10_000)
+        output = page.locator(f'.pb-hosts tr.pb-host-output[data-host="{h2}"]')
+        output.locator("summary", has_text="output of").click()
+        output.locator("pre", has_text=f"disk full on {h2}").wait_for(timeout=10_000)
+        # the table fits the panel: nothing of it is cut off or needs a sideways scroll
+        widths = page.evaluate(
+            "() => { const box = document.querySelector('.pb-hosts');"
+            " return [box.scrollWidth, box.clientWidth]; }"
+        )
+        assert widths[0] <= widths[1], f"the host table is wider than the panel: {widths}"
         down_row = page.locator(f'.pb-hosts tr.pb-host[data-host="{down}"]')
         assert "unreachable" in down_row.inner_text()
         overview = page.locator(".playbook-cockpit").first
