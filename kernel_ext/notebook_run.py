@@ -320,8 +320,26 @@ class NotebookRun:
             if result.stderr:
                 sys.stderr.write(result.stderr if result.stderr.endswith("\n") else result.stderr + "\n")
         print(line)
+        self._show_images(report)
         if self.widget is not None:
             self.widget.refresh()
+
+    def _show_images(self, report: NodeReport) -> None:
+        """The images the attempt left in the run's artifacts (a screenshot, its pixelmatch diff), under the
+        cell: the executed notebook then holds them, as the HTML report does."""
+        from IPython.display import Image
+
+        for entry in report.artifacts:
+            if not str(entry.get("type", "")).startswith("image/"):
+                continue
+            try:
+                with self.session.store.open_artifact(entry["url"]) as handle:
+                    data = handle.read()
+            except (OSError, PlaybookError) as err:
+                print(f"  artifact {entry.get('name')}: cannot read {entry.get('url')}: {err}")
+                continue
+            print(f"  artifact {entry.get('name')}: {entry.get('url')}")
+            display(Image(data=data))
 
 
 _current: Any = None  # the NotebookRun of this kernel, or a RecordView (a filed notebook run again)

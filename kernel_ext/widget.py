@@ -146,6 +146,8 @@ def legend_html() -> str:
 
 
 HOST_FILTERS = {"all": "all", "NOK": "failed", "OK": "OK", "open": "not run yet"}
+# the host table fits the panel: fixed column widths, long host names and errors wrap
+HOST_COLUMNS = (("host", 33), ("state", 11), ("#", 6), ("exit", 10), ("took", 10), ("error / output", 30))
 
 
 def host_matches(state: str, wanted: str) -> bool:
@@ -170,21 +172,24 @@ def hosts_html(rows: list, wanted: str = "all") -> str:
         f"<td {TD}>{r.state}</td><td {TD}>{r.attempt}</td>"
         f"<td {TD}>{'' if r.exit_code is None else r.exit_code}</td>"
         f"<td {TD}>{'' if r.duration is None else f'{r.duration:.2f}s'}</td>"
-        f"<td {TD}>{html.escape(r.error or '')}"
+        f"<td {TD}>{html.escape(r.error or '')}</td></tr>"
         + (
-            f"<details><summary>output</summary>{_pre((r.stdout or '') + (r.stderr or ''))}</details>"
+            f'<tr class="pb-host-output" data-host="{html.escape(r.host)}"><td colspan="{len(HOST_COLUMNS)}" '
+            f'style="padding:0 0 3px 0;border-bottom:1px solid #e5e7eb"><details><summary>output of '
+            f"<code>{html.escape(r.host)}</code></summary>{_pre((r.stdout or '') + (r.stderr or ''))}"
+            "</details></td></tr>"
             if (r.stdout or r.stderr)
             else ""
         )
-        + "</td></tr>"
         for r in shown
     )
     return (
         f'<div class="pb-host-table" style="font-size:12px" data-filter="{wanted}">{html.escape(summary)}; '
-        f'showing {len(shown)}<table style="border-collapse:collapse;font-size:12px"><tr>'
-        + "".join(
-            f"<th {TD}>{name}</th>" for name in ("host", "state", "attempt", "exit", "took", "error / output")
-        )
+        f'showing {len(shown)}<table style="border-collapse:collapse;font-size:12px;width:100%;'
+        f'table-layout:fixed;overflow-wrap:anywhere"><colgroup>'
+        + "".join(f'<col style="width:{width}%">' for _name, width in HOST_COLUMNS)
+        + "</colgroup><tr>"
+        + "".join(f'<th {TD[:-1]};white-space:nowrap">{name}</th>' for name, _width in HOST_COLUMNS)
         + f"</tr>{body}</table></div>"
     )
 
@@ -237,6 +242,7 @@ class RunbookWidget(widgets.VBox):
             options=[(label, value) for value, label in HOST_FILTERS.items()],
             value="all",
             style={"button_width": "auto"},
+            layout={"width": "auto", "flex_flow": "row wrap"},
         )
         self.host_filter.add_class("pb-host-filter")
         self.host_filter.observe(lambda _change: self._show_hosts(), names="value")

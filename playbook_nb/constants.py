@@ -8,6 +8,7 @@ ARTIFACTS_URL_ENV = "PLAYBOOK_ARTIFACTS_URL"  # where run artifacts go (a direct
 OUTPUT_PATH_ENV = "PLAYBOOK_NB_OUTPUT_PATH"  # set by the `playbook` papermill engine: the executed notebook
 RUN_MIME = "application/vnd.playbook-nb.run+json"  # the setup cell's output naming the run record
 TEMPLATE_PACKAGE = "playbook_nb.templates"  # notebook cells, HTML report and SVG templates
+ARTIFACT_EVENT = "artifact"  # the event recording a file a step left in the run's artifacts
 VERSION = "0.1.0"  # the package version, in this one place: pyproject reads it (dynamic), so the wheel's metadata,  # `playbook_nb.__version__` and `playbook-nb --version` all say it
 
 

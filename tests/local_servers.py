@@ -1,7 +1,7 @@
 """Real HTTP servers on 127.0.0.1 for the step-type tests: started by a test, stopped by it (threads of the
 test process, bound to a free port; `with` stops them).
 
-- `EntityApi`: a small REST + GraphQL application (GET /entities behind a bearer token, POST /graphql that
+- `EntityApi`: a small REST + GraphQL application (GET /entities behind a bearer token or X-Api-Key, POST /graphql that
   enriches the entities it is given), recording every request it saw.
 - `PageServer`: serves HTML pages from a dict (a test changes a page to make a visual regression).
 - `PushgatewayRecorder`: answers like a Prometheus Pushgateway (PUT/POST/DELETE /metrics/job/...) and records
@@ -57,7 +57,8 @@ class _Server:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        # a short poll interval: stopping the server (shutdown) waits for the loop's next poll
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def url(self) -> str:
@@ -88,7 +89,9 @@ class EntityApi(_Server):
     def handle(self, request: Recorded) -> tuple[int, str, bytes | str]:
         path = request.path.split("?")[0]
         if path == "/entities" and request.method == "GET":
-            if request.headers.get("Authorization") != f"Bearer {self.token}":
+            if request.headers.get("Authorization") != f"Bearer {self.token}" and (
+                request.headers.get("X-Api-Key") != self.token
+            ):
                 return 401, "application/json", json.dumps({"error": "unauthorized"})
             return 200, "application/json", json.dumps({"data": {"entities": self.entities}})
         if path == "/graphql" and request.method == "POST":

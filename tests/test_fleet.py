@@ -55,6 +55,11 @@ def options(fleet) -> SshOptions:
     )
 
 
+def address(host: str) -> str:
+    """The loopback address of a fleet host ("127.0.0.4:40022" -> "127.0.0.4"), as $SSH_CONNECTION names it."""
+    return parse_target(host).address
+
+
 def remote_alive(marker: str) -> bool:
     return subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 0
 
@@ -372,6 +377,92 @@ def test_retry_runs_only_failed_hosts_and_resume_sees_added_and_removed(fleet, t
 
 
 @needs_sshd
+def test_a_runner_killed_mid_batch_resumes_only_the_hosts_not_yet_ok(fleet, tmp_path, state_db):
+    """SIGKILL of a terminal run while the second batch runs: the first batch's hosts are OK in the record;
+    a plain resume recovers the orphaned run and runs only the hosts not yet OK; no host ends twice."""
+    from playbook_nb.adapters.store import Store
+
+    h1, h2, h3 = fleet.hosts
+    (spare,) = fleet.spare
+    log, slow = tmp_path / "log", tmp_path / "slow"
+    log.mkdir()
+    slow.write_text("")
+    runbook = write_runbook(
+        tmp_path,
+        fleet,
+        body=f"""
+        [restart]
+        type = "Command"
+        command_name = 'echo start >> {log}/"$PLAYBOOK_HOST"; echo $$ > {log}/"$PLAYBOOK_HOST".pid; case "$SSH_CONNECTION" in *" {address(h3)} "*|*" {address(spare)} "*) while test -e {slow}; do sleep 0.1; done;; esac; echo end >> {log}/"$PLAYBOOK_HOST"'
+        targets = {json.dumps([h1, h2, h3, spare])}
+        batch = 2
+        @SSH_OPTIONS@
+
+        [after]
+        type = "Command"
+        command_name = "echo after"
+        """,
+    )
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1", "PB_API_TOKEN": "s3cret-fleet-token"}
+    args = ["run", str(runbook), "--vars-env", "PB_", "--state-path", str(state_db)]
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "playbook_nb", *args], env=env, stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    def ok_rows() -> list[str]:
+        if not state_db.exists():
+            return []
+        with Store.open(state_db) as store:
+            runs = store.list_runs()
+            rows = store.host_results(runs[0].id, "restart") if runs else []
+        return sorted(r.host for r in rows if r.state == "OK")
+
+    def started(host: str) -> int:
+        path = log / host
+        return path.read_text().count("start") if path.exists() else 0
+
+    try:
+        deadline = time.monotonic() + 60
+        while not (ok_rows() == [h1, h2] and started(h3) and started(spare)):
+            assert time.monotonic() < deadline, f"the second batch never started: {ok_rows()}"
+            assert runner.poll() is None, "the runner ended before it was killed"
+            time.sleep(0.1)
+        runner.send_signal(signal.SIGKILL)  # mid-batch: h3 and the spare are running
+        runner.wait(10)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+    for host in (h3, spare):  # their remote shells hung up with the killed runner's connections
+        pid = int((log / f"{host}.pid").read_text())
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pid}").exists():
+            assert time.monotonic() < deadline, f"the command on {host} outlived the killed runner"
+            time.sleep(0.05)
+    slow.unlink()
+    with Store.open(state_db) as store:
+        assert store.list_runs()[0].status == "RUNNING"  # orphaned: nobody could record an end
+
+    resumed = run_cli(
+        "resume", str(runbook), "1", "--vars-env", "PB_", "--state-path", str(state_db), env=env
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    with Store.open(state_db) as store:
+        run = store.get_run(1)
+        assert run.status == "OK"
+        assert {n.node_id: n.state for n in store.node_states(1)} == {"restart": "OK", "after": "OK"}
+        attempts = [(a.attempt, a.status) for a in store.attempts(1, "restart")]
+        assert attempts == [(1, "INTERRUPTED"), (2, "OK")]
+        second = sorted(r.host for r in store.host_results(1, "restart") if r.attempt == 2)
+        assert second == [h3, spare]  # only the hosts not yet OK
+        latest = {h: r.state for h, r in store.latest_hosts(1, "restart").items()}
+        assert latest == {h1: "OK", h2: "OK", h3: "OK", spare: "OK"}
+    ran = {host: (started(host), (log / host).read_text().count("end")) for host in (h1, h2, h3, spare)}
+    assert ran == {h1: (1, 1), h2: (1, 1), h3: (2, 1), spare: (2, 1)}  # killed once, ended once
+
+
+@needs_sshd
 def test_skip_after_failure_marks_the_failed_hosts_skipped(fleet, tmp_path, state_db):
     from playbook_nb.adapters.store import Store
     from playbook_nb.app.inputs import load_runbook
@@ -414,11 +505,17 @@ def test_bad_fleet_fields_are_one_line_naming_the_node(tmp_path):
         'targets = ["a"]\nssh = { password = "x" }': "unknown ssh option 'password'",
         'targets = { path = "h" }': 'expected {file = "hosts.txt"}',
     }
-    for fields, message in cases.items():
+    from playbook_nb.app.inputs import load_runbook
+    from playbook_nb.domain.errors import RunbookError
+
+    for fields, message in cases.items():  # what `validate` prints: the load's one line (checked in process)
         path.write_text(f'[runbook]\ntitle = "t"\n\n[a]\ntype = "Command"\ncommand_name = "true"\n{fields}\n')
-        result = run_cli("validate", str(path))
-        assert result.returncode == 2, fields
-        assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        with pytest.raises(RunbookError) as raised:
+            load_runbook(path)
+        assert str(raised.value).startswith(f"{path}: node 'a', field '") and message in str(raised.value)
+        assert "\n" not in str(raised.value)
+    result = run_cli("validate", str(path))  # the command itself: that line, exit 2, no traceback
+    assert result.returncode == 2 and result.stderr.strip() == f"error: {raised.value}", result.stderr
 
 
 # ---- Ansible nodes through ansible-runner, against the same sshd ------------------------------------

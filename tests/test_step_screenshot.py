@@ -83,3 +83,49 @@ def test_baseline_then_identical_then_a_visual_regression_fails_with_a_diff_imag
         shutil.copyfile(image, SCREENSHOTS / "ui_screenshot_diff.png")
         shot = next(a["url"] for a in artifacts if a["name"] == "entity-list.png")
         shutil.copyfile(shot, SCREENSHOTS / "ui_screenshot_changed.png")
+
+
+def test_a_regression_shows_its_diff_image_in_the_notebook_cell_and_the_html_report(tmp_path):
+    """Headless (papermill): the executed notebook's cell of the screenshot step holds the diff image, and the
+    HTML report embeds it under the attempt; the baseline is left as it was."""
+    import base64
+
+    import nbformat
+
+    from tests.conftest import run_cli
+
+    rows = ["alpha  risk 5", "beta  risk 4", "gamma  risk 5"]
+    baseline = tmp_path / "screenshots" / "entity-list.png"
+    baseline.parent.mkdir()
+    Image.new("RGB", (348, 120), "white").save(baseline)  # a page that looked nothing like today's
+    before = baseline.read_bytes()
+    db, executed, html = tmp_path / "runs.db", tmp_path / "executed.ipynb", tmp_path / "report.html"
+    with PageServer(pages={"/entities": entity_page(rows)}) as server:
+        (tmp_path / "ui.playbook.toml").write_text(RUNBOOK.format(url=server.url))
+        done = run_cli(
+            "run", str(tmp_path / "ui.playbook.toml"), "--headless", "--state-path", str(db),
+            "-o", str(executed), timeout=240,
+        )  # fmt: skip
+    assert "shot                         SKIPPED  skipped by policy" in done.stdout, done.stdout + done.stderr
+    assert baseline.read_bytes() == before  # a run never writes baselines
+    with Store.open(db) as store:
+        (run,) = store.list_runs()
+        attempt = store.attempts(run.id, "shot")[-1]
+        assert attempt.status == "NOK" and "screenshot 'entity-list' changed: " in attempt.error
+        diff_url = next(
+            a["url"] for a in load_artifacts(store, run.id) if a["name"] == "entity-list.diff.png"
+        )
+        with store.open_artifact(diff_url) as handle:
+            diff_png = handle.read()
+    notebook = nbformat.read(executed, as_version=4)
+    cell = next(c for c in notebook.cells if c.cell_type == "code" and "%playbook_node shot" in c.source)
+    images = [o["data"]["image/png"] for o in cell.outputs if "image/png" in o.get("data", {})]
+    assert diff_png in [base64.b64decode(i) for i in images]  # the pixelmatch diff, under the step's cell
+    text = "".join(o.get("text", "") for o in cell.outputs)
+    assert "artifact entity-list.diff.png: " + diff_url in text
+    assert run_cli("export", str(run.id), "--html", str(html), "--state-path", str(db)).returncode == 0
+    page = html.read_text()
+    assert (
+        '<figure class="artifact" data-name="entity-list.diff.png"><img alt="entity-list.diff.png" ' in page
+    )
+    assert f'src="data:image/png;base64,{base64.b64encode(diff_png).decode()}"' in page

@@ -62,10 +62,18 @@ outputs = {{ published = true }}
 """
 
 
-@pytest.fixture
-def servers():
+@pytest.fixture(scope="module")
+def running_servers():
     with EntityApi(entities=ENTITIES) as api, PushgatewayRecorder() as gateway:
         yield api, gateway
+
+
+@pytest.fixture
+def servers(running_servers):
+    """The module's two servers, with what they recorded for earlier tests forgotten."""
+    for server in running_servers:
+        server.requests.clear()
+    return running_servers
 
 
 def run(tmp_path, text: str, values: dict):
@@ -166,3 +174,56 @@ def test_invalid_jsonpath_output_is_a_validation_error_naming_the_node():
             '[runbook]\ntitle = "x"\n[a]\ntype = "Function"\nplugin = "http"\nfunction = "fetch"\n'
             'function_params = { url = "http://x" }\noutputs = { e = "$.[" }\n'
         )
+
+
+HEADER_BOOK = """---
+id: rb-header-key
+name: header key drill
+variables:
+  API: {{default: "{api}"}}
+  API_KEY: {{required: true}}
+steps:
+  - id: ingest
+    type: data_fetch
+    inputs:
+      source_url: "${{API}}/entities"
+      headers: {{X-Api-Key: "${{API_KEY}}", Accept: application/json}}
+    outputs: {{ids: "$.data.entities[*].id"}}
+  - id: echo_ids
+    type: Command
+    command: "echo ids ${{steps.ingest.outputs.ids}}"
+"""
+
+
+def test_a_key_in_a_yaml_header_is_masked_in_notebook_html_index_and_output(tmp_path, servers):
+    """A YAML runbook whose API_KEY (not declared secret) goes into an X-Api-Key header, run headless: the
+    key reached the application, and nowhere else: not the executed notebook, the HTML report, the index,
+    the artifacts, nor what the commands printed."""
+    from tests.conftest import run_cli
+
+    api, _ = servers
+    book = tmp_path / "keys.yml"
+    book.write_text(HEADER_BOOK.format(api=api.url))
+    db, executed, html = tmp_path / "runs.db", tmp_path / "executed.ipynb", tmp_path / "report.html"
+    shown = run_cli("validate", str(book))
+    assert "API_KEY (required) (secret)" in shown.stdout, shown.stdout
+    env = {"DRILL_API_KEY": api.token}
+    done = run_cli(
+        "run", str(book), "--headless", "--vars-env", "DRILL_", "--state-path", str(db), "-o", str(executed),
+        env=env, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    (fetch,) = [r for r in api.requests if r.path == "/entities"]
+    assert fetch.headers["X-Api-Key"] == api.token  # the application got the real key
+    notebook = executed.read_text()
+    assert "ids [1, 2, 'three']" in notebook and "X-Api-Key: ********" in notebook
+    exported = run_cli("export", "1", "--html", str(html), "--state-path", str(db))
+    assert exported.returncode == 0, exported.stderr
+    assert "X-Api-Key: ********" in html.read_text()
+    listed = run_cli("runs", "list", "--json", "--state-path", str(db))
+    shown = run_cli("show", "1", "--json", "--state-path", str(db))
+    for text in (done.stdout, done.stderr, exported.stdout, listed.stdout, shown.stdout):
+        assert api.token not in text
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert api.token.encode() not in path.read_bytes(), path

@@ -337,3 +337,17 @@ def test_run_is_off_while_a_node_runs_and_abort_is_on_whenever_the_run_is_runnin
         assert "run" in widget.enabled_buttons("b")  # a ended: b can run
         session.abort("ops", "test over")
         assert widget.enabled_buttons("b") == set()
+
+
+def test_the_header_names_the_legal_basis_of_the_run(tmp_path):
+    text = RUNBOOK.replace(
+        'title = "cockpit drill"', 'title = "cockpit drill"\nlegal_basis = "Change CHG-7 <approved> by CAB"'
+    )
+    widget, session, store = make_widget(tmp_path, text)
+    assert store.get_run(session.run_id).params["legal_basis"] == "Change CHG-7 <approved> by CAB"
+    assert (
+        '<div class="pb-legal-basis" style="margin-left:10px;color:#4a5568">legal basis: '
+        "Change CHG-7 &lt;approved&gt; by CAB</div>" in widget.status.value
+    )
+    plain, _, _ = make_widget(tmp_path / "plain")
+    assert "pb-legal-basis" not in plain.status.value  # no line when the runbook names none

@@ -126,6 +126,8 @@ class NodeReport:
     result: AttemptResult | None = None
     attempt: int | None = None
     background: bool = False  # ran in a worker started by an earlier cell (its output was not streamed)
+    # files the attempt left in the run's artifacts ({name, url, type}: a screenshot, its pixelmatch diff image)
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
 
 
 Decider = Callable[["RunSession", str, str], GateDecision | None]
@@ -972,8 +974,11 @@ class RunSession:
         if result.interrupted:
             self.calls.host_recorders.pop(node.id, None)
             return self._interrupted_attempt(node, attempt, result)
-        if step_context is not None:
+        stored = (
             collect_artifacts(self.store, self.run_id, node.id, attempt, step_context, result)
+            if step_context is not None
+            else []
+        )
         outputs = self.recorder.take_outputs(node, attempt, result, self.namespace)
         if outputs is not None:
             self.outputs[node.id] = outputs
@@ -985,7 +990,9 @@ class RunSession:
             self._last_results[node.id] = result
             self.engine.finished(node.id, AttemptOutcome(ok=result.ok, error=result.error))
             self._flush()
-        return self.report(node.id, ran=True, result=result, attempt=attempt)
+        report = self.report(node.id, ran=True, result=result, attempt=attempt)
+        report.artifacts = stored
+        return report
 
     def _interrupted_attempt(self, node: Node, attempt: int, result: AttemptResult) -> NodeReport:
         """An attempt stopped from outside: INTERRUPTED in the index, PENDING with the reason in the engine."""

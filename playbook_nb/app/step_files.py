@@ -17,9 +17,10 @@ from typing import Any
 
 from playbook_nb.adapters.plugins.base import StepContext
 from playbook_nb.adapters.plugins.registry import plugin_metadata, secret_param_values
+from playbook_nb.constants import ARTIFACT_EVENT
 from playbook_nb.domain.errors import PlaybookError
 
-ARTIFACT_EVENT = "artifact"
+__all__ = ["ARTIFACT_EVENT", "collect_artifacts", "load_artifacts", "new_step_context", "secret_values"]
 
 
 def new_step_context(

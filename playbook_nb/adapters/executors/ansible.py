@@ -8,8 +8,9 @@
 - Hosts OK in an earlier attempt are left out with `--limit` (`PATTERN:!host...`), so a retry or a resume runs
   only the hosts not yet OK.
 - Per-host results come from ansible-runner's events (each task's ok / failed / unreachable per host).
-- ansible-runner runs in a thread of its own; its events reach the callbacks on the calling thread. A
-  KeyboardInterrupt there cancels the run (ansible-runner stops ansible-playbook) and is raised again.
+- ansible-runner runs in a thread of its own (`relay.relay`); its events reach the callbacks on the calling
+  thread. A KeyboardInterrupt there cancels the run (ansible-runner stops ansible-playbook) and is raised
+  again.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import queue
 import shutil
 import sys
 import tempfile
@@ -29,10 +29,22 @@ from typing import Any
 
 from playbook_nb.adapters.executors.capture import BoundedCapture
 from playbook_nb.adapters.executors.fleet import FleetAttemptResult, HostCallback, HostOutputCallback
+from playbook_nb.adapters.executors.relay import Put, relay
 from playbook_nb.adapters.executors.ssh import SshOptions
 from playbook_nb.domain.fleet import HOST_OUTPUT_BYTES, HostResult, HostState, Target, roll_up
 
-_DONE = object()
+
+def _host_outcome(result: HostResult, kind: str, data: dict[str, Any]) -> None:
+    """What one task's event says about its host (a failure ignored by the playbook is no failure)."""
+    res = data.get("res") or {}
+    if kind == "runner_on_unreachable":
+        result.state, result.error = HostState.NOK, f"unreachable: {str(res.get('msg', '')).strip()}"
+    elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+        result.state = HostState.NOK
+        result.exit_code = res.get("rc") if isinstance(res.get("rc"), int) else result.exit_code
+        result.error = f"task '{data.get('task', '')}' failed" + (
+            f" (exit code {res['rc']})" if isinstance(res.get("rc"), int) else ""
+        )
 
 
 def _alias(target: Target) -> str:
@@ -138,15 +150,10 @@ def run_ansible(  # noqa: C901
     by_name = {text: alias for alias, text in names.items()}
     done_names = [by_name.get(h, h) for h in done]
 
-    events: queue.Queue = queue.Queue()
     cancel = threading.Event()
     outcome: dict[str, Any] = {}
 
-    def handler(event: dict[str, Any]) -> bool:
-        events.put(("event", event))
-        return True
-
-    def work() -> None:
+    def work(put: Put) -> None:
         try:
             runner = ansible_runner.run(
                 private_data_dir=str(private),
@@ -163,64 +170,45 @@ def run_ansible(  # noqa: C901
                 forks=max(1, int(batch)),
                 timeout=int(timeout) if timeout else None,
                 quiet=True,
-                event_handler=handler,
+                event_handler=lambda event: put(event) or True,
                 cancel_callback=cancel.is_set,
                 settings={"suppress_ansible_output": True},
             )
             outcome["status"], outcome["rc"] = runner.status, runner.rc
             outcome["stdout"] = runner.stdout.read() if runner.stdout else ""
-        except Exception as err:  # reported to the caller's thread as the attempt's error
+        except Exception as err:  # reported as the attempt's error
             outcome["exception"] = err
-        finally:
-            events.put(_DONE)
 
-    worker = threading.Thread(target=work, name="playbook-ansible", daemon=True)
-    worker.start()
     captures: dict[str, BoundedCapture] = {}
     hosts: dict[str, HostResult] = {}
-    try:
-        while True:
-            item = events.get()
-            if item is _DONE:
-                break
-            event = item[1]
-            kind = event.get("event", "")
-            host_name = (event.get("event_data") or {}).get("host")
-            if not host_name:
-                continue
-            host = names.get(host_name, host_name)
-            if host not in hosts:
-                if host not in order:
-                    order.append(host)
-                hosts[host] = HostResult(host=host, state=HostState.RUNNING, started_at=time.time())
-                captures[host] = BoundedCapture(max_output_bytes)
-                if on_host is not None:
-                    with contextlib.suppress(Exception):
-                        on_host(hosts[host])
-            if kind not in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable", "runner_on_skipped"):
-                continue
-            line = _task_line(event)
-            captures[host].add(line.encode("utf-8", "replace"))
-            if on_output is not None:
+
+    def handle(event: dict[str, Any]) -> None:
+        kind = event.get("event", "")
+        host_name = (event.get("event_data") or {}).get("host")
+        if not host_name:
+            return
+        host = names.get(host_name, host_name)
+        if host not in hosts:
+            if host not in order:
+                order.append(host)
+            hosts[host] = HostResult(host=host, state=HostState.RUNNING, started_at=time.time())
+            captures[host] = BoundedCapture(max_output_bytes)
+            if on_host is not None:
                 with contextlib.suppress(Exception):
-                    on_output(host, line)
-            result = hosts[host]
-            res = (event.get("event_data") or {}).get("res") or {}
-            if kind == "runner_on_unreachable":
-                result.state, result.error = HostState.NOK, f"unreachable: {str(res.get('msg', '')).strip()}"
-            elif kind == "runner_on_failed" and not (event.get("event_data") or {}).get("ignore_errors"):
-                result.state = HostState.NOK
-                result.exit_code = res.get("rc") if isinstance(res.get("rc"), int) else result.exit_code
-                result.error = f"task '{(event.get('event_data') or {}).get('task', '')}' failed" + (
-                    f" (exit code {res['rc']})" if isinstance(res.get("rc"), int) else ""
-                )
-    except BaseException:
-        cancel.set()
-        worker.join(30)
+                    on_host(hosts[host])
+        if kind not in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable", "runner_on_skipped"):
+            return
+        line = _task_line(event)
+        captures[host].add(line.encode("utf-8", "replace"))
+        if on_output is not None:
+            with contextlib.suppress(Exception):
+                on_output(host, line)
+        _host_outcome(hosts[host], kind, event.get("event_data") or {})
+
+    try:
+        relay(work, handle, cancel=cancel.set, name="playbook-ansible", cancel_wait=30)
+    finally:
         shutil.rmtree(private, ignore_errors=True)
-        raise
-    worker.join()
-    shutil.rmtree(private, ignore_errors=True)
 
     ended = time.time()
     for host, result in hosts.items():

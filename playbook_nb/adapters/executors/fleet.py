@@ -1,24 +1,22 @@
 """Fleet steps: run one command on many hosts, `batch` at a time (rolling: a host starts as soon as another
 ends), starting no new host once `max_fail` have failed, each host under its own timeout.
 
-The hosts run on an asyncio loop in a thread of its own (a Jupyter kernel already runs a loop on its main
-thread). Progress comes back through a queue and reaches the callbacks on the thread that called
-`run_fleet`, as the command executor does for its output lines. A KeyboardInterrupt (kernel interrupt,
-Ctrl-C) or any exception there cancels every host: their connections close, which hangs their remote
-commands up; then it is raised again.
+The hosts run on an asyncio loop in a thread of its own (`relay.run_loop_in_thread`: a Jupyter kernel
+already runs a loop on its main thread); progress reaches the callbacks on the thread that called
+`run_fleet`. A KeyboardInterrupt (kernel interrupt, Ctrl-C) there cancels every host: their connections
+close, which hangs their remote commands up; then it is raised again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import queue
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from playbook_nb.adapters.executors.relay import Put, run_loop_in_thread
 from playbook_nb.adapters.executors.result import AttemptResult
 from playbook_nb.adapters.executors.ssh import SshOptions, run_on_host
 from playbook_nb.domain.fleet import (
@@ -48,10 +46,7 @@ class FleetAttemptResult(AttemptResult):
         return data
 
 
-_DONE = object()
-
-
-def run_fleet(  # noqa: C901
+def run_fleet(
     command: str,
     targets: Sequence[Target],
     *,
@@ -72,20 +67,15 @@ def run_fleet(  # noqa: C901
     `host_env(target)`: extra environment for one host (PLAYBOOK_HOST is always set).
     """
     options = options or SshOptions()
-    events: queue.Queue = queue.Queue()
     started = time.time()
     results: dict[str, HostResult] = {}
-    state: dict[str, Any] = {"loop": None, "main": None}
 
-    async def one(target: Target, gate: asyncio.Semaphore, failures: list[int]) -> None:
+    async def one(put: Put, target: Target, gate: asyncio.Semaphore, failures: list[int]) -> None:
         async with gate:
             if max_fail is not None and failures[0] >= max_fail:
-                result = HostResult(host=target.text, state=HostState.SKIPPED, error=NOT_STARTED)
-                events.put(("end", result))
+                put(("end", HostResult(host=target.text, state=HostState.SKIPPED, error=NOT_STARTED)))
                 return
-            events.put(
-                ("start", HostResult(host=target.text, state=HostState.RUNNING, started_at=time.time()))
-            )
+            put(("start", HostResult(host=target.text, state=HostState.RUNNING, started_at=time.time())))
             environment = {
                 **(env or {}),
                 "PLAYBOOK_HOST": target.text,
@@ -97,17 +87,17 @@ def run_fleet(  # noqa: C901
                 options=options,
                 env=environment,
                 timeout=timeout,
-                on_output=lambda text, host=target.text: events.put(("output", host, text)),
+                on_output=lambda text, host=target.text: put(("output", host, text)),
                 max_output_bytes=max_output_bytes,
             )
             if result.state is not HostState.OK:
                 failures[0] += 1
-            events.put(("end", result))
+            put(("end", result))
 
-    async def main() -> None:
+    async def main(put: Put) -> None:
         gate = asyncio.Semaphore(max(1, int(batch)))
         failures = [0]
-        tasks = [asyncio.create_task(one(t, gate, failures)) for t in targets]
+        tasks = [asyncio.create_task(one(put, t, gate, failures)) for t in targets]
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -115,50 +105,18 @@ def run_fleet(  # noqa: C901
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    def thread_main() -> None:
-        loop = asyncio.new_event_loop()
-        state["loop"] = loop
-        try:
-            task = loop.create_task(main())
-            state["main"] = task
-            loop.run_until_complete(task)
-        except BaseException as err:  # reported to the caller's thread
-            if not isinstance(err, asyncio.CancelledError):
-                events.put(("error", err))
-        finally:
-            with contextlib.suppress(Exception):
-                loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-            events.put(_DONE)
+    def handle(item: tuple) -> None:
+        kind = item[0]
+        if kind == "output":
+            if on_output is not None:
+                _safe(on_output, item[1], item[2])
+            return
+        if kind == "end":
+            results[item[1].host] = item[1]
+        if on_host is not None:
+            _safe(on_host, item[1])
 
-    worker = threading.Thread(target=thread_main, name="playbook-fleet", daemon=True)
-    worker.start()
-    error: BaseException | None = None
-    try:
-        while True:
-            item = events.get()
-            if item is _DONE:
-                break
-            kind = item[0]
-            if kind == "start":
-                if on_host is not None:
-                    _safe(on_host, item[1])
-            elif kind == "output":
-                if on_output is not None:
-                    _safe(on_output, item[1], item[2])
-            elif kind == "end":
-                results[item[1].host] = item[1]
-                if on_host is not None:
-                    _safe(on_host, item[1])
-            elif kind == "error":
-                error = item[1]
-    except BaseException:
-        _cancel(state)
-        worker.join(10)
-        raise
-    worker.join()
-    if error is not None:
-        raise error
+    run_loop_in_thread(main, handle, name="playbook-fleet")
 
     ordered = [
         results.get(t.text) or HostResult(host=t.text, state=HostState.SKIPPED, error=NOT_STARTED)
@@ -175,13 +133,6 @@ def run_fleet(  # noqa: C901
         hosts=ordered,
         counts=outcome.counts,
     )
-
-
-def _cancel(state: dict[str, Any]) -> None:
-    loop, task = state.get("loop"), state.get("main")
-    if loop is not None and task is not None:
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(task.cancel)
 
 
 def _safe(callback: Callable[..., None], *args: Any) -> None:

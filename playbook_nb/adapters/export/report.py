@@ -8,6 +8,7 @@ Everything comes from the run index (which holds secrets masked already) and is 
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from markupsafe import Markup
 
 from playbook_nb.adapters.export.dag_render import render_internal, to_svg
 from playbook_nb.adapters.store import AttemptRow, Run, Store
-from playbook_nb.constants import VERSION
+from playbook_nb.constants import ARTIFACT_EVENT, VERSION
 from playbook_nb.domain import templating
 from playbook_nb.domain.attempt_ran import ran_by_attempt, ran_text
 from playbook_nb.domain.errors import PlaybookError
@@ -31,6 +32,7 @@ from playbook_nb.presentation import AWAITING_RING, STATE_LOOKS, look, run_look_
 
 TEMPLATE = "report.html.j2"
 MIN_BAR_PERCENT = 0.6
+MAX_INLINE_IMAGE = 8 * 1024 * 1024  # bytes: a larger image artifact is linked, not embedded
 
 
 class ExportError(PlaybookError):
@@ -153,6 +155,27 @@ def _describe(runbook: Runbook | None, context: dict[str, Any]) -> str:
         return runbook.meta.description
 
 
+def artifact_entries(store: Store, events: list) -> dict[tuple[str, int], list[dict[str, Any]]]:
+    """The files each attempt left in the run's artifacts (screenshots, pixelmatch diff images), by (node,
+    attempt): images are embedded as data URIs so the report stays one self-contained file."""
+    found: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for event in events:
+        if event.kind != ARTIFACT_EVENT or not event.node_id:
+            continue
+        payload = event.payload or {}
+        entry = {"name": payload.get("name", ""), "url": payload.get("url", ""), "src": None}
+        if str(payload.get("type", "")).startswith("image/") and entry["url"]:
+            try:
+                with store.open_artifact(entry["url"]) as handle:
+                    data = handle.read(MAX_INLINE_IMAGE + 1)
+            except (OSError, PlaybookError):
+                data = b""
+            if data and len(data) <= MAX_INLINE_IMAGE:
+                entry["src"] = f"data:{payload['type']};base64,{base64.b64encode(data).decode()}"
+        found.setdefault((event.node_id, event.attempt or 0), []).append(entry)
+    return found
+
+
 def host_section(rows: list) -> dict[str, Any] | None:
     """A fleet node's hosts (issue 21): each host's latest row, with the attempts it ran in, and the counts."""
     if not rows:
@@ -210,6 +233,7 @@ def build_report(store: Store, run_id: int, redactor: Redactor | None = None) ->
         except Exception as err:  # a drawing problem must not cost the whole report
             runbook_error = f"DAG not drawn: {err}"
     ran = ran_by_attempt(events)
+    files = artifact_entries(store, events)
     timeline = _timeline(run, attempts, decisions, events)
 
     nodes = []
@@ -268,6 +292,7 @@ def build_report(store: Store, run_id: int, redactor: Redactor | None = None) ->
                         "ran": ran_text(ran[(row.node_id, a.attempt)])
                         if (row.node_id, a.attempt) in ran
                         else None,
+                        "artifacts": files.get((row.node_id, a.attempt), []),
                     }
                     for a in own
                 ],
