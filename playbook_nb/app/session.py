@@ -363,7 +363,9 @@ class RunSession:
         session._attach_notifications()
         session._flush()
         for node_id, decision in (decisions or {}).items():
-            session.decide(node_id, decision, options.actor, options.comment or "decided at resume")
+            session.decide(  # given as arguments (resume --retry/--skip), as --approve's are: "parameter"
+                node_id, decision, options.actor, options.comment or "decided at resume", source="parameter"
+            )
         return session
 
     @classmethod

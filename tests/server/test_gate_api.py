@@ -35,6 +35,8 @@ command_name = "echo prepared"
 type = "Manual"
 prompt_after = "Ship it?"
 depends_on = ["prepare"]
+approvers = ["group:sre"]
+four_eyes = true
 
 [ship]
 type = "Command"
@@ -109,6 +111,9 @@ async def test_an_api_decision_lets_a_waiting_headless_run_finish_ok_with_the_ap
 ):
     db = tmp_path / "runs.db"
     monkeypatch.setenv("PLAYBOOK_DB_PATH", str(db))
+    team = tmp_path / "team.toml"
+    team.write_text('[groups]\nsre = ["alice"]\n')
+    monkeypatch.setenv("PLAYBOOK_CONFIG", str(team))  # the server and the waiting run read the same groups
     book = tmp_path / "gated.playbook.toml"
     book.write_text(GATED)
     env = {**os.environ, "NO_COLOR": "1", "PLAYBOOK_SECRET_TOKEN": SECRET}
@@ -147,6 +152,11 @@ async def test_an_api_decision_lets_a_waiting_headless_run_finish_ok_with_the_ap
         assert (waiting["run"], waiting["node"], waiting["prompt"]) == (run_id, "gate", "Ship it?")
         assert waiting["next"] == [{"node": "ship", "command": "echo shipped"}]
         assert waiting["workflow"]
+        # bob is not in group sre: 403, and the gate still waits
+        code, message = await refused(
+            jp_fetch, run_id, "gate", {"decision": "approve"}, {"Authorization": "token bob-token"}
+        )
+        assert (code, message) == (403, "bob may not decide gate 'gate' (approvers: group:sre)")
 
         response = await post_gate(jp_fetch, run_id, "gate", {"decision": "approve", "comment": "LGTM"})
         assert response.code == 200

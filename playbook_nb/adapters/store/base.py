@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from playbook_nb.adapters.store.owner import Owner, OwnerStatus
 
 
-GATE_POLL_SECONDS = 0.5  # how often a run waiting at a gate reads its wait row (SQLite)
+GATE_POLL_SECONDS = 0.1  # how often a run waiting at a gate reads its wait row (SQLite): one row by its key
 
 
 class Store(ABC):

@@ -240,6 +240,7 @@ class InboxHandler(PlaybookHandler):
 
 REFUSAL_STATUS = {"not_found": 404, "conflict": 409, "forbidden": 403, "invalid": 400}
 TAKE_WAIT = 15.0  # seconds a decision request waits for the run to take the decision
+TAKE_POLL = 0.02  # seconds between two looks (each a few indexed reads on the index thread)
 
 
 class GateHandler(PlaybookHandler):
@@ -295,7 +296,7 @@ class GateHandler(PlaybookHandler):
             now = await self.decide(lambda store: outcome(store, offered))
             if now.applied or now.expired or time.monotonic() >= deadline:
                 break
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(TAKE_POLL)
         if now.expired:
             raise web.HTTPError(409, f"run {rid} stopped waiting at '{node_id}' before it took the decision")
         answer = {
