@@ -105,9 +105,12 @@ def test_a_yaml_runbook_runs_in_the_terminal_and_headless_faces_and_replays(tmp_
     assert "hello again" in terminal.stdout
     headless = run_cli("run", str(book), "--headless", "--state-path", str(db), timeout=180)
     assert headless.returncode == 0, headless.stdout + headless.stderr
-    runs = json.loads(run_cli("runs", "list", "--json", "--state-path", str(db)).stdout)
-    assert sorted(r["status"] for r in runs) == ["OK", "OK"]
-    first = min(r["id"] for r in runs)
+    from playbook_nb.adapters.store import Store
+
+    with Store.open(db) as store:
+        runs = store.list_runs()
+    assert sorted(r.status for r in runs) == ["OK", "OK"]
+    first = min(r.id for r in runs)
     shown = run_cli("show", str(first), "--state-path", str(db))
     assert "legal basis: Change ticket CHG-42 authorises restarts" in shown.stdout
     replay = run_cli("replay", str(first), "--state-path", str(db))
