@@ -251,6 +251,10 @@ class Store(ABC):
     @abstractmethod
     def node_states(self, run_id: int) -> list[NodeStateRow]: ...
 
+    def node_states_of(self, run_ids: list[int]) -> dict[int, list[NodeStateRow]]:
+        """The node states of several runs (one query in the SQL backends)."""
+        return {run_id: self.node_states(run_id) for run_id in run_ids}
+
     @abstractmethod
     def start_attempt(
         self, run_id: int, node_id: str, attempt: int, started_at: When = None, *, token: str | None = None

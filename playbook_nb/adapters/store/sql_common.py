@@ -742,9 +742,23 @@ class SQLStore(Store):
 
     # ---- nodes, attempts, decisions ---------------------------------------------------------------
 
+    def node_states_of(self, run_ids: list[int]) -> dict[int, list[NodeStateRow]]:
+        """The node states of several runs in one query (a listing of runs with their states)."""
+        found: dict[int, list[NodeStateRow]] = {run_id: [] for run_id in run_ids}
+        if not run_ids:
+            return found
+        marks = ", ".join("?" for _ in run_ids)
+        sql = f"SELECT * FROM node_states WHERE run_id IN ({marks}) ORDER BY run_id, position"
+        for row in self._node_state_rows(self._read(sql, tuple(run_ids))):
+            found[row.run_id].append(row)
+        return found
+
     def node_states(self, run_id: int) -> list[NodeStateRow]:
         self._require_run(run_id)
         rows = self._read("SELECT * FROM node_states WHERE run_id = ? ORDER BY position", (run_id,))
+        return self._node_state_rows(rows)
+
+    def _node_state_rows(self, rows: list[Any]) -> list[NodeStateRow]:
         return [
             NodeStateRow(
                 run_id=r["run_id"],

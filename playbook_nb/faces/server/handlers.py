@@ -56,6 +56,12 @@ API_PREFIX = "playbook-nb/api"
 MAX_LIMIT = 1000
 
 
+def masked(data: Any) -> Any:
+    """`data` with the secrets this server was handed masked (as it is when there are none: no copy)."""
+    redactor = known_secrets()
+    return redactor.redact_obj(data) if redactor else data
+
+
 def known_secrets() -> Redactor:
     """Secret values this server was handed (PLAYBOOK_SECRET_*), masked once more in every answer."""
     return Redactor(secret_env_values().values())
@@ -111,10 +117,11 @@ class RunsHandler(PlaybookHandler):
 
         def work(store: Store) -> list[dict[str, Any]]:
             runs = store.list_runs(workflow=workflow, status=status, actor=actor, limit=limit)
-            return [run_json.run_summary(run, store.node_states(run.id)) for run in runs]
+            nodes = store.node_states_of([run.id for run in runs])  # one query, not one a run
+            return [run_json.run_summary(run, nodes[run.id]) for run in runs]
 
         runs = await self.read(work)
-        self.write_json({"runs": known_secrets().redact_obj(runs)})
+        self.write_json({"runs": masked(runs)})
 
 
 class RunHandler(PlaybookHandler):
@@ -180,7 +187,7 @@ class NotebookHandler(PlaybookHandler):
             except (OSError, ValueError, PlaybookError) as err:
                 raise web.HTTPError(404, f"run {rid}: cannot read its notebook: {err}") from None
 
-        self.write_json(known_secrets().redact_obj(await self.read(work)))
+        self.write_json(masked(await self.read(work)))
 
 
 class NewRunbookHandler(PlaybookHandler):
@@ -235,7 +242,7 @@ class InboxHandler(PlaybookHandler):
             ]
 
         gates = await self.read(work)
-        self.write_json({"actor": actor, "gates": known_secrets().redact_obj(gates)})
+        self.write_json({"actor": actor, "gates": masked(gates)})
 
 
 REFUSAL_STATUS = {"not_found": 404, "conflict": 409, "forbidden": 403, "invalid": 400}
