@@ -96,28 +96,64 @@ def test_errors_name_the_yaml_path_and_line(tmp_path, change, message):
     assert str(book) in line
 
 
-def test_a_yaml_runbook_runs_in_the_terminal_and_headless_faces_and_replays(tmp_path):
-    book = tmp_path / "drill.yml"
-    book.write_text(YAML_BOOK)
-    db = tmp_path / "runs.db"
-    terminal = run_cli("run", str(book), "--state-path", str(db))
-    assert terminal.returncode == 0, terminal.stdout + terminal.stderr
-    assert "hello again" in terminal.stdout
-    headless = run_cli("run", str(book), "--headless", "--state-path", str(db), timeout=180)
-    assert headless.returncode == 0, headless.stdout + headless.stderr
-    from playbook_nb.adapters.store import Store
+KEYED_STEPS = """  - id: ingest
+    type: data_fetch
+    inputs:
+      source_url: "${API}/entities"
+      headers: {X-Api-Key: "${API_KEY}", Accept: application/json}
+    outputs: {ids: "$.data.entities[*].id"}
+  - id: echo_ids
+    type: Command
+    command: "echo ids ${steps.ingest.outputs.ids}"
+"""
 
-    with Store.open(db) as store:
-        runs = store.list_runs()
-    assert sorted(r.status for r in runs) == ["OK", "OK"]
-    first = min(r.id for r in runs)
-    shown = run_cli("show", str(first), "--state-path", str(db))
-    assert "legal basis: Change ticket CHG-42 authorises restarts" in shown.stdout
-    replay = run_cli("replay", str(first), "--state-path", str(db))
-    assert replay.returncode == 0 and "REPLAY VERIFIED" in replay.stdout, replay.stdout
-    html = tmp_path / "report.html"
-    assert run_cli("export", str(first), "--html", str(html), "--state-path", str(db)).returncode == 0
-    assert '<td class="legal-basis">Change ticket CHG-42 authorises restarts</td>' in html.read_text()
+
+def test_a_yaml_runbook_runs_in_the_terminal_and_headless_faces_and_replays(tmp_path):
+    """The drill plus a data_fetch whose X-Api-Key header carries API_KEY (not declared secret: the header
+    makes it one): terminal and headless runs, show, replay and the HTML report; the key reached the
+    application and nowhere else (notebook, HTML, index, artifacts, what the commands printed)."""
+    from playbook_nb.adapters.store import Store
+    from tests.local_servers import EntityApi
+
+    with EntityApi(entities=[{"id": 1, "name": "alpha"}, {"id": 2, "name": "beta"}]) as api:
+        book = tmp_path / "drill.yml"
+        text = YAML_BOOK.replace(
+            "  GREETING: {default: hello}\n",
+            f'  GREETING: {{default: hello}}\n  API: {{default: "{api.url}"}}\n  API_KEY: {{required: true}}\n',
+        )
+        book.write_text(text + KEYED_STEPS)
+        assert "API_KEY" in load_runbook(book).secret_names
+        db, executed = tmp_path / "runs.db", tmp_path / "executed.ipynb"
+        env = {"DRILL_API_KEY": api.token}
+        key = ("--vars-env", "DRILL_", "--state-path", str(db))
+        terminal = run_cli("run", str(book), *key, env=env)
+        assert terminal.returncode == 0, terminal.stdout + terminal.stderr
+        assert "hello again" in terminal.stdout and "ids [1, 2]" in terminal.stdout
+        headless = run_cli("run", str(book), "--headless", *key, "-o", str(executed), env=env, timeout=180)
+        assert headless.returncode == 0, headless.stdout + headless.stderr
+        with Store.open(db) as store:
+            runs = store.list_runs()
+        assert sorted(r.status for r in runs) == ["OK", "OK"]
+        first = min(r.id for r in runs)
+        shown = run_cli("show", str(first), "--state-path", str(db))
+        assert "legal basis: Change ticket CHG-42 authorises restarts" in shown.stdout
+        replay = run_cli(
+            "replay", str(first), "--state-path", str(db), env={"PLAYBOOK_SECRET_API_KEY": api.token}
+        )
+        assert replay.returncode == 0 and "REPLAY VERIFIED" in replay.stdout, replay.stdout + replay.stderr
+        html = tmp_path / "report.html"
+        exported = run_cli("export", str(first), "--html", str(html), "--state-path", str(db))
+        assert exported.returncode == 0, exported.stderr
+        fetches = [r for r in api.requests if r.path == "/entities"]
+    assert [r.headers["X-Api-Key"] for r in fetches] == [api.token] * 3  # terminal, headless, replay
+    page = html.read_text()
+    assert '<td class="legal-basis">Change ticket CHG-42 authorises restarts</td>' in page
+    assert "X-Api-Key: ********" in page and "X-Api-Key: ********" in executed.read_text()
+    for done in (terminal, headless, shown, replay, exported):
+        assert api.token not in done.stdout + done.stderr
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert api.token.encode() not in path.read_bytes(), path
 
 
 def test_test_checks_assumptions_against_the_fixture(tmp_path):
