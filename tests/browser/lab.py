@@ -365,6 +365,12 @@ def screenshot(page, name: str, locator=None) -> bytes:
 # --- a tiny PNG reader, enough for Chromium's screenshots (8-bit RGB/RGBA, not interlaced) ----------
 
 
+def hex_rgb(color: str) -> tuple[int, int, int]:
+    """'#15803d' -> (21, 128, 61): compare a presentation colour with pixels or computed styles."""
+    value = color.lstrip("#")
+    return (int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16))
+
+
 def png_pixels(data: bytes) -> tuple[int, int, list[tuple[int, int, int]]]:
     """Decode a PNG into (width, height, [(r, g, b), ...])."""
     if data[:8] != b"\x89PNG\r\n\x1a\n":

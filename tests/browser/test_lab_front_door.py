@@ -18,9 +18,11 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
+from playbook_nb.presentation import look
 from tests.browser.lab import (
     KERNEL_TIMEOUT_MS,
     current_notebook,
+    hex_rgb,
     run_all_cells,
     screenshot,
     wait_kernel_idle,
@@ -242,7 +244,7 @@ def test_the_runs_panel_lists_cli_runs_live_and_opens_report_and_notebook(page, 
     assert "⚠ 1 handled" in row.locator(".pb-RunsPanel-handled").inner_text()
     assert row.get_attribute("title") == "OK with 1 handled failure"
     stroke = row.evaluate("r => getComputedStyle(r).borderLeftColor")
-    assert stroke == "rgb(22, 163, 74)"  # OK's green, from the API
+    assert stroke == "rgb({}, {}, {})".format(*hex_rgb(look("OK").stroke))  # OK's green, from the API
 
     panel.locator(".pb-RunsPanel-statusFilter").select_option("NOK")
     panel.locator(".pb-RunsPanel-run", has_text="Slow restart").first.wait_for(state="detached")

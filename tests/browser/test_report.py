@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 from conftest import FIXTURES, run_cli
 
-from tests.browser.lab import png_pixels, screenshot
+from playbook_nb.presentation import look
+from tests.browser.lab import hex_rgb, png_pixels, screenshot
 
 DEPLOY = FIXTURES / "deploy_pipeline.playbook.toml"
 
@@ -84,5 +85,5 @@ def test_report_renders_offline_with_the_dag(page, report):
     png = screenshot(page, "report_overview")
     width, height, pixels = png_pixels(png)
     assert (width, height) == (1400, 1500)
-    assert _color_share(pixels, (0xBB, 0xF7, 0xD0)) > 0.005  # OK nodes' green fill is on screen
+    assert _color_share(pixels, hex_rgb(look("OK").fill)) > 0.005  # OK nodes' green fill is on screen
     screenshot(page, "report_timeline", page.locator(".timeline"))
