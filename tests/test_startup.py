@@ -7,6 +7,7 @@ same run); here, in a fresh interpreter each time, which modules a command leave
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -42,9 +43,12 @@ RUN_MACHINERY = [
     "playbook_nb.domain.validation",
     "rich.progress",
 ]
+# Nor what only a run or a write needs: the engine and the runbook model behind it, OpenSSL's hashlib (the
+# event chain, the pending-abort key: hashed only when a note waits), the host name's socket.
+WRITE_MACHINERY = ["playbook_nb.domain.engine", "playbook_nb.domain.model", "hashlib", "socket"]
 
 
-def _loaded_after(code: str, tmp_path) -> set[str]:
+def _loaded_after(code: str, tmp_path, env: dict[str, str] | None = None) -> set[str]:
     script = textwrap.dedent(
         """
         import json, sys
@@ -53,7 +57,12 @@ def _loaded_after(code: str, tmp_path) -> set[str]:
         """
     ).format(code=textwrap.dedent(code))
     proc = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=120
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        env=None if env is None else {**os.environ, **env},
     )
     assert proc.returncode == 0, proc.stderr
     line = next(x for x in proc.stdout.splitlines() if x.startswith("MODULES="))
@@ -98,8 +107,11 @@ def test_help_runs_list_and_show_leave_the_run_machinery_unloaded(tmp_path, inde
         ["runs", "list", "--state-path", str(db)],
         ["show", "1", "--state-path", str(db)],
     ):
-        loaded = _loaded_after(_run_command(argv), tmp_path)
+        # no pending-abort note in this test's own state and temp directories (another test's would be hashed)
+        quiet = {"XDG_STATE_HOME": str(tmp_path / "state"), "TMPDIR": str(tmp_path)}
+        loaded = _loaded_after(_run_command(argv), tmp_path, quiet)
         assert _present(loaded, NOTEBOOK_AND_REMOTE + RUN_MACHINERY) == [], argv
+        assert _present(loaded, WRITE_MACHINERY) == [], argv
 
 
 def test_validate_loads_no_notebook_or_run_machinery(tmp_path, index_with_a_run):

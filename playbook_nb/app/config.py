@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -390,6 +389,8 @@ def _read_groups(path: Path, table: Any, loaded: _Loaded) -> None:
 
 
 def _read_file(path: Path, loaded: _Loaded) -> None:
+    import tomllib  # at use: only when a configuration file exists
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:

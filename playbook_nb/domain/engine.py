@@ -26,6 +26,7 @@ from enum import StrEnum
 from typing import Any
 
 from playbook_nb.domain.errors import PlaybookError
+from playbook_nb.domain.lifecycle import interrupted_reason
 from playbook_nb.domain.model import DepCondition, Dependency, Node, Runbook
 from playbook_nb.domain.values import bool_word
 
@@ -87,11 +88,6 @@ REASON_FAILURE_CONTINUED = "failed; run continues (on_failure = continue)"
 def _text(value: PendingDecision | None) -> str | None:
     """A pending decision as the plain word events carry (their data is JSON for the record)."""
     return None if value is None else str(value)
-
-
-def interrupted_reason(attempt: int, why: str) -> str:
-    """The reason a node shows after its attempt was cut short: PENDING, to run again on resume."""
-    return f"interrupted: attempt {attempt} stopped ({why}); runs again on resume"
 
 
 @dataclass(frozen=True)

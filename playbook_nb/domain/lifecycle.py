@@ -91,3 +91,8 @@ def manual_status_problem(run_id: int, old: str, new: str, force: bool) -> str |
     if old in ("OK", "NOK") and not force:
         return f"run {run_id} finished {old}; changing it to {new} needs --force"
     return None
+
+
+def interrupted_reason(attempt: int, why: str) -> str:
+    """The reason a node shows after its attempt was cut short: PENDING, to run again on resume."""
+    return f"interrupted: attempt {attempt} stopped ({why}); runs again on resume"

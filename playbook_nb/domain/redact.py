@@ -6,10 +6,12 @@ import json
 import re
 import shlex
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from playbook_nb.domain import secret_shapes
-from playbook_nb.domain.model import Runbook
+
+if TYPE_CHECKING:  # the runbook model costs its import; a listing of runs does not need it
+    from playbook_nb.domain.model import Runbook
 
 MASK = "********"
 # Values this short are left alone: masking every "1", "no" or "ab" would shred ordinary output (exit

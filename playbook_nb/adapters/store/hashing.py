@@ -15,8 +15,6 @@ a log) and checked later with `verify --head`.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -74,6 +72,9 @@ def event_hash(
     }
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     message = (prev_hash + canonical).encode("utf-8")
+    import hashlib  # at use (as hmac below): hashlib loads OpenSSL, a read-only command never hashes
+    import hmac
+
     if key is not None:
         return KEYED_PREFIX + hmac.new(key, message, hashlib.sha256).hexdigest()
     return hashlib.sha256(message).hexdigest()
@@ -119,6 +120,8 @@ def verify_chain(
             payload=row["payload"],
             key=key if keyed else None,
         )
+        import hmac
+
         if (key is not None or not keyed) and not hmac.compare_digest(recomputed, str(row["hash"])):
             problems.append(f"run {run_id}: event seq {seq} ({row['kind']}) was modified (hash mismatch)")
         prev_hash = row["hash"]

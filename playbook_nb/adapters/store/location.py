@@ -9,7 +9,6 @@ Artifacts: `PLAYBOOK_ARTIFACTS_URL` > config `[artifacts] url` > None (the backe
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Mapping
@@ -47,6 +46,7 @@ def default_sqlite_artifacts(db_path: Path) -> Path:
 
 def postgres_artifacts_key(url: str) -> str:
     """A folder name for one PostgreSQL index: its database name and a short hash of host, port and name."""
+    import hashlib  # at use: hashlib loads OpenSSL, which a SQLite index never needs
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)

@@ -11,7 +11,6 @@ An owner is gone when, on this host, its process no longer exists (found at once
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import uuid
 from dataclasses import dataclass
@@ -71,6 +70,8 @@ def process_alive(pid: int | None, start: int | None) -> bool:
 
 
 def this_host() -> str:
+    import socket  # at use: a listing of runs never needs it
+
     return socket.gethostname()
 
 

@@ -10,10 +10,8 @@ PENDING with the reason, the run ABORTED and resumable.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,11 +28,15 @@ def _dirs() -> list[Path]:
         import platformdirs
 
         dirs.append(Path(platformdirs.user_state_dir("playbook-nb")) / "pending-aborts")
+    import tempfile  # at use: a read-only command never needs it
+
     dirs.append(Path(tempfile.gettempdir()) / f"playbook-nb-pending-aborts-{os.getuid()}")
     return dirs
 
 
 def _key(store: Store) -> str:
+    import hashlib  # at use: hashlib loads OpenSSL (2 ms at every start otherwise)
+
     return hashlib.sha256(store.url.encode()).hexdigest()[:16]
 
 
@@ -63,13 +65,16 @@ def record_aborted(store: Store, run_id: int, reason: str) -> None:
 
 def apply(store: Store) -> list[int]:
     """Record the notes left for this index; returns the runs recorded ABORTED now."""
-    done = []
-    prefix = _key(store) + "-"
+    done: list[int] = []
+    prefix = ""  # the index's key, hashed only when some directory holds a note (a start stays light)
     for directory in _dirs():
         try:
-            notes = sorted(p for p in directory.iterdir() if p.name.startswith(prefix))
+            entries = list(directory.iterdir())
         except OSError:
             continue
+        if entries and not prefix:
+            prefix = _key(store) + "-"
+        notes = sorted(p for p in entries if p.name.startswith(prefix))
         for note in notes:
             try:
                 data = json.loads(note.read_text())

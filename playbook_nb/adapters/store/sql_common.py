@@ -53,9 +53,8 @@ from playbook_nb.adapters.store.models import (
     to_timestamp,
 )
 from playbook_nb.adapters.store.owner import Owner, OwnerStatus, lease_until, status_of
-from playbook_nb.domain.engine import interrupted_reason
 from playbook_nb.domain.errors import RunNotFound, RunOwned, StaleWrite, StoreError
-from playbook_nb.domain.lifecycle import manual_status_problem
+from playbook_nb.domain.lifecycle import interrupted_reason, manual_status_problem
 
 OWNER_COLUMNS = (
     "status, version, owner_token, owner_host, owner_pid, owner_pid_start, owner_kind, owner_actor,"
