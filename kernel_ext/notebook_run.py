@@ -235,6 +235,7 @@ class NotebookRun:
             from playbook_nb.kernel_ext.widget import RunbookWidget
 
             self.widget = RunbookWidget(self)
+            self.widget.show_as_record()
             display(self.widget)
         if self.widget is not None:
             self.widget.refresh()

@@ -325,6 +325,31 @@ class RunbookWidget(widgets.VBox):
         self.session.host_listeners.append(self._on_host)
         self.refresh()
 
+    # ------------------------------------------------------------------ a saved record (issue 13.6)
+    def show_as_record(self) -> None:
+        """The final graph of a finished headless run, saved as widget state in its executed notebook: no
+        action buttons (nothing can drive a finished run from its record), a line saying what it is, and
+        no node panel (its content comes from the kernel): a click on a node shows its recorded details and
+        attempts as a tooltip that JupyterLab draws from the saved state alone."""
+        for control in (*self.buttons.values(), self.comment, self.run_until_gate_button, self.panel):
+            control.layout.display = "none"
+        for node_id, element in self.nodes.items():
+            record = (
+                '<div class="pb-record-tip" style="background:#fff;color:#111827;padding:6px;max-width:420px">'
+                + self._details_html(node_id)
+                + self._attempts_html(node_id)
+                + "</div>"
+            )
+            element.data = {**element.data, "record": record.replace("\n", " ")}
+        self.cyto.tooltip_source = "record"
+        self.watch_banner.value = (
+            '<div style="padding:4px 8px;margin-bottom:4px;background:#f3f4f6;border:1px solid #9ca3af;'
+            'border-radius:4px;color:#111827">'
+            f"<b>Record</b>: run {self.session.run_id} ended {html.escape(str(self.session.status))}. "
+            "This graph is read-only: click a node for what it ran and its attempts.</div>"
+        )
+        self.children = [self.watch_banner, *self.children]
+
     # ------------------------------------------------------------------ watch-only (issue 13)
     def _watch_only(self) -> None:
         """Another session drives this run: no action buttons, a line saying who drives it, and the states

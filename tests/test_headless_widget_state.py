@@ -55,6 +55,11 @@ def test_widget_state_of_the_final_graph_is_saved(tmp_path):
     for node_id in ("build_app", "approve_deploy", "health_check", "rollback", "notify_success"):
         assert f'"id": "{node_id}"' in saved
     assert '"state": "OK"' in saved and '"state": "SKIPPED"' in saved
+    # a record, not a cockpit: a banner says so, and a node's recorded attempts are its click tooltip
+    assert "<b>Record</b>: run 1 ended OK" in saved
+    graph = next(m["state"] for m in state.values() if m["model_name"] == "CytoscapeModel")
+    assert graph["tooltip_source"] == "record"
+    assert '"record": "<div class=\\"pb-record-tip\\"' in saved
 
 
 def test_without_the_flag_only_the_static_picture(tmp_path):

@@ -24,7 +24,16 @@ from tests.browser.lab import (
     wait_for_cytoscape_canvas,
     wait_kernel_idle,
 )
-from tests.browser.test_cockpit import click_button, click_node, db, run_all, wait_states
+from tests.browser.test_cockpit import (
+    FIND_CY,
+    assert_fill,
+    click_button,
+    click_node,
+    db,
+    node_point,
+    run_all,
+    wait_states,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -151,3 +160,44 @@ def test_run_all_on_an_executed_notebook_shows_the_record_and_starts_nothing(lab
     assert db(db_path, "SELECT id, status FROM runs") == [(1, "OK")]
     assert db(db_path, "SELECT count(*) FROM attempts") == [(2,)]
     assert db(db_path, "SELECT count(*) FROM decisions") == [(1,)]
+
+
+def test_a_trusted_executed_notebook_shows_its_saved_graph_read_only_and_clickable(
+    lab_server, page, tmp_path
+):
+    """Issue 13 point 6: `run --headless --widget-state` saves the final graph as widget state; once the
+    notebook is trusted, JupyterLab draws it from that state (no run started, nothing recorded), with the
+    recorded colours, and a click selects a node on the graph."""
+    db_path = tmp_path / "state" / "runs.db"
+    runbook = tmp_path / "saved_graph.playbook.toml"
+    runbook.write_text(RUNBOOK.replace("record drill", "saved graph"))
+    executed = lab_server.root_dir / "saved_graph.executed.ipynb"
+    done = subprocess.run(
+        [sys.executable, "-m", "playbook_nb", "run", str(runbook), "--headless", "--approve", "approve_act",
+         "--widget-state", "--state-path", str(db_path), "-o", str(executed)],
+        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    trusted = subprocess.run(
+        [sys.executable, "-m", "jupyter", "trust", str(executed)],
+        capture_output=True, text=True, timeout=60, env=lab_server.env(),
+    )  # fmt: skip
+    assert trusted.returncode == 0, trusted.stderr
+    open_notebook(page, lab_server.base_url, lab_server.token, executed.name)
+    wait_for_cytoscape_canvas(page)
+    for node_id in ("look", "act"):
+        assert_fill(page, node_id, "OK")  # the recorded outcome, drawn from the saved state
+    states = page.evaluate("() => {" + FIND_CY + "return cy.nodes().map(n => [n.id(), n.data('state')]); }")
+    assert sorted(states) == [["act", "OK"], ["approve_act", "OK"], ["look", "OK"]]
+    notebook = page.locator(".jp-NotebookPanel").first
+    assert "Record: run 1 ended OK" in notebook.locator(".pb-watch-only").last.inner_text()
+    for button in ("run", "approve", "reject", "retry", "skip", "abort"):
+        assert not notebook.locator(f".pb-button-{button}").last.is_visible()  # nothing can drive it
+    point = node_point(page, "act")
+    page.mouse.click(point["x"], point["y"])
+    tooltip = page.locator(".pb-record-tip", has_text="echo acting on staging")  # the command as it ran
+    tooltip.wait_for(timeout=10_000)
+    assert "Attempts" in tooltip.inner_text() and "OK" in tooltip.inner_text()
+    screenshot(page, "executed_notebook_trusted_graph", locator=notebook)
+    assert db(db_path, "SELECT id, status FROM runs") == [(1, "OK")]  # opening it started nothing
+    assert db(db_path, "SELECT count(*) FROM attempts") == [(2,)]
