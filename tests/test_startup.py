@@ -121,6 +121,7 @@ def test_validate_loads_no_notebook_or_run_machinery(tmp_path, index_with_a_run)
     assert (
         _present(loaded, ["playbook_nb.app.session", "playbook_nb.adapters.executors", "rich.progress"]) == []
     )
+    assert _present(loaded, ["yaml", "jsonpath_ng"]) == []  # a TOML runbook without outputs needs neither
     assert "networkx" in loaded  # it does check the graph
 
 

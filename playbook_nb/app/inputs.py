@@ -11,8 +11,6 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from playbook_nb.domain.errors import RunbookError, VariableError
 from playbook_nb.domain.model import Runbook, Variable
 from playbook_nb.domain.validation import parse_runbook
@@ -57,6 +55,8 @@ def load_vars_file(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise VariableError(f"vars file {path}: cannot read it ({err.strerror or err})") from None
+    import yaml  # at use: only a vars file needs PyYAML (9 ms at every start otherwise)
+
     try:
         if suffix == ".toml":
             data = tomllib.loads(text)

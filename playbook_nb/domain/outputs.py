@@ -32,8 +32,6 @@ from typing import Any
 
 import networkx as nx
 from jinja2 import nodes as jnodes
-from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
-from jsonpath_ng.ext import parse
 
 from playbook_nb.domain.errors import RunbookError
 from playbook_nb.domain.model import Node, NodeType, Runbook
@@ -137,6 +135,10 @@ def extract_outputs(node: Node, result: Any, namespace: Mapping[str, Any] | None
 
 
 def _jsonpath(expression: str, name: str, at: str | None = None):
+    # at use: jsonpath_ng (and its parser tables) cost 4 ms at every start, and only outputs need it
+    from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
+    from jsonpath_ng.ext import parse
+
     try:
         return parse(expression)
     except (JsonPathLexerError, JsonPathParserError, Exception) as err:

@@ -28,9 +28,11 @@ from __future__ import annotations
 import contextlib
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-import yaml
+if TYPE_CHECKING:
+    import yaml
 
 from playbook_nb.domain.errors import RunbookError
 from playbook_nb.domain.templating import ENV, RUN_NAMES, is_template, variables_used
@@ -165,6 +167,8 @@ class YamlLocations:
 
 
 def _positions(node, keys: tuple, lines: dict[tuple, int]) -> None:
+    import yaml  # here and below at use: PyYAML costs 9 ms at every start of a command that reads TOML
+
     lines.setdefault(keys, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
@@ -181,6 +185,8 @@ def _positions(node, keys: tuple, lines: dict[tuple, int]) -> None:
 
 def load_yaml(text: str, path: str | None) -> tuple[dict[str, Any], YamlLocations]:
     """The YAML text as the tables the TOML parser reads, and where each YAML path is."""
+    import yaml
+
     locations = YamlLocations(path)
     try:
         documents = [d for d in yaml.safe_load_all(text) if d is not None]
@@ -446,16 +452,23 @@ def tables_to_yaml(tables: dict[str, Any]) -> str:  # noqa: C901
             step[key] = value
         steps.append(step)
     doc["steps"] = steps
-    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=110)
+    import yaml
+
+    return yaml.dump(doc, Dumper=_dumper(), sort_keys=False, allow_unicode=True, width=110)
 
 
-class _Dumper(yaml.SafeDumper):
-    pass
+@cache
+def _dumper() -> type[yaml.SafeDumper]:
+    """The safe dumper writing multi-line strings as `|` blocks (made once, at first use)."""
+    import yaml
+
+    class _Dumper(yaml.SafeDumper):
+        pass
+
+    _Dumper.add_representer(str, _str)
+    return _Dumper
 
 
 def _str(dumper: yaml.SafeDumper, value: str):
     style = "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_Dumper.add_representer(str, _str)
