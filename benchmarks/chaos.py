@@ -80,6 +80,22 @@ def chain_runbook(directory: Path, nodes: int, marker: str) -> Path:
     return path
 
 
+def _owner_pid(db: Path) -> int | None:
+    """The process that owns the newest run (its kernel for a headless run), if it is not this one's driver."""
+    if not db.exists():
+        return None
+    rows = _rows(db, "SELECT owner_pid FROM runs ORDER BY id DESC LIMIT 1")
+    return rows[0]["owner_pid"] if rows and rows[0]["owner_pid"] else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2 :].split()[0] not in (b"Z", b"X")
+
+
 def _pids_with(marker: str) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
@@ -177,6 +193,15 @@ def _cut(trial: Trial, runbook: Path, db: Path, marker: str) -> bool:
         while _pids_with(mark) and time.monotonic() < deadline:
             time.sleep(0.02)
         trial.orphans = len(_pids_with(mark))
+        # A headless run's owner is its kernel: it notices its driver's death by polling its parent (about
+        # once a second, later on a loaded machine) and must then be gone too, or it is an orphan that
+        # still holds the run.
+        owner = _owner_pid(db)
+        deadline = time.monotonic() + 10.0
+        while owner is not None and _alive(owner) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if owner is not None and _alive(owner):
+            trial.orphans += 1
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -551,15 +551,23 @@ def _run_to_resume(run_id, runbook, store: Store, headless: bool) -> int | None:
 
 
 def _unfinished_note(store: Store, runbook, new_run: int) -> str | None:
-    """A line under the setup cell when this runbook has an unfinished run a new run did not resume."""
+    """Lines under the setup cell when this runbook has unfinished runs (among its last 5) a new run did not
+    resume: the first one's full note, then one line for each other."""
+    lines = []
     for run in store.list_runs(workflow=runbook.meta.title, limit=5):
         if run.id != new_run and run.status in ("ABORTED", "RUNNING"):
             why = f" ({run.status_reason})" if run.status_reason else ""
-            return (
-                f"note: started a new run {new_run}; run {run.id} of this runbook is {run.status}{why}. "
-                f"To resume it instead, set run_id = {run.id} in the parameters cell and run the notebook again."
-            )
-    return None
+            if run.status == "RUNNING" and (owner := store.owner_status(run.id).describe()):
+                why = f", {owner}"  # "driven by alice (kernel ...)" or "orphaned (owner gone since ...)"
+            if not lines:
+                lines.append(
+                    f"note: started a new run {new_run}; run {run.id} of this runbook is {run.status}{why}. "
+                    f"To resume it instead, set run_id = {run.id} in the parameters cell and run the notebook "
+                    "again."
+                )
+            else:
+                lines.append(f"note: run {run.id} of this runbook is {run.status}{why} too.")
+    return "\n".join(lines) or None
 
 
 def _resume_values(runbook, store: Store, run_id: int, variables: dict[str, Any]) -> dict[str, Any]:

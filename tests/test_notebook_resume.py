@@ -78,7 +78,10 @@ def test_a_new_kernel_starts_a_new_run_and_names_the_unfinished_one_resumed_only
     assert second.session.run_id != run_id
     assert set(second.session.states().values()) == {"PENDING"}
     out = capsys.readouterr().out
-    assert f"started a new run {second.session.run_id}; run {run_id} of this runbook is RUNNING" in out
+    assert (
+        f"started a new run {second.session.run_id}; run {run_id} of this runbook is RUNNING, driven by "
+        in out
+    )
     assert f"set run_id = {run_id} in the parameters cell" in out
     assert query(db, "SELECT status FROM runs WHERE id = ?", (run_id,)) == [("RUNNING",)]  # untouched
 
@@ -86,6 +89,10 @@ def test_a_new_kernel_starts_a_new_run_and_names_the_unfinished_one_resumed_only
     # kept, the graph shows the recorded states.
     first.session.lease.stop()
     kernel_gone(db, run_id)
+    fourth = open_interactive(db)  # a new run's note says the unfinished one is orphaned (issue 24 point 2)
+    out = capsys.readouterr().out
+    assert f"run {run_id} of this runbook is RUNNING, orphaned (owner gone since " in out
+    fourth.session.lease.stop()
     third = open_interactive(db, run_id=run_id)
     assert third.session.run_id == run_id
     assert f"resumed run {run_id}" in capsys.readouterr().out
