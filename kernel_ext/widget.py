@@ -21,8 +21,10 @@ import html
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import anywidget
 import ipycytoscape
 import ipywidgets as widgets
+import traitlets
 from playbook_nb.kernel_ext.widget_layout import GATE_H, NODE_H, NODE_W, GraphLayout, compute_layout
 
 from playbook_nb.domain.engine import Decision, EngineEvent, EventKind, NodeState, PendingDecision, RunState
@@ -201,15 +203,110 @@ def _pre(text: str, color: str = "#111827") -> str:
     )
 
 
+KERNEL_VIEW = "kernel"  # the panel of the kernel itself: kernel-side tests, a front end that runs no JS
+MAX_VIEWS = (
+    16  # panels kept for browser views; the oldest goes when a view that never said goodbye is replaced
+)
+
+# Each browser view of the cockpit (a second tab, another person's browser on the same kernel) says hello with an
+# id of its own: the kernel gives it a node panel of its own (class pb-view-<id>), and this view shows that one
+# only. A node tapped in this view's graph selects the node in this view's panel, highlighted in this graph only.
+VIEW_ESM = """
+function render({ model, el }) {
+  const view = Array.from(crypto.getRandomValues(new Uint8Array(8)), b => b.toString(16).padStart(2, '0')).join('');
+  el.classList.add('pb-view-channel');
+  el.dataset.pbView = view;
+  let stopped = false;
+  const send = (msg) => { try { model.send({ view, ...msg }); } catch (err) { /* no kernel: a saved record */ } };
+  const hook = () => {
+    if (stopped) return;
+    const cockpit = el.closest('.playbook-cockpit');
+    const host = cockpit && [...cockpit.querySelectorAll('div')].find(d => d._cyreg && d._cyreg.cy);
+    if (!host) { setTimeout(hook, 100); return; }
+    const cy = host._cyreg.cy;
+    cockpit.dataset.pbView = view;
+    cy.on('tap', 'node', (event) => {
+      cy.nodes('.selected-node').removeClass('selected-node');
+      event.target.addClass('selected-node');
+      send({ select: event.target.id() });
+    });
+    model.on('msg:custom', (msg) => {
+      if (msg.view !== view) return;
+      if (msg.ready && !el.querySelector('style')) {  // this view's panel exists: show only that one
+        const style = document.createElement('style');
+        style.textContent = `.playbook-cockpit[data-pb-view="${view}"] .pb-panel:not(.pb-view-${view})`
+          + ' { display: none !important; }';
+        el.appendChild(style);
+      }
+      if (msg.selected) {
+        cy.nodes('.selected-node').removeClass('selected-node');
+        cy.getElementById(msg.selected).addClass('selected-node');
+      }
+    });
+    send({ hello: true });
+  };
+  hook();
+  return () => { stopped = true; send({ bye: true }); };
+}
+export default { render };
+"""
+
+
+class ViewChannel(anywidget.AnyWidget):
+    """An invisible element of the cockpit that gives each browser view its own panel (see VIEW_ESM)."""
+
+    _esm = traitlets.Unicode(VIEW_ESM).tag(sync=True)
+
+
+class _Panel:
+    """The node panel of one browser view: its own selection, comment, buttons, output and log."""
+
+    header: widgets.HTML
+    details: widgets.HTML
+    attempts: widgets.HTML
+    host_filter: widgets.ToggleButtons
+    hosts: widgets.HTML
+    host_box: widgets.VBox
+    output_area: widgets.Output
+    comment: widgets.Text
+    buttons: dict[str, widgets.Button]
+    panel_output: widgets.Output
+    panel: widgets.VBox
+
+    def __init__(self, view: str) -> None:
+        self.view = view
+        self.selected: str | None = None
+
+
+def _panel_field(name: str) -> Any:
+    """RunbookWidget.<name> is the attribute of the panel the code at hand works on (see RunbookWidget._using)."""
+    return property(
+        lambda self: getattr(self._panel, name), lambda self, value: setattr(self._panel, name, value)
+    )
+
+
 class RunbookWidget(widgets.VBox):
     """The cockpit for one run: graph + legend + node panel. Built with `RunbookWidget(notebook_run)`."""
+
+    # the node panel in use: the kernel's own, or the one of the browser view a click came from
+    selected = _panel_field("selected")
+    header = _panel_field("header")
+    details = _panel_field("details")
+    attempts = _panel_field("attempts")
+    host_filter = _panel_field("host_filter")
+    hosts = _panel_field("hosts")
+    host_box = _panel_field("host_box")
+    output_area = _panel_field("output_area")
+    comment = _panel_field("comment")
+    buttons = _panel_field("buttons")
+    panel_output = _panel_field("panel_output")
+    panel = _panel_field("panel")
 
     def __init__(self, notebook_run, **kwargs):
         super().__init__(**kwargs)
         self.notebook_run = notebook_run
         self.session = notebook_run.session
         self.runbook = self.session.runbook
-        self.selected: str | None = None
         self._tasks: set = set()  # nodes started by a click, running on the kernel's event loop
         self.messages: list[str] = []  # every line shown in the panel's log (kernel-side tests read it)
         self._visual: dict[str, tuple[str, bool]] = {}
@@ -233,85 +330,19 @@ class RunbookWidget(widgets.VBox):
         self.cyto.add_class(f"pb-cyto-{self.cyto.model_id}")
         self.legend = widgets.HTML(self._size_rule() + legend_html())
 
-        # the node panel
-        self.header = widgets.HTML("<i>Click a node to see what it does, its attempts and its output.</i>")
-        self.details = widgets.HTML()
-        self.attempts = widgets.HTML()
-        # fleet nodes (issue 21): each host's latest state and output, filtered
-        self.host_filter = widgets.ToggleButtons(
-            options=[(label, value) for value, label in HOST_FILTERS.items()],
-            value="all",
-            style={"button_width": "auto"},
-            layout={"width": "auto", "flex_flow": "row wrap"},
-        )
-        self.host_filter.add_class("pb-host-filter")
-        self.host_filter.observe(lambda _change: self._show_hosts(), names="value")
-        self.hosts = widgets.HTML()
-        self.host_box = widgets.VBox(
-            [widgets.HTML("<b>Hosts</b>"), self.host_filter, self.hosts], layout={"display": "none"}
-        )
-        self.host_box.add_class("pb-hosts")
-        self.output_area = widgets.Output(
-            layout=widgets.Layout(
-                max_height="220px", min_height="24px", overflow="auto", border="1px solid #f3f4f6"
-            )
-        )
-        self.output_area.add_class("pb-node-output")
-        self.comment = widgets.Text(
-            placeholder="comment (recorded with the decision)", layout={"width": "98%"}
-        )
-        self.comment.add_class("pb-comment")
-        self.buttons: dict[str, widgets.Button] = {}
-        for name, description, style, icon in (
-            ("run", "Run", "primary", "play"),
-            ("approve", "Approve", "success", "check"),
-            ("reject", "Reject", "danger", "times"),
-            ("retry", "Retry", "warning", "redo"),
-            ("skip", "Skip", "", "step-forward"),
-            ("abort", "Abort run", "danger", "stop"),
-        ):
-            button = widgets.Button(
-                description=description,
-                button_style=style,
-                icon=icon,
-                disabled=True,
-                layout={"width": "auto"},
-            )
-            button.add_class(f"pb-button-{name}")
-            button.on_click(self._click_handler(name))
-            self.buttons[name] = button
-        self.panel_output = widgets.Output(layout=widgets.Layout(max_height="160px", overflow="auto"))
-        self.panel_output.add_class("pb-log")
-        self.panel = widgets.VBox(
-            [
-                self.header,
-                widgets.HBox(
-                    list(self.buttons.values()), layout={"flex_flow": "row wrap", "flex": "0 0 auto"}
-                ),
-                self.comment,
-                self.details,
-                self.attempts,
-                self.host_box,
-                widgets.HTML("<b>Output</b>"),
-                self.output_area,
-                widgets.HTML("<b>Log</b>"),
-                self.panel_output,
-            ],
-            layout=widgets.Layout(
-                width=f"{PANEL_WIDTH}px",
-                flex="0 0 auto",
-                padding="4px 8px",
-                border="1px solid #e5e7eb",
-                overflow="auto",
-            ),
-        )
-        self.panel.add_class("pb-panel")
-        for child in self.panel.children:  # a flex column would squeeze the output areas to nothing
-            child.layout.flex = "0 0 auto"
+        self.panels: dict[str, _Panel] = {}  # one node panel per browser view (issue 13.7)
+        self._panel = _Panel(KERNEL_VIEW)
+        self._panel = self._build_panel(KERNEL_VIEW)  # the kernel's own (tests, and a front end without JS)
+        self.panel_stack = widgets.VBox([self.panel], layout={"flex": "0 0 auto"})
+        self.view_channel = ViewChannel()
+        self.view_channel.on_msg(self._on_view_msg)
         self.children = [
             widgets.HBox([self.run_until_gate_button, self.status], layout={"align_items": "center"}),
             self.legend,
-            widgets.HBox([self.cyto, self.panel], layout={"width": "100%", "align_items": "flex-start"}),
+            widgets.HBox(
+                [self.cyto, self.panel_stack], layout={"width": "100%", "align_items": "flex-start"}
+            ),
+            self.view_channel,
         ]
 
         self.watch_banner = widgets.HTML()
@@ -325,13 +356,164 @@ class RunbookWidget(widgets.VBox):
         self.session.host_listeners.append(self._on_host)
         self.refresh()
 
+    # ------------------------------------------------------------------ one panel per browser view
+    def _build_panel(self, view: str) -> _Panel:
+        """A node panel of its own (selection, comment, buttons, output, log) for the browser view `view`."""
+        panel = _Panel(view)
+        self.panels[view] = panel
+        with self._using(panel):
+            self.header = widgets.HTML(
+                "<i>Click a node to see what it does, its attempts and its output.</i>"
+            )
+            self.details = widgets.HTML()
+            self.attempts = widgets.HTML()
+            # fleet nodes (issue 21): each host's latest state and output, filtered
+            self.host_filter = widgets.ToggleButtons(
+                options=[(label, value) for value, label in HOST_FILTERS.items()],
+                value="all",
+                style={"button_width": "auto"},
+                layout={"width": "auto", "flex_flow": "row wrap"},
+            )
+            self.host_filter.add_class("pb-host-filter")
+            self.host_filter.observe(lambda _change: self._in_panel(panel, self._show_hosts), names="value")
+            self.hosts = widgets.HTML()
+            self.host_box = widgets.VBox(
+                [widgets.HTML("<b>Hosts</b>"), self.host_filter, self.hosts], layout={"display": "none"}
+            )
+            self.host_box.add_class("pb-hosts")
+            self.output_area = widgets.Output(
+                layout=widgets.Layout(
+                    max_height="220px", min_height="24px", overflow="auto", border="1px solid #f3f4f6"
+                )
+            )
+            self.output_area.add_class("pb-node-output")
+            self.comment = widgets.Text(
+                placeholder="comment (recorded with the decision)", layout={"width": "98%"}
+            )
+            self.comment.add_class("pb-comment")
+            self.buttons: dict[str, widgets.Button] = {}
+            for name, description, style, icon in (
+                ("run", "Run", "primary", "play"),
+                ("approve", "Approve", "success", "check"),
+                ("reject", "Reject", "danger", "times"),
+                ("retry", "Retry", "warning", "redo"),
+                ("skip", "Skip", "", "step-forward"),
+                ("abort", "Abort run", "danger", "stop"),
+            ):
+                button = widgets.Button(
+                    description=description,
+                    button_style=style,
+                    icon=icon,
+                    disabled=True,
+                    layout={"width": "auto"},
+                )
+                button.add_class(f"pb-button-{name}")
+                button.on_click(self._click_handler(name, panel))
+                self.buttons[name] = button
+            self.panel_output = widgets.Output(layout=widgets.Layout(max_height="160px", overflow="auto"))
+            self.panel_output.add_class("pb-log")
+            self.panel = widgets.VBox(
+                [
+                    self.header,
+                    widgets.HBox(
+                        list(self.buttons.values()), layout={"flex_flow": "row wrap", "flex": "0 0 auto"}
+                    ),
+                    self.comment,
+                    self.details,
+                    self.attempts,
+                    self.host_box,
+                    widgets.HTML("<b>Output</b>"),
+                    self.output_area,
+                    widgets.HTML("<b>Log</b>"),
+                    self.panel_output,
+                ],
+                layout=widgets.Layout(
+                    width=f"{PANEL_WIDTH}px",
+                    flex="0 0 auto",
+                    padding="4px 8px",
+                    border="1px solid #e5e7eb",
+                    overflow="auto",
+                ),
+            )
+            self.panel.add_class("pb-panel")
+            self.panel.add_class(f"pb-view-{view}")
+            for child in self.panel.children:  # a flex column would squeeze the output areas to nothing
+                child.layout.flex = "0 0 auto"
+            if self.session.watch_only:
+                for control in (*self.buttons.values(), self.comment):
+                    control.layout.display = "none"
+        return panel
+
+    @contextlib.contextmanager
+    def _using(self, panel: _Panel) -> Iterator[_Panel]:
+        """Run the panel code below on `panel` (the selection, comment and buttons of one browser view)."""
+        before = self._panel
+        self._panel = panel
+        try:
+            yield panel
+        finally:
+            self._panel = before
+
+    def _in_panel(self, panel: _Panel, call: Callable[[], Any]) -> Any:
+        with self._using(panel):
+            return call()
+
+    def _restack(self) -> None:
+        """The panels in the DOM: each browser view's (every view shows only its own), or the kernel's own
+        while no view has said hello (a front end that runs no JavaScript)."""
+        views = [p.panel for v, p in self.panels.items() if v != KERNEL_VIEW]
+        self.panel_stack.children = tuple(views) or (self.panels[KERNEL_VIEW].panel,)
+
+    def _each_panel(self, call: Callable[[], Any]) -> None:
+        for panel in list(self.panels.values()):
+            with self._using(panel):
+                call()
+
+    def _on_view_msg(self, _channel, content: dict, _buffers) -> None:
+        """A browser view speaks: it appeared (a panel of its own), went away, or a node was clicked in it."""
+        view = str((content or {}).get("view") or "")
+        if not view.isalnum() or len(view) > 40 or view == KERNEL_VIEW:
+            return
+        if content.get("bye"):
+            panel = self.panels.pop(view, None)
+            if panel is not None:
+                self._restack()
+                panel.panel.close()
+            return
+        panel = self.panels.get(view)
+        if panel is None:
+            if len(self.panels) > MAX_VIEWS:  # views that went away without a word (a closed browser tab)
+                oldest = next(v for v in self.panels if v != KERNEL_VIEW)
+                self._on_view_msg(None, {"view": oldest, "bye": True}, None)
+            if len(self.panels) == 1:
+                # The first view adopts the panel on screen, with what was clicked or typed in it already
+                # (nothing in the page is replaced), and the kernel gets a new one of its own, not shown.
+                panel = self.panels.pop(KERNEL_VIEW)
+                panel.view = view
+                panel.panel.add_class(f"pb-view-{view}")
+                self.panels[view] = panel
+                self._panel = self._build_panel(KERNEL_VIEW)
+                if panel.selected in self.nodes:  # marked in this view's graph only, from now on
+                    self.nodes[panel.selected].classes = ""
+                    self.view_channel.send({"view": view, "selected": panel.selected})
+            else:
+                panel = self._build_panel(view)
+                self._restack()
+                with self._using(panel):
+                    self._update_panel_here()
+            self.view_channel.send({"view": view, "ready": True})
+        node_id = content.get("select")
+        if node_id in self.nodes:
+            with self._using(panel):
+                self.select(node_id)
+
     # ------------------------------------------------------------------ a saved record (issue 13.6)
     def show_as_record(self) -> None:
         """The final graph of a finished headless run, saved as widget state in its executed notebook: no
         action buttons (nothing can drive a finished run from its record), a line saying what it is, and
         no node panel (its content comes from the kernel): a click on a node shows its recorded details and
         attempts as a tooltip that JupyterLab draws from the saved state alone."""
-        for control in (*self.buttons.values(), self.comment, self.run_until_gate_button, self.panel):
+        for control in (self.run_until_gate_button, self.panel_stack):
             control.layout.display = "none"
         for node_id, element in self.nodes.items():
             record = (
@@ -354,8 +536,10 @@ class RunbookWidget(widgets.VBox):
     def _watch_only(self) -> None:
         """Another session drives this run: no action buttons, a line saying who drives it, and the states
         followed live from the record (polled on the kernel's event loop)."""
-        for control in (*self.buttons.values(), self.comment, self.run_until_gate_button):
-            control.layout.display = "none"
+        self.run_until_gate_button.layout.display = "none"
+        for panel in self.panels.values():
+            for control in (*panel.buttons.values(), panel.comment):
+                control.layout.display = "none"
         self._update_watch_banner()
         self.children = [self.watch_banner, *self.children]
         self._schedule_watch()
@@ -495,20 +679,22 @@ class RunbookWidget(widgets.VBox):
                 self._set_node(event.node, "WAITING", False)
             else:
                 self._set_node(event.node, state, pending == "failure")
-            if event.node == self.selected and state == "RUNNING":
-                self.output_area.outputs = ()  # state only: clear_output() would go through capture
-            if self.selected is not None and state in ("RUNNING", "OK", "NOK", "SKIPPED", "PENDING"):
+            for panel in list(self.panels.values()):
+                if event.node == panel.selected and state == "RUNNING":
+                    panel.output_area.outputs = ()  # state only: clear_output() would go through capture
+            if state in ("RUNNING", "OK", "NOK", "SKIPPED", "PENDING"):
                 self._update_panel(live=True)  # Run is off while any node runs, on again after
         elif event.kind is EventKind.RUN_STATE:
             self._update_status()
 
     def _on_output(self, node_id: str, stream: str, text: str) -> None:
-        if node_id != self.selected:
-            return
-        if stream == "stderr":
-            self.output_area.append_stderr(text)
-        else:
-            self.output_area.append_stdout(text)
+        for panel in list(self.panels.values()):
+            if node_id != panel.selected:
+                continue
+            if stream == "stderr":
+                panel.output_area.append_stderr(text)
+            else:
+                panel.output_area.append_stdout(text)
 
     def _update_status(self) -> None:
         session = self.session
@@ -544,16 +730,21 @@ class RunbookWidget(widgets.VBox):
     def on_node_click(self, node: dict) -> None:
         """ipycytoscape click callback: `node` is the cytoscape JSON of the clicked element."""
         node_id = (node or {}).get("data", {}).get("id")
+        if len(self.panels) > 1 and self._panel.view == KERNEL_VIEW:
+            return  # browser views select in their own panels (their own message says which view)
         if node_id in self.nodes:
             self.select(node_id)
 
     def select(self, node_id: str | None) -> None:
-        if self.selected and self.selected in self.nodes:
-            self.nodes[self.selected].classes = ""
+        """Select `node_id` in the panel in use. The kernel's own panel marks it in the graph model, which every
+        view draws; a browser view's panel does not (that view marks it in its own graph)."""
+        if self._panel.view == KERNEL_VIEW and len(self.panels) == 1:
+            if self.selected and self.selected in self.nodes:
+                self.nodes[self.selected].classes = ""
+            if node_id:
+                self.nodes[node_id].classes = "selected-node"
         self.selected = node_id
-        if node_id:
-            self.nodes[node_id].classes = "selected-node"
-        self._update_panel()
+        self._update_panel_here()
         self._show_stored_output()
 
     def enabled_buttons(self, node_id: str | None = None) -> set[str]:
@@ -582,6 +773,10 @@ class RunbookWidget(widgets.VBox):
         return enabled
 
     def _update_panel(self, live: bool = False) -> None:
+        """Every view's panel in step with the engine."""
+        self._each_panel(lambda: self._update_panel_here(live))
+
+    def _update_panel_here(self, live: bool = False) -> None:
         enabled = self.enabled_buttons()
         for name, button in self.buttons.items():
             button.disabled = name not in enabled
@@ -612,8 +807,9 @@ class RunbookWidget(widgets.VBox):
         self._show_hosts()
 
     def _on_host(self, node_id: str, _result) -> None:
-        if node_id == self.selected:
-            self._show_hosts()
+        for panel in list(self.panels.values()):
+            if node_id == panel.selected:
+                self._in_panel(panel, self._show_hosts)
 
     def _show_hosts(self) -> None:
         node_id = self.selected
@@ -741,7 +937,7 @@ class RunbookWidget(widgets.VBox):
             if held:
                 listeners.append(printer)
 
-    def _click_handler(self, name: str) -> Callable[[widgets.Button], None]:
+    def _click_handler(self, name: str, panel: _Panel) -> Callable[[widgets.Button], None]:
         handlers = {
             "run": self.on_run,
             "approve": self.on_approve,
@@ -752,7 +948,8 @@ class RunbookWidget(widgets.VBox):
         }
 
         def handler(_button: widgets.Button) -> None:
-            handlers[name]()
+            with self._using(panel):  # the selection and comment of the view whose button was clicked
+                handlers[name]()
 
         return handler
 
@@ -789,7 +986,7 @@ class RunbookWidget(widgets.VBox):
                 return
             code = self._code_for(node_id) if self.runbook.node(node_id).type is NodeType.PYTHON else None
             self.output_area.outputs = ()  # state only: clear_output() would go through capture
-            if code is None and self._in_background(self._run_async(node_id, code)):
+            if code is None and self._in_background(self._run_async(node_id, code, self._panel)):
                 return  # a Command or Function node: its command runs while the kernel stays free
             self._report(self.session.run_node(node_id, code=code))
 
@@ -810,9 +1007,10 @@ class RunbookWidget(widgets.VBox):
         self.refresh()
         return True
 
-    async def _run_async(self, node_id: str, code: str | None) -> None:
+    async def _run_async(self, node_id: str, code: str | None, panel: _Panel) -> None:
+        """(`panel`: the view whose click started it: its log says how it ended.)"""
         report = await self.session.run_node_async(node_id, code=code)
-        with self.action("run"):
+        with self._using(panel), self.action("run"):
             self._report(report)
 
     def _decide(self, name: str, decision: Decision) -> str | None:
@@ -845,7 +1043,7 @@ class RunbookWidget(widgets.VBox):
                 return
             code = self._code_for(node_id) if self.runbook.node(node_id).type is NodeType.PYTHON else None
             self.output_area.outputs = ()  # state only: clear_output() would go through capture
-            if code is None and self._in_background(self._run_async(node_id, code)):
+            if code is None and self._in_background(self._run_async(node_id, code, self._panel)):
                 return  # a Command or Function node: its command runs while the kernel stays free
             self._report(self.session.run_node(node_id, code=code))
 
@@ -865,11 +1063,13 @@ class RunbookWidget(widgets.VBox):
             if self.session.status is not RunState.RUNNING:
                 self.say(f"run {self.session.run_id} is {self.session.status}: nothing to run")
                 return
-            if self.session.options.parallel <= 1 and self._in_background(self._run_until_gate_async()):
+            if self.session.options.parallel <= 1 and self._in_background(
+                self._run_until_gate_async(self._panel)
+            ):
                 return
             self._ran(self.session.run_until_gate())
 
-    async def _run_until_gate_async(self) -> None:
+    async def _run_until_gate_async(self, panel: _Panel) -> None:
         session = self.session
         reports = []
         while session.status is RunState.RUNNING:
@@ -880,7 +1080,7 @@ class RunbookWidget(widgets.VBox):
                 reports.append(await session.run_node_async(node_id))
                 if session.status is not RunState.RUNNING:
                     break
-        with self.action("run until a gate"):
+        with self._using(panel), self.action("run until a gate"):
             self._ran(reports)
 
     def _ran(self, reports) -> None:

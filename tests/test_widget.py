@@ -351,3 +351,43 @@ def test_the_header_names_the_legal_basis_of_the_run(tmp_path):
     )
     plain, _, _ = make_widget(tmp_path / "plain")
     assert "pb-legal-basis" not in plain.status.value  # no line when the runbook names none
+
+
+def test_each_browser_view_has_its_own_selection_comment_and_approve(tmp_path):
+    """Issue 13.7, kernel side: two views say hello, each gets a panel of its own; a click or a comment in one
+    changes nothing in the other, and Approve acts on the node and comment of the view it was clicked in."""
+    widget, session, store = make_widget(tmp_path)
+    widget.select("check")  # clicked before any view said hello: the first view takes it over
+    widget.comment.value = "typed early"
+    widget._on_view_msg(None, {"view": "aaaa1111", "hello": True}, None)
+    widget._on_view_msg(None, {"view": "bbbb2222", "hello": True}, None)
+    tab_a, tab_b = widget.panels["aaaa1111"], widget.panels["bbbb2222"]
+    assert tab_a.selected == "check" and tab_a.comment.value == "typed early"
+    assert tab_b.selected is None and tab_b.comment.value == ""
+    assert widget.panel_stack.children == (tab_a.panel, tab_b.panel)  # the kernel's own panel is not shown
+    assert {"pb-panel", "pb-view-aaaa1111"} <= set(tab_a.panel._dom_classes)
+
+    widget.on_run_until_gate()
+    assert session.state("flaky") is NodeState.NOK
+    widget._on_view_msg(None, {"view": "aaaa1111", "select": "flaky"}, None)
+    tab_a.comment.value = "tab A: skip it"
+    widget._on_view_msg(None, {"view": "bbbb2222", "select": "check"}, None)
+    tab_b.comment.value = "tab B: just looking"
+    widget.on_node_click({"data": {"id": "check"}, "group": "nodes"})  # ipycytoscape's click: no view named
+    assert tab_a.selected == "flaky" and 'data-node="flaky"' in tab_a.header.value
+    assert tab_b.selected == "check" and 'data-node="check"' in tab_b.header.value
+    assert not tab_a.buttons["skip"].disabled and tab_b.buttons["skip"].disabled
+
+    tab_a.buttons["skip"].click()
+    assert session.state("flaky") is NodeState.SKIPPED
+    assert db_rows(store, "SELECT node_id, decision, comment FROM decisions") == [
+        ("flaky", "skip", "tab A: skip it")
+    ]
+    assert tab_a.comment.value == "" and tab_b.comment.value == "tab B: just looking"
+    assert "flaky: skip by alice" in widget.messages[-1]
+
+    widget._on_view_msg(None, {"view": "aaaa1111", "bye": True}, None)
+    widget._on_view_msg(None, {"view": "bbbb2222", "bye": True}, None)
+    assert widget.panel_stack.children == (widget.panels["kernel"].panel,)
+    widget._on_view_msg(None, {"view": "not-alnum!", "hello": True}, None)  # ignored
+    assert list(widget.panels) == ["kernel"]
