@@ -9,6 +9,9 @@ OUTPUT_PATH_ENV = "PLAYBOOK_NB_OUTPUT_PATH"  # set by the `playbook` papermill e
 RUN_MIME = "application/vnd.playbook-nb.run+json"  # the setup cell's output naming the run record
 TEMPLATE_PACKAGE = "playbook_nb.templates"  # notebook cells, HTML report and SVG templates
 ARTIFACT_EVENT = "artifact"  # the event recording a file a step left in the run's artifacts
+NOTIFY_FAILED_EVENT = (
+    "notify_failed"  # a notification given up (target, event, error): on record, not only logged
+)
 VERSION = "0.1.0"  # the package version, in this one place: pyproject reads it (dynamic), so the wheel's metadata,  # `playbook_nb.__version__` and `playbook-nb --version` all say it
 
 

@@ -143,3 +143,78 @@ def test_a_dead_target_never_fails_or_blocks_the_run(caplog):
     assert dead.calls == 8  # two messages, 1 + 3 retries each, then given up
     assert "giving up" in caplog.text and SECRET not in caplog.text
     assert notes.sent == []
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # nothing listens there once the socket is closed
+
+
+CRITICAL_BOOK = """
+[probe]
+type = "Command"
+command_name = "echo probing with $TOKEN; exit 3"
+critical = true
+"""
+
+
+def test_a_headless_run_says_on_stderr_and_in_its_record_what_it_could_not_deliver(tmp_path, hooks):
+    """Headless, the notifications go from the kernel, whose log reaches at most a file: what could not be
+    delivered is on record (an event) and the CLI says it on stderr; the run's outcome is its own."""
+    config, port = tmp_path / "team.toml", closed_port()
+    config.write_text(
+        "[notify]\nretries = 1\n"
+        f'webhook = "{hooks.url}/hooks/good"\n'
+        f'slack = "http://127.0.0.1:{port}/services/T000/secret-path"\n'
+    )
+    book = write_runbook(tmp_path, "critical", "Critical probe", CRITICAL_BOOK, VARIABLES)
+    db = tmp_path / "runs.db"
+    result = run_cli(
+        "run", str(book), "--headless", "--vars-env", "PB_", "--state-path", str(db),
+        env={"PLAYBOOK_CONFIG": str(config), "PB_TOKEN": SECRET},
+    )  # fmt: skip
+    assert result.returncode == 1, (
+        result.stdout + result.stderr
+    )  # NOK at its critical node, not at a notifier
+    (run,) = db_rows(db, "SELECT id FROM runs")
+    assert [m["event"] for m in hooks.bodies["/hooks/good"]] == ["node_failed", "run_finished"]
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: notifier slack")]
+    assert warnings == [
+        f"warning: notifier slack: {event} of run {run['id']} not delivered after 2 attempts: "
+        f"http://127.0.0.1:{port}/… unreachable: [Errno 111] Connection refused"
+        for event in ("node_failed", "run_finished")
+    ]
+    recorded = db_rows(
+        db, "SELECT payload FROM events WHERE run_id = ? AND kind = 'notify_failed'", (run["id"],)
+    )
+    assert [json.loads(r["payload"])["event"] for r in recorded] == ["node_failed", "run_finished"]
+    everything = json.dumps(hooks.bodies) + result.stdout + result.stderr + str([dict(r) for r in recorded])
+    assert SECRET not in everything and "secret-path" not in everything
+    assert run_cli("verify", str(run["id"]), "--state-path", str(db)).returncode == 0  # the chain holds
+
+
+def test_a_hanging_target_holds_the_end_of_a_run_only_for_the_flush_and_is_on_record():
+    release = threading.Event()
+
+    class Hanging:
+        def send(self, message):
+            release.wait(10)
+
+    notes = Notifications(
+        NotifySettings(retries=0, flush=0.3, targets={"hanging": {}}),
+        RunFacts(7, 1, "Deploy", "Deploy web", "alice", {}),
+        Redactor([SECRET]),
+        notifiers={"hanging": Hanging()},
+    )
+    notes.on_event(EngineEvent("run_state", None, None, "NOK", "failed"))
+    notes.on_event(EngineEvent("run_state", None, None, "ABORTED", "again"))
+    started = time.monotonic()
+    notes.close()
+    assert time.monotonic() - started < 1.0
+    release.set()
+    assert notes.problems() == [
+        {"target": "hanging", "messages": 2, "error": "still being sent when the run ended (0.3 s waited)"}
+    ]

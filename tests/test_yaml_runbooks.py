@@ -74,6 +74,9 @@ def test_the_seed_example_validates_as_written(tmp_path):
         ("type: data_fetch", "type: sql_query"),
         ("depends_on: [ingest]", "depends_on: [ingestt]"),
         ('schema: "entity-v2.json"', 'schema: "${steps.enrich.outputs.enriched}"'),
+        ("max_duration_seconds: 300", "max_duration_seconds: soon"),
+        ("min_success_rate: 0.95", "min_success_rate: 95"),
+        ("max_error_rate: 0.05", "max_error_rate: 0.05\n  p99_ms: 200"),
     ],
 )
 def test_errors_name_the_yaml_path_and_line(tmp_path, change, message):
@@ -91,6 +94,11 @@ def test_errors_name_the_yaml_path_and_line(tmp_path, change, message):
         "depends_on: [ingestt]": r"steps\[1\]\.depends_on \(step 'validate', line 3\d\): .*ingestt",
         'schema: "${steps.enrich.outputs.enriched}"': r"steps\[1\]\.inputs\.schema \(step 'validate', line 3\d\): "
         r"steps\.enrich: node 'enrich' is not upstream",
+        # the KPIs by the seed's names, never the TOML ones
+        "max_duration_seconds: soon": r"kpis\.max_duration_seconds \(line 14\): expected a duration",
+        "min_success_rate: 95": r"kpis\.min_success_rate \(line 15\): expected a number from 0 to 1, got 95$",
+        "max_error_rate: 0.05\n  p99_ms: 200": r"kpis \(line 13\): unknown KPI 'p99_ms' \(expected "
+        r"max_duration_seconds, max_error_rate, min_success_rate\)$",
     }[message]
     assert re.search(expected_where, line), line
     assert str(book) in line

@@ -97,6 +97,10 @@ class Notifications:
         self._thread: threading.Thread | None = None
         self._told: set[tuple[str, int | None]] = set()  # (node, attempt) whose failure was told
         self.sent: list[tuple[str, str]] = []  # (target, event) delivered, for the record of this process
+        self.failed: list[dict[str, Any]] = []  # deliveries given up: target, event, attempts, error (masked)
+        self.unsent = 0  # messages still queued or in flight when `close` stopped waiting
+        self._open = 0  # messages submitted and not yet through every target
+        self._lock = threading.Lock()
 
     # -- what a run's events say -------------------------------------------------------------------
     def on_event(self, event: EngineEvent) -> None:
@@ -174,15 +178,33 @@ class Notifications:
         if self._thread is None:
             self._thread = threading.Thread(target=self._work, name="playbook-nb-notify", daemon=True)
             self._thread.start()
+        with self._lock:
+            self._open += 1
         self._queue.put(message)
 
     def close(self) -> None:
-        """At the end of the run: wait a bounded time for the messages still queued, then let them go."""
+        """At the end of the run: wait a bounded time for the messages still queued, then let them go
+        (`unsent` says how many were left; `failed` lists the deliveries given up)."""
         if self._thread is None:
             return
         self._queue.put(None)
         self._thread.join(timeout=self.settings.flush)
         self._thread = None
+        with self._lock:
+            self.unsent = self._open
+
+    def problems(self) -> list[dict[str, Any]]:
+        """What the run's record says about notifications that did not arrive (after `close`)."""
+        found = [dict(f) for f in self.failed]
+        if self.unsent:
+            found.append(
+                {
+                    "target": ", ".join(self.notifiers),
+                    "messages": self.unsent,
+                    "error": f"still being sent when the run ended ({self.settings.flush:g} s waited)",
+                }
+            )
+        return found
 
     def _work(self) -> None:
         while True:
@@ -191,6 +213,8 @@ class Notifications:
                 return
             for name, notifier in self.notifiers.items():
                 self._deliver(name, notifier, message)
+            with self._lock:
+                self._open -= 1
 
     def _deliver(self, name: str, notifier: Any, message: dict[str, Any]) -> None:
         for attempt in range(1, self.settings.retries + 2):
@@ -207,5 +231,8 @@ class Notifications:
                     "; giving up" if last else "",
                 )  # fmt: skip
                 if last:
+                    self.failed.append(
+                        {"target": name, "event": message["event"], "attempts": attempt, "error": text}
+                    )
                     return
                 self.sleep(min(0.5 * 2 ** (attempt - 1), 8.0))

@@ -32,6 +32,7 @@ from playbook_nb.app.ports import SYSTEM_CLOCK, Clock, Executor
 from playbook_nb.app.recorder import EventListener, Recorder, load_outputs
 from playbook_nb.app.step_files import collect_artifacts
 from playbook_nb.app.worker_pool import WorkerPool
+from playbook_nb.constants import NOTIFY_FAILED_EVENT
 from playbook_nb.domain import templating
 from playbook_nb.domain.decisions import (
     DecisionRefused,
@@ -791,6 +792,11 @@ class RunSession:
         self._flush()
         if self.notifications is not None:  # messages still queued get a few seconds, then the run is done
             self.notifications.close()
+            for problem in self.notifications.problems():  # on record: a headless run's log may go nowhere
+                with contextlib.suppress(PlaybookError):
+                    self.recorder.event(NOTIFY_FAILED_EVENT, problem)
+            self.notifications.failed.clear()
+            self.notifications.unsent = 0
 
     def _attach_notifications(self) -> None:
         """With `[notify]` targets: tell them, from a worker thread, when a gate waits, a node fails, the run

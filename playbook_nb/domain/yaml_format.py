@@ -375,9 +375,16 @@ def rewrite_error(err: RunbookError, locations: YamlLocations) -> RunbookError:
         return RunbookError(err.message, locations.step_field(node.group(1), node.group(2)))
     meta = re.fullmatch(r"\[runbook\](?:, field '(.+?)')?", rest)
     if meta:
-        name = (meta.group(1) or "").split(".")[0]
-        name = {"title": "name"}.get(name, name)
-        return RunbookError(err.message, locations.at((name,) if name else ()))
+        keys = [k for k in (meta.group(1) or "").split(".") if k]
+        if keys:
+            keys[0] = {"title": "name"}.get(keys[0], keys[0])
+        message = err.message
+        if keys and keys[0] == "kpis":  # the seed's KPI names, where and in the message
+            keys[1:] = [KPI_NAMES_BACK.get(k, k) for k in keys[1:]]
+            message = re.sub(
+                r"\b(max_duration|target_success_rate)\b(?!_)", lambda m: KPI_NAMES_BACK[m.group(1)], message
+            )
+        return RunbookError(message, locations.at(tuple(keys)))
     about = re.match(r"node '(.+?)' (depends on|.*rollback)", err.message)
     if not rest and about and about.group(1) in locations.steps:  # the plan names the node in its message
         field_name = "depends_on" if about.group(2) == "depends on" else "rollback"

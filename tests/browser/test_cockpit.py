@@ -27,6 +27,7 @@ from playbook_nb.app.inputs import load_runbook
 from playbook_nb.presentation import look
 from tests.browser.lab import (
     KERNEL_TIMEOUT_MS,
+    hex_rgb,
     open_notebook,
     png_pixels,
     screenshot,
@@ -148,10 +149,6 @@ def node_fill(page, node_id: str) -> tuple[int, int, int]:
     clip = {"x": point["x"] - point["w"] * 0.30 - 4, "y": point["y"] - 4, "width": 8, "height": 8}
     _w, _h, pixels = png_pixels(page.screenshot(clip=clip))
     return Counter(pixels).most_common(1)[0][0]
-
-
-def hex_rgb(color: str) -> tuple[int, int, int]:
-    return tuple(int(color[i : i + 2], 16) for i in (1, 3, 5))
 
 
 def assert_fill(page, node_id: str, state: str) -> None:

@@ -10,11 +10,13 @@ import contextlib
 import json
 import shutil
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import yaml
+from rich.markup import escape
 
 from playbook_nb.adapters.notebook.compile import compile_runbook, parameter_names, write_notebook
 from playbook_nb.adapters.notebook.kernels import kernelspec_of
@@ -23,7 +25,7 @@ from playbook_nb.adapters.notebook.record import RECORD_KEY, file_notebook, reco
 from playbook_nb.adapters.notebook.stop import stop_on_signals, stop_reason
 from playbook_nb.app.inputs import load_runbook
 from playbook_nb.app.settings import Settings
-from playbook_nb.constants import RUN_MIME
+from playbook_nb.constants import NOTIFY_FAILED_EVENT, RUN_MIME
 from playbook_nb.domain.errors import PlaybookError, StorageFault
 from playbook_nb.domain.exit_codes import ExitCode, exit_code_for
 from playbook_nb.domain.model import Runbook
@@ -134,6 +136,7 @@ def run_headless(
     gate_wait: str | None = None,
     strict: bool = False,
 ) -> int:
+    began = datetime.now(UTC)
     is_notebook = file.suffix == ".ipynb"
     kernelspec = kernelspec_of(kernel) if kernel else None
     if is_notebook:
@@ -210,6 +213,7 @@ def run_headless(
         _file_notebook(store, run_id, executed, output)
     run = store.get_run(run_id)
     _print_result(run, store)
+    _warn_undelivered(store, run_id, began)
     if stop_reason():
         err_console.print(
             f"[bold yellow]stopped:[/] {stop_reason()}; run {run_id} is {run.status}"
@@ -220,6 +224,19 @@ def run_headless(
     if json_active():
         emit_json(run_document(store, run_id, code))
     return code
+
+
+def _warn_undelivered(store, run_id: int, since: datetime) -> None:
+    """Notifications this run gave up on (the kernel's log goes to a file at most): one warning line each."""
+    for event in store.events(run_id):
+        if event.kind == NOTIFY_FAILED_EVENT and event.at >= since and isinstance(event.payload, dict):
+            what = event.payload.get("event") or f"{event.payload.get('messages')} message(s)"
+            tries = f" after {event.payload['attempts']} attempts" if event.payload.get("attempts") else ""
+            line = (
+                f"notifier {event.payload.get('target')}: {what} of run {run_id} not delivered{tries}: "
+                f"{event.payload.get('error')}"
+            )
+            err_console.print(f"[bold yellow]warning:[/] {escape(line)}", highlight=False)
 
 
 def _file_notebook(store, run_id: int, executed: Path, output: Path | None) -> None:
