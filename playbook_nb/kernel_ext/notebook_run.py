@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.display import HTML, display
 
@@ -32,6 +32,9 @@ from playbook_nb.domain.engine import NodeState, RunState
 from playbook_nb.domain.errors import PlaybookError, RunOwned, StorageFault
 from playbook_nb.domain.validation import parse_runbook
 from playbook_nb.presentation import mark
+
+if TYPE_CHECKING:
+    from playbook_nb.kernel_ext.widget import RunbookWidget
 
 WIDGET_STATE_ENV = "PLAYBOOK_NB_WIDGET_STATE"  # "1": headless runs also save the final graph as widget state
 
@@ -113,7 +116,7 @@ class NotebookRun:
     def __init__(self, session: RunSession, *, headless: bool):
         self.session = session
         self.headless = headless
-        self.widget = None
+        self.widget: RunbookWidget | None = None
         self.cell_code: dict[
             str, str
         ] = {}  # the code each Python node's cell last ran (the widget's Run reuses it)
@@ -554,7 +557,7 @@ def _run_to_resume(run_id, runbook, store: Store, headless: bool) -> int | None:
 def _unfinished_note(store: Store, runbook, new_run: int) -> str | None:
     """Lines under the setup cell when this runbook has unfinished runs (among its last 5) a new run did not
     resume: the first one's full note, then one line for each other."""
-    lines = []
+    lines: list[str] = []
     for run in store.list_runs(workflow=runbook.meta.title, limit=5):
         if run.id != new_run and run.status in ("ABORTED", "RUNNING"):
             why = f" ({run.status_reason})" if run.status_reason else ""
