@@ -478,7 +478,7 @@ def open_run(
     except VariableError as err:
         if headless or resume_id is not None:
             raise
-        _current = _variables_form(runbook, given, str(err), asked)
+        _current = _variables_form(runbook, given, str(err), asked, secret_env or {})
         return _current
     options = RunOptions(
         headless=headless,
@@ -528,7 +528,9 @@ def open_run(
     return _current
 
 
-def _variables_form(runbook, given: dict[str, Any], problem: str, asked: dict[str, Any]):
+def _variables_form(
+    runbook, given: dict[str, Any], problem: str, asked: dict[str, Any], secret_env: dict[str, str]
+):
     """In JupyterLab, variables that are missing or refused show the variables form instead of a traceback;
     its Run opens the run with the form's values (issue 17.5)."""
     from playbook_nb.kernel_ext.variables_form import VariablesForm
@@ -537,7 +539,12 @@ def _variables_form(runbook, given: dict[str, Any], problem: str, asked: dict[st
         again = {**asked, "variables": values, "parameters": None}
         return open_run(again.pop("runbook_toml"), **again)
 
-    return VariablesForm(runbook, given, problem, start)
+    from_env = {  # a secret the environment gives need not be typed again
+        name: env
+        for name in runbook.secret_names
+        if (env := secret_env.get(name, f"PLAYBOOK_SECRET_{name}")) in os.environ
+    }
+    return VariablesForm(runbook, given, problem, start, secrets_from_env=from_env)
 
 
 def _parallel(parallel: int | None, settings: Settings) -> int:
