@@ -10,16 +10,15 @@ import pytest
 
 pytest.importorskip("ipycytoscape")
 
-from playbook_nb.kernel_ext.notebook_run import NotebookRun
-from playbook_nb.kernel_ext.widget import RunbookWidget, stylesheet
-from playbook_nb.kernel_ext.widget_layout import MAX_HEIGHT, MAX_PER_ROW, MIN_HEIGHT, compute_layout
-
 from playbook_nb.adapters.executors.local import LocalExecutor
 from playbook_nb.adapters.store import Store
 from playbook_nb.app.session import RunOptions, RunSession
 from playbook_nb.domain.engine import NodeState, RunState
 from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.domain.validation import parse_runbook
+from playbook_nb.kernel_ext.notebook_run import NotebookRun
+from playbook_nb.kernel_ext.widget import RunbookWidget, stylesheet
+from playbook_nb.kernel_ext.widget_layout import MAX_HEIGHT, MAX_PER_ROW, MIN_HEIGHT, compute_layout
 from playbook_nb.presentation import NODE_LEGEND, READY, look
 
 RUNBOOK = """\
@@ -304,12 +303,11 @@ def test_layout_of_a_wide_runbook_wraps_rows_and_caps_the_height():
 def test_run_is_off_while_a_node_runs_and_abort_is_on_whenever_the_run_is_running(tmp_path):
     """Issue 13 point 4: the cockpit's Run is disabled while a node is RUNNING; Abort is enabled whenever the
     run is RUNNING, whatever is selected (or nothing)."""
-    from playbook_nb.kernel_ext.widget import RunbookWidget
-
     from playbook_nb.adapters.executors.local import LocalExecutor
     from playbook_nb.adapters.store import Store
     from playbook_nb.app.session import RunOptions, RunSession
     from playbook_nb.domain.validation import parse_runbook
+    from playbook_nb.kernel_ext.widget import RunbookWidget
 
     runbook = parse_runbook(
         '[runbook]\ntitle = "buttons"\n\n[a]\ntype = "Command"\ncommand_name = "echo a"\n'

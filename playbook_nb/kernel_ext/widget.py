@@ -391,7 +391,7 @@ class RunbookWidget(widgets.VBox):
                 placeholder="comment (recorded with the decision)", layout={"width": "98%"}
             )
             self.comment.add_class("pb-comment")
-            self.buttons: dict[str, widgets.Button] = {}
+            self.buttons = {}
             for name, description, style, icon in (
                 ("run", "Run", "primary", "play"),
                 ("approve", "Approve", "success", "check"),
