@@ -91,13 +91,11 @@ def profile_kernel(workdir: Path, runbook: Path) -> str:
     from IPython.core.interactiveshell import InteractiveShell
 
     shell = InteractiveShell.instance()
-    shell.user_ns.update(
-        variables={}, secret_env={}, approvals={}, gate_policy="fail-closed", actor="bench", comment="",
-        run_id=None, state_path=str(workdir / "profile" / "runs.db"), max_retries=3, headless=True,
-    )  # fmt: skip
+    shell.run_cell(code_cells[0], silent=True)  # the parameters cell's defaults, then what papermill injects
+    shell.user_ns.update(actor="bench", state_path=str(workdir / "profile" / "runs.db"), headless=True)
     profiler = cProfile.Profile()
     profiler.enable()
-    for source in code_cells[1:]:  # skip the parameters cell: the namespace above stands in for it
+    for source in code_cells[1:]:
         shell.run_cell(source, silent=True)
     profiler.disable()
     out = io.StringIO()

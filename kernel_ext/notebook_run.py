@@ -29,7 +29,7 @@ from playbook_nb.app.settings import Settings
 from playbook_nb.constants import OUTPUT_PATH_ENV, RUN_MIME
 from playbook_nb.domain.decisions import GateDecision, parse_gate_wait
 from playbook_nb.domain.engine import NodeState, RunState
-from playbook_nb.domain.errors import PlaybookError, RunOwned, StorageFault
+from playbook_nb.domain.errors import PlaybookError, RunOwned, StorageFault, VariableError
 from playbook_nb.domain.validation import parse_runbook
 from playbook_nb.presentation import mark
 
@@ -455,6 +455,7 @@ def open_run(
     Headless, such a run is refused. A named RUNNING run whose owner is gone (its kernel restarted) is
     recovered first: its leftover commands killed, the attempt INTERRUPTED, then resumed."""
     global _current
+    asked = dict(locals())  # the form's Run opens the run again with these and its values
     runbook = parse_runbook(runbook_toml, path="notebook")
     if sha256 and sha256 != runbook.sha256:
         print(
@@ -472,7 +473,13 @@ def open_run(
     given = {**(variables or {}), **_given_parameters(runbook, parameters)}
     if resume_id is not None:
         given = _resume_values(runbook, store, resume_id, given)
-    values = _values(runbook, given, secret_env or {})
+    try:
+        values = _values(runbook, given, secret_env or {})
+    except VariableError as err:
+        if headless or resume_id is not None:
+            raise
+        _current = _variables_form(runbook, given, str(err), asked)
+        return _current
     options = RunOptions(
         headless=headless,
         trigger="papermill" if headless else "notebook",
@@ -519,6 +526,18 @@ def open_run(
     attach_run_log(session)
     _current = NotebookRun(session, headless=headless)
     return _current
+
+
+def _variables_form(runbook, given: dict[str, Any], problem: str, asked: dict[str, Any]):
+    """In JupyterLab, variables that are missing or refused show the variables form instead of a traceback;
+    its Run opens the run with the form's values (issue 17.5)."""
+    from playbook_nb.kernel_ext.variables_form import VariablesForm
+
+    def start(values: dict[str, Any]) -> NotebookRun:
+        again = {**asked, "variables": values, "parameters": None}
+        return open_run(again.pop("runbook_toml"), **again)
+
+    return VariablesForm(runbook, given, problem, start)
 
 
 def _parallel(parallel: int | None, settings: Settings) -> int:

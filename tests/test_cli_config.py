@@ -33,14 +33,13 @@ def config_cli(home, *args, **extra_env):
 
 def test_show_lists_values_and_sources(home):
     tmp_path, project, _ = home
-    (project / "playbook.toml").write_text("[execution]\ndefault_timeout = 60\n")
+    (project / "playbook.toml").write_text("[database]\ntimeout = 60\n")
     result = config_cli(home, "--show", PLAYBOOK_MAX_RETRIES="7")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert any(line.split()[:3] == ["execution.max_retries", "7", "env"] for line in lines)
     assert any(
-        line.split()[:3] == ["execution.default_timeout", "60", str(project / "playbook.toml")]
-        for line in lines
+        line.split()[:3] == ["database.timeout", "60.0", str(project / "playbook.toml")] for line in lines
     )
     assert f"run index: {tmp_path / 'xdg-data' / 'playbook-nb' / 'runs.db'}" in result.stdout
 

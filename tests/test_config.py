@@ -41,7 +41,7 @@ def test_defaults_without_any_file(dirs):
     config = load(dirs)
     assert config.files == ()
     assert config.database.path is None and config.database.timeout == 30.0
-    assert config.execution.max_retries == 3 and config.execution.default_timeout == 300
+    assert config.execution.max_retries == 3 and config.execution.parallel is False
     assert config.logging.level == "INFO" and config.logging.file_path is None
     assert config.ui.color_theme == "auto"
     assert all(source == "default" for _, _, source in config.items())
@@ -49,18 +49,20 @@ def test_defaults_without_any_file(dirs):
 
 def test_local_beats_user_beats_system_key_by_key(dirs):
     project, user, system = dirs
-    s = write(system / "config.toml", "[execution]\nmax_retries = 1\ndefault_timeout = 10\nparallel = true\n")
-    u = write(user / "config.toml", "[execution]\nmax_retries = 2\ndefault_timeout = 20\n")
+    s = write(
+        system / "config.toml", "[execution]\nmax_retries = 1\nparallel = true\n[database]\ntimeout = 10\n"
+    )
+    u = write(user / "config.toml", "[execution]\nmax_retries = 2\n[database]\ntimeout = 20\n")
     p = write(project / "playbook.toml", "[execution]\nmax_retries = 5\n")
     config = load(dirs)
     assert config.files == (s, u, p)
-    assert (config.execution.max_retries, config.execution.default_timeout, config.execution.parallel) == (
+    assert (config.execution.max_retries, config.database.timeout, config.execution.parallel) == (
         5,
-        20,
+        20.0,
         True,
     )
     assert config.sources["execution.max_retries"] == str(p)
-    assert config.sources["execution.default_timeout"] == str(u)
+    assert config.sources["database.timeout"] == str(u)
     assert config.sources["execution.parallel"] == str(s)
     assert config.sources.get("logging.level", "default") == "default"
 
@@ -158,6 +160,16 @@ def test_unknown_keys_warn_on_load_and_fail_validation(dirs):
     assert len(config.warnings) == 2 and "unknown key execution.max_retry" in config.warnings[0]
     _, problems = validate_config(cwd=project, env={}, user_dir=user, system_dir=system)
     assert any("unknown section 'colours'" in p for p in problems)
+
+
+def test_seed_default_timeout_is_not_a_key_it_did_nothing(dirs):
+    # issue 19.2: the seed's `[execution] default_timeout` was validated and then ignored (a node's own
+    # `timeout`, default 300 s, is what applies); it is no longer in the schema, so it warns like any typo
+    project, _, _ = dirs
+    write(project / "playbook.toml", "[execution]\ndefault_timeout = 10\n")
+    config = load(dirs)
+    assert len(config.warnings) == 1 and "unknown key execution.default_timeout" in config.warnings[0]
+    assert not hasattr(config.execution, "default_timeout")
 
 
 def test_paths_are_relative_to_their_file_and_seed_spellings_work(dirs):

@@ -33,6 +33,7 @@ from typing import Any
 
 import platformdirs
 
+from playbook_nb.domain.ages import AgeError, parse_age
 from playbook_nb.domain.errors import PlaybookError
 
 APP_NAME = "playbook-nb"
@@ -118,11 +119,9 @@ def _retention(v: Any) -> str | None:
     """A time to live such as "30d", "12h", "90m"; "" or unset: finished runs are kept."""
     if v is None or (isinstance(v, str) and not v.strip()):
         return None
-    from playbook_nb.adapters.export.prune import PruneError, parse_age
-
     try:
         parse_age(str(v))
-    except PruneError:
+    except AgeError:
         raise ValueError(f"expected a time to live such as 30d, 12h or 90m, got {v!r}") from None
     return str(v).strip()
 
@@ -151,7 +150,6 @@ FIELDS: dict[str, dict[str, Field]] = {
         "url": Field(_url, None, "executed notebooks: a directory or fsspec URL (s3://bucket/prefix)"),
     },
     "execution": {
-        "default_timeout": Field(_int(1), 300, "seconds a Command node may run when it sets no timeout"),
         "max_retries": Field(
             _int(0), 3, "attempts a failed node gets in all, as in the seed (operator retries: one fewer)"
         ),
@@ -217,7 +215,6 @@ class ArtifactsConfig:
 
 @dataclass(frozen=True)
 class ExecutionConfig:
-    default_timeout: int = 300
     max_retries: int = 3
     parallel: bool | int = False
 

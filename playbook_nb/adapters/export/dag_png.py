@@ -98,5 +98,8 @@ def to_png(runbook: Runbook, states: dict[str, str] | None = None) -> bytes:
         kind = f"{node.type}{' · critical' if _critical(node) else ''} · {state}"
         draw.text(s(cx, y + 33), kind, fill="#4b5563", font=_font(10), anchor="mm")
     out = io.BytesIO()
-    image.save(out, format="PNG", optimize=True)
+    # zlib's default level, not `optimize` (the best level, tried twice): the same pixels, 6 % larger, and the
+    # encoding 5x faster (0.44 -> 0.09 s of CPU for a 50-node chain, twice a headless run; it grows with the
+    # graph's height, issue 18.3)
+    image.save(out, format="PNG", compress_level=6)
     return out.getvalue()

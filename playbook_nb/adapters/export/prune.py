@@ -7,7 +7,6 @@ alive (close an orphaned one with `set-status` first). Deletion goes through `St
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -16,21 +15,11 @@ from playbook_nb.adapters.store.artifacts import tree_size
 from playbook_nb.adapters.store.models import now
 from playbook_nb.domain.errors import PlaybookError
 
-_AGE = re.compile(r"^\s*(\d+)\s*([dhm])\s*$", re.IGNORECASE)
-_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 PAGE = 500
 
 
 class PruneError(PlaybookError):
     """Bad prune arguments (age syntax, status)."""
-
-
-def parse_age(text: str) -> timedelta:
-    """`30d`, `12h`, `90m` -> timedelta."""
-    match = _AGE.match(text or "")
-    if not match:
-        raise PruneError(f"--older-than {text!r}: expected a number and a unit d, h or m (30d, 12h, 90m)")
-    return timedelta(**{_UNITS[match.group(2).lower()]: int(match.group(1))})
 
 
 @dataclass

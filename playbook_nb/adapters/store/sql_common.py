@@ -1354,12 +1354,16 @@ class SQLStore(Store):
             f" FROM runs {where} {'AND' if where else 'WHERE'} ended_at IS NOT NULL",
             params,
         )
-        node_rows = self._read(  # from the attempts_stats index alone when no workflow is named
+        # From the attempts_stats index alone when no workflow is named, or when the named one holds every run
+        # of the index (one runbook's index: 0.07 s instead of 0.35 s over 100,000 runs, issue 18.4); else
+        # the attempts of the workflow's runs, looked up run by run.
+        narrow = workflow is not None and total != self._read_one("SELECT COUNT(*) AS n FROM runs")["n"]
+        node_rows = self._read(
             f"SELECT a.node_id, COUNT(*) AS n, AVG(a.duration) AS mean, {nok} AS nok FROM attempts a"
             " WHERE a.status IN ('OK', 'NOK')"
-            f" {'AND a.run_id IN (SELECT id FROM runs WHERE workflow = ?)' if workflow is not None else ''}"
+            f" {'AND a.run_id IN (SELECT id FROM runs WHERE workflow = ?)' if narrow else ''}"
             " GROUP BY a.node_id ORDER BY a.node_id",
-            params,
+            params if narrow else (),
         )
         return {
             "workflow": workflow,

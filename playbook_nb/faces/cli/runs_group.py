@@ -196,8 +196,9 @@ def prune_cmd(
     state_path: str | None = STATE_PATH,
 ) -> None:
     """Remove finished runs older than an age, with their artifact directories. RUNNING runs are kept."""
-    from playbook_nb.adapters.export.prune import execute_prune, human_bytes, parse_age, plan_prune
+    from playbook_nb.adapters.export.prune import execute_prune, human_bytes, plan_prune
     from playbook_nb.app.settings import Settings
+    from playbook_nb.domain.ages import parse_age
 
     settings = Settings.load()
     since_end = older_than is None

@@ -1,0 +1,115 @@
+"""Headless runs against their floor (issue 18.3): the same commands through bare nbclient, no papermill.
+
+Ours:  `python -m playbook_nb run CHAIN.playbook.toml --headless` of an N-node chain of `echo n` Command nodes
+       (compile, papermill with the `playbook` engine, every node recorded, the notebook filed with the run).
+Floor: `python -c 'nbclient.NotebookClient(nb).execute()'` of a notebook with one cell a command, each
+       `subprocess.run(["/bin/sh", "-c", "echo n"], check=True)`, nothing saved.
+
+Both are whole processes (interpreter, kernel start, execution), alternated after one warm-up of each, the
+median of `--repeat` reported for each N. Two figures: the wall time, and the CPU time of the process tree
+(user + system of the children and of their waited-for children, the kernel included, from getrusage): on a
+shared machine the wall time mostly measures the wait for a core. Target: <= 1.3x at 50 and 200 nodes.
+
+    .venv/bin/python benchmarks/headless_vs_nbclient.py [--nodes 50 200] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from headless_vs_papermill import chain_runbook, plain_notebook
+
+TARGET = 1.3
+FLOOR = "import sys, nbformat, nbclient; nbclient.NotebookClient(nbformat.read(sys.argv[1], as_version=4)).execute()"
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(cmd: list[str], cwd: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the process tree) of one whole process."""
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as on a user's machine
+    cpu, started = _cpu(), time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:4])} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    return wall, _cpu() - cpu
+
+
+def measure(n: int, repeat: int, workdir: Path) -> dict[str, float]:
+    """Medians of `repeat` alternated runs of each side for an N-node chain."""
+    here = workdir / f"n{n}"
+    here.mkdir(parents=True)
+    runbook = here / "chain.playbook.toml"
+    runbook.write_text(chain_runbook(n))
+    plain = here / "plain.ipynb"
+    nbformat.write(plain_notebook(n), plain)
+    db = here / "state" / "runs.db"
+    ours_cmd = [
+        sys.executable,
+        "-m",
+        "playbook_nb",
+        "run",
+        str(runbook),
+        "--headless",
+        "--state-path",
+        str(db),
+    ]
+    floor_cmd = [sys.executable, "-c", FLOOR, str(plain)]
+    timed(floor_cmd, here)  # warm-up: kernel spec discovery, bytecode caches
+    timed(ours_cmd, here)
+    ours, floor = [], []
+    for _ in range(repeat):
+        floor.append(timed(floor_cmd, here))
+        ours.append(timed(ours_cmd, here))
+    conn = sqlite3.connect(db)
+    statuses = {s for (s,) in conn.execute("SELECT status FROM runs")}
+    attempts = conn.execute("SELECT COUNT(*) FROM attempts WHERE status = 'OK'").fetchone()[0]
+    conn.close()
+    assert statuses == {"OK"} and attempts == n * (repeat + 1), (statuses, attempts)
+    return {
+        "ours_wall": statistics.median(w for w, _ in ours),
+        "ours_cpu": statistics.median(c for _, c in ours),
+        "floor_wall": statistics.median(w for w, _ in floor),
+        "floor_cpu": statistics.median(c for _, c in floor),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, nargs="+", default=[50, 200])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    with tempfile.TemporaryDirectory(prefix="pbnb-nbclient-") as tmp:
+        for n in args.nodes:
+            m = measure(n, args.repeat, Path(tmp))
+            cpu_ratio, wall_ratio = m["ours_cpu"] / m["floor_cpu"], m["ours_wall"] / m["floor_wall"]
+            per_node = (m["ours_cpu"] - m["floor_cpu"]) / n * 1000
+            print(
+                f"{'ok  ' if cpu_ratio <= TARGET else 'MISS'} {n:5d} nodes: CPU {m['ours_cpu']:.2f} s vs nbclient"
+                f" {m['floor_cpu']:.2f} s = {cpu_ratio:.2f}x [target {TARGET}x], {per_node:.1f} ms CPU a node more;"
+                f" wall {m['ours_wall']:.2f} s vs {m['floor_wall']:.2f} s = {wall_ratio:.2f}x"
+            )
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
