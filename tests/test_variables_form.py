@@ -10,10 +10,9 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
+from playbook_nb.domain.errors import VariableError
 from playbook_nb.kernel_ext import notebook_run
 from playbook_nb.kernel_ext.variables_form import WAITING, VariablesForm
-
-from playbook_nb.domain.errors import VariableError
 
 RUNBOOK = """\
 [runbook]
@@ -84,3 +83,20 @@ def test_the_form_refuses_bad_values_as_typed_and_runs_with_good_ones(tmp_path, 
 def test_headless_runs_still_fail_in_one_line(tmp_path):
     with pytest.raises(VariableError, match="missing required"):
         notebook_run.open_run(RUNBOOK, state_path=str(tmp_path / "runs.db"), headless=True)
+
+
+def test_a_refused_parameter_is_shown_in_the_form_and_an_environment_secret_need_not_be_typed(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("PLAYBOOK_SECRET_TOKEN", "from-the-env")
+    db = tmp_path / "runs.db"
+    form = open_form(db, variables={"ENV": "prod", "HOST": "web-1", "REPLICAS": 9})
+    assert "above the maximum 5" in form.problem.value
+    assert form.fields["REPLICAS"].value == "9" and form.run_button.disabled
+    assert "TOKEN" not in form.message.value  # given by $PLAYBOOK_SECRET_TOKEN
+    form.fields["REPLICAS"].value = "4"
+    assert not form.run_button.disabled
+    started = form.run()
+    assert started.session.values["TOKEN"] == "from-the-env"
+    recorded = json.loads(sqlite3.connect(db).execute("select variables from runs").fetchone()[0])
+    assert recorded["REPLICAS"] == 4 and "from-the-env" not in json.dumps(recorded)

@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.display import HTML, display
 
@@ -32,6 +32,9 @@ from playbook_nb.domain.engine import NodeState, RunState
 from playbook_nb.domain.errors import PlaybookError, RunOwned, StorageFault, VariableError
 from playbook_nb.domain.validation import parse_runbook
 from playbook_nb.presentation import mark
+
+if TYPE_CHECKING:
+    from playbook_nb.kernel_ext.widget import RunbookWidget
 
 WIDGET_STATE_ENV = "PLAYBOOK_NB_WIDGET_STATE"  # "1": headless runs also save the final graph as widget state
 
@@ -113,7 +116,7 @@ class NotebookRun:
     def __init__(self, session: RunSession, *, headless: bool):
         self.session = session
         self.headless = headless
-        self.widget = None
+        self.widget: RunbookWidget | None = None
         self.cell_code: dict[
             str, str
         ] = {}  # the code each Python node's cell last ran (the widget's Run reuses it)
@@ -478,7 +481,7 @@ def open_run(
     except VariableError as err:
         if headless or resume_id is not None:
             raise
-        _current = _variables_form(runbook, given, str(err), asked)
+        _current = _variables_form(runbook, given, str(err), asked, secret_env or {})
         return _current
     options = RunOptions(
         headless=headless,
@@ -528,7 +531,9 @@ def open_run(
     return _current
 
 
-def _variables_form(runbook, given: dict[str, Any], problem: str, asked: dict[str, Any]):
+def _variables_form(
+    runbook, given: dict[str, Any], problem: str, asked: dict[str, Any], secret_env: dict[str, str]
+):
     """In JupyterLab, variables that are missing or refused show the variables form instead of a traceback;
     its Run opens the run with the form's values (issue 17.5)."""
     from playbook_nb.kernel_ext.variables_form import VariablesForm
@@ -537,7 +542,12 @@ def _variables_form(runbook, given: dict[str, Any], problem: str, asked: dict[st
         again = {**asked, "variables": values, "parameters": None}
         return open_run(again.pop("runbook_toml"), **again)
 
-    return VariablesForm(runbook, given, problem, start)
+    from_env = {  # a secret the environment gives need not be typed again
+        name: env
+        for name in runbook.secret_names
+        if (env := secret_env.get(name, f"PLAYBOOK_SECRET_{name}")) in os.environ
+    }
+    return VariablesForm(runbook, given, problem, start, secrets_from_env=from_env)
 
 
 def _parallel(parallel: int | None, settings: Settings) -> int:
@@ -573,7 +583,7 @@ def _run_to_resume(run_id, runbook, store: Store, headless: bool) -> int | None:
 def _unfinished_note(store: Store, runbook, new_run: int) -> str | None:
     """Lines under the setup cell when this runbook has unfinished runs (among its last 5) a new run did not
     resume: the first one's full note, then one line for each other."""
-    lines = []
+    lines: list[str] = []
     for run in store.list_runs(workflow=runbook.meta.title, limit=5):
         if run.id != new_run and run.status in ("ABORTED", "RUNNING"):
             why = f" ({run.status_reason})" if run.status_reason else ""

@@ -37,7 +37,9 @@ class VariablesForm:
         given: dict[str, Any],
         problem: str,
         start: Callable[[dict[str, Any]], Any],
+        secrets_from_env: dict[str, str] | None = None,
     ):
+        self.secrets_from_env = dict(secrets_from_env or {})
         self.runbook = runbook
         self._start = start
         self.started: Any = None
@@ -48,7 +50,7 @@ class VariablesForm:
         self.problem.add_class("pb-vars-problem")
         rows = []
         for name, var in runbook.variables.items():
-            field = _field(var, given.get(name))
+            field = _field(var, given.get(name), self.secrets_from_env.get(name))
             field.observe(lambda _change, n=name: self._check(n), names="value")
             field.add_class(f"pb-var-{name}")
             self.fields[name] = field
@@ -110,7 +112,7 @@ class VariablesForm:
         raw = self.fields[name].value
         self.errors.pop(name, None)
         if raw is None or raw == "":
-            if var.required and not var.has_default:
+            if var.required and not var.has_default and name not in self.secrets_from_env:
                 self.errors[name] = f"variable {name}: required"
         else:
             try:
@@ -154,7 +156,7 @@ class VariablesForm:
         return started
 
 
-def _field(var: Variable, given: Any) -> widgets.Widget:
+def _field(var: Variable, given: Any, env: str | None = None) -> widgets.Widget:
     label = var.name + (" *" if var.required and not var.has_default else "")
     value = given if given is not None else var.default
     common: dict[str, Any] = {
@@ -165,7 +167,8 @@ def _field(var: Variable, given: Any) -> widgets.Widget:
     if var.description:
         common["tooltip"] = var.description
     if var.secret:
-        return widgets.Password(value="", placeholder="secret: not saved in the notebook", **common)
+        hint = f"from ${env} unless typed here" if env else "secret: not saved in the notebook"
+        return widgets.Password(value="", placeholder=hint, **common)
     if var.choices:
         options = [to_text(choice) for choice in var.choices]
         current = to_text(value) if value is not None else None
