@@ -218,3 +218,17 @@ def test_a_hanging_target_holds_the_end_of_a_run_only_for_the_flush_and_is_on_re
     assert notes.problems() == [
         {"target": "hanging", "messages": 2, "error": "still being sent when the run ended (0.3 s waited)"}
     ]
+
+
+def test_an_unknown_notifier_is_one_line_naming_the_notify_entry_and_nothing_runs(tmp_path):
+    config = tmp_path / "team.toml"
+    config.write_text('[notify]\nteams = "https://example.com/hook"\n')
+    book = write_runbook(tmp_path, "critical", "Critical probe", CRITICAL_BOOK, VARIABLES)
+    db = tmp_path / "runs.db"
+    result = run_cli(
+        "run", str(book), "--headless", "--vars-env", "PB_", "--state-path", str(db),
+        env={"PLAYBOOK_CONFIG": str(config), "PB_TOKEN": SECRET},
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "[notify] teams: unknown notifier 'teams' (known: slack, webhook)" in result.stderr.strip()
+    assert "Traceback" not in result.stderr and not db_rows(db, "SELECT id FROM runs WHERE status = 'OK'")

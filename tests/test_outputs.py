@@ -6,9 +6,9 @@ import pytest
 
 from playbook_nb.adapters.executors.local import LocalExecutor
 from playbook_nb.adapters.store import Store
+from playbook_nb.app.recorder import load_outputs
 from playbook_nb.app.session import RunOptions, RunSession
 from playbook_nb.domain.errors import RunbookError
-from playbook_nb.domain.outputs import load_outputs
 from playbook_nb.domain.validation import parse_runbook
 
 HEAD = '[runbook]\ntitle = "outputs"\n'

@@ -30,7 +30,7 @@ def wheel(tmp_path_factory) -> Path:
     tmp_path = tmp_path_factory.mktemp("wheel")
     source = tmp_path / "src"
     source.mkdir()
-    for name in ("pyproject.toml", "README.md", "playbook_nb", "kernel_ext", "templates", "jupyter-config"):
+    for name in ("pyproject.toml", "README.md", "playbook_nb", "templates", "jupyter-config"):
         copy = shutil.copytree if (REPO / name).is_dir() else shutil.copy2
         copy(
             REPO / name,

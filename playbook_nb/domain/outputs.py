@@ -266,17 +266,3 @@ def check_output_references(runbook: Runbook, graph: nx.DiGraph) -> None:
                     f"(its outputs: {listed})",
                     at,
                 )
-
-
-# ---- the record -----------------------------------------------------------------------------------------
-
-
-def load_outputs(store, run_id: int) -> dict[str, dict[str, Any]]:
-    """{node id: outputs} of a recorded run, from its `outputs` events (the last one per node wins).
-    Values are as recorded: secrets masked."""
-    outputs: dict[str, dict[str, Any]] = {}
-    for event in store.events(run_id):
-        if event.kind == OUTPUT_EVENT and event.node_id:
-            payload = event.payload or {}
-            outputs[event.node_id] = dict(payload.get("outputs") or {})
-    return outputs

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,7 @@ class PapermillOutcome:
         return f"{self.ename}: {first[0]}" if first else str(self.ename)
 
 
-def _runbook_secret_names(input_path: str) -> set[str]:
+def _runbook_secret_names(input_path: str) -> frozenset[str]:
     """Secret variable names of the runbook carried by a compiled notebook (empty if it is not one)."""
     from playbook_nb.adapters.notebook.papermill_engine import runbook_secret_names
 
@@ -63,12 +63,12 @@ def _runbook_secret_names(input_path: str) -> set[str]:
 
         nb = nbformat.read(input_path, as_version=4)
     except Exception:  # papermill will report an unreadable notebook itself
-        return set()
+        return frozenset()
     return runbook_secret_names((nb.metadata.get("playbook_nb") or {}).get("runbook_text"))
 
 
 def split_secrets(
-    parameters: Mapping[str, Any], env_secrets: Mapping[str, str] | None, secret_names: set[str]
+    parameters: Mapping[str, Any], env_secrets: Mapping[str, str] | None, secret_names: Set[str]
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """(parameters safe to inject, environment variables to set).
 

@@ -205,7 +205,7 @@ def run_headless(
             if output:
                 shutil.copyfile(executed, output)
             err_console.print(
-                f"[bold red]error:[/] the notebook never started its run: {outcome.error_summary}"
+                f"[bold red]error:[/] the notebook never started its run: {escape(outcome.error_summary or '')}"
             )
             return ExitCode.INVALID
         run_id = int(record["run_id"])

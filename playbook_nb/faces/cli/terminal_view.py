@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # `show` and `runs list` read STATE_STYLE: importing this module stays light
     from rich.console import Console
-    from rich.progress import Progress
+    from rich.progress import Progress, TaskID
 
     from playbook_nb.adapters.store import Store
     from playbook_nb.app.session import RunSession
@@ -44,7 +44,7 @@ class TerminalView:
                 self._stdout_pipe = sys.stdout.fileno()
         self.store = store
         self._progress: Progress | None = None
-        self._task = None
+        self._task: TaskID | None = None
         self._final: set[str] = set()  # nodes in a final state, for the progress bar
         self._hosts: dict[str, dict[str, str]] = {}  # fleet node -> host -> state, this attempt
         self._errors_shown: set[tuple[str, int]] = set()  # (node, attempt) whose error line was printed

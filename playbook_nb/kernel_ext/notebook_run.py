@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.display import HTML, display
 
@@ -29,9 +29,12 @@ from playbook_nb.app.settings import Settings
 from playbook_nb.constants import OUTPUT_PATH_ENV, RUN_MIME
 from playbook_nb.domain.decisions import GateDecision, parse_gate_wait
 from playbook_nb.domain.engine import NodeState, RunState
-from playbook_nb.domain.errors import PlaybookError, RunOwned, StorageFault
+from playbook_nb.domain.errors import PlaybookError, RunOwned, StorageFault, VariableError
 from playbook_nb.domain.validation import parse_runbook
 from playbook_nb.presentation import mark
+
+if TYPE_CHECKING:
+    from playbook_nb.kernel_ext.widget import RunbookWidget
 
 WIDGET_STATE_ENV = "PLAYBOOK_NB_WIDGET_STATE"  # "1": headless runs also save the final graph as widget state
 
@@ -113,7 +116,7 @@ class NotebookRun:
     def __init__(self, session: RunSession, *, headless: bool):
         self.session = session
         self.headless = headless
-        self.widget = None
+        self.widget: RunbookWidget | None = None
         self.cell_code: dict[
             str, str
         ] = {}  # the code each Python node's cell last ran (the widget's Run reuses it)
@@ -455,6 +458,7 @@ def open_run(
     Headless, such a run is refused. A named RUNNING run whose owner is gone (its kernel restarted) is
     recovered first: its leftover commands killed, the attempt INTERRUPTED, then resumed."""
     global _current
+    asked = dict(locals())  # the form's Run opens the run again with these and its values
     runbook = parse_runbook(runbook_toml, path="notebook")
     if sha256 and sha256 != runbook.sha256:
         print(
@@ -472,7 +476,13 @@ def open_run(
     given = {**(variables or {}), **_given_parameters(runbook, parameters)}
     if resume_id is not None:
         given = _resume_values(runbook, store, resume_id, given)
-    values = _values(runbook, given, secret_env or {})
+    try:
+        values = _values(runbook, given, secret_env or {})
+    except VariableError as err:
+        if headless or resume_id is not None:
+            raise
+        _current = _variables_form(runbook, given, str(err), asked, secret_env or {})
+        return _current
     options = RunOptions(
         headless=headless,
         trigger="papermill" if headless else "notebook",
@@ -521,6 +531,25 @@ def open_run(
     return _current
 
 
+def _variables_form(
+    runbook, given: dict[str, Any], problem: str, asked: dict[str, Any], secret_env: dict[str, str]
+):
+    """In JupyterLab, variables that are missing or refused show the variables form instead of a traceback;
+    its Run opens the run with the form's values (issue 17.5)."""
+    from playbook_nb.kernel_ext.variables_form import VariablesForm
+
+    def start(values: dict[str, Any]) -> NotebookRun:
+        again = {**asked, "variables": values, "parameters": None}
+        return open_run(again.pop("runbook_toml"), **again)
+
+    from_env = {  # a secret the environment gives need not be typed again
+        name: env
+        for name in runbook.secret_names
+        if (env := secret_env.get(name, f"PLAYBOOK_SECRET_{name}")) in os.environ
+    }
+    return VariablesForm(runbook, given, problem, start, secrets_from_env=from_env)
+
+
 def _parallel(parallel: int | None, settings: Settings) -> int:
     """The `parallel` notebook parameter (papermill injects it as a variable; the setup cell need not pass it),
     else `[execution] parallel` from the configuration. With N > 1 a node cell also starts its ready Command and
@@ -554,7 +583,7 @@ def _run_to_resume(run_id, runbook, store: Store, headless: bool) -> int | None:
 def _unfinished_note(store: Store, runbook, new_run: int) -> str | None:
     """Lines under the setup cell when this runbook has unfinished runs (among its last 5) a new run did not
     resume: the first one's full note, then one line for each other."""
-    lines = []
+    lines: list[str] = []
     for run in store.list_runs(workflow=runbook.meta.title, limit=5):
         if run.id != new_run and run.status in ("ABORTED", "RUNNING"):
             why = f" ({run.status_reason})" if run.status_reason else ""

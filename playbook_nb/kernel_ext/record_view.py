@@ -8,9 +8,9 @@ injected for the original run apply to that run only). To run the runbook again,
 
 from __future__ import annotations
 
-import playbook_nb.kernel_ext.notebook_run as notebook_run
 from IPython.display import HTML, display
 
+import playbook_nb.kernel_ext.notebook_run as notebook_run
 from playbook_nb.adapters.notebook.record import dag_bundle, node_line, summary_html
 from playbook_nb.adapters.store import Store, resolve_db_path
 from playbook_nb.app.config import load_config

@@ -23,12 +23,12 @@ from typing import Any
 
 import ipycytoscape
 import ipywidgets as widgets
-from playbook_nb.kernel_ext.widget_layout import GATE_H, NODE_H, NODE_W, GraphLayout, compute_layout
 
 from playbook_nb.domain.engine import Decision, EngineEvent, EventKind, NodeState, PendingDecision, RunState
 from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.domain.model import DepCondition, NodeType
 from playbook_nb.domain.outcome import handled_failures, status_label
+from playbook_nb.kernel_ext.widget_layout import GATE_H, NODE_H, NODE_W, GraphLayout, compute_layout
 from playbook_nb.presentation import AWAITING_RING, EDGE_COLORS, NODE_LEGEND, READY, look, run_look_state
 
 # Visual states (node data `state`): the engine's node states plus READY (PENDING and ready to start now);

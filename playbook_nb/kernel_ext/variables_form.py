@@ -1,0 +1,198 @@
+"""The variables form at the top of the cockpit (issue 17.5).
+
+When a notebook in JupyterLab is run with variables that are missing or refused (a required variable with no
+value, a value outside its choices, min, max or pattern), the setup cell does not raise: it shows this form,
+generated from `[variables]`, and starts no run. Each field is checked as it is typed by the one checker
+(`playbook_nb.domain.variables.check_value`); a refused value shows its message under the form and keeps Run
+disabled. Run starts the run with the form's values and shows the cockpit below the form.
+
+Fields: `choices` -> dropdown, `bool` -> checkbox, `int`/`float` -> a number field (min/max checked),
+`secret` -> a password field whose value is cleared as soon as Run has read it, so it is never part of the
+widget state saved in the notebook file. Node and summary cells run before Run say that the run waits for the
+form and return (Run All never hangs, never shows a traceback).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as widgets
+from IPython.display import display
+
+from playbook_nb.domain.errors import PlaybookError, VariableError
+from playbook_nb.domain.model import Runbook, Variable
+from playbook_nb.domain.values import to_text
+from playbook_nb.domain.variables import check_value
+
+WAITING = "the run has not started: fill in the variables form under the setup cell and press Run"
+
+
+class VariablesForm:
+    """Stands in for the NotebookRun (`current()`) until Run starts the run; `start(values)` returns it."""
+
+    def __init__(
+        self,
+        runbook: Runbook,
+        given: dict[str, Any],
+        problem: str,
+        start: Callable[[dict[str, Any]], Any],
+        secrets_from_env: dict[str, str] | None = None,
+    ):
+        self.secrets_from_env = dict(secrets_from_env or {})
+        self.runbook = runbook
+        self._start = start
+        self.started: Any = None
+        self.fields: dict[str, widgets.Widget] = {}
+        self.errors: dict[str, str] = {}
+        problem = problem.split(" (pass --var")[0]  # the CLI's hint; here the answer is the form below
+        self.problem = widgets.HTML(f"<b>{_esc(problem)}</b>", layout=widgets.Layout(margin="0 0 6px 0"))
+        self.problem.add_class("pb-vars-problem")
+        rows = []
+        for name, var in runbook.variables.items():
+            field = _field(var, given.get(name), self.secrets_from_env.get(name))
+            field.observe(lambda _change, n=name: self._check(n), names="value")
+            field.add_class(f"pb-var-{name}")
+            self.fields[name] = field
+            rows.append(field)
+        self.message = widgets.HTML("")
+        self.message.add_class("pb-vars-message")
+        self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
+        self.run_button.add_class("pb-vars-run")
+        self.run_button.on_click(lambda _b: self.run())
+        self.output = widgets.Output()
+        title = widgets.HTML(f"<b>Variables of {_esc(runbook.meta.title or 'this runbook')}</b>")
+        self.box = widgets.VBox(
+            [title, self.problem, *rows, self.message, self.run_button, self.output],
+            layout=widgets.Layout(border="1px solid #f0ad4e", padding="8px"),
+        )
+        self.box.add_class("pb-vars-form")
+        for name in self.fields:
+            self._check(name, refresh=False)
+        self._refresh()
+
+    # -- what the notebook's cells call before the run starts ------------------------------------
+    def show(self) -> None:
+        display(self.box)
+
+    def cell(self, node_id: str, code: str | None = None) -> None:
+        if self.started is not None:
+            return self.started.cell(node_id, code=code)
+        print(WAITING)
+        return None
+
+    async def cell_async(self, node_id: str) -> None:
+        if self.started is not None:
+            return await self.started.cell_async(node_id)
+        print(WAITING)
+        return None
+
+    def summary(self) -> None:
+        if self.started is not None:
+            return self.started.summary()
+        print(WAITING)
+        return None
+
+    # -- the form --------------------------------------------------------------------------------
+    def values(self) -> dict[str, Any]:
+        """The form's values as text the run's resolver converts (empty optional fields left out)."""
+        out: dict[str, Any] = {}
+        for name, field in self.fields.items():
+            raw = field.value
+            if isinstance(raw, bool):
+                out[name] = "true" if raw else "false"
+            elif raw is None or raw == "":
+                continue
+            else:
+                out[name] = str(raw)
+        return out
+
+    def _check(self, name: str, refresh: bool = True) -> None:
+        var = self.runbook.variables[name]
+        raw = self.fields[name].value
+        self.errors.pop(name, None)
+        if raw is None or raw == "":
+            if var.required and not var.has_default and name not in self.secrets_from_env:
+                self.errors[name] = f"variable {name}: required"
+        else:
+            try:
+                check_value(var, "true" if raw is True else "false" if raw is False else str(raw))
+            except VariableError as err:
+                self.errors[name] = str(err)
+        if refresh:
+            self._refresh()
+
+    def _refresh(self) -> None:
+        if self.started is not None:
+            return
+        self.run_button.disabled = bool(self.errors)
+        self.message.value = "".join(
+            f'<div style="color:#c9302c">{_esc(text)}</div>'
+            for name in self.fields
+            if (text := self.errors.get(name))
+        )
+
+    def run(self) -> Any:
+        """Run: start the run with the form's values, show the cockpit below the form."""
+        if self.started is not None or self.errors:
+            return self.started
+        values = self.values()
+        for name, var in self.runbook.variables.items():  # the secret never stays in the widget state
+            if var.secret or name in self.runbook.secret_names:
+                self.fields[name].value = ""
+        with self.output:
+            try:
+                started = self._start(values)
+            except PlaybookError as err:
+                self.message.value = f'<div style="color:#c9302c">{_esc(str(err))}</div>'
+                return None
+            self.started = started
+            self.run_button.disabled = True
+            for field in self.fields.values():
+                field.disabled = True
+            self.problem.value = "<b>started with these values</b>"
+            self.message.value = ""
+            started.show()
+        return started
+
+
+def _field(var: Variable, given: Any, env: str | None = None) -> widgets.Widget:
+    label = var.name + (" *" if var.required and not var.has_default else "")
+    value = given if given is not None else var.default
+    common: dict[str, Any] = {
+        "description": label,
+        "style": {"description_width": "160px"},
+        "layout": widgets.Layout(width="480px"),
+    }
+    if var.description:
+        common["tooltip"] = var.description
+    if var.secret:
+        hint = f"from ${env} unless typed here" if env else "secret: not saved in the notebook"
+        return widgets.Password(value="", placeholder=hint, **common)
+    if var.choices:
+        options = [to_text(choice) for choice in var.choices]
+        current = to_text(value) if value is not None else None
+        if current not in options:
+            options = ["", *options]
+            current = ""
+        return widgets.Dropdown(options=options, value=current, **common)
+    if var.type == "bool":
+        checked = value if isinstance(value, bool) else str(value).lower() in ("true", "1", "yes")
+        return widgets.Checkbox(value=bool(checked), indent=False, **common)
+    text = "" if value is None else to_text(value)
+    placeholder = []
+    if var.type in ("int", "float"):
+        placeholder.append(var.type)
+        if var.min is not None:
+            placeholder.append(f"min {var.min:g}")
+        if var.max is not None:
+            placeholder.append(f"max {var.max:g}")
+    if var.pattern:
+        placeholder.append(f"matches {var.pattern}")
+    return widgets.Text(value=text, placeholder=", ".join(placeholder), continuous_update=True, **common)
+
+
+def _esc(text: str) -> str:
+    import html
+
+    return html.escape(text, quote=False)
