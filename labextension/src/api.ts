@@ -83,3 +83,43 @@ export async function newRunbook(directory: string): Promise<string> {
   });
   return (await response.json()).path as string;
 }
+
+export interface IInboxGate {
+  run: number;
+  workflow: string;
+  node: string;
+  prompt: string;
+  next: { node: string; command: string }[];
+  deadline: string;
+}
+
+export async function inbox(): Promise<{ actor: string; gates: IInboxGate[] }> {
+  return (await request('inbox')).json();
+}
+
+export interface IGateAnswer {
+  run: number;
+  node: string;
+  decision: string;
+  actor: string;
+  applied: boolean;
+  state: string;
+  run_status: string;
+}
+
+export async function decideGate(
+  runId: number,
+  node: string,
+  decision: 'approve' | 'reject',
+  comment: string
+): Promise<IGateAnswer> {
+  const body: { decision: string; comment?: string } = { decision };
+  if (comment.trim()) {
+    body.comment = comment.trim();
+  }
+  const response = await request(`runs/${runId}/gates/${encodeURIComponent(node)}`, {
+    method: 'POST',
+    body: JSON.stringify(body)
+  });
+  return response.json();
+}

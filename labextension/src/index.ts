@@ -7,6 +7,7 @@ import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { ILauncher } from '@jupyterlab/launcher';
 import { INotebookTracker, INotebookWidgetFactory, NotebookWidgetFactory } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { IStatusBar } from '@jupyterlab/statusbar';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 
@@ -21,11 +22,13 @@ import {
   RUNBOOK_FILE_TYPE,
   runbookIcon
 } from './runbookNotebook';
+import { InboxBadge, InboxModel, InboxPanel } from './inboxPanel';
 import { RunsPanel } from './runsPanel';
 
 const COMMAND_NEW = 'playbook-nb:new-runbook';
 const COMMAND_OPEN = 'playbook-nb:open-runbook-notebook';
 const COMMAND_RUNS = 'playbook-nb:show-runs';
+const COMMAND_INBOX = 'playbook-nb:show-inbox';
 
 const notebooks: JupyterFrontEndPlugin<void> = {
   id: 'playbook-nb:runbook-notebooks',
@@ -140,4 +143,33 @@ const runs: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [notebooks, runs];
+const inboxPlugin: JupyterFrontEndPlugin<void> = {
+  id: 'playbook-nb:inbox',
+  description: 'The "Waiting for me" panel: gates the user may decide, Approve / Reject; a status-bar count.',
+  autoStart: true,
+  optional: [ILayoutRestorer, ICommandPalette, IStatusBar],
+  activate: (
+    app: JupyterFrontEnd,
+    restorer: ILayoutRestorer | null,
+    palette: ICommandPalette | null,
+    statusBar: IStatusBar | null
+  ) => {
+    const model = new InboxModel();
+    const panel = new InboxPanel(model);
+    app.shell.add(panel, 'left', { rank: 610 });
+    restorer?.add(panel, panel.id);
+    app.commands.addCommand(COMMAND_INBOX, {
+      label: 'Waiting for me (gates)',
+      execute: () => app.shell.activateById(panel.id)
+    });
+    palette?.addItem({ command: COMMAND_INBOX, category: 'Runbooks' });
+    statusBar?.registerStatusItem('playbook-nb:inbox-badge', {
+      item: new InboxBadge(model, () => app.shell.activateById(panel.id)),
+      align: 'left',
+      rank: 50
+    });
+    model.start();
+  }
+};
+
+export default [notebooks, runs, inboxPlugin];

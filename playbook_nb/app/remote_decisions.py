@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from playbook_nb.adapters.store import Store
+from playbook_nb.domain import templating
 from playbook_nb.domain.decisions import decision_refusal
 from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.domain.exit_codes import ExitCode
@@ -181,10 +183,12 @@ def waiting_gates(
             prompt, following = "", []
             if runbook is not None and row.node_id in runbook.nodes:
                 node = runbook.node(row.node_id)
-                prompt = node.prompt_after or node.prompt_before or ""
+                shown = _Shown(runbook, run.variables or {})
+                prompt = shown.text(node.prompt_after or node.prompt_before or "")
                 for other in runbook.nodes.values():
                     if any(dep.node == row.node_id for dep in other.depends_on):
-                        following.append((other.id, other.command_name or str(other.type)))
+                        command = shown.command(other.command_name) if other.command_name else ""
+                        following.append((other.id, command or str(other.type)))
             wait = store.open_wait_at(run.id, row.node_id)
             found.append(
                 WaitingGate(
@@ -197,3 +201,25 @@ def waiting_gates(
                 )  # fmt: skip
             )
     return found
+
+
+class _Shown:
+    """A gate's prompt and the commands that follow it, rendered with the run's recorded variables as the
+    approver will see them run (a secret as its quoted environment reference, never a value). A template that
+    needs what only the run knows (`has_succeeded`, an earlier step's outputs) is shown as written."""
+
+    def __init__(self, runbook: Runbook, variables: dict[str, Any]) -> None:
+        context = templating.make_context(variables)
+        self.context, _environ = templating.secret_command_context(context, runbook.secret_names)
+
+    def text(self, template: str) -> str:
+        try:
+            return templating.render(template, self.context)
+        except PlaybookError:
+            return template
+
+    def command(self, template: str) -> str:
+        try:
+            return templating.render_command(template, self.context)
+        except PlaybookError:
+            return template

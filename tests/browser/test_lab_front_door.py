@@ -275,3 +275,68 @@ def test_the_runs_panel_lists_cli_runs_live_and_opens_report_and_notebook(page, 
     record.locator(".jp-OutputArea-output", has_text="restarted").first.wait_for(timeout=30_000)
     sessions = lab_server.api("GET", "/api/sessions")
     assert not [s for s in sessions if "playbook-run-" in s.get("path", "")]  # a record starts no kernel
+
+
+GATED = """[runbook]
+title = "Gated rollout"
+
+[prepare]
+type = "Command"
+command_name = "echo prepared"
+
+[go_live]
+type = "Manual"
+prompt_after = "Roll out to production?"
+depends_on = ["prepare"]
+four_eyes = true
+
+[ship]
+type = "Command"
+command_name = "echo shipping build 42"
+depends_on = ["go_live"]
+"""
+
+
+def test_the_inbox_approves_a_headless_run_waiting_at_a_gate(page, lab_server, tmp_path):
+    book = tmp_path / "gated.playbook.toml"
+    book.write_text(GATED)
+    # alice started it; four eyes: the Lab user (the OS user here), not alice, is the one who may decide
+    proc = run_headless(lab_server, book, "--gate-wait", "120", "--actor", "alice")
+    try:
+        deadline = time.monotonic() + 60
+        while not (inbox := lab_server.api("GET", "/playbook-nb/api/inbox"))["gates"]:
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline, "the headless run never waited at its gate"
+            time.sleep(0.3)
+        me = inbox["actor"]
+        (gate,) = inbox["gates"]
+        open_lab(page, lab_server)
+        badge = page.locator(".pb-InboxBadge")
+        badge.and_(page.locator("[data-count='1']")).wait_for(timeout=30_000)
+        assert badge.inner_text() == "1 waiting for me"
+        badge.click()  # the badge opens the "Waiting for me" panel
+        panel = page.locator("#playbook-nb-inbox")
+        panel.wait_for(state="visible")
+        row = panel.locator(f".pb-Inbox-gate[data-run-id='{gate['run']}'][data-node='go_live']")
+        row.wait_for()
+        assert row.locator(".pb-Inbox-prompt").inner_text() == "Roll out to production?"
+        assert row.locator(".pb-Inbox-next").inner_text().strip() == "then ship: echo shipping build 42"
+        assert f"Gated rollout · run {gate['run']}" in row.locator(".pb-Inbox-run").inner_text()
+        row.locator(".pb-Inbox-comment").fill("change window open")
+        screenshot(page, "lab_inbox")
+        row.locator(".pb-Inbox-approve").click()
+        assert proc.wait(timeout=60) == 0, proc.stdout.read()
+        row.wait_for(state="detached", timeout=30_000)  # decided: it leaves the inbox, the badge counts 0
+        badge.and_(page.locator("[data-count='0']")).wait_for(timeout=30_000)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    (run,) = index_rows(lab_server, "SELECT id, status, actor FROM runs WHERE id = ?", gate["run"])
+    assert (run["status"], run["actor"]) == ("OK", "alice")
+    decisions = index_rows(
+        lab_server,
+        "SELECT node_id, decision, actor, source, comment FROM decisions WHERE run_id = ?",
+        run["id"],
+    )
+    assert [tuple(d) for d in decisions] == [("go_live", "approve", me, "server", "change window open")]

@@ -26,6 +26,7 @@ title = "Gated deploy"
 
 [variables]
 TOKEN = { secret = true }
+ENV = { default = "prod" }
 
 [prepare]
 type = "Command"
@@ -33,14 +34,14 @@ command_name = "echo prepared"
 
 [gate]
 type = "Manual"
-prompt_after = "Ship it?"
+prompt_after = "Ship it to {{ ENV }}?"
 depends_on = ["prepare"]
 approvers = ["group:sre"]
 four_eyes = true
 
 [ship]
 type = "Command"
-command_name = "echo shipped"
+command_name = "echo shipped to {{ ENV }} {{ TOKEN }}"
 depends_on = ["gate"]
 """
 SECRET = "tok-5ecr3t-99"
@@ -149,8 +150,9 @@ async def test_an_api_decision_lets_a_waiting_headless_run_finish_ok_with_the_ap
         inbox = json.loads((await jp_fetch("playbook-nb", "api", "inbox", headers=ALICE)).body)
         assert inbox["actor"] == "alice"
         (waiting,) = inbox["gates"]
-        assert (waiting["run"], waiting["node"], waiting["prompt"]) == (run_id, "gate", "Ship it?")
-        assert waiting["next"] == [{"node": "ship", "command": "echo shipped"}]
+        # rendered with the run's variables, as it will run; the secret as its environment reference only
+        assert (waiting["run"], waiting["node"], waiting["prompt"]) == (run_id, "gate", "Ship it to prod?")
+        assert waiting["next"] == [{"node": "ship", "command": 'echo shipped to prod "$TOKEN"'}]
         assert waiting["workflow"]
         # bob is not in group sre: 403, and the gate still waits
         code, message = await refused(
