@@ -383,6 +383,9 @@ def test_each_browser_view_has_its_own_selection_comment_and_approve(tmp_path):
     ]
     assert tab_a.comment.value == "" and tab_b.comment.value == "tab B: just looking"
     assert "flaky: skip by alice" in widget.messages[-1]
+    widget.on_run_until_gate()  # a shared control: its log line shows in every view's log
+    for tab in (tab_a, tab_b):
+        assert any("ran " in o.get("text", "") for o in tab.panel_output.outputs)
 
     widget._on_view_msg(None, {"view": "aaaa1111", "bye": True}, None)
     widget._on_view_msg(None, {"view": "bbbb2222", "bye": True}, None)

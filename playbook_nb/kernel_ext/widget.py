@@ -907,9 +907,14 @@ class RunbookWidget(widgets.VBox):
 
     # ------------------------------------------------------------------ actions
     def say(self, line: str) -> None:
-        """One line in the panel's log (inside an action it is printed into the log Output)."""
+        """One line in the panel's log (inside an action it is printed into the log Output). A line of a shared
+        control (Run until a gate, in the kernel's own panel) goes to every browser view's log as well."""
         self.messages.append(line)
         print(line)
+        if self._panel.view == KERNEL_VIEW:
+            for panel in list(self.panels.values()):
+                if panel.view != KERNEL_VIEW:
+                    panel.panel_output.append_stdout(line + "\n")
 
     @contextlib.contextmanager
     def action(self, what: str) -> Iterator[None]:
