@@ -107,18 +107,17 @@ def test_the_second_kernel_watches_and_its_stale_reject_changes_nothing(kernels,
         execute(
             b,
             """
-            moved = r.widget.watch_tick()
+            r.widget.watch_tick()  # in step now (the kernel's own 1 s poll may have been first)
             try:
                 r.session.decide("gate", Decision.REJECT, "erin")
                 refused = None
             except Exception as err:
                 refused = str(err)
-            print(json.dumps({"moved": moved, "refused": refused,
+            print(json.dumps({"refused": refused,
                               "graph": {n: e.data["state"] for n, e in r.widget.nodes.items()}}))
             """,
         ).splitlines()[-1]
     )
-    assert after["moved"] is True
     assert after["graph"] == {"look": "OK", "gate": "OK", "ship": "OK"}
     assert after["refused"] == f"run {run_id} is OK (finished); the decision on 'gate' is refused"
     conn = sqlite3.connect(db)
