@@ -280,12 +280,11 @@ def kernel_side(nodes: int, workdir: Path) -> dict[str, float]:
     import contextlib
     import io
 
-    from playbook_nb.kernel_ext.notebook_run import NotebookRun
-    from playbook_nb.kernel_ext.widget import RunbookWidget
-
     from playbook_nb.adapters.executors.local import LocalExecutor
     from playbook_nb.adapters.store import Store
     from playbook_nb.app.session import RunOptions, RunSession
+    from playbook_nb.kernel_ext.notebook_run import NotebookRun
+    from playbook_nb.kernel_ext.widget import RunbookWidget
 
     runbook = parse_runbook(generated_runbook(nodes))
     store = Store.open(workdir / "kernel_side.db")

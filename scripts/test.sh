@@ -115,9 +115,9 @@ run_pytest() {
     return "$rc"
 }
 
-stage "ruff check" "$VENV/bin/ruff" check .
+stage "ruff check" "$VENV/bin/ruff" check --no-cache .
 stage "import contracts (import-linter)" "$VENV/bin/lint-imports"
-stage "ruff format --check" "$VENV/bin/ruff" format --check .
+stage "ruff format --check" "$VENV/bin/ruff" format --no-cache --check .
 stage "mypy (the package's types)" "$VENV/bin/mypy"
 stage "pytest" run_pytest "$@"
 

@@ -191,10 +191,9 @@ def test_export_masks_values_named_by_secret_env(deploy_db, tmp_path):
 def test_a_state_looks_the_same_in_terminal_html_svg_widget_and_api(tmp_path):
     """One presentation table: the terminal's mark, the HTML report's badge, the inline SVG, the widget's
     stylesheet and the REST API's colour of each node agree with `playbook_nb.presentation.look`."""
-    from playbook_nb.kernel_ext.widget import stylesheet
-
     from playbook_nb.adapters.store import Store
     from playbook_nb.faces.run_json import node_json
+    from playbook_nb.kernel_ext.widget import stylesheet
     from playbook_nb.presentation import look
 
     db = tmp_path / "runs.db"

@@ -16,7 +16,6 @@ from nbclient import NotebookClient
 pytest.importorskip("ipycytoscape")
 
 import playbook_nb.kernel_ext.notebook_run as notebook_run
-
 from playbook_nb.domain.engine import Decision
 
 BODY = """

@@ -609,12 +609,11 @@ def test_a_secret_is_refused_as_an_ansible_extra_var(tmp_path):
 @needs_sshd
 def test_cockpit_node_panel_shows_a_filterable_host_table(fleet, tmp_path, state_db):
     pytest.importorskip("ipycytoscape")
-    from playbook_nb.kernel_ext.notebook_run import NotebookRun
-    from playbook_nb.kernel_ext.widget import RunbookWidget
-
     from playbook_nb.adapters.store import Store
     from playbook_nb.app.inputs import load_runbook
     from playbook_nb.app.session import RunOptions, RunSession
+    from playbook_nb.kernel_ext.notebook_run import NotebookRun
+    from playbook_nb.kernel_ext.widget import RunbookWidget
 
     down = fleet.down_host()
     runbook_path = write_runbook(

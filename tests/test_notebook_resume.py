@@ -13,7 +13,6 @@ import pytest
 pytest.importorskip("ipycytoscape")
 
 import playbook_nb.kernel_ext.notebook_run as notebook_run
-
 from playbook_nb.domain.engine import Decision
 from playbook_nb.domain.errors import PlaybookError, RunOwned, StaleWrite
 
