@@ -90,10 +90,13 @@ def test_the_form_refuses_a_bad_value_and_the_run_records_a_good_one(lab_server,
     page.locator(".jp-NotebookPanel .jp-Cell").first.click()
     page.keyboard.press("Control+s")
     saved = None
-    for _ in range(120):  # the save is asynchronous: poll the file on disk
-        saved = nbformat.read(str(nb_path), as_version=4)
-        if "widgets" in saved.metadata:
+    for _ in range(120):  # the save is asynchronous: poll the file on disk (it may be half written)
+        try:
+            saved = nbformat.read(str(nb_path), as_version=4)
+        except (ValueError, OSError):  # NotJSONError is a ValueError
+            saved = None
+        if saved is not None and "widgets" in saved.metadata:
             break
         page.wait_for_timeout(250)
-    assert "widgets" in saved.metadata
+    assert saved is not None and "widgets" in saved.metadata
     assert SECRET not in nb_path.read_text()
