@@ -38,6 +38,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_common import Row  # noqa: E402
 
+from playbook_nb.adapters.store.owner import process_alive, process_start  # noqa: E402
+
 CLI = [sys.executable, "-m", "playbook_nb"]
 KINDS = {"terminal": ("command", "record"), "headless": ("command", "record", "save")}
 
@@ -80,20 +82,12 @@ def chain_runbook(directory: Path, nodes: int, marker: str) -> Path:
     return path
 
 
-def _owner_pid(db: Path) -> int | None:
-    """The process that owns the newest run (its kernel for a headless run), if it is not this one's driver."""
+def _owner_alive(db: Path) -> bool:
+    """Whether the process that owns the newest run (its kernel for a headless run) still runs."""
     if not db.exists():
-        return None
-    rows = _rows(db, "SELECT owner_pid FROM runs ORDER BY id DESC LIMIT 1")
-    return rows[0]["owner_pid"] if rows and rows[0]["owner_pid"] else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
         return False
-    return stat[stat.rfind(b")") + 2 :].split()[0] not in (b"Z", b"X")
+    rows = _rows(db, "SELECT owner_pid, owner_pid_start FROM runs ORDER BY id DESC LIMIT 1")
+    return bool(rows) and process_alive(rows[0]["owner_pid"], rows[0]["owner_pid_start"])
 
 
 def _pids_with(marker: str) -> list[int]:
@@ -103,10 +97,9 @@ def _pids_with(marker: str) -> list[int]:
             continue
         try:
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            stat = Path(f"/proc/{entry}/stat").read_bytes()
         except OSError:
             continue
-        if marker.encode() in cmdline and stat[stat.rfind(b")") + 2 :].split()[0] not in (b"Z", b"X"):
+        if marker.encode() in cmdline and process_start(int(entry)) is not None:  # not gone, not a zombie
             found.append(int(entry))
     return found
 
@@ -196,11 +189,10 @@ def _cut(trial: Trial, runbook: Path, db: Path, marker: str) -> bool:
         # A headless run's owner is its kernel: it notices its driver's death by polling its parent (about
         # once a second, later on a loaded machine) and must then be gone too, or it is an orphan that
         # still holds the run.
-        owner = _owner_pid(db)
         deadline = time.monotonic() + 10.0
-        while owner is not None and _alive(owner) and time.monotonic() < deadline:
+        while _owner_alive(db) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if owner is not None and _alive(owner):
+        if _owner_alive(db):
             trial.orphans += 1
     finally:
         if proc.poll() is None:
