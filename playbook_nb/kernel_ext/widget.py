@@ -989,11 +989,16 @@ class RunbookWidget(widgets.VBox):
             node_id = self._guard("run")
             if node_id is None:
                 return
-            code = self._code_for(node_id) if self.runbook.node(node_id).type is NodeType.PYTHON else None
-            self.output_area.outputs = ()  # state only: clear_output() would go through capture
-            if code is None and self._in_background(self._run_async(node_id, code, self._panel)):
-                return  # a Command or Function node: its command runs while the kernel stays free
-            self._report(self.session.run_node(node_id, code=code))
+            self._start(node_id)
+
+    def _start(self, node_id: str) -> None:
+        """Run a node for a Run or Retry click: a Command or Function node as a task on the kernel's loop (its
+        command runs while the kernel stays free for Abort), a Python node here, in the kernel's namespace."""
+        code = self._code_for(node_id) if self.runbook.node(node_id).type is NodeType.PYTHON else None
+        self.output_area.outputs = ()  # state only: clear_output() would go through capture
+        if code is None and self._in_background(self._run_async(node_id, code, self._panel)):
+            return
+        self._report(self.session.run_node(node_id, code=code))
 
     def _in_background(self, coroutine) -> bool:
         """In a kernel, a Run click starts the node as a task on the kernel's event loop and returns: the
@@ -1046,11 +1051,7 @@ class RunbookWidget(widgets.VBox):
             node_id = self._decide("retry", Decision.RETRY)
             if node_id is None:
                 return
-            code = self._code_for(node_id) if self.runbook.node(node_id).type is NodeType.PYTHON else None
-            self.output_area.outputs = ()  # state only: clear_output() would go through capture
-            if code is None and self._in_background(self._run_async(node_id, code, self._panel)):
-                return  # a Command or Function node: its command runs while the kernel stays free
-            self._report(self.session.run_node(node_id, code=code))
+            self._start(node_id)
 
     def on_abort(self) -> None:
         with self.action("abort"):
