@@ -6,18 +6,9 @@ import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
 import { decideGate, IInboxGate, inbox } from './api';
+import { element } from './dom';
 
 const REFRESH_MS = 3000;
-
-function element<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  props: Partial<HTMLElementTagNameMap[K]> = {},
-  ...children: (Node | string)[]
-): HTMLElementTagNameMap[K] {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
-}
 
 /** The refused answer of a POST in one line: "409: run 3 is OK: it no longer waits for a decision". */
 function oneLine(err: unknown): string {

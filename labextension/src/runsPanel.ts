@@ -5,6 +5,7 @@ import { Widget } from '@lumino/widgets';
 
 import { IRun, IRunFilter, listRuns, me } from './api';
 import { runbookIcon } from './runbookNotebook';
+import { element } from './dom';
 
 const LIVE_MS = 2000; // while a listed run is RUNNING
 const IDLE_MS = 10000; // a new run shows within this
@@ -13,16 +14,6 @@ const STATUSES = ['', 'RUNNING', 'OK', 'NOK', 'ABORTED'];
 export interface IRunActions {
   openReport(run: IRun): void;
   openNotebook(run: IRun): void;
-}
-
-function element<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  props: Partial<HTMLElementTagNameMap[K]> = {},
-  ...children: (Node | string)[]
-): HTMLElementTagNameMap[K] {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
 }
 
 function when(iso: string | null): string {
