@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -26,10 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import nbformat
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from headless_vs_papermill import chain_runbook, plain_notebook
+from headless_vs_papermill import Chain
 
 TARGET = 1.3
 FLOOR = "import sys, nbformat, nbclient; nbclient.NotebookClient(nbformat.read(sys.argv[1], as_version=4)).execute()"
@@ -56,33 +53,16 @@ def measure(n: int, repeat: int, workdir: Path) -> dict[str, float]:
     """Medians of `repeat` alternated runs of each side for an N-node chain."""
     here = workdir / f"n{n}"
     here.mkdir(parents=True)
-    runbook = here / "chain.playbook.toml"
-    runbook.write_text(chain_runbook(n))
-    plain = here / "plain.ipynb"
-    nbformat.write(plain_notebook(n), plain)
-    db = here / "state" / "runs.db"
-    ours_cmd = [
-        sys.executable,
-        "-m",
-        "playbook_nb",
-        "run",
-        str(runbook),
-        "--headless",
-        "--state-path",
-        str(db),
-    ]
-    floor_cmd = [sys.executable, "-c", FLOOR, str(plain)]
+    chain = Chain.write(n, here)
+    ours_cmd = chain.ours_cmd
+    floor_cmd = [sys.executable, "-c", FLOOR, str(chain.plain)]
     timed(floor_cmd, here)  # warm-up: kernel spec discovery, bytecode caches
     timed(ours_cmd, here)
     ours, floor = [], []
     for _ in range(repeat):
         floor.append(timed(floor_cmd, here))
         ours.append(timed(ours_cmd, here))
-    conn = sqlite3.connect(db)
-    statuses = {s for (s,) in conn.execute("SELECT status FROM runs")}
-    attempts = conn.execute("SELECT COUNT(*) FROM attempts WHERE status = 'OK'").fetchone()[0]
-    conn.close()
-    assert statuses == {"OK"} and attempts == n * (repeat + 1), (statuses, attempts)
+    chain.check_all_ok(repeat + 1)
     return {
         "ours_wall": statistics.median(w for w, _ in ours),
         "ours_cpu": statistics.median(c for _, c in ours),

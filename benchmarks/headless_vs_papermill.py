@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -60,6 +61,47 @@ def plain_notebook(n: int) -> nbformat.NotebookNode:
         for i in range(n)
     ]
     return nb
+
+
+@dataclass(frozen=True)
+class Chain:
+    """An N-node chain runbook and its plain notebook, written into a work directory, and the command that
+    runs the runbook headless into its own index there."""
+
+    n: int
+    runbook: Path
+    plain: Path
+    db: Path
+    ours_cmd: list[str]
+
+    @classmethod
+    def write(cls, n: int, workdir: Path) -> Chain:
+        runbook = workdir / "chain.playbook.toml"
+        runbook.write_text(chain_runbook(n))
+        plain = workdir / "plain.ipynb"
+        nbformat.write(plain_notebook(n), plain)
+        db = workdir / "state" / "runs.db"
+        ours = [
+            sys.executable,
+            "-m",
+            "playbook_nb",
+            "run",
+            str(runbook),
+            "--headless",
+            "--state-path",
+            str(db),
+        ]
+        return cls(n, runbook, plain, db, ours)
+
+    def check_all_ok(self, runs: int) -> None:
+        """Every one of `runs` headless runs ended OK with every node run once."""
+        import sqlite3
+
+        conn = sqlite3.connect(self.db)
+        statuses = {s for (s,) in conn.execute("SELECT status FROM runs")}
+        attempts = conn.execute("SELECT COUNT(*) FROM attempts WHERE status = 'OK'").fetchone()[0]
+        conn.close()
+        assert statuses == {"OK"} and attempts == self.n * runs, (statuses, attempts)
 
 
 def env() -> dict[str, str]:
@@ -108,21 +150,8 @@ def measure(
 ) -> tuple[list[float], list[float], str]:
     """Times of `repeat` headless runs and `repeat` plain papermill runs, alternated after one warm-up of each;
     and the cProfile text when `profile`."""
-    runbook = workdir / "chain.playbook.toml"
-    runbook.write_text(chain_runbook(n))
-    plain = workdir / "plain.ipynb"
-    nbformat.write(plain_notebook(n), plain)
-    db = workdir / "state" / "runs.db"
-    ours_cmd = [
-        sys.executable,
-        "-m",
-        "playbook_nb",
-        "run",
-        str(runbook),
-        "--headless",
-        "--state-path",
-        str(db),
-    ]
+    chain = Chain.write(n, workdir)
+    runbook, plain, ours_cmd = chain.runbook, chain.plain, chain.ours_cmd
     base_cmd = [
         sys.executable,
         "-m",
@@ -139,14 +168,7 @@ def measure(
         base.append(timed(base_cmd, workdir))
         ours.append(timed(ours_cmd, workdir))
 
-    import sqlite3
-
-    conn = sqlite3.connect(db)
-    statuses = {s for (s,) in conn.execute("SELECT status FROM runs")}
-    attempts = conn.execute("SELECT COUNT(*) FROM attempts WHERE status = 'OK'").fetchone()[0]
-    conn.close()
-    assert statuses == {"OK"}, statuses
-    assert attempts == n * (repeat + 1), attempts
+    chain.check_all_ok(repeat + 1)
     return ours, base, profile_kernel(workdir, runbook) if profile else ""
 
 
