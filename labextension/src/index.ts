@@ -104,6 +104,22 @@ class ReportView extends Widget {
   }
 }
 
+/** A panel in the left sidebar, restored with the layout, and a palette command that shows it. */
+function addSidePanel(
+  app: JupyterFrontEnd,
+  restorer: ILayoutRestorer | null,
+  palette: ICommandPalette | null,
+  panel: Widget,
+  rank: number,
+  command: string,
+  label: string
+): void {
+  app.shell.add(panel, 'left', { rank });
+  restorer?.add(panel, panel.id);
+  app.commands.addCommand(command, { label, execute: () => app.shell.activateById(panel.id) });
+  palette?.addItem({ command, category: 'Runbooks' });
+}
+
 const runs: JupyterFrontEndPlugin<void> = {
   id: 'playbook-nb:runs-panel',
   description: 'The "Runbook runs" side panel: runs of the index, filters, live refresh, report and notebook.',
@@ -133,13 +149,7 @@ const runs: JupyterFrontEndPlugin<void> = {
       void docManager.openOrReveal(recordPath(run.id), RECORD_FACTORY);
     };
     const panel = new RunsPanel({ openReport, openNotebook });
-    app.shell.add(panel, 'left', { rank: 600 });
-    restorer?.add(panel, panel.id);
-    app.commands.addCommand(COMMAND_RUNS, {
-      label: 'Runbook runs',
-      execute: () => app.shell.activateById(panel.id)
-    });
-    palette?.addItem({ command: COMMAND_RUNS, category: 'Runbooks' });
+    addSidePanel(app, restorer, palette, panel, 600, COMMAND_RUNS, 'Runbook runs');
   }
 };
 
@@ -156,13 +166,7 @@ const inboxPlugin: JupyterFrontEndPlugin<void> = {
   ) => {
     const model = new InboxModel();
     const panel = new InboxPanel(model);
-    app.shell.add(panel, 'left', { rank: 610 });
-    restorer?.add(panel, panel.id);
-    app.commands.addCommand(COMMAND_INBOX, {
-      label: 'Waiting for me (gates)',
-      execute: () => app.shell.activateById(panel.id)
-    });
-    palette?.addItem({ command: COMMAND_INBOX, category: 'Runbooks' });
+    addSidePanel(app, restorer, palette, panel, 610, COMMAND_INBOX, 'Waiting for me (gates)');
     statusBar?.registerStatusItem('playbook-nb:inbox-badge', {
       item: new InboxBadge(model, () => app.shell.activateById(panel.id)),
       align: 'left',
