@@ -7,10 +7,9 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from playbook_nb.adapters.executors.result import AttemptResult
 from playbook_nb.adapters.store import Store
 from playbook_nb.adapters.store.migrate import load_migrations, split_statements
-from playbook_nb.app.ports import NodeCall
+from playbook_nb.app.ports import AttemptResult, NodeCall
 from playbook_nb.app.session import RunOptions, RunSession
 from playbook_nb.domain.engine import RunState
 from playbook_nb.domain.validation import parse_runbook

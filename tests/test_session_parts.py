@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from playbook_nb.adapters.executors.result import AttemptResult
 from playbook_nb.adapters.store import Store
-from playbook_nb.app.ports import NodeCall
+from playbook_nb.app.ports import AttemptResult, NodeCall
 from playbook_nb.app.session import RunOptions, RunSession
 from playbook_nb.domain.decisions import GateDecision, GatePolicy
 from playbook_nb.domain.engine import Decision, RunState

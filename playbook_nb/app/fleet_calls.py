@@ -1,7 +1,8 @@
 """Fleet steps in a run (issue 21): build the call of a node that runs on many hosts, and record its hosts.
 
 The session asks `prepare_fleet_call(...)` for a node with `targets` (or an Ansible node) and gets back the
-call that runs one attempt; the call returns a `FleetAttemptResult` (the roll-up plus a result per host).
+planned attempt (`ports.FleetCall`); the executor runs it (adapters.executors: SSH or ansible-runner) and returns
+a `FleetAttemptResult` (the roll-up plus a result per host).
 `HostRecorder` writes the per-host rows: the plan when the attempt starts (hosts to run PENDING or ADDED,
 hosts that left REMOVED), each host as it starts and ends when the caller is the driving thread, and every
 host again when the attempt is finished (from whichever thread ran it).
@@ -16,8 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from playbook_nb.adapters.executors.fleet import FleetAttemptResult
-from playbook_nb.adapters.executors.ssh import SshOptions
+from playbook_nb.app.ports import FleetAttemptResult, FleetCall
 from playbook_nb.domain import templating
 from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.domain.fleet import (
@@ -25,6 +25,7 @@ from playbook_nb.domain.fleet import (
     HostPlan,
     HostResult,
     HostState,
+    SshOptions,
     Target,
     TargetError,
     parse_targets,
@@ -172,9 +173,9 @@ def prepare_fleet_call(
     env: Mapping[str, str],
     on_output: Callable[[str, str], None] | None = None,
     host_listeners: list[HostListener] | None = None,
-) -> tuple[Callable[[], FleetAttemptResult], HostRecorder]:
+) -> tuple[FleetCall, HostRecorder]:
     """Render the node's fleet fields now, plan the hosts (only those not yet OK run), write the plan, and
-    return the call that runs the attempt plus the recorder whose `finish` writes its hosts."""
+    return the planned attempt (the executor runs it) plus the recorder whose `finish` writes its hosts."""
     where = f"node '{node.id}'"
     options = ssh_options(node, runbook, context)
     targets: list[Target] | None = None
@@ -206,8 +207,6 @@ def prepare_fleet_call(
     batch = node.batch or DEFAULT_BATCH
 
     if node.type is NodeType.ANSIBLE:
-        from playbook_nb.adapters.executors.ansible import run_ansible
-
         playbook = _path(
             templating.render(node.playbook or "", context, f"{where}, field 'playbook'"), runbook
         )
@@ -225,26 +224,21 @@ def prepare_fleet_call(
         recorder.start(inventory_hosts, plan)
         _announce(plan, listeners, node.id)
         run_targets = [t for t in targets if t.text in set(plan.run)] if targets is not None else None
-
-        def ansible_call() -> FleetAttemptResult:
-            return run_ansible(
-                str(playbook),
-                inventory=inventory,
-                targets=run_targets,
-                limit=limit,
-                extra_vars=extra,
-                env=environment,
-                batch=batch,
-                timeout=timeout,
-                options=options,
-                done=plan.done,
-                on_host=on_host,
-                on_output=on_host_output,
-            )
-
-        return ansible_call, recorder
-
-    from playbook_nb.adapters.executors.fleet import run_fleet
+        call = FleetCall(
+            targets=run_targets,
+            batch=batch,
+            options=options,
+            env=environment,
+            done=list(plan.done),
+            on_host=on_host,
+            on_output=on_host_output,
+            timeout=timeout,
+            playbook=str(playbook),
+            inventory=inventory,
+            limit=limit,
+            extra_vars=dict(extra),
+        )
+        return call, recorder
 
     assert targets is not None
     command = templating.render_command(node.command_name or "", context, f"{where}, field 'command_name'")
@@ -253,22 +247,19 @@ def prepare_fleet_call(
     recorder.start(inventory_hosts, plan)
     _announce(plan, listeners, node.id)
     run_set = set(plan.run)
-
-    def ssh_call() -> FleetAttemptResult:
-        return run_fleet(
-            command,
-            [t for t in targets if t.text in run_set],
-            batch=batch,
-            max_fail=node.max_fail,
-            timeout=timeout,
-            options=options,
-            env=environment,
-            done=plan.done,
-            on_host=on_host,
-            on_output=on_host_output,
-        )
-
-    return ssh_call, recorder
+    call = FleetCall(
+        targets=[t for t in targets if t.text in run_set],
+        batch=batch,
+        options=options,
+        env=environment,
+        done=list(plan.done),
+        on_host=on_host,
+        on_output=on_host_output,
+        timeout=timeout,
+        command=command,
+        max_fail=node.max_fail,
+    )
+    return call, recorder
 
 
 def skip_failed_hosts(store: Any, run_id: int, node_id: str, actor: str) -> None:

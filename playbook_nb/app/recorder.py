@@ -8,9 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from playbook_nb.adapters.executors.result import AttemptResult
 from playbook_nb.adapters.store import Store
-from playbook_nb.app.ports import Clock
+from playbook_nb.app.ports import AttemptResult, Clock
 from playbook_nb.domain.attempt_ran import ATTEMPT_RAN_EVENT
 from playbook_nb.domain.engine import Engine, EngineEvent
 from playbook_nb.domain.model import Node

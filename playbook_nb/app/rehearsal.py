@@ -67,11 +67,10 @@ from pathlib import Path
 from typing import Any
 
 from playbook_nb.adapters.executors.local import LocalExecutor
-from playbook_nb.adapters.executors.result import AttemptResult
 from playbook_nb.adapters.plugins.registry import get_plugin
 from playbook_nb.adapters.store import Store
 from playbook_nb.app.inputs import load_runbook, resolve_variables
-from playbook_nb.app.ports import Executor, NodeCall
+from playbook_nb.app.ports import AttemptResult, Executor, NodeCall
 from playbook_nb.app.recorder import load_outputs
 from playbook_nb.app.session import RunOptions, RunSession
 from playbook_nb.domain.errors import PlaybookError

@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from playbook_nb.adapters.plugins.base import StepContext
 from playbook_nb.adapters.plugins.registry import plugin_metadata, secret_param_values
+from playbook_nb.app.ports import StepContext
 from playbook_nb.constants import ARTIFACT_EVENT
 from playbook_nb.domain.errors import PlaybookError
 

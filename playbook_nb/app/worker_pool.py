@@ -7,8 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
-from playbook_nb.adapters.executors.result import AttemptResult
-from playbook_nb.app.ports import Clock
+from playbook_nb.app.ports import AttemptResult, Clock
 from playbook_nb.domain.errors import PlaybookError
 
 

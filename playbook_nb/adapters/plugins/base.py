@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+
+from playbook_nb.app.ports import StepContext  # the attempt a plugin is told about, defined with the ports
 
 
 @dataclass
@@ -38,36 +39,6 @@ class FunctionSignature:
     # Parameters the function accepts besides the declared ones (passed through unchanged), e.g. GraphQL
     # variables; None: an undeclared parameter is an error.
     extra_parameters: ParameterDef | None = None
-
-
-@dataclass
-class StepContext:
-    """What one attempt of a Function node knows about its run (set as `plugin.context` before initialize)."""
-
-    run_id: int | None = None
-    node_id: str = ""
-    attempt: int = 1
-    runbook_dir: Path | None = None  # relative files (schemas, queries, baselines) are looked up here
-    artifact_dir: Path | None = None  # files written here become the run's artifacts after the attempt
-    rehearsal: dict[str, Any] | None = None  # the node's fixture entry when rehearsing: touch nothing real
-    update_baselines: bool = False  # screenshot steps write their capture as the new baseline
-    started_at: float | None = None  # when the run started (wall clock), for `execution.duration`
-
-    def resolve(self, name: str) -> Path:
-        """A path from the runbook: absolute as given, else relative to the runbook's folder (or the cwd)."""
-        path = Path(name).expanduser()
-        if path.is_absolute() or self.runbook_dir is None:
-            return path
-        return self.runbook_dir / path
-
-    def artifact_path(self, name: str) -> Path:
-        """Where to write the artifact `name` (a scratch folder when the run keeps no artifacts)."""
-        if self.artifact_dir is None:
-            import tempfile
-
-            self.artifact_dir = Path(tempfile.mkdtemp(prefix="playbook-step-"))
-        self.artifact_dir.mkdir(parents=True, exist_ok=True)
-        return self.artifact_dir / name
 
 
 @dataclass
