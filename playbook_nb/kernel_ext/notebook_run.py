@@ -19,6 +19,7 @@ from IPython.display import HTML, display
 
 from playbook_nb.adapters.executors.local import LocalExecutor
 from playbook_nb.adapters.notebook.record import dag_bundle, file_notebook, summary_html
+from playbook_nb.adapters.notifiers.registry import build_notifier
 from playbook_nb.adapters.store import Store
 from playbook_nb.app.abort import on_signals
 from playbook_nb.app.identity import local_identity
@@ -493,7 +494,7 @@ def open_run(
         comment=comment or None,
         parallel=_parallel(parallel, settings),
         gate_wait=_gate_wait(gate_wait) if headless else 0.0,
-        **settings.decision_options(),
+        **settings.decision_options(build_notifier),
     )
     namespace = _user_namespace()
     owner = store.owner_status(resume_id) if resume_id is not None else None
