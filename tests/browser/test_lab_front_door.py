@@ -7,6 +7,7 @@ Screenshots: docs/screenshots/lab_runbook_notebook.png, lab_launcher.png, lab_ru
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
@@ -340,3 +341,106 @@ def test_the_inbox_approves_a_headless_run_waiting_at_a_gate(page, lab_server, t
         run["id"],
     )
     assert [tuple(d) for d in decisions] == [("go_live", "approve", me, "server", "change window open")]
+
+
+RESUMABLE = """[runbook]
+title = "Resumable rollout"
+
+[variables]
+TARGET = { default = "staging" }
+
+[look]
+type = "Command"
+command_name = "echo looking at {{ TARGET }}"
+
+[go_live]
+type = "Manual"
+prompt_after = "Roll out to {{ TARGET }}?"
+depends_on = ["look"]
+
+[act]
+type = "Command"
+command_name = "echo acting on {{ TARGET }}"
+depends_on = ["go_live"]
+"""
+
+
+def test_the_runs_panel_resumes_an_aborted_run_in_a_notebook_and_refuses_a_driven_one(
+    page, lab_server, lab_root, tmp_path
+):
+    from tests.browser.test_cockpit import click_button, click_node, run_all, wait_states
+
+    book = tmp_path / "resumable.playbook.toml"
+    book.write_text(RESUMABLE)
+    # Headless, fail-closed: nobody approves go_live, the run stops ABORTED (exit 3), resumable.
+    aborted = run_headless(lab_server, book, "--var", "TARGET=web-3", "--actor", "alice")
+    assert aborted.wait(timeout=120) == 3, aborted.stdout.read()
+    (run,) = index_rows(
+        lab_server,
+        "SELECT id, status FROM runs WHERE workflow = 'Resumable rollout' ORDER BY id DESC LIMIT 1",
+    )
+    assert run["status"] == "ABORTED"
+    rid = run["id"]
+    # Another session drives a second run of it (waiting at its gate for a decision from anywhere).
+    driven = run_headless(lab_server, book, "--gate-wait", "300", "--actor", "alice")
+    try:
+        deadline = time.monotonic() + 60
+        while not (inbox := lab_server.api("GET", "/playbook-nb/api/inbox"))["gates"] or not [
+            g for g in inbox["gates"] if g["workflow"] == "Resumable rollout"
+        ]:
+            assert driven.poll() is None, driven.stdout.read()
+            assert time.monotonic() < deadline, "the driven run never waited at its gate"
+            time.sleep(0.3)
+        (live,) = [g["run"] for g in inbox["gates"] if g["workflow"] == "Resumable rollout"]
+
+        page.set_viewport_size({"width": 1400, "height": 1000})
+        open_lab(page, lab_server)
+        page.locator(".lm-TabBar-tab[data-id='playbook-nb-runs']").click()
+        panel = page.locator("#playbook-nb-runs")
+        notice = panel.locator(".pb-RunsPanel-notice")
+        live_row = panel.locator(f".pb-RunsPanel-run[data-run-id='{live}']")
+        live_row.wait_for(timeout=60_000)
+        assert "driven by alice" in live_row.locator(".pb-RunsPanel-meta").inner_text()
+        live_row.locator(".pb-RunsPanel-resume").click()
+        notice.get_by_text(f"Cannot resume run {live}: 409: run {live} is RUNNING, driven by alice").wait_for(
+            timeout=30_000
+        )
+        assert "\n" not in notice.inner_text().strip()
+        screenshot(page, "lab_runs_panel_resume", panel)
+        assert not list(lab_root.glob(f"resume_run_{live}.ipynb"))
+        finished = panel.locator(".pb-RunsPanel-run[data-status='OK']").first
+        if finished.count():
+            assert finished.locator(".pb-RunsPanel-resume").count() == 0  # a finished run offers no Resume
+    finally:
+        driven.terminate()  # SIGTERM: that run ends ABORTED, as an operator's Ctrl-C would leave it
+        driven.wait(timeout=60)
+
+    row = panel.locator(f".pb-RunsPanel-run[data-run-id='{rid}']")
+    row.wait_for()
+    row.locator(".pb-RunsPanel-resume").click()
+    notice.get_by_text(f"Opened resume_run_{rid}.ipynb").wait_for(timeout=30_000)
+    page.locator(".lm-TabBar-tab.jp-mod-current", has_text=f"resume_run_{rid}.ipynb").wait_for(timeout=30_000)
+    wait_kernel_ready(page, lab_server.base_url, lab_server.token, f"resume_run_{rid}.ipynb")
+    params = current_notebook(page).locator(".jp-CodeCell .jp-InputArea-editor", has_text="run_id =")
+    assert f"run_id = {rid} " in params.first.inner_text()
+
+    run_all(page)
+    wait_kernel_idle(page, KERNEL_TIMEOUT_MS)
+    current_notebook(page).locator(".jp-OutputArea-output", has_text=f"resumed run {rid}").wait_for()
+    # The gate the headless run left undecided waits for a decision here: nothing was carried over.
+    wait_states(page, {"look": "OK", "go_live": "WAITING", "act": "PENDING"})
+    assert index_rows(lab_server, "SELECT count(*) AS n FROM decisions WHERE run_id = ?", rid)[0]["n"] == 0
+    click_node(page, "go_live")
+    assert "Roll out to web-3?" in page.locator(".pb-details").inner_text()  # the recorded value, kept
+    click_button(page, "approve")
+    wait_states(page, {"go_live": "OK", "act": "READY"})
+    click_button(page, "run-until-gate")
+    wait_states(page, {"act": "OK"})
+    (after,) = index_rows(lab_server, "SELECT status, variables FROM runs WHERE id = ?", rid)
+    assert after["status"] == "OK" and json.loads(after["variables"])["TARGET"] == "web-3"
+    decisions = index_rows(
+        lab_server, "SELECT node_id, decision, source FROM decisions WHERE run_id = ?", rid
+    )
+    assert [tuple(d) for d in decisions] == [("go_live", "approve", "notebook")]
+    (act,) = index_rows(lab_server, "SELECT stdout FROM attempts WHERE run_id = ? AND node_id = 'act'", rid)
+    assert act["stdout"].strip() == "acting on web-3"
