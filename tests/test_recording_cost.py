@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
+from playbook_nb.adapters.plugins.registry import INSTALLED
 from playbook_nb.adapters.store import Store
 from playbook_nb.adapters.store.migrate import load_migrations, split_statements
 from playbook_nb.app.ports import AttemptResult, NodeCall
@@ -21,6 +22,8 @@ def chain(n: int) -> str:
 
 
 class Answering:
+    plugins = INSTALLED  # the installed plugins, as the real executor has
+
     def run(self, call: NodeCall) -> AttemptResult:
         return AttemptResult(ok=True, stdout="", started_at=1.0, ended_at=1.5)
 

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from playbook_nb.adapters.plugins.registry import merge_plugin_config
 from playbook_nb.app.fleet_calls import prepare_fleet_call
+from playbook_nb.app.plugin_api import merge_plugin_config
 from playbook_nb.app.ports import AttemptResult, Clock, Executor, NodeCall, StepContext
 
 if TYPE_CHECKING:
@@ -196,7 +196,8 @@ class NodeCallBuilder:
             )
             call.timeout = _as_timeout(node.timeout, context, where)
             # secret plugin parameters (an Authorization header, ...) are masked from now on
-            self.redactor.add(secret_values(node.plugin or "", node.function or "", call.params))
+            plugins = self.executor.plugins
+            self.redactor.add(secret_values(plugins, node.plugin or "", node.function or "", call.params))
             call.step_context = self.step_contexts[node.id] = new_step_context(
                 run_id=self.run_id,
                 node_id=node.id,

@@ -14,10 +14,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from playbook_nb.domain.fleet import HostResult, SshOptions, Target
 from playbook_nb.domain.model import Node
+
+if TYPE_CHECKING:  # app.plugin_api imports StepContext from here
+    from playbook_nb.app.plugin_api import PluginCatalog
 
 OutputCallback = Callable[[str, str], None]  # (stream, text), secrets already masked
 
@@ -157,7 +160,11 @@ class NodeCall:
 
 
 class Executor(Protocol):
-    """Runs one prepared node call and says what happened; never raises for a failure of the node itself."""
+    """Runs one prepared node call and says what happened; never raises for a failure of the node itself.
+    `plugins`: the plugins its Function nodes may call (app.plugin_api.PluginCatalog), which the session
+    checks a runbook's Function nodes against and asks which parameters are secret."""
+
+    plugins: PluginCatalog
 
     def run(self, call: NodeCall) -> AttemptResult: ...
 

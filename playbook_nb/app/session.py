@@ -230,7 +230,8 @@ class RunSession:
         namespace: dict[str, Any] | None = None,
     ) -> RunSession:
         gate_policy = gate_policy or options.gate_policy_for(runbook)  # bad approvals: refused before a row
-        check_plugins(runbook, values)  # an unknown plugin or function, a bad parameter: refused before a row
+        # an unknown plugin or function, a bad parameter: refused before a row
+        check_plugins(runbook, executor.plugins, values)
         check_timeouts(runbook, values)  # a templated timeout that is not a number with these values, too
         critical = render_critical(runbook, values)
         _refuse_skipped_critical(runbook, critical)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from playbook_nb.adapters.executors.command import run_command
 from playbook_nb.adapters.executors.function import run_function
 from playbook_nb.adapters.executors.python import run_python
+from playbook_nb.adapters.plugins.registry import INSTALLED
+from playbook_nb.app.plugin_api import PluginCatalog
 from playbook_nb.app.ports import AttemptResult, FleetAttemptResult, FleetCall, NodeCall
 from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.domain.model import NodeType
@@ -12,6 +14,8 @@ from playbook_nb.domain.model import NodeType
 
 class LocalExecutor:
     """Command in its own process group, Function through its plugin, Python in the kernel namespace."""
+
+    plugins: PluginCatalog = INSTALLED  # the plugins installed here (entry points)
 
     def run(self, call: NodeCall) -> AttemptResult:
         node = call.node
