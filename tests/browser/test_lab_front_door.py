@@ -14,6 +14,8 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -444,3 +446,100 @@ def test_the_runs_panel_resumes_an_aborted_run_in_a_notebook_and_refuses_a_drive
     assert [tuple(d) for d in decisions] == [("go_live", "approve", "notebook")]
     (act,) = index_rows(lab_server, "SELECT stdout FROM attempts WHERE run_id = ? AND node_id = 'act'", rid)
     assert act["stdout"].strip() == "acting on web-3"
+
+
+NOT_MINE = """[runbook]
+title = "Bob's gate"
+
+[hold]
+type = "Manual"
+prompt_after = "Bob only"
+approvers = ["bob"]
+"""
+
+
+def post_decision(lab_server, run_id: int, node: str) -> tuple[int, str]:
+    """The POST the inbox makes, with the Lab user's token: (status, message)."""
+    req = urllib.request.Request(
+        f"{lab_server.base_url}/playbook-nb/api/runs/{run_id}/gates/{node}",
+        method="POST",
+        data=json.dumps({"decision": "approve"}).encode(),
+        headers={"Authorization": f"token {lab_server.token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())["message"]
+
+
+def test_the_inbox_refuses_in_one_line_a_gate_decided_elsewhere_and_lists_none_the_user_may_not_decide(
+    page, lab_server, tmp_path
+):
+    gated, bobs = tmp_path / "gated.playbook.toml", tmp_path / "bobs.playbook.toml"
+    gated.write_text(GATED.replace("Gated rollout", "Decided elsewhere"))
+    bobs.write_text(NOT_MINE)
+    mine = run_headless(lab_server, gated, "--gate-wait", "300", "--actor", "alice")
+    theirs = run_headless(lab_server, bobs, "--gate-wait", "300", "--actor", "alice")
+    held = []  # the inbox's refreshes, held while the gate is decided elsewhere (the panel's list goes stale)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            rows = {
+                r["workflow"]: r["id"]
+                for r in lab_server.api("GET", "/playbook-nb/api/runs?status=RUNNING")["runs"]
+            }
+            waiting = index_rows(lab_server, "SELECT run_id FROM node_states WHERE state = 'WAITING'")
+            waiting_ids = {w["run_id"] for w in waiting}
+            wanted = [rows.get("Decided elsewhere"), rows.get("Bob's gate")]
+            if all(run_id in waiting_ids for run_id in wanted):
+                break
+            assert mine.poll() is None and theirs.poll() is None, "a gated run ended early"
+            assert time.monotonic() < deadline, "the gated runs never waited at their gates"
+            time.sleep(0.3)
+        mine_id, bobs_id = rows["Decided elsewhere"], rows["Bob's gate"]
+        open_lab(page, lab_server)
+        page.locator(".pb-InboxBadge").click()
+        panel = page.locator("#playbook-nb-inbox")
+        row = panel.locator(f".pb-Inbox-gate[data-run-id='{mine_id}'][data-node='go_live']")
+        row.wait_for(timeout=30_000)
+        # 403 territory: bob's gate waits too, but the Lab user is not among its approvers: never listed.
+        assert panel.locator(f".pb-Inbox-gate[data-run-id='{bobs_id}']").count() == 0
+
+        inbox_url = re.compile(r"/playbook-nb/api/inbox(\?|$)")  # Lab adds a cache-busting query
+        page.route(inbox_url, lambda route: held.append(route))
+        approved = run_cli(
+            "approve", str(mine_id), "go_live", "--comment", "from my terminal", env=lab_server.extra_env
+        )
+        assert approved.returncode == 0, approved.stdout + approved.stderr
+        assert mine.wait(timeout=60) == 0, mine.stdout.read()
+        for _ in range(100):  # the panel's next refresh is held: its list stays as it was before
+            if held:
+                break
+            page.wait_for_timeout(100)
+        assert held, "the inbox did not refresh within 10 s"
+        row.locator(".pb-Inbox-approve").click()  # the stale row: the gate was decided and the run ended
+        notice = panel.locator(".pb-Inbox-notice.pb-mod-refused")
+        notice.wait_for(timeout=30_000)
+        assert notice.inner_text().strip() == (
+            f"go_live · run {mine_id}: 409: run {mine_id} is OK: it no longer waits for a decision"
+        )
+        screenshot(page, "lab_inbox_refused", panel)
+        assert row.locator(".pb-Inbox-answer").inner_text().startswith("409: ")
+        for route in held:  # let the held refreshes through, then the later ones
+            route.continue_()
+        page.unroute(inbox_url)
+        row.wait_for(state="detached", timeout=30_000)  # the next refresh drops the gate; the line stays
+        assert notice.is_visible()
+
+        status, message = post_decision(lab_server, bobs_id, "hold")  # what Approve would get for bob's gate
+        assert status == 403 and "may not decide gate 'hold'" in message and "\n" not in message
+    finally:
+        for proc in (mine, theirs):
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=60)
+    decisions = index_rows(
+        lab_server, "SELECT run_id, decision, source FROM decisions WHERE run_id IN (?, ?)", mine_id, bobs_id
+    )
+    assert [tuple(d) for d in decisions] == [(mine_id, "approve", "cli")]  # nothing recorded by the refusals
