@@ -71,16 +71,6 @@ class WorkerPool:
         del self._inflight[node_id]
         return attempt, result
 
-    def cancel_all(self) -> list[tuple[str, int]]:
-        """Stop waiting for every attempt in flight (the operator interrupted); (node, attempt) of each."""
-        cancelled = []
-        for node_id, (attempt, future) in list(self._inflight.items()):
-            future.cancel()
-            cancelled.append((node_id, attempt))
-        self._inflight.clear()
-        self.shutdown(cancel=True)
-        return cancelled
-
     def first(self) -> str | None:
         return next(iter(self._inflight), None)
 
