@@ -203,9 +203,7 @@ def prepare_fleet_call(
         for line in lines:
             on_output("stdout", f"[{host}] {redact(line)}\n")
 
-    environment = {**env, **secret_env(runbook, values)}
-    batch = node.batch or DEFAULT_BATCH
-
+    specific: dict[str, Any]  # the fields only an Ansible or only an SSH attempt has, rendered now
     if node.type is NodeType.ANSIBLE:
         playbook = _path(
             templating.render(node.playbook or "", context, f"{where}, field 'playbook'"), runbook
@@ -219,45 +217,35 @@ def prepare_fleet_call(
             )
         limit = templating.render(node.limit, context, f"{where}, field 'limit'") if node.limit else None
         extra = templating.render_params(node.extra_vars, context, f"{where}, field 'extra_vars'")
+        specific = {
+            "playbook": str(playbook),
+            "inventory": inventory,
+            "limit": limit,
+            "extra_vars": dict(extra),
+        }
         inventory_hosts = [t.text for t in targets] if targets is not None else list(previous)
         plan = plan_hosts(inventory_hosts, previous) if targets is not None else _plan_from_record(previous)
-        recorder.start(inventory_hosts, plan)
-        _announce(plan, listeners, node.id)
-        run_targets = [t for t in targets if t.text in set(plan.run)] if targets is not None else None
-        call = FleetCall(
-            targets=run_targets,
-            batch=batch,
-            options=options,
-            env=environment,
-            done=list(plan.done),
-            on_host=on_host,
-            on_output=on_host_output,
-            timeout=timeout,
-            playbook=str(playbook),
-            inventory=inventory,
-            limit=limit,
-            extra_vars=dict(extra),
+    else:
+        assert targets is not None
+        command = templating.render_command(
+            node.command_name or "", context, f"{where}, field 'command_name'"
         )
-        return call, recorder
-
-    assert targets is not None
-    command = templating.render_command(node.command_name or "", context, f"{where}, field 'command_name'")
-    inventory_hosts = [t.text for t in targets]
-    plan = plan_hosts(inventory_hosts, previous)
+        specific = {"command": command, "max_fail": node.max_fail}
+        inventory_hosts = [t.text for t in targets]
+        plan = plan_hosts(inventory_hosts, previous)
     recorder.start(inventory_hosts, plan)
     _announce(plan, listeners, node.id)
     run_set = set(plan.run)
     call = FleetCall(
-        targets=[t for t in targets if t.text in run_set],
-        batch=batch,
+        targets=[t for t in targets if t.text in run_set] if targets is not None else None,
+        batch=node.batch or DEFAULT_BATCH,
         options=options,
-        env=environment,
+        env={**env, **secret_env(runbook, values)},
         done=list(plan.done),
         on_host=on_host,
         on_output=on_host_output,
         timeout=timeout,
-        command=command,
-        max_fail=node.max_fail,
+        **specific,
     )
     return call, recorder
 
