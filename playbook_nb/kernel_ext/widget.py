@@ -269,7 +269,8 @@ function render({ model, el }) {
       style="width:200px;height:24px;box-sizing:border-box;padding:0 6px">
     <select class="pb-jump" title="failed and waiting nodes: pick one to go to it"
       style="height:24px;max-width:340px"></select>
-    <span class="pb-wheel-hint" style="color:#6b7280"></span>
+    <span class="pb-wheel-hint" style="color:#6b7280;flex:1 1 0;min-width:0;white-space:nowrap;overflow:hidden;
+      text-overflow:ellipsis"></span>
   </div>
   <div class="pb-search-result" style="font-size:12px;margin:0 0 4px 0"></div>`;
   const fitButton = el.querySelector('.pb-fit');
@@ -311,8 +312,11 @@ function render({ model, el }) {
     cy.nodes('.selected-node').removeClass('selected-node');
     cy.getElementById(id).addClass('selected-node');
   };
+  let hasFocus = null;
   const focused = (on) => {
-    if (!cy) return;
+    // (the hint never changes the toolbar's height: a click whose mousedown moved the page would be lost)
+    if (!cy || hasFocus === on) return;
+    hasFocus = on;
     cy.userZoomingEnabled(on);
     const box = cy.container();
     box.style.outline = on ? '2px solid #6366f1' : '';
