@@ -42,10 +42,6 @@ _OPERATORS = {
 RUN_FIGURES = ("duration_seconds", "success_rate", "error_rate")
 
 
-class ExpectationError(PlaybookError):
-    """An expectation that cannot be read (exit code 2)."""
-
-
 @dataclass
 class Check:
     kind: str  # Assumption, Step, KPI, Screenshot diff, Expected

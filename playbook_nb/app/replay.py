@@ -19,7 +19,6 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from playbook_nb.adapters.executors.local import LocalExecutor
 from playbook_nb.adapters.store import Store
 from playbook_nb.app.inputs import resolve_variables
 from playbook_nb.app.ports import Executor
@@ -150,7 +149,7 @@ def replay_run(
     parallel: int = 1,
     environ=None,
     listeners=None,
-    executor: Executor | None = None,
+    executor: Executor,
 ) -> ReplayResult:
 
     original = store.get_run(run_id)
@@ -187,9 +186,7 @@ def replay_run(
     )
     # recorded decisions first, then fail closed (no approvals, no policy)
     gates = GatePolicy(actor=actor, comment=options.comment, recorded=next_decision)
-    session = RunSession.start(
-        runbook, values, store, options, executor=executor or LocalExecutor(), gate_policy=gates
-    )
+    session = RunSession.start(runbook, values, store, options, executor=executor, gate_policy=gates)
     for listener in listeners or []:
         listener(session)
     store.append_event(session.run_id, "replay_of", payload={"run_id": run_id, "actor": original.actor})

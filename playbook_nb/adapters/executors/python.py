@@ -18,8 +18,8 @@ from playbook_nb.adapters.executors.capture import (
     OutputCallback,
     capture_thread_output,
 )
-from playbook_nb.adapters.executors.result import AttemptResult
 from playbook_nb.adapters.executors.stopper import NodeStopped, Stopper
+from playbook_nb.app.ports import AttemptResult
 
 
 def _register_source(filename: str, code: str) -> None:
