@@ -17,8 +17,8 @@ import pytest
 
 from playbook_nb.adapters.notebook.compile import compile_runbook, write_notebook
 from playbook_nb.domain.validation import parse_runbook
-from tests.browser.lab import screenshot, wait_for_cytoscape_canvas, wait_kernel_idle
 from tests.browser.lab import open_notebook as open_lab_notebook
+from tests.browser.lab import screenshot, wait_for_cytoscape_canvas, wait_kernel_idle
 from tests.browser.test_cockpit import FIND_CY, run_all, wait_states
 
 pytestmark = pytest.mark.browser
