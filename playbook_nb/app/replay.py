@@ -116,16 +116,16 @@ def node_facts(store: Store, run_id: int) -> dict[str, dict[str, Any]]:
     """What replay compares for each node of a recorded run."""
     outputs = load_outputs(store, run_id)
     attempts = defaultdict(list)
-    for row in store.attempts(run_id):
-        attempts[row.node_id].append(row)
+    for attempt in store.attempts(run_id):
+        attempts[attempt.node_id].append(attempt)
     facts = {}
-    for row in store.node_states(run_id):
-        tried = sorted(attempts.get(row.node_id, []), key=lambda a: a.attempt)
-        facts[row.node_id] = {
-            "state": row.state,
-            "attempts": row.attempts or 0,
+    for state in store.node_states(run_id):
+        tried = sorted(attempts.get(state.node_id, []), key=lambda a: a.attempt)
+        facts[state.node_id] = {
+            "state": state.state,
+            "attempts": state.attempts or 0,
             "exit_code": tried[-1].exit_code if tried else None,
-            "outputs": outputs.get(row.node_id, {}),
+            "outputs": outputs.get(state.node_id, {}),
         }
     return facts
 

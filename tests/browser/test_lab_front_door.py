@@ -410,9 +410,6 @@ def test_the_runs_panel_resumes_an_aborted_run_in_a_notebook_and_refuses_a_drive
         assert "\n" not in notice.inner_text().strip()
         screenshot(page, "lab_runs_panel_resume", panel)
         assert not list(lab_root.glob(f"resume_run_{live}.ipynb"))
-        finished = panel.locator(".pb-RunsPanel-run[data-status='OK']").first
-        if finished.count():
-            assert finished.locator(".pb-RunsPanel-resume").count() == 0  # a finished run offers no Resume
     finally:
         driven.terminate()  # SIGTERM: that run ends ABORTED, as an operator's Ctrl-C would leave it
         driven.wait(timeout=60)
@@ -446,6 +443,9 @@ def test_the_runs_panel_resumes_an_aborted_run_in_a_notebook_and_refuses_a_drive
     assert [tuple(d) for d in decisions] == [("go_live", "approve", "notebook")]
     (act,) = index_rows(lab_server, "SELECT stdout FROM attempts WHERE run_id = ? AND node_id = 'act'", rid)
     assert act["stdout"].strip() == "acting on web-3"
+    done = panel.locator(f".pb-RunsPanel-run[data-run-id='{rid}'][data-status='OK']")
+    done.wait_for(timeout=30_000)  # the panel's next refresh: the resumed run is OK, and offers no Resume
+    assert done.locator(".pb-RunsPanel-resume").count() == 0
 
 
 NOT_MINE = """[runbook]
