@@ -27,7 +27,7 @@ from playbook_nb.app.inputs import resolve_variables
 from playbook_nb.app.run_log import attach_run_log
 from playbook_nb.app.session import NodeReport, RunOptions, RunSession
 from playbook_nb.app.settings import Settings
-from playbook_nb.constants import OUTPUT_PATH_ENV, RUN_MIME
+from playbook_nb.constants import FILED_BY_DRIVER_ENV, OUTPUT_PATH_ENV, RUN_MIME
 from playbook_nb.domain.decisions import GateDecision, parse_gate_wait
 from playbook_nb.domain.engine import NodeState, RunState
 from playbook_nb.domain.errors import PlaybookError, RunOwned, StorageFault, VariableError
@@ -294,6 +294,8 @@ class NotebookRun:
             return None
 
     def _show_dag(self) -> None:
+        if self.headless and os.environ.get(FILED_BY_DRIVER_ENV) == "1":
+            return  # `playbook-nb run --headless` files this notebook with the graph drawn from the index
         data, metadata = dag_bundle(self.session.runbook, self.session.states())
         display(data, metadata=metadata, raw=True)
 
