@@ -26,7 +26,7 @@ def test_png_size_and_shown_width(nodes, scale):
     data, metadata = dag_bundle(runbook, dict.fromkeys(runbook.nodes, "OK"))
     png = base64.b64decode(data["image/png"])
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
-    _, layout_width, layout_height = layout(runbook)
+    _, layout_width, layout_height, _ = layout(runbook)
     assert (width, height) == (int(layout_width * scale), int(layout_height * scale))
     assert metadata["image/png"]["width"] == int(layout_width)  # shown at the layout's size either way
     # twice the size unless that passes the pixel budget

@@ -125,3 +125,17 @@ def test_the_form_refuses_a_bad_value_and_the_run_records_a_good_one(lab_server,
     runs = db(db_path, "SELECT id, status, variables FROM runs ORDER BY id")
     assert [(r[0], r[1]) for r in runs] == [(1, "OK"), (2, "RUNNING")]  # the finished run stays as it was
     assert json.loads(runs[1][2])["ENV"] == "staging" and SECRET not in runs[1][2]
+    assert page.locator(".pb-var-TOKEN input").input_value() == ""
+    page.locator(".jp-NotebookPanel .jp-Cell").first.click()
+    before = nb_path.stat().st_mtime_ns
+    page.keyboard.press("Control+s")
+    for _ in range(120):  # saved again, with the second run's widget state: still no secret in the file
+        if nb_path.stat().st_mtime_ns != before:
+            try:
+                nbformat.read(str(nb_path), as_version=4)
+                break
+            except (ValueError, OSError):
+                pass
+        page.wait_for_timeout(250)
+    assert nb_path.stat().st_mtime_ns != before
+    assert SECRET not in nb_path.read_text()

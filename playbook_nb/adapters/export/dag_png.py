@@ -26,7 +26,7 @@ from playbook_nb.adapters.export.dag_render import (
 )
 from playbook_nb.domain.model import DepCondition, Runbook
 from playbook_nb.domain.plan import build_plan
-from playbook_nb.presentation import look
+from playbook_nb.presentation import BAND_FILL, BAND_STROKE, BAND_TEXT, look
 
 SCALE = 2  # drawn at twice the size: sharp on high-density screens, shown at half size
 # A picture that would have more pixels than this at twice the size is drawn at its own size: the encoding
@@ -64,7 +64,7 @@ def to_png(runbook: Runbook, states: dict[str, str] | None = None) -> bytes:
 
 def to_png_scaled(runbook: Runbook, states: dict[str, str] | None = None) -> tuple[bytes, int]:
     """(PNG bytes, pixels a layout point takes: `scale_for`): shown at the PNG's width divided by the scale."""
-    positions, width, height = layout(runbook)
+    positions, width, height, bands = layout(runbook)
     scale = scale_for(width, height)
     image = Image.new("RGB", (int(width * scale), int(height * scale)), "white")
     draw = ImageDraw.Draw(image)
@@ -74,9 +74,20 @@ def to_png_scaled(runbook: Runbook, states: dict[str, str] | None = None) -> tup
 
     for index, name in enumerate(SVG_STATES):
         style = look(name)
-        x = MARGIN + index * 80
-        draw.rectangle(s(x, MARGIN, x + 14, MARGIN + 14), fill=style.fill, outline=style.stroke, width=scale)
-        draw.text(s(x + 18, MARGIN), name, fill="#374151", font=_font(11, scale))
+        left = MARGIN + index * 80
+        draw.rectangle(
+            s(left, MARGIN, left + 14, MARGIN + 14), fill=style.fill, outline=style.stroke, width=scale
+        )
+        draw.text(s(left + 18, MARGIN), name, fill="#374151", font=_font(11, scale))
+    for band in bands:  # a wrapped layer's rows inside one box, under the edges (as in the SVG)
+        draw.rounded_rectangle(
+            s(band.x0, band.y0, band.x1, band.y1),
+            radius=8 * scale,
+            fill=BAND_FILL,
+            outline=BAND_STROKE,
+            width=scale,
+        )
+        draw.text(s(band.x0 + 4, band.y0 - 15), band.label, fill=BAND_TEXT, font=_font(11, scale))
     for source, target, data in build_plan(runbook).edges(data=True):
         condition = data["condition"]
         sx, sy = positions[source][0] + NODE_W / 2, positions[source][1] + NODE_H
