@@ -6,6 +6,9 @@ from __future__ import annotations
 SECRET_ENV_PREFIX = "PLAYBOOK_SECRET_"  # PLAYBOOK_SECRET_<NAME>: a secret variable's value for a headless run
 ARTIFACTS_URL_ENV = "PLAYBOOK_ARTIFACTS_URL"  # where run artifacts go (a directory or an fsspec URL)
 OUTPUT_PATH_ENV = "PLAYBOOK_NB_OUTPUT_PATH"  # set by the `playbook` papermill engine: the executed notebook
+# "1": the headless CLI files the executed notebook as the run's record, its graph drawn there from the index,
+# so the kernel draws no picture of its own
+FILED_BY_DRIVER_ENV = "PLAYBOOK_NB_FILED_BY_DRIVER"
 RUN_MIME = "application/vnd.playbook-nb.run+json"  # the setup cell's output naming the run record
 TEMPLATE_PACKAGE = "playbook_nb.templates"  # notebook cells, HTML report and SVG templates
 ARTIFACT_EVENT = "artifact"  # the event recording a file a step left in the run's artifacts

@@ -49,6 +49,11 @@ NODE_LEGEND: tuple[str, ...] = ("PENDING", READY, "RUNNING", "WAITING", "OK", "N
 # A dependency edge's colour by its condition (DepCondition's values): widget, SVG, DOT.
 EDGE_COLORS: dict[str, str] = {"plain": "#9ca3af", "success": "#16a34a", "failure": "#dc2626"}
 
+# The box around the rows of one wrapped layer (widget, SVG, PNG): a wide generation reads as one layer.
+BAND_FILL = "#eef2ff"
+BAND_STROKE = "#a5b4fc"
+BAND_TEXT = "#4f46e5"
+
 # A failed node that waits for Retry / Skip / Abort: its NOK fill with a ring in this colour.
 AWAITING_RING = "#d97706"
 

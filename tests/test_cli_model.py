@@ -216,7 +216,9 @@ def test_svg_grows_with_many_nodes_and_truncates_long_names():
         body += f'name = "{long_name} {i}"\ndepends_on = "root"\n'
     text = to_svg(parse_runbook(body))
     root = ET.fromstring(text)
-    assert float(root.get("width")) > 60 * 190
+    # the 60-wide layer wraps onto 12 rows inside one box: the drawing grows downwards, not to 60 boxes across
+    assert 5 * 190 < float(root.get("width")) < 7 * 190 and float(root.get("height")) > 12 * 46
+    assert text.count('<g class="band">') == 1 and "layer 2: 60 nodes" in text
     titles = [t.text for t in root.iter(f"{SVG}title")]
     assert any(t.startswith(f"{long_name} 7 [n7]") for t in titles)  # the full name is kept in <title>
     labels = [

@@ -13,10 +13,12 @@ import papermill
 import pytest
 from papermill.engines import papermill_engines
 
+from playbook_nb.adapters.notebook import papermill_engine
 from playbook_nb.adapters.notebook.papermill_engine import (
     MASK,
     OUTPUT_PATH_ENV,
     PlaybookEngine,
+    ScrubbingExecutionManager,
     leaked_secrets,
     scrub_notebook,
 )
@@ -229,3 +231,59 @@ def test_run_notebook_success_and_compile_to_temp(tmp_path):
     outcome = run_notebook(src, str(tmp_path / "ok-out.ipynb"), parameters={}, timeout=60)
     assert outcome.ok and outcome.ename is None and outcome.error_summary == ""
     assert "fine" in stream_text(nbformat.read(tmp_path / "ok-out.ipynb", as_version=4))
+
+
+def _on_disk(path) -> dict[int, str]:
+    """cell index -> the papermill status of that cell in the notebook on disk."""
+    nb = nbformat.read(path, as_version=4)
+    return {i: c.metadata.get("papermill", {}).get("status") for i, c in enumerate(nb.cells)}
+
+
+def test_saves_during_the_run_are_spaced_but_a_failure_and_the_end_are_written_at_once(tmp_path, monkeypatch):
+    """papermill saves the whole notebook when every cell starts and ends (O(N^2) a run): the engine writes
+    it at the start, after a failed cell, at the end, and in between at most every SAVE_EVERY seconds."""
+    monkeypatch.setattr(papermill_engine, "SAVE_EVERY", 3600.0)
+    nb = nbformat.read(make_notebook(tmp_path / "in.ipynb", *[f"print({i})" for i in range(100)]), 4)
+    for cell in nb.cells:
+        cell.metadata["papermill"] = {}
+    nb.metadata["papermill"] = {}
+    out = tmp_path / "out.ipynb"
+    manager = ScrubbingExecutionManager(nb, output_path=str(out), progress_bar=False)
+    manager.notebook_start()
+    assert set(_on_disk(out).values()) == {"pending"}  # written at the start
+    for index in range(60):
+        manager.cell_start(nb.cells[index], index)
+        nb.cells[index].outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"{index}\n")]
+        manager.cell_complete(nb.cells[index], index)
+    assert set(_on_disk(out).values()) == {"pending"}  # 120 saves asked for within the interval: none written
+    manager.cell_start(nb.cells[60], 60)
+    manager.cell_exception(nb.cells[60], 60)
+    manager.cell_complete(nb.cells[60], 60)
+    disk = _on_disk(out)  # the failed cell at once, with everything before it
+    assert disk[60] == "failed" and all(disk[i] == "completed" for i in range(60)) and disk[61] == "pending"
+    assert "59\n" in stream_text(nbformat.read(out, as_version=4))
+    manager.notebook_complete()
+    assert nbformat.read(out, as_version=4).metadata.papermill["end_time"]  # the end: written at once
+
+
+@pytest.mark.slow
+def test_a_deferred_save_is_written_while_a_long_cell_runs(tmp_path, monkeypatch):
+    """A save skipped because the last write was recent is written once the interval is over, by a timer on
+    nbclient's loop, even while the next cell is still running and prints nothing."""
+    monkeypatch.setattr(papermill_engine, "SAVE_EVERY", 10.0)  # longer than the quick cells take
+    src = make_notebook(
+        tmp_path / "in.ipynb",
+        *[f"print('quick cell', {i})" for i in range(5)],
+        "import os, time\n"
+        "path, seen, deadline = os.environ['PLAYBOOK_NB_OUTPUT_PATH'], False, time.monotonic() + 40\n"
+        "while not seen and time.monotonic() < deadline:\n"
+        "    seen = ('quick cell ' + '4') in open(path).read()\n"
+        "    time.sleep(0.05)\n"
+        "print('SEEN ON DISK WHILE RUNNING:', seen)",
+        runbook_text=None,
+    )
+    out = tmp_path / "out.ipynb"
+    papermill.execute_notebook(
+        src, str(out), engine_name="playbook", kernel_name="python3", progress_bar=False
+    )
+    assert "SEEN ON DISK WHILE RUNNING: True" in stream_text(nbformat.read(out, as_version=4))

@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from playbook_nb.adapters.executors.result import AttemptResult
+from playbook_nb.adapters.plugins.registry import INSTALLED
 from playbook_nb.adapters.store import Store
 from playbook_nb.adapters.store.migrate import load_migrations, split_statements
-from playbook_nb.app.ports import NodeCall
+from playbook_nb.app.ports import AttemptResult, NodeCall
 from playbook_nb.app.session import RunOptions, RunSession
 from playbook_nb.domain.engine import RunState
 from playbook_nb.domain.validation import parse_runbook
@@ -22,6 +22,8 @@ def chain(n: int) -> str:
 
 
 class Answering:
+    plugins = INSTALLED  # the installed plugins, as the real executor has
+
     def run(self, call: NodeCall) -> AttemptResult:
         return AttemptResult(ok=True, stdout="", started_at=1.0, ended_at=1.5)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from conftest import FIXTURES, REPO, run_cli
 
+from playbook_nb.adapters.executors.local import LocalExecutor
 from playbook_nb.app.rehearsal import rehearse
 from playbook_nb.domain.validation import parse_runbook
 
@@ -78,11 +79,11 @@ outputs = { shown = "stdout" }
         ' "report": {"outputs": {"shown": "95"}}},'
         ' "expected": {"run": "OK", "clean": "OK", "outputs": {"check": {"used_pct": "95"}}}}'
     )
-    result = rehearse(runbook, fixture)
+    result = rehearse(runbook, fixture, executor=LocalExecutor())
     assert result.ok, result.mismatches
     assert result.executed == ["check", "check", "clean", "report"]
     low = dict(fixture, nodes={"check": {"stdout": "/dev/sda1 12% used"}})
-    result = rehearse(runbook, low)
+    result = rehearse(runbook, low, executor=LocalExecutor())
     assert [m.what for m in result.mismatches] == ["clean", "check.outputs.used_pct"]
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from playbook_nb.adapters.executors.result import AttemptResult
+from playbook_nb.adapters.plugins.registry import INSTALLED
 from playbook_nb.adapters.store import Store
-from playbook_nb.app.ports import NodeCall
+from playbook_nb.app.ports import AttemptResult, NodeCall
 from playbook_nb.app.session import RunOptions, RunSession
 from playbook_nb.domain.decisions import GateDecision, GatePolicy
 from playbook_nb.domain.engine import Decision, RunState
@@ -109,6 +109,8 @@ class FixedClock:
 
 class AnsweringExecutor:
     """Answers every call without running anything, and keeps the rendered calls it was given."""
+
+    plugins = INSTALLED  # the installed plugins, as the real executor has
 
     def __init__(self):
         self.calls: list[NodeCall] = []

@@ -100,3 +100,55 @@ def test_a_refused_parameter_is_shown_in_the_form_and_an_environment_secret_need
     assert started.session.values["TOKEN"] == "from-the-env"
     recorded = json.loads(sqlite3.connect(db).execute("select variables from runs").fetchone()[0])
     assert recorded["REPLICAS"] == 4 and "from-the-env" not in json.dumps(recorded)
+
+
+def runs_of(db):
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute("SELECT id, status, status_reason, variables FROM runs ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+def test_a_started_run_shows_the_form_compact_and_it_starts_a_new_run_with_a_changed_value(
+    tmp_path, monkeypatch
+):
+    db = tmp_path / "runs.db"
+    monkeypatch.setenv("PLAYBOOK_SECRET_TOKEN", "tok-1a2b3c")
+    first = open_form(db, variables={"ENV": "staging", "HOST": "web-1"})
+    assert isinstance(first, notebook_run.NotebookRun)  # every value accepted: the run starts
+    first.show()  # the setup cell
+    form = first.variables_form
+    assert isinstance(form, VariablesForm) and form.started is first
+    assert form.fields_box.layout.display == "none"  # compact: one line of values
+    assert f"run {first.session.run_id} started with" in form.problem.value
+    assert "HOST = web-1" in form.problem.value and "TOKEN = (secret, from $PLAYBOOK_SECRET_TOKEN)" in (
+        form.problem.value
+    )
+    assert "tok-1a2b3c" not in form.problem.value and form.fields["TOKEN"].value == ""
+    form.toggle.click()
+    assert form.fields_box.layout.display is None
+    form.fields["HOST"].value = "db-9"
+    assert form.run_button.disabled and "does not match pattern" in form.message.value
+    form.fields["HOST"].value = "web-2"
+    assert not form.run_button.disabled and form.run_button.description == "Start a new run"
+
+    second = form.run()
+    assert notebook_run.current() is second and second is not first
+    assert second.variables_form is form and form.started is second
+    (old, new) = runs_of(db)
+    assert old[0] == first.session.run_id and old[1] == "ABORTED"
+    assert old[2] == f"replaced by run {second.session.run_id}, started from the variables form"
+    assert new[1] == "RUNNING" and json.loads(new[3])["HOST"] == "web-2"
+    assert json.loads(new[3])["TOKEN"] != "tok-1a2b3c"
+    second.cell("show")
+    assert runs_of(db)[1][1] == "OK"
+
+
+def test_a_runbook_without_variables_shows_no_form(tmp_path):
+    run = notebook_run.open_run(
+        '[runbook]\ntitle = "plain"\n\n[a]\ntype = "Command"\ncommand_name = "echo a"\n',
+        state_path=str(tmp_path / "runs.db"), headless=False, actor="dana",
+    )  # fmt: skip
+    run.show()
+    assert run.variables_form is None

@@ -11,14 +11,16 @@ import pytest
 pytest.importorskip("ipycytoscape")
 
 from playbook_nb.adapters.executors.local import LocalExecutor
+from playbook_nb.adapters.export.dag_render import to_svg
 from playbook_nb.adapters.store import Store
 from playbook_nb.app.session import RunOptions, RunSession
 from playbook_nb.domain.engine import NodeState, RunState
 from playbook_nb.domain.errors import PlaybookError
+from playbook_nb.domain.layering import MAX_PER_ROW
 from playbook_nb.domain.validation import parse_runbook
 from playbook_nb.kernel_ext.notebook_run import NotebookRun
 from playbook_nb.kernel_ext.widget import RunbookWidget, stylesheet
-from playbook_nb.kernel_ext.widget_layout import MAX_HEIGHT, MAX_PER_ROW, MIN_HEIGHT, compute_layout
+from playbook_nb.kernel_ext.widget_layout import MAX_HEIGHT, MIN_HEIGHT, compute_layout
 from playbook_nb.presentation import NODE_LEGEND, READY, look
 
 RUNBOOK = """\
@@ -300,6 +302,62 @@ def test_layout_of_a_wide_runbook_wraps_rows_and_caps_the_height():
     assert rows[ys[0]] == ["start"] and rows[ys[-1]] == ["done"]
 
 
+def _inside(point, band) -> bool:
+    return band.x0 <= point[0] <= band.x1 and band.y0 <= point[1] <= band.y1
+
+
+@pytest.mark.parametrize("drawing", ["widget", "svg"])
+def test_a_wrapped_layer_is_one_box_in_the_widget_and_the_svg(tmp_path, drawing):
+    """Issue 17.6: the 58 nodes of one layer wrap onto rows inside one box, which holds no node of another layer,
+    with more room between the box and the next layer than between its own rows; the widget and the SVG draw the
+    same layout (domain.layering)."""
+    from playbook_nb.adapters.export.dag_render import NODE_H as SVG_NODE_H
+    from playbook_nb.adapters.export.dag_render import NODE_W as SVG_NODE_W
+    from playbook_nb.adapters.export.dag_render import layout as svg_layout
+
+    runbook = parse_runbook(_wide_runbook(58))
+    if drawing == "widget":
+        widget, _session, _store = make_widget(tmp_path, _wide_runbook(58))
+        layout = widget.graph_layout
+        centres, bands = layout.positions, layout.bands
+        band_nodes = [n for n in widget.cyto.graph.nodes if n.data.get("band")]
+        assert [n.data["label"] for n in band_nodes] == ["layer 2: 58 nodes"]
+        assert set(widget.nodes) == set(runbook.nodes)  # the box is no node of the runbook
+        assert "one layer, wrapped onto rows" in widget.legend.value
+    else:
+        drawn = svg_layout(runbook)
+        centres = {n: (x + SVG_NODE_W / 2, y + SVG_NODE_H / 2) for n, (x, y) in drawn.positions.items()}
+        bands = drawn.bands
+        svg = to_svg(runbook)
+        assert svg.count('<g class="band">') == 1 and "layer 2: 58 nodes" in svg
+    (band,) = bands
+    steps = [n for n in runbook.nodes if n.startswith("step_")]
+    assert all(_inside(centres[n], band) for n in steps)
+    assert not _inside(centres["start"], band) and not _inside(centres["done"], band)
+    rows = sorted({centres[n][1] for n in steps})
+    assert len(rows) == 12  # 58 nodes, 5 a row
+    row_step = rows[1] - rows[0]
+    assert centres["done"][1] - rows[-1] > row_step and rows[0] - centres["start"][1] > row_step
+    # the same rows, in the same order, in both drawings
+    widget_rows = _rows(compute_layout(runbook).positions)
+    assert widget_rows == _rows(centres)
+
+
+def _rows(centres) -> list[list[str]]:
+    by_y: dict[float, list[tuple[float, str]]] = {}
+    for node_id, (x, y) in centres.items():
+        by_y.setdefault(y, []).append((x, node_id))
+    return [[n for _x, n in sorted(row)] for _y, row in sorted(by_y.items())]
+
+
+def test_a_runbook_without_wide_layers_has_no_box():
+    from playbook_nb.adapters.export.dag_render import layout as svg_layout
+
+    runbook = parse_runbook(RUNBOOK)
+    assert compute_layout(runbook).bands == () and svg_layout(runbook).bands == ()
+    assert '<g class="band">' not in to_svg(runbook)
+
+
 def test_run_is_off_while_a_node_runs_and_abort_is_on_whenever_the_run_is_running(tmp_path):
     """Issue 13 point 4: the cockpit's Run is disabled while a node is RUNNING; Abort is enabled whenever the
     run is RUNNING, whatever is selected (or nothing)."""
@@ -392,3 +450,92 @@ def test_each_browser_view_has_its_own_selection_comment_and_approve(tmp_path):
     assert widget.panel_stack.children == (widget.panels["kernel"].panel,)
     widget._on_view_msg(None, {"view": "not-alnum!", "hello": True}, None)  # ignored
     assert list(widget.panels) == ["kernel"]
+
+
+def _generated_runbook(n: int) -> str:
+    """benchmarks/browser_render.py's shape: layers of 1..8 nodes, each on one or two nodes above, titled."""
+    parts = ['[runbook]\ntitle = "big"\n', '[start]\ntype = "Command"\ncommand_name = "true"\n']
+    previous, made, width = ["start"], 1, 1
+    while made < n:
+        width = width % 8 + 1
+        layer = []
+        for i in range(min(width, n - made)):
+            node_id = f"step_{made:03d}"
+            deps = ", ".join(
+                f'"{d}"' for d in sorted({previous[i % len(previous)], previous[(i + 1) % len(previous)]})
+            )
+            parts.append(
+                f'[{node_id}]\nname = "Check shard {made}"\ntype = "Command"\ncommand_name = "true"\n'
+                f"depends_on = [{deps}]\n"
+            )
+            layer.append(node_id)
+            made += 1
+        previous = layer
+    return "\n".join(parts)
+
+
+def test_search_finds_a_node_by_id_or_part_of_its_title():
+    from playbook_nb.kernel_ext.cockpit_find import MAX_MATCHES, search_nodes, search_reply
+
+    runbook = parse_runbook(_generated_runbook(200))
+    assert search_nodes(runbook, "step_042") == ["step_042"]  # an exact id
+    assert search_nodes(runbook, "  check SHARD 42 ") == ["step_042"]  # an exact title, any case and spacing
+    assert search_reply(runbook, "shard 42") == {
+        "select": "step_042",
+        "line": "found Check shard 42 (step_042)",
+    }
+    several = search_reply(runbook, "shard 19")  # 19, 190..199: a short list to pick from
+    assert several["matches"][:2] == [
+        ["step_019", "Check shard 19 (step_019)"],
+        ["step_190", "Check shard 190 (step_190)"],
+    ]
+    assert len(several["matches"]) == MAX_MATCHES and several["more"] == 11 - MAX_MATCHES
+    assert several["line"] == "11 nodes match 'shard 19': pick one"
+    assert search_reply(runbook, "db-primary") == {
+        "line": "no node matches 'db-primary' (search by id or title)"
+    }
+    assert search_reply(runbook, "   ") == {"line": ""}
+
+
+def test_a_search_from_a_view_selects_the_node_in_that_views_panel(tmp_path):
+    widget, _session, _store = make_widget(tmp_path)
+    widget._on_view_msg(None, {"view": "aaaa1111", "hello": True}, None)
+    widget._on_view_msg(None, {"view": "bbbb2222", "hello": True}, None)
+    tab_a, tab_b = widget.panels["aaaa1111"], widget.panels["bbbb2222"]
+    widget._on_view_msg(None, {"view": "aaaa1111", "search": "FLAK", "asked": 1}, None)
+    assert tab_a.selected == "flaky" and 'data-node="flaky"' in tab_a.header.value  # as a click does
+    assert tab_b.selected is None
+    widget._on_view_msg(None, {"view": "bbbb2222", "search": "nothing like it", "asked": 1}, None)
+    assert tab_b.selected is None and tab_a.selected == "flaky"
+    widget._on_view_msg(
+        None, {"view": "bbbb2222", "select": "gate", "center": True}, None
+    )  # a jump-list pick
+    assert tab_b.selected == "gate" and tab_a.selected == "flaky"
+
+
+def test_the_jump_list_names_failed_and_waiting_nodes_live(tmp_path):
+    widget, session, _store = make_widget(tmp_path)
+    assert widget.view_channel.jump == []
+    widget.on_run_until_gate()  # check OK, flaky fails and waits for a decision
+    assert widget.view_channel.jump == [["flaky", "✘ flaky: failed, needs a decision"]]
+    widget.select("flaky")
+    widget.on_skip()  # skipped: no longer failed
+    assert widget.view_channel.jump == []
+    widget.on_run_until_gate()  # the gate is reached and waits
+    assert widget.view_channel.jump == [["gate", "⏸ gate: gate waiting for a decision"]]
+    widget.select("gate")
+    widget.on_approve()
+    assert widget.view_channel.jump == []
+    # live, from engine events (a node cell run elsewhere), without a refresh
+    other, session2, _ = make_widget(tmp_path / "b")
+    session2.run_node("check")
+    session2.run_node("flaky")
+    assert [nid for nid, _text in other.view_channel.jump] == ["flaky"]
+
+
+def test_the_wheel_scrolls_the_page_until_the_graph_has_focus(tmp_path):
+    """Kernel side of issue 17.6's wheel rule: the graph opens with user zooming off (each view turns it on while
+    its graph has focus, tests/browser/test_big_cockpit.py)."""
+    widget, _session, _store = make_widget(tmp_path)
+    assert widget.cyto.user_zooming_enabled is False
+    assert widget.cyto.zooming_enabled is True  # Fit and centring still zoom

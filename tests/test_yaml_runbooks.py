@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from playbook_nb.adapters.executors.local import LocalExecutor
 from playbook_nb.app.inputs import load_runbook
 from playbook_nb.app.rehearsal import load_pack, run_case
 from playbook_nb.domain.convert_format import convert_text
@@ -218,9 +219,9 @@ def test_the_deploy_pack_rehearses_the_same_with_the_yaml_runbook(tmp_path):
 
     pack = REPO / "examples" / "acceptance" / "deploy_pipeline"
     for case in load_pack(pack):
-        toml_result = run_case(case)
+        toml_result = run_case(case, executor=LocalExecutor())
         case.runbook = yaml_book
-        yaml_result = run_case(case)
+        yaml_result = run_case(case, executor=LocalExecutor())
         assert yaml_result.ok and (yaml_result.status, yaml_result.states) == (
             toml_result.status,
             toml_result.states,

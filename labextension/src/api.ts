@@ -27,6 +27,8 @@ export interface IRun {
   filed_notebook: boolean;
   handled_failures: string[];
   colour: IColour;
+  orphaned: boolean;
+  owner_note: string;
 }
 
 export interface IRunFilter {
@@ -70,6 +72,16 @@ export async function reportHtml(runId: number): Promise<string> {
 
 export async function filedNotebook(runId: number): Promise<any> {
   return (await request(`runs/${runId}/notebook`)).json();
+}
+
+/** The notebook that resumes an ABORTED run when it is run (written where the file browser is, or the one
+ * written before); refused (409) when the run is not ABORTED or a live session drives it. */
+export async function resumeNotebook(runId: number, directory: string): Promise<string> {
+  const response = await request(`runs/${runId}/resume`, {
+    method: 'POST',
+    body: JSON.stringify({ directory })
+  });
+  return (await response.json()).path as string;
 }
 
 export async function me(): Promise<string> {

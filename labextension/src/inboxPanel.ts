@@ -60,6 +60,8 @@ export class InboxModel {
 export class InboxPanel extends Widget {
   private _list = element('ul', { className: 'pb-Inbox-list' });
   private _message = element('div', { className: 'pb-Inbox-message' });
+  // the answer to the last decision, kept when its gate leaves the list (decided, or no longer waiting)
+  private _notice = element('div', { className: 'pb-Inbox-notice' });
 
   constructor(private _model: InboxModel) {
     super();
@@ -75,6 +77,7 @@ export class InboxPanel extends Widget {
     refresh.onclick = () => void this._model.refresh();
     this.node.append(
       element('div', { className: 'pb-Inbox-header' }, element('h2', { textContent: 'Waiting for me' }), refresh),
+      this._notice,
       this._message,
       this._list
     );
@@ -127,19 +130,24 @@ export class InboxPanel extends Widget {
     const answer = element('div', { className: 'pb-Inbox-answer' });
     const approve = element('button', { className: 'jp-Button jp-mod-accept pb-Inbox-approve', textContent: 'Approve' });
     const reject = element('button', { className: 'jp-Button jp-mod-warn pb-Inbox-reject', textContent: 'Reject' });
+    const tell = (text: string, mod: string) => {
+      answer.className = `pb-Inbox-answer ${mod}`;
+      answer.textContent = text;
+      this._notice.className = `pb-Inbox-notice ${mod}`;
+      this._notice.textContent = `${gate.node} · run ${gate.run}: ${text}`;
+    };
     const decide = async (decision: 'approve' | 'reject') => {
       approve.disabled = reject.disabled = true;
       answer.className = 'pb-Inbox-answer';
       answer.textContent = decision === 'approve' ? 'Approving…' : 'Rejecting…';
       try {
         const taken = await decideGate(gate.run, gate.node, decision, comment.value);
-        answer.textContent = taken.applied
+        const done = taken.applied
           ? `${decision === 'approve' ? 'Approved' : 'Rejected'} by ${taken.actor}: ${gate.node} is ${taken.state}`
           : `Sent: the run has not taken the decision yet`;
-        answer.classList.add('pb-mod-ok');
+        tell(done, 'pb-mod-ok');
       } catch (err) {
-        answer.textContent = oneLine(err); // 409 (decided already, run ended), 403 (not an approver)
-        answer.classList.add('pb-mod-refused');
+        tell(oneLine(err), 'pb-mod-refused'); // 409 (decided already, run ended), 403 (not an approver)
         approve.disabled = reject.disabled = false;
       }
       void this._model.refresh();

@@ -122,15 +122,16 @@ function addSidePanel(
 
 const runs: JupyterFrontEndPlugin<void> = {
   id: 'playbook-nb:runs-panel',
-  description: 'The "Runbook runs" side panel: runs of the index, filters, live refresh, report and notebook.',
+  description: 'The "Runbook runs" side panel: runs of the index, filters, live refresh, report, notebook, resume.',
   autoStart: true,
   requires: [IDocumentManager],
-  optional: [ILayoutRestorer, ICommandPalette],
+  optional: [ILayoutRestorer, ICommandPalette, IDefaultFileBrowser],
   activate: (
     app: JupyterFrontEnd,
     docManager: IDocumentManager,
     restorer: ILayoutRestorer | null,
-    palette: ICommandPalette | null
+    palette: ICommandPalette | null,
+    browser: IDefaultFileBrowser | null
   ) => {
     const openReport = async (run: IRun) => {
       try {
@@ -148,7 +149,16 @@ const runs: JupyterFrontEndPlugin<void> = {
     const openNotebook = (run: IRun) => {
       void docManager.openOrReveal(recordPath(run.id), RECORD_FACTORY);
     };
-    const panel = new RunsPanel({ openReport, openNotebook });
+    const directory = () => browser?.model.path ?? '';
+    const openPath = async (path: string) => {
+      await browser?.model.refresh();
+      const widget = docManager.openOrReveal(path);
+      if (!widget) {
+        throw new Error(`cannot open ${path}`);
+      }
+      await widget.context.ready;
+    };
+    const panel = new RunsPanel({ openReport, openNotebook, directory, openPath });
     addSidePanel(app, restorer, palette, panel, 600, COMMAND_RUNS, 'Runbook runs');
   }
 };

@@ -3,7 +3,7 @@
 // listed run is RUNNING, and rarely otherwise.
 import { Widget } from '@lumino/widgets';
 
-import { IRun, IRunFilter, listRuns, me } from './api';
+import { IRun, IRunFilter, listRuns, me, resumeNotebook } from './api';
 import { runbookIcon } from './runbookNotebook';
 import { element } from './dom';
 
@@ -14,6 +14,15 @@ const STATUSES = ['', 'RUNNING', 'OK', 'NOK', 'ABORTED'];
 export interface IRunActions {
   openReport(run: IRun): void;
   openNotebook(run: IRun): void;
+  /** The directory the file browser shows: where a resume notebook is written. */
+  directory(): string;
+  /** Open a notebook of the contents (the resume notebook) in the main area. */
+  openPath(path: string): Promise<void>;
+}
+
+/** A refused answer in one line: "409: run 3 is OK: only an ABORTED run can be resumed". */
+function oneLine(err: unknown): string {
+  return String((err as Error).message ?? err).replace(/\s+/g, ' ').trim();
 }
 
 function when(iso: string | null): string {
@@ -30,6 +39,8 @@ export class RunsPanel extends Widget {
   private _mine = element('input', { type: 'checkbox', className: 'pb-RunsPanel-mine' });
   private _list = element('ul', { className: 'pb-RunsPanel-list' });
   private _message = element('div', { className: 'pb-RunsPanel-message' });
+  // the answer to the last action (Resume): kept across refreshes, replaced by the next action
+  private _notice = element('div', { className: 'pb-RunsPanel-notice' });
   private _timer: number | undefined;
   private _workflows = new Set<string>();
   private _actor: Promise<string> | null = null;
@@ -63,6 +74,7 @@ export class RunsPanel extends Widget {
         this._status,
         element('label', { className: 'pb-RunsPanel-mineLabel' }, this._mine, 'Mine')
       ),
+      this._notice,
       this._message,
       this._list
     );
@@ -118,6 +130,22 @@ export class RunsPanel extends Widget {
     }
   }
 
+  /** Resume: the server writes (or finds) the notebook set to resume the run, Lab opens it; the user runs it
+   * and decides in its cockpit. A refusal (not ABORTED, driven by a live session) is one line here. */
+  async resume(run: IRun): Promise<void> {
+    this._notice.className = 'pb-RunsPanel-notice';
+    this._notice.textContent = `Resuming run ${run.id}…`;
+    try {
+      const path = await resumeNotebook(run.id, this._actions.directory());
+      await this._actions.openPath(path);
+      this._notice.textContent = `Opened ${path}: run it (Run All) to resume run ${run.id}; its gates wait for you in the cockpit.`;
+      this._notice.classList.add('pb-mod-ok');
+    } catch (err) {
+      this._notice.textContent = `Cannot resume run ${run.id}: ${oneLine(err)}`;
+      this._notice.classList.add('pb-mod-refused');
+    }
+  }
+
   private _schedule(ms: number | undefined): void {
     window.clearTimeout(this._timer);
     this._timer = ms === undefined ? undefined : window.setTimeout(() => void this.refresh(), ms);
@@ -149,7 +177,9 @@ export class RunsPanel extends Widget {
     }
     const meta = element('div', {
       className: 'pb-RunsPanel-meta',
-      textContent: [`run ${run.id}`, when(run.started_at), run.actor, run.trigger].filter(Boolean).join(' · ')
+      textContent: [`run ${run.id}`, when(run.started_at), run.actor, run.trigger, run.owner_note]
+        .filter(Boolean)
+        .join(' · ')
     });
     const report = element('button', { className: 'jp-Button pb-RunsPanel-report', textContent: 'Report' });
     report.onclick = () => this._actions.openReport(run);
@@ -158,6 +188,15 @@ export class RunsPanel extends Widget {
       const notebook = element('button', { className: 'jp-Button pb-RunsPanel-notebook', textContent: 'Notebook' });
       notebook.onclick = () => this._actions.openNotebook(run);
       actions.append(notebook);
+    }
+    if (run.status === 'ABORTED' || run.status === 'RUNNING') {
+      const resume = element('button', {
+        className: 'jp-Button pb-RunsPanel-resume',
+        textContent: 'Resume',
+        title: 'Open a notebook that resumes this run (refused while another session drives it)'
+      });
+      resume.onclick = () => void this.resume(run);
+      actions.append(resume);
     }
     const row = element('li', { className: 'pb-RunsPanel-run', title: run.status_label }, head, meta, actions);
     row.dataset.runId = String(run.id);

@@ -44,11 +44,6 @@ class AbortSwitch:
         for event in events:
             event.set()
 
-    def reset(self) -> None:
-        """After the abort was recorded (a resumed run starts with the switch off)."""
-        with self._lock:
-            self.reason = self.actor = None
-
     def cancel_event(self, node_id: str) -> threading.Event:
         """The event an attempt of `node_id` watches (already set when an abort was requested)."""
         with self._lock:

@@ -182,7 +182,7 @@ FIELDS: dict[str, dict[str, Field]] = {
     },
 }
 
-ALIASES = {("execution", "parallel_execution"): "parallel"}  # the seed's spelling
+ALIASES: dict[tuple[str, str], str] = {("execution", "parallel_execution"): "parallel"}  # the seed's spelling
 
 ENV_OVERRIDES = {
     "PLAYBOOK_DB_PATH": ("database", "path"),
@@ -413,7 +413,7 @@ def _read_file(path: Path, loaded: _Loaded) -> None:
             loaded.errors.append(f"{path}: {section!r} must be a table")
             continue
         for key, raw in table.items():
-            name = ALIASES.get((section, key), key)
+            name = ALIASES.get((section, key), key) if isinstance(key, str) else str(key)
             spec = FIELDS[section].get(name)
             if spec is None:
                 known = ", ".join(FIELDS[section])

@@ -1,7 +1,8 @@
 """Fleet steps in a run (issue 21): build the call of a node that runs on many hosts, and record its hosts.
 
 The session asks `prepare_fleet_call(...)` for a node with `targets` (or an Ansible node) and gets back the
-call that runs one attempt; the call returns a `FleetAttemptResult` (the roll-up plus a result per host).
+planned attempt (`ports.FleetCall`); the executor runs it (adapters.executors: SSH or ansible-runner) and returns
+a `FleetAttemptResult` (the roll-up plus a result per host).
 `HostRecorder` writes the per-host rows: the plan when the attempt starts (hosts to run PENDING or ADDED,
 hosts that left REMOVED), each host as it starts and ends when the caller is the driving thread, and every
 host again when the attempt is finished (from whichever thread ran it).
@@ -16,8 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from playbook_nb.adapters.executors.fleet import FleetAttemptResult
-from playbook_nb.adapters.executors.ssh import SshOptions
+from playbook_nb.app.ports import FleetAttemptResult, FleetCall
 from playbook_nb.domain import templating
 from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.domain.fleet import (
@@ -25,6 +25,7 @@ from playbook_nb.domain.fleet import (
     HostPlan,
     HostResult,
     HostState,
+    SshOptions,
     Target,
     TargetError,
     parse_targets,
@@ -172,9 +173,9 @@ def prepare_fleet_call(
     env: Mapping[str, str],
     on_output: Callable[[str, str], None] | None = None,
     host_listeners: list[HostListener] | None = None,
-) -> tuple[Callable[[], FleetAttemptResult], HostRecorder]:
+) -> tuple[FleetCall, HostRecorder]:
     """Render the node's fleet fields now, plan the hosts (only those not yet OK run), write the plan, and
-    return the call that runs the attempt plus the recorder whose `finish` writes its hosts."""
+    return the planned attempt (the executor runs it) plus the recorder whose `finish` writes its hosts."""
     where = f"node '{node.id}'"
     options = ssh_options(node, runbook, context)
     targets: list[Target] | None = None
@@ -202,12 +203,8 @@ def prepare_fleet_call(
         for line in lines:
             on_output("stdout", f"[{host}] {redact(line)}\n")
 
-    environment = {**env, **secret_env(runbook, values)}
-    batch = node.batch or DEFAULT_BATCH
-
+    specific: dict[str, Any]  # the fields only an Ansible or only an SSH attempt has, rendered now
     if node.type is NodeType.ANSIBLE:
-        from playbook_nb.adapters.executors.ansible import run_ansible
-
         playbook = _path(
             templating.render(node.playbook or "", context, f"{where}, field 'playbook'"), runbook
         )
@@ -220,55 +217,37 @@ def prepare_fleet_call(
             )
         limit = templating.render(node.limit, context, f"{where}, field 'limit'") if node.limit else None
         extra = templating.render_params(node.extra_vars, context, f"{where}, field 'extra_vars'")
+        specific = {
+            "playbook": str(playbook),
+            "inventory": inventory,
+            "limit": limit,
+            "extra_vars": dict(extra),
+        }
         inventory_hosts = [t.text for t in targets] if targets is not None else list(previous)
         plan = plan_hosts(inventory_hosts, previous) if targets is not None else _plan_from_record(previous)
-        recorder.start(inventory_hosts, plan)
-        _announce(plan, listeners, node.id)
-        run_targets = [t for t in targets if t.text in set(plan.run)] if targets is not None else None
-
-        def ansible_call() -> FleetAttemptResult:
-            return run_ansible(
-                str(playbook),
-                inventory=inventory,
-                targets=run_targets,
-                limit=limit,
-                extra_vars=extra,
-                env=environment,
-                batch=batch,
-                timeout=timeout,
-                options=options,
-                done=plan.done,
-                on_host=on_host,
-                on_output=on_host_output,
-            )
-
-        return ansible_call, recorder
-
-    from playbook_nb.adapters.executors.fleet import run_fleet
-
-    assert targets is not None
-    command = templating.render_command(node.command_name or "", context, f"{where}, field 'command_name'")
-    inventory_hosts = [t.text for t in targets]
-    plan = plan_hosts(inventory_hosts, previous)
+    else:
+        assert targets is not None
+        command = templating.render_command(
+            node.command_name or "", context, f"{where}, field 'command_name'"
+        )
+        specific = {"command": command, "max_fail": node.max_fail}
+        inventory_hosts = [t.text for t in targets]
+        plan = plan_hosts(inventory_hosts, previous)
     recorder.start(inventory_hosts, plan)
     _announce(plan, listeners, node.id)
     run_set = set(plan.run)
-
-    def ssh_call() -> FleetAttemptResult:
-        return run_fleet(
-            command,
-            [t for t in targets if t.text in run_set],
-            batch=batch,
-            max_fail=node.max_fail,
-            timeout=timeout,
-            options=options,
-            env=environment,
-            done=plan.done,
-            on_host=on_host,
-            on_output=on_host_output,
-        )
-
-    return ssh_call, recorder
+    call = FleetCall(
+        targets=[t for t in targets if t.text in run_set] if targets is not None else None,
+        batch=node.batch or DEFAULT_BATCH,
+        options=options,
+        env={**env, **secret_env(runbook, values)},
+        done=list(plan.done),
+        on_host=on_host,
+        on_output=on_host_output,
+        timeout=timeout,
+        **specific,
+    )
+    return call, recorder
 
 
 def skip_failed_hosts(store: Any, run_id: int, node_id: str, actor: str) -> None:

@@ -14,10 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from playbook_nb.adapters.executors.result import AttemptResult
-from playbook_nb.adapters.plugins.base import StepContext
-from playbook_nb.adapters.plugins.registry import merge_plugin_config
-from playbook_nb.app.ports import Clock, Executor, NodeCall
+from playbook_nb.app.fleet_calls import prepare_fleet_call
+from playbook_nb.app.plugin_api import merge_plugin_config
+from playbook_nb.app.ports import AttemptResult, Clock, Executor, NodeCall, StepContext
 
 if TYPE_CHECKING:
     from playbook_nb.app.fleet_calls import HostListener, HostRecorder
@@ -166,10 +165,6 @@ class NodeCallBuilder:
         where = f"node '{node.id}'"
         call = NodeCall(node=node, on_output=self._output_callback(node.id))
         if node.is_fleet:
-            # imported here, not at the top: its ssh executor loads asyncssh (about 0.4 s at every start),
-            # and only fleet nodes need it
-            from playbook_nb.app.fleet_calls import prepare_fleet_call
-
             call.fleet, self.host_recorders[node.id] = prepare_fleet_call(
                 node,
                 self.runbook,
@@ -201,7 +196,8 @@ class NodeCallBuilder:
             )
             call.timeout = _as_timeout(node.timeout, context, where)
             # secret plugin parameters (an Authorization header, ...) are masked from now on
-            self.redactor.add(secret_values(node.plugin or "", node.function or "", call.params))
+            plugins = self.executor.plugins
+            self.redactor.add(secret_values(plugins, node.plugin or "", node.function or "", call.params))
             call.step_context = self.step_contexts[node.id] = new_step_context(
                 run_id=self.run_id,
                 node_id=node.id,

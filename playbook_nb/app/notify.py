@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from playbook_nb.adapters.notifiers.registry import build_notifier
 from playbook_nb.domain.engine import EngineEvent
 from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.domain.redact import Redactor
@@ -34,6 +33,11 @@ class NotifyError(PlaybookError):
     """A `[notify]` target that cannot be built (unknown notifier, bad options)."""
 
 
+# The port to the notifiers: builds the target `kind` with its options (ValueError naming the problem); the
+# faces pass adapters.notifiers.registry.build_notifier. A notifier has `send(message: dict) -> None`.
+NotifierFactory = Callable[[str, dict[str, Any]], Any]
+
+
 @dataclass(frozen=True)
 class NotifySettings:
     events: tuple[str, ...] = EVENTS
@@ -42,9 +46,12 @@ class NotifySettings:
     timeout: float = 5.0  # seconds per delivery
     flush: float = 5.0  # seconds the end of a run waits, at most, for messages still being sent
     targets: dict[str, dict[str, Any]] = field(default_factory=dict)  # kind -> options
+    build: NotifierFactory | None = (
+        None  # how a target is built (None: `notifiers` are given to Notifications)
+    )
 
     @classmethod
-    def from_table(cls, table: dict[str, Any] | None) -> NotifySettings | None:
+    def from_table(cls, table: dict[str, Any] | None, build: NotifierFactory) -> NotifySettings | None:
         """From the checked `[notify]` table of the configuration (`app.config`), or None without targets."""
         if not table or not table.get("targets"):
             return None
@@ -54,6 +61,7 @@ class NotifySettings:
             retries=int(table.get("retries", 3)),
             timeout=float(table.get("timeout", 5.0)),
             targets=dict(table["targets"]),
+            build=build,
         )
 
 
@@ -86,10 +94,12 @@ class Notifications:
         self.redactor = redactor
         self.sleep = sleep
         if notifiers is None:
+            if settings.build is None:
+                raise NotifyError("[notify]: no notifier factory given to build its targets")
             notifiers = {}
             for kind, options in settings.targets.items():
                 try:
-                    notifiers[kind] = build_notifier(kind, {"timeout": settings.timeout, **options})
+                    notifiers[kind] = settings.build(kind, {"timeout": settings.timeout, **options})
                 except ValueError as err:
                     raise NotifyError(f"[notify] {kind}: {err}") from None
         self.notifiers = notifiers

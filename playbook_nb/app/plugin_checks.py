@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from playbook_nb.adapters.plugins.registry import check_params, plugin_metadata, plugin_names
+from playbook_nb.app.plugin_api import PluginCatalog, check_params
 from playbook_nb.domain.errors import PlaybookError, PluginError, RunbookError, where
 from playbook_nb.domain.model import Node, NodeType, Runbook
 from playbook_nb.domain.templating import make_context, render_value
@@ -18,35 +18,40 @@ from playbook_nb.domain.templating import make_context, render_value
 _RUN_STATE_NAMES = ("steps", "execution", "has_succeeded", "has_failed")
 
 
-def plugin_problems(runbook: Runbook, values: dict[str, Any] | None = None) -> list[str]:
-    """One line per Function node whose plugin, function or parameters are wrong. `values` (the run's
-    variables), when given, render the templated parameters so their converted values are checked too."""
+def plugin_problems(
+    runbook: Runbook, plugins: PluginCatalog, values: dict[str, Any] | None = None
+) -> list[str]:
+    """One line per Function node whose plugin, function or parameters are wrong among `plugins` (the
+    installed ones: adapters.plugins.registry.INSTALLED). `values` (the run's variables), when given, render
+    the templated parameters so their converted values are checked too."""
     problems: list[str] = []
     context = make_context(values) if values is not None else None
     for node in runbook.nodes.values():
         if node.type is not NodeType.FUNCTION:
             continue
-        problem = _node_problem(runbook, node, context)
+        problem = _node_problem(runbook, plugins, node, context)
         if problem:
             problems.append(problem)
     return problems
 
 
-def check_plugins(runbook: Runbook, values: dict[str, Any] | None = None) -> None:
+def check_plugins(runbook: Runbook, plugins: PluginCatalog, values: dict[str, Any] | None = None) -> None:
     """Raise RunbookError (exit 2) for the first problem `plugin_problems` finds."""
-    problems = plugin_problems(runbook, values)
+    problems = plugin_problems(runbook, plugins, values)
     if problems:
         raise RunbookError(problems[0])
 
 
-def _node_problem(runbook: Runbook, node: Node, context: dict[str, Any] | None) -> str | None:
+def _node_problem(
+    runbook: Runbook, plugins: PluginCatalog, node: Node, context: dict[str, Any] | None
+) -> str | None:
     plugin, function = node.plugin or "", node.function or ""
-    if plugin not in plugin_names():
-        available = ", ".join(plugin_names()) or "none installed"
+    if plugin not in plugins.names():
+        available = ", ".join(plugins.names()) or "none installed"
         at = where(runbook.path, node.id, "plugin")
         return f"{at}: unknown plugin '{plugin}' for function '{function}' (available: {available})"
     try:
-        metadata = plugin_metadata(plugin)
+        metadata = plugins.metadata(plugin)
         if function not in metadata.functions:
             available = ", ".join(sorted(metadata.functions)) or "none"
             at = where(runbook.path, node.id, "function")

@@ -5,12 +5,11 @@ and the masking of secrets on the way in.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
-from playbook_nb.adapters.executors.result import AttemptResult
 from playbook_nb.adapters.store import Store
-from playbook_nb.app.ports import Clock
+from playbook_nb.app.ports import AttemptResult, Clock
 from playbook_nb.domain.attempt_ran import ATTEMPT_RAN_EVENT
 from playbook_nb.domain.engine import Engine, EngineEvent
 from playbook_nb.domain.model import Node
@@ -18,7 +17,6 @@ from playbook_nb.domain.outputs import OUTPUT_EVENT, OutputError, extract_output
 from playbook_nb.domain.redact import Redactor
 
 EventListener = Callable[[EngineEvent], None]
-INTERRUPTED_BY_OPERATOR = "interrupted by the operator"
 
 
 class Recorder:
@@ -134,14 +132,6 @@ class Recorder:
             error=result.error, token=self.owner_token,
         )  # fmt: skip
         return result
-
-    def attempts_interrupted(self, attempts: Iterable[tuple[str, int]]) -> None:
-        for node_id, attempt in attempts:
-            self.store.finish_attempt(
-                self.run_id, node_id, attempt, status="INTERRUPTED", ended_at=self.clock.time(),
-                exit_code=None, stdout="", stderr="", result=None, error=INTERRUPTED_BY_OPERATOR,
-                token=self.owner_token,
-            )  # fmt: skip
 
     def outputs(self, node_id: str, attempt: int, outputs: dict[str, Any]) -> None:
         """A successful attempt's step outputs, secrets masked, as an `outputs` event."""

@@ -66,12 +66,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from playbook_nb.adapters.executors.local import LocalExecutor
-from playbook_nb.adapters.executors.result import AttemptResult
-from playbook_nb.adapters.plugins.registry import get_plugin
 from playbook_nb.adapters.store import Store
 from playbook_nb.app.inputs import load_runbook, resolve_variables
-from playbook_nb.app.ports import Executor, NodeCall
+from playbook_nb.app.ports import AttemptResult, Executor, NodeCall
 from playbook_nb.app.recorder import load_outputs
 from playbook_nb.app.session import RunOptions, RunSession
 from playbook_nb.domain.errors import PlaybookError
@@ -203,12 +200,13 @@ class FixtureExecutor:
     """The session's executor during a rehearsal: answers from the fixture, runs nothing, except a Function
     step whose plugin rehearses: `real` runs it with the fixture entry standing in for the world."""
 
-    def __init__(
-        self, nodes: dict[str, dict[str, Any]], base_dir: Path | None = None, real: Executor | None = None
-    ):
+    def __init__(self, nodes: dict[str, dict[str, Any]], base_dir: Path | None, real: Executor):
         self.nodes = nodes
         self.base_dir = base_dir
-        self.real = real or LocalExecutor()
+        self.real = (
+            real  # the faces' executor (adapters.executors.LocalExecutor): runs a plugin that rehearses
+        )
+        self.plugins = real.plugins
         self.calls: list[str] = []
         self._attempts: dict[str, int] = {}
 
@@ -219,7 +217,7 @@ class FixtureExecutor:
         if node.type is not NodeType.FUNCTION or ANSWER_FIELDS & set(spec):
             return None
         try:
-            plugin = get_plugin(node.plugin or "")()
+            plugin = self.plugins.plugin(node.plugin or "")()
         except PlaybookError:
             return None
         for name in STAND_IN_FILES:
@@ -277,7 +275,7 @@ def rehearse(
     runbook_dir: Path | None = None,
     update_baselines: bool = False,
     base_dir: Path | None = None,
-    executor: Executor | None = None,
+    executor: Executor,
 ) -> RehearsalResult:
     """Run `runbook` headless with node results from `fixture`; compare with `expected` (default: the fixture's
     [expected]). Without a store, the run is recorded in a throw-away index."""
@@ -494,7 +492,7 @@ def load_pack(directory: str | Path) -> list[PackCase]:
 
 
 def run_case(
-    case: PackCase, store: Store | None = None, *, update_baselines: bool = False
+    case: PackCase, store: Store | None = None, *, executor: Executor, update_baselines: bool = False
 ) -> RehearsalResult:
     runbook = load_runbook(case.runbook)
     fixture = load_data_any(case.fixture)
@@ -513,4 +511,5 @@ def run_case(
         fixture_dir=case.fixture.parent,
         base_dir=case.pack_dir or case.fixture.parent,
         update_baselines=update_baselines,
+        executor=executor,
     )

@@ -42,10 +42,6 @@ _OPERATORS = {
 RUN_FIGURES = ("duration_seconds", "success_rate", "error_rate")
 
 
-class ExpectationError(PlaybookError):
-    """An expectation that cannot be read (exit code 2)."""
-
-
 @dataclass
 class Check:
     kind: str  # Assumption, Step, KPI, Screenshot diff, Expected
@@ -296,10 +292,11 @@ def expected_checks(
         "error_rate": facts.error_rate(),
     }
     for name, want in (expected.get("kpis") or {}).items():
+        figure = figures.get(name)
         if name in metrics:
             actual = metrics[name]
-        elif name in figures and figures[name] is not None:
-            actual = figures[name]
+        elif figure is not None:
+            actual = figure
         else:
             known = ", ".join(sorted(metrics) + list(RUN_FIGURES)) or "none"
             checks.append(
@@ -315,7 +312,7 @@ def expected_checks(
             ok, text = compare_value(len(errors), errors_expected["count"])
             checks.append(Check("Expected", "errors.count", ok, text))
         if "type" in errors_expected:
-            types = sorted({e.get("type") for e in errors})
+            types = sorted({str(e["type"]) for e in errors if e.get("type") is not None})
             ok = errors_expected["type"] in types
             checks.append(Check("Expected", "errors.type", ok, f"{errors_expected['type']} in {types}"))
     shots = facts.screenshots()

@@ -19,7 +19,6 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from playbook_nb.adapters.executors.local import LocalExecutor
 from playbook_nb.adapters.store import Store
 from playbook_nb.app.inputs import resolve_variables
 from playbook_nb.app.ports import Executor
@@ -117,16 +116,16 @@ def node_facts(store: Store, run_id: int) -> dict[str, dict[str, Any]]:
     """What replay compares for each node of a recorded run."""
     outputs = load_outputs(store, run_id)
     attempts = defaultdict(list)
-    for row in store.attempts(run_id):
-        attempts[row.node_id].append(row)
+    for attempt in store.attempts(run_id):
+        attempts[attempt.node_id].append(attempt)
     facts = {}
-    for row in store.node_states(run_id):
-        tried = sorted(attempts.get(row.node_id, []), key=lambda a: a.attempt)
-        facts[row.node_id] = {
-            "state": row.state,
-            "attempts": row.attempts or 0,
+    for state in store.node_states(run_id):
+        tried = sorted(attempts.get(state.node_id, []), key=lambda a: a.attempt)
+        facts[state.node_id] = {
+            "state": state.state,
+            "attempts": state.attempts or 0,
             "exit_code": tried[-1].exit_code if tried else None,
-            "outputs": outputs.get(row.node_id, {}),
+            "outputs": outputs.get(state.node_id, {}),
         }
     return facts
 
@@ -150,7 +149,7 @@ def replay_run(
     parallel: int = 1,
     environ=None,
     listeners=None,
-    executor: Executor | None = None,
+    executor: Executor,
 ) -> ReplayResult:
 
     original = store.get_run(run_id)
@@ -187,9 +186,7 @@ def replay_run(
     )
     # recorded decisions first, then fail closed (no approvals, no policy)
     gates = GatePolicy(actor=actor, comment=options.comment, recorded=next_decision)
-    session = RunSession.start(
-        runbook, values, store, options, executor=executor or LocalExecutor(), gate_policy=gates
-    )
+    session = RunSession.start(runbook, values, store, options, executor=executor, gate_policy=gates)
     for listener in listeners or []:
         listener(session)
     store.append_event(session.run_id, "replay_of", payload={"run_id": run_id, "actor": original.actor})

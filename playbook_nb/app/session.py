@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from playbook_nb.adapters.executors.result import AttemptResult
 from playbook_nb.adapters.store import Store
 from playbook_nb.adapters.store.owner import Owner
 from playbook_nb.app import faults
@@ -28,7 +27,7 @@ from playbook_nb.app.identity import local_identity
 from playbook_nb.app.node_calls import NodeCallBuilder, OutputListener, render_critical
 from playbook_nb.app.ownership import LeaseKeeper, recover_run
 from playbook_nb.app.plugin_checks import check_plugins
-from playbook_nb.app.ports import SYSTEM_CLOCK, Clock, Executor
+from playbook_nb.app.ports import SYSTEM_CLOCK, AttemptResult, Clock, Executor
 from playbook_nb.app.recorder import EventListener, Recorder, load_outputs
 from playbook_nb.app.step_files import collect_artifacts
 from playbook_nb.app.worker_pool import WorkerPool
@@ -231,7 +230,8 @@ class RunSession:
         namespace: dict[str, Any] | None = None,
     ) -> RunSession:
         gate_policy = gate_policy or options.gate_policy_for(runbook)  # bad approvals: refused before a row
-        check_plugins(runbook, values)  # an unknown plugin or function, a bad parameter: refused before a row
+        # an unknown plugin or function, a bad parameter: refused before a row
+        check_plugins(runbook, executor.plugins, values)
         check_timeouts(runbook, values)  # a templated timeout that is not a number with these values, too
         critical = render_critical(runbook, values)
         _refuse_skipped_critical(runbook, critical)

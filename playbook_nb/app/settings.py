@@ -11,11 +11,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from playbook_nb.adapters.store import Store
 from playbook_nb.adapters.store.location import resolve_artifacts_url, resolve_db_path
 from playbook_nb.app.config import Config, load_config, parallel_workers
+
+if TYPE_CHECKING:
+    from playbook_nb.app.notify import NotifierFactory
 
 
 @dataclass(frozen=True)
@@ -41,11 +44,13 @@ class Settings:
     def open_store(self, cli_value: str | os.PathLike[str] | None = None) -> Store:
         return Store.open(self.db_location(cli_value), artifacts_root=self.artifacts_url())
 
-    def decision_options(self) -> dict[str, Any]:
-        """The RunOptions the configuration gives a run: `[groups]` (gate approvers) and `[notify]`."""
+    def decision_options(self, build_notifier: NotifierFactory) -> dict[str, Any]:
+        """The RunOptions the configuration gives a run: `[groups]` (gate approvers) and `[notify]`, its
+        targets built by `build_notifier` (the faces pass adapters.notifiers.registry.build_notifier)."""
         from playbook_nb.app.notify import NotifySettings
 
-        return {"groups": dict(self.config.groups), "notify": NotifySettings.from_table(self.config.notify)}
+        notify = NotifySettings.from_table(self.config.notify, build_notifier)
+        return {"groups": dict(self.config.groups), "notify": notify}
 
     @property
     def max_retries(self) -> int:

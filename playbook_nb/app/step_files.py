@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from playbook_nb.adapters.plugins.base import StepContext
-from playbook_nb.adapters.plugins.registry import plugin_metadata, secret_param_values
+from playbook_nb.app.plugin_api import PluginCatalog, secret_param_values
+from playbook_nb.app.ports import StepContext
 from playbook_nb.constants import ARTIFACT_EVENT
 from playbook_nb.domain.errors import PlaybookError
 
@@ -45,11 +45,11 @@ def new_step_context(
     )
 
 
-def secret_values(plugin: str, function: str, params: dict[str, Any]) -> list[str]:
+def secret_values(plugins: PluginCatalog, plugin: str, function: str, params: dict[str, Any]) -> list[str]:
     """Values of the parameters plugin.function declares secret (nothing when the plugin is unknown: the
     attempt then fails with that error anyway)."""
     try:
-        return secret_param_values(plugin_metadata(plugin), function, params)
+        return secret_param_values(plugins.metadata(plugin), function, params)
     except PlaybookError:
         return []
 

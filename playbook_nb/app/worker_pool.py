@@ -7,8 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
-from playbook_nb.adapters.executors.result import AttemptResult
-from playbook_nb.app.ports import Clock
+from playbook_nb.app.ports import AttemptResult, Clock
 from playbook_nb.domain.errors import PlaybookError
 
 
@@ -71,16 +70,6 @@ class WorkerPool:
         result = future.result()
         del self._inflight[node_id]
         return attempt, result
-
-    def cancel_all(self) -> list[tuple[str, int]]:
-        """Stop waiting for every attempt in flight (the operator interrupted); (node, attempt) of each."""
-        cancelled = []
-        for node_id, (attempt, future) in list(self._inflight.items()):
-            future.cancel()
-            cancelled.append((node_id, attempt))
-        self._inflight.clear()
-        self.shutdown(cancel=True)
-        return cancelled
 
     def first(self) -> str | None:
         return next(iter(self._inflight), None)

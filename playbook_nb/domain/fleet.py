@@ -219,3 +219,15 @@ def progress_line(counts: Mapping[str, int], total: int, failing: list[str]) -> 
     if failing:
         text += f"; failing: {_names(failing)}"
     return text
+
+
+@dataclass
+class SshOptions:
+    """How to reach the hosts: the node's `ssh = {...}` table, over what the target text says."""
+
+    user: str | None = None
+    port: int | None = None
+    identity_files: list[str] = field(default_factory=list)
+    known_hosts: str | None = None  # None: ~/.ssh/known_hosts
+    connect_timeout: float = 10.0
+    agent: bool = True

@@ -19,6 +19,7 @@ from IPython.display import HTML, display
 
 from playbook_nb.adapters.executors.local import LocalExecutor
 from playbook_nb.adapters.notebook.record import dag_bundle, file_notebook, summary_html
+from playbook_nb.adapters.notifiers.registry import build_notifier
 from playbook_nb.adapters.store import Store
 from playbook_nb.app.abort import on_signals
 from playbook_nb.app.identity import local_identity
@@ -26,7 +27,7 @@ from playbook_nb.app.inputs import resolve_variables
 from playbook_nb.app.run_log import attach_run_log
 from playbook_nb.app.session import NodeReport, RunOptions, RunSession
 from playbook_nb.app.settings import Settings
-from playbook_nb.constants import OUTPUT_PATH_ENV, RUN_MIME
+from playbook_nb.constants import FILED_BY_DRIVER_ENV, OUTPUT_PATH_ENV, RUN_MIME
 from playbook_nb.domain.decisions import GateDecision, parse_gate_wait
 from playbook_nb.domain.engine import NodeState, RunState
 from playbook_nb.domain.errors import PlaybookError, RunOwned, StorageFault, VariableError
@@ -137,6 +138,8 @@ class NotebookRun:
             str, str
         ] = {}  # the code each Python node's cell last ran (the widget's Run reuses it)
         self._cell_node: str | None = None  # the node whose cell runs now (parallel: siblings stay quiet)
+        self.variables_form: Any = None  # the form above the cockpit (JupyterLab, a runbook with variables)
+        self.form_factory: Any = None  # builds it at show() (open_run sets it for an interactive run)
         session.output_listeners.append(self._print_output)
         if (
             not headless
@@ -146,7 +149,21 @@ class NotebookRun:
 
     # -- cells -------------------------------------------------------------------------------
     def show(self) -> None:
-        """The setup cell's output: the run record id (machine-readable) and the DAG."""
+        """The setup cell's output: the variables form (interactive, a runbook with variables), then the run
+        record id (machine-readable) and the DAG."""
+        if not self.headless and self.variables_form is None and self.form_factory is not None:
+            self.variables_form = self.form_factory(self)
+        form = self.variables_form
+        if form is None:
+            self.show_cockpit()
+            return
+        display(form.box)
+        form.output.clear_output()
+        with form.output:
+            self.show_cockpit()
+
+    def show_cockpit(self) -> None:
+        """The run record id (machine-readable) and the DAG: the cockpit widget, or headless its picture."""
         run = self.session.store.get_run(self.session.run_id)
         display(
             {
@@ -293,6 +310,8 @@ class NotebookRun:
             return None
 
     def _show_dag(self) -> None:
+        if self.headless and os.environ.get(FILED_BY_DRIVER_ENV) == "1":
+            return  # `playbook-nb run --headless` files this notebook with the graph drawn from the index
         data, metadata = dag_bundle(self.session.runbook, self.session.states())
         display(data, metadata=metadata, raw=True)
 
@@ -512,7 +531,7 @@ def open_run(
         comment=comment or None,
         parallel=_parallel(parallel, settings),
         gate_wait=_gate_wait(gate_wait) if headless else 0.0,
-        **settings.decision_options(),
+        **settings.decision_options(build_notifier),
     )
     namespace = _user_namespace()
     owner = store.owner_status(resume_id) if resume_id is not None else None
@@ -547,18 +566,31 @@ def open_run(
         configure_logging(settings.config.logging, stderr=False)
     attach_run_log(session)
     _current = NotebookRun(session, headless=headless)
+    if not headless and runbook.variables:  # the form above the cockpit: change a value, start a new run
+        shown = {k: v for k, v in values.items() if k not in runbook.secret_names}
+        _current.form_factory = lambda run: _variables_form(
+            runbook, shown, "", asked, secret_env or {}, started=run
+        )
     return _current
 
 
 def _variables_form(
-    runbook, given: dict[str, Any], problem: str, asked: dict[str, Any], secret_env: dict[str, str]
+    runbook,
+    given: dict[str, Any],
+    problem: str,
+    asked: dict[str, Any],
+    secret_env: dict[str, str],
+    started: NotebookRun | None = None,
 ):
-    """In JupyterLab, variables that are missing or refused show the variables form instead of a traceback;
-    its Run opens the run with the form's values (issue 17.5)."""
+    """The variables form (issue 17.5). In JupyterLab, variables that are missing or refused show it instead
+    of a traceback; a run that started shows it compact above its cockpit (`started`). Its Run opens a new
+    run with the form's values (never a resume: `run_id` named a run for the first opening only)."""
     from playbook_nb.kernel_ext.variables_form import VariablesForm
 
     def start(values: dict[str, Any]) -> NotebookRun:
         again = {**asked, "variables": values, "parameters": None}
+        if started is not None:
+            again.update(run_id=None, take_over=False, allow_changed_vars=False)
         return open_run(again.pop("runbook_toml"), **again)
 
     from_env = {  # a secret the environment gives need not be typed again
@@ -566,7 +598,7 @@ def _variables_form(
         for name in runbook.secret_names
         if (env := secret_env.get(name, f"PLAYBOOK_SECRET_{name}")) in os.environ
     }
-    return VariablesForm(runbook, given, problem, start, secrets_from_env=from_env)
+    return VariablesForm(runbook, given, problem, start, secrets_from_env=from_env, started=started)
 
 
 def _parallel(parallel: int | None, settings: Settings) -> int:

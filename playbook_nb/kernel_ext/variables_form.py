@@ -1,10 +1,17 @@
 """The variables form at the top of the cockpit (issue 17.5).
 
-When a notebook in JupyterLab is run with variables that are missing or refused (a required variable with no
-value, a value outside its choices, min, max or pattern), the setup cell does not raise: it shows this form,
-generated from `[variables]`, and starts no run. Each field is checked as it is typed by the one checker
+In JupyterLab every run of a runbook that has `[variables]` shows this form above its graph, generated from
+them. When the notebook is run with variables that are missing or refused (a required variable with no value,
+a value outside its choices, min, max or pattern), the setup cell does not raise: the form shows open, with
+the problem, and no run starts. Each field is checked as it is typed by the one checker
 (`playbook_nb.domain.variables.check_value`); a refused value shows its message under the form and keeps Run
 disabled. Run starts the run with the form's values and shows the cockpit below the form.
+
+Once a run has started (from the form, or from the parameters cell's values), the form is compact: one line
+with the run's values and "Change values". Opened, its "Start a new run" starts a fresh run with the edited
+values in place of the one shown (a run still RUNNING with no step in flight is recorded ABORTED, resumable,
+with the reason; while a step runs the form refuses in one line). The parameters cell and papermill are
+unchanged: a headless run shows no form.
 
 Fields: `choices` -> dropdown, `bool` -> checkbox, `int`/`float` -> a number field (min/max checked),
 `secret` -> a password field whose value is cleared as soon as Run has read it, so it is never part of the
@@ -20,6 +27,7 @@ from typing import Any
 import ipywidgets as widgets
 from IPython.display import display
 
+from playbook_nb.domain.engine import RunState
 from playbook_nb.domain.errors import PlaybookError, VariableError
 from playbook_nb.domain.model import Runbook, Variable
 from playbook_nb.domain.values import to_text
@@ -38,7 +46,10 @@ class VariablesForm:
         problem: str,
         start: Callable[[dict[str, Any]], Any],
         secrets_from_env: dict[str, str] | None = None,
+        *,
+        started: Any = None,
     ):
+        """`started`: the run already open with `given` (the form then shows compact above its cockpit)."""
         self.secrets_from_env = dict(secrets_from_env or {})
         self.runbook = runbook
         self._start = start
@@ -60,16 +71,31 @@ class VariablesForm:
         self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
         self.run_button.add_class("pb-vars-run")
         self.run_button.on_click(lambda _b: self.run())
-        self.output = widgets.Output()
+        self.toggle = widgets.Button(
+            description="Change values", icon="pencil", layout=widgets.Layout(width="auto")
+        )
+        self.toggle.add_class("pb-vars-toggle")
+        self.toggle.on_click(lambda _b: self._toggle())
+        self.output = widgets.Output()  # the cockpit of the run the form started (or was shown with)
         title = widgets.HTML(f"<b>Variables of {_esc(runbook.meta.title or 'this runbook')}</b>")
-        self.box = widgets.VBox(
-            [title, self.problem, *rows, self.message, self.run_button, self.output],
+        self.fields_box = widgets.VBox([*rows, self.message, self.run_button])
+        self.panel = widgets.VBox(
+            [
+                widgets.HBox([title, self.toggle], layout=widgets.Layout(align_items="center")),
+                self.problem,
+                self.fields_box,
+            ],
             layout=widgets.Layout(border="1px solid #f0ad4e", padding="8px"),
         )
-        self.box.add_class("pb-vars-form")
+        self.panel.add_class("pb-vars-form")
+        self.box = widgets.VBox([self.panel, self.output])
         for name in self.fields:
             self._check(name, refresh=False)
-        self._refresh()
+        if started is not None:
+            self._compact(started)
+        else:
+            self.toggle.layout.display = "none"
+            self._refresh()
 
     # -- what the notebook's cells call before the run starts ------------------------------------
     def show(self) -> None:
@@ -123,8 +149,6 @@ class VariablesForm:
             self._refresh()
 
     def _refresh(self) -> None:
-        if self.started is not None:
-            return
         self.run_button.disabled = bool(self.errors)
         self.message.value = "".join(
             f'<div style="color:#c9302c">{_esc(text)}</div>'
@@ -133,27 +157,81 @@ class VariablesForm:
         )
 
     def run(self) -> Any:
-        """Run: start the run with the form's values, show the cockpit below the form."""
-        if self.started is not None or self.errors:
-            return self.started
+        """Run / Start a new run: start a run with the form's values, show its cockpit below the form."""
+        if self.errors:
+            return None
+        previous = self.started
+        busy = previous is not None and _step_in_flight(previous)
+        if busy:
+            self.message.value = _red(
+                f"run {previous.session.run_id} is running a step: wait for it to end (or Abort the run) "
+                "before starting a new one"
+            )
+            return None
         values = self.values()
         for name, var in self.runbook.variables.items():  # the secret never stays in the widget state
             if var.secret or name in self.runbook.secret_names:
                 self.fields[name].value = ""
+        try:
+            started = self._start(values)
+        except PlaybookError as err:
+            self.message.value = _red(str(err))
+            return None
+        if previous is not None:
+            _replace(previous, started)
+        started.variables_form = self
+        self.output.clear_output()
         with self.output:
-            try:
-                started = self._start(values)
-            except PlaybookError as err:
-                self.message.value = f'<div style="color:#c9302c">{_esc(str(err))}</div>'
-                return None
-            self.started = started
-            self.run_button.disabled = True
-            for field in self.fields.values():
-                field.disabled = True
-            self.problem.value = "<b>started with these values</b>"
-            self.message.value = ""
-            started.show()
+            started.show_cockpit()
+        self._compact(started)
         return started
+
+    def _compact(self, started: Any) -> None:
+        """A run is open: the form shrinks to one line of its values; "Change values" opens it again."""
+        self.started = started
+        shown = []
+        for name, var in self.runbook.variables.items():
+            if var.secret or name in self.runbook.secret_names:
+                env = self.secrets_from_env.get(name)
+                shown.append(f"{name} = (secret{', from $' + env if env else ''})")
+            else:
+                value = self.fields[name].value
+                shown.append(f"{name} = {to_text(value) if value not in (None, '') else '(none)'}")
+        self.problem.value = (
+            f"run {started.session.run_id} started with: <code>{_esc(' · '.join(shown))}</code>"
+        )
+        self.run_button.description = "Start a new run"
+        self.toggle.layout.display = None
+        for name in self.fields:
+            self._check(name, refresh=False)
+        self._refresh()
+        self._expand(False)
+
+    def _toggle(self) -> None:
+        self._expand(self.fields_box.layout.display == "none")
+
+    def _expand(self, open_: bool) -> None:
+        self.fields_box.layout.display = None if open_ else "none"
+        self.toggle.description = "Hide" if open_ else "Change values"
+
+
+def _step_in_flight(run: Any) -> bool:
+    session = run.session
+    return session.status is RunState.RUNNING and (
+        bool(session.abort_switch.in_flight) or "RUNNING" in session.states().values()
+    )
+
+
+def _replace(previous: Any, started: Any) -> None:
+    """The run the form replaced: still RUNNING (nothing in flight), it is recorded ABORTED (resumable) with
+    the reason; a finished one stays as it is."""
+    session = previous.session
+    if session.status is RunState.RUNNING and not session.watch_only:
+        session.abort(None, f"replaced by run {started.session.run_id}, started from the variables form")
+
+
+def _red(text: str) -> str:
+    return f'<div style="color:#c9302c">{_esc(text)}</div>'
 
 
 def _field(var: Variable, given: Any, env: str | None = None) -> widgets.Widget:

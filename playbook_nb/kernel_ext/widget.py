@@ -30,8 +30,19 @@ from playbook_nb.domain.engine import Decision, EngineEvent, EventKind, NodeStat
 from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.domain.model import DepCondition, NodeType
 from playbook_nb.domain.outcome import handled_failures, status_label
+from playbook_nb.kernel_ext.cockpit_find import jump_targets, search_reply
 from playbook_nb.kernel_ext.widget_layout import GATE_H, NODE_H, NODE_W, GraphLayout, compute_layout
-from playbook_nb.presentation import AWAITING_RING, EDGE_COLORS, NODE_LEGEND, READY, look, run_look_state
+from playbook_nb.presentation import (
+    AWAITING_RING,
+    BAND_FILL,
+    BAND_STROKE,
+    BAND_TEXT,
+    EDGE_COLORS,
+    NODE_LEGEND,
+    READY,
+    look,
+    run_look_state,
+)
 
 # Visual states (node data `state`): the engine's node states plus READY (PENDING and ready to start now);
 # their colours and words come from the one presentation table.
@@ -68,6 +79,28 @@ def stylesheet() -> list[dict[str, Any]]:
             "style": {"shape": "diamond", "height": GATE_H, "text-max-width": 110},
         },
         {"selector": 'node[type = "Function"]', "style": {"shape": "ellipse"}},
+        {  # the box around the rows of one wrapped layer (widget_layout): under the edges, never clicked
+            "selector": "node[?band]",
+            "style": {
+                "shape": "round-rectangle",
+                "width": "data(w)",
+                "height": "data(h)",
+                "background-color": BAND_FILL,
+                "border-color": BAND_STROKE,
+                "border-width": 1.5,
+                "border-style": "dashed",
+                "label": "data(label)",
+                "text-valign": "center",
+                "text-halign": "left",
+                "text-margin-x": -6,
+                "text-wrap": "wrap",
+                "text-max-width": 70,
+                "font-size": 11,
+                "color": BAND_TEXT,
+                "events": "no",
+                "z-compound-depth": "bottom",
+            },
+        },
     ]
     for state in NODE_LEGEND:
         shown = look(state)
@@ -122,7 +155,8 @@ def stylesheet() -> list[dict[str, Any]]:
     return style
 
 
-def legend_html() -> str:
+def legend_html(wrapped: bool = False) -> str:
+    """The legend; `wrapped`: the graph has a layer wrapped onto rows, drawn inside one box."""
     chips = []
     for state in NODE_LEGEND:
         shown = look(state)
@@ -144,6 +178,13 @@ def legend_html() -> str:
         f'<span style="white-space:nowrap;color:{EDGE_COLORS[DepCondition.SUCCESS]}">→ success</span>&nbsp; '
         f'<span style="white-space:nowrap;color:{EDGE_COLORS[DepCondition.FAILURE]}">⇢ failure</span>'
     )
+    if wrapped:
+        chips.append(
+            '<span class="pb-legend-band" style="display:inline-flex;align-items:center;margin-left:10px;'
+            f'white-space:nowrap"><span style="display:inline-block;width:22px;height:11px;background:{BAND_FILL};'
+            f'border:1.5px dashed {BAND_STROKE};border-radius:3px;margin-right:4px"></span>'
+            "one layer, wrapped onto rows</span>"
+        )
     return f'<div class="pb-legend" style="font-size:12px;line-height:1.9">{"".join(chips)}</div>'
 
 
@@ -211,23 +252,135 @@ MAX_VIEWS = (
 # Each browser view of the cockpit (a second tab, another person's browser on the same kernel) says hello with an
 # id of its own: the kernel gives it a node panel of its own (class pb-view-<id>), and this view shows that one
 # only. A node tapped in this view's graph selects the node in this view's panel, highlighted in this graph only.
+# The same element is the view's toolbar for a big graph (issue 17.6): Fit, the search box, the jump list of
+# failed and waiting nodes (the kernel answers searches and keeps the list, `cockpit_find`), and the wheel: over
+# the graph it scrolls the notebook until the graph has focus (a click inside it); then it zooms; a click outside
+# or Escape gives it back. All of it is per view: another tab's zoom, focus and search are its own.
 VIEW_ESM = """
 function render({ model, el }) {
   const view = Array.from(crypto.getRandomValues(new Uint8Array(8)), b => b.toString(16).padStart(2, '0')).join('');
   el.classList.add('pb-view-channel');
   el.dataset.pbView = view;
+  el.dataset.lmSuppressShortcuts = 'true';  // typing in the search box is not a notebook shortcut
+  el.innerHTML = `<div class="pb-toolbar" style="display:flex;flex-wrap:wrap;align-items:center;gap:6px;
+      margin:2px 0 4px 0;font-size:12px">
+    <button class="jupyter-button widget-button pb-fit" title="Fit the whole graph in the view">Fit</button>
+    <input class="pb-search" type="search" placeholder="find a node: id or title" title="find a node by id or title"
+      style="width:200px;height:24px;box-sizing:border-box;padding:0 6px">
+    <select class="pb-jump" title="failed and waiting nodes: pick one to go to it"
+      style="height:24px;max-width:340px"></select>
+    <span class="pb-wheel-hint" style="color:#6b7280;flex:1 1 0;min-width:0;white-space:nowrap;overflow:hidden;
+      text-overflow:ellipsis"></span>
+  </div>
+  <div class="pb-search-result" style="font-size:12px;margin:0 0 4px 0"></div>`;
+  const fitButton = el.querySelector('.pb-fit');
+  const search = el.querySelector('.pb-search');
+  const jump = el.querySelector('.pb-jump');
+  const hint = el.querySelector('.pb-wheel-hint');
+  const result = el.querySelector('.pb-search-result');
   let stopped = false;
+  let cy = null;
+  let asked = 0;
   const send = (msg) => { try { model.send({ view, ...msg }); } catch (err) { /* no kernel: a saved record */ } };
+  const interactive = () => model.get('interactive');
+  const showInteractive = () => {
+    for (const part of [search, jump, result]) part.style.display = interactive() ? '' : 'none';
+  };
+  const showJump = () => {
+    const targets = model.get('jump') || [];
+    jump.replaceChildren();
+    const head = document.createElement('option');
+    head.value = '';
+    head.textContent = targets.length ? `failed / waiting: ${targets.length}` : 'nothing failed or waiting';
+    jump.appendChild(head);
+    for (const [id, text] of targets) {
+      const option = document.createElement('option');
+      option.value = id;
+      option.textContent = text;
+      jump.appendChild(option);
+    }
+    jump.disabled = !targets.length;
+  };
+  const centre = (id) => {
+    if (!cy) return;
+    const node = cy.getElementById(id);
+    if (node.empty()) return;
+    if (cy.zoom() < 0.8) cy.zoom(0.8);  // readable
+    cy.center(node);
+  };
+  const mark = (id) => {
+    cy.nodes('.selected-node').removeClass('selected-node');
+    cy.getElementById(id).addClass('selected-node');
+  };
+  let hasFocus = null;
+  const focused = (on) => {
+    // (the hint never changes the toolbar's height: a click whose mousedown moved the page would be lost)
+    if (!cy || hasFocus === on) return;
+    hasFocus = on;
+    cy.userZoomingEnabled(on);
+    const box = cy.container();
+    box.style.outline = on ? '2px solid #6366f1' : '';
+    box.style.outlineOffset = '-2px';
+    box.dataset.pbFocus = on ? 'graph' : 'page';
+    hint.textContent = on ? 'wheel zooms the graph (Esc or a click outside: the wheel scrolls the page)'
+                          : 'click the graph to zoom it with the wheel';
+  };
+  const onDocDown = (event) => { if (cy && !cy.container().contains(event.target)) focused(false); };
+  const onKey = (event) => { if (event.key === 'Escape') focused(false); };
+  fitButton.addEventListener('click', () => { if (cy) cy.fit(undefined, 24); });
+  let typing = null;
+  const ask = () => { asked += 1; send({ search: search.value, asked }); };
+  search.addEventListener('input', () => { clearTimeout(typing); typing = setTimeout(ask, 250); });
+  search.addEventListener('keydown', (event) => {
+    event.stopPropagation();  // typing here is not a notebook shortcut
+    if (event.key === 'Enter') { clearTimeout(typing); ask(); }
+  });
+  jump.addEventListener('change', () => {
+    const id = jump.value;
+    jump.value = '';
+    if (id) { centre(id); send({ select: id, center: true }); }
+  });
+  result.addEventListener('click', (event) => {
+    const pick = event.target.closest('.pb-match');
+    if (pick) { centre(pick.dataset.node); send({ select: pick.dataset.node, center: true }); }
+  });
+  model.on('change:jump', showJump);
+  model.on('change:interactive', showInteractive);
+  showJump();
+  showInteractive();
+  const showFound = (msg) => {
+    result.replaceChildren();
+    if (msg.line) {
+      const line = document.createElement('span');
+      line.className = 'pb-search-line';
+      line.textContent = msg.line;
+      line.style.color = msg.matches || msg.select ? '#374151' : '#b91c1c';
+      result.appendChild(line);
+    }
+    for (const [id, text] of msg.matches || []) {
+      const pick = document.createElement('button');
+      pick.className = 'jupyter-button widget-button pb-match';
+      pick.dataset.node = id;
+      pick.textContent = text;
+      pick.style.margin = '0 0 0 6px';
+      result.appendChild(pick);
+    }
+    if (msg.more) result.appendChild(document.createTextNode(` and ${msg.more} more: type more of the name`));
+    if (!msg.line && !(msg.matches || []).length) result.replaceChildren();
+  };
   const hook = () => {
     if (stopped) return;
     const cockpit = el.closest('.playbook-cockpit');
     const host = cockpit && [...cockpit.querySelectorAll('div')].find(d => d._cyreg && d._cyreg.cy);
     if (!host) { setTimeout(hook, 100); return; }
-    const cy = host._cyreg.cy;
+    cy = host._cyreg.cy;
     cockpit.dataset.pbView = view;
+    focused(false);
+    cy.container().addEventListener('mousedown', () => focused(true), true);
+    document.addEventListener('mousedown', onDocDown, true);
+    document.addEventListener('keydown', onKey, true);
     cy.on('tap', 'node', (event) => {
-      cy.nodes('.selected-node').removeClass('selected-node');
-      event.target.addClass('selected-node');
+      mark(event.target.id());
       send({ select: event.target.id() });
     });
     model.on('msg:custom', (msg) => {
@@ -238,24 +391,34 @@ function render({ model, el }) {
           + ' { display: none !important; }';
         el.appendChild(style);
       }
+      if (msg.found && msg.asked === asked) showFound(msg.found);
       if (msg.selected) {
-        cy.nodes('.selected-node').removeClass('selected-node');
-        cy.getElementById(msg.selected).addClass('selected-node');
+        mark(msg.selected);
+        if (msg.center) centre(msg.selected);
       }
     });
     send({ hello: true });
   };
   hook();
-  return () => { stopped = true; send({ bye: true }); };
+  return () => {
+    stopped = true;
+    document.removeEventListener('mousedown', onDocDown, true);
+    document.removeEventListener('keydown', onKey, true);
+    send({ bye: true });
+  };
 }
 export default { render };
 """
 
 
 class ViewChannel(anywidget.AnyWidget):
-    """An invisible element of the cockpit that gives each browser view its own panel (see VIEW_ESM)."""
+    """The cockpit's per-view element (see VIEW_ESM): its own panel, and its toolbar for a big graph."""
 
     _esm = traitlets.Unicode(VIEW_ESM).tag(sync=True)
+    jump: traitlets.List[list[str]] = traitlets.List().tag(
+        sync=True
+    )  # [id, text] of the failed and waiting nodes (cockpit_find)
+    interactive = traitlets.Bool(True).tag(sync=True)  # False for a saved record: Fit only
 
 
 class _Panel:
@@ -314,7 +477,9 @@ class RunbookWidget(widgets.VBox):
         self.add_class("playbook-cockpit")
 
         self.cyto = self._build_graph()
-        self.nodes: dict[str, ipycytoscape.Node] = {n.data["id"]: n for n in self.cyto.graph.nodes}
+        self.nodes: dict[str, ipycytoscape.Node] = {
+            n.data["id"]: n for n in self.cyto.graph.nodes if not n.data.get("band")
+        }
         self.status = widgets.HTML()
         self.run_until_gate_button = widgets.Button(
             description="Run until a gate",
@@ -328,7 +493,7 @@ class RunbookWidget(widgets.VBox):
         # displayed, possibly before the widget's Layout (our height and width) reaches the DOM: a size rule
         # that is in place before the graph is attached makes the first fit right.
         self.cyto.add_class(f"pb-cyto-{self.cyto.model_id}")
-        self.legend = widgets.HTML(self._size_rule() + legend_html())
+        self.legend = widgets.HTML(self._size_rule() + legend_html(bool(self.graph_layout.bands)))
 
         self.panels: dict[str, _Panel] = {}  # one node panel per browser view (issue 13.7)
         self._panel = _Panel(KERNEL_VIEW)
@@ -339,10 +504,10 @@ class RunbookWidget(widgets.VBox):
         self.children = [
             widgets.HBox([self.run_until_gate_button, self.status], layout={"align_items": "center"}),
             self.legend,
+            self.view_channel,  # this view's toolbar: Fit, search, jump list
             widgets.HBox(
                 [self.cyto, self.panel_stack], layout={"width": "100%", "align_items": "flex-start"}
             ),
-            self.view_channel,
         ]
 
         self.watch_banner = widgets.HTML()
@@ -502,10 +667,21 @@ class RunbookWidget(widgets.VBox):
                 with self._using(panel):
                     self._update_panel_here()
             self.view_channel.send({"view": view, "ready": True})
+        if "search" in content:
+            found = search_reply(self.runbook, str(content.get("search") or "")[:200])
+            self.view_channel.send({"view": view, "found": found, "asked": content.get("asked")})
+            node_id = found.get("select")
+            if node_id:
+                with self._using(panel):
+                    self.select(node_id)
+                self.view_channel.send({"view": view, "selected": node_id, "center": True})
+            return
         node_id = content.get("select")
         if node_id in self.nodes:
             with self._using(panel):
                 self.select(node_id)
+            if content.get("center"):  # picked from the jump list or a search's list: marked and centred
+                self.view_channel.send({"view": view, "selected": node_id, "center": True})
 
     # ------------------------------------------------------------------ a saved record (issue 13.6)
     def show_as_record(self) -> None:
@@ -515,6 +691,7 @@ class RunbookWidget(widgets.VBox):
         attempts as a tooltip that JupyterLab draws from the saved state alone."""
         for control in (self.run_until_gate_button, self.panel_stack):
             control.layout.display = "none"
+        self.view_channel.interactive = False  # Fit stays; search and the jump list need the kernel
         for node_id, element in self.nodes.items():
             record = (
                 '<div class="pb-record-tip" style="background:#fff;color:#111827;padding:6px;max-width:420px">'
@@ -601,6 +778,9 @@ class RunbookWidget(widgets.VBox):
         cyto.auto_unselectify = True  # selection is ours (class `selected-node`), not cytoscape's
         cyto.auto_ungrabify = True  # nodes stay where the layered layout put them
         cyto.tooltip_source = "no-tooltip"  # a click opens the panel, not a tooltip over the graph
+        # The wheel scrolls the notebook over the graph; each view turns zooming on while its graph has focus
+        # (VIEW_ESM): a 200-node graph is taller than the page, and a wheel that zooms traps the reader.
+        cyto.user_zooming_enabled = False
         cyto.set_style(stylesheet())
         cyto.set_layout(**self.graph_layout.cytoscape_layout())
         nodes = []
@@ -610,6 +790,19 @@ class RunbookWidget(widgets.VBox):
             element.data = self._node_data(node_id, "PENDING", False)
             element.position = {"x": x, "y": y}
             element.grabbable = False
+            nodes.append(element)
+        for band in self.graph_layout.bands:
+            element = ipycytoscape.Node()
+            element.data = {
+                "id": f"pb band {band.layer}",  # a space: never a runbook node's id
+                "band": True,
+                "label": band.label,
+                "w": band.x1 - band.x0,
+                "h": band.y1 - band.y0,
+            }
+            element.position = {"x": (band.x0 + band.x1) / 2, "y": (band.y0 + band.y1) / 2}
+            element.grabbable = False
+            element.selectable = False
             nodes.append(element)
         cyto.graph.add_nodes(nodes)
         edges = []
@@ -667,8 +860,15 @@ class RunbookWidget(widgets.VBox):
         self._ready = ready
         for node_id in self.runbook.nodes:
             self._set_node(node_id, *self.visual_state(node_id, ready))
+        self._update_jump()
         self._update_status()
         self._update_panel()
+
+    def _update_jump(self) -> None:
+        """The jump list every view shows: the failed and waiting nodes (a comm message only when it changes)."""
+        targets = jump_targets(self.runbook, self._visual)
+        if targets != self.view_channel.jump:
+            self.view_channel.jump = targets
 
     def _on_event(self, event: EngineEvent) -> None:
         """Live: restyle the node an engine event is about (no session.ready() here: we are inside a flush)."""
@@ -679,6 +879,7 @@ class RunbookWidget(widgets.VBox):
                 self._set_node(event.node, "WAITING", False)
             else:
                 self._set_node(event.node, state, pending == "failure")
+            self._update_jump()
             for panel in list(self.panels.values()):
                 if event.node == panel.selected and state == "RUNNING":
                     panel.output_area.outputs = ()  # state only: clear_output() would go through capture

@@ -7,12 +7,15 @@ Screenshots: docs/screenshots/lab_runbook_notebook.png, lab_launcher.png, lab_ru
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -340,3 +343,203 @@ def test_the_inbox_approves_a_headless_run_waiting_at_a_gate(page, lab_server, t
         run["id"],
     )
     assert [tuple(d) for d in decisions] == [("go_live", "approve", me, "server", "change window open")]
+
+
+RESUMABLE = """[runbook]
+title = "Resumable rollout"
+
+[variables]
+TARGET = { default = "staging" }
+
+[look]
+type = "Command"
+command_name = "echo looking at {{ TARGET }}"
+
+[go_live]
+type = "Manual"
+prompt_after = "Roll out to {{ TARGET }}?"
+depends_on = ["look"]
+
+[act]
+type = "Command"
+command_name = "echo acting on {{ TARGET }}"
+depends_on = ["go_live"]
+"""
+
+
+def test_the_runs_panel_resumes_an_aborted_run_in_a_notebook_and_refuses_a_driven_one(
+    page, lab_server, lab_root, tmp_path
+):
+    from tests.browser.test_cockpit import click_button, click_node, run_all, wait_states
+
+    book = tmp_path / "resumable.playbook.toml"
+    book.write_text(RESUMABLE)
+    # Headless, fail-closed: nobody approves go_live, the run stops ABORTED (exit 3), resumable.
+    aborted = run_headless(lab_server, book, "--var", "TARGET=web-3", "--actor", "alice")
+    assert aborted.wait(timeout=120) == 3, aborted.stdout.read()
+    (run,) = index_rows(
+        lab_server,
+        "SELECT id, status FROM runs WHERE workflow = 'Resumable rollout' ORDER BY id DESC LIMIT 1",
+    )
+    assert run["status"] == "ABORTED"
+    rid = run["id"]
+    # Another session drives a second run of it (waiting at its gate for a decision from anywhere).
+    driven = run_headless(lab_server, book, "--gate-wait", "300", "--actor", "alice")
+    try:
+        deadline = time.monotonic() + 60
+        while not (inbox := lab_server.api("GET", "/playbook-nb/api/inbox"))["gates"] or not [
+            g for g in inbox["gates"] if g["workflow"] == "Resumable rollout"
+        ]:
+            assert driven.poll() is None, driven.stdout.read()
+            assert time.monotonic() < deadline, "the driven run never waited at its gate"
+            time.sleep(0.3)
+        (live,) = [g["run"] for g in inbox["gates"] if g["workflow"] == "Resumable rollout"]
+
+        page.set_viewport_size({"width": 1400, "height": 1000})
+        open_lab(page, lab_server)
+        page.locator(".lm-TabBar-tab[data-id='playbook-nb-runs']").click()
+        panel = page.locator("#playbook-nb-runs")
+        notice = panel.locator(".pb-RunsPanel-notice")
+        live_row = panel.locator(f".pb-RunsPanel-run[data-run-id='{live}']")
+        live_row.wait_for(timeout=60_000)
+        assert "driven by alice" in live_row.locator(".pb-RunsPanel-meta").inner_text()
+        live_row.locator(".pb-RunsPanel-resume").click()
+        notice.get_by_text(f"Cannot resume run {live}: 409: run {live} is RUNNING, driven by alice").wait_for(
+            timeout=30_000
+        )
+        assert "\n" not in notice.inner_text().strip()
+        screenshot(page, "lab_runs_panel_resume", panel)
+        assert not list(lab_root.glob(f"resume_run_{live}.ipynb"))
+    finally:
+        driven.terminate()  # SIGTERM: that run ends ABORTED, as an operator's Ctrl-C would leave it
+        driven.wait(timeout=60)
+
+    row = panel.locator(f".pb-RunsPanel-run[data-run-id='{rid}']")
+    row.wait_for()
+    row.locator(".pb-RunsPanel-resume").click()
+    notice.get_by_text(f"Opened resume_run_{rid}.ipynb").wait_for(timeout=30_000)
+    page.locator(".lm-TabBar-tab.jp-mod-current", has_text=f"resume_run_{rid}.ipynb").wait_for(timeout=30_000)
+    wait_kernel_ready(page, lab_server.base_url, lab_server.token, f"resume_run_{rid}.ipynb")
+    params = current_notebook(page).locator(".jp-CodeCell .jp-InputArea-editor", has_text="run_id =")
+    assert f"run_id = {rid} " in params.first.inner_text()
+
+    run_all(page)
+    wait_kernel_idle(page, KERNEL_TIMEOUT_MS)
+    current_notebook(page).locator(".jp-OutputArea-output", has_text=f"resumed run {rid}").wait_for()
+    # The gate the headless run left undecided waits for a decision here: nothing was carried over.
+    wait_states(page, {"look": "OK", "go_live": "WAITING", "act": "PENDING"})
+    assert index_rows(lab_server, "SELECT count(*) AS n FROM decisions WHERE run_id = ?", rid)[0]["n"] == 0
+    click_node(page, "go_live")
+    assert "Roll out to web-3?" in page.locator(".pb-details").inner_text()  # the recorded value, kept
+    click_button(page, "approve")
+    wait_states(page, {"go_live": "OK", "act": "READY"})
+    click_button(page, "run-until-gate")
+    wait_states(page, {"act": "OK"})
+    (after,) = index_rows(lab_server, "SELECT status, variables FROM runs WHERE id = ?", rid)
+    assert after["status"] == "OK" and json.loads(after["variables"])["TARGET"] == "web-3"
+    decisions = index_rows(
+        lab_server, "SELECT node_id, decision, source FROM decisions WHERE run_id = ?", rid
+    )
+    assert [tuple(d) for d in decisions] == [("go_live", "approve", "notebook")]
+    (act,) = index_rows(lab_server, "SELECT stdout FROM attempts WHERE run_id = ? AND node_id = 'act'", rid)
+    assert act["stdout"].strip() == "acting on web-3"
+    done = panel.locator(f".pb-RunsPanel-run[data-run-id='{rid}'][data-status='OK']")
+    done.wait_for(timeout=30_000)  # the panel's next refresh: the resumed run is OK, and offers no Resume
+    assert done.locator(".pb-RunsPanel-resume").count() == 0
+
+
+NOT_MINE = """[runbook]
+title = "Bob's gate"
+
+[hold]
+type = "Manual"
+prompt_after = "Bob only"
+approvers = ["bob"]
+"""
+
+
+def post_decision(lab_server, run_id: int, node: str) -> tuple[int, str]:
+    """The POST the inbox makes, with the Lab user's token: (status, message)."""
+    req = urllib.request.Request(
+        f"{lab_server.base_url}/playbook-nb/api/runs/{run_id}/gates/{node}",
+        method="POST",
+        data=json.dumps({"decision": "approve"}).encode(),
+        headers={"Authorization": f"token {lab_server.token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())["message"]
+
+
+def test_the_inbox_refuses_in_one_line_a_gate_decided_elsewhere_and_lists_none_the_user_may_not_decide(
+    page, lab_server, tmp_path
+):
+    gated, bobs = tmp_path / "gated.playbook.toml", tmp_path / "bobs.playbook.toml"
+    gated.write_text(GATED.replace("Gated rollout", "Decided elsewhere"))
+    bobs.write_text(NOT_MINE)
+    mine = run_headless(lab_server, gated, "--gate-wait", "300", "--actor", "alice")
+    theirs = run_headless(lab_server, bobs, "--gate-wait", "300", "--actor", "alice")
+    held = []  # the inbox's refreshes, held while the gate is decided elsewhere (the panel's list goes stale)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            rows = {
+                r["workflow"]: r["id"]
+                for r in lab_server.api("GET", "/playbook-nb/api/runs?status=RUNNING")["runs"]
+            }
+            waiting = index_rows(lab_server, "SELECT run_id FROM node_states WHERE state = 'WAITING'")
+            waiting_ids = {w["run_id"] for w in waiting}
+            wanted = [rows.get("Decided elsewhere"), rows.get("Bob's gate")]
+            if all(run_id in waiting_ids for run_id in wanted):
+                break
+            assert mine.poll() is None and theirs.poll() is None, "a gated run ended early"
+            assert time.monotonic() < deadline, "the gated runs never waited at their gates"
+            time.sleep(0.3)
+        mine_id, bobs_id = rows["Decided elsewhere"], rows["Bob's gate"]
+        open_lab(page, lab_server)
+        page.locator(".pb-InboxBadge").click()
+        panel = page.locator("#playbook-nb-inbox")
+        row = panel.locator(f".pb-Inbox-gate[data-run-id='{mine_id}'][data-node='go_live']")
+        row.wait_for(timeout=30_000)
+        # 403 territory: bob's gate waits too, but the Lab user is not among its approvers: never listed.
+        assert panel.locator(f".pb-Inbox-gate[data-run-id='{bobs_id}']").count() == 0
+
+        inbox_url = re.compile(r"/playbook-nb/api/inbox(\?|$)")  # Lab adds a cache-busting query
+        page.route(inbox_url, lambda route: held.append(route))
+        approved = run_cli(
+            "approve", str(mine_id), "go_live", "--comment", "from my terminal", env=lab_server.extra_env
+        )
+        assert approved.returncode == 0, approved.stdout + approved.stderr
+        assert mine.wait(timeout=60) == 0, mine.stdout.read()
+        for _ in range(100):  # the panel's next refresh is held: its list stays as it was before
+            if held:
+                break
+            page.wait_for_timeout(100)
+        assert held, "the inbox did not refresh within 10 s"
+        row.locator(".pb-Inbox-approve").click()  # the stale row: the gate was decided and the run ended
+        notice = panel.locator(".pb-Inbox-notice.pb-mod-refused")
+        notice.wait_for(timeout=30_000)
+        assert notice.inner_text().strip() == (
+            f"go_live · run {mine_id}: 409: run {mine_id} is OK: it no longer waits for a decision"
+        )
+        screenshot(page, "lab_inbox_refused", panel)
+        assert row.locator(".pb-Inbox-answer").inner_text().startswith("409: ")
+        for route in held:  # let the held refreshes through, then the later ones
+            route.continue_()
+        page.unroute(inbox_url)
+        row.wait_for(state="detached", timeout=30_000)  # the next refresh drops the gate; the line stays
+        assert notice.is_visible()
+
+        status, message = post_decision(lab_server, bobs_id, "hold")  # what Approve would get for bob's gate
+        assert status == 403 and "may not decide gate 'hold'" in message and "\n" not in message
+    finally:
+        for proc in (mine, theirs):
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=60)
+    decisions = index_rows(
+        lab_server, "SELECT run_id, decision, source FROM decisions WHERE run_id IN (?, ?)", mine_id, bobs_id
+    )
+    assert [tuple(d) for d in decisions] == [(mine_id, "approve", "cli")]  # nothing recorded by the refusals

@@ -100,3 +100,42 @@ def test_the_form_refuses_a_bad_value_and_the_run_records_a_good_one(lab_server,
         page.wait_for_timeout(250)
     assert saved is not None and "widgets" in saved.metadata
     assert SECRET not in nb_path.read_text()
+
+    # The run started: the form stays above its graph, compact; "Change values" opens it, and "Start a new
+    # run" starts a fresh run with the edited values (the secret typed again: it was never kept).
+    form.scroll_into_view_if_needed()
+    page.locator(".pb-vars-problem", has_text="run 1 started with").wait_for(timeout=10_000)
+    summary = page.locator(".pb-vars-problem").inner_text()
+    assert "HOST = web-7" in summary and "TOKEN = (secret)" in summary and SECRET not in summary
+    assert not page.locator(".pb-var-HOST input").is_visible()
+    screenshot(page, "cockpit_variables_form_compact", page.locator(".pb-vars-form"))
+    page.locator("button.pb-vars-toggle").click()
+    page.locator(".pb-var-HOST input").wait_for(state="visible")
+    page.locator(".pb-var-ENV select").select_option("staging")
+    assert run_button.is_disabled()  # TOKEN must be typed again
+    page.locator(".pb-var-TOKEN input").fill(SECRET)
+    page.wait_for_function(
+        "() => !document.querySelector('button.pb-vars-run').disabled", timeout=10_000, polling=100
+    )
+    assert run_button.inner_text().strip() == "Start a new run"
+    run_button.click()
+    page.locator(".pb-vars-problem", has_text="run 2 started with").wait_for(timeout=30_000)
+    wait_for_cytoscape_canvas(page)
+    wait_states(page, {"restart": "READY"})
+    runs = db(db_path, "SELECT id, status, variables FROM runs ORDER BY id")
+    assert [(r[0], r[1]) for r in runs] == [(1, "OK"), (2, "RUNNING")]  # the finished run stays as it was
+    assert json.loads(runs[1][2])["ENV"] == "staging" and SECRET not in runs[1][2]
+    assert page.locator(".pb-var-TOKEN input").input_value() == ""
+    page.locator(".jp-NotebookPanel .jp-Cell").first.click()
+    before = nb_path.stat().st_mtime_ns
+    page.keyboard.press("Control+s")
+    for _ in range(120):  # saved again, with the second run's widget state: still no secret in the file
+        if nb_path.stat().st_mtime_ns != before:
+            try:
+                nbformat.read(str(nb_path), as_version=4)
+                break
+            except (ValueError, OSError):
+                pass
+        page.wait_for_timeout(250)
+    assert nb_path.stat().st_mtime_ns != before
+    assert SECRET not in nb_path.read_text()

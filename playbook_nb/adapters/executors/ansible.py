@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from playbook_nb.adapters.executors.capture import BoundedCapture
-from playbook_nb.adapters.executors.fleet import FleetAttemptResult, HostCallback, HostOutputCallback
+from playbook_nb.adapters.executors.fleet import HostCallback, HostOutputCallback
 from playbook_nb.adapters.executors.relay import Put, relay
-from playbook_nb.adapters.executors.ssh import SshOptions
-from playbook_nb.domain.fleet import HOST_OUTPUT_BYTES, HostResult, HostState, Target, roll_up
+from playbook_nb.app.ports import FleetAttemptResult
+from playbook_nb.domain.fleet import HOST_OUTPUT_BYTES, HostResult, HostState, SshOptions, Target, roll_up
 
 
 def _host_outcome(result: HostResult, kind: str, data: dict[str, Any]) -> None:

@@ -28,9 +28,9 @@ import time
 from collections.abc import Callable, Mapping
 
 from playbook_nb.adapters.executors.capture import BoundedCapture, OutputCallback, safe_callback
-from playbook_nb.adapters.executors.result import AttemptResult
 from playbook_nb.adapters.executors.tether import TOKEN_ENV, process_tether
 from playbook_nb.adapters.store.owner import process_start
+from playbook_nb.app.ports import AttemptResult
 
 TERM_GRACE = 1.0  # seconds between SIGTERM and SIGKILL on a timeout
 DRAIN_GRACE = 1.0  # seconds to keep reading after the shell exited, if a background child holds the pipes

@@ -13,37 +13,23 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from playbook_nb.adapters.executors.relay import Put, run_loop_in_thread
-from playbook_nb.adapters.executors.result import AttemptResult
-from playbook_nb.adapters.executors.ssh import SshOptions, run_on_host
+from playbook_nb.adapters.executors.ssh import run_on_host
+from playbook_nb.app.ports import FleetAttemptResult
 from playbook_nb.domain.fleet import (
     HOST_OUTPUT_BYTES,
     NOT_STARTED,
     HostResult,
     HostState,
+    SshOptions,
     Target,
     roll_up,
 )
 
 HostCallback = Callable[[HostResult], None]  # a host started (state RUNNING) or ended (final state)
 HostOutputCallback = Callable[[str, str], None]  # (host, text)
-
-
-@dataclass
-class FleetAttemptResult(AttemptResult):
-    """An attempt of a fleet node: the roll-up in the usual fields, every host of the attempt in `hosts`."""
-
-    hosts: list[HostResult] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = super().to_dict()
-        data["hosts"] = [h.to_dict() for h in self.hosts]
-        data["counts"] = dict(self.counts)
-        return data
 
 
 def run_fleet(

@@ -14,10 +14,9 @@ from playbook_nb.adapters.executors.capture import (
     OutputCallback,
     capture_thread_output,
 )
-from playbook_nb.adapters.executors.result import AttemptResult
 from playbook_nb.adapters.executors.stopper import NodeStopped, Stopper
-from playbook_nb.adapters.plugins.base import StepContext
 from playbook_nb.adapters.plugins.registry import check_params, expand_env, get_plugin, plugin_metadata
+from playbook_nb.app.ports import AttemptResult, StepContext
 from playbook_nb.domain.errors import PlaybookError
 
 STOP_GRACE = 2.0  # seconds a stopped plugin has to return before it is reported as still running

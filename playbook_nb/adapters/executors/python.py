@@ -11,6 +11,7 @@ import linecache
 import threading
 import time
 import traceback
+from types import CodeType
 from typing import Any
 
 from playbook_nb.adapters.executors.capture import (
@@ -18,8 +19,8 @@ from playbook_nb.adapters.executors.capture import (
     OutputCallback,
     capture_thread_output,
 )
-from playbook_nb.adapters.executors.result import AttemptResult
 from playbook_nb.adapters.executors.stopper import NodeStopped, Stopper
+from playbook_nb.app.ports import AttemptResult
 
 
 def _register_source(filename: str, code: str) -> None:
@@ -41,13 +42,14 @@ def _only_node_frames(te: traceback.TracebackException, filename: str) -> None:
         todo.extend(getattr(current, "exceptions", None) or [])
 
 
-def _compile(code: str, filename: str) -> tuple[Any, Any]:
+def _compile(code: str, filename: str) -> tuple[CodeType, CodeType | None]:
     """(body, last expression or None): like a notebook cell, a final expression gives the value."""
     tree = ast.parse(code, filename, "exec")
     last = None
-    if tree.body and isinstance(tree.body[-1], ast.Expr):
-        last = ast.Expression(tree.body.pop().value)
-        last = compile(last, filename, "eval")
+    final = tree.body[-1] if tree.body else None
+    if isinstance(final, ast.Expr):
+        tree.body.pop()
+        last = compile(ast.Expression(final.value), filename, "eval")
     return compile(tree, filename, "exec"), last
 
 

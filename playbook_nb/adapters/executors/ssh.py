@@ -19,10 +19,9 @@ import getpass
 import secrets
 import shlex
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 
 from playbook_nb.adapters.executors.capture import BoundedCapture
-from playbook_nb.domain.fleet import HostResult, HostState, Target
+from playbook_nb.domain.fleet import HostResult, HostState, SshOptions, Target
 
 # A pty without echo, line editing, signal characters, flow control or CR/NL translation: the bootstrap reads
 # its input byte for byte, and the output is the command's own bytes.
@@ -52,18 +51,6 @@ BOOTSTRAP = (
     'exec </dev/null; eval "$s"'
     "' playbook-nb"
 )
-
-
-@dataclass
-class SshOptions:
-    """How to reach the hosts: the node's `ssh = {...}` table, over what the target text says."""
-
-    user: str | None = None
-    port: int | None = None
-    identity_files: list[str] = field(default_factory=list)
-    known_hosts: str | None = None  # None: ~/.ssh/known_hosts
-    connect_timeout: float = 10.0
-    agent: bool = True
 
 
 def payload(command: str, env: Mapping[str, str], end: str) -> bytes:

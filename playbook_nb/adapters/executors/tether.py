@@ -109,10 +109,6 @@ class Tether:
         self._owner_pid: int | None = None
         self.failed: str | None = None  # why no watchdog could be started (commands still run)
 
-    @property
-    def watchdog_pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
     def _ensure(self) -> int | None:
         """The pipe to this process's watchdog, started on first use (again after a fork)."""
         if self._write_fd is not None and self._owner_pid == os.getpid():

@@ -26,7 +26,7 @@ from playbook_nb.adapters.export.dag_render import (
 )
 from playbook_nb.domain.model import DepCondition, Runbook
 from playbook_nb.domain.plan import build_plan
-from playbook_nb.presentation import look
+from playbook_nb.presentation import BAND_FILL, BAND_STROKE, BAND_TEXT, look
 
 SCALE = 2  # drawn at twice the size: sharp on high-density screens, shown at half size
 
@@ -50,7 +50,7 @@ def _curve(sx: float, sy: float, tx: float, ty: float, steps: int = 16) -> list[
 
 def to_png(runbook: Runbook, states: dict[str, str] | None = None) -> bytes:
     """PNG bytes of the graph with each node coloured by its state (as the SVG drawing)."""
-    positions, width, height = layout(runbook)
+    positions, width, height, bands = layout(runbook)
     image = Image.new("RGB", (int(width * SCALE), int(height * SCALE)), "white")
     draw = ImageDraw.Draw(image)
 
@@ -62,6 +62,15 @@ def to_png(runbook: Runbook, states: dict[str, str] | None = None) -> bytes:
         x = MARGIN + index * 80
         draw.rectangle(s(x, MARGIN, x + 14, MARGIN + 14), fill=style.fill, outline=style.stroke, width=SCALE)
         draw.text(s(x + 18, MARGIN), name, fill="#374151", font=_font(11))
+    for band in bands:  # a wrapped layer's rows inside one box, under the edges (as in the SVG)
+        draw.rounded_rectangle(
+            s(band.x0, band.y0, band.x1, band.y1),
+            radius=8 * SCALE,
+            fill=BAND_FILL,
+            outline=BAND_STROKE,
+            width=SCALE,
+        )
+        draw.text(s(band.x0 + 4, band.y0 - 15), band.label, fill=BAND_TEXT, font=_font(11))
     for source, target, data in build_plan(runbook).edges(data=True):
         condition = data["condition"]
         sx, sy = positions[source][0] + NODE_W / 2, positions[source][1] + NODE_H

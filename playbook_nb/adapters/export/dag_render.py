@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from importlib import resources
+from typing import NamedTuple
 
 from jinja2 import Environment, FunctionLoader, StrictUndefined, select_autoescape
 
 from playbook_nb.constants import TEMPLATE_PACKAGE
+from playbook_nb.domain.layering import Band, layered_rows, place
 from playbook_nb.domain.model import DepCondition, NodeType, Runbook
-from playbook_nb.domain.plan import build_plan, layers
-from playbook_nb.presentation import EDGE_COLORS, NODE_LEGEND, READY, look
+from playbook_nb.domain.plan import build_plan
+from playbook_nb.presentation import BAND_FILL, BAND_STROKE, BAND_TEXT, EDGE_COLORS, NODE_LEGEND, READY, look
 
 # The states an exported DAG shows (legend order); their look comes from the one presentation table.
 SVG_STATES: tuple[str, ...] = tuple(
@@ -33,6 +35,8 @@ NODE_W, NODE_H = 190, 46
 GAP_X, GAP_Y = 36, 74
 MARGIN = 20
 LEGEND_H = 34
+BAND_PAD = 10  # a wrapped layer's box reaches this far beyond its nodes
+BAND_LABEL_H = 14  # room above a box for its label
 MAX_LABEL = 24
 
 
@@ -141,28 +145,45 @@ def _hexagon(x: float, y: float, w: float, h: float) -> str:
     return " ".join(f"{px:g},{py:g}" for px, py in points)
 
 
-def layout(runbook: Runbook) -> tuple[dict[str, tuple[float, float]], float, float]:
-    """Top-left corner of every node box, and the drawing's width and height. One row per topological
-    generation, each row centred; the drawing grows with the widest row and the number of rows."""
-    rows = layers(runbook)
-    widest = max(len(row) for row in rows)
-    legend_w = len(SVG_STATES) * 80
-    inner_w = max(widest * NODE_W + (widest - 1) * GAP_X, legend_w)
-    positions: dict[str, tuple[float, float]] = {}
-    for depth, row in enumerate(rows):
-        row_w = len(row) * NODE_W + (len(row) - 1) * GAP_X
-        x0 = MARGIN + (inner_w - row_w) / 2
-        y = MARGIN + LEGEND_H + depth * (NODE_H + GAP_Y)
-        for index, node_id in enumerate(row):
-            positions[node_id] = (x0 + index * (NODE_W + GAP_X), y)
-    width = inner_w + 2 * MARGIN
-    height = MARGIN + LEGEND_H + len(rows) * NODE_H + (len(rows) - 1) * GAP_Y + MARGIN
-    return positions, width, height
+class DagLayout(NamedTuple):
+    positions: dict[str, tuple[float, float]]  # top-left corner of every node box
+    width: float
+    height: float
+    bands: tuple[Band, ...]  # the box around each wrapped layer's rows, in the same coordinates
+
+
+def layout(runbook: Runbook) -> DagLayout:
+    """The cockpit's layered layout (`domain.layering`: one band per topological generation, a wide one wrapped
+    onto rows inside one box), at this drawing's node size, centred under the legend."""
+    placed = place(
+        layered_rows(runbook),
+        step_x=NODE_W + GAP_X,
+        step_y=NODE_H + GAP_Y,
+        node_w=NODE_W,
+        node_h=NODE_H,
+        pad=BAND_PAD,
+    )
+    xs = [x for x, _ in placed.centres.values()]
+    ys = [y for _, y in placed.centres.values()]
+    left = min([x - NODE_W / 2 for x in xs] + [b.x0 for b in placed.bands])
+    right = max([x + NODE_W / 2 for x in xs] + [b.x1 for b in placed.bands])
+    top = min([y - NODE_H / 2 for y in ys] + [b.y0 for b in placed.bands])
+    bottom = max([y + NODE_H / 2 for y in ys] + [b.y1 for b in placed.bands])
+    inner_w = max(right - left, len(SVG_STATES) * 80)
+    dx = MARGIN + (inner_w - (right - left)) / 2 - left
+    dy = MARGIN + LEGEND_H + BAND_LABEL_H * bool(placed.bands) - top
+    positions = {
+        node_id: (placed.centres[node_id][0] + dx - NODE_W / 2, placed.centres[node_id][1] + dy - NODE_H / 2)
+        for node_id in runbook.nodes
+    }
+    bands = tuple(b.moved(dx, dy) for b in placed.bands)
+    height = dy + bottom + MARGIN
+    return DagLayout(positions, inner_w + 2 * MARGIN, height, bands)
 
 
 def to_svg(runbook: Runbook, states: dict[str, str] | None = None) -> str:
     graph = build_plan(runbook)
-    positions, width, height = layout(runbook)
+    positions, width, height, bands = layout(runbook)
     nodes = []
     for node_id, node in runbook.nodes.items():
         x, y = positions[node_id]
@@ -227,4 +248,8 @@ def to_svg(runbook: Runbook, states: dict[str, str] | None = None) -> str:
         edges=edges,
         legend=legend,
         markers=markers,
+        bands=[{"x": b.x0, "y": b.y0, "w": b.x1 - b.x0, "h": b.y1 - b.y0, "label": b.label} for b in bands],
+        band_fill=BAND_FILL,
+        band_stroke=BAND_STROKE,
+        band_text=BAND_TEXT,
     )

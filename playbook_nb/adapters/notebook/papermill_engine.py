@@ -24,6 +24,7 @@ import copy
 import json
 import logging
 import os
+import time
 import tomllib
 from collections.abc import Mapping
 from functools import lru_cache
@@ -134,21 +135,46 @@ def _translate(params: Mapping[str, Any], kernel_name: str | None, nb: Any) -> s
         return None
 
 
+# Seconds: the most often the notebook is written while it runs (see ScrubbingExecutionManager).
+SAVE_EVERY = 3.0
+
+
 class ScrubbingExecutionManager(NotebookExecutionManager):
     """papermill's execution manager, except that it writes a scrubbed copy of the notebook to disk, and
     that its saves during the run cost less:
 
-    - no save when a Markdown (or raw) cell starts or ends: nothing but papermill's timing metadata of that
-      cell would change on disk, and the next code cell's save writes it (a compiled runbook has a doc cell
-      per node, so this halves the writes of the whole notebook);
-    - the saves during the run write the very text `nbformat.writes` gives, but reuse the text of every
-      cell that did not change since the previous save (`NotebookText`), and skip nbformat's schema
-      validation; papermill's final write of the notebook, after the run or after an error, still validates.
+    - papermill saves the whole notebook when every cell starts and ends: O(N) a save, O(N^2) a run. Here
+      the notebook is written when the run starts, after a cell failed, when the run ends (and papermill's
+      own final write follows), and in between at most every `SAVE_EVERY` seconds: a save asked for sooner
+      is deferred, and written by a timer on nbclient's event loop once the interval is over, also while a
+      long cell still runs. A run killed mid-way leaves a notebook at most a few seconds old (the run index
+      has every node anyway);
+    - a Markdown (or raw) cell's start and end never write by themselves: only papermill's timing metadata
+      of that cell changes, and the next write carries it;
+    - a write gives the very text `nbformat.writes` gives, but reuses the text of every cell that did not
+      change since the previous write (`NotebookText`), and skips nbformat's schema validation; papermill's
+      final write of the notebook, after the run or after an error, still validates.
     """
 
     kernel_name: str | None = None
     _in_text_cell = False
+    _must_write = False  # the next save writes at once (start, a failed cell, the end)
+    _pending = False  # the notebook changed since it was last written
+    _last_write = float("-inf")  # time.monotonic() of the last write
+    _timer: Any = None  # the deferred write, an asyncio.TimerHandle
     _text: NotebookText | None = None
+
+    def notebook_start(self, **kwargs):
+        self._must_write = True
+        return super().notebook_start(**kwargs)
+
+    def notebook_complete(self, **kwargs):
+        self._must_write = True
+        return super().notebook_complete(**kwargs)
+
+    def cell_exception(self, cell, cell_index=None, **kwargs):
+        self._must_write = True  # the cell_complete that follows writes the failed cell at once
+        return super().cell_exception(cell, cell_index, **kwargs)
 
     def cell_start(self, cell, cell_index=None, **kwargs):
         self._in_text_cell = cell.get("cell_type") != "code"
@@ -173,21 +199,56 @@ class ScrubbingExecutionManager(NotebookExecutionManager):
         nb = kwargs.get("nb")
         if nb:
             self.nb = nb
-        if self.output_path and not self._in_text_cell:
-            if leaked_secrets(self.nb):
-                on_disk = copy.deepcopy(self.nb)
-                scrub_notebook(on_disk, self.kernel_name)
-            else:
-                on_disk = self.nb
-            if self._text is None:
-                self._text = NotebookText()
-            text = self._text.of(on_disk)
-            if faults.armed("during-save"):  # the reliability suite: killed with half the notebook written
-                with open(self.output_path, "w") as fh:
-                    fh.write(text[: len(text) // 2])
-                faults.kill_now()
-            papermill_io.write(text, self.output_path)
+        if not self.output_path:
+            return
+        self._pending = True
+        if self._in_text_cell:
+            return
+        if faults.armed("during-save"):  # the reliability suite: killed with half the notebook written
+            text = self._text_of_notebook()
+            with open(self.output_path, "w") as fh:
+                fh.write(text[: len(text) // 2])
+            faults.kill_now()
+        since = time.monotonic() - self._last_write
+        if self._must_write or since >= SAVE_EVERY:
+            self._write()
+        elif self._timer is None:
+            self._timer = _call_later(SAVE_EVERY - since, self._deferred_write)
+
+    def _deferred_write(self) -> None:
+        self._timer = None
+        if self._pending:
+            self._write()
+
+    def _write(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._must_write = self._pending = False
+        papermill_io.write(self._text_of_notebook(), self.output_path)
+        self._last_write = time.monotonic()
         self.last_save_time = self.now()
+
+    def _text_of_notebook(self) -> str:
+        if leaked_secrets(self.nb):
+            on_disk = copy.deepcopy(self.nb)
+            scrub_notebook(on_disk, self.kernel_name)
+        else:
+            on_disk = self.nb
+        if self._text is None:
+            self._text = NotebookText()
+        return self._text.of(on_disk)
+
+
+def _call_later(delay: float, callback: Any) -> Any:
+    """`callback` after `delay` seconds on the event loop nbclient runs its cells on (jupyter_core's loop of
+    this thread), or None when there is none to ask: the write then waits for the next save."""
+    try:
+        from jupyter_core.utils import ensure_event_loop
+
+        return ensure_event_loop().call_later(delay, callback)
+    except Exception:
+        return None
 
 
 class NotebookText:

@@ -6,6 +6,10 @@ the setup cell becomes a *record* setup cell: running the filed notebook again (
 shows the recorded run read-only and never starts a run, so the approvals injected for the original run can
 never approve another one. The graph is an image output (PNG, with the SVG for trusted notebooks), which
 JupyterLab shows also in an untrusted notebook.
+
+nbformat (with jsonschema, about 1.2 s of CPU to import), the notebook compiler and Pillow are imported where
+they are used: a kernel imports this module for its summary, and a headless kernel whose driver files the
+record needs none of them (issue 18.3).
 """
 
 from __future__ import annotations
@@ -18,17 +22,7 @@ import os
 import tempfile
 from typing import Any
 
-import nbformat
-
-from playbook_nb.adapters.export.dag_png import to_png
 from playbook_nb.adapters.export.dag_render import to_svg
-from playbook_nb.adapters.notebook.compile import (
-    METADATA_KEY,
-    ROLE_NODE,
-    ROLE_SETUP,
-    ROLE_SUMMARY,
-    compile_runbook,
-)
 from playbook_nb.adapters.store import Store
 from playbook_nb.constants import RUN_MIME
 from playbook_nb.domain.errors import PlaybookError
@@ -45,6 +39,8 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 def dag_bundle(runbook: Runbook, states: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(data, metadata) of a display output drawing the graph: PNG (rendered by JupyterLab also in an
     untrusted notebook), SVG (preferred once trusted) and a text line."""
+    from playbook_nb.adapters.export.dag_png import to_png
+
     png = to_png(runbook, {k: v.lower() for k, v in states.items()})
     counts: dict[str, int] = {}
     for state in states.values():
@@ -99,10 +95,14 @@ def record_setup_source(run_id: int, db: str) -> str:
 
 
 def _stream(name: str, text: str) -> Any:
+    import nbformat
+
     return nbformat.v4.new_output("stream", name=name, text=text if text.endswith("\n") else text + "\n")
 
 
 def _display(data: dict[str, Any], metadata: dict[str, Any] | None = None) -> Any:
+    import nbformat
+
     return nbformat.v4.new_output("display_data", data=data, metadata=metadata or {})
 
 
@@ -138,6 +138,14 @@ def recorded_notebook(
     from the index and, with `refresh_nodes`, each node cell's outputs from the index (a working notebook's
     cells keep what Run All printed, a resumed run's what the first part printed; a headless run's cells
     already show what ran). Returns a new notebook; `base` is not changed."""
+    from playbook_nb.adapters.notebook.compile import (
+        METADATA_KEY,
+        ROLE_NODE,
+        ROLE_SETUP,
+        ROLE_SUMMARY,
+        compile_runbook,
+    )
+
     run = store.get_run(run_id)
     runbook = parse_runbook(run.runbook_text, path=f"run {run_id}")
     nb = copy.deepcopy(base) if base is not None else compile_runbook(runbook)
@@ -181,6 +189,8 @@ def recorded_notebook(
 def file_notebook(store: Store, run_id: int, base: Any | None = None, *, refresh_nodes: bool = True) -> str:
     """File the run's record notebook in its artifacts (`notebook.ipynb`) and point the run at it; returns
     its path or URL. Raises the store's StorageFault when the artifact store refuses it."""
+    import nbformat
+
     nb = recorded_notebook(store, run_id, base, refresh_nodes=refresh_nodes)
     fd, tmp = tempfile.mkstemp(prefix="playbook-nb-", suffix=".ipynb")
     os.close(fd)
@@ -205,6 +215,8 @@ def read_filed(store: Store, run_id: int) -> Any | None:
     """The run's filed notebook, or None when it has none (or it cannot be read)."""
     if not is_filed(store, run_id):
         return None
+    import nbformat
+
     try:
         with store.open_artifact(store.get_run(run_id).notebook_path or "", "rb") as handle:
             return nbformat.reads(handle.read().decode("utf-8"), as_version=4)

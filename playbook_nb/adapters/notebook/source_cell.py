@@ -31,13 +31,8 @@ def python_string_literal(text: str) -> str:
     return repr(text)
 
 
-def source_cell_source(text: str) -> str:
-    """Source of the runbook-source cell."""
-    return f"{SOURCE_VARIABLE} = {python_string_literal(text)}"
-
-
 def read_source_cell(source: str) -> str:
-    """The runbook text held by a runbook-source cell (inverse of `source_cell_source`); executes nothing."""
+    """The runbook text held by a runbook-source cell (the cell compile writes); executes nothing."""
     tree = ast.parse(source)
     for stmt in tree.body:
         if (

@@ -1,4 +1,5 @@
-"""Plugin discovery (entry point group `playbook.plugins`), parameter checks and plugin configuration.
+"""Plugin discovery (entry point group `playbook.plugins`) and plugin configuration; `INSTALLED` is the
+`PluginCatalog` the faces give the application (the parameter rules are app.plugin_api's, re-exported).
 
 Every user-caused problem (unknown plugin, a plugin that cannot be imported, unknown function, bad parameter,
 missing environment variable) raises `PluginError` with one line naming what and where.
@@ -6,17 +7,21 @@ missing environment variable) raises `PluginError` with one line naming what and
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from playbook_nb.adapters.plugins.base import Plugin, PluginMetadata
+from playbook_nb.app.plugin_api import (  # the rules, re-exported for the executors and plugin authors
+    Plugin,
+    PluginMetadata,
+    check_params,
+    merge_plugin_config,
+    secret_param_values,
+)
 from playbook_nb.domain.errors import PluginError
-from playbook_nb.domain.values import convert_or_raise
 
 ENTRY_POINT_GROUP = "playbook.plugins"
 _REQUIRED_METHODS = ("get_metadata", "initialize", "execute", "cleanup")
@@ -97,97 +102,6 @@ def list_plugins(errors: list[PluginError] | None = None) -> list[PluginMetadata
     return result
 
 
-def check_params(
-    metadata: PluginMetadata, function: str, params: Mapping[str, Any], unknown_values: Collection[str] = ()
-) -> dict[str, Any]:
-    """`params` checked against `metadata.functions[function]`: unknown names and missing required ones are
-    errors, string values are converted to the declared types, defaults fill in what was left out.
-
-    `unknown_values`: names given whose values are not known yet (templates that read the run's state, checked
-    by `validate`): their names are checked, their values are not converted and left out of the result."""
-    signature = metadata.functions.get(function)
-    if signature is None:
-        available = ", ".join(sorted(metadata.functions)) or "none"
-        raise PluginError(f"plugin '{metadata.name}' has no function '{function}' (available: {available})")
-    where = f"plugin '{metadata.name}', function '{function}'"
-    declared = signature.parameters
-    unknown = sorted(set(params) - set(declared))
-    extra = signature.extra_parameters
-    if unknown and extra is None:
-        accepted = ", ".join(declared) or "none"
-        names = ", ".join(f"'{n}'" for n in unknown)
-        noun = "parameter" if len(unknown) == 1 else "parameters"
-        raise PluginError(f"{where}: unknown {noun} {names} (accepted: {accepted})")
-    result: dict[str, Any] = {}
-    for pname, pdef in declared.items():
-        if pname in unknown_values:
-            continue
-        if pname not in params:
-            if pdef.required:
-                raise PluginError(f"{where}: missing required parameter '{pname}'")
-            if pdef.default is not None:
-                result[pname] = pdef.default
-            continue
-        value = convert_or_raise(params[pname], pdef.type, f"{where}, parameter '{pname}'", error=PluginError)
-        if pdef.choices is not None and value not in pdef.choices:
-            choices = ", ".join(repr(c) for c in pdef.choices)
-            raise PluginError(f"{where}, parameter '{pname}': {value!r} is not one of {choices}")
-        result[pname] = value
-    if extra is not None:
-        for pname in unknown:
-            if pname in unknown_values:
-                continue
-            result[pname] = convert_or_raise(
-                params[pname], extra.type, f"{where}, parameter '{pname}'", error=PluginError
-            )
-    return result
-
-
-def secret_param_values(metadata: PluginMetadata, function: str, params: Mapping[str, Any]) -> list[str]:
-    """The values in `params` (at any depth) that the function declares secret (`secret_params`)."""
-    signature = metadata.functions.get(function)
-    patterns = [p.lower() for p in (signature.secret_params if signature else ())]
-    if not patterns:
-        return []
-    found: list[str] = []
-    for path, value in _leaves("", params):
-        if any(fnmatch.fnmatchcase(path.lower(), p) for p in patterns) and value not in (None, ""):
-            found.append(str(value))
-    return found
-
-
-def is_secret_param(metadata: PluginMetadata, function: str, path: str) -> bool:
-    """True when the dotted parameter path (e.g. "headers.Authorization") holds a secret."""
-    signature = metadata.functions.get(function)
-    patterns = [p.lower() for p in (signature.secret_params if signature else ())]
-    return any(fnmatch.fnmatchcase(path.lower(), p) for p in patterns)
-
-
-def _leaves(prefix: str, value: Any):
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            yield from _leaves(f"{prefix}.{key}" if prefix else str(key), item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _leaves(prefix, item)
-    else:
-        yield prefix, value
-
-
-def merge_plugin_config(global_cfg: Mapping[str, Any] | None, node_cfg: Mapping[str, Any] | None) -> dict:
-    """The node's `plugin_config` over the runbook's `[runbook.plugin_config.<plugin>]`.
-
-    Nested tables merge key by key (the node wins on each key); anything else is replaced.
-    """
-    merged: dict[str, Any] = dict(global_cfg or {})
-    for key, value in (node_cfg or {}).items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = merge_plugin_config(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 _ENV_REF = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -214,3 +128,34 @@ def expand_env(cfg: Any, env: Mapping[str, str] | None = None, *, where: str = "
     if isinstance(cfg, list | tuple):
         return [expand_env(v, environ, where=f"{where}[{i}]") for i, v in enumerate(cfg)]
     return cfg
+
+
+class InstalledPlugins:
+    """The `PluginCatalog` of the plugins installed in this environment (entry points, loaded once)."""
+
+    def names(self) -> list[str]:
+        return plugin_names()
+
+    def metadata(self, name: str) -> PluginMetadata:
+        return plugin_metadata(name)
+
+    def plugin(self, name: str) -> type[Plugin]:
+        return get_plugin(name)
+
+
+INSTALLED = InstalledPlugins()
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "INSTALLED",
+    "InstalledPlugins",
+    "check_params",
+    "expand_env",
+    "get_plugin",
+    "list_plugins",
+    "merge_plugin_config",
+    "plugin_metadata",
+    "plugin_names",
+    "reset_cache",
+    "secret_param_values",
+]

@@ -174,7 +174,9 @@ class SQLiteStore(SQLStore):
         return number
 
     def _insert(self, conn: sqlite3.Connection, sql: str, params: tuple) -> int:
-        return conn.execute(sql, params).lastrowid
+        row_id = conn.execute(sql, params).lastrowid
+        assert row_id is not None  # an INSERT always sets it
+        return row_id
 
     def _lock_run(self, conn: sqlite3.Connection, run_id: int, columns: str = "id") -> sqlite3.Row:
         """The run's row; the transaction already holds the database's write lock (BEGIN IMMEDIATE)."""

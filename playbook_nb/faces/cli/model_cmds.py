@@ -71,6 +71,7 @@ def validate(
 
 
 def _validate(file, check_vars, var, vars_file, vars_env, *, as_json: bool) -> None:
+    from playbook_nb.adapters.plugins.registry import INSTALLED
     from playbook_nb.app.inputs import load_runbook, parse_var_assignments, resolve_variables
     from playbook_nb.app.plugin_checks import plugin_problems
     from playbook_nb.domain.validation import validate_runbook
@@ -92,7 +93,7 @@ def _validate(file, check_vars, var, vars_file, vars_env, *, as_json: bool) -> N
     if missing:
         values = None  # templates cannot be rendered without them; the structure was checked already
     report = validate_runbook(runbook, values)
-    report.errors.extend(plugin_problems(runbook, values))
+    report.errors.extend(plugin_problems(runbook, INSTALLED, values))
     if report.errors:
         raise RunbookError(report.errors[0])
     title = _display_title(runbook, values)

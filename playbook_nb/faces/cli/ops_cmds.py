@@ -64,6 +64,7 @@ def test(
 
     Nothing external is touched: commands are answered by the fixture; built-in steps run with its stand-ins.
     Exit 0: every check passed; 1: a check failed; 2: invalid runbook, fixture or pack."""
+    from playbook_nb.adapters.executors.local import LocalExecutor
     from playbook_nb.app.inputs import load_runbook
     from playbook_nb.app.rehearsal import PackCase, load_pack, run_case
 
@@ -80,7 +81,7 @@ def test(
     for case in cases:
         runbook = load_runbook(case.runbook)
         first_runbook = first_runbook or runbook
-        result = run_case(case, store=store, update_baselines=update_baselines)
+        result = run_case(case, store=store, executor=LocalExecutor(), update_baselines=update_baselines)
         results.append(result)
         if not as_json:
             _show_rehearsal(result, runbook)
@@ -119,6 +120,7 @@ def replay(
     Exit 0: identical; 1: deviations; 2: cannot replay (e.g. a secret is missing)."""
     from rich.table import Table
 
+    from playbook_nb.adapters.executors.local import LocalExecutor
     from playbook_nb.app.inputs import parse_var_assignments
     from playbook_nb.app.replay import replay_run
 
@@ -126,7 +128,7 @@ def replay(
     given = parse_var_assignments(var or [])
     if not as_json:
         console.print(f"replaying run {run_id} from {store.path}")
-    result = replay_run(store, run_id, given=given, parallel=parallel)
+    result = replay_run(store, run_id, given=given, parallel=parallel, executor=LocalExecutor())
     if as_json:
         console.print_json(json.dumps(result.to_dict(), default=str))
         raise typer.Exit(0 if result.identical else 1)

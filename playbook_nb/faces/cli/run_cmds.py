@@ -273,6 +273,7 @@ def run(
         raise typer.Exit(code)
 
     from playbook_nb.adapters.executors.local import LocalExecutor
+    from playbook_nb.adapters.notifiers.registry import build_notifier
     from playbook_nb.app.inputs import load_runbook
     from playbook_nb.app.session import RunOptions, RunSession
     from playbook_nb.faces.cli.terminal_view import TerminalView
@@ -292,7 +293,7 @@ def run(
         comment=comment,
         parallel=workers,
         gate_wait=wait,
-        **settings.decision_options(),
+        **settings.decision_options(build_notifier),
     )
     store = open_store(state_path, settings)
     view = TerminalView(real_console(), store, settings.config.ui)
@@ -347,6 +348,7 @@ def resume(
     from rich.markup import escape
 
     from playbook_nb.adapters.executors.local import LocalExecutor
+    from playbook_nb.adapters.notifiers.registry import build_notifier
     from playbook_nb.app.inputs import load_runbook
     from playbook_nb.app.run_log import attach_run_log
     from playbook_nb.app.session import RunOptions, RunSession
@@ -388,7 +390,7 @@ def resume(
         comment=comment,
         parallel=parallel_default(parallel, settings),
         gate_wait=parse_gate_wait(gate_wait, "--gate-wait"),
-        **settings.decision_options(),
+        **settings.decision_options(build_notifier),
     )
     session = RunSession.resume(
         runbook, values, store, run_id, options,

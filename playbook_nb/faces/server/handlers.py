@@ -17,6 +17,9 @@ JupyterHub's OAuth or a custom Authorizer decide exactly as they do for the rest
                                                   run or gate is not waiting, 403 when the user may not decide,
                                                   400 on a malformed body, 404 for no such run or gate
     POST runbooks {"directory": "ops"}         -> 201 {"path": "ops/new_runbook.playbook.toml"}: a starter
+    POST runs/{id}/resume {"directory": "ops"} -> 201 {"path": "ops/resume_run_7.ipynb"} (200 when it exists):
+                                                  a notebook that resumes the run when it is run; 409 when
+                                                  the run is not ABORTED or a live session drives it
 
 A handler reads the index through `self.index.call(fn)` (one worker thread); a new endpoint is one more
 `PlaybookHandler` subclass and one more line in `ROUTES`.
@@ -48,6 +51,7 @@ from playbook_nb.domain.errors import PlaybookError, RunNotFound
 from playbook_nb.domain.redact import Redactor
 from playbook_nb.faces import run_json
 from playbook_nb.faces.server.identity import actor_of
+from playbook_nb.faces.server.resume_notebook import notebook_name, resume_notebook, resume_refusal
 from playbook_nb.faces.server.run_index import RunIndex
 from playbook_nb.faces.starter import starter_runbook
 
@@ -190,6 +194,10 @@ class NotebookHandler(PlaybookHandler):
         self.write_json(masked(await self.read(work)))
 
 
+def directory_of(body: dict[str, Any]) -> str:
+    return str(body.get("directory") or "").strip("/")
+
+
 class NewRunbookHandler(PlaybookHandler):
     """A starter runbook written through the server's contents manager (its root, its rules)."""
 
@@ -197,7 +205,7 @@ class NewRunbookHandler(PlaybookHandler):
     @authorized("write", resource="contents")
     async def post(self) -> None:
         body = self.get_json_body() or {}
-        directory = str(body.get("directory") or "").strip("/")
+        directory = directory_of(body)
         contents = self.contents_manager
         if directory and not await ensure_async(contents.dir_exists(directory)):
             raise web.HTTPError(404, f"no directory {directory}")
@@ -211,6 +219,36 @@ class NewRunbookHandler(PlaybookHandler):
         text = starter_runbook("New runbook", actor_of(self.current_user, self.identity_provider), name)
         model = await ensure_async(contents.new({"type": "file", "format": "text", "content": text}, path))
         self.write_json({"path": model["path"]}, status=201)
+
+
+class ResumeHandler(PlaybookHandler):
+    """A notebook that resumes an ABORTED run (see resume_notebook), written through the contents manager
+    where the file browser is, or the one written before for that run."""
+
+    @web.authenticated
+    @authorized("write", resource="contents")
+    async def post(self, run_id: str) -> None:
+        rid = self.run_id_or_404(run_id)
+        body = self.get_json_body() or {}
+        directory = directory_of(body)
+        contents = self.contents_manager
+        if directory and not await ensure_async(contents.dir_exists(directory)):
+            raise web.HTTPError(404, f"no directory {directory}")
+
+        def work(store: Store) -> dict[str, Any]:
+            refusal = resume_refusal(store, rid)
+            if refusal:
+                raise web.HTTPError(409, refusal, reason=refusal[:200])
+            return resume_notebook(store, rid)
+
+        notebook = await self.read(work)
+        path = f"{directory}/{notebook_name(rid)}" if directory else notebook_name(rid)
+        if await ensure_async(contents.file_exists(path)):
+            self.write_json({"path": path, "created": False})
+            return
+        model = {"type": "notebook", "format": "json", "content": notebook}
+        saved = await ensure_async(contents.save(model, path))
+        self.write_json({"path": saved["path"], "created": True}, status=201)
 
 
 class MeHandler(PlaybookHandler):
@@ -324,6 +362,7 @@ ROUTES: list[tuple[str, type[PlaybookHandler]]] = [
     (r"runs/(?P<run_id>[^/]+)", RunHandler),
     (r"runs/(?P<run_id>[^/]+)/report", ReportHandler),
     (r"runs/(?P<run_id>[^/]+)/notebook", NotebookHandler),
+    (r"runs/(?P<run_id>[^/]+)/resume", ResumeHandler),
     (r"runs/(?P<run_id>[^/]+)/gates/(?P<node_id>[^/]+)", GateHandler),
     (r"runbooks", NewRunbookHandler),
     (r"me", MeHandler),
