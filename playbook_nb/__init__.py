@@ -11,10 +11,10 @@ __all__ = ["__version__", "load_ipython_extension", "unload_ipython_extension"]
 
 def load_ipython_extension(ipython) -> None:
     from playbook_nb.kernel_ext.magics import PlaybookMagics
-    from playbook_nb.kernel_ext.notebook_run import async_node_cells, has_front_end
+    from playbook_nb.kernel_ext.notebook_run import async_node_cells
 
     ipython.register_magics(PlaybookMagics)
-    if has_front_end() and async_node_cells not in ipython.input_transformers_cleanup:
+    if async_node_cells not in ipython.input_transformers_cleanup:  # a no-op unless the run is interactive
         ipython.input_transformers_cleanup.append(async_node_cells)
 
 

@@ -247,6 +247,41 @@ def test_plain_papermill_default_engine_records_the_run(state_db, tmp_path):
     assert "deploying myapp to staging" in node_cells(nbformat.read(copy, as_version=4))["deploy_application"]
 
 
+def test_plain_papermill_without_headless_fails_closed_whatever_its_environment(state_db, tmp_path):
+    """Issue 19.5: nobody passes `-p headless True` and the environment looks like a Jupyter server's
+    (JPY_SESSION_NAME inherited): papermill's execute requests do not allow stdin, so no human is assumed;
+    the gate is refused, the run ends ABORTED and papermill exits non-zero."""
+    notebook = tmp_path / "deploy.ipynb"
+    assert run_cli("compile", str(DEPLOY), "-o", str(notebook)).returncode == 0
+    out = tmp_path / "out.ipynb"
+    papermill = Path(sys.executable).with_name("papermill")
+    result = subprocess.run(
+        [str(papermill), str(notebook), str(out),
+         "-p", "variables", '{"ENVIRONMENT": "staging"}', "-p", "state_path", str(state_db)],
+        capture_output=True, text=True, timeout=180, cwd=tmp_path,
+        env={**os.environ, "JPY_SESSION_NAME": str(notebook)},
+    )  # fmt: skip
+    assert result.returncode != 0, result.stderr[-3000:]
+    assert "RunNotOK" in result.stderr and "approve_deploy" in result.stderr
+    run = the_run(state_db)
+    assert (run["status"], run["mode"]) == ("ABORTED", "headless")
+    assert "approve_deploy" in run["status_reason"]
+    states = node_states(state_db, run["id"])
+    assert states["approve_deploy"] == "WAITING" and states["deploy_application"] == "PENDING"
+    decided = db_rows(state_db, "SELECT decision FROM decisions WHERE node_id = 'approve_deploy'")
+    assert not [row for row in decided if "approv" in row["decision"].lower()]
+
+
+def test_cli_refuses_headless_false_for_a_notebook_it_runs(state_db, tmp_path):
+    notebook = tmp_path / "deploy.ipynb"
+    assert run_cli("compile", str(DEPLOY), "-o", str(notebook)).returncode == 0
+    result = run_cli("run", str(notebook), "-p", "headless", "false", "--state-path", str(state_db))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "-p headless: a notebook the CLI runs is always headless" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not state_db.exists() or db_rows(state_db, "SELECT * FROM runs") == []
+
+
 # ------------------------------------------------------------------------------ other runbooks
 def test_incident_disk_full_headless_python_node_runs_in_the_kernel(state_db, tmp_path):
     workdir = tmp_path / "drill"

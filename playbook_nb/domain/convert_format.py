@@ -35,7 +35,7 @@ def convert_text(text: str, path: str | None, to: str) -> str:
         suffix = ".yml"
     else:
         tables, _ = load_yaml(text, path)
-        ordered = {key: tables[key] for key in ("variables", "runbook") if key in tables}
+        ordered: dict[str, Any] = {key: tables[key] for key in ("variables", "runbook") if key in tables}
         ordered.update((key, value) for key, value in tables.items() if key not in ordered)
         result = tomli_w.dumps(_without_none(ordered), multiline_strings=True)
         suffix = ".playbook.toml"

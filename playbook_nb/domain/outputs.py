@@ -209,6 +209,7 @@ def step_references(text: str) -> list[tuple[str, str | None]]:
     found: list[tuple[str, str | None]] = []
     inner: set[int] = set()
     for item in ast.find_all((jnodes.Getattr, jnodes.Getitem)):
+        assert isinstance(item, jnodes.Getattr | jnodes.Getitem)  # what find_all was asked for
         chain = _chain(item)
         if chain is None or id(item) in inner:
             continue

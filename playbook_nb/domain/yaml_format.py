@@ -289,12 +289,13 @@ def _step(index: int, step: Any, loc: YamlLocations) -> tuple[str, dict[str, Any
         elif "." in raw_type:
             table["plugin"], _, table["function"] = raw_type.partition(".")
     else:
-        node_type = next((t for t in NODE_TYPES if t.lower() == raw_type.lower()), None)
-        if node_type is None:
+        found = next((t for t in NODE_TYPES if t.lower() == raw_type.lower()), None)
+        if found is None:
             known = ", ".join([*STEP_TYPES, "Command", "Manual", "Python", "Function", "PLUGIN.FUNCTION"])
             raise RunbookError(
                 f"unknown step type '{raw_type}' (known: {known})", loc.at((*base, "type"), node_id)
             )
+        node_type = found
     table["type"] = node_type
     allowed = COMMON_STEP_FIELDS + TYPE_STEP_FIELDS[node_type]
     for key, value in step.items():
@@ -450,13 +451,13 @@ def tables_to_yaml(tables: dict[str, Any]) -> str:  # noqa: C901
             step["type"] = by_plugin.get(pair, f"{pair[0]}.{pair[1]}")
         else:
             step["type"] = kind
-        for key, value in table.items():
-            key = FIELD_TO_YAML.get(key, key)
-            if key == "on_failure":
+        for toml_key, value in table.items():
+            name = FIELD_TO_YAML.get(str(toml_key), str(toml_key))  # TOML keys are strings
+            if name == "on_failure":
                 value = {"continue": "log_and_continue"}.get(value, value)
-            elif key not in ("outputs", "depends_on", "rollback"):
+            elif name not in ("outputs", "depends_on", "rollback"):
                 value = _jinja_to_dollar(value)
-            step[key] = value
+            step[name] = value
         steps.append(step)
     doc["steps"] = steps
     import yaml

@@ -32,6 +32,7 @@ from playbook_nb.domain.decisions import GateDecision, parse_gate_wait
 from playbook_nb.domain.engine import NodeState, RunState
 from playbook_nb.domain.errors import PlaybookError, RunOwned, StorageFault, VariableError
 from playbook_nb.domain.validation import parse_runbook
+from playbook_nb.domain.values import bool_word
 from playbook_nb.presentation import mark
 
 if TYPE_CHECKING:
@@ -61,11 +62,26 @@ class RunAborted(Exception):
 
 
 def has_front_end() -> bool:
-    """A kernel started by a Jupyter server for a notebook (JupyterLab) has a human in front of it;
-    papermill, nbconvert and nbclient start kernels directly."""
-    if os.environ.get(OUTPUT_PATH_ENV):
+    """Whether a human is in front of this notebook, when the `headless` parameter does not say (None).
+
+    Decided from the Jupyter protocol, never from environment variables: the execute_request running this
+    cell (the setup cell) says whether its client answers input prompts (`allow_stdin`). JupyterLab, Jupyter
+    Notebook, VS Code and the consoles send true (a person types the answer); nbclient, and with it papermill,
+    nbconvert --execute and jupyter-scheduler, always sends false. No kernel (plain IPython, a script) or a
+    request that is no execute_request (a widget message): no front end. So every unattended run fails closed
+    at its gates, whatever environment it inherits. The engine and the CLI never rely on this: they pass
+    `headless=True` explicitly."""
+    kernel = getattr(_ipython(), "kernel", None)
+    get_parent = getattr(kernel, "get_parent", None)
+    if get_parent is None:
         return False
-    return bool(os.environ.get("JPY_SESSION_NAME"))
+    try:
+        parent = get_parent("shell") or {}
+    except LookupError:  # no request handled yet in this context
+        return False
+    if (parent.get("header") or {}).get("msg_type") != "execute_request":
+        return False
+    return (parent.get("content") or {}).get("allow_stdin") is True
 
 
 def notebook_path_hint() -> str | None:
@@ -377,10 +393,12 @@ async def node_cell_async(node_id: str) -> None:
 
 
 def async_node_cells(lines: list[str]) -> list[str]:
-    """An IPython input transformer for kernels with a front end: a cell that is exactly `%playbook_node ID`
-    runs as `await node_cell_async(ID)`. The kernel (ipykernel 7) dispatches widget messages while an async
+    """An IPython input transformer for interactive runs (a front end, see `has_front_end`): a cell that is
+    exactly `%playbook_node ID` runs as `await node_cell_async(ID)`. The kernel (ipykernel 7) dispatches widget messages while an async
     cell awaits, so an Abort click is handled while the node's command runs; a plain magic would block the
     kernel until the command ends."""
+    if not isinstance(_current, NotebookRun) or _current.headless:
+        return lines  # headless (papermill) or no run yet: the plain magic, which decides gates unattended
     code = [line for line in lines if line.strip()]
     if len(code) != 1 or not code[0].lstrip().startswith("%playbook_node "):
         return lines
@@ -483,7 +501,8 @@ def open_run(
         print(
             f"note: the runbook text differs from the compiled one (sha256 {sha256[:12]} -> {runbook.sha256[:12]})"
         )
-    headless = (not has_front_end()) if headless is None else bool(headless)
+    headless = (not has_front_end()) if headless is None else _flag(headless, "headless")
+    asked["headless"] = headless  # the form's Run (a widget message, no execute_request) keeps this decision
     variables, secret_env, approvals = (
         _mapping(variables, "variables"),
         _mapping(secret_env, "secret_env"),
@@ -659,6 +678,16 @@ def _values(runbook, variables: dict[str, Any], secret_env: dict[str, str]) -> d
         if env_name in os.environ and name not in given:
             given[name] = os.environ[env_name]
     return resolve_variables(runbook, cli_vars=given, vars_file=None, vars_env_prefix=None, interactive=False)
+
+
+def _flag(value: Any, name: str) -> bool:
+    """A yes/no parameter: a bool, or one of the true/false words (`papermill -p headless true` passes text)."""
+    if isinstance(value, bool):
+        return value
+    word = bool_word(value) if isinstance(value, str) else None
+    if word is None:
+        raise PlaybookError(f"parameter {name}: expected True or False, got {value!r}")
+    return word
 
 
 def _mapping(value: Any, name: str) -> dict[str, Any]:

@@ -137,6 +137,7 @@ def run_ansible(  # noqa: C901
     (private / "env").mkdir(mode=0o700)
     names: dict[str, str] = {}
     order: list[str] = []
+    inventory_arg: str | None
     if targets is not None:
         names = write_inventory(private / "inventory.json", targets, options)
         inventory_arg = str(private / "inventory.json")
@@ -154,6 +155,10 @@ def run_ansible(  # noqa: C901
     outcome: dict[str, Any] = {}
 
     def work(put: Put) -> None:
+        def handle(event: dict[str, Any]) -> bool:  # every event is relayed and kept
+            put(event)
+            return True
+
         try:
             runner = ansible_runner.run(
                 private_data_dir=str(private),
@@ -170,7 +175,7 @@ def run_ansible(  # noqa: C901
                 forks=max(1, int(batch)),
                 timeout=int(timeout) if timeout else None,
                 quiet=True,
-                event_handler=lambda event: put(event) or True,
+                event_handler=handle,
                 cancel_callback=cancel.is_set,
                 settings={"suppress_ansible_output": True},
             )

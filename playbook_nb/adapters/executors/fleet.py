@@ -67,13 +67,17 @@ def run_fleet(
                 "PLAYBOOK_HOST": target.text,
                 **(host_env(target) if host_env else {}),
             }
+
+            def on_output(text: str, host: str = target.text) -> None:
+                put(("output", host, text))
+
             result = await run_on_host(
                 target,
                 command,
                 options=options,
                 env=environment,
                 timeout=timeout,
-                on_output=lambda text, host=target.text: put(("output", host, text)),
+                on_output=on_output,
                 max_output_bytes=max_output_bytes,
             )
             if result.state is not HostState.OK:

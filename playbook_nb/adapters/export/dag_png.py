@@ -59,9 +59,11 @@ def to_png(runbook: Runbook, states: dict[str, str] | None = None) -> bytes:
 
     for index, name in enumerate(SVG_STATES):
         style = look(name)
-        x = MARGIN + index * 80
-        draw.rectangle(s(x, MARGIN, x + 14, MARGIN + 14), fill=style.fill, outline=style.stroke, width=SCALE)
-        draw.text(s(x + 18, MARGIN), name, fill="#374151", font=_font(11))
+        left = MARGIN + index * 80
+        draw.rectangle(
+            s(left, MARGIN, left + 14, MARGIN + 14), fill=style.fill, outline=style.stroke, width=SCALE
+        )
+        draw.text(s(left + 18, MARGIN), name, fill="#374151", font=_font(11))
     for band in bands:  # a wrapped layer's rows inside one box, under the edges (as in the SVG)
         draw.rounded_rectangle(
             s(band.x0, band.y0, band.x1, band.y1),

@@ -82,13 +82,15 @@ class SchemaCheckPlugin(Plugin):
             found = sorted(validator.iter_errors(item), key=lambda e: list(e.absolute_path))
             if not found:
                 valid.append(item)
-            for err in found:
-                path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
-                errors.append({"index": index, "path": path, "message": err.message, "type": ERROR_TYPE})
+            for problem in found:
+                path = "$" + "".join(
+                    f"[{p}]" if isinstance(p, int) else f".{p}" for p in problem.absolute_path
+                )
+                errors.append({"index": index, "path": path, "message": problem.message, "type": ERROR_TYPE})
         invalid = len({e["index"] for e in errors})
         print(f"{len(valid)} valid, {invalid} invalid of {len(items)}")
-        for err in errors[:20]:
-            print(f"  item {err['index']} {err['path']}: {err['message']}")
+        for shown in errors[:20]:
+            print(f"  item {shown['index']} {shown['path']}: {shown['message']}")
         limit = params.get("max_errors")
         if limit is not None and invalid > limit:
             raise SchemaValidationFailed(f"{invalid} invalid items, more than max_errors = {limit}")

@@ -23,7 +23,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from playbook_nb.adapters.plugins.base import FunctionSignature, ParameterDef, Plugin, PluginMetadata
+from playbook_nb.adapters.plugins.base import (
+    FunctionSignature,
+    ParameterDef,
+    Plugin,
+    PluginMetadata,
+    StepContext,
+)
 from playbook_nb.adapters.plugins.image_diff import DEFAULT_MAX_DIFF_RATIO, DEFAULT_PIXEL_THRESHOLD, compare
 from playbook_nb.domain.errors import PluginError
 
@@ -125,7 +131,7 @@ class UiScreenshotPlugin(Plugin):
         return result
 
     def _diff(self, name: str, shot: Path, params: dict[str, Any]) -> dict[str, Any]:
-        context = self.context
+        context = self.context or StepContext()  # the executor sets it; alone: the cwd and a scratch folder
         baseline = context.resolve(params.get("baseline") or f"{BASELINE_DIR}/{name}.png")
         threshold = float(params.get("threshold", DEFAULT_MAX_DIFF_RATIO))
         info: dict[str, Any] = {"baseline": str(baseline), "threshold": threshold}

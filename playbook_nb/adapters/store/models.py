@@ -190,15 +190,19 @@ When = datetime | str | float | None
 
 def to_timestamp(value: When) -> str:
     """ISO-8601 UTC text for storage."""
+    if isinstance(value, bool):
+        raise TypeError(f"a time is a datetime, seconds since the epoch or ISO-8601 text, not {value!r}")
     if value is None:
-        value = now()
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        value = datetime.fromtimestamp(value, UTC)
+        stamp = now()
+    elif isinstance(value, int | float):
+        stamp = datetime.fromtimestamp(value, UTC)
     elif isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
+        stamp = datetime.fromisoformat(value)
+    else:
+        stamp = value
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return stamp.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def from_timestamp(text: str | None) -> datetime | None:

@@ -149,6 +149,10 @@ def run_headless(
     _refuse_unknown_parameters(
         extra, runbook, parameter_names(nbformat.read(file, as_version=4) if is_notebook else None)
     )
+    if extra.pop("headless", True) is not True:
+        raise PlaybookError(
+            "-p headless: a notebook the CLI runs is always headless (nobody at the notebook)"
+        )
     values = resolve_values(
         runbook,
         var=[*(f"{k}={v}" for k, v in given_vars.items()), *(var or [])],
