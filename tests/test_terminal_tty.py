@@ -154,3 +154,34 @@ command_name = "echo after"
     assert finish(child) == 0
     nodes = dict(db_rows(state_db, "SELECT node_id, state FROM node_states"))
     assert nodes == {"check": "OK", "after": "OK"}
+
+
+def _tty_run(tmp_path, ui: str, state_db) -> str:
+    """A terminal run of a gate-free runbook with `[ui]` set to `ui`, colours allowed; what the terminal got."""
+    book = tmp_path / "hello.playbook.toml"
+    book.write_text('[runbook]\ntitle = "hello"\n\n[hello]\ntype = "Command"\ncommand_name = "echo hi"\n')
+    config = tmp_path / f"ui{abs(hash(ui))}.toml"
+    config.write_text(f"[ui]\n{ui}\n")
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    env.update({"PLAYBOOK_CONFIG": str(config), "COLUMNS": "160", "TERM": "xterm-256color"})
+    child = pexpect.spawn(
+        sys.executable, ["-m", "playbook_nb", "run", str(book), "--state-path", str(state_db)],
+        env=env, encoding="utf-8", timeout=60, dimensions=(50, 160),
+    )  # fmt: skip
+    text = child.read()
+    child.close()
+    assert child.exitstatus == 0, text
+    return text
+
+
+def test_ui_keys_show_timestamps_and_color_theme_on_a_terminal(state_db, tmp_path):
+    """Issue 19.2: `[ui] show_timestamps` and `color_theme` do what the docs say on a terminal."""
+    import re
+
+    colour = re.compile(r"\x1b\[[0-9;]*3[0-9](;[0-9]+)*m|\x1b\[38;")  # a foreground colour code
+    stamped = re.compile(r"\d\d:\d\d:\d\d.*hello")
+    default = _tty_run(tmp_path, 'color_theme = "auto"\nshow_timestamps = true', state_db)
+    assert stamped.search(default) and colour.search(default)
+    plain = _tty_run(tmp_path, 'color_theme = "none"\nshow_timestamps = false', state_db)
+    assert not stamped.search(plain) and not colour.search(plain)
+    assert "hello" in plain and "OK" in plain

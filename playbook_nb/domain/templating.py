@@ -36,7 +36,9 @@ class SecretRef(str):
     never the value (`ps` and /proc/PID/cmdline show every local user a process's arguments). The text is
     the raw reference `${NAME}`; shell-quoted it is written `"$NAME"`. See `secret_command_context`."""
 
-    def __new__(cls, env_name: str):
+    env_name: str
+
+    def __new__(cls, env_name: str) -> SecretRef:
         ref = super().__new__(cls, "${" + env_name + "}")
         ref.env_name = env_name
         return ref
@@ -97,7 +99,8 @@ def _compile(template: str):
     return ENV.from_string(template)
 
 
-def _one_line(text: str) -> str:
+def _one_line(text: object) -> str:
+    """A message (or an exception's text) on one line."""
     return " ".join(str(text).split())
 
 
@@ -320,7 +323,11 @@ def _facts(text: str) -> _Facts:
         elif isinstance(node, nodes.Test):
             if node.name not in ENV.tests:
                 problems.append((f"unknown test '{node.name}'", None))
-        elif isinstance(node.node, nodes.Name) and node.node.name in ("has_succeeded", "has_failed"):
+        elif (
+            isinstance(node, nodes.Call)
+            and isinstance(node.node, nodes.Name)
+            and node.node.name in ("has_succeeded", "has_failed")
+        ):
             for arg in node.args:
                 if isinstance(arg, nodes.Const) and isinstance(arg.value, str):
                     message = f"{node.node.name}('{arg.value}'): unknown node '{arg.value}'"

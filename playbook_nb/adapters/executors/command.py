@@ -138,6 +138,7 @@ class _Runner:
         self.by_name: dict[str, _Stream] = {}
         emit = safe_callback(on_output)
         for name, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
+            assert pipe is not None  # started with stdout and stderr piped
             stream = _Stream(name, limit, emit)
             self.by_name[name] = stream
             fd = pipe.fileno()
@@ -171,12 +172,14 @@ class _Runner:
         self.streams[fd].close()
 
     def stop_reading(self) -> None:
-        for fd in list(self.selector.get_map()):
-            self._close(fd)
+        for fd in list(self.streams):
+            if fd in self.selector.get_map():
+                self._close(fd)
         self.selector.close()
         for pipe in (self.proc.stdout, self.proc.stderr):
-            with contextlib.suppress(OSError):
-                pipe.close()
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
 
     def run(
         self,

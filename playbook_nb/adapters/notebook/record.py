@@ -39,9 +39,9 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 def dag_bundle(runbook: Runbook, states: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(data, metadata) of a display output drawing the graph: PNG (rendered by JupyterLab also in an
     untrusted notebook), SVG (preferred once trusted) and a text line."""
-    from playbook_nb.adapters.export.dag_png import to_png
+    from playbook_nb.adapters.export.dag_png import to_png_scaled
 
-    png = to_png(runbook, {k: v.lower() for k, v in states.items()})
+    png, scale = to_png_scaled(runbook, {k: v.lower() for k, v in states.items()})
     counts: dict[str, int] = {}
     for state in states.values():
         counts[state] = counts.get(state, 0) + 1
@@ -51,7 +51,7 @@ def dag_bundle(runbook: Runbook, states: dict[str, str]) -> tuple[dict[str, Any]
         "image/svg+xml": to_svg(runbook, states),
         "text/plain": text,
     }
-    width = int.from_bytes(png[16:20], "big") // 2  # drawn at twice the size
+    width = int.from_bytes(png[16:20], "big") // scale  # drawn at `scale` pixels a point
     return data, {"image/png": {"width": width}}
 
 

@@ -31,7 +31,14 @@ _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 def is_url(text: str) -> bool:
     """True for `scheme://...` other than `file://` (a local path either way)."""
     match = _SCHEME.match(text)
-    return bool(match) and match.group(1).lower() != "file"
+    return match is not None and match.group(1).lower() != "file"
+
+
+def _protocol(url: str) -> str:
+    """The scheme of a URL `is_url` accepted, lower-case."""
+    match = _SCHEME.match(url)
+    assert match is not None, url
+    return match.group(1).lower()
 
 
 def _local_path(text: str) -> Path:
@@ -68,7 +75,7 @@ class ArtifactStore:
             raise StoreError(
                 f"artifacts at {text} need fsspec: pip install 'playbook-nb[s3]' (or fsspec and its driver)"
             ) from None
-        protocol = _SCHEME.match(text).group(1).lower()
+        protocol = _protocol(text)
         try:
             fs, fs_root = fsspec.core.url_to_fs(text, **{**storage_options(protocol), **options})
         except (ImportError, ValueError) as err:
@@ -142,10 +149,9 @@ class ArtifactStore:
         """True when `location` (a run's recorded artifact directory or URL) is inside this root: what
         this index may delete (prune never touches a folder another index wrote)."""
         if self.is_local and not is_url(location):
-            root, path = Path(self.root).resolve(), Path(location).resolve()
-            return path == root or root in path.parents
-        root = str(self.root).rstrip("/") + "/"
-        return str(location).startswith(root)
+            local_root, path = Path(self.root).resolve(), Path(location).resolve()
+            return path == local_root or local_root in path.parents
+        return str(location).startswith(str(self.root).rstrip("/") + "/")
 
     def delete(self, location: str) -> int:
         """Remove a run's artifacts (a directory or URL prefix); returns the bytes freed."""
@@ -177,16 +183,15 @@ class ArtifactStore:
             return self._fs
         import fsspec
 
-        protocol = _SCHEME.match(url).group(1).lower()
-        fs, _ = fsspec.core.url_to_fs(url, **storage_options(protocol))
+        fs, _ = fsspec.core.url_to_fs(url, **storage_options(_protocol(url)))
         return fs
 
     def _strip(self, url: str) -> str:
-        if self._fs is not None and url.startswith(self.root):
+        if self._fs is not None and self._fs_root is not None and url.startswith(self.root):
             return self._fs_root + url[len(self.root) :]
         import fsspec
 
-        return fsspec.core.url_to_fs(url, **storage_options(_SCHEME.match(url).group(1).lower()))[1]
+        return fsspec.core.url_to_fs(url, **storage_options(_protocol(url)))[1]
 
 
 def local_staging_dir(location: str) -> Path:
