@@ -302,13 +302,14 @@ function render({ model, el }) {
     jump.disabled = !targets.length;
   };
   const centre = (id) => {
-    if (!cy) return;
+    if (!live()) return;
     const node = cy.getElementById(id);
     if (node.empty()) return;
     if (cy.zoom() < 0.8) cy.zoom(0.8);  // readable
     cy.center(node);
   };
   const mark = (id) => {
+    if (!live()) return;
     cy.nodes('.selected-node').removeClass('selected-node');
     cy.getElementById(id).addClass('selected-node');
   };
@@ -325,9 +326,9 @@ function render({ model, el }) {
     hint.textContent = on ? 'wheel zooms the graph (Esc or a click outside: the wheel scrolls the page)'
                           : 'click the graph to zoom it with the wheel';
   };
-  const onDocDown = (event) => { if (cy && !cy.container().contains(event.target)) focused(false); };
+  const onDocDown = (event) => { if (live() && !cy.container().contains(event.target)) focused(false); };
   const onKey = (event) => { if (event.key === 'Escape') focused(false); };
-  fitButton.addEventListener('click', () => { if (cy) cy.fit(undefined, 24); });
+  fitButton.addEventListener('click', () => { if (live()) cy.fit(undefined, 24); });
   let typing = null;
   const ask = () => { asked += 1; send({ search: search.value, asked }); };
   search.addEventListener('input', () => { clearTimeout(typing); typing = setTimeout(ask, 250); });
@@ -368,21 +369,33 @@ function render({ model, el }) {
     if (msg.more) result.appendChild(document.createTextNode(` and ${msg.more} more: type more of the name`));
     if (!msg.line && !(msg.matches || []).length) result.replaceChildren();
   };
+  // The cytoscape instance of this view's graph; looked up again at each use, because the graph's view may be
+  // drawn anew (JupyterLab's windowed notebook re-attaches a long notebook's outputs) and the old one is gone.
+  const adopt = (instance) => {
+    cy = instance;
+    hasFocus = null;
+    focused(false);
+    cy.container().addEventListener('mousedown', () => focused(true), true);
+    cy.on('tap', 'node', (event) => {
+      mark(event.target.id());
+      send({ select: event.target.id() });
+    });
+  };
+  const live = () => {
+    const cockpit = el.closest('.playbook-cockpit');
+    const host = cockpit && [...cockpit.querySelectorAll('div')].find(d => d._cyreg && d._cyreg.cy);
+    if (host && host._cyreg.cy !== cy) adopt(host._cyreg.cy);
+    return cy;
+  };
   const hook = () => {
     if (stopped) return;
     const cockpit = el.closest('.playbook-cockpit');
     const host = cockpit && [...cockpit.querySelectorAll('div')].find(d => d._cyreg && d._cyreg.cy);
     if (!host) { setTimeout(hook, 100); return; }
-    cy = host._cyreg.cy;
+    adopt(host._cyreg.cy);
     cockpit.dataset.pbView = view;
-    focused(false);
-    cy.container().addEventListener('mousedown', () => focused(true), true);
     document.addEventListener('mousedown', onDocDown, true);
     document.addEventListener('keydown', onKey, true);
-    cy.on('tap', 'node', (event) => {
-      mark(event.target.id());
-      send({ select: event.target.id() });
-    });
     model.on('msg:custom', (msg) => {
       if (msg.view !== view) return;
       if (msg.ready && !el.querySelector('style')) {  // this view's panel exists: show only that one

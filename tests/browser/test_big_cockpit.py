@@ -87,6 +87,24 @@ def wheel_over_graph(page, dy: float) -> tuple[float, float]:
 def wait_selected_and_centred(page, node_id: str) -> None:
     """The visible node panel shows `node_id`, the node is marked and at the middle of the graph's view."""
     page.locator(f'.pb-node-header[data-node="{node_id}"]').wait_for(timeout=30_000)
+    try:
+        _wait_centred(page, node_id)
+    except Exception as err:
+        seen = cy_eval(
+            page,
+            """const n = cy.getElementById(arg);
+               return {toolbars: document.querySelectorAll('.pb-toolbar').length,
+                 views: [...document.querySelectorAll('.pb-view-channel')].map(e => e.dataset.pbView),
+                 cockpitView: cy.container().closest('.playbook-cockpit').dataset.pbView,
+                 panels: [...document.querySelectorAll('.pb-panel')].map(p => p.className),
+                 marked: n.hasClass('selected-node'), at: n.renderedPosition(), w: cy.width(), h: cy.height(),
+                 zoom: cy.zoom()};""",
+            node_id,
+        )
+        raise AssertionError(f"{node_id} not marked and centred: {seen}") from err
+
+
+def _wait_centred(page, node_id: str) -> None:
     page.wait_for_function(
         "(id) => {"
         + FIND_CY

@@ -46,9 +46,8 @@ def runbook_of_notebook(path: Path) -> Runbook:
     return parse_runbook(meta["runbook_text"], path=str(path))
 
 
-def run_record_of(nb_path: Path) -> dict[str, Any] | None:
-    """The run id the kernel announced in the setup cell's output."""
-    nb = nbformat.read(nb_path, as_version=4)
+def run_record_of(nb: Any) -> dict[str, Any] | None:
+    """The run id the kernel announced in the setup cell's output of the executed notebook `nb`."""
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             data = output.get("data", {})
@@ -197,14 +196,16 @@ def run_headless(
                 cwd=str(file.resolve().parent),
             )
         if outcome.ename == "RunStorageFault":  # the kernel could not write the record: it said why
-            record = run_record_of(executed) if executed.exists() else None
-            if record is not None:
+            executed_nb = nbformat.read(executed, as_version=4) if executed.exists() else None
+            record = run_record_of(executed_nb) if executed_nb is not None else None
+            if executed_nb is not None and record is not None:
                 with contextlib.suppress(PlaybookError):
-                    _file_notebook(store, int(record["run_id"]), executed, output)
+                    _file_notebook(store, int(record["run_id"]), executed_nb, output)
             raise StorageFault((outcome.evalue or "").strip().splitlines()[0])
         if not executed.exists():
             raise PlaybookError(f"papermill wrote no notebook for {file}: {outcome.error_summary}")
-        record = run_record_of(executed)
+        executed_nb = nbformat.read(executed, as_version=4)  # read once: O(N) with its validation
+        record = run_record_of(executed_nb)
         if record is None:
             if output:
                 shutil.copyfile(executed, output)
@@ -214,7 +215,7 @@ def run_headless(
             return ExitCode.INVALID
         run_id = int(record["run_id"])
         _ended(store, run_id, outcome)  # first: the filed notebook shows the status the index keeps
-        _file_notebook(store, run_id, executed, output)
+        _file_notebook(store, run_id, executed_nb, output)
     run = store.get_run(run_id)
     _print_result(run, store)
     _warn_undelivered(store, run_id, began)
@@ -243,11 +244,11 @@ def _warn_undelivered(store, run_id: int, since: datetime) -> None:
             err_console.print(f"[bold yellow]warning:[/] {escape(line)}", highlight=False)
 
 
-def _file_notebook(store, run_id: int, executed: Path, output: Path | None) -> None:
+def _file_notebook(store, run_id: int, executed: Any, output: Path | None) -> None:
     """The executed notebook into the run's artifacts (and to --output), brought up to date from the index as
     the run's record (`adapters.notebook.record`). When the artifact store refuses it, the record must not
     point at the temporary notebook: StorageFault, exit 4."""
-    base = nbformat.read(executed, as_version=4)
+    base = executed  # the executed notebook as read; recorded_notebook and file_notebook copy it
     if output:  # the same record as the filed one (summary from the index, a record setup cell)
         with contextlib.suppress(PlaybookError):
             base = recorded_notebook(store, run_id, base, refresh_nodes=False)
