@@ -140,6 +140,13 @@ class SQLStore(Store):
     def _row_time(self, value: Any) -> datetime | None:
         raise NotImplementedError
 
+    def _row_time_set(self, value: Any) -> datetime:
+        """A time column every row has (NOT NULL)."""
+        stamp = self._row_time(value)
+        if stamp is None:
+            raise StoreError("the run index holds a row without a time it must have; is it damaged?")
+        return stamp
+
     def _row_json(self, value: Any) -> Any:
         raise NotImplementedError
 
@@ -597,13 +604,12 @@ class SQLStore(Store):
     def _save_snapshot(
         self, handle: Any, run_id: int, snapshot: dict[str, Any] | str, *, partial: bool
     ) -> None:
-        if isinstance(snapshot, str):
-            snapshot = from_json(snapshot)
-        nodes = snapshot.get("nodes") if isinstance(snapshot, dict) else None
+        data: Any = from_json(snapshot) if isinstance(snapshot, str) else snapshot
+        nodes = data.get("nodes") if isinstance(data, dict) else None
         if isinstance(nodes, dict):
-            snapshot = {**snapshot, "nodes": {}}  # the empty object stands for the node rows
+            data = {**data, "nodes": {}}  # the empty object stands for the node rows
         sql = f"UPDATE runs SET snapshot = {self._JSON} WHERE id = ?"
-        if self._execute(handle, sql, (to_json(snapshot), run_id)).rowcount == 0:
+        if self._execute(handle, sql, (to_json(data), run_id)).rowcount == 0:
             raise self._missing_run(run_id)
         if not isinstance(nodes, dict):
             return
@@ -767,7 +773,7 @@ class SQLStore(Store):
                 reason=r["reason"],
                 attempts=r["attempts"],
                 failed=bool(r["failed"]),
-                updated_at=self._row_time(r["updated_at"]),
+                updated_at=self._row_time_set(r["updated_at"]),
             )
             for r in rows
         ]
@@ -876,7 +882,9 @@ class SQLStore(Store):
                     " nothing was changed"
                 )
             if duration is None:
-                duration = (from_timestamp(ended) - self._row_time(row["started_at"])).total_seconds()
+                duration = (
+                    datetime.fromisoformat(ended) - self._row_time_set(row["started_at"])
+                ).total_seconds()
             self._execute(
                 handle,
                 "UPDATE attempts SET status = ?, ended_at = ?, duration = ?, exit_code = ?, stdout = ?,"
@@ -910,7 +918,7 @@ class SQLStore(Store):
                 node_id=r["node_id"],
                 attempt=r["attempt"],
                 status=r["status"],
-                started_at=self._row_time(r["started_at"]),
+                started_at=self._row_time_set(r["started_at"]),
                 ended_at=self._row_time(r["ended_at"]),
                 duration=r["duration"],
                 exit_code=r["exit_code"],
@@ -1016,7 +1024,9 @@ class SQLStore(Store):
                     else:
                         begun = from_timestamp(to_timestamp(started))
                     if begun is not None:
-                        duration = max(0.0, (from_timestamp(to_timestamp(ended)) - begun).total_seconds())
+                        duration = max(
+                            0.0, (datetime.fromisoformat(to_timestamp(ended)) - begun).total_seconds()
+                        )
                 self._execute(
                     handle,
                     "INSERT INTO host_results (run_id, node_id, attempt, host, position, state, membership,"
@@ -1113,7 +1123,7 @@ class SQLStore(Store):
                 decision=r["decision"],
                 actor=r["actor"],
                 comment=r["comment"],
-                decided_at=self._row_time(r["decided_at"]),
+                decided_at=self._row_time_set(r["decided_at"]),
                 source=r["source"],
             )
             for r in rows
@@ -1127,8 +1137,8 @@ class SQLStore(Store):
             run_id=r["run_id"],
             node_id=r["node_id"],
             status=r["status"],
-            started_at=self._row_time(r["started_at"]),
-            deadline=self._row_time(r["deadline"]),
+            started_at=self._row_time_set(r["started_at"]),
+            deadline=self._row_time_set(r["deadline"]),
             decision=r["decision"],
             actor=r["actor"],
             source=r["source"],
@@ -1283,7 +1293,9 @@ class SQLStore(Store):
                 id=r["id"],
                 run_id=r["run_id"],
                 seq=r["seq"],
-                at=from_timestamp(r["at"]),  # events.at is text in both backends: hashed as stored
+                at=datetime.fromisoformat(
+                    r["at"]
+                ),  # events.at is text (NOT NULL) in both backends: hashed as stored
                 kind=r["kind"],
                 node_id=r["node_id"],
                 attempt=r["attempt"],
@@ -1388,7 +1400,7 @@ class SQLStore(Store):
             title=row["title"],
             status=row["status"],
             status_reason=row["status_reason"],
-            started_at=self._row_time(row["started_at"]),
+            started_at=self._row_time_set(row["started_at"]),
             ended_at=self._row_time(row["ended_at"]),
             trigger=row["trigger"],
             actor=row["actor"],
