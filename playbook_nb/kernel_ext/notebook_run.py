@@ -158,12 +158,11 @@ class NotebookRun:
             self.show_cockpit()
             return
         display(form.box)
-        form.output.clear_output()
-        with form.output:
-            self.show_cockpit()
+        self.show_cockpit(into=form.slot)
 
-    def show_cockpit(self) -> None:
-        """The run record id (machine-readable) and the DAG: the cockpit widget, or headless its picture."""
+    def show_cockpit(self, into: Any = None) -> None:
+        """The run record id (machine-readable) and the DAG: the cockpit widget, or headless its picture.
+        `into`: a box the cockpit becomes the child of (the variables form's) instead of a display of its own."""
         run = self.session.store.get_run(self.session.run_id)
         display(
             {
@@ -178,7 +177,10 @@ class NotebookRun:
             from playbook_nb.kernel_ext.widget import RunbookWidget
 
             self.widget = RunbookWidget(self)
-            display(self.widget)
+            if into is None:
+                display(self.widget)
+            else:
+                into.children = (self.widget,)
 
     def cell(self, node_id: str, code: str | None = None) -> NodeReport:
         """A node's cell: run the node through the engine if it is ready, else say plainly why not.

@@ -76,7 +76,11 @@ class VariablesForm:
         )
         self.toggle.add_class("pb-vars-toggle")
         self.toggle.on_click(lambda _b: self._toggle())
-        self.output = widgets.Output()  # the cockpit of the run the form started (or was shown with)
+        # The run the form started: its run-record line in `output`, its cockpit a child of `slot`. The cockpit
+        # is never displayed inside the Output widget: a second tab restores an Output's text but not a widget
+        # displayed into it, so it would see no graph.
+        self.output = widgets.Output()
+        self.slot = widgets.VBox([])
         title = widgets.HTML(f"<b>Variables of {_esc(runbook.meta.title or 'this runbook')}</b>")
         self.fields_box = widgets.VBox([*rows, self.message, self.run_button])
         self.panel = widgets.VBox(
@@ -88,7 +92,7 @@ class VariablesForm:
             layout=widgets.Layout(border="1px solid #f0ad4e", padding="8px"),
         )
         self.panel.add_class("pb-vars-form")
-        self.box = widgets.VBox([self.panel, self.output])
+        self.box = widgets.VBox([self.panel, self.output, self.slot])
         for name in self.fields:
             self._check(name, refresh=False)
         if started is not None:
@@ -182,7 +186,7 @@ class VariablesForm:
         started.variables_form = self
         self.output.clear_output()
         with self.output:
-            started.show_cockpit()
+            started.show_cockpit(into=self.slot)
         self._compact(started)
         return started
 
