@@ -87,7 +87,7 @@ def resolve_variables(
     vars_file: Path | None = None,
     vars_env_prefix: str | None = None,
     interactive: bool = False,
-    prompt: Callable[[Variable], str] | None = None,
+    prompt: Callable[[Variable], str | None] | None = None,
     environ: Mapping[str, str] | None = None,
     allow_missing: bool = False,
 ) -> dict[str, Any]:

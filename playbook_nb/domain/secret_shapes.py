@@ -45,6 +45,7 @@ MIN_JWT_LENGTH = 40  # "eyJ" + a header and a payload: shorter matches are words
 # key a command printed stands apart from its neighbours.
 BASE64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
 BLOB_LENGTH = 200
+MIN_SPAN = 8  # a shorter match is never a secret (the PEM block is longer too): shorter texts are not scanned
 
 
 def _inside_a_blob(text: str, start: int, end: int) -> bool:
@@ -75,7 +76,7 @@ def _patterns() -> tuple[tuple[str, re.Pattern[str], bool], ...]:
 
 def find(text: str) -> list[tuple[int, int, str]]:
     """(start, end, secret type) of every well-known secret shape in `text`, not overlapping, in order."""
-    if not text:
+    if len(text) < MIN_SPAN:  # no shape fits (a state, a key, an empty output): skip the ~30 patterns
         return []
     spans: list[tuple[int, int, str]] = [
         (m.start(), m.end(), "Private Key") for m in PEM_PRIVATE_KEY.finditer(text)
@@ -83,7 +84,7 @@ def find(text: str) -> list[tuple[int, int, str]]:
     for kind, pattern, group_one in _patterns():
         for match in pattern.finditer(text):
             start, end = match.span(1) if group_one else match.span()
-            if start < 0 or end - start < 8:
+            if start < 0 or end - start < MIN_SPAN:
                 continue
             if kind == "JSON Web Token" and end - start < MIN_JWT_LENGTH:
                 continue

@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 import typer
 
@@ -159,7 +159,15 @@ def _json_error(code: int) -> int:
     return code
 
 
-def _is_usage_error(err: Exception) -> bool:
+class _UsageError(Protocol):
+    """What run_app uses of a ClickException (click's own or the copy Typer bundles)."""
+
+    exit_code: int
+
+    def show(self) -> None: ...
+
+
+def _is_usage_error(err: Exception) -> TypeGuard[_UsageError]:
     """Typer may bundle its own copy of click: recognise ClickException from either."""
     for module in ("click", "typer._click"):
         try:

@@ -97,14 +97,18 @@ def resolve_values(
     cli_vars.update(given)
     interactive = not no_interactive_vars and stdin_is_tty()
 
-    def prompt(variable: Variable) -> str:
+    def prompt(variable: Variable) -> str | None:
         from playbook_nb.faces.cli.app import console
 
         label = variable.name + (f" ({variable.description})" if variable.description else "")
         default = None if variable.default is None else str(variable.default)
-        return Prompt.ask(
+        # Rich returns `default` itself for an empty answer, None included (not ""), and the value check then
+        # refuses it ("variable x: None is not a str (from prompt)"). `answer` is typed so that mypy takes
+        # Rich's default type as `str | None` rather than the `str` of a `-> str` return.
+        answer: str | None = Prompt.ask(
             f"Enter value for {label}", default=default, password=variable.secret, console=console
         )
+        return answer
 
     return resolve_variables(
         runbook,
