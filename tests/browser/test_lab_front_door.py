@@ -435,7 +435,11 @@ def test_the_runs_panel_resumes_an_aborted_run_in_a_notebook_and_refuses_a_drive
     wait_states(page, {"go_live": "OK", "act": "READY"})
     click_button(page, "run-until-gate")
     wait_states(page, {"act": "OK"})
-    (after,) = index_rows(lab_server, "SELECT status, variables FROM runs WHERE id = ?", rid)
+    deadline = time.monotonic() + 30  # the view shows act OK a moment before the run's row says OK
+    while (after := index_rows(lab_server, "SELECT status, variables FROM runs WHERE id = ?", rid)[0])[
+        "status"
+    ] == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert after["status"] == "OK" and json.loads(after["variables"])["TARGET"] == "web-3"
     decisions = index_rows(
         lab_server, "SELECT node_id, decision, source FROM decisions WHERE run_id = ?", rid

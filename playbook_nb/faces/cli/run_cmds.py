@@ -242,7 +242,7 @@ def run(
     configure_logging(settings.config.logging, level_explicit="logging.level" in settings.config.sources)
     retries = max_retries if max_retries is not None else settings.max_retries
     approvals = parse_approve_flags(approve)
-    parameters = _pair_parameters(parameters, list(ctx.args))
+    parameter_pairs = _pair_parameters(parameters, list(ctx.args))
     workers = parallel_default(parallel, settings)
     wait = parse_gate_wait(gate_wait, "--gate-wait")
     if headless or file.suffix == ".ipynb":
@@ -260,7 +260,7 @@ def run(
             actor=actor,
             comment=comment,
             output=output,
-            parameters=parameters,
+            parameters=parameter_pairs,
             parameters_yaml=parameters_yaml,
             parameters_file=parameters_file,
             parallel=workers,

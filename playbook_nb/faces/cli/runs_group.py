@@ -171,7 +171,7 @@ def diff_cmd(
     if (run_b is None) == (not against_last_ok):
         raise fail("runs diff: give two runs (A B), or one run and --against-last-ok")
     with open_store(state_path) as store:
-        if against_last_ok:
+        if run_b is None:  # then --against-last-ok (checked above: one of the two, never both)
             old_id, new_id = last_ok_run(store, store.get_run(run_a)).id, run_a
         else:
             old_id, new_id = run_a, run_b
