@@ -67,12 +67,7 @@ class TerminalView:
         costs a string, not Rich's markup parse and render (issue 18.2). False: print it through Rich."""
         if self.pipe_closed:
             return True
-        if (
-            not self._plain
-            or ":" in line
-            or not line.isprintable()
-            or len(line) >= self.console.width
-        ):
+        if not self._plain or ":" in line or not line.isprintable() or len(line) >= self.console.width:
             return False
         try:
             self.console.file.write(line + "\n")
