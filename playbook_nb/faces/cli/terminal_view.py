@@ -43,6 +43,7 @@ class TerminalView:
             if stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode):
                 self._stdout_pipe = sys.stdout.fileno()
         self.store = store
+        self._plain = self._plain_output()  # after the colour theme: no_color leaves plain lines plain
         self._progress: Progress | None = None
         self._task: TaskID | None = None
         self._final: set[str] = set()  # nodes in a final state, for the progress bar
@@ -54,6 +55,26 @@ class TerminalView:
     def _print(self, *args, **kwargs) -> None:
         if not self.pipe_closed:
             self.console.print(*args, **kwargs)
+
+    def _plain_output(self) -> bool:
+        """Off a terminal, without colour and not recorded, Rich would write a line's plain text as it is."""
+        console = self.console
+        return not (console.is_terminal or console.color_system or console.record or console.quiet)
+
+    def _write_plain(self, line: str) -> bool:
+        """Write `line` straight to the console's file when Rich would write exactly that (off a terminal, no
+        colour; a printable line without emoji codes, shorter than the console's width): a transition line
+        costs a string, not Rich's markup parse and render (issue 18.2). False: print it through Rich."""
+        if self.pipe_closed:
+            return True
+        if not self._plain or ":" in line or not line.isprintable() or len(line) >= self.console.width:
+            return False
+        try:
+            self.console.file.write(line + "\n")
+            self.console.file.flush()
+        except BrokenPipeError:
+            self._on_broken_pipe()
+        return True
 
     def _on_broken_pipe(self) -> None:
         """The reader of our stdout went away (rich calls this in place of raising SystemExit): stop
@@ -198,11 +219,12 @@ class TerminalView:
             if state == "PENDING" and not event.reason:
                 return
             mark = state_mark(state)
-            self._print(
-                f"{self._now()}{mark} [bold]{event.node}[/] [{rich_style(state)}]{state}[/]  "
-                f"[dim]({node.type})[/] {_escape(detail)}",
-                highlight=False,
-            )
+            if not self._write_plain(f"{mark} {event.node} {state}  ({node.type}) {detail}"):
+                self._print(
+                    f"{self._now()}{mark} [bold]{event.node}[/] [{rich_style(state)}]{state}[/]  "
+                    f"[dim]({node.type})[/] {_escape(detail)}",
+                    highlight=False,
+                )
             self._print_attempt_error(event.node, state)
             if self._progress is not None and self._task is not None:
                 self._progress.update(self._task, completed=len(self._final))
