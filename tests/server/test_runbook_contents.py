@@ -57,6 +57,13 @@ async def test_a_runbook_opens_as_its_compiled_notebook(jp_fetch, runbook):
     assert [(m["name"], m["type"]) for m in listing["content"]] == [("disk.playbook.toml", "file")]
 
 
+async def test_a_runbook_notebook_without_content_is_not_compiled(jp_fetch, runbook):
+    # JupyterLab asks for the model alone (content=0) to check the file's date: no compile, still read-only
+    model = await contents(jp_fetch, "ops/disk.playbook.toml", type="notebook", content="0")
+    assert model["type"] == "notebook" and model["writable"] is False
+    assert model["content"] is None and model["format"] is None
+
+
 async def test_editing_the_toml_changes_the_next_open(jp_fetch, runbook):
     edited = RUNBOOK + '\n[report]\ntype = "Command"\ncommand_name = "echo done"\n'
     saved = await contents(

@@ -181,12 +181,13 @@ class NotebookHandler(PlaybookHandler):
 
         def work(store: Store) -> dict[str, Any]:
             run = store.get_run(rid)
-            if not run_json.run_summary(run, []).get("filed_notebook"):
+            path = run.notebook_path  # set whenever the summary says filed_notebook (an .ipynb path)
+            if path is None or not run_json.run_summary(run, []).get("filed_notebook"):
                 raise web.HTTPError(
                     404, f"run {rid} has no filed notebook (it ran from the {run.trigger} face)"
                 )
             try:
-                with store.open_artifact(run.notebook_path, "rb") as handle:
+                with store.open_artifact(path, "rb") as handle:
                     return json.loads(handle.read())
             except (OSError, ValueError, PlaybookError) as err:
                 raise web.HTTPError(404, f"run {rid}: cannot read its notebook: {err}") from None

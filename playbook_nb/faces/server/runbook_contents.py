@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import inspect
 import types
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tornado import web
 
 from playbook_nb.domain.errors import PlaybookError
+
+if TYPE_CHECKING:
+    from jupyter_server.services.contents.manager import ContentsManager
 
 RUNBOOK_SUFFIX = ".playbook.toml"
 
@@ -44,8 +47,12 @@ def compiled_notebook(text: str, path: str) -> dict[str, Any]:
 
 def _as_notebook(model: dict[str, Any], content: bool) -> dict[str, Any]:
     """The TOML's file model turned into a (read-only) notebook model."""
-    text = model.get("content")
-    notebook = compiled_notebook(text, model["path"]) if content else None
+    notebook = None
+    if content:
+        text = model.get("content")
+        if not isinstance(text, str):  # asked with format="text": jupyter_server's file model holds a str
+            raise web.HTTPError(500, f"{model['path']}: the runbook's file model has no text content")
+        notebook = compiled_notebook(text, model["path"])
     return {
         **model,
         "type": "notebook",
@@ -94,7 +101,7 @@ class AsyncRunbookNotebooks:
         return await super().save(model, path)
 
 
-def with_runbook_notebooks(cls: type) -> type:
+def with_runbook_notebooks(cls: type[ContentsManager]) -> type:
     """`cls` with runbook notebooks: a subclass with the matching base first (or `cls` if it has one)."""
     if issubclass(cls, RunbookNotebooks | AsyncRunbookNotebooks):
         return cls
