@@ -272,10 +272,27 @@ class TerminalView:
         run = self.store.get_run(session.run_id)
         nodes = self.store.node_states(session.run_id)
         label, look_state = run_json.outcome(run, nodes)
+        columns = ("node", "state", "attempts", "reason")
+        plain = self._plain and _plain_table(
+            f"run {session.run_id}: {label}",
+            columns,
+            [(row.node_id, row.state, str(row.attempts or 0), row.reason or "") for row in nodes],
+            self.console.width,
+        )
+        if plain and not self.pipe_closed:  # what Rich would write, without its per-cell layout
+            try:
+                self.console.file.write(plain)
+                self.console.file.flush()
+            except BrokenPipeError:
+                self._on_broken_pipe()
+        if plain:
+            self._print(f"record: run {run.id} in {self.store.path}")
+            self._print(f"artifacts: {self.store.artifact_dir(run.id)}")
+            return
         table = Table(
             title=f"run {session.run_id}: [{rich_style(look_state)}]{_escape(label)}[/]", show_lines=False
         )
-        for column in ("node", "state", "attempts", "reason"):
+        for column in columns:
             table.add_column(column)
         for row in nodes:
             table.add_row(
@@ -293,3 +310,32 @@ def _escape(text: str) -> str:
     from rich.markup import escape
 
     return escape(text)
+
+
+def _plain_table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]], width: int) -> str | None:
+    """The summary table as Rich draws it off a terminal without colour (its default heavy-head box, the title
+    centred above), built as strings: Rich's layout costs about a millisecond a row (issue 18.2). None when a
+    cell could render otherwise (not plain ASCII, markup or emoji codes) or the title or table would wrap."""
+    cells = [title, *columns, *(cell for row in rows for cell in row)]
+    for cell in cells:
+        if (
+            not (cell.isascii() and cell.isprintable())
+            or cell.count(":") > 1
+            or any(c in cell for c in "[]\\")
+        ):
+            return None
+    widths = [len(column) for column in columns]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    total = sum(widths) + 3 * len(widths) + 1
+    if total > width or len(title) > total:
+        return None
+    left = (total - len(title)) // 2
+    lines = [" " * left + title + " " * (total - len(title) - left)]
+    lines.append("┏" + "┳".join("━" * (w + 2) for w in widths) + "┓")
+    lines.append("┃" + "┃".join(f" {c.ljust(w)} " for c, w in zip(columns, widths, strict=True)) + "┃")
+    lines.append("┡" + "╇".join("━" * (w + 2) for w in widths) + "┩")
+    for row in rows:
+        lines.append("│" + "│".join(f" {c.ljust(w)} " for c, w in zip(row, widths, strict=True)) + "│")
+    lines.append("└" + "┴".join("─" * (w + 2) for w in widths) + "┘")
+    return "\n".join(lines) + "\n"
