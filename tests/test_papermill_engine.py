@@ -24,7 +24,7 @@ from playbook_nb.adapters.notebook.papermill_engine import (
 )
 from playbook_nb.adapters.notebook.papermill_run import (
     PapermillOutcome,
-    compile_to_temp,
+    notebook_file_name,
     run_notebook,
     split_secrets,
 )
@@ -219,13 +219,16 @@ def test_run_notebook_dead_kernel_writes_partial_notebook(tmp_path):
 
 
 @pytest.mark.slow
-def test_run_notebook_success_and_compile_to_temp(tmp_path):
+def test_run_notebook_success_and_a_compiled_notebook_is_valid(tmp_path):
     from conftest import FIXTURES
 
+    from playbook_nb.adapters.notebook.compile import compile_runbook, write_notebook
     from playbook_nb.app.inputs import load_runbook
 
-    path = compile_to_temp(load_runbook(FIXTURES / "parallel_fanout.playbook.toml"), directory=str(tmp_path))
-    assert path == str(tmp_path / "parallel_fanout.ipynb")
+    runbook = load_runbook(FIXTURES / "parallel_fanout.playbook.toml")
+    assert notebook_file_name(runbook) == "parallel_fanout.ipynb"
+    path = tmp_path / notebook_file_name(runbook)
+    write_notebook(compile_runbook(runbook), path)
     nbformat.validate(nbformat.read(path, as_version=4))
     src = make_notebook(tmp_path / "ok.ipynb", "print('fine')", runbook_text=None)
     outcome = run_notebook(src, str(tmp_path / "ok-out.ipynb"), parameters={}, timeout=60)

@@ -13,7 +13,6 @@ run index.
 from __future__ import annotations
 
 import re
-import tempfile
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,13 +165,3 @@ def notebook_file_name(runbook: Runbook) -> str:
     else:
         name = re.sub(r"[^A-Za-z0-9_.-]+", "-", runbook.meta.title).strip("-.") or "runbook"
     return f"{name}.ipynb"
-
-
-def compile_to_temp(runbook: Runbook, *, directory: str | None = None) -> str:
-    """Compile `runbook` into a fresh temporary directory (or `directory`); return the notebook's path."""
-    from playbook_nb.adapters.notebook.compile import compile_runbook, write_notebook
-
-    target_dir = directory or tempfile.mkdtemp(prefix="playbook-nb-")
-    path = Path(target_dir) / notebook_file_name(runbook)
-    write_notebook(compile_runbook(runbook), path)
-    return str(path)

@@ -29,19 +29,3 @@ def python_string_literal(text: str) -> str:
             except (SyntaxError, ValueError):
                 pass
     return repr(text)
-
-
-def read_source_cell(source: str) -> str:
-    """The runbook text held by a runbook-source cell (the cell compile writes); executes nothing."""
-    tree = ast.parse(source)
-    for stmt in tree.body:
-        if (
-            isinstance(stmt, ast.Assign)
-            and len(stmt.targets) == 1
-            and isinstance(stmt.targets[0], ast.Name)
-            and stmt.targets[0].id == SOURCE_VARIABLE
-            and isinstance(stmt.value, ast.Constant)
-            and isinstance(stmt.value.value, str)
-        ):
-            return stmt.value.value
-    raise ValueError(f"no `{SOURCE_VARIABLE} = '...'` assignment in the cell")
