@@ -63,11 +63,19 @@ class TerminalView:
 
     def _write_plain(self, line: str) -> bool:
         """Write `line` straight to the console's file when Rich would write exactly that (off a terminal, no
-        colour; a printable line without emoji codes, shorter than the console's width): a transition line
-        costs a string, not Rich's markup parse and render (issue 18.2). False: print it through Rich."""
+        colour; a printable line without emoji codes, brackets or backslashes, shorter than the console's
+        width): a transition or output line costs a string, not Rich's markup parse and render (issue 18.2).
+        False: print it through Rich."""
         if self.pipe_closed:
             return True
-        if not self._plain or ":" in line or not line.isprintable() or len(line) >= self.console.width:
+        if (
+            not self._plain
+            or line.count(":") > 1  # an emoji code takes two
+            or "[" in line  # a markup tag (a node id) or an escaped bracket: left to Rich
+            or "\\" in line
+            or not line.isprintable()
+            or len(line) >= self.console.width
+        ):
             return False
         try:
             self.console.file.write(line + "\n")
@@ -162,7 +170,8 @@ class TerminalView:
             return
         style = "red" if stream == "stderr" else "dim"
         for line in text.rstrip("\n").splitlines():
-            self._print(f"  │ {line}", style=style, highlight=False, markup=False)
+            if not self._write_plain(f"  │ {line}"):
+                self._print(f"  │ {line}", style=style, highlight=False, markup=False)
 
     def _on_host(self, node_id: str, result) -> None:
         """Fleet nodes (issue 21): a line per host that ends, with the node's counts and failing hosts."""
