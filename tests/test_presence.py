@@ -9,25 +9,13 @@ import sqlite3
 
 import jupyter_client
 import pytest
-from test_two_kernels import RUNBOOK
+from test_two_kernels import RUNBOOK, execute
 
 PROBE = "from playbook_nb.kernel_ext.notebook_run import has_front_end; print(has_front_end())"
 
 
-def run(client, code: str, *, allow_stdin: bool, timeout: float = 120) -> str:
-    msg_id = client.execute(code, allow_stdin=allow_stdin)
-    out = []
-    while True:
-        msg = client.get_iopub_msg(timeout=timeout)
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        kind, content = msg["msg_type"], msg["content"]
-        if kind == "stream" and content["name"] == "stdout":
-            out.append(content["text"])
-        elif kind == "error":
-            raise AssertionError(f"{content['ename']}: {content['evalue']}")
-        elif kind == "status" and content["execution_state"] == "idle":
-            return "".join(out).strip()
+def run(client, code: str, *, allow_stdin: bool) -> str:
+    return execute(client, code, allow_stdin=allow_stdin).strip()
 
 
 @pytest.fixture

@@ -31,9 +31,10 @@ command_name = "echo shipping"
 """
 
 
-def execute(client, code: str, timeout: float = 120) -> str:
-    """Run `code` in the kernel; its stdout, or the error's one line as an AssertionError."""
-    msg_id = client.execute(textwrap.dedent(code))
+def execute(client, code: str, timeout: float = 120, *, allow_stdin: bool | None = None) -> str:
+    """Run `code` in the kernel; its stdout, or the error's one line as an AssertionError. `allow_stdin`: what
+    the execute_request says (None: the client's default, true, as JupyterLab sends)."""
+    msg_id = client.execute(textwrap.dedent(code), allow_stdin=allow_stdin)
     out = []
     while True:
         msg = client.get_iopub_msg(timeout=timeout)
