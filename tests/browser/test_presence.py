@@ -18,9 +18,9 @@ import pytest
 
 from playbook_nb.adapters.notebook.compile import compile_runbook, write_notebook
 from playbook_nb.domain.validation import parse_runbook
-from tests.browser.lab import KERNEL_TIMEOUT_MS, open_notebook, wait_for_cytoscape_canvas, wait_kernel_idle
+from tests.browser.lab import open_notebook, wait_for_cytoscape_canvas, wait_kernel_idle
 from tests.browser.test_cockpit import click_button, click_node, db, run_all, wait_states
-from tests.browser.test_record import RUNBOOK, _restart_and_run_all
+from tests.browser.test_record import RUNBOOK, _restart_into_new_run
 
 pytestmark = pytest.mark.browser
 
@@ -79,12 +79,6 @@ def test_lab_without_jpy_session_name_keeps_the_gate_waiting_and_approve_works(l
     wait_states(page, {"approve_act": "OK", "act": "READY"})
     assert db(db_path, "SELECT node_id, decision FROM decisions") == [("approve_act", "approve")]
 
-    _restart_and_run_all(page)
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('.jp-OutputArea')].some(o => /started a new run 2/.test(o.textContent))",
-        timeout=KERNEL_TIMEOUT_MS,
-    )
-    wait_kernel_idle(page)
-    wait_for_cytoscape_canvas(page)
+    _restart_into_new_run(page, 2)
     wait_states(page, {"look": "OK", "approve_act": "WAITING", "act": "PENDING"})
     assert db(db_path, "SELECT status, mode FROM runs WHERE id = 2") == [("RUNNING", "interactive")]

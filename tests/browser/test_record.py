@@ -94,6 +94,18 @@ def _restart_and_run_all(page) -> None:
     page.locator(".jp-Dialog button.jp-mod-accept").click()
 
 
+def _restart_into_new_run(page, number: int) -> None:
+    """Kernel > Restart Kernel and Run All Cells, then wait until the setup cell says it started run `number`
+    and its cockpit is drawn."""
+    _restart_and_run_all(page)
+    page.wait_for_function(
+        f"() => [...document.querySelectorAll('.jp-OutputArea')].some(o => /started a new run {number}/.test(o.textContent))",
+        timeout=KERNEL_TIMEOUT_MS,
+    )
+    wait_kernel_idle(page)
+    wait_for_cytoscape_canvas(page)
+
+
 def test_restart_and_run_all_after_abort_with_a_changed_variable_starts_a_new_run(lab_server, page, tmp_path):
     db_path = tmp_path / "state" / "runs.db"
     name = _notebook(lab_server.root_dir, db_path, "record_drill.ipynb")
@@ -111,13 +123,7 @@ def test_restart_and_run_all_after_abort_with_a_changed_variable_starts_a_new_ru
     assert db(db_path, "SELECT id, status FROM runs") == [(1, "ABORTED")]
 
     _set_parameters(page, 'variables = {"TARGET": "prod"}')
-    _restart_and_run_all(page)
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('.jp-OutputArea')].some(o => /started a new run 2/.test(o.textContent))",
-        timeout=KERNEL_TIMEOUT_MS,
-    )
-    wait_kernel_idle(page)
-    wait_for_cytoscape_canvas(page)
+    _restart_into_new_run(page, 2)
     wait_states(page, {"look": "OK", "approve_act": "WAITING", "act": "PENDING"})
     setup = _output_text(page, 3)
     assert "run 1 of this runbook is ABORTED" in setup and "set run_id = 1 in the parameters cell" in setup
