@@ -68,21 +68,20 @@ class TerminalView:
         False: print it through Rich."""
         if self.pipe_closed:
             return True
-        if (
-            not self._plain
-            or line.count(":") > 1  # an emoji code takes two
-            or "[" in line  # a markup tag (a node id) or an escaped bracket: left to Rich
-            or "\\" in line
-            or not line.isprintable()
-            or len(line) >= self.console.width
-        ):
+        if not self._plain or not _written_as_is(line) or len(line) >= self.console.width:
             return False
+        self._write_file(line + "\n")
+        return True
+
+    def _write_file(self, text: str) -> None:
+        """`text` straight to the console's file (the plain path), unless its reader has gone."""
+        if self.pipe_closed:
+            return
         try:
-            self.console.file.write(line + "\n")
+            self.console.file.write(text)
             self.console.file.flush()
         except BrokenPipeError:
             self._on_broken_pipe()
-        return True
 
     def _on_broken_pipe(self) -> None:
         """The reader of our stdout went away (rich calls this in place of raising SystemExit): stop
@@ -288,13 +287,8 @@ class TerminalView:
             [(row.node_id, row.state, str(row.attempts or 0), row.reason or "") for row in nodes],
             self.console.width,
         )
-        if plain and not self.pipe_closed:  # what Rich would write, without its per-cell layout
-            try:
-                self.console.file.write(plain)
-                self.console.file.flush()
-            except BrokenPipeError:
-                self._on_broken_pipe()
-        if plain:
+        if plain:  # what Rich would write, without its per-cell layout
+            self._write_file(plain)
             self._print(f"record: run {run.id} in {self.store.path}")
             self._print(f"artifacts: {self.store.artifact_dir(run.id)}")
             return
@@ -321,17 +315,19 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
+def _written_as_is(text: str) -> bool:
+    """Rich, off a terminal without colour, writes `text` exactly as it is: printable, no emoji code (those take
+    two colons), no markup tag or escaped bracket (a `[` or a backslash)."""
+    return text.isprintable() and text.count(":") <= 1 and "[" not in text and "\\" not in text
+
+
 def _plain_table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]], width: int) -> str | None:
     """The summary table as Rich draws it off a terminal without colour (its default heavy-head box, the title
     centred above), built as strings: Rich's layout costs about a millisecond a row (issue 18.2). None when a
     cell could render otherwise (not plain ASCII, markup or emoji codes) or the title or table would wrap."""
     cells = [title, *columns, *(cell for row in rows for cell in row)]
     for cell in cells:
-        if (
-            not (cell.isascii() and cell.isprintable())
-            or cell.count(":") > 1
-            or any(c in cell for c in "[]\\")
-        ):
+        if not (cell.isascii() and _written_as_is(cell)) or "]" in cell:
             return None
     widths = [len(column) for column in columns]
     for row in rows:
