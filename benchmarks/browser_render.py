@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Browser benchmark of the cockpit (not a test): a real JupyterLab in headless Chromium.
 
-    .venv/bin/python benchmarks/browser_render.py [--nodes 200] [--repeat 3] [--no-write]
+    .venv/bin/python benchmarks/browser_render.py [--nodes 200] [--repeat 10] [--big 1000] [--no-write]
 
 Measures, for a generated runbook of N nodes (default 200) and, in the same run, for a baseline notebook holding
 a plain N-node ipycytoscape graph (same positions, same height, no playbook-nb):
@@ -50,6 +50,70 @@ FIND_CY = """
 """
 GATE = "approve_rollout"
 
+# Installed in every page before JupyterLab loads: the kernel websocket's frames are time-stamped while armed
+# (JupyterLab 4 speaks the v1 binary protocol: the header, with msg_type, is the first JSON part of a frame).
+INSTRUMENT = """
+(() => {
+  const Base = window.WebSocket;
+  const dec = new TextDecoder();
+  const text = (d) => typeof d === 'string' ? d : (d instanceof ArrayBuffer ? dec.decode(d)
+      : (ArrayBuffer.isView(d) ? dec.decode(d) : ''));
+  window.__pb = {armed: false, log: [], gate: '', want: ''};
+  const note = (dir, d) => {
+    const pb = window.__pb;
+    if (!pb.armed) return;
+    const s = text(d);
+    const type = (s.match(/"msg_type":\\s*"(\\w+)"/) || [])[1] || '';
+    const status = (s.match(/"execution_state":\\s*"(\\w+)"/) || [])[1] || '';
+    const carries = !!pb.gate && s.includes('"' + pb.gate + '"') && s.includes('"state":') &&
+        new RegExp('"state":\\\\s*"' + pb.want + '"').test(s);
+    pb.log.push({dir, t: performance.now(), type, status, carries, size: s.length});
+  };
+  class Instrumented extends Base {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('message', (event) => note('in', event.data));
+    }
+    send(data) { note('out', data); return super.send(data); }
+  }
+  window.WebSocket = Instrumented;
+  const pressed = () => { if (window.__pb.armed && window.__pb.click === undefined) {
+    window.__pb.click = performance.now(); } };
+  window.addEventListener('pointerdown', pressed, true);  // the window, first: menus stop mousedown
+  window.addEventListener('mousedown', pressed, true);
+})();
+"""
+
+# Marks of the first render, sampled every animation frame from the Run All click on (page clock, ms).
+RENDER_MARKS = """(n) => {
+    const pb = window.__pb;
+    pb.marks = {};
+    const panel = () => [...document.querySelectorAll('.jp-NotebookPanel')].find(p => p.checkVisibility());
+    const ink = (cy) => [...cy.container().querySelectorAll('canvas')].some(c => {
+        if (!c.width || !c.height) return false;
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let k = 0;
+        for (let i = 3; i < d.length; i += 16) if (d[i] > 0 && ++k > 400) return true;
+        return false;
+    });
+    const tick = () => {
+        const now = performance.now(), m = pb.marks;
+        const ind = panel() && panel().querySelector('.jp-Notebook-ExecutionIndicator');
+        const status = ind ? ind.getAttribute('data-status') : null;
+        if (status === 'busy' && m.busy === undefined) m.busy = now;
+        if (m.busy !== undefined && status === 'idle') m.idle = m.idle || now; else if (status === 'busy') m.idle = undefined;
+        const host = [...document.querySelectorAll('.jp-OutputArea-output div')].find(d => d._cyreg && d._cyreg.cy);
+        const cy = host ? host._cyreg.cy : null;
+        if (cy && m.view === undefined) m.view = now;
+        if (cy && m.nodes === undefined && cy.nodes().length >= n) m.nodes = now;
+        if (cy && m.nodes !== undefined && m.ink === undefined && ink(cy)) m.ink = now;
+        if (m.ink === undefined || m.idle === undefined) requestAnimationFrame(tick);
+    };
+    pb.armed = true;
+    pb.click = undefined;
+    requestAnimationFrame(tick);
+}"""
+
 
 def generated_runbook(n: int) -> str:
     """N nodes in layers of 1..8, each depending on one or two nodes of the layer above; the second node is a
@@ -84,17 +148,13 @@ cyto.set_layout(**spec["layout"])
 def make_nodes(state):
     out = []
     for n in spec["nodes"]:
-        node = ipycytoscape.Node()
-        node.data = dict(n["data"], state=state if n["data"]["id"] == {gate!r} else n["data"]["state"])
-        node.position = n["position"]
-        out.append(node)
+        data = dict(n["data"], state=state if n["data"]["id"] == {gate!r} else n["data"]["state"])
+        out.append(ipycytoscape.Node(data=data, position=n["position"]))  # state in the comm_open
     return out
 def make_edges():
     out = []
     for e in spec["edges"]:
-        edge = ipycytoscape.Edge()
-        edge.data = e
-        out.append(edge)
+        out.append(ipycytoscape.Edge(data=e, classes=" directed "))
     return out
 cyto.graph.add_nodes(make_nodes("WAITING"))
 cyto.graph.add_edges(make_edges(), directed=True)
@@ -161,13 +221,14 @@ def cockpit_notebook(runbook_text: str, path: Path, db_path: Path) -> None:
     write_notebook(nb, path)
 
 
-def click_run_all(page) -> float:
+def click_run_all(page, nodes: int) -> float:
     import re
 
     page.locator(".jp-NotebookPanel .jp-Cell").first.click()
     page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
     item = page.locator(".lm-Menu-item:not(.lm-mod-disabled)", has_text=re.compile(r"^Run All Cells"))
     item.first.wait_for()
+    page.evaluate(RENDER_MARKS, nodes)
     t0 = time.perf_counter()
     item.first.click()
     return t0
@@ -205,6 +266,68 @@ def wait_state(page, node_id: str, state: str) -> None:
     page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
 
 
+def arm_click(page, node_id: str, state: str) -> None:
+    """From the next click on: time-stamp websocket frames, and the moment cytoscape holds `state` for the node."""
+    page.evaluate(
+        "([id, s]) => {"
+        + FIND_CY
+        + """
+            const pb = window.__pb;
+            pb.log = []; pb.click = undefined; pb.gate = id; pb.want = s; pb.applied = undefined;
+            pb.painted = undefined; pb.armed = true;
+            // on cy itself: a re-set graph (the baseline's reset) brings new elements, not a data change
+            const seen = (event) => {
+                const node = event.target;
+                if (pb.applied !== undefined || node.id() !== id || node.data('state') !== s) return;
+                pb.applied = performance.now();
+                requestAnimationFrame(() => requestAnimationFrame(() => { pb.painted = performance.now(); }));
+                cy.off('data add', 'node', seen);
+            };
+            cy.on('data add', 'node', seen);
+        }""",
+        [node_id, state],
+    )
+
+
+def click_phases(page) -> dict[str, float]:
+    """Seconds from the click: comm message sent, first kernel frame back, the frame carrying the node's new
+    state, cytoscape holding it, painted (two frames later), kernel idle again."""
+    page.wait_for_function("() => window.__pb.painted !== undefined", timeout=60_000)
+    page.wait_for_timeout(150)  # the handler's last frames (idle) arrive
+    pb = page.evaluate("() => { const pb = window.__pb; pb.armed = false; return pb; }")
+    click = pb["click"]
+    log = pb["log"]
+    sent = next(
+        (e["t"] for e in log if e["dir"] == "out" and e["type"] == "comm_msg" and e["t"] >= click), None
+    )
+    back = [e for e in log if e["dir"] == "in" and sent is not None and e["t"] >= sent]
+    carries = next((e["t"] for e in back if e["carries"]), None)
+    idle = next((e["t"] for e in back if e["status"] == "idle"), None)
+
+    def since(t):
+        return None if t is None else (t - click) / 1000
+
+    return {
+        "sent": since(sent),
+        "first_reply": since(back[0]["t"] if back else None),
+        "state_frame": since(carries),
+        "applied": since(pb["applied"]),
+        "painted": since(pb["painted"]),
+        "idle": since(idle),
+        "frames_in": float(len(back)),
+    }
+
+
+def render_phases(page) -> dict[str, float]:
+    pb = page.evaluate("() => { const pb = window.__pb; pb.armed = false; return pb; }")
+    click, m = pb["click"], pb["marks"]
+    phases = {
+        k: (m[k] - click) / 1000 for k in ("busy", "view", "nodes", "ink", "idle") if m.get(k) is not None
+    }
+    phases["frames_in"] = float(sum(1 for e in pb["log"] if e["dir"] == "in"))
+    return phases
+
+
 def click_node(page, node_id: str) -> None:
     point = page.evaluate(
         "(id) => {"
@@ -218,61 +341,77 @@ def click_node(page, node_id: str) -> None:
     page.mouse.click(point["x"], point["y"])
 
 
-def measure(server, browser, nodes: int, repeat: int, workdir: Path) -> dict[str, list[float]]:
+def one_run(browser, server, name: str, nodes: int, kind: str, workdir: Path) -> dict[str, dict]:
+    """Open notebook `name`, Run All, wait for the drawn graph and idle, then click once (cockpit: Approve on the
+    gate; plain: the button that sets the gate's data; and the whole-graph reset). Phases in seconds."""
+    out: dict[str, dict] = {}
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.add_init_script(INSTRUMENT)
+    page = context.new_page()
+    try:
+        open_notebook(page, server.base_url, server.token, name)
+        t0 = click_run_all(page, nodes)
+        wait_drawn(page, nodes)
+        total = time.perf_counter() - t0
+        wait_kernel_idle(page)
+        page.wait_for_function("() => window.__pb.marks.idle !== undefined", timeout=KERNEL_TIMEOUT_MS)
+        out["render"] = {"total": total, **render_phases(page)}
+        if kind == "cockpit":
+            wait_state(page, GATE, "WAITING")
+            header = page.locator(f'.pb-node-header[data-node="{GATE}"]')
+            for attempt in range(4):  # a click that lands while the page still settles is retried
+                click_node(page, GATE)
+                try:
+                    header.wait_for(timeout=5_000)
+                    break
+                except Exception:
+                    if attempt == 3:
+                        page.screenshot(path=str(workdir.parent / "browser_bench_failure.png"))
+                        raise
+            button = page.locator("button.pb-button-approve:not([disabled])")
+            button.wait_for()  # the panel has caught up: the click below is not delayed by it
+            page.wait_for_timeout(300)  # the select's own frames are over
+            arm_click(page, GATE, "OK")
+            t1 = time.perf_counter()
+            button.click()
+            wait_state(page, GATE, "OK")
+            out["click"] = {"total": time.perf_counter() - t1, **click_phases(page)}
+        else:
+            for label, selector in (("click", ".bench-data"), ("reset", ".bench-reset")):
+                for state in ("OK", "WAITING"):
+                    page.locator(f"button{selector}").wait_for()
+                    page.wait_for_timeout(300)
+                    arm_click(page, GATE, state)
+                    t1 = time.perf_counter()
+                    page.locator(f"button{selector}").click()
+                    wait_state(page, GATE, state)
+                    phases = {"total": time.perf_counter() - t1, **click_phases(page)}
+                    out.setdefault(label, phases)  # the first of the pair (to OK), as for Approve
+                    out.setdefault(f"{label}_all", {}).setdefault("totals", []).append(phases["total"])
+    finally:
+        context.close()
+    # one kernel at a time, so the runs do not compete for the CPU
+    for kernel in server.api("GET", "/api/kernels") or []:
+        server.api("DELETE", f"/api/kernels/{kernel['id']}")
+    return out
+
+
+def measure(server, browser, nodes: int, repeat: int, workdir: Path) -> dict[str, list[dict]]:
+    """`repeat` alternated pairs (plain, cockpit) of fresh notebooks and kernels."""
     text = generated_runbook(nodes)
-    times: dict[str, list[float]] = {
-        k: []
-        for k in ("render_cockpit", "render_plain", "approve", "plain_data", "data_update", "graph_reset")
-    }
+    runs: dict[str, list[dict]] = {"plain": [], "cockpit": []}
     for i in range(repeat):
         for kind in ("plain", "cockpit"):
-            name = f"bench_{kind}_{i}.ipynb"
+            name = f"bench_{kind}_{nodes}_{i}.ipynb"
             if kind == "plain":
                 baseline_notebook(text, server.root_dir / name)
             else:
-                cockpit_notebook(text, server.root_dir / name, workdir / f"runs_{i}.db")
-            context = browser.new_context(viewport={"width": 1400, "height": 1000})
-            page = context.new_page()
-            try:
-                open_notebook(page, server.base_url, server.token, name)
-                t0 = click_run_all(page)
-                wait_drawn(page, nodes)
-                times[f"render_{kind}"].append(time.perf_counter() - t0)
-                wait_kernel_idle(page)
-                if kind == "cockpit":
-                    wait_state(page, GATE, "WAITING")
-                    header = page.locator(f'.pb-node-header[data-node="{GATE}"]')
-                    for attempt in range(4):  # a click that lands while the page still settles is retried
-                        click_node(page, GATE)
-                        try:
-                            header.wait_for(timeout=5_000)
-                            break
-                        except Exception:
-                            if attempt == 3:
-                                page.screenshot(path=str(workdir.parent / "browser_bench_failure.png"))
-                                raise
-                    button = page.locator("button.pb-button-approve:not([disabled])")
-                    button.wait_for()  # the panel has caught up: the click below is not delayed by it
-                    t1 = time.perf_counter()
-                    button.click()
-                    wait_state(page, GATE, "OK")
-                    times["approve"].append(time.perf_counter() - t1)
-                else:
-                    for label, selector in (("data_update", ".bench-data"), ("graph_reset", ".bench-reset")):
-                        for state in ("OK", "WAITING"):
-                            page.locator(f"button{selector}").wait_for()
-                            t1 = time.perf_counter()
-                            page.locator(f"button{selector}").click()
-                            wait_state(page, GATE, state)
-                            times[label].append(time.perf_counter() - t1)
-                    times["plain_data"] = times["data_update"]
-                print(f"run {i + 1}/{repeat} {kind}: done", file=sys.stderr)
-            finally:
-                context.close()
-            # one kernel at a time, so the runs do not compete for the CPU
-            for kernel in server.api("GET", "/api/kernels") or []:
-                server.api("DELETE", f"/api/kernels/{kernel['id']}")
-    return times
+                cockpit_notebook(text, server.root_dir / name, workdir / f"runs_{nodes}_{i}.db")
+            runs[kind].append(one_run(browser, server, name, nodes, kind, workdir))
+            print(
+                f"{nodes} nodes, run {i + 1}/{repeat} {kind}: {json.dumps(runs[kind][-1])}", file=sys.stderr
+            )
+    return runs
 
 
 def kernel_side(nodes: int, workdir: Path) -> dict[str, float]:
@@ -313,73 +452,181 @@ def kernel_side(nodes: int, workdir: Path) -> dict[str, float]:
     return {"build": build, "cells": cells, "approve": approve}
 
 
+RENDER_PHASES = (  # (label, start mark, end mark); marks in seconds from the Run All click
+    ("Run All -> kernel busy", None, "busy"),
+    ("Run All -> widget view created (cytoscape instance in the page)", None, "view"),
+    ("widget view created -> all nodes in cytoscape", "view", "nodes"),
+    ("all nodes in cytoscape -> canvas ink", "nodes", "ink"),
+    ("**widget view created -> canvas ink**", "view", "ink"),
+    ("**Run All -> canvas ink**", None, "ink"),
+    ("Run All -> kernel idle (every cell ran)", None, "idle"),
+    ("kernel frames received from Run All to idle (count)", None, "frames_in"),
+)
+CLICK_PHASES = (
+    ("click -> comm message sent", None, "sent"),
+    ("comm message sent -> first kernel frame back", "sent", "first_reply"),
+    ("first frame back -> the frame carrying the node's new state", "first_reply", "state_frame"),
+    ("that frame -> state applied in cytoscape", "state_frame", "applied"),
+    ("applied -> painted (two animation frames)", "applied", "painted"),
+    ("**click -> painted**", None, "painted"),
+    ("click -> kernel idle again", None, "idle"),
+    ("kernel frames received after the click (count)", None, "frames_in"),
+)
+
+
+def phase(run: dict, start: str | None, end: str) -> float | None:
+    if run.get(end) is None or (start is not None and run.get(start) is None):
+        return None
+    return run[end] - (run[start] if start else 0.0)
+
+
+def median_of(runs: list[dict], part: str, start: str | None, end: str) -> float | None:
+    values = [v for r in runs if part in r for v in [phase(r[part], start, end)] if v is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(value: float | None, count: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if count else f"{value * 1000:.0f} ms"
+
+
+def phase_table(runs: dict[str, list[dict]], part: str, plain_part: str, phases) -> list[str]:
+    lines = ["| phase | playbook-nb | plain baseline | ratio |", "|---|---|---|---|"]
+    for label, start, end in phases:
+        ours = median_of(runs["cockpit"], part, start, end)
+        base = median_of(runs["plain"], plain_part, start, end)
+        count = end == "frames_in"
+        ratio = f"{ours / base:.2f}x" if ours is not None and base else "-"
+        lines.append(f"| {label} | {fmt(ours, count)} | {fmt(base, count)} | {ratio} |")
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=200)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--big", type=int, default=1000, help="one more pair at this size (0: none)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
 
+    import os
+
     from playwright.sync_api import sync_playwright
 
+    load_before = os.getloadavg()
     workdir = Path(tempfile.mkdtemp(prefix="pbnb-browser-bench-"))
     server = LabServer(root_dir=workdir / "root", home=workdir / "home")
     server.start()
+    big: dict[str, list[dict]] = {}
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             try:
-                times = measure(server, browser, args.nodes, args.repeat, workdir)
+                runs = measure(server, browser, args.nodes, args.repeat, workdir)
+                if args.big:  # one pair, the cockpit first; a run that fails is reported, not fatal
+                    text = generated_runbook(args.big)
+                    cockpit_notebook(text, server.root_dir / "big_cockpit.ipynb", workdir / "runs_big.db")
+                    baseline_notebook(text, server.root_dir / "big_plain.ipynb")
+                    for kind in ("cockpit", "plain"):
+                        try:
+                            big[kind] = [
+                                one_run(browser, server, f"big_{kind}.ipynb", args.big, kind, workdir)
+                            ]
+                        except Exception as err:  # the report says what failed
+                            big[kind] = [{"error": str(err).splitlines()[0], "render": {}, "click": {}}]
+                        print(f"{args.big} nodes {kind}: {json.dumps(big[kind][0])}", file=sys.stderr)
             finally:
                 browser.close()
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+    load_after = os.getloadavg()
 
     kernel = kernel_side(args.nodes, Path(tempfile.mkdtemp(prefix="pbnb-kernel-bench-")))
-    med = {k: statistics.median(v) for k, v in times.items() if v}
+
+    def med(kind: str, part: str, key: str = "ink") -> float:
+        return statistics.median(r[part][key] for r in runs[kind])
+
     rows = [
         (
-            f"first render, {args.nodes}-node runbook (Run All -> canvas drawn)",
-            med["render_cockpit"],
-            med["render_plain"],
-            "plain ipycytoscape graph, same nodes/edges/positions",
+            f"first render, {args.nodes}-node runbook: Run All -> canvas ink",
+            med("cockpit", "render"),
+            med("plain", "render"),
+            "plain ipycytoscape graph, same nodes/edges/positions, one cell",
         ),
         (
-            "click Approve -> gate colour changed on the canvas",
-            med["approve"],
-            med["plain_data"],
+            f"first render, {args.nodes}-node runbook: widget view created -> canvas ink",
+            statistics.median(r["render"]["ink"] - r["render"]["view"] for r in runs["cockpit"]),
+            statistics.median(r["render"]["ink"] - r["render"]["view"] for r in runs["plain"]),
+            "the same",
+        ),
+        (
+            "click Approve -> gate colour painted on the canvas",
+            med("cockpit", "click", "painted"),
+            med("plain", "click", "painted"),
             "plain Button -> one node's data set",
         ),
         (
             "restyle one node: update its data (what the widget does)",
-            med["data_update"],
-            med["graph_reset"],
+            med("plain", "click", "painted"),
+            med("plain", "reset", "painted"),
             f"re-set the whole {args.nodes}-node graph",
         ),
     ]
     info = machine()
+    load = f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after (1-minute)"
     lines = [
         "# Browser benchmark: the cockpit in JupyterLab",
         "",
-        f"`benchmarks/browser_render.py --nodes {args.nodes} --repeat {args.repeat}`; JupyterLab + headless "
-        f"Chromium ({CHROMIUM}), medians of {args.repeat} runs, baselines measured in the same run.",
-        f"Machine: {', '.join(f'{k} {v}' for k, v in info.items())}.",
+        f"`benchmarks/browser_render.py --nodes {args.nodes} --repeat {args.repeat} --big {args.big}`; "
+        f"JupyterLab + headless Chromium ({CHROMIUM}), medians of {args.repeat} alternated runs (a fresh notebook "
+        "and kernel each), baselines measured in the same run; times taken in the page (performance.now()).",
+        f"Machine: {', '.join(f'{k} {v}' for k, v in info.items())}; {load}.",
         "",
         "| measure | playbook-nb | baseline | ratio | baseline is |",
         "|---|---|---|---|---|",
     ]
     for measure_name, ours, base, what in rows:
         lines.append(f"| {measure_name} | {ours:.3f} s | {base:.3f} s | {ours / base:.2f}x | {what} |")
+    lines += ["", f"## Where the first render goes ({args.nodes} nodes, medians)", ""]
+    lines += phase_table(runs, "render", "render", RENDER_PHASES)
+    lines += ["", "## Where the click goes (medians)", ""]
+    lines += phase_table(runs, "click", "click", CLICK_PHASES)
+    if big:
+        c, p = big["cockpit"][0], big["plain"][0]
+        lines += [
+            "",
+            f"## {args.big} nodes (one run each)",
+            "",
+            "| measure | playbook-nb | plain baseline |",
+            "|---|---|---|",
+            f"| Run All -> canvas ink | {fmt(c['render'].get('ink'))} | {fmt(p['render'].get('ink'))} |",
+            f"| widget view created -> canvas ink | {fmt(phase(c['render'], 'view', 'ink'))} | "
+            f"{fmt(phase(p['render'], 'view', 'ink'))} |",
+            f"| Run All -> kernel idle | {fmt(c['render'].get('idle'))} | {fmt(p['render'].get('idle'))} |",
+            f"| click -> colour painted | {fmt(c['click'].get('painted'))} | {fmt(p['click'].get('painted'))} |",
+            f"| kernel frames from Run All to idle | {fmt(c['render'].get('frames_in'), True)} | "
+            f"{fmt(p['render'].get('frames_in'), True)} |",
+        ]
+        lines += [
+            f"\n{kind} failed: {r['error']}"
+            for kind in ("cockpit", "plain")
+            for r in big[kind]
+            if "error" in r
+        ]
     lines += [
         "",
-        "All runs (seconds): "
-        + "; ".join(f"{k}: {', '.join(f'{x:.3f}' for x in v)}" for k, v in times.items() if v),
+        "All runs (seconds, Run All -> canvas ink / click -> painted): "
+        + "; ".join(
+            f"{kind}: "
+            + ", ".join(f"{r['render']['ink']:.2f}/{r['click']['painted']:.3f}" for r in runs[kind])
+            for kind in ("cockpit", "plain")
+        ),
         "",
         f"Kernel side, same runbook, no browser: building the widget {kernel['build'] * 1000:.0f} ms, "
         f"running the {args.nodes} node cells (each refreshes the widget) {kernel['cells'] * 1000:.0f} ms, "
-        f"the Approve handler {kernel['approve'] * 1000:.1f} ms. The rest of the cockpit's figures is front-end "
-        "work: the compiled notebook has a cell and an output per node, the baselines one cell.",
+        f"the Approve handler {kernel['approve'] * 1000:.1f} ms.",
         "",
         "The widget restyles a node by sending that node's data only (one comm message); re-setting the graph "
         "sends every node and edge again and re-runs the layout. State colours: "

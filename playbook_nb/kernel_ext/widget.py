@@ -51,6 +51,7 @@ SELECTED_UNDERLAY = "#6366f1"
 BUTTONS = ("run", "approve", "reject", "retry", "skip", "abort")
 TD = 'style="padding:1px 8px 1px 0;text-align:left;border-bottom:1px solid #e5e7eb"'
 PANEL_WIDTH = 400  # px; the graph takes the rest of the row
+BIG_GRAPH = 300  # nodes; from here on a pan or zoom redraws a cached picture of the graph, not every element
 WATCH_POLL = 1.0  # seconds between two looks at the record of a run another session drives
 
 
@@ -794,41 +795,46 @@ class RunbookWidget(widgets.VBox):
         # The wheel scrolls the notebook over the graph; each view turns zooming on while its graph has focus
         # (VIEW_ESM): a 200-node graph is taller than the page, and a wheel that zooms traps the reader.
         cyto.user_zooming_enabled = False
+        if len(self.runbook.nodes) >= BIG_GRAPH:  # panning and zooming move a picture, edges hidden meanwhile
+            cyto.texture_on_viewport = True
+            cyto.hide_edges_on_viewport = True
         cyto.set_style(stylesheet())
         cyto.set_layout(**self.graph_layout.cytoscape_layout())
+        # Every element is a widget of its own: its whole state goes in the constructor, so its comm_open carries
+        # it and nothing follows (setting data, position, grabbable or the "directed" class afterwards would be one
+        # more message each: 7,000 instead of 2,500 for 1,000 nodes, and a burst that large overflows the kernel's
+        # IOPub queue, which drops messages, so the graph never displays).
         nodes = []
         for node_id in self.runbook.nodes:
             x, y = self.graph_layout.positions[node_id]
-            element = ipycytoscape.Node()
-            element.data = self._node_data(node_id, "PENDING", False)
-            element.position = {"x": x, "y": y}
-            element.grabbable = False
-            nodes.append(element)
+            nodes.append(
+                ipycytoscape.Node(
+                    data=self._node_data(node_id, "PENDING", False),
+                    position={"x": x, "y": y},
+                    grabbable=False,
+                )
+            )
         for band in self.graph_layout.bands:
-            element = ipycytoscape.Node()
-            element.data = {
+            data = {
                 "id": f"pb band {band.layer}",  # a space: never a runbook node's id
                 "band": True,
                 "label": band.label,
                 "w": band.x1 - band.x0,
                 "h": band.y1 - band.y0,
             }
-            element.position = {"x": (band.x0 + band.x1) / 2, "y": (band.y0 + band.y1) / 2}
-            element.grabbable = False
-            element.selectable = False
-            nodes.append(element)
+            position = {"x": (band.x0 + band.x1) / 2, "y": (band.y0 + band.y1) / 2}
+            nodes.append(ipycytoscape.Node(data=data, position=position, grabbable=False, selectable=False))
         cyto.graph.add_nodes(nodes)
         edges = []
         for node_id, node in self.runbook.nodes.items():
             for dep in node.depends_on:
-                edge = ipycytoscape.Edge()
-                edge.data = {
+                data = {
                     "id": f"{dep.node}->{node_id}",
                     "source": dep.node,
                     "target": node_id,
                     "condition": str(dep.condition),
                 }
-                edges.append(edge)
+                edges.append(ipycytoscape.Edge(data=data, classes=" directed "))  # (add_edges' own class)
         cyto.graph.add_edges(edges, directed=True)
         return cyto
 
