@@ -802,8 +802,8 @@ class RunbookWidget(widgets.VBox):
         cyto.set_layout(**self.graph_layout.cytoscape_layout())
         # Every element is a widget of its own: its whole state goes in the constructor, so its comm_open carries
         # it and nothing follows (setting data, position, grabbable or the "directed" class afterwards would be one
-        # more message each: 7,000 instead of 2,500 for 1,000 nodes, and a burst that large overflows the kernel's
-        # IOPub queue, which drops messages, so the graph never displays).
+        # more message each: 7,000 instead of 2,500 for 1,000 nodes; with that burst some never reached the page
+        # (ZeroMQ queues 1,000 IOPub messages by default, then drops) and the graph never displayed).
         nodes = []
         for node_id in self.runbook.nodes:
             x, y = self.graph_layout.positions[node_id]
