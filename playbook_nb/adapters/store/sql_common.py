@@ -60,6 +60,11 @@ OWNER_COLUMNS = (
     "status, version, owner_token, owner_host, owner_pid, owner_pid_start, owner_kind, owner_actor,"
     " owner_seen_at, lease_expires"
 )
+# What a session's transition reads of its run row: who drives it at which version (the compare-and-set),
+# the counts summary and the head of the event chain. Inside `batch()` it is read once, under the lock that
+# keeps every other writer of the row out until the batch commits, and kept in step with the batch's own
+# writes (`_run_state`): a transition reads the row once, not once per write (issue 18.2).
+RUN_STATE_COLUMNS = OWNER_COLUMNS + ", counts, event_count, event_head"
 
 JSON_COLUMNS = {"runs": ("variables", "params", "counts", "snapshot"), "attempts": ("result",)}
 # A run row with its runbook text (kept apart in run_texts since migration 0005: the runs row is rewritten at
@@ -109,6 +114,8 @@ class SQLStore(Store):
         self.artifacts_root = Path(self.artifacts.root) if self.artifacts.is_local else self.artifacts.root
         self._conn: Any = conn
         self._in_batch = False
+        self._batch_runs: dict[int, dict[str, Any]] = {}  # run id -> its row's RUN_STATE_COLUMNS, in a batch
+        self._batch_nodes: set[tuple[int, str]] = set()  # nodes this batch has read (they exist)
         self.chain_key = hashing.chain_key()  # events are HMAC-chained under it when set
 
     # ---- what each backend supplies ---------------------------------------------------------------
@@ -190,6 +197,29 @@ class SQLStore(Store):
                 yield
             finally:
                 self._in_batch = False
+                self._batch_runs.clear()
+                self._batch_nodes.clear()
+
+    def _run_state(self, handle: Any, run_id: int) -> dict[str, Any]:
+        """The run's RUN_STATE_COLUMNS (counts parsed), locked until the transaction ends. Inside a batch,
+        read once: every write of these columns in the batch goes through `_run_state_set`."""
+        row = self._batch_runs.get(run_id) if self._in_batch else None
+        if row is None:
+            row = dict(self._lock_run(handle, run_id, RUN_STATE_COLUMNS))
+            row["counts"] = self._row_json(row["counts"])
+            if self._in_batch:
+                self._batch_runs[run_id] = row
+        return row
+
+    def _run_state_set(self, run_id: int, **values: Any) -> None:
+        """After an UPDATE of RUN_STATE_COLUMNS inside a batch: the values it wrote (in the form a read gives)."""
+        row = self._batch_runs.get(run_id)
+        if row is not None:
+            row.update(values)
+
+    def _run_state_forget(self, run_id: int) -> None:
+        """After a write of RUN_STATE_COLUMNS that `_run_state_set` does not follow: read them again."""
+        self._batch_runs.pop(run_id, None)
 
     def _execute(self, handle: Any, sql: str, params: tuple = ()) -> Any:
         """Run one statement on the transaction's connection or cursor; returns the cursor."""
@@ -212,6 +242,8 @@ class SQLStore(Store):
         return StoreError(f"run {run_id} has no node {node_id!r}")
 
     def _require_node(self, handle: Any, run_id: int, node_id: str) -> None:
+        if (run_id, node_id) in self._batch_nodes:
+            return  # read in this batch's transaction: node rows are deleted only with their run
         sql = "SELECT 1 AS x FROM node_states WHERE run_id = ? AND node_id = ?"
         if self._execute(handle, sql, (run_id, node_id)).fetchone() is None:
             raise self._missing_node(handle, run_id, node_id)
@@ -302,6 +334,7 @@ class SQLStore(Store):
     # ---- ownership and compare-and-set (issue 13) --------------------------------------------------
 
     def _set_owner(self, handle: Any, run_id: int, owner: Owner, *, version: int) -> None:
+        self._run_state_forget(run_id)
         seen = to_timestamp(None)
         self._execute(
             handle,
@@ -338,7 +371,7 @@ class SQLStore(Store):
         """A write of the session `token` (None: not an owned write): refused once the run is no longer its."""
         if token is None:
             return
-        row = self._lock_run(handle, run_id, OWNER_COLUMNS)
+        row = self._run_state(handle, run_id)
         if row["owner_token"] != token:
             owner = self._owner_status(row)
             who = f"driven by {owner.label}" if row["owner_token"] else f"{row['status']}, set by hand"
@@ -384,6 +417,7 @@ class SQLStore(Store):
         """The owner's heartbeat: push its lease on. False when the run is no longer RUNNING or no longer
         this owner's (taken over, set by hand): the heartbeat then stops."""
         with self._write() as handle:
+            self._run_state_forget(run_id)
             cur = self._execute(
                 handle,
                 "UPDATE runs SET owner_seen_at = ?, lease_expires = ?"
@@ -402,7 +436,7 @@ class SQLStore(Store):
         `batch()`): the run is still driven by `token` and still at `version`. Moves the version on (and the
         owner's lease with it) and returns the new one; raises StaleWrite, changing nothing, otherwise."""
         with self._write() as handle:
-            row = self._lock_run(handle, run_id, OWNER_COLUMNS)
+            row = self._run_state(handle, run_id)
             if token is not None and row["owner_token"] != token:
                 owner = self._owner_status(row)
                 raise StaleWrite(
@@ -414,16 +448,14 @@ class SQLStore(Store):
                     f"run {run_id} changed since this view was loaded (it is {row['status']} now);"
                     " refused, nothing was changed"
                 )
+            seen = self._db_time(to_timestamp(None))
+            lease = self._db_time(to_timestamp(lease_until()))
             self._execute(
                 handle,
                 "UPDATE runs SET version = ?, owner_seen_at = ?, lease_expires = ? WHERE id = ?",
-                (
-                    version + 1,
-                    self._db_time(to_timestamp(None)),
-                    self._db_time(to_timestamp(lease_until())),
-                    run_id,
-                ),
+                (version + 1, seen, lease, run_id),
             )
+            self._run_state_set(run_id, version=version + 1, owner_seen_at=seen, lease_expires=lease)
             return version + 1
 
     def check_decision(self, run_id: int, node_id: str, *, version: int, states: tuple[str, ...]) -> None:
@@ -594,6 +626,7 @@ class SQLStore(Store):
             )
             if cur.rowcount == 0:
                 raise self._missing_run(run_id)
+            self._run_state_set(run_id, status=status)
 
     def save_snapshot(self, run_id: int, snapshot: dict[str, Any] | str, *, partial: bool = False) -> None:
         """Save the engine snapshot: its "nodes" one row a node (node_snapshots), the rest in the run row.
@@ -677,6 +710,8 @@ class SQLStore(Store):
             )
         with self._write() as handle:
             self._execute(handle, "DELETE FROM runs WHERE id = ?", (run_id,))
+            self._run_state_forget(run_id)
+            self._batch_nodes = {key for key in self._batch_nodes if key[0] != run_id}
         if not run.artifact_dir:
             return 0
         if not self.artifacts.owns(run.artifact_dir):
@@ -717,6 +752,7 @@ class SQLStore(Store):
             if old != new:
                 if old == "RUNNING":
                     self._interrupt_attempts(handle, run_id, now)
+                self._run_state_forget(run_id)
                 self._execute(
                     handle,
                     "UPDATE runs SET status = ?, status_reason = ?, ended_at = ?, version = version + 1,"
@@ -791,11 +827,13 @@ class SQLStore(Store):
         lock, so the `counts` summary it moves by one node (old state to new) sees every committed change."""
         state = check(state, NODE_STATES, "node state")
         with self._write() as handle:
-            counts = self._row_json(self._lock_run(handle, run_id, "counts")["counts"])
+            counts = self._run_state(handle, run_id)["counts"]
             sql = "SELECT state FROM node_states WHERE run_id = ? AND node_id = ?"
             old = self._execute(handle, sql, (run_id, node_id)).fetchone()
             if old is None:
                 raise StoreError(f"run {run_id} has no node {node_id!r}")
+            if self._in_batch:
+                self._batch_nodes.add((run_id, node_id))
             self._execute(
                 handle,
                 "UPDATE node_states SET state = ?, reason = ?, attempts = COALESCE(?, attempts),"
@@ -811,11 +849,11 @@ class SQLStore(Store):
                 ),
             )
             if old["state"] != state:
+                moved = moved_count(counts, old["state"], state)
                 self._execute(
-                    handle,
-                    f"UPDATE runs SET counts = {self._JSON} WHERE id = ?",
-                    (to_json(moved_count(counts, old["state"], state)), run_id),
+                    handle, f"UPDATE runs SET counts = {self._JSON} WHERE id = ?", (to_json(moved), run_id)
                 )
+                self._run_state_set(run_id, counts=moved)
 
     def start_attempt(
         self, run_id: int, node_id: str, attempt: int, started_at: When = None, *, token: str | None = None
@@ -975,6 +1013,7 @@ class SQLStore(Store):
             self._execute(
                 handle, f"UPDATE runs SET counts = {self._JSON} WHERE id = ?", (to_json(counts), run_id)
             )
+            self._run_state_set(run_id, counts=counts)
         for row in rows:
             self._execute(
                 handle,
@@ -1255,13 +1294,13 @@ class SQLStore(Store):
         locked: bool = False,
     ) -> int:
         """Append under the run's lock (taken here unless the caller holds it already)."""
-        if locked:
+        if locked and run_id not in self._batch_runs:
             sql = "SELECT event_count, event_head FROM runs WHERE id = ?"
             head = self._execute(handle, sql, (run_id,)).fetchone()
             if head is None:
                 raise self._missing_run(run_id)
         else:
-            head = self._lock_run(handle, run_id, "event_count, event_head")
+            head = self._run_state(handle, run_id)
         seq = head["event_count"] + 1
         payload_text = to_json({} if payload is None else payload)
         digest = hashing.event_hash(
@@ -1284,6 +1323,7 @@ class SQLStore(Store):
         self._execute(
             handle, "UPDATE runs SET event_count = ?, event_head = ? WHERE id = ?", (seq, digest, run_id)
         )
+        self._run_state_set(run_id, event_count=seq, event_head=digest)
         return seq
 
     def events(self, run_id: int) -> list[EventRow]:
