@@ -106,3 +106,37 @@ def test_an_index_of_schema_4_moves_text_and_snapshot_out_of_the_run_row(tmp_pat
     assert copy.get_run(1).runbook_text == "the text" and copy.load_snapshot(1) == old_snapshot
     store.close()
     copy.close()
+
+
+def test_a_node_costs_two_transactions_and_a_bounded_number_of_statements(tmp_path):
+    """Issue 18.2: an attempt's start (the transition, the attempt row, what it runs) is one transaction and
+    its end (the attempt row, the transition) another; inside each the run row is read once. Counted on the
+    session's connection with SQLite's statement trace, over the middle nodes of a chain. The record stays
+    whole: every node OK with its attempt and what it ran, the counts summary, an intact event chain."""
+    store = Store.open(tmp_path / "runs.db")
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    session = RunSession.start(
+        parse_runbook(chain(30)), {}, store, RunOptions(headless=True, actor="t"), executor=Answering()
+    )
+    assert session.drive(lambda *_: None) is RunState.OK
+    session.close()
+    store.conn.set_trace_callback(None)
+    # the statements between the start of node n0010 and the start of node n0020: ten whole nodes
+    first = next(i for i, s in enumerate(statements) if "'n0010'" in s and "UPDATE node_states" in s)
+    last = next(i for i, s in enumerate(statements) if "'n0020'" in s and "UPDATE node_states" in s)
+    begins = [i for i, s in enumerate(statements[:first]) if s == "BEGIN IMMEDIATE"]
+    stop = max(i for i, s in enumerate(statements[:last]) if s == "BEGIN IMMEDIATE")
+    ten_nodes = statements[begins[-1] : stop]
+    assert sum(s == "BEGIN IMMEDIATE" for s in ten_nodes) == 20, ten_nodes[:40]
+    assert sum(s == "COMMIT" for s in ten_nodes) == 20
+    assert sum(s.startswith("SELECT") and "FROM runs " in s for s in ten_nodes) == 20  # once a transaction
+    assert len(ten_nodes) <= 10 * 30, len(ten_nodes)  # 44 a node before issue 18.2's cuts
+    run_id = session.run_id
+    assert {s.state for s in store.node_states(run_id)} == {"OK"}
+    assert store.get_run(run_id).counts == {"OK": 30}
+    assert [a.status for a in store.attempts(run_id)] == ["OK"] * 30
+    ran = [e.node_id for e in store.events(run_id) if e.kind == "attempt_ran"]
+    assert ran == [f"n{i:04d}" for i in range(30)]
+    assert store.verify_events(run_id) == []
+    store.close()
