@@ -46,6 +46,9 @@ RUN_MACHINERY = [
 # Nor what only a run or a write needs: the engine and the runbook model behind it, OpenSSL's hashlib (the
 # event chain, the pending-abort key: hashed only when a note waits), the host name's socket.
 WRITE_MACHINERY = ["playbook_nb.domain.engine", "playbook_nb.domain.model", "hashlib", "socket"]
+# Off a terminal `runs list` and `show` write strings (what Rich would write): Rich's console and table stay
+# unloaded (tests/test_cli_plain_output.py checks that the strings are Rich's).
+RICH_LAYOUT = ["rich.console", "rich.table", "rich.text", "rich.markup"]
 
 
 def _loaded_after(code: str, tmp_path, env: dict[str, str] | None = None) -> set[str]:
@@ -112,6 +115,7 @@ def test_help_runs_list_and_show_leave_the_run_machinery_unloaded(tmp_path, inde
         loaded = _loaded_after(_run_command(argv), tmp_path, quiet)
         assert _present(loaded, NOTEBOOK_AND_REMOTE + RUN_MACHINERY) == [], argv
         assert _present(loaded, WRITE_MACHINERY) == [], argv
+        assert _present(loaded, RICH_LAYOUT) == [], argv
 
 
 def test_validate_loads_no_notebook_or_run_machinery(tmp_path, index_with_a_run):
