@@ -149,3 +149,29 @@ def test_plain_help_lists_every_command(cli):
     ):
         assert f"  {command}" in proc.stdout, command
     assert "╭" not in proc.stdout  # plain help (Rich's panels would cost their imports at every start)
+
+
+def test_a_command_is_built_alone_and_as_in_the_whole_application():
+    """run_app builds only the command (or group) its arguments name (Typer converts every command at each
+    start); that command is the same as in the whole application: its help and parameters."""
+    import typer.main
+
+    from playbook_nb.faces.cli import app
+    from playbook_nb.faces.cli.app import _narrowed
+
+    def help_of(group, name: str) -> str:
+        command = group.commands[name]  # Typer's own click (typer._click): its Context class, not click's
+        parent = group.context_class(group, info_name="playbook-nb")
+        return command.get_help(command.context_class(command, parent=parent, info_name=name))
+
+    whole = typer.main.get_command(app)
+    names = sorted(whole.commands)
+    assert {"show", "runs", "validate", "run", "store"} <= set(names)
+    for name in names:
+        narrowed = _narrowed([name, "--state-path", "x"])
+        assert narrowed is not app, name
+        alone = typer.main.get_command(narrowed)
+        assert list(alone.commands) == [name], name
+        assert help_of(alone, name) == help_of(whole, name), name
+    for argv in ([], ["--help"], ["--version"], ["no-such-command"]):
+        assert _narrowed(argv) is app, argv  # the whole application: its help, version, "No such command"
