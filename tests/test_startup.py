@@ -46,6 +46,12 @@ RUN_MACHINERY = [
 # Nor what only a run or a write needs: the engine and the runbook model behind it, OpenSSL's hashlib (the
 # event chain, the pending-abort key: hashed only when a note waits), the host name's socket.
 WRITE_MACHINERY = ["playbook_nb.domain.engine", "playbook_nb.domain.model", "hashlib", "socket"]
+# Off a terminal `runs list` and `show` write strings (what Rich would write): Rich's console and table stay
+# unloaded (tests/test_cli_plain_output.py checks that the strings are Rich's).
+RICH_LAYOUT = ["rich.console", "rich.table", "rich.text", "rich.markup"]
+# Opening an index at the latest schema version is one PRAGMA: no migration file is read (importlib.resources
+# and its readers were the way they were found).
+OPENING = ["importlib.resources"]
 
 
 def _loaded_after(code: str, tmp_path, env: dict[str, str] | None = None) -> set[str]:
@@ -112,6 +118,7 @@ def test_help_runs_list_and_show_leave_the_run_machinery_unloaded(tmp_path, inde
         loaded = _loaded_after(_run_command(argv), tmp_path, quiet)
         assert _present(loaded, NOTEBOOK_AND_REMOTE + RUN_MACHINERY) == [], argv
         assert _present(loaded, WRITE_MACHINERY) == [], argv
+        assert _present(loaded, RICH_LAYOUT + OPENING) == [], argv
 
 
 def test_validate_loads_no_notebook_or_run_machinery(tmp_path, index_with_a_run):
@@ -142,3 +149,29 @@ def test_plain_help_lists_every_command(cli):
     ):
         assert f"  {command}" in proc.stdout, command
     assert "╭" not in proc.stdout  # plain help (Rich's panels would cost their imports at every start)
+
+
+def test_a_command_is_built_alone_and_as_in_the_whole_application():
+    """run_app builds only the command (or group) its arguments name (Typer converts every command at each
+    start); that command is the same as in the whole application: its help and parameters."""
+    import typer.main
+
+    from playbook_nb.faces.cli import app
+    from playbook_nb.faces.cli.app import _narrowed
+
+    def help_of(group, name: str) -> str:
+        command = group.commands[name]  # Typer's own click (typer._click): its Context class, not click's
+        parent = group.context_class(group, info_name="playbook-nb")
+        return command.get_help(command.context_class(command, parent=parent, info_name=name))
+
+    whole = typer.main.get_command(app)
+    names = sorted(whole.commands)
+    assert {"show", "runs", "validate", "run", "store"} <= set(names)
+    for name in names:
+        narrowed = _narrowed([name, "--state-path", "x"])
+        assert narrowed is not app, name
+        alone = typer.main.get_command(narrowed)
+        assert list(alone.commands) == [name], name
+        assert help_of(alone, name) == help_of(whole, name), name
+    for argv in ([], ["--help"], ["--version"], ["no-such-command"]):
+        assert _narrowed(argv) is app, argv  # the whole application: its help, version, "No such command"
