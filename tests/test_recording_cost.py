@@ -106,3 +106,47 @@ def test_an_index_of_schema_4_moves_text_and_snapshot_out_of_the_run_row(tmp_pat
     assert copy.get_run(1).runbook_text == "the text" and copy.load_snapshot(1) == old_snapshot
     store.close()
     copy.close()
+
+
+def _traced_run(tmp_path, n: int) -> tuple[list[int], list[str]]:
+    """(rows changed by each committed transaction after the run was created, the statements that wrote
+    the runbook text) of a whole run of an n-node chain, from the store connection's statement trace."""
+    store = Store.open(tmp_path / f"traced{n}.db")
+    conn = store.conn
+    per_commit: list[int] = []
+    text_writes: list[str] = []
+    created = False
+    opened = conn.total_changes
+
+    def trace(sql: str) -> None:
+        nonlocal opened
+        word = sql.lstrip().split(None, 1)[0].upper()
+        if word == "BEGIN":
+            opened = conn.total_changes
+        elif word == "COMMIT" and created:
+            per_commit.append(conn.total_changes - opened)
+        elif "run_texts" in sql and word in ("INSERT", "UPDATE", "REPLACE"):
+            text_writes.append(sql)
+
+    conn.set_trace_callback(trace)
+    session = RunSession.start(
+        parse_runbook(chain(n)), {}, store, RunOptions(headless=True, actor="t"), executor=Answering()
+    )
+    created = True
+    assert session.drive(lambda *_: None) is RunState.OK
+    session.close()
+    conn.set_trace_callback(None)
+    assert store.get_run(session.run_id).runbook_text == chain(n)
+    store.close()
+    return per_commit, text_writes
+
+
+def test_each_flush_writes_only_what_changed_and_the_text_is_written_once(tmp_path):
+    small, small_texts = _traced_run(tmp_path, 20)
+    large, large_texts = _traced_run(tmp_path, 200)
+    # every transaction once the run exists (engine flushes, attempt starts and ends) writes the rows of
+    # what changed: the largest is the same at 20 and at 200 nodes (a whole snapshot would be 2 rows a node)
+    assert len(large) >= 3 * 200 and max(large) == max(small) < 20, (max(small), max(large))
+    # the runbook text: one INSERT when the run is created, never again
+    assert len(small_texts) == 1 and len(large_texts) == 1, large_texts
+    assert large_texts[0].lstrip().upper().startswith("INSERT INTO RUN_TEXTS")
