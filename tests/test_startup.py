@@ -82,6 +82,7 @@ def _present(modules: set[str], names: list[str]) -> list[str]:
 def test_importing_the_cli_loads_no_heavy_module(tmp_path):
     loaded = _loaded_after("import playbook_nb.faces.cli", tmp_path)
     assert _present(loaded, NOTEBOOK_AND_REMOTE + RUN_MACHINERY + ["rich.console", "pydantic"]) == []
+    assert _present(loaded, ["html", "playbook_nb.app.settings", "playbook_nb.adapters.store"]) == []
     assert "typer" in loaded  # the check itself sees modules
 
 

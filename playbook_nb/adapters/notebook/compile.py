@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import nbformat
 
+from playbook_nb.adapters.notebook.light_nbformat import nbformat
 from playbook_nb.adapters.notebook.source_cell import SOURCE_VARIABLE, python_string_literal
 from playbook_nb.constants import TEMPLATE_PACKAGE, VERSION
 from playbook_nb.domain.model import Node, NodeType, Runbook, Variable

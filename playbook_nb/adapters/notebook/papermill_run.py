@@ -58,7 +58,7 @@ def _runbook_secret_names(input_path: str) -> frozenset[str]:
     from playbook_nb.adapters.notebook.papermill_engine import runbook_secret_names
 
     try:
-        import nbformat
+        from playbook_nb.adapters.notebook.light_nbformat import nbformat
 
         nb = nbformat.read(input_path, as_version=4)
     except Exception:  # papermill will report an unreadable notebook itself

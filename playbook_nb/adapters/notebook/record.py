@@ -95,13 +95,13 @@ def record_setup_source(run_id: int, db: str) -> str:
 
 
 def _stream(name: str, text: str) -> Any:
-    import nbformat
+    from playbook_nb.adapters.notebook.light_nbformat import nbformat
 
     return nbformat.v4.new_output("stream", name=name, text=text if text.endswith("\n") else text + "\n")
 
 
 def _display(data: dict[str, Any], metadata: dict[str, Any] | None = None) -> Any:
-    import nbformat
+    from playbook_nb.adapters.notebook.light_nbformat import nbformat
 
     return nbformat.v4.new_output("display_data", data=data, metadata=metadata or {})
 
@@ -189,7 +189,7 @@ def recorded_notebook(
 def file_notebook(store: Store, run_id: int, base: Any | None = None, *, refresh_nodes: bool = True) -> str:
     """File the run's record notebook in its artifacts (`notebook.ipynb`) and point the run at it; returns
     its path or URL. Raises the store's StorageFault when the artifact store refuses it."""
-    import nbformat
+    from playbook_nb.adapters.notebook.light_nbformat import nbformat
 
     nb = recorded_notebook(store, run_id, base, refresh_nodes=refresh_nodes)
     fd, tmp = tempfile.mkstemp(prefix="playbook-nb-", suffix=".ipynb")
@@ -215,7 +215,7 @@ def read_filed(store: Store, run_id: int) -> Any | None:
     """The run's filed notebook, or None when it has none (or it cannot be read)."""
     if not is_filed(store, run_id):
         return None
-    import nbformat
+    from playbook_nb.adapters.notebook.light_nbformat import nbformat
 
     try:
         with store.open_artifact(store.get_run(run_id).notebook_path or "", "rb") as handle:

@@ -14,12 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import yaml
 from rich.markup import escape
 
 from playbook_nb.adapters.notebook.compile import compile_runbook, parameter_names, write_notebook
 from playbook_nb.adapters.notebook.kernels import kernelspec_of
+from playbook_nb.adapters.notebook.light_nbformat import nbformat
 from playbook_nb.adapters.notebook.papermill_run import run_notebook
 from playbook_nb.adapters.notebook.record import RECORD_KEY, file_notebook, recorded_notebook
 from playbook_nb.adapters.notebook.stop import stop_on_signals, stop_reason
