@@ -91,3 +91,30 @@ def test_quick_writes_no_results_file_unless_asked(run_all, tmp_path, monkeypatc
     with pytest.raises(SystemExit):
         run_all.main(["--only", "nonsense"])
     assert "unknown benchmark 'nonsense'" in capsys.readouterr().err
+
+
+def test_the_issue_18_tables_of_readme_and_docs_are_copied_from_the_results(run_all, tmp_path, monkeypatch):
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "docs").mkdir()
+    monkeypatch.setattr(run_all, "HERE", tmp_path / "benchmarks")
+    monkeypatch.setattr(run_all, "REPO", tmp_path)
+    earlier = [
+        ["engine", "terminal overhead per node over `sh -c true`, CPU time (issue 18.2)", "1.58 ms", "one spawn: 0.78 ms", "<= 1.5 ms", "**no**", "", "2026-12-02 18:48 UTC, load 1.1"],
+        ["engine", "engine overhead per node, 200 nodes", "2.79 ms", "spawn", "< 5 ms", "yes", "", "2026-12-02 18:48 UTC, load 1.1"],
+    ]  # fmt: skip
+    (tmp_path / "benchmarks" / "RESULTS.md").write_text("## Figures\n\n" + run_all.table(earlier) + "\n")
+    stale = f"intro\n\n{run_all.BEGIN_18}\n| stale | table |\n{run_all.END_18}\n\nthe rest\n"
+    (tmp_path / "README.md").write_text(stale)
+    (tmp_path / "docs" / "performance.md").write_text(stale)
+
+    assert run_all.main(["--only", "fine"]) == 0
+
+    readme = (tmp_path / "README.md").read_text()
+    assert readme.startswith("intro\n\n") and readme.endswith("\n\nthe rest\n") and "stale" not in readme
+    table = readme.split(run_all.BEGIN_18)[1].split(run_all.END_18)[0]
+    row = next(line for line in table.splitlines() if line.startswith("| 18.2 "))
+    assert "1.58 ms" in row and "**no**" in row and "2026-12-02 18:48 UTC" in row
+    assert "(docs/performance.md#terminal-overhead-a-node-issue-182)" in row
+    assert "engine overhead per node, 200 nodes" not in table  # not an issue-18 figure
+    docs = (tmp_path / "docs" / "performance.md").read_text()
+    assert "[profile](#terminal-overhead-a-node-issue-182)" in docs
