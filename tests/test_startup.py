@@ -52,6 +52,8 @@ RICH_LAYOUT = ["rich.console", "rich.table", "rich.text", "rich.markup"]
 # Opening an index at the latest schema version is one PRAGMA: no migration file is read (importlib.resources
 # and its readers were the way they were found).
 OPENING = ["importlib.resources"]
+# Nor the secret shapes' patterns (a listing masks nothing more: the index holds secrets masked already).
+MASKING = ["playbook_nb.domain.redact", "playbook_nb.domain.secret_shapes"]
 
 
 def _loaded_after(code: str, tmp_path, env: dict[str, str] | None = None) -> set[str]:
@@ -119,7 +121,7 @@ def test_help_runs_list_and_show_leave_the_run_machinery_unloaded(tmp_path, inde
         loaded = _loaded_after(_run_command(argv), tmp_path, quiet)
         assert _present(loaded, NOTEBOOK_AND_REMOTE + RUN_MACHINERY) == [], argv
         assert _present(loaded, WRITE_MACHINERY) == [], argv
-        assert _present(loaded, RICH_LAYOUT + OPENING) == [], argv
+        assert _present(loaded, RICH_LAYOUT + OPENING + MASKING) == [], argv
 
 
 def test_validate_loads_no_notebook_or_run_machinery(tmp_path, index_with_a_run):
