@@ -132,6 +132,8 @@ def test_validate_loads_no_notebook_or_run_machinery(tmp_path, index_with_a_run)
         _present(loaded, ["playbook_nb.app.session", "playbook_nb.adapters.executors", "rich.progress"]) == []
     )
     assert _present(loaded, ["yaml", "jsonpath_ng"]) == []  # a TOML runbook without outputs needs neither
+    # off a terminal its lines are strings; without Function nodes the installed plugins are not looked up
+    assert _present(loaded, RICH_LAYOUT + ["playbook_nb.adapters.plugins"]) == []
     assert "networkx" in loaded  # it does check the graph
 
 

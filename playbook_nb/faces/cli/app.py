@@ -132,9 +132,10 @@ def _write_stdout(text: str) -> None:
         raise SystemExit(1) from None
 
 
-def print_lines(lines: list[Styled], *, highlight: bool = True) -> None:
+def print_lines(lines: list[Styled], *, highlight: bool = True, soft_wrap: bool = False) -> None:
     """Lines on stdout: each as plain text off a terminal when Rich would write exactly that, else by Rich
-    (`highlight`: Rich's highlighting of numbers and paths on a terminal)."""
+    (`highlight`: Rich's highlighting of numbers and paths on a terminal; `soft_wrap`: a long line is left
+    to the terminal to wrap)."""
     from playbook_nb.faces.cli.terminal_view import _written_as_is
 
     plain = plain_stdout()
@@ -143,7 +144,7 @@ def print_lines(lines: list[Styled], *, highlight: bool = True) -> None:
         if plain and _written_as_is(text) and len(text) < UNWRAPPED_WIDTH:
             _write_stdout(text + "\n")
         else:
-            console.print(_markup(line), highlight=highlight)
+            console.print(_markup(line), highlight=highlight, soft_wrap=soft_wrap)
 
 
 def print_table(title: str | None, columns: tuple[str, ...], rows: list[tuple[Styled, ...]]) -> None:
