@@ -35,6 +35,7 @@ import platformdirs
 
 from playbook_nb.domain.ages import AgeError, parse_age
 from playbook_nb.domain.errors import PlaybookError
+from playbook_nb.domain.records import Record
 
 APP_NAME = "playbook-nb"
 SYSTEM_CONFIG_DIR = Path("/etc/playbook-nb")
@@ -132,8 +133,10 @@ def _path(v: Any) -> str | None:
     return v or None  # "" means unset (e.g. logging.file_path = "" logs to the console only)
 
 
-@dataclass(frozen=True)
-class Field:
+@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
+class Field(Record):
+    """One configuration key: its conversion (which checks the value), default and help line."""
+
     convert: Callable[[Any], Any]
     default: Any
     help: str
@@ -201,47 +204,61 @@ ENV_PRESETS: dict[str, dict[tuple[str, str], Any]] = {
 }
 
 
-@dataclass(frozen=True)
-class DatabaseConfig:
+@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
+class DatabaseConfig(Record):
+    """`[database]`."""
+
     path: Path | None = None
     url: str | None = None
     timeout: float = 30.0
 
 
-@dataclass(frozen=True)
-class ArtifactsConfig:
+@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
+class ArtifactsConfig(Record):
+    """`[artifacts]`."""
+
     url: str | None = None
 
 
-@dataclass(frozen=True)
-class ExecutionConfig:
+@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
+class ExecutionConfig(Record):
+    """`[execution]`."""
+
     max_retries: int = 3
     parallel: bool | int = False
 
 
-@dataclass(frozen=True)
-class RunsConfig:
+@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
+class RunsConfig(Record):
+    """`[runs]`."""
+
     retention: str | None = None
 
 
-@dataclass(frozen=True)
-class LoggingConfig:
+@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
+class LoggingConfig(Record):
+    """`[logging]`."""
+
     level: str = "INFO"
     file_path: Path | None = None
     max_size_mb: int = 10
     backup_count: int = 3
 
 
-@dataclass(frozen=True)
-class UIConfig:
+@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
+class UIConfig(Record):
+    """`[ui]`."""
+
     progress_style: str = "bar"
     color_theme: str = "auto"
     show_timestamps: bool = True
     compact_output: bool = False
 
 
-@dataclass(frozen=True)
-class Config:
+@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
+class Config(Record):
+    """The effective configuration: every section, the files read and where each value came from."""
+
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
@@ -323,7 +340,7 @@ def candidate_files(
 # ---- loading -------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False, repr=False)  # never compared nor shown: its class costs less to define
 class _Loaded:
     values: dict[tuple[str, str], Any] = field(default_factory=dict)
     sources: dict[tuple[str, str], str] = field(default_factory=dict)
