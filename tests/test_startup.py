@@ -52,6 +52,8 @@ RICH_LAYOUT = ["rich.console", "rich.table", "rich.text", "rich.markup"]
 # Opening an index at the latest schema version is one PRAGMA: no migration file is read (importlib.resources
 # and its readers were the way they were found).
 OPENING = ["importlib.resources"]
+# Nor the secret shapes' patterns (a listing masks nothing more: the index holds secrets masked already).
+MASKING = ["playbook_nb.domain.redact", "playbook_nb.domain.secret_shapes"]
 
 
 def _loaded_after(code: str, tmp_path, env: dict[str, str] | None = None) -> set[str]:
@@ -119,7 +121,7 @@ def test_help_runs_list_and_show_leave_the_run_machinery_unloaded(tmp_path, inde
         loaded = _loaded_after(_run_command(argv), tmp_path, quiet)
         assert _present(loaded, NOTEBOOK_AND_REMOTE + RUN_MACHINERY) == [], argv
         assert _present(loaded, WRITE_MACHINERY) == [], argv
-        assert _present(loaded, RICH_LAYOUT + OPENING) == [], argv
+        assert _present(loaded, RICH_LAYOUT + OPENING + MASKING) == [], argv
 
 
 def test_validate_loads_no_notebook_or_run_machinery(tmp_path, index_with_a_run):
@@ -130,6 +132,8 @@ def test_validate_loads_no_notebook_or_run_machinery(tmp_path, index_with_a_run)
         _present(loaded, ["playbook_nb.app.session", "playbook_nb.adapters.executors", "rich.progress"]) == []
     )
     assert _present(loaded, ["yaml", "jsonpath_ng"]) == []  # a TOML runbook without outputs needs neither
+    # off a terminal its lines are strings; without Function nodes the installed plugins are not looked up
+    assert _present(loaded, RICH_LAYOUT + ["playbook_nb.adapters.plugins"]) == []
     assert "networkx" in loaded  # it does check the graph
 
 
@@ -152,27 +156,54 @@ def test_plain_help_lists_every_command(cli):
     assert "╭" not in proc.stdout  # plain help (Rich's panels would cost their imports at every start)
 
 
-def test_a_command_is_built_alone_and_as_in_the_whole_application():
-    """run_app builds only the command (or group) its arguments name (Typer converts every command at each
-    start); that command is the same as in the whole application: its help and parameters."""
-    import typer.main
+_BUILT_ALONE = """
+import json, sys
+import typer.main
+from playbook_nb.faces.cli.app import _narrowed, app, load_commands
 
-    from playbook_nb.faces.cli import app
-    from playbook_nb.faces.cli.app import _narrowed
+def help_of(group, name):
+    command = group.commands[name]  # Typer's own click (typer._click): its Context class, not click's
+    parent = group.context_class(group, info_name="playbook-nb")
+    return command.get_help(command.context_class(command, parent=parent, info_name=name))
 
-    def help_of(group, name: str) -> str:
-        command = group.commands[name]  # Typer's own click (typer._click): its Context class, not click's
-        parent = group.context_class(group, info_name="playbook-nb")
-        return command.get_help(command.context_class(command, parent=parent, info_name=name))
-
+name = sys.argv[1]
+if name == "*":
+    load_commands()
     whole = typer.main.get_command(app)
-    names = sorted(whole.commands)
-    assert {"show", "runs", "validate", "run", "store"} <= set(names)
-    for name in names:
-        narrowed = _narrowed([name, "--state-path", "x"])
-        assert narrowed is not app, name
-        alone = typer.main.get_command(narrowed)
-        assert list(alone.commands) == [name], name
-        assert help_of(alone, name) == help_of(whole, name), name
+    print(json.dumps({n: help_of(whole, n) for n in whole.commands}))
+else:
+    load_commands(name)  # as run_app does: only the module of this command
+    alone = typer.main.get_command(_narrowed([name, "--state-path", "x"]))
+    print(json.dumps({n: help_of(alone, n) for n in alone.commands}))
+"""
+
+
+def test_a_command_is_registered_and_built_alone_as_in_the_whole_application(tmp_path):
+    """run_app imports only the module of the command its arguments name (app.COMMAND_MODULES) and builds
+    only that command (Typer converts every command at each start); in a fresh interpreter each command so
+    built has the help it has in the whole application, and the table names every command there is."""
+    from playbook_nb.faces.cli.app import COMMAND_MODULES
+
+    def built(name: str) -> dict[str, str]:
+        proc = subprocess.run(
+            [sys.executable, "-c", _BUILT_ALONE, name],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    whole = built("*")
+    listed = [name for names in COMMAND_MODULES.values() for name in names]
+    assert sorted(listed) == sorted(whole)  # every command in the table, once, and no other
+    for name in listed:
+        assert built(name) == {name: whole[name]}, name
+
+
+def test_the_whole_application_answers_what_names_no_command():
+    from playbook_nb.faces.cli.app import _narrowed, app
+
     for argv in ([], ["--help"], ["--version"], ["no-such-command"]):
         assert _narrowed(argv) is app, argv  # the whole application: its help, version, "No such command"

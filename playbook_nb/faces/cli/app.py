@@ -132,9 +132,10 @@ def _write_stdout(text: str) -> None:
         raise SystemExit(1) from None
 
 
-def print_lines(lines: list[Styled], *, highlight: bool = True) -> None:
+def print_lines(lines: list[Styled], *, highlight: bool = True, soft_wrap: bool = False) -> None:
     """Lines on stdout: each as plain text off a terminal when Rich would write exactly that, else by Rich
-    (`highlight`: Rich's highlighting of numbers and paths on a terminal)."""
+    (`highlight`: Rich's highlighting of numbers and paths on a terminal; `soft_wrap`: a long line is left
+    to the terminal to wrap)."""
     from playbook_nb.faces.cli.terminal_view import _written_as_is
 
     plain = plain_stdout()
@@ -143,7 +144,7 @@ def print_lines(lines: list[Styled], *, highlight: bool = True) -> None:
         if plain and _written_as_is(text) and len(text) < UNWRAPPED_WIDTH:
             _write_stdout(text + "\n")
         else:
-            console.print(_markup(line), highlight=highlight)
+            console.print(_markup(line), highlight=highlight, soft_wrap=soft_wrap)
 
 
 def print_table(title: str | None, columns: tuple[str, ...], rows: list[tuple[Styled, ...]]) -> None:
@@ -266,13 +267,45 @@ def _is_usage_error(err: Exception) -> TypeGuard[_UsageError]:
     return False
 
 
+# Each command module, in the order `--help` lists their commands, with the commands and groups it registers
+# on `app` (tests/test_startup.py checks this table against what the modules register): a command line
+# imports the one module of the command it names, the others' options and decorators cost about 2 ms.
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "model_cmds": ("validate", "create", "dag", "export-dot", "convert"),
+    "run_cmds": ("run", "resume", "set-status"),
+    "approve_cmds": ("approve",),  # a gate a run waits at, from anywhere
+    "runs_cmds": ("show", "runs", "info"),  # `runs` is runs_group's, with diff and prune, and list
+    "config_cmds": ("config",),
+    "notebook_cmds": ("compile", "kernel"),
+    "export_cmds": ("export", "scan", "verify"),
+    "ops_cmds": ("test", "replay"),  # rehearsal, acceptance packs
+    "store_cmds": ("store",),
+}
+
+
+def load_commands(name: str | None = None) -> None:
+    """Register on `app` the command or group `name` (its module imported), or every one when `name` is
+    None or no command's."""
+    modules = [module for module, names in COMMAND_MODULES.items() if name in names] or list(COMMAND_MODULES)
+    for module in modules:
+        importlib.import_module(f"playbook_nb.faces.cli.{module}")
+
+
+def _command_name(argv: list[str]) -> str | None:
+    """The command or group `argv` names; None for none (`--help`, `--version`) and under shell completion
+    (`_PLAYBOOK_NB_COMPLETE`), which needs every command."""
+    if any(key.endswith("_COMPLETE") for key in os.environ):
+        return None
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
 def _narrowed(argv: list[str]) -> typer.Typer:
     """`app` with only the command or group that `argv` names, when it names one: Typer turns every registered
     command's signature into click's at each start (28 commands: about 7 ms), and a command needs its own.
     The whole application for the rest: no command (`--help`, `--version`), a name that is none (click's
-    "No such command" lists them), shell completion (`_PLAYBOOK_NB_COMPLETE`)."""
-    name = next((arg for arg in argv if not arg.startswith("-")), None)
-    if name is None or any(key.endswith("_COMPLETE") for key in os.environ):
+    "No such command" lists them), shell completion."""
+    name = _command_name(argv)
+    if name is None:
         return app
     commands = [
         info
@@ -290,6 +323,7 @@ def _narrowed(argv: list[str]) -> typer.Typer:
 
 def run_app(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
+    load_commands(_command_name(args))
     try:
         code = _narrowed(args)(args=args, prog_name=PROG_NAME, standalone_mode=False)
     except PlaybookError as err:
