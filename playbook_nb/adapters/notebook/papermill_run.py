@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,8 @@ class PapermillOutcome:
     evalue: str | None = None
     cell_index: int | None = None  # index of the failing cell in the output notebook, when known
     kernel_died: bool = False
+    # the executed notebook papermill returned (it also wrote it to output_path); None when papermill raised
+    notebook: Any = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -129,7 +131,7 @@ def run_notebook(
     if timeout is not None:
         engine_kwargs["execution_timeout"] = timeout
     try:
-        papermill.execute_notebook(
+        executed = papermill.execute_notebook(
             input_path,
             output_path,
             parameters=params,
@@ -151,7 +153,7 @@ def run_notebook(
         )
     except CellTimeoutError as err:
         return PapermillOutcome(output_path, raised=True, ename="CellTimeoutError", evalue=str(err))
-    return PapermillOutcome(output_path)
+    return PapermillOutcome(output_path, notebook=executed)
 
 
 def notebook_file_name(runbook: Runbook) -> str:
