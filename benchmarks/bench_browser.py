@@ -88,5 +88,11 @@ def run(quick: bool, workdir: Path) -> list[Row]:
     proc = subprocess.run(argv, capture_output=True, text=True, env=cli_env(), cwd=workdir,
                           stdin=subprocess.DEVNULL)  # fmt: skip
     if proc.returncode != 0:
-        raise RuntimeError(f"browser_render.py exited {proc.returncode}: {proc.stderr.strip()[-1500:]}")
+        lines = proc.stderr.strip().splitlines()
+        done = [line for line in lines if re.match(r"run \d+/\d+ ", line)]
+        where = [line.strip() for line in lines if "browser_render.py" in line and "line" in line]
+        raise RuntimeError(
+            f"browser_render.py exited {proc.returncode} after {done[-1] if done else 'no run'!r} "
+            f"({'; '.join(where[-3:])}): {lines[-1] if lines else ''}"
+        )
     return parse(proc.stdout, nodes, repeat)

@@ -67,6 +67,23 @@ def test_plain_output_is_what_rich_writes(cli, index, argv):
 
 
 @pytest.mark.parametrize(
+    "runbook,extra",
+    [
+        ("deploy_pipeline.playbook.toml", []),  # Function nodes, gates, variables
+        ("deploy_pipeline.playbook.toml", ["--var", "ENVIRONMENT=prod"]),  # variables checked
+        ("parallel_fanout.playbook.toml", []),
+    ],
+    ids=["deploy", "deploy_with_vars", "fanout"],
+)
+def test_plain_validate_is_what_rich_writes(cli, runbook, extra):
+    argv = ["validate", str(FIXTURES / runbook), *extra]
+    plain, rich = cli(*argv), cli(*argv, env=RICH_ON_A_TERMINAL)
+    assert plain.returncode == 0 and rich.returncode == 0, plain.stderr + rich.stderr
+    assert "\x1b[" in rich.stdout
+    assert plain.stdout == SGR.sub("", rich.stdout) and plain.stdout.startswith("valid: ")
+
+
+@pytest.mark.parametrize(
     "cell,plain",
     [
         ("2026-12-02 10:12:30", True),  # a time: digits between colons are no emoji code
