@@ -35,7 +35,7 @@ def _headless_in_process(book, db, tmp_path) -> tuple[set[str], str]:
     return set(json.loads(line.removeprefix("MODULES="))), proc.stdout
 
 
-def test_a_headless_run_builds_no_iri_grammar_and_still_files_a_valid_record(tmp_path):
+def test_a_headless_run_builds_no_iri_grammar_loads_no_boto3_and_still_files_a_valid_record(tmp_path):
     pytest.importorskip("rfc3987_syntax")  # jsonschema's optional module whose grammars cost 0.8 s to build
     book = tmp_path / "two.playbook.toml"
     book.write_text(
@@ -48,6 +48,7 @@ def test_a_headless_run_builds_no_iri_grammar_and_still_files_a_valid_record(tmp
     assert "nbformat" in loaded and "jsonschema" in loaded  # the record was written and validated
     assert "rfc3987_syntax" not in loaded and "lark" not in loaded
     assert "IMPORTED rfc3987_syntax" in stdout  # hidden from jsonschema only, not from the process
+    assert "papermill" in loaded and "boto3" not in loaded  # papermill's S3 handler is not loaded
     import nbformat
 
     nb = nbformat.read(next(tmp_path.rglob("notebook.ipynb")), as_version=4)

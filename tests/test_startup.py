@@ -166,15 +166,21 @@ def help_of(group, name):
     parent = group.context_class(group, info_name="playbook-nb")
     return command.get_help(command.context_class(command, parent=parent, info_name=name))
 
-name = sys.argv[1]
-if name == "*":
+def helps(group, prefix=""):
+    found = {}
+    for n, command in group.commands.items():
+        found[prefix + n] = help_of(group, n)
+        if hasattr(command, "commands"):
+            found.update(helps(command, prefix + n + " "))
+    return found
+
+names = sys.argv[1].split()
+if names == ["*"]:
     load_commands()
-    whole = typer.main.get_command(app)
-    print(json.dumps({n: help_of(whole, n) for n in whole.commands}))
+    print(json.dumps(helps(typer.main.get_command(app))))
 else:
-    load_commands(name)  # as run_app does: only the module of this command
-    alone = typer.main.get_command(_narrowed([name, "--state-path", "x"]))
-    print(json.dumps({n: help_of(alone, n) for n in alone.commands}))
+    load_commands(names[0])  # as run_app does: only the module of this command
+    print(json.dumps(helps(typer.main.get_command(_narrowed([*names, "--state-path", "x"])))))
 """
 
 
@@ -197,9 +203,15 @@ def test_a_command_is_registered_and_built_alone_as_in_the_whole_application(tmp
 
     whole = built("*")
     listed = [name for names in COMMAND_MODULES.values() for name in names]
-    assert sorted(listed) == sorted(whole)  # every command in the table, once, and no other
+    assert sorted(listed) == sorted(name for name in whole if " " not in name)  # each once, and no other
     for name in listed:
-        assert built(name) == {name: whole[name]}, name
+        group = {key: text for key, text in whole.items() if key == name or key.startswith(name + " ")}
+        assert built(name) == group, name  # a group named alone: all its commands
+    subcommands = [name for name in whole if " " in name]
+    assert {"runs list", "runs diff", "store info"} <= set(subcommands)
+    for name in subcommands:  # a group's command: the group with it alone (the group's help is not shown)
+        got = built(name)
+        assert set(got) == {name.split()[0], name} and got[name] == whole[name], name
 
 
 def test_the_whole_application_answers_what_names_no_command():

@@ -29,7 +29,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import platformdirs
 
@@ -133,8 +133,7 @@ def _path(v: Any) -> str | None:
     return v or None  # "" means unset (e.g. logging.file_path = "" logs to the console only)
 
 
-@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
-class Field(Record):
+class Field(NamedTuple):
     """One configuration key: its conversion (which checks the value), default and help line."""
 
     convert: Callable[[Any], Any]
@@ -204,8 +203,7 @@ ENV_PRESETS: dict[str, dict[tuple[str, str], Any]] = {
 }
 
 
-@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
-class DatabaseConfig(Record):
+class DatabaseConfig(NamedTuple):
     """`[database]`."""
 
     path: Path | None = None
@@ -213,30 +211,26 @@ class DatabaseConfig(Record):
     timeout: float = 30.0
 
 
-@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
-class ArtifactsConfig(Record):
+class ArtifactsConfig(NamedTuple):
     """`[artifacts]`."""
 
     url: str | None = None
 
 
-@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
-class ExecutionConfig(Record):
+class ExecutionConfig(NamedTuple):
     """`[execution]`."""
 
     max_retries: int = 3
     parallel: bool | int = False
 
 
-@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
-class RunsConfig(Record):
+class RunsConfig(NamedTuple):
     """`[runs]`."""
 
     retention: str | None = None
 
 
-@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
-class LoggingConfig(Record):
+class LoggingConfig(NamedTuple):
     """`[logging]`."""
 
     level: str = "INFO"
@@ -245,8 +239,7 @@ class LoggingConfig(Record):
     backup_count: int = 3
 
 
-@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
-class UIConfig(Record):
+class UIConfig(NamedTuple):
     """`[ui]`."""
 
     progress_style: str = "bar"

@@ -1,9 +1,9 @@
 """`Record`: equality, hash and repr written once for the frozen dataclasses every command defines at start.
 
 A `@dataclass(frozen=True)` compiles six functions when its class is defined (`__init__`, `__repr__`,
-`__eq__`, `__hash__`, `__setattr__`, `__delattr__`), about half a millisecond a class; the run index's rows
-and the configuration are seventeen classes that `runs list` and `show` define before reading one row
-(issue 18.1). Declared `@dataclass(frozen=True, eq=False, repr=False)` on a `Record`, a class compiles its
+`__eq__`, `__hash__`, `__setattr__`, `__delattr__`), about half a millisecond a class; the run index's rows,
+the owner, the settings and the configuration are a dozen classes that `runs list` and `show` define before
+reading one row (issue 18.1; the configuration's sections are NamedTuples, cheaper still). Declared `@dataclass(frozen=True, eq=False, repr=False)` on a `Record`, a class compiles its
 `__init__` and the frozen pair only, and takes the other three from here, with the same meaning as the
 dataclass's own: fields compared in order with `compare=True`, a class equal only to its own class, the hash
 of those values, `Name(field=value, ...)` over the fields with `repr=True`.

@@ -131,13 +131,14 @@ def _kept(cell: Any, status: str) -> list[Any]:
 
 
 def recorded_notebook(
-    store: Store, run_id: int, base: Any | None = None, *, refresh_nodes: bool = True
+    store: Store, run_id: int, base: Any | None = None, *, refresh_nodes: bool = True, in_place: bool = False
 ) -> Any:
     """The run's notebook as its record: `base` (the executed or saved working notebook; by default the
     notebook compiled from the run's own runbook text) with its setup cell a record setup cell, its summary
     from the index and, with `refresh_nodes`, each node cell's outputs from the index (a working notebook's
     cells keep what Run All printed, a resumed run's what the first part printed; a headless run's cells
-    already show what ran). Returns a new notebook; `base` is not changed."""
+    already show what ran). Returns a new notebook; `base` is not changed, unless `in_place` (a caller that
+    has no further use for it: `base` itself becomes the record, without a deep copy of an O(N) notebook)."""
     from playbook_nb.adapters.notebook.compile import (
         METADATA_KEY,
         ROLE_NODE,
@@ -148,7 +149,7 @@ def recorded_notebook(
 
     run = store.get_run(run_id)
     runbook = parse_runbook(run.runbook_text, path=f"run {run_id}")
-    nb = copy.deepcopy(base) if base is not None else compile_runbook(runbook)
+    nb = compile_runbook(runbook) if base is None else base if in_place else copy.deepcopy(base)
     states = {r.node_id: r for r in store.node_states(run_id)}
     last: dict[str, Any] = {}
     for attempt in store.attempts(run_id):
@@ -186,12 +187,20 @@ def recorded_notebook(
     return nb
 
 
-def file_notebook(store: Store, run_id: int, base: Any | None = None, *, refresh_nodes: bool = True) -> str:
+def file_notebook(
+    store: Store,
+    run_id: int,
+    base: Any | None = None,
+    *,
+    refresh_nodes: bool = True,
+    record: Any | None = None,
+) -> str:
     """File the run's record notebook in its artifacts (`notebook.ipynb`) and point the run at it; returns
-    its path or URL. Raises the store's StorageFault when the artifact store refuses it."""
+    its path or URL. `record`: the record `recorded_notebook` already made, filed as it is (`base` and
+    `refresh_nodes` then do not apply). Raises the store's StorageFault when the artifact store refuses it."""
     from playbook_nb.adapters.notebook.light_nbformat import nbformat
 
-    nb = recorded_notebook(store, run_id, base, refresh_nodes=refresh_nodes)
+    nb = record if record is not None else recorded_notebook(store, run_id, base, refresh_nodes=refresh_nodes)
     fd, tmp = tempfile.mkstemp(prefix="playbook-nb-", suffix=".ipynb")
     os.close(fd)
     try:

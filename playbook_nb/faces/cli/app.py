@@ -307,18 +307,34 @@ def _narrowed(argv: list[str]) -> typer.Typer:
     name = _command_name(argv)
     if name is None:
         return app
-    commands = [
-        info
-        for info in app.registered_commands
-        if (info.name or (info.callback and info.callback.__name__.lower().replace("_", "-"))) == name
-    ]
+    commands = [info for info in app.registered_commands if _name_of(info) == name]
     groups = [info for info in app.registered_groups if info.name == name]
     if len(commands) + len(groups) != 1:
         return app
     narrowed = copy.copy(app)
     narrowed.registered_commands = commands
-    narrowed.registered_groups = groups
+    narrowed.registered_groups = [_narrowed_group(info, argv[argv.index(name) + 1 :]) for info in groups]
     return narrowed
+
+
+def _narrowed_group(info: Any, argv: list[str]) -> Any:
+    """A group (`runs`, `store`) with only the command the rest of `argv` names, when it names one of its
+    commands; else the whole group (its --help, click's "No such command")."""
+    group = info.typer_instance
+    name = next((arg for arg in argv if not arg.startswith("-")), None)
+    commands = [c for c in group.registered_commands if _name_of(c) == name]
+    if len(commands) != 1 or group.registered_groups:
+        return info
+    sub = copy.copy(group)
+    sub.registered_commands = commands
+    narrowed = copy.copy(info)
+    narrowed.typer_instance = sub
+    return narrowed
+
+
+def _name_of(info: Any) -> str | None:
+    """A registered command's name: given, or its function's (Typer's rule: lower case, - for _)."""
+    return info.name or (info.callback and info.callback.__name__.lower().replace("_", "-"))
 
 
 def run_app(argv: list[str] | None = None) -> int:

@@ -26,7 +26,7 @@ from playbook_nb.faces.cli.runs_group import runs_app
 from playbook_nb.presentation import rich_style
 
 if TYPE_CHECKING:
-    from playbook_nb.adapters.store import Run
+    from playbook_nb.adapters.store import NodeStateRow, Run
 
 
 def _when(value) -> str:
@@ -51,13 +51,14 @@ def _run_dict(run: Run) -> dict:
     return run_json.run_summary(run)
 
 
-def run_status(store, run: Run) -> Styled:
-    """A run's status as the terminal shows it: "OK with 1 handled failure" in amber, else the status."""
-    if run.status != "OK":
+def run_status(run: Run, nodes: list[NodeStateRow] | None = None) -> Styled:
+    """A run's status as the terminal shows it: "OK with 1 handled failure" in amber (from its `nodes`), else
+    the status."""
+    if run.status != "OK" or nodes is None:
         return styled(run.status, rich_style(run.status))
     from playbook_nb.faces import run_json
 
-    label, state = run_json.outcome(run, store.node_states(run.id))
+    label, state = run_json.outcome(run, nodes)
     return styled(label, rich_style(state))
 
 
@@ -65,13 +66,15 @@ RUN_COLUMNS = ("run", "#", "workflow", "status", "started", "duration", "trigger
 
 
 def _run_rows(runs: list[Run], store) -> list[tuple[Styled, ...]]:
-    """The rows of `runs list` (and `show WORKFLOW`), for either writer (app.print_table)."""
+    """The rows of `runs list` (and `show WORKFLOW`), for either writer (app.print_table); the node states
+    of the OK runs (their handled failures) in one query."""
+    nodes = store.node_states_of([run.id for run in runs if run.status == "OK"])
     return [
         (
             styled(str(run.id)),
             styled(str(run.number)),
             styled(run.title or run.workflow),
-            run_status(store, run) + _orphan_note(run),
+            run_status(run, nodes.get(run.id)) + _orphan_note(run),
             styled(_when(run.started_at)),
             styled(_duration(run)),
             styled(run.trigger or ""),
@@ -187,7 +190,7 @@ def show(
     print_lines(
         [
             ((f"run {run.id}", "bold"), (f" (#{run.number}) {run.title}: ", ""))
-            + run_status(store, run)
+            + run_status(run, states)
             + styled(reason)
         ]
     )
