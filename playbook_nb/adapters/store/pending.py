@@ -25,9 +25,9 @@ if TYPE_CHECKING:
 def _dirs() -> list[Path]:
     dirs = []
     with contextlib.suppress(Exception):
-        import platformdirs
+        from playbook_nb.user_dirs import user_dir
 
-        dirs.append(Path(platformdirs.user_state_dir("playbook-nb")) / "pending-aborts")
+        dirs.append(Path(user_dir("state")) / "pending-aborts")
     import tempfile  # at use: a read-only command never needs it
 
     dirs.append(Path(tempfile.gettempdir()) / f"playbook-nb-pending-aborts-{os.getuid()}")
