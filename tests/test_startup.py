@@ -51,7 +51,11 @@ WRITE_MACHINERY = ["playbook_nb.domain.engine", "playbook_nb.domain.model", "has
 RICH_LAYOUT = ["rich.console", "rich.table", "rich.text", "rich.markup"]
 # Opening an index at the latest schema version is one PRAGMA: no migration file is read (importlib.resources
 # and its readers were the way they were found).
-OPENING = ["importlib.resources"]
+OPENING = [
+    "importlib.resources",
+    "platformdirs",
+    "tempfile",
+]  # user_dirs on Linux; pending notes read in place
 # Nor the secret shapes' patterns (a listing masks nothing more: the index holds secrets masked already).
 MASKING = ["playbook_nb.domain.redact", "playbook_nb.domain.secret_shapes"]
 
