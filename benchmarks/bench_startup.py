@@ -157,6 +157,14 @@ def measure(quick: bool, workdir: Path) -> list[dict]:
     ]
 
 
+_WHERE = {
+    "playbook-nb runs list": "; stdout a pipe: the table written as strings, no rich.console",
+    "playbook-nb show N": "; stdout a pipe: lines and table written as strings, no rich.console",
+    "playbook-nb runs list, on a terminal": "; a 200-column pty: Rich draws the table (rich.console, rich.table)",
+    "playbook-nb show N, on a terminal": "; a 200-column pty: Rich draws the lines and the table",
+}
+
+
 def run(quick: bool, workdir: Path) -> list[Row]:
     rows = []
     for m in measure(quick, workdir / "startup"):
@@ -168,7 +176,7 @@ def run(quick: bool, workdir: Path) -> list[Row]:
                 target=f"<= {m['target']}x",
                 met=m["ratio"] <= m["target"],
                 note=f"medians of {m['repeat']} alternated runs; wall {m['seconds']:.3f} s vs "
-                f"{m['floor_seconds']:.3f} s ({m['wall_ratio']:.2f}x)",
+                f"{m['floor_seconds']:.3f} s ({m['wall_ratio']:.2f}x)" + _WHERE.get(m["command"], ""),
             )
         )
     return rows

@@ -47,6 +47,7 @@ def test_a_headless_run_builds_no_iri_grammar_loads_no_boto3_and_still_files_a_v
     assert "run 1 OK" in stdout
     assert "nbformat" in loaded and "jsonschema" in loaded  # the record was written and validated
     assert "rfc3987_syntax" not in loaded and "lark" not in loaded
+    assert "isoduration" not in loaded and "webcolors" not in loaded  # jsonschema's other format modules
     assert "IMPORTED rfc3987_syntax" in stdout  # hidden from jsonschema only, not from the process
     assert "papermill" in loaded and "boto3" not in loaded  # papermill's S3 handler is not loaded
     import nbformat

@@ -51,7 +51,11 @@ WRITE_MACHINERY = ["playbook_nb.domain.engine", "playbook_nb.domain.model", "has
 RICH_LAYOUT = ["rich.console", "rich.table", "rich.text", "rich.markup"]
 # Opening an index at the latest schema version is one PRAGMA: no migration file is read (importlib.resources
 # and its readers were the way they were found).
-OPENING = ["importlib.resources"]
+OPENING = [
+    "importlib.resources",
+    "platformdirs",
+    "tempfile",
+]  # user_dirs on Linux; pending notes read in place
 # Nor the secret shapes' patterns (a listing masks nothing more: the index holds secrets masked already).
 MASKING = ["playbook_nb.domain.redact", "playbook_nb.domain.secret_shapes"]
 
@@ -116,12 +120,18 @@ def test_help_runs_list_and_show_leave_the_run_machinery_unloaded(tmp_path, inde
         ["runs", "list", "--state-path", str(db)],
         ["show", "1", "--state-path", str(db)],
     ):
-        # no pending-abort note in this test's own state and temp directories (another test's would be hashed)
+        # no pending-abort note in this test's own state directory (another test's would be hashed; a note
+        # goes to the temporary directories only when the state directory refuses it)
         quiet = {"XDG_STATE_HOME": str(tmp_path / "state"), "TMPDIR": str(tmp_path)}
         loaded = _loaded_after(_run_command(argv), tmp_path, quiet)
         assert _present(loaded, NOTEBOOK_AND_REMOTE + RUN_MACHINERY) == [], argv
         assert _present(loaded, WRITE_MACHINERY) == [], argv
         assert _present(loaded, RICH_LAYOUT + OPENING + MASKING) == [], argv
+        if argv[0] != "--help":  # the help lists every command; a command imports its own module only
+            others = [
+                f"playbook_nb.faces.cli.{m}" for m in ("model_cmds", "run_cmds", "export_cmds", "ops_cmds")
+            ]
+            assert _present(loaded, others) == [], argv
 
 
 def test_validate_loads_no_notebook_or_run_machinery(tmp_path, index_with_a_run):

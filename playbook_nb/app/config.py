@@ -31,11 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import platformdirs
-
 from playbook_nb.domain.ages import AgeError, parse_age
 from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.domain.records import Record
+from playbook_nb.user_dirs import user_dir
 
 APP_NAME = "playbook-nb"
 SYSTEM_CONFIG_DIR = Path("/etc/playbook-nb")
@@ -296,7 +295,7 @@ _SECTIONS = {
 
 
 def user_config_dir() -> Path:
-    return Path(platformdirs.user_config_dir(APP_NAME))
+    return Path(user_dir("config"))
 
 
 def overlay_path(path: Path, environment: str) -> Path:

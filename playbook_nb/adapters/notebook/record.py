@@ -7,9 +7,9 @@ shows the recorded run read-only and never starts a run, so the approvals inject
 never approve another one. The graph is an image output (PNG, with the SVG for trusted notebooks), which
 JupyterLab shows also in an untrusted notebook.
 
-nbformat (with jsonschema, about 1.2 s of CPU to import), the notebook compiler and Pillow are imported where
-they are used: a kernel imports this module for its summary, and a headless kernel whose driver files the
-record needs none of them (issue 18.3).
+nbformat (with jsonschema: about 0.1 s of CPU to import through light_nbformat, 0.9 s otherwise), the
+notebook compiler and Pillow are imported where they are used: a kernel imports this module for its summary,
+and a headless kernel whose driver files the record needs none of them (issue 18.3).
 """
 
 from __future__ import annotations
