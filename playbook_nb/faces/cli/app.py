@@ -8,7 +8,9 @@ every message on stderr.
 
 Start-up matters (`--help`, `runs list`, `show` should cost little more than importing Typer): this module and
 every command module import only Typer and light modules at their top; what a command needs (the run
-session, networkx, the notebook machinery, Rich's console) is imported when the command runs.
+session, networkx, the notebook machinery, Rich's console) is imported when the command runs. `run_app`
+imports only the module of the command it runs (`COMMAND_MODULES`) and builds only that command; off a
+terminal `print_lines` and `print_table` write what Rich would as strings, without Rich's console.
 `tests/test_startup.py` keeps it so.
 """
 
