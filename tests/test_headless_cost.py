@@ -58,3 +58,26 @@ def test_a_headless_run_builds_no_iri_grammar_loads_no_boto3_and_still_files_a_v
         o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
     )
     assert "one\n" in outputs and "two\n" in outputs
+
+
+def test_in_a_kernel_jsonschema_keeps_every_format_check(tmp_path):
+    """A kernel runs the user's code too: importing nbformat through light_nbformat there hides nothing, so
+    jsonschema's format checker still checks IRIs and durations (when their modules are installed)."""
+    pytest.importorskip("rfc3987_syntax")
+    pytest.importorskip("isoduration")
+    script = textwrap.dedent(
+        """
+        import sys
+        import ipykernel.kernelapp  # noqa: F401  (what a kernel has loaded)
+        assert "jsonschema" not in sys.modules
+        from playbook_nb.adapters.notebook.light_nbformat import nbformat  # noqa: F401
+        import jsonschema
+        checker = jsonschema.FormatChecker()
+        print("CHECKS", "iri" in checker.checkers, "duration" in checker.checkers)
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "CHECKS True True" in proc.stdout

@@ -10,7 +10,8 @@ with arrow, webcolors, uri_template, fqdn, idna, jsonpointer, the rfc3339 and rf
 0.03 s more) serve other format checks only. When this process has not imported jsonschema yet, it is
 imported here with those of them not loaded yet hidden, then they are visible again: jsonschema's format checker
 simply lacks those formats in this process (as where the extra is not installed), and an explicit import of
-any of them still works. Where jsonschema is already loaded (a Jupyter server), nothing changes.
+any of them still works. Where jsonschema is already loaded (a Jupyter server), nothing changes, nor in a
+kernel (ipykernel loaded): the user's code runs in that process and may check formats with jsonschema.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ _HIDDEN = (
 
 
 def _import_jsonschema_without_iri_grammars() -> None:
-    if "jsonschema" in sys.modules:
+    if "jsonschema" in sys.modules or "ipykernel" in sys.modules:
         return
     hidden = [name for name in _HIDDEN if name not in sys.modules]  # one already loaded stays usable
     for name in hidden:
