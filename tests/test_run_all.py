@@ -122,3 +122,28 @@ def test_the_issue_18_tables_of_readme_and_docs_are_copied_from_the_results(run_
     assert "engine overhead per node, 200 nodes" not in table  # not an issue-18 figure
     docs = (tmp_path / "docs" / "performance.md").read_text()
     assert "[profile](#terminal-overhead-a-node-issue-182)" in docs
+
+
+def test_merge_results_keeps_the_newer_rows_of_each_benchmark(run_all, tmp_path):
+    ours = [
+        ["engine", "terminal overhead", "1.50 ms", "spawn", "<= 1.5 ms", "yes", "", "2026-12-02 20:23 UTC, load 1.7"],
+        ["startup", "`--help`", "1.33x", "typer", "<= 1.5x", "yes", "", "2026-12-02 20:23 UTC, load 1.9"],
+    ]  # fmt: skip
+    theirs = [
+        ["engine", "terminal overhead", "1.58 ms", "spawn", "<= 1.5 ms", "**no**", "", "2026-12-02 18:48 UTC, load 1.1"],
+        ["startup", "`--help`", "1.31x", "typer", "<= 1.5x", "yes", "", "2026-12-02 20:34 UTC, load 7.6"],
+        ["fleet", "fleet step", "12.3 s", "ssh loop", "-", "-", "", "2026-12-01, load 9.7"],
+    ]  # fmt: skip
+    mine, other = tmp_path / "RESULTS.md", tmp_path / "theirs.md"
+    mine.write_text("## Figures\n\n" + run_all.table(ours) + "\n")
+    other.write_text(
+        "<<<<<<< conflict markers elsewhere are ignored\n## Figures\n\n" + run_all.table(theirs) + "\n"
+    )
+
+    assert run_all.main(["--merge-results", str(other), "--output", str(mine)]) == 0
+
+    rows = {r[0]: r for r in _figures(mine.read_text())}
+    assert rows["engine"][2] == "1.50 ms"  # ours, measured later
+    assert rows["startup"][2] == "1.31x"  # theirs, measured later
+    assert rows["fleet"][7] == "2026-12-01, load 9.7"  # only theirs had it
+    assert [r[0] for r in _figures(mine.read_text())] == ["startup", "engine", "fleet"]  # run_all's order
