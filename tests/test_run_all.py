@@ -104,13 +104,17 @@ def test_the_issue_18_tables_of_readme_and_docs_are_copied_from_the_results(run_
     ]  # fmt: skip
     (tmp_path / "benchmarks" / "RESULTS.md").write_text("## Figures\n\n" + run_all.table(earlier) + "\n")
     stale = f"intro\n\n{run_all.BEGIN_18}\n| stale | table |\n{run_all.END_18}\n\nthe rest\n"
-    (tmp_path / "README.md").write_text(stale)
+    others = f"\n{run_all.BEGIN_OTHER}\n| stale |\n{run_all.END_OTHER}\n"
+    (tmp_path / "README.md").write_text(stale + others)
     (tmp_path / "docs" / "performance.md").write_text(stale)
 
     assert run_all.main(["--only", "fine"]) == 0
 
     readme = (tmp_path / "README.md").read_text()
-    assert readme.startswith("intro\n\n") and readme.endswith("\n\nthe rest\n") and "stale" not in readme
+    assert readme.startswith("intro\n\n") and "\n\nthe rest\n" in readme and "stale" not in readme
+    others_table = readme.split(run_all.BEGIN_OTHER)[1].split(run_all.END_OTHER)[0]
+    assert "| engine overhead per node, 200 nodes | 2.79 ms |" in others_table
+    assert "a fine figure" in others_table and "(issue 18.2)" not in others_table
     table = readme.split(run_all.BEGIN_18)[1].split(run_all.END_18)[0]
     row = next(line for line in table.splitlines() if line.startswith("| 18.2 "))
     assert "1.58 ms" in row and "**no**" in row and "2026-12-02 18:48 UTC" in row
