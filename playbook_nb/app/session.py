@@ -267,7 +267,7 @@ class RunSession:
             when=session.calls.evaluate_when,
             critical=critical,
         )
-        store.save_snapshot(run.id, session.engine.snapshot())
+        session.recorder.save_whole(session.engine)  # the first flush then writes only what changed
         session._attach_notifications()
         session._flush()
         return session
