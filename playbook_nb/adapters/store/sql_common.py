@@ -12,13 +12,14 @@ Shared SQL is written with `?` placeholders; `_sql` gives a backend's own text (
 - column types: `_JSON` (the placeholder of a JSON column), `_db_time` (ISO text -> the value stored in a
   time column), `_row_time`/`_row_json`/`_time_text` (a stored value -> datetime, parsed JSON, ISO text),
   `_neutral` (a stored row -> the backend-neutral form of `dump_run`);
-- the SQL expressions `stats` and `run_outcomes` need: `_COUNT_IF`, `_RUN_SECONDS` and `_PARAM`.
+- the SQL expressions `stats` and `kpi_figures` need: `_COUNT_IF`, `_RUN_SECONDS` and `_PARAM`.
 
 `load_run` (ids, sequences, column types of a copied run) stays in each backend.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -570,15 +571,74 @@ class SQLStore(Store):
         sql += " ORDER BY runs.started_at DESC, runs.id DESC LIMIT ? OFFSET ?"
         return [self._run(row, None) for row in self._read(sql, (*params, limit, offset))]
 
-    def run_outcomes(self, workflow: str, limit: int) -> list[tuple[str, float | None]]:
-        rows = self._read(
-            f"SELECT status, CASE WHEN ended_at IS NULL THEN NULL ELSE {self._RUN_SECONDS} END AS seconds"
-            f" FROM runs WHERE workflow = ? AND {self._PARAM.format('rehearsal')} IS NULL"
-            " ORDER BY started_at DESC, id DESC LIMIT ?",
-            (workflow, limit),
+    def kpi_figures(self, workflow: str, limit: int, max_duration: float | None) -> dict[str, Any]:
+        """What KPI attainment counts, computed by SQL over the workflow's newest `limit` runs (rehearsals left
+        out): "runs", "finished" (OK, NOK, ABORTED), "ok", "timed_runs" (OK or NOK with an end),
+        "within_max_duration" (timed runs whose duration is at most `max_duration`; None without it) and the
+        nearest-rank "p50_duration" / "p95_duration" of the timed runs (None without any). A few small
+        queries, no run rows shipped to Python (issue 18.4).
+
+        Durations are kept to the millisecond (SQLite's julianday arithmetic is exact to about 50
+        microseconds) by Python's `round(seconds, 3)` as before: rounding keeps the order, so the rank-th
+        duration in SQL's order, rounded, is the rank-th rounded duration; and only the timed runs within a
+        millisecond of `max_duration` are read (one row a distinct duration) to count them as rounded. The
+        later queries keep to the runs started by the newest one the counts saw, so a run recorded
+        meanwhile does not shift the percentiles."""
+        finished, ok = "status IN ('OK', 'NOK', 'ABORTED')", "status = 'OK'"
+        timed = "status IN ('OK', 'NOK') AND seconds IS NOT NULL"
+
+        def selected(newest: bool) -> str:
+            return (
+                f"(SELECT status, CASE WHEN ended_at IS NULL THEN NULL ELSE {self._RUN_SECONDS} END AS seconds"
+                f", started_at FROM runs WHERE workflow = ? AND {self._PARAM.format('rehearsal')} IS NULL"
+                f"{' AND started_at <= ?' if newest else ''} ORDER BY started_at DESC, id DESC LIMIT ?) AS sel"
+            )
+
+        count = self._COUNT_IF.format
+        lo = None if max_duration is None else max_duration - 0.001
+        row = self._read_one(
+            f"SELECT COUNT(*) AS runs, {count(finished)} AS finished,"
+            f" {count(ok)} AS ok, {count(timed)} AS timed,"
+            f" {count(f'{timed} AND seconds < ?')} AS surely_within, MAX(started_at) AS newest"
+            f" FROM {selected(False)}",
+            (lo if lo is not None else 0.0, workflow, limit),
         )
-        # SQLite's julianday arithmetic is exact to about 50 microseconds: durations are kept to the millisecond
-        return [(r["status"], None if r["seconds"] is None else round(r["seconds"], 3)) for r in rows]
+        figures: dict[str, Any] = {
+            "runs": row["runs"] if row else 0,
+            "finished": (row["finished"] if row else 0) or 0,  # SQLite's SUM of no rows is NULL
+            "ok": (row["ok"] if row else 0) or 0,
+            "timed_runs": (row["timed"] if row else 0) or 0,
+            "within_max_duration": None,
+            "p50_duration": None,
+            "p95_duration": None,
+        }
+        n = figures["timed_runs"]
+        if not n:
+            if max_duration is not None:
+                figures["within_max_duration"] = 0
+            return figures
+        pinned = (workflow, row["newest"], limit)
+        if max_duration is not None:
+            # below max_duration - 1 ms a duration rounds to at most max_duration, above + 1 ms to more
+            band = self._read(
+                f"SELECT seconds, COUNT(*) AS n FROM {selected(True)}"
+                f" WHERE {timed} AND seconds >= ? AND seconds <= ? GROUP BY seconds",
+                (*pinned, lo, max_duration + 0.001),
+            )
+            figures["within_max_duration"] = (row["surely_within"] or 0) + sum(
+                r["n"] for r in band if round(r["seconds"], 3) <= max_duration
+            )
+        values: dict[int, float | None] = {}
+        for q in (50, 95):
+            rank = max(1, math.ceil(q / 100 * n))  # nearest rank
+            if rank not in values:
+                found = self._read_one(
+                    f"SELECT seconds FROM {selected(True)} WHERE {timed} ORDER BY seconds LIMIT 1 OFFSET ?",
+                    (*pinned, rank - 1),
+                )
+                values[rank] = None if found is None else round(found["seconds"], 3)
+            figures[f"p{q}_duration"] = values[rank]
+        return figures
 
     def set_run_status(
         self, run_id: int, status: str, *, reason: str | None = None, ended_at: When = None
