@@ -575,69 +575,89 @@ class SQLStore(Store):
         """What KPI attainment counts, computed by SQL over the workflow's newest `limit` runs (rehearsals left
         out): "runs", "finished" (OK, NOK, ABORTED), "ok", "timed_runs" (OK or NOK with an end),
         "within_max_duration" (timed runs whose duration is at most `max_duration`; None without it) and the
-        nearest-rank "p50_duration" / "p95_duration" of the timed runs (None without any). A few small
-        queries, no run rows shipped to Python (issue 18.4).
+        nearest-rank "p50_duration" / "p95_duration" of the timed runs (None without any). Two statements,
+        no run rows shipped to Python (issue 18.4): the counts, then the durations of the timed runs (one
+        common table) giving the two ranked values (ORDER BY seconds LIMIT 1 OFFSET rank - 1, or from the top
+        end when that is nearer) and the count
+        within `max_duration`.
 
         Durations are kept to the millisecond (SQLite's julianday arithmetic is exact to about 50
-        microseconds) by Python's `round(seconds, 3)` as before: rounding keeps the order, so the rank-th
-        duration in SQL's order, rounded, is the rank-th rounded duration; and only the timed runs within a
-        millisecond of `max_duration` are read (one row a distinct duration) to count them as rounded. The
-        later queries keep to the runs started by the newest one the counts saw, so a run recorded
-        meanwhile does not shift the percentiles."""
-        finished, ok = "status IN ('OK', 'NOK', 'ABORTED')", "status = 'OK'"
-        timed = "status IN ('OK', 'NOK') AND seconds IS NOT NULL"
-
-        def selected(newest: bool) -> str:
-            return (
-                f"(SELECT status, CASE WHEN ended_at IS NULL THEN NULL ELSE {self._RUN_SECONDS} END AS seconds"
-                f", started_at FROM runs WHERE workflow = ? AND {self._PARAM.format('rehearsal')} IS NULL"
-                f"{' AND started_at <= ?' if newest else ''} ORDER BY started_at DESC, id DESC LIMIT ?) AS sel"
-            )
-
+        microseconds) by Python's `round(seconds, 3)`, as before: rounding keeps the order, so the rank-th
+        duration in SQL's order, rounded, is the rank-th rounded duration; and only the distinct durations
+        within a millisecond of `max_duration` come back (with their counts) to be compared once rounded.
+        The second statement keeps to the runs started by the newest one the counts saw, so a run recorded
+        in between does not shift the ranks."""
+        rehearsal = f"{self._PARAM.format('rehearsal')} IS NULL"
         count = self._COUNT_IF.format
-        lo = None if max_duration is None else max_duration - 0.001
+        finished, ok = "status IN ('OK', 'NOK', 'ABORTED')", "status = 'OK'"
+        timed = "status IN ('OK', 'NOK') AND ended_at IS NOT NULL"
+        everything = self._read_one(
+            f"SELECT COUNT(*) AS n FROM runs WHERE workflow = ? AND {rehearsal}", (workflow,)
+        )["n"]
+        limited = everything > limit  # else the newest `limit` runs are all of them: no sort by start
+
+        def selected(pinned: bool) -> tuple[str, tuple]:
+            sql = (
+                "(SELECT status, started_at, ended_at FROM runs"
+                f" WHERE workflow = ? AND {rehearsal}{' AND started_at <= ?' if pinned else ''}"
+                f"{' ORDER BY started_at DESC, id DESC LIMIT ?' if limited else ''}) AS sel"
+            )
+            return sql, (workflow, *((newest,) if pinned else ()), *((limit,) if limited else ()))
+
+        newest = None
+        source, params = selected(False)
         row = self._read_one(
-            f"SELECT COUNT(*) AS runs, {count(finished)} AS finished,"
-            f" {count(ok)} AS ok, {count(timed)} AS timed,"
-            f" {count(f'{timed} AND seconds < ?')} AS surely_within, MAX(started_at) AS newest"
-            f" FROM {selected(False)}",
-            (lo if lo is not None else 0.0, workflow, limit),
+            f"SELECT COUNT(*) AS runs, {count(finished)} AS finished, {count(ok)} AS ok,"
+            f" {count(timed)} AS timed,"
+            f" MAX(started_at) AS newest FROM {source}",
+            params,
         )
+        n = row["timed"] or 0  # SQLite's SUM over no rows is NULL
         figures: dict[str, Any] = {
-            "runs": row["runs"] if row else 0,
-            "finished": (row["finished"] if row else 0) or 0,  # SQLite's SUM of no rows is NULL
-            "ok": (row["ok"] if row else 0) or 0,
-            "timed_runs": (row["timed"] if row else 0) or 0,
-            "within_max_duration": None,
+            "runs": row["runs"],
+            "finished": row["finished"] or 0,
+            "ok": row["ok"] or 0,
+            "timed_runs": n,
+            "within_max_duration": None if max_duration is None else 0,
             "p50_duration": None,
             "p95_duration": None,
         }
-        n = figures["timed_runs"]
         if not n:
-            if max_duration is not None:
-                figures["within_max_duration"] = 0
             return figures
-        pinned = (workflow, row["newest"], limit)
+        newest = row["newest"]
+        source, params = selected(True)
+        # nearest rank, read from the nearer end: a bounded sort keeps only the rows up to the offset
+        picks = []
+        for q in (50, 95):
+            rank = max(1, math.ceil(q / 100 * n))
+            order, offset = ("", rank - 1) if rank - 1 <= n - rank else (" DESC", n - rank)
+            picks.append(
+                f"SELECT 'p{q}' AS kind, (SELECT seconds FROM t ORDER BY seconds{order} LIMIT 1 OFFSET ?)"
+                " AS seconds, 1 AS n"
+            )
+            params = (*params, offset)
+        sql = (
+            f"WITH t AS (SELECT {self._RUN_SECONDS} AS seconds FROM {source} WHERE {timed}) "
+            + " UNION ALL ".join(picks)
+        )
         if max_duration is not None:
             # below max_duration - 1 ms a duration rounds to at most max_duration, above + 1 ms to more
-            band = self._read(
-                f"SELECT seconds, COUNT(*) AS n FROM {selected(True)}"
-                f" WHERE {timed} AND seconds >= ? AND seconds <= ? GROUP BY seconds",
-                (*pinned, lo, max_duration + 0.001),
+            lo, hi = max_duration - 0.001, max_duration + 0.001
+            sql += (
+                " UNION ALL SELECT 'below', NULL, COUNT(*) FROM t WHERE seconds < ?"
+                " UNION ALL SELECT 'band', seconds, COUNT(*) FROM t WHERE seconds >= ? AND seconds <= ?"
+                " GROUP BY seconds"
             )
-            figures["within_max_duration"] = (row["surely_within"] or 0) + sum(
-                r["n"] for r in band if round(r["seconds"], 3) <= max_duration
-            )
-        values: dict[int, float | None] = {}
-        for q in (50, 95):
-            rank = max(1, math.ceil(q / 100 * n))  # nearest rank
-            if rank not in values:
-                found = self._read_one(
-                    f"SELECT seconds FROM {selected(True)} WHERE {timed} ORDER BY seconds LIMIT 1 OFFSET ?",
-                    (*pinned, rank - 1),
-                )
-                values[rank] = None if found is None else round(found["seconds"], 3)
-            figures[f"p{q}_duration"] = values[rank]
+            params = (*params, lo, lo, hi)
+        within = 0
+        for r in self._read(sql, params):
+            seconds = None if r["seconds"] is None else round(r["seconds"], 3)
+            if r["kind"] in ("p50", "p95"):
+                figures[f"{r['kind']}_duration"] = seconds
+            elif r["kind"] == "below" or (seconds is not None and seconds <= max_duration):  # type: ignore[operator]
+                within += r["n"]
+        if max_duration is not None:
+            figures["within_max_duration"] = within
         return figures
 
     def set_run_status(
