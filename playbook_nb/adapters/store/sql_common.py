@@ -654,7 +654,7 @@ class SQLStore(Store):
             seconds = None if r["seconds"] is None else round(r["seconds"], 3)
             if r["kind"] in ("p50", "p95"):
                 figures[f"{r['kind']}_duration"] = seconds
-            elif r["kind"] == "below" or (seconds is not None and seconds <= max_duration):  # type: ignore[operator]
+            elif r["kind"] == "below" or (seconds is not None and seconds <= max_duration):
                 within += r["n"]
         if max_duration is not None:
             figures["within_max_duration"] = within
