@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -107,10 +110,14 @@ def _run_command(argv: list[str]) -> str:
 def index_with_a_run(tmp_path, cli):
     book = tmp_path / "one.playbook.toml"
     book.write_text('[runbook]\ntitle = "one"\n\n[a]\ntype = "Command"\ncommand_name = "true"\n')
-    db = tmp_path / "index.db"
+    # a short path: `runs list` titles its table with the index's path, and a title wider than the table is
+    # Rich's to wrap (the plain writer then leaves it to Rich); xdist's tmp_path can be that long
+    short = Path(tempfile.mkdtemp(prefix="pn-", dir="/tmp"))
+    db = short / "index.db"
     proc = cli("run", str(book), "--state-path", str(db))
     assert proc.returncode == 0, proc.stderr
-    return book, db
+    yield book, db
+    shutil.rmtree(short, ignore_errors=True)
 
 
 def test_help_runs_list_and_show_leave_the_run_machinery_unloaded(tmp_path, index_with_a_run):

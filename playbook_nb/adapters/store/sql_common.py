@@ -12,13 +12,14 @@ Shared SQL is written with `?` placeholders; `_sql` gives a backend's own text (
 - column types: `_JSON` (the placeholder of a JSON column), `_db_time` (ISO text -> the value stored in a
   time column), `_row_time`/`_row_json`/`_time_text` (a stored value -> datetime, parsed JSON, ISO text),
   `_neutral` (a stored row -> the backend-neutral form of `dump_run`);
-- the SQL expressions `stats` and `run_outcomes` need: `_COUNT_IF`, `_RUN_SECONDS` and `_PARAM`.
+- the SQL expressions `stats` and `kpi_figures` need: `_COUNT_IF`, `_RUN_SECONDS` and `_PARAM`.
 
 `load_run` (ids, sequences, column types of a copied run) stays in each backend.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -602,15 +603,94 @@ class SQLStore(Store):
         sql += " ORDER BY runs.started_at DESC, runs.id DESC LIMIT ? OFFSET ?"
         return [self._run(row, None) for row in self._read(sql, (*params, limit, offset))]
 
-    def run_outcomes(self, workflow: str, limit: int) -> list[tuple[str, float | None]]:
-        rows = self._read(
-            f"SELECT status, CASE WHEN ended_at IS NULL THEN NULL ELSE {self._RUN_SECONDS} END AS seconds"
-            f" FROM runs WHERE workflow = ? AND {self._PARAM.format('rehearsal')} IS NULL"
-            " ORDER BY started_at DESC, id DESC LIMIT ?",
-            (workflow, limit),
+    def kpi_figures(self, workflow: str, limit: int, max_duration: float | None) -> dict[str, Any]:
+        """What KPI attainment counts, computed by SQL over the workflow's newest `limit` runs (rehearsals left
+        out): "runs", "finished" (OK, NOK, ABORTED), "ok", "timed_runs" (OK or NOK with an end),
+        "within_max_duration" (timed runs whose duration is at most `max_duration`; None without it) and the
+        nearest-rank "p50_duration" / "p95_duration" of the timed runs (None without any). Two statements,
+        no run rows shipped to Python (issue 18.4): the counts, then the durations of the timed runs (one
+        common table) giving the two ranked values (ORDER BY seconds LIMIT 1 OFFSET rank - 1, or from the top
+        end when that is nearer) and the count
+        within `max_duration`.
+
+        Durations are kept to the millisecond (SQLite's julianday arithmetic is exact to about 50
+        microseconds) by Python's `round(seconds, 3)`, as before: rounding keeps the order, so the rank-th
+        duration in SQL's order, rounded, is the rank-th rounded duration; and only the distinct durations
+        within a millisecond of `max_duration` come back (with their counts) to be compared once rounded.
+        The second statement keeps to the runs started by the newest one the counts saw, so a run recorded
+        in between does not shift the ranks."""
+        rehearsal = f"{self._PARAM.format('rehearsal')} IS NULL"
+        count = self._COUNT_IF.format
+        finished, ok = "status IN ('OK', 'NOK', 'ABORTED')", "status = 'OK'"
+        timed = "status IN ('OK', 'NOK') AND ended_at IS NOT NULL"
+        everything = self._read_one(
+            f"SELECT COUNT(*) AS n FROM runs WHERE workflow = ? AND {rehearsal}", (workflow,)
+        )["n"]
+        limited = everything > limit  # else the newest `limit` runs are all of them: no sort by start
+
+        def selected(pinned: bool) -> tuple[str, tuple]:
+            sql = (
+                "(SELECT status, started_at, ended_at FROM runs"
+                f" WHERE workflow = ? AND {rehearsal}{' AND started_at <= ?' if pinned else ''}"
+                f"{' ORDER BY started_at DESC, id DESC LIMIT ?' if limited else ''}) AS sel"
+            )
+            return sql, (workflow, *((newest,) if pinned else ()), *((limit,) if limited else ()))
+
+        newest = None
+        source, params = selected(False)
+        row = self._read_one(
+            f"SELECT COUNT(*) AS runs, {count(finished)} AS finished, {count(ok)} AS ok,"
+            f" {count(timed)} AS timed,"
+            f" MAX(started_at) AS newest FROM {source}",
+            params,
         )
-        # SQLite's julianday arithmetic is exact to about 50 microseconds: durations are kept to the millisecond
-        return [(r["status"], None if r["seconds"] is None else round(r["seconds"], 3)) for r in rows]
+        n = row["timed"] or 0  # SQLite's SUM over no rows is NULL
+        figures: dict[str, Any] = {
+            "runs": row["runs"],
+            "finished": row["finished"] or 0,
+            "ok": row["ok"] or 0,
+            "timed_runs": n,
+            "within_max_duration": None if max_duration is None else 0,
+            "p50_duration": None,
+            "p95_duration": None,
+        }
+        if not n:
+            return figures
+        newest = row["newest"]
+        source, params = selected(True)
+        # nearest rank, read from the nearer end: a bounded sort keeps only the rows up to the offset
+        picks = []
+        for q in (50, 95):
+            rank = max(1, math.ceil(q / 100 * n))
+            order, offset = ("", rank - 1) if rank - 1 <= n - rank else (" DESC", n - rank)
+            picks.append(
+                f"SELECT 'p{q}' AS kind, (SELECT seconds FROM t ORDER BY seconds{order} LIMIT 1 OFFSET ?)"
+                " AS seconds, 1 AS n"
+            )
+            params = (*params, offset)
+        sql = (
+            f"WITH t AS (SELECT {self._RUN_SECONDS} AS seconds FROM {source} WHERE {timed}) "
+            + " UNION ALL ".join(picks)
+        )
+        if max_duration is not None:
+            # below max_duration - 1 ms a duration rounds to at most max_duration, above + 1 ms to more
+            lo, hi = max_duration - 0.001, max_duration + 0.001
+            sql += (
+                " UNION ALL SELECT 'below', NULL, COUNT(*) FROM t WHERE seconds < ?"
+                " UNION ALL SELECT 'band', seconds, COUNT(*) FROM t WHERE seconds >= ? AND seconds <= ?"
+                " GROUP BY seconds"
+            )
+            params = (*params, lo, lo, hi)
+        within = 0
+        for r in self._read(sql, params):
+            seconds = None if r["seconds"] is None else round(r["seconds"], 3)
+            if r["kind"] in ("p50", "p95"):
+                figures[f"{r['kind']}_duration"] = seconds
+            elif r["kind"] == "below" or (seconds is not None and seconds <= max_duration):
+                within += r["n"]
+        if max_duration is not None:
+            figures["within_max_duration"] = within
+        return figures
 
     def set_run_status(
         self, run_id: int, status: str, *, reason: str | None = None, ended_at: When = None
