@@ -29,6 +29,8 @@ class Row:
     target: str  # the goal from the issue ("" when there is none)
     met: bool | None  # None when the figure has no target
     note: str = ""
+    benchmark: str = ""  # the run_all benchmark that measured it (set by run_all)
+    measured: str = ""  # when and at what load (set by run_all)
 
     @property
     def verdict(self) -> str:

@@ -3,7 +3,6 @@ runbook of `true` commands, against `python -c "import playbook_nb.app.session"`
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -11,15 +10,24 @@ from pathlib import Path
 
 from bench_common import Row, chain_runbook, cli_env
 
+# Started from a small launcher process, not from this one: Linux keeps the RSS high-water mark across fork and
+# exec, so a child of a process that grew large (run_all after the 100,000-run store benchmark: about 330 MiB)
+# would report its parent's size.
+LAUNCHER = (
+    "import os, subprocess, sys\n"
+    "proc = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)\n"
+    "_pid, status, usage = os.wait4(proc.pid, 0)\n"
+    "print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)\n"
+)
+
 
 def peak_rss_kib(argv: list[str]) -> tuple[int, int, float]:
     """(exit code, ru_maxrss in KiB, seconds) of one child process."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, env=cli_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)  # fmt: skip
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_maxrss, time.perf_counter() - start
+    proc = subprocess.run([sys.executable, "-c", LAUNCHER, *argv], env=cli_env(), stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    code, peak = (int(x) for x in proc.stdout.split())
+    return code, peak, time.perf_counter() - start
 
 
 def run(quick: bool, workdir: Path) -> list[Row]:

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from playbook_nb.domain.records import Record
+
 READY = "READY"  # visual state only: PENDING and ready to start now
 HANDLED = "HANDLED"  # visual run state only: OK with handled failures
 
 
-@dataclass(frozen=True)
-class StateLook:
+@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
+class StateLook(Record):
+    """How one state looks in every face."""
+
     fill: str  # node background: widget, SVG, HTML node badge
     stroke: str  # node border; the solid colour of a run badge, an attempt bar, a host row
     text: str  # text on `fill`

@@ -9,7 +9,7 @@ import sqlite3
 from typer.testing import CliRunner
 
 from playbook_nb.app import config as config_module
-from playbook_nb.faces.cli import app
+from playbook_nb.faces.cli import app, load_commands
 
 RUNBOOK = """
 [runbook]
@@ -49,6 +49,7 @@ def test_a_default_run_reads_the_configuration_once_and_uses_it(tmp_path, monkey
         lambda *a, **k: reads.append(__import__("traceback").format_stack(limit=8)) or real_load(*a, **k),
     )
 
+    load_commands()  # CliRunner drives `app` itself, not through run_app
     result = CliRunner().invoke(app, ["run", "settings.playbook.toml"])
 
     assert result.exit_code == 0, result.output

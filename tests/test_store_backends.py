@@ -24,6 +24,8 @@ from playbook_nb.adapters.store.copy import copy_runs
 from playbook_nb.adapters.store.hashing import event_hash
 from playbook_nb.adapters.store.migrate import latest_version
 from playbook_nb.domain.errors import StoreError
+from playbook_nb.domain.kpis import kpi_attainment
+from playbook_nb.domain.model import Kpis
 
 psycopg = pytest.importorskip("psycopg") if not os.environ.get("CI") else __import__("psycopg")
 
@@ -542,9 +544,55 @@ def test_stats(store):
     assert only_b["runs"] == 1 and only_b["success_rate"] is None and only_b["nodes"] == {}
     only_a = store.stats("A")  # the per-node figures of one workflow
     assert only_a["nodes"]["build"]["attempts"] == 4 and only_a["nodes"]["build"]["failed_attempts"] == 2
-    # what KPI attainment reads (issue 18.4): status and duration, newest first, without whole rows
-    assert store.run_outcomes("A", 10) == [("ABORTED", 10.0), ("NOK", 10.0), ("OK", 10.0), ("OK", 10.0)]
-    assert store.run_outcomes("B", 10) == [("RUNNING", None)]
+    # what KPI attainment counts, by SQL (issue 18.4)
+    assert store.kpi_figures("A", 10, 10.0) == {
+        "runs": 4, "finished": 4, "ok": 2, "timed_runs": 3, "within_max_duration": 3,
+        "p50_duration": 10.0, "p95_duration": 10.0,
+    }  # fmt: skip
+    assert store.kpi_figures("B", 10, None) == {
+        "runs": 1, "finished": 0, "ok": 0, "timed_runs": 0, "within_max_duration": None,
+        "p50_duration": None, "p95_duration": None,
+    }  # fmt: skip
+
+
+def test_kpi_figures_by_hand(store):
+    """KPI attainment's figures, computed by SQL (issue 18.4), over runs whose answers are known by hand: the
+    newest `limit` runs, rehearsals left out, ABORTED finished but not timed, RUNNING neither, durations to
+    the millisecond (60.0004 s rounds to 60.0, within 60 s; 60.0006 s to 60.001, not within), nearest-rank
+    percentiles."""
+    runs = [(500, "OK"), (10, "OK"), (30, "NOK"), (60.0004, "OK"), (60.0006, "OK"), (90, "OK"), (45, "NOK"),
+            (5, "ABORTED"), (None, "RUNNING")]  # fmt: skip
+    for i, (seconds, status) in enumerate(runs):
+        start = T0 + timedelta(hours=i)
+        run = new_run(store, "K", started_at=start)
+        if status != "RUNNING":
+            store.set_run_status(run.id, status, ended_at=start + timedelta(seconds=seconds))
+    rehearsal = store.create_run(
+        workflow="K", title="K", runbook_text=RUNBOOK, runbook_sha256="0" * 64, runbook_version=None,
+        variables={}, params={"rehearsal": "r"}, trigger="terminal", actor="rehearsal", host="h",
+        mode="headless", node_ids=["build"], started_at=T0 + timedelta(hours=20),
+    )  # fmt: skip
+    store.set_run_status(rehearsal.id, "OK", ended_at=T0 + timedelta(hours=20, seconds=1))
+    # the newest 8 leave out the 500 s run: durations 10, 30, 45, 60.0, 60.001, 90
+    assert store.kpi_figures("K", 8, 60.0) == {
+        "runs": 8, "finished": 7, "ok": 4, "timed_runs": 6, "within_max_duration": 4,
+        "p50_duration": 45.0, "p95_duration": 90.0,
+    }  # fmt: skip
+    # all 9: 10, 30, 45, 60.0, 60.001, 90, 500; the p50 is the 4th, the p95 the 7th
+    assert store.kpi_figures("K", 100, 60.0) == {
+        "runs": 9, "finished": 8, "ok": 5, "timed_runs": 7, "within_max_duration": 4,
+        "p50_duration": 60.0, "p95_duration": 500.0,
+    }  # fmt: skip
+    assert store.kpi_figures("K", 100, 60.001)["within_max_duration"] == 5
+    assert store.kpi_figures("K", 100, 9.5)["within_max_duration"] == 0
+    assert store.kpi_figures("K", 100, None)["within_max_duration"] is None
+    att = kpi_attainment(store, "K", Kpis(max_duration=60.0, target_success_rate=0.6))
+    assert (att["success_rate"], att["success_rate_met"]) == (5 / 8, True)
+    assert (att["share_within_max_duration"], att["max_duration_met"]) == (4 / 7, False)
+    assert store.kpi_figures("none", 100, 60.0) == {
+        "runs": 0, "finished": 0, "ok": 0, "timed_runs": 0, "within_max_duration": 0,
+        "p50_duration": None, "p95_duration": None,
+    }  # fmt: skip
 
 
 def test_delete_run_refuses_running_and_frees_artifacts(store, raw):

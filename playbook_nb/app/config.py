@@ -29,12 +29,12 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import platformdirs
+from typing import Any, NamedTuple
 
 from playbook_nb.domain.ages import AgeError, parse_age
 from playbook_nb.domain.errors import PlaybookError
+from playbook_nb.domain.records import Record
+from playbook_nb.user_dirs import user_dir
 
 APP_NAME = "playbook-nb"
 SYSTEM_CONFIG_DIR = Path("/etc/playbook-nb")
@@ -132,8 +132,9 @@ def _path(v: Any) -> str | None:
     return v or None  # "" means unset (e.g. logging.file_path = "" logs to the console only)
 
 
-@dataclass(frozen=True)
-class Field:
+class Field(NamedTuple):
+    """One configuration key: its conversion (which checks the value), default and help line."""
+
     convert: Callable[[Any], Any]
     default: Any
     help: str
@@ -201,47 +202,55 @@ ENV_PRESETS: dict[str, dict[tuple[str, str], Any]] = {
 }
 
 
-@dataclass(frozen=True)
-class DatabaseConfig:
+class DatabaseConfig(NamedTuple):
+    """`[database]`."""
+
     path: Path | None = None
     url: str | None = None
     timeout: float = 30.0
 
 
-@dataclass(frozen=True)
-class ArtifactsConfig:
+class ArtifactsConfig(NamedTuple):
+    """`[artifacts]`."""
+
     url: str | None = None
 
 
-@dataclass(frozen=True)
-class ExecutionConfig:
+class ExecutionConfig(NamedTuple):
+    """`[execution]`."""
+
     max_retries: int = 3
     parallel: bool | int = False
 
 
-@dataclass(frozen=True)
-class RunsConfig:
+class RunsConfig(NamedTuple):
+    """`[runs]`."""
+
     retention: str | None = None
 
 
-@dataclass(frozen=True)
-class LoggingConfig:
+class LoggingConfig(NamedTuple):
+    """`[logging]`."""
+
     level: str = "INFO"
     file_path: Path | None = None
     max_size_mb: int = 10
     backup_count: int = 3
 
 
-@dataclass(frozen=True)
-class UIConfig:
+class UIConfig(NamedTuple):
+    """`[ui]`."""
+
     progress_style: str = "bar"
     color_theme: str = "auto"
     show_timestamps: bool = True
     compact_output: bool = False
 
 
-@dataclass(frozen=True)
-class Config:
+@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
+class Config(Record):
+    """The effective configuration: every section, the files read and where each value came from."""
+
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
@@ -286,7 +295,7 @@ _SECTIONS = {
 
 
 def user_config_dir() -> Path:
-    return Path(platformdirs.user_config_dir(APP_NAME))
+    return Path(user_dir("config"))
 
 
 def overlay_path(path: Path, environment: str) -> Path:
@@ -323,7 +332,7 @@ def candidate_files(
 # ---- loading -------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False, repr=False)  # never compared nor shown: its class costs less to define
 class _Loaded:
     values: dict[tuple[str, str], Any] = field(default_factory=dict)
     sources: dict[tuple[str, str], str] = field(default_factory=dict)

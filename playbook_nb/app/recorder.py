@@ -36,6 +36,11 @@ class Recorder:
         self.watch_only = False
 
     # -- engine transitions ------------------------------------------------------------------
+    def save_whole(self, engine: Engine) -> None:
+        """Save the engine's whole snapshot (a new run's first): the flushes after it save what changed."""
+        self.store.save_snapshot(self.run_id, engine.snapshot())
+        self._saved_engine = engine
+
     def flush(self, engine: Engine) -> None:
         """Write every engine event to the store as it happened, then tell the listeners. The events of one
         flush describe one transition: they and the snapshot are written in one transaction."""

@@ -267,7 +267,7 @@ class RunSession:
             when=session.calls.evaluate_when,
             critical=critical,
         )
-        store.save_snapshot(run.id, session.engine.snapshot())
+        session.recorder.save_whole(session.engine)  # the first flush then writes only what changed
         session._attach_notifications()
         session._flush()
         return session
@@ -827,23 +827,30 @@ class RunSession:
             self.recorder.retry_wait(node_id, delay)
             self.clock.sleep(delay)
 
-    def _begin(self, node_id: str, delay: float = 0.0) -> tuple[Node, int, float]:
+    def _begin(
+        self, node_id: str, delay: float = 0.0, code: str | None = None
+    ) -> tuple[Node, int, float, Callable[[], AttemptResult]]:
+        """Start an attempt: the transition, the attempt's row and what it runs (`_prepare`, templates
+        rendered against the engine now) in one transaction (issue 18.2). A gate gets no attempt row and
+        a call that is never made."""
         node = self.runbook.node(node_id)
-        with self.store.batch():  # the transition and the attempt's row: one transaction (issue 18.2)
+        with self.store.batch():
             attempt = self.engine.started(node_id)
             self._flush()
             started = self.clock.time() + delay
-            if not node.is_gate:
-                self.recorder.attempt_started(node_id, attempt, started)
-        return node, attempt, started
+            if node.is_gate:
+                return node, attempt, started, _no_call
+            self.recorder.attempt_started(node_id, attempt, started)
+            call = self._prepare(node, attempt, started, code)
+        return node, attempt, started, call
 
     def _execute(self, node_id: str, *, code: str | None = None) -> NodeReport:
-        node, attempt, started = self._begin(node_id)
+        node, attempt, started, call = self._begin(node_id, code=code)
         if node.is_gate:
             if self.options.headless:
                 self._decide_gate_headless(node_id)
             return self.report(node_id, ran=False, attempt=attempt)
-        result = self._call(node, attempt, started, self._prepare(node, attempt, started, code))
+        result = self._call(node, attempt, started, call)
         faults.point(f"after-command:{node_id}")  # the reliability suite cuts a run here
         return self._end(node, attempt, result)
 
@@ -866,8 +873,7 @@ class RunSession:
         self._apply_abort_request()
         if self.engine.run_state is not RunState.RUNNING or node_id not in self.ready():
             return self.report(node_id, ran=False)
-        node, attempt, started = self._begin(node_id)
-        call = self._prepare(node, attempt, started, code)
+        node, attempt, started, call = self._begin(node_id, code=code)
         result = await asyncio.to_thread(self._call, node, attempt, started, call)
         return self._end(node, attempt, result)
 
@@ -932,8 +938,8 @@ class RunSession:
         delay = self.engine.retry_delay(node_id) or 0.0
         if delay:
             self.recorder.retry_wait(node_id, delay)
-        node, attempt, started = self._begin(node_id, delay)
-        call = self._prepare(node, attempt, started)  # templates are rendered here, against the engine
+        # the templates are rendered here, against the engine
+        node, attempt, started, call = self._begin(node_id, delay)
         self.pool.submit(node_id, attempt, call, delay=delay)
 
     def _submit_siblings(self) -> None:
@@ -1045,6 +1051,10 @@ class RunSession:
 
     def _flush(self) -> None:
         self.recorder.flush(self.engine)
+
+
+def _no_call() -> AttemptResult:
+    raise AssertionError("a gate is decided, never called")
 
 
 def _check_resume_decisions(

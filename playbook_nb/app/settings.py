@@ -16,13 +16,16 @@ from typing import TYPE_CHECKING, Any
 from playbook_nb.adapters.store import Store
 from playbook_nb.adapters.store.location import resolve_artifacts_url, resolve_db_path
 from playbook_nb.app.config import Config, load_config, parallel_workers
+from playbook_nb.domain.records import Record
 
 if TYPE_CHECKING:
     from playbook_nb.app.notify import NotifierFactory
 
 
-@dataclass(frozen=True)
-class Settings:
+@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
+class Settings(Record):
+    """The configuration and the environment of one command."""
+
     config: Config
     env: Mapping[str, str] = field(default_factory=lambda: os.environ)
 

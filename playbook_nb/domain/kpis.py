@@ -11,21 +11,11 @@ Rehearsal runs (`playbook-nb test --state-path ...`) are left out: they ran noth
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from playbook_nb.domain.model import Kpis
 
 MAX_RUNS = 100_000
-
-
-def _percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile (q in 0..100)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
 
 
 def kpi_attainment(store, workflow: str, kpis: Kpis | None) -> dict[str, Any]:
@@ -35,31 +25,27 @@ def kpi_attainment(store, workflow: str, kpis: Kpis | None) -> dict[str, Any]:
      "max_duration", "timed_runs", "within_max_duration", "share_within_max_duration", "p50_duration",
      "p95_duration", "max_duration_met"}; a *_met is None when the KPI is not set or there is no run to judge.
     """
-    # (status, seconds) of the runs that are no rehearsal: what KPIs need, not whole rows (issue 18.4)
-    runs = store.run_outcomes(workflow, MAX_RUNS)
-    finished = [status for status, _ in runs if status in ("OK", "NOK", "ABORTED")]
-    ok = sum(1 for status in finished if status == "OK")
-    rate = ok / len(finished) if finished else None
-    durations = [seconds for status, seconds in runs if status in ("OK", "NOK") and seconds is not None]
     target = kpis.target_success_rate if kpis else None
     max_duration = kpis.max_duration if kpis else None
-    within = sum(1 for d in durations if max_duration is not None and d <= max_duration)
-    p95 = _percentile(durations, 95)
+    # counted by the database over the newest MAX_RUNS runs, no run rows read into Python (issue 18.4)
+    figures = store.kpi_figures(workflow, MAX_RUNS, max_duration)
+    finished, ok, timed = figures["finished"], figures["ok"], figures["timed_runs"]
+    rate = ok / finished if finished else None
+    within = figures["within_max_duration"]
+    p95 = figures["p95_duration"]
     return {
         "workflow": workflow,
-        "runs": len(runs),
-        "finished": len(finished),
+        "runs": figures["runs"],
+        "finished": finished,
         "ok": ok,
         "success_rate": rate,
         "target_success_rate": target,
         "success_rate_met": None if target is None or rate is None else rate >= target,
         "max_duration": max_duration,
-        "timed_runs": len(durations),
+        "timed_runs": timed,
         "within_max_duration": within if max_duration is not None else None,
-        "share_within_max_duration": within / len(durations)
-        if durations and max_duration is not None
-        else None,
-        "p50_duration": _percentile(durations, 50),
+        "share_within_max_duration": within / timed if timed and max_duration is not None else None,
+        "p50_duration": figures["p50_duration"],
         "p95_duration": p95,
         "max_duration_met": None if max_duration is None or p95 is None else p95 <= max_duration,
     }

@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import nbformat
 
+from playbook_nb.adapters.notebook.light_nbformat import nbformat
 from playbook_nb.adapters.notebook.source_cell import SOURCE_VARIABLE, python_string_literal
 from playbook_nb.constants import TEMPLATE_PACKAGE, VERSION
 from playbook_nb.domain.model import Node, NodeType, Runbook, Variable
@@ -184,16 +184,25 @@ def _role(role: str, **extra: Any) -> dict[str, Any]:
     return {METADATA_KEY: {"role": role, **extra}}
 
 
+# The cells as nbformat.v4.new_markdown_cell / new_code_cell build them, without their validation of each
+# cell: compile_runbook validates the whole notebook once (0.045 s of CPU less for 200 nodes, issue 18.3).
 def _markdown(source: str, cell_id: str, metadata: dict[str, Any]) -> nbformat.NotebookNode:
-    cell = nbformat.v4.new_markdown_cell(source=source, metadata=metadata)
-    cell.id = cell_id
-    return cell
+    return nbformat.from_dict(
+        {"id": cell_id, "cell_type": "markdown", "source": source, "metadata": metadata}
+    )
 
 
 def _code(source: str, cell_id: str, metadata: dict[str, Any]) -> nbformat.NotebookNode:
-    cell = nbformat.v4.new_code_cell(source=source, metadata=metadata)
-    cell.id = cell_id
-    return cell
+    return nbformat.from_dict(
+        {
+            "id": cell_id,
+            "cell_type": "code",
+            "metadata": metadata,
+            "execution_count": None,
+            "source": source,
+            "outputs": [],
+        }
+    )
 
 
 def node_cell_source(node: Node) -> str:

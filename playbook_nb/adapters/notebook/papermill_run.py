@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,8 @@ class PapermillOutcome:
     evalue: str | None = None
     cell_index: int | None = None  # index of the failing cell in the output notebook, when known
     kernel_died: bool = False
+    # the executed notebook papermill returned (it also wrote it to output_path); None when papermill raised
+    notebook: Any = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -58,7 +60,7 @@ def _runbook_secret_names(input_path: str) -> frozenset[str]:
     from playbook_nb.adapters.notebook.papermill_engine import runbook_secret_names
 
     try:
-        import nbformat
+        from playbook_nb.adapters.notebook.light_nbformat import nbformat
 
         nb = nbformat.read(input_path, as_version=4)
     except Exception:  # papermill will report an unreadable notebook itself
@@ -100,6 +102,26 @@ def split_secrets(
     return params, environ
 
 
+def _papermill() -> Any:
+    """papermill, imported without boto3 for its S3 handler when this process has not imported boto3 yet:
+    run_notebook hands papermill local paths only (a temporary directory; the record goes to the artifact
+    store through fsspec), and boto3 is about 0.05 s of CPU of papermill's 0.17 s import (issue 18.3). boto3
+    is importable again afterwards; papermill's `s3://` handler then says boto3 is missing."""
+    import sys
+
+    if "papermill" in sys.modules or "boto3" in sys.modules:
+        import papermill
+
+        return papermill
+    sys.modules["boto3"] = None  # type: ignore[assignment]  # papermill.iorw: `from .s3 import S3` fails
+    try:
+        import papermill
+    finally:
+        if "boto3" in sys.modules and sys.modules["boto3"] is None:
+            del sys.modules["boto3"]
+    return papermill
+
+
 def run_notebook(
     input_path: str,
     output_path: str,
@@ -120,7 +142,7 @@ def run_notebook(
     variables for the kernel) does. Returns a `PapermillOutcome`: a failing
     cell or a dead kernel is reported there, not raised (papermill writes the partial notebook either way).
     """
-    import papermill
+    papermill = _papermill()
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     input_path, output_path = str(input_path), str(output_path)
@@ -129,7 +151,7 @@ def run_notebook(
     if timeout is not None:
         engine_kwargs["execution_timeout"] = timeout
     try:
-        papermill.execute_notebook(
+        executed = papermill.execute_notebook(
             input_path,
             output_path,
             parameters=params,
@@ -151,7 +173,7 @@ def run_notebook(
         )
     except CellTimeoutError as err:
         return PapermillOutcome(output_path, raised=True, ename="CellTimeoutError", evalue=str(err))
-    return PapermillOutcome(output_path)
+    return PapermillOutcome(output_path, notebook=executed)
 
 
 def notebook_file_name(runbook: Runbook) -> str:

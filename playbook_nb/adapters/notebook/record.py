@@ -7,9 +7,9 @@ shows the recorded run read-only and never starts a run, so the approvals inject
 never approve another one. The graph is an image output (PNG, with the SVG for trusted notebooks), which
 JupyterLab shows also in an untrusted notebook.
 
-nbformat (with jsonschema, about 1.2 s of CPU to import), the notebook compiler and Pillow are imported where
-they are used: a kernel imports this module for its summary, and a headless kernel whose driver files the
-record needs none of them (issue 18.3).
+nbformat (with jsonschema: about 0.1 s of CPU to import through light_nbformat, 0.9 s otherwise), the
+notebook compiler and Pillow are imported where they are used: a kernel imports this module for its summary,
+and a headless kernel whose driver files the record needs none of them (issue 18.3).
 """
 
 from __future__ import annotations
@@ -95,13 +95,13 @@ def record_setup_source(run_id: int, db: str) -> str:
 
 
 def _stream(name: str, text: str) -> Any:
-    import nbformat
+    from playbook_nb.adapters.notebook.light_nbformat import nbformat
 
     return nbformat.v4.new_output("stream", name=name, text=text if text.endswith("\n") else text + "\n")
 
 
 def _display(data: dict[str, Any], metadata: dict[str, Any] | None = None) -> Any:
-    import nbformat
+    from playbook_nb.adapters.notebook.light_nbformat import nbformat
 
     return nbformat.v4.new_output("display_data", data=data, metadata=metadata or {})
 
@@ -131,13 +131,14 @@ def _kept(cell: Any, status: str) -> list[Any]:
 
 
 def recorded_notebook(
-    store: Store, run_id: int, base: Any | None = None, *, refresh_nodes: bool = True
+    store: Store, run_id: int, base: Any | None = None, *, refresh_nodes: bool = True, in_place: bool = False
 ) -> Any:
     """The run's notebook as its record: `base` (the executed or saved working notebook; by default the
     notebook compiled from the run's own runbook text) with its setup cell a record setup cell, its summary
     from the index and, with `refresh_nodes`, each node cell's outputs from the index (a working notebook's
     cells keep what Run All printed, a resumed run's what the first part printed; a headless run's cells
-    already show what ran). Returns a new notebook; `base` is not changed."""
+    already show what ran). Returns a new notebook; `base` is not changed, unless `in_place` (a caller that
+    has no further use for it: `base` itself becomes the record, without a deep copy of an O(N) notebook)."""
     from playbook_nb.adapters.notebook.compile import (
         METADATA_KEY,
         ROLE_NODE,
@@ -148,7 +149,7 @@ def recorded_notebook(
 
     run = store.get_run(run_id)
     runbook = parse_runbook(run.runbook_text, path=f"run {run_id}")
-    nb = copy.deepcopy(base) if base is not None else compile_runbook(runbook)
+    nb = compile_runbook(runbook) if base is None else base if in_place else copy.deepcopy(base)
     states = {r.node_id: r for r in store.node_states(run_id)}
     last: dict[str, Any] = {}
     for attempt in store.attempts(run_id):
@@ -186,12 +187,20 @@ def recorded_notebook(
     return nb
 
 
-def file_notebook(store: Store, run_id: int, base: Any | None = None, *, refresh_nodes: bool = True) -> str:
+def file_notebook(
+    store: Store,
+    run_id: int,
+    base: Any | None = None,
+    *,
+    refresh_nodes: bool = True,
+    record: Any | None = None,
+) -> str:
     """File the run's record notebook in its artifacts (`notebook.ipynb`) and point the run at it; returns
-    its path or URL. Raises the store's StorageFault when the artifact store refuses it."""
-    import nbformat
+    its path or URL. `record`: the record `recorded_notebook` already made, filed as it is (`base` and
+    `refresh_nodes` then do not apply). Raises the store's StorageFault when the artifact store refuses it."""
+    from playbook_nb.adapters.notebook.light_nbformat import nbformat
 
-    nb = recorded_notebook(store, run_id, base, refresh_nodes=refresh_nodes)
+    nb = record if record is not None else recorded_notebook(store, run_id, base, refresh_nodes=refresh_nodes)
     fd, tmp = tempfile.mkstemp(prefix="playbook-nb-", suffix=".ipynb")
     os.close(fd)
     try:
@@ -215,7 +224,7 @@ def read_filed(store: Store, run_id: int) -> Any | None:
     """The run's filed notebook, or None when it has none (or it cannot be read)."""
     if not is_filed(store, run_id):
         return None
-    import nbformat
+    from playbook_nb.adapters.notebook.light_nbformat import nbformat
 
     try:
         with store.open_artifact(store.get_run(run_id).notebook_path or "", "rb") as handle:

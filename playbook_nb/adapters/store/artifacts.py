@@ -198,10 +198,10 @@ def local_staging_dir(location: str) -> Path:
     """A local scratch directory standing for a remote run location (files there are not uploaded)."""
     import hashlib
 
-    import platformdirs
+    from playbook_nb.user_dirs import user_dir
 
     key = hashlib.sha256(location.encode()).hexdigest()[:16]
-    directory = Path(platformdirs.user_cache_dir("playbook-nb")) / "artifacts" / key
+    directory = Path(user_dir("cache")) / "artifacts" / key
     directory.mkdir(parents=True, exist_ok=True)
     return directory
 

@@ -139,9 +139,10 @@ class Store(ABC):
     def latest_run(self, workflow: str, status: str | None = None) -> Run | None: ...
 
     @abstractmethod
-    def run_outcomes(self, workflow: str, limit: int) -> list[tuple[str, float | None]]:
-        """(status, duration in seconds or None) of the workflow's newest `limit` runs, rehearsals left out:
-        what KPI attainment needs, without reading whole run rows."""
+    def kpi_figures(self, workflow: str, limit: int, max_duration: float | None) -> dict[str, Any]:
+        """What KPI attainment counts over the workflow's newest `limit` runs, rehearsals left out, computed
+        by the database: {"runs", "finished", "ok", "timed_runs", "within_max_duration", "p50_duration",
+        "p95_duration"} (durations in seconds, to the millisecond)."""
 
     @abstractmethod
     def list_runs(

@@ -15,10 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import platformdirs
-
 from playbook_nb.adapters.store.registry import is_url
 from playbook_nb.constants import ARTIFACTS_URL_ENV
+from playbook_nb.user_dirs import user_dir
 
 if TYPE_CHECKING:
     from playbook_nb.app.config import Config
@@ -28,13 +27,13 @@ DB_URL_ENV = "PLAYBOOK_DB_URL"
 
 
 def default_db_path() -> Path:
-    return Path(platformdirs.user_data_dir("playbook-nb")) / "runs.db"
+    return Path(user_dir("data")) / "runs.db"
 
 
 def default_artifacts_dir(key: str | None = None) -> Path:
     """Local artifacts of a store that has no file of its own (PostgreSQL) and no configured URL: a folder
     of its own per index (`key`), never the default SQLite index's."""
-    base = Path(platformdirs.user_data_dir("playbook-nb")) / "artifacts"
+    base = Path(user_dir("data")) / "artifacts"
     return base / key if key else base
 
 

@@ -6,33 +6,42 @@ its own transaction with the `user_version` bump, so a failed migration leaves t
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
-from dataclasses import dataclass
-from importlib import resources
+from pathlib import Path
+from typing import NamedTuple
 
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+# The package's own folder (shipped as package data, never zipped): listing it is all that opening an index
+# at the latest version needs (importlib.resources and reading every file cost a few ms at each start).
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
-@dataclass(frozen=True)
-class Migration:
+class Migration(NamedTuple):
     version: int
     name: str
     sql: str
 
 
-def load_migrations() -> list[Migration]:
-    """Every shipped migration, by version; checks that the numbers run 1, 2, 3 ... without gaps."""
-    found = []
-    for entry in resources.files("playbook_nb.adapters.store").joinpath("migrations").iterdir():
-        match = _NAME.match(entry.name)
-        if match:
-            found.append(Migration(int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
-    found.sort(key=lambda m: m.version)
-    for expected, migration in enumerate(found, start=1):
-        if migration.version != expected:
-            raise RuntimeError(f"migration {migration.name}: expected number {expected:04d}")
+def _numbered() -> list[tuple[int, str]]:
+    """(version, file name) of every shipped migration, by version; checks that the numbers run 1, 2, 3 ...
+    without gaps."""
+    found = sorted(
+        (int(match.group(1)), name) for name in os.listdir(MIGRATIONS_DIR) if (match := _NAME.match(name))
+    )
+    for expected, (version, name) in enumerate(found, start=1):
+        if version != expected:
+            raise RuntimeError(f"migration {name}: expected number {expected:04d}")
     return found
+
+
+def load_migrations() -> list[Migration]:
+    """Every shipped migration, by version, with its SQL."""
+    return [
+        Migration(version, name, (MIGRATIONS_DIR / name).read_text(encoding="utf-8"))
+        for version, name in _numbered()
+    ]
 
 
 def split_statements(sql: str) -> list[str]:
@@ -54,7 +63,8 @@ def split_statements(sql: str) -> list[str]:
 
 
 def latest_version() -> int:
-    return len(load_migrations())
+    """The schema version this playbook-nb ships: its last migration's number (the file names only)."""
+    return len(_numbered())
 
 
 def migrate_sqlite(conn: sqlite3.Connection) -> int:

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
+from playbook_nb.domain.records import Record
+
 RUN_STATUSES = ("RUNNING", "OK", "NOK", "ABORTED")
 FINAL_RUN_STATUSES = ("OK", "NOK", "ABORTED")
 NODE_STATES = ("PENDING", "RUNNING", "WAITING", "OK", "NOK", "SKIPPED")
@@ -23,8 +25,10 @@ MODES = ("interactive", "headless")
 INTERRUPTED_ERROR = "interrupted: process ended before the attempt finished"
 
 
-@dataclass(frozen=True)
-class Run:
+@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
+class Run(Record):
+    """One run: its runbook text, status, variables, owner and lease (a row of `runs`)."""
+
     id: int
     workflow: str
     number: int
@@ -68,8 +72,10 @@ class Run:
         return (self.ended_at - self.started_at).total_seconds()
 
 
-@dataclass(frozen=True)
-class NodeStateRow:
+@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
+class NodeStateRow(Record):
+    """A node's state in one run (a row of `node_states`)."""
+
     run_id: int
     node_id: str
     position: int
@@ -80,8 +86,10 @@ class NodeStateRow:
     updated_at: datetime
 
 
-@dataclass(frozen=True)
-class AttemptRow:
+@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
+class AttemptRow(Record):
+    """One attempt of a node: its command's exit code, output, result (a row of `attempts`)."""
+
     run_id: int
     node_id: str
     attempt: int
@@ -100,8 +108,8 @@ class AttemptRow:
     revision: int = 1  # the runbook revision of the run it ran under (issue 14.10)
 
 
-@dataclass(frozen=True)
-class RevisionRow:
+@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
+class RevisionRow(Record):
     """One runbook text a run ran under: 1 is the text it started with; `resume --allow-changed` adds one."""
 
     run_id: int
@@ -112,8 +120,8 @@ class RevisionRow:
     actor: str | None
 
 
-@dataclass(frozen=True)
-class HostRow:
+@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
+class HostRow(Record):
     """One host of a fleet node in one attempt (issue 21)."""
 
     run_id: int
@@ -132,8 +140,10 @@ class HostRow:
     duration: float | None
 
 
-@dataclass(frozen=True)
-class DecisionRow:
+@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
+class DecisionRow(Record):
+    """A gate decision, with who took it and from where (a row of `decisions`)."""
+
     id: int
     run_id: int
     node_id: str
@@ -144,8 +154,8 @@ class DecisionRow:
     source: str | None = None  # server, cli, notebook, parameter, policy, replay (None: recorded before 0003)
 
 
-@dataclass(frozen=True)
-class GateWaitRow:
+@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
+class GateWaitRow(Record):
     """A run waiting at a gate for a decision from anywhere (issue 16): 'waiting' until someone decides
     ('decided', with the decision, its actor, source and comment), then 'applied' by the run; 'expired' when
     the deadline passed (or the run stopped waiting) first."""
@@ -163,8 +173,10 @@ class GateWaitRow:
     decided_at: datetime | None
 
 
-@dataclass(frozen=True)
-class EventRow:
+@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
+class EventRow(Record):
+    """One event of a run's hash chain (a row of `events`)."""
+
     id: int
     run_id: int
     seq: int

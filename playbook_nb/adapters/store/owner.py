@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from playbook_nb.adapters.store.models import now
+from playbook_nb.domain.records import Record
 
 if TYPE_CHECKING:
     from playbook_nb.adapters.store.models import Run
@@ -100,8 +101,8 @@ def _kernel_id() -> str | None:
     return name or None
 
 
-@dataclass(frozen=True)
-class Owner:
+@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
+class Owner(Record):
     """The session that drives a run."""
 
     token: str  # one per session: a second session in the same process is another owner
@@ -124,8 +125,8 @@ class Owner:
         )
 
 
-@dataclass(frozen=True)
-class OwnerStatus:
+@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
+class OwnerStatus(Record):
     """What a run's recorded owner is now: `live`, `orphaned` (RUNNING, owner gone) or `none` (not RUNNING,
     or a run recorded before ownership existed)."""
 

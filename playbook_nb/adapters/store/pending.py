@@ -22,16 +22,41 @@ if TYPE_CHECKING:
     from playbook_nb.adapters.store.base import Store
 
 
-def _dirs() -> list[Path]:
-    dirs = []
+def _state_dir() -> list[Path]:
     with contextlib.suppress(Exception):
-        import platformdirs
+        from playbook_nb.user_dirs import user_dir
 
-        dirs.append(Path(platformdirs.user_state_dir("playbook-nb")) / "pending-aborts")
-    import tempfile  # at use: a read-only command never needs it
+        return [Path(user_dir("state")) / "pending-aborts"]
+    return []
 
-    dirs.append(Path(tempfile.gettempdir()) / f"playbook-nb-pending-aborts-{os.getuid()}")
-    return dirs
+
+def _in_temp(directory: str | os.PathLike[str]) -> Path:
+    return Path(directory) / f"playbook-nb-pending-aborts-{os.getuid()}"
+
+
+def _dirs() -> list[Path]:
+    """Where a note is written: the user's state directory, else the temporary directory."""
+    import tempfile  # at use: only a run that met a storage fault writes a note
+
+    return [*_state_dir(), _in_temp(tempfile.gettempdir())]
+
+
+def _note_dirs() -> list[Path]:
+    """Where a note may be: the state directory, and each directory tempfile.gettempdir() may have chosen
+    (TMPDIR, TEMP, TMP, /tmp, /var/tmp, /usr/tmp, the current directory; the first writable one), so that
+    opening an index reads them without importing tempfile, random and its hashes (about 1 ms)."""
+    if os.name != "posix":
+        return _dirs()
+    candidates = [os.environ[name] for name in ("TMPDIR", "TEMP", "TMP") if os.environ.get(name)]
+    candidates += ["/tmp", "/var/tmp", "/usr/tmp"]
+    with contextlib.suppress(OSError):
+        candidates.append(os.getcwd())
+    found = _state_dir()
+    for candidate in candidates:
+        directory = _in_temp(os.path.abspath(candidate))
+        if directory not in found:
+            found.append(directory)
+    return found
 
 
 def _key(store: Store) -> str:
@@ -67,7 +92,7 @@ def apply(store: Store) -> list[int]:
     """Record the notes left for this index; returns the runs recorded ABORTED now."""
     done: list[int] = []
     prefix = ""  # the index's key, hashed only when some directory holds a note (a start stays light)
-    for directory in _dirs():
+    for directory in _note_dirs():
         try:
             entries = list(directory.iterdir())
         except OSError:

@@ -12,13 +12,14 @@ Shared SQL is written with `?` placeholders; `_sql` gives a backend's own text (
 - column types: `_JSON` (the placeholder of a JSON column), `_db_time` (ISO text -> the value stored in a
   time column), `_row_time`/`_row_json`/`_time_text` (a stored value -> datetime, parsed JSON, ISO text),
   `_neutral` (a stored row -> the backend-neutral form of `dump_run`);
-- the SQL expressions `stats` and `run_outcomes` need: `_COUNT_IF`, `_RUN_SECONDS` and `_PARAM`.
+- the SQL expressions `stats` and `kpi_figures` need: `_COUNT_IF`, `_RUN_SECONDS` and `_PARAM`.
 
 `load_run` (ids, sequences, column types of a copied run) stays in each backend.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -60,6 +61,11 @@ OWNER_COLUMNS = (
     "status, version, owner_token, owner_host, owner_pid, owner_pid_start, owner_kind, owner_actor,"
     " owner_seen_at, lease_expires"
 )
+# What a session's transition reads of its run row: who drives it at which version (the compare-and-set),
+# the counts summary and the head of the event chain. Inside `batch()` it is read once, under the lock that
+# keeps every other writer of the row out until the batch commits, and kept in step with the batch's own
+# writes (`_run_state`): a transition reads the row once, not once per write (issue 18.2).
+RUN_STATE_COLUMNS = OWNER_COLUMNS + ", counts, event_count, event_head"
 
 JSON_COLUMNS = {"runs": ("variables", "params", "counts", "snapshot"), "attempts": ("result",)}
 # A run row with its runbook text (kept apart in run_texts since migration 0005: the runs row is rewritten at
@@ -109,6 +115,8 @@ class SQLStore(Store):
         self.artifacts_root = Path(self.artifacts.root) if self.artifacts.is_local else self.artifacts.root
         self._conn: Any = conn
         self._in_batch = False
+        self._batch_runs: dict[int, dict[str, Any]] = {}  # run id -> its row's RUN_STATE_COLUMNS, in a batch
+        self._batch_nodes: set[tuple[int, str]] = set()  # nodes this batch has read (they exist)
         self.chain_key = hashing.chain_key()  # events are HMAC-chained under it when set
 
     # ---- what each backend supplies ---------------------------------------------------------------
@@ -190,6 +198,29 @@ class SQLStore(Store):
                 yield
             finally:
                 self._in_batch = False
+                self._batch_runs.clear()
+                self._batch_nodes.clear()
+
+    def _run_state(self, handle: Any, run_id: int) -> dict[str, Any]:
+        """The run's RUN_STATE_COLUMNS (counts parsed), locked until the transaction ends. Inside a batch,
+        read once: every write of these columns in the batch goes through `_run_state_set`."""
+        row = self._batch_runs.get(run_id) if self._in_batch else None
+        if row is None:
+            row = dict(self._lock_run(handle, run_id, RUN_STATE_COLUMNS))
+            row["counts"] = self._row_json(row["counts"])
+            if self._in_batch:
+                self._batch_runs[run_id] = row
+        return row
+
+    def _run_state_set(self, run_id: int, **values: Any) -> None:
+        """After an UPDATE of RUN_STATE_COLUMNS inside a batch: the values it wrote (in the form a read gives)."""
+        row = self._batch_runs.get(run_id)
+        if row is not None:
+            row.update(values)
+
+    def _run_state_forget(self, run_id: int) -> None:
+        """After a write of RUN_STATE_COLUMNS that `_run_state_set` does not follow: read them again."""
+        self._batch_runs.pop(run_id, None)
 
     def _execute(self, handle: Any, sql: str, params: tuple = ()) -> Any:
         """Run one statement on the transaction's connection or cursor; returns the cursor."""
@@ -212,6 +243,8 @@ class SQLStore(Store):
         return StoreError(f"run {run_id} has no node {node_id!r}")
 
     def _require_node(self, handle: Any, run_id: int, node_id: str) -> None:
+        if (run_id, node_id) in self._batch_nodes:
+            return  # read in this batch's transaction: node rows are deleted only with their run
         sql = "SELECT 1 AS x FROM node_states WHERE run_id = ? AND node_id = ?"
         if self._execute(handle, sql, (run_id, node_id)).fetchone() is None:
             raise self._missing_node(handle, run_id, node_id)
@@ -302,6 +335,7 @@ class SQLStore(Store):
     # ---- ownership and compare-and-set (issue 13) --------------------------------------------------
 
     def _set_owner(self, handle: Any, run_id: int, owner: Owner, *, version: int) -> None:
+        self._run_state_forget(run_id)
         seen = to_timestamp(None)
         self._execute(
             handle,
@@ -338,7 +372,7 @@ class SQLStore(Store):
         """A write of the session `token` (None: not an owned write): refused once the run is no longer its."""
         if token is None:
             return
-        row = self._lock_run(handle, run_id, OWNER_COLUMNS)
+        row = self._run_state(handle, run_id)
         if row["owner_token"] != token:
             owner = self._owner_status(row)
             who = f"driven by {owner.label}" if row["owner_token"] else f"{row['status']}, set by hand"
@@ -384,6 +418,7 @@ class SQLStore(Store):
         """The owner's heartbeat: push its lease on. False when the run is no longer RUNNING or no longer
         this owner's (taken over, set by hand): the heartbeat then stops."""
         with self._write() as handle:
+            self._run_state_forget(run_id)
             cur = self._execute(
                 handle,
                 "UPDATE runs SET owner_seen_at = ?, lease_expires = ?"
@@ -402,7 +437,7 @@ class SQLStore(Store):
         `batch()`): the run is still driven by `token` and still at `version`. Moves the version on (and the
         owner's lease with it) and returns the new one; raises StaleWrite, changing nothing, otherwise."""
         with self._write() as handle:
-            row = self._lock_run(handle, run_id, OWNER_COLUMNS)
+            row = self._run_state(handle, run_id)
             if token is not None and row["owner_token"] != token:
                 owner = self._owner_status(row)
                 raise StaleWrite(
@@ -414,16 +449,14 @@ class SQLStore(Store):
                     f"run {run_id} changed since this view was loaded (it is {row['status']} now);"
                     " refused, nothing was changed"
                 )
+            seen = self._db_time(to_timestamp(None))
+            lease = self._db_time(to_timestamp(lease_until()))
             self._execute(
                 handle,
                 "UPDATE runs SET version = ?, owner_seen_at = ?, lease_expires = ? WHERE id = ?",
-                (
-                    version + 1,
-                    self._db_time(to_timestamp(None)),
-                    self._db_time(to_timestamp(lease_until())),
-                    run_id,
-                ),
+                (version + 1, seen, lease, run_id),
             )
+            self._run_state_set(run_id, version=version + 1, owner_seen_at=seen, lease_expires=lease)
             return version + 1
 
     def check_decision(self, run_id: int, node_id: str, *, version: int, states: tuple[str, ...]) -> None:
@@ -570,15 +603,94 @@ class SQLStore(Store):
         sql += " ORDER BY runs.started_at DESC, runs.id DESC LIMIT ? OFFSET ?"
         return [self._run(row, None) for row in self._read(sql, (*params, limit, offset))]
 
-    def run_outcomes(self, workflow: str, limit: int) -> list[tuple[str, float | None]]:
-        rows = self._read(
-            f"SELECT status, CASE WHEN ended_at IS NULL THEN NULL ELSE {self._RUN_SECONDS} END AS seconds"
-            f" FROM runs WHERE workflow = ? AND {self._PARAM.format('rehearsal')} IS NULL"
-            " ORDER BY started_at DESC, id DESC LIMIT ?",
-            (workflow, limit),
+    def kpi_figures(self, workflow: str, limit: int, max_duration: float | None) -> dict[str, Any]:
+        """What KPI attainment counts, computed by SQL over the workflow's newest `limit` runs (rehearsals left
+        out): "runs", "finished" (OK, NOK, ABORTED), "ok", "timed_runs" (OK or NOK with an end),
+        "within_max_duration" (timed runs whose duration is at most `max_duration`; None without it) and the
+        nearest-rank "p50_duration" / "p95_duration" of the timed runs (None without any). Two statements,
+        no run rows shipped to Python (issue 18.4): the counts, then the durations of the timed runs (one
+        common table) giving the two ranked values (ORDER BY seconds LIMIT 1 OFFSET rank - 1, or from the top
+        end when that is nearer) and the count
+        within `max_duration`.
+
+        Durations are kept to the millisecond (SQLite's julianday arithmetic is exact to about 50
+        microseconds) by Python's `round(seconds, 3)`, as before: rounding keeps the order, so the rank-th
+        duration in SQL's order, rounded, is the rank-th rounded duration; and only the distinct durations
+        within a millisecond of `max_duration` come back (with their counts) to be compared once rounded.
+        The second statement keeps to the runs started by the newest one the counts saw, so a run recorded
+        in between does not shift the ranks."""
+        rehearsal = f"{self._PARAM.format('rehearsal')} IS NULL"
+        count = self._COUNT_IF.format
+        finished, ok = "status IN ('OK', 'NOK', 'ABORTED')", "status = 'OK'"
+        timed = "status IN ('OK', 'NOK') AND ended_at IS NOT NULL"
+        everything = self._read_one(
+            f"SELECT COUNT(*) AS n FROM runs WHERE workflow = ? AND {rehearsal}", (workflow,)
+        )["n"]
+        limited = everything > limit  # else the newest `limit` runs are all of them: no sort by start
+
+        def selected(pinned: bool) -> tuple[str, tuple]:
+            sql = (
+                "(SELECT status, started_at, ended_at FROM runs"
+                f" WHERE workflow = ? AND {rehearsal}{' AND started_at <= ?' if pinned else ''}"
+                f"{' ORDER BY started_at DESC, id DESC LIMIT ?' if limited else ''}) AS sel"
+            )
+            return sql, (workflow, *((newest,) if pinned else ()), *((limit,) if limited else ()))
+
+        newest = None
+        source, params = selected(False)
+        row = self._read_one(
+            f"SELECT COUNT(*) AS runs, {count(finished)} AS finished, {count(ok)} AS ok,"
+            f" {count(timed)} AS timed,"
+            f" MAX(started_at) AS newest FROM {source}",
+            params,
         )
-        # SQLite's julianday arithmetic is exact to about 50 microseconds: durations are kept to the millisecond
-        return [(r["status"], None if r["seconds"] is None else round(r["seconds"], 3)) for r in rows]
+        n = row["timed"] or 0  # SQLite's SUM over no rows is NULL
+        figures: dict[str, Any] = {
+            "runs": row["runs"],
+            "finished": row["finished"] or 0,
+            "ok": row["ok"] or 0,
+            "timed_runs": n,
+            "within_max_duration": None if max_duration is None else 0,
+            "p50_duration": None,
+            "p95_duration": None,
+        }
+        if not n:
+            return figures
+        newest = row["newest"]
+        source, params = selected(True)
+        # nearest rank, read from the nearer end: a bounded sort keeps only the rows up to the offset
+        picks = []
+        for q in (50, 95):
+            rank = max(1, math.ceil(q / 100 * n))
+            order, offset = ("", rank - 1) if rank - 1 <= n - rank else (" DESC", n - rank)
+            picks.append(
+                f"SELECT 'p{q}' AS kind, (SELECT seconds FROM t ORDER BY seconds{order} LIMIT 1 OFFSET ?)"
+                " AS seconds, 1 AS n"
+            )
+            params = (*params, offset)
+        sql = (
+            f"WITH t AS (SELECT {self._RUN_SECONDS} AS seconds FROM {source} WHERE {timed}) "
+            + " UNION ALL ".join(picks)
+        )
+        if max_duration is not None:
+            # below max_duration - 1 ms a duration rounds to at most max_duration, above + 1 ms to more
+            lo, hi = max_duration - 0.001, max_duration + 0.001
+            sql += (
+                " UNION ALL SELECT 'below', NULL, COUNT(*) FROM t WHERE seconds < ?"
+                " UNION ALL SELECT 'band', seconds, COUNT(*) FROM t WHERE seconds >= ? AND seconds <= ?"
+                " GROUP BY seconds"
+            )
+            params = (*params, lo, lo, hi)
+        within = 0
+        for r in self._read(sql, params):
+            seconds = None if r["seconds"] is None else round(r["seconds"], 3)
+            if r["kind"] in ("p50", "p95"):
+                figures[f"{r['kind']}_duration"] = seconds
+            elif r["kind"] == "below" or (seconds is not None and seconds <= max_duration):
+                within += r["n"]
+        if max_duration is not None:
+            figures["within_max_duration"] = within
+        return figures
 
     def set_run_status(
         self, run_id: int, status: str, *, reason: str | None = None, ended_at: When = None
@@ -594,6 +706,7 @@ class SQLStore(Store):
             )
             if cur.rowcount == 0:
                 raise self._missing_run(run_id)
+            self._run_state_set(run_id, status=status)
 
     def save_snapshot(self, run_id: int, snapshot: dict[str, Any] | str, *, partial: bool = False) -> None:
         """Save the engine snapshot: its "nodes" one row a node (node_snapshots), the rest in the run row.
@@ -677,6 +790,8 @@ class SQLStore(Store):
             )
         with self._write() as handle:
             self._execute(handle, "DELETE FROM runs WHERE id = ?", (run_id,))
+            self._run_state_forget(run_id)
+            self._batch_nodes = {key for key in self._batch_nodes if key[0] != run_id}
         if not run.artifact_dir:
             return 0
         if not self.artifacts.owns(run.artifact_dir):
@@ -717,6 +832,7 @@ class SQLStore(Store):
             if old != new:
                 if old == "RUNNING":
                     self._interrupt_attempts(handle, run_id, now)
+                self._run_state_forget(run_id)
                 self._execute(
                     handle,
                     "UPDATE runs SET status = ?, status_reason = ?, ended_at = ?, version = version + 1,"
@@ -791,11 +907,13 @@ class SQLStore(Store):
         lock, so the `counts` summary it moves by one node (old state to new) sees every committed change."""
         state = check(state, NODE_STATES, "node state")
         with self._write() as handle:
-            counts = self._row_json(self._lock_run(handle, run_id, "counts")["counts"])
+            counts = self._run_state(handle, run_id)["counts"]
             sql = "SELECT state FROM node_states WHERE run_id = ? AND node_id = ?"
             old = self._execute(handle, sql, (run_id, node_id)).fetchone()
             if old is None:
                 raise StoreError(f"run {run_id} has no node {node_id!r}")
+            if self._in_batch:
+                self._batch_nodes.add((run_id, node_id))
             self._execute(
                 handle,
                 "UPDATE node_states SET state = ?, reason = ?, attempts = COALESCE(?, attempts),"
@@ -811,11 +929,11 @@ class SQLStore(Store):
                 ),
             )
             if old["state"] != state:
+                moved = moved_count(counts, old["state"], state)
                 self._execute(
-                    handle,
-                    f"UPDATE runs SET counts = {self._JSON} WHERE id = ?",
-                    (to_json(moved_count(counts, old["state"], state)), run_id),
+                    handle, f"UPDATE runs SET counts = {self._JSON} WHERE id = ?", (to_json(moved), run_id)
                 )
+                self._run_state_set(run_id, counts=moved)
 
     def start_attempt(
         self, run_id: int, node_id: str, attempt: int, started_at: When = None, *, token: str | None = None
@@ -975,6 +1093,7 @@ class SQLStore(Store):
             self._execute(
                 handle, f"UPDATE runs SET counts = {self._JSON} WHERE id = ?", (to_json(counts), run_id)
             )
+            self._run_state_set(run_id, counts=counts)
         for row in rows:
             self._execute(
                 handle,
@@ -1255,13 +1374,13 @@ class SQLStore(Store):
         locked: bool = False,
     ) -> int:
         """Append under the run's lock (taken here unless the caller holds it already)."""
-        if locked:
+        if locked and run_id not in self._batch_runs:
             sql = "SELECT event_count, event_head FROM runs WHERE id = ?"
             head = self._execute(handle, sql, (run_id,)).fetchone()
             if head is None:
                 raise self._missing_run(run_id)
         else:
-            head = self._lock_run(handle, run_id, "event_count, event_head")
+            head = self._run_state(handle, run_id)
         seq = head["event_count"] + 1
         payload_text = to_json({} if payload is None else payload)
         digest = hashing.event_hash(
@@ -1284,6 +1403,7 @@ class SQLStore(Store):
         self._execute(
             handle, "UPDATE runs SET event_count = ?, event_head = ? WHERE id = ?", (seq, digest, run_id)
         )
+        self._run_state_set(run_id, event_count=seq, event_head=digest)
         return seq
 
     def events(self, run_id: int) -> list[EventRow]:

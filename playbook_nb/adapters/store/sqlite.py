@@ -100,12 +100,14 @@ class SQLiteStore(SQLStore):
                 raise sqlite3.OperationalError(f"cannot switch to WAL journal (got {mode})")
             conn.execute("PRAGMA synchronous = NORMAL")
             (version,) = conn.execute("PRAGMA user_version").fetchone()
-            if version > latest_version():
+            latest = latest_version()
+            if version > latest:
                 raise StoreError(
                     f"run index {path} has schema version {version}, newer than this playbook-nb "
-                    f"knows ({latest_version()}); upgrade playbook-nb"
+                    f"knows ({latest}); upgrade playbook-nb"
                 )
-            migrate_sqlite(conn)
+            if version < latest:  # at the latest version, this one PRAGMA was the whole check
+                migrate_sqlite(conn)
         except sqlite3.Error as err:
             if conn is not None:
                 conn.close()

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import html as html_lib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,6 +48,8 @@ def export_cmd(
     """Export a run: an offline HTML report (DAG, timeline, nodes, approvals, audit) and/or its notebook."""
     if as_json:
         json_output()
+    import html as html_lib  # here: its entity table costs a millisecond at every start
+
     from playbook_nb.adapters.export.report import copy_notebook, render_report, write_output
     from playbook_nb.adapters.export.scan import count_secrets, scan_file
 

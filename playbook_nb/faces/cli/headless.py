@@ -14,12 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import yaml
 from rich.markup import escape
 
 from playbook_nb.adapters.notebook.compile import compile_runbook, parameter_names, write_notebook
 from playbook_nb.adapters.notebook.kernels import kernelspec_of
+from playbook_nb.adapters.notebook.light_nbformat import nbformat
 from playbook_nb.adapters.notebook.papermill_run import run_notebook
 from playbook_nb.adapters.notebook.record import RECORD_KEY, file_notebook, recorded_notebook
 from playbook_nb.adapters.notebook.stop import stop_on_signals, stop_reason
@@ -204,7 +204,10 @@ def run_headless(
             raise StorageFault((outcome.evalue or "").strip().splitlines()[0])
         if not executed.exists():
             raise PlaybookError(f"papermill wrote no notebook for {file}: {outcome.error_summary}")
-        executed_nb = nbformat.read(executed, as_version=4)  # read once: O(N) with its validation
+        # the notebook papermill wrote, as it returned it (reading it back would cost an O(N) validation)
+        executed_nb = (
+            outcome.notebook if outcome.notebook is not None else nbformat.read(executed, as_version=4)
+        )
         record = run_record_of(executed_nb)
         if record is None:
             if output:
@@ -248,13 +251,13 @@ def _file_notebook(store, run_id: int, executed: Any, output: Path | None) -> No
     """The executed notebook into the run's artifacts (and to --output), brought up to date from the index as
     the run's record (`adapters.notebook.record`). When the artifact store refuses it, the record must not
     point at the temporary notebook: StorageFault, exit 4."""
-    base = executed  # the executed notebook as read; recorded_notebook and file_notebook copy it
+    record = None  # built once, in place (this process has no further use for `executed`), for both files
+    with contextlib.suppress(PlaybookError):  # file_notebook below says what is wrong, with its own rules
+        record = recorded_notebook(store, run_id, executed, refresh_nodes=False, in_place=True)
     if output:  # the same record as the filed one (summary from the index, a record setup cell)
-        with contextlib.suppress(PlaybookError):
-            base = recorded_notebook(store, run_id, base, refresh_nodes=False)
-        nbformat.write(base, output)
-    try:
-        file_notebook(store, run_id, base, refresh_nodes=False)  # its node cells show what this kernel ran
+        nbformat.write(record if record is not None else executed, output)
+    try:  # its node cells show what this kernel ran
+        file_notebook(store, run_id, executed, refresh_nodes=False, record=record)
     except StorageFault as err:
         with contextlib.suppress(PlaybookError):
             store.set_notebook_path(run_id, str(output) if output else "")

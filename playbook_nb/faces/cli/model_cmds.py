@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from playbook_nb.domain.errors import PlaybookError, RunbookError
-from playbook_nb.faces.cli.app import app, console, emit_json, json_output
+from playbook_nb.faces.cli.app import Styled, app, console, emit_json, json_output, print_lines, styled
 from playbook_nb.faces.cli.common import JSON
 
 if TYPE_CHECKING:  # the model, networkx and Jinja2 are imported when a command runs (start-up of --help)
@@ -71,9 +71,8 @@ def validate(
 
 
 def _validate(file, check_vars, var, vars_file, vars_env, *, as_json: bool) -> None:
-    from playbook_nb.adapters.plugins.registry import INSTALLED
     from playbook_nb.app.inputs import load_runbook, parse_var_assignments, resolve_variables
-    from playbook_nb.app.plugin_checks import plugin_problems
+    from playbook_nb.domain.model import NodeType
     from playbook_nb.domain.validation import validate_runbook
     from playbook_nb.domain.variables import missing_required
 
@@ -93,7 +92,12 @@ def _validate(file, check_vars, var, vars_file, vars_env, *, as_json: bool) -> N
     if missing:
         values = None  # templates cannot be rendered without them; the structure was checked already
     report = validate_runbook(runbook, values)
-    report.errors.extend(plugin_problems(runbook, INSTALLED, values))
+    if any(node.type is NodeType.FUNCTION for node in runbook.nodes.values()):
+        # the installed plugins (their entry points: importlib.metadata, about 10 ms) only for Function nodes
+        from playbook_nb.adapters.plugins.registry import INSTALLED
+        from playbook_nb.app.plugin_checks import plugin_problems
+
+        report.errors.extend(plugin_problems(runbook, INSTALLED, values))
     if report.errors:
         raise RunbookError(report.errors[0])
     title = _display_title(runbook, values)
@@ -110,20 +114,22 @@ def _validate(file, check_vars, var, vars_file, vars_env, *, as_json: bool) -> N
             }
         )
         return
-    console.print(f"[bold green]valid:[/] {file} — {title}", highlight=False, soft_wrap=True)
+    lines: list[Styled] = [(("valid:", "bold green"), (f" {file} — {title}", ""))]
     for label, value in _summary(runbook).items():
         text = _names(value) if isinstance(value, list) else str(value)
-        console.print(f"  {label + ':':<11}{text}", highlight=False, soft_wrap=True)
+        lines.append(styled(f"  {label + ':':<11}{text}"))
     if values is not None:
-        console.print("  variables checked: every templated field renders with these values", highlight=False)
+        lines.append(styled("  variables checked: every templated field renders with these values"))
     for name in missing:
-        console.print(
-            f"[yellow]warning:[/] required variable {name} has no value (checked with --check-vars)",
-            highlight=False,
-            soft_wrap=True,
+        lines.append(
+            (
+                ("warning:", "yellow"),
+                (f" required variable {name} has no value (checked with --check-vars)", ""),
+            )
         )
     for warning in report.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        lines.append((("warning:", "yellow"), (f" {warning}", "")))
+    print_lines(lines, highlight=False, soft_wrap=True)
 
 
 def _display_title(runbook: Runbook, values: dict | None) -> str:

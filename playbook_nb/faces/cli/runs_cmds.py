@@ -10,15 +10,23 @@ import typer
 
 from playbook_nb.domain.attempt_ran import ran_by_attempt, ran_text
 from playbook_nb.domain.errors import PlaybookError
-from playbook_nb.faces.cli.app import app, console, emit_json, escape, json_output
+from playbook_nb.faces.cli.app import (
+    Styled,
+    app,
+    console,
+    emit_json,
+    escape,
+    json_output,
+    print_lines,
+    print_table,
+    styled,
+)
 from playbook_nb.faces.cli.common import JSON, STATE_PATH, open_store
 from playbook_nb.faces.cli.runs_group import runs_app
 from playbook_nb.presentation import rich_style
 
 if TYPE_CHECKING:
-    from rich.table import Table
-
-    from playbook_nb.adapters.store import Run
+    from playbook_nb.adapters.store import NodeStateRow, Run
 
 
 def _when(value) -> str:
@@ -29,12 +37,12 @@ def _duration(run: Run) -> str:
     return f"{run.duration:.1f}s" if run.duration is not None else ""
 
 
-def _orphan_note(run: Run) -> str:
+def _orphan_note(run: Run) -> Styled:
     """ " orphaned (owner gone since ...)" after the status of a RUNNING run whose owner is gone."""
     from playbook_nb.faces import run_json
 
     note = run_json.owner_note(run)
-    return f" [bold red]{escape(note)}[/]" if note.startswith("orphaned") else ""
+    return ((" ", ""), (note, "bold red")) if note.startswith("orphaned") else ()
 
 
 def _run_dict(run: Run) -> dict:
@@ -43,37 +51,37 @@ def _run_dict(run: Run) -> dict:
     return run_json.run_summary(run)
 
 
-def status_markup(store, run: Run) -> str:
-    """A run's status as the terminal shows it: "OK with 1 handled failure" in amber, else the status."""
-    if run.status != "OK":
-        return f"[{rich_style(run.status)}]{run.status}[/]"
+def run_status(run: Run, nodes: list[NodeStateRow] | None = None) -> Styled:
+    """A run's status as the terminal shows it: "OK with 1 handled failure" in amber (from its `nodes`), else
+    the status."""
+    if run.status != "OK" or nodes is None:
+        return styled(run.status, rich_style(run.status))
     from playbook_nb.faces import run_json
 
-    label, state = run_json.outcome(run, store.node_states(run.id))
-    return f"[{rich_style(state)}]{escape(label)}[/]"
+    label, state = run_json.outcome(run, nodes)
+    return styled(label, rich_style(state))
 
 
-def _runs_table(runs: list[Run], title: str, store=None) -> Table:
-    from rich.table import Table
+RUN_COLUMNS = ("run", "#", "workflow", "status", "started", "duration", "trigger", "actor")
 
-    table = Table(title=title)
-    for column in ("run", "#", "workflow", "status", "started", "duration", "trigger", "actor"):
-        table.add_column(column)
-    for run in runs:
-        shown = (
-            status_markup(store, run) if store is not None else f"[{rich_style(run.status)}]{run.status}[/]"
+
+def _run_rows(runs: list[Run], store) -> list[tuple[Styled, ...]]:
+    """The rows of `runs list` (and `show WORKFLOW`), for either writer (app.print_table); the node states
+    of the OK runs (their handled failures) in one query."""
+    nodes = store.node_states_of([run.id for run in runs if run.status == "OK"])
+    return [
+        (
+            styled(str(run.id)),
+            styled(str(run.number)),
+            styled(run.title or run.workflow),
+            run_status(run, nodes.get(run.id)) + _orphan_note(run),
+            styled(_when(run.started_at)),
+            styled(_duration(run)),
+            styled(run.trigger or ""),
+            styled(run.actor or ""),
         )
-        table.add_row(
-            str(run.id),
-            str(run.number),
-            escape(run.title or run.workflow),
-            shown + _orphan_note(run),
-            _when(run.started_at),
-            _duration(run),
-            run.trigger or "",
-            escape(run.actor or ""),
-        )
-    return table
+        for run in runs
+    ]
 
 
 @runs_app.command("list")
@@ -92,7 +100,7 @@ def runs_list(
     if as_json:
         print(json.dumps([_run_dict(r) for r in runs], indent=2))
         return
-    console.print(_runs_table(runs, f"runs in {store.path}", store))
+    print_table(f"runs in {store.path}", RUN_COLUMNS, _run_rows(runs, store))
 
 
 def _print_revisions(store, run_id: int) -> None:
@@ -100,12 +108,15 @@ def _print_revisions(store, run_id: int) -> None:
     revisions = store.revisions(run_id)
     if len(revisions) < 2:
         return
-    for r in revisions:
-        console.print(
-            f"  revision {r.revision}: sha256 {r.runbook_sha256[:12]}  {_when(r.recorded_at)}  "
-            f"{escape(r.actor or '')}",
-            highlight=False,
-        )
+    print_lines(
+        [
+            styled(
+                f"  revision {r.revision}: sha256 {r.runbook_sha256[:12]}  {_when(r.recorded_at)}  {r.actor or ''}"
+            )
+            for r in revisions
+        ],
+        highlight=False,
+    )
 
 
 @app.command("show")
@@ -129,7 +140,7 @@ def show(
         if as_json:
             print(json.dumps([_run_dict(r) for r in runs], indent=2))
         else:
-            console.print(_runs_table(runs, f"runs of {target}", store))
+            print_table(f"runs of {target}", RUN_COLUMNS, _run_rows(runs, store))
         return
     run = store.get_run(int(target))
     states = store.node_states(run.id)
@@ -175,52 +186,66 @@ def show(
         ]
         print(json.dumps(data, indent=2, default=str))
         return
-    reason = f" ({escape(run.status_reason)})" if run.status_reason else ""
-    console.print(
-        f"[bold]run {run.id}[/] (#{run.number}) {escape(run.title)}: {status_markup(store, run)}{reason}"
+    reason = f" ({run.status_reason})" if run.status_reason else ""
+    print_lines(
+        [
+            ((f"run {run.id}", "bold"), (f" (#{run.number}) {run.title}: ", ""))
+            + run_status(run, states)
+            + styled(reason)
+        ]
     )
     if run_json.owner_note(run):
-        console.print(escape(run_json.owner_note(run)), highlight=False)
-    console.print(
-        f"started {_when(run.started_at)}  ended {_when(run.ended_at)}  duration {_duration(run)}  "
-        f"trigger {run.trigger}  actor {escape(run.actor or '')}  host {escape(run.host or '')}"
+        print_lines([styled(run_json.owner_note(run))], highlight=False)
+    print_lines(
+        [
+            styled(
+                f"started {_when(run.started_at)}  ended {_when(run.ended_at)}  duration {_duration(run)}  "
+                f"trigger {run.trigger}  actor {run.actor or ''}  host {run.host or ''}"
+            ),
+            styled(f"runbook sha256 {run.runbook_sha256}  version {run.runbook_version or ''}"),
+        ]
     )
-    console.print(f"runbook sha256 {run.runbook_sha256}  version {run.runbook_version or ''}")
     _print_revisions(store, run.id)
-    from rich.table import Table
-
     if (run.params or {}).get("legal_basis"):
-        console.print(f"legal basis: {escape(run.params['legal_basis'])}", highlight=False)
+        print_lines([styled(f"legal basis: {run.params['legal_basis']}")], highlight=False)
     if run.variables:
-        console.print("variables: " + escape(", ".join(f"{k}={v}" for k, v in run.variables.items())))
-    table = Table()
-    for column in ("node", "state", "attempts", "last exit", "duration", "reason"):
-        table.add_column(column)
+        print_lines([styled("variables: " + ", ".join(f"{k}={v}" for k, v in run.variables.items()))])
     last = {a.node_id: a for a in attempts}
+    rows: list[tuple[Styled, ...]] = []
     for s in states:
         a = last.get(s.node_id)
-        table.add_row(
-            s.node_id,
-            f"[{rich_style(s.state)}]{s.state}[/]",
-            str(s.attempts or 0),
-            "" if a is None or a.exit_code is None else str(a.exit_code),
-            "" if a is None or a.duration is None else f"{a.duration:.2f}s",
-            escape(s.reason or ""),
+        rows.append(
+            (
+                styled(s.node_id),
+                styled(s.state, rich_style(s.state)),
+                styled(str(s.attempts or 0)),
+                styled("" if a is None or a.exit_code is None else str(a.exit_code)),
+                styled("" if a is None or a.duration is None else f"{a.duration:.2f}s"),
+                styled(s.reason or ""),
+            )
         )
-    console.print(table)
-    for a in attempts:
-        if (a.node_id, a.attempt) in ran:
-            text = ran_text(ran[(a.node_id, a.attempt)])
-            console.print(f"ran: {escape(a.node_id)} attempt {a.attempt}: {escape(text)}", highlight=False)
+    print_table(None, ("node", "state", "attempts", "last exit", "duration", "reason"), rows)
+    print_lines(
+        [
+            styled(f"ran: {a.node_id} attempt {a.attempt}: {ran_text(ran[(a.node_id, a.attempt)])}")
+            for a in attempts
+            if (a.node_id, a.attempt) in ran
+        ],
+        highlight=False,
+    )
+    lines = []
     for d in decisions:
-        comment = f' "{escape(d.comment)}"' if d.comment else ""
+        comment = f' "{d.comment}"' if d.comment else ""
         source = f" ({d.source})" if d.source else ""
-        console.print(
-            f"decision: {d.decision} on {d.node_id} by {escape(d.actor or '')}{source} at {_when(d.decided_at)}"
-            f"{comment}"
+        lines.append(
+            styled(
+                f"decision: {d.decision} on {d.node_id} by {d.actor or ''}{source} at {_when(d.decided_at)}"
+                f"{comment}"
+            )
         )
     if run.notebook_path:
-        console.print(f"notebook: {run.notebook_path}")
+        lines.append(styled(f"notebook: {run.notebook_path}"))
+    print_lines(lines)
 
 
 @app.command("info")

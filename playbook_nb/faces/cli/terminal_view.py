@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import select
 import stat
 import sys
@@ -315,17 +316,33 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
+# What Rich takes for an emoji code (rich._emoji_replace): `:name:`, `:name-text:`, `:name-emoji:`
+_EMOJI_CODE = re.compile(r"(:(\S*?)(?:(?:\-)(emoji|text))?:)")
+# The names of Rich's emoji codes made of digits only (rich._emoji_codes): a time such as 10:12:30 holds none
+_DIGIT_EMOJI = frozenset({"100", "1234"})
+
+
 def _written_as_is(text: str) -> bool:
-    """Rich, off a terminal without colour, writes `text` exactly as it is: printable, no emoji code (those take
-    two colons), no markup tag or escaped bracket (a `[` or a backslash)."""
-    return text.isprintable() and text.count(":") <= 1 and "[" not in text and "\\" not in text
+    """Rich, off a terminal without colour, writes `text` exactly as it is: printable, no emoji code (a name
+    between two colons; only digits, as in a time, are no code but 100 and 1234), no markup tag or escaped
+    bracket (a `[` or a backslash)."""
+    if not text.isprintable() or "[" in text or "\\" in text:
+        return False
+    if text.count(":") <= 1:
+        return True
+    return all(
+        name.isdigit() and name.isascii() and name not in _DIGIT_EMOJI
+        for name in (m.group(2) for m in _EMOJI_CODE.finditer(text))
+    )
 
 
-def _plain_table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]], width: int) -> str | None:
-    """The summary table as Rich draws it off a terminal without colour (its default heavy-head box, the title
+def _plain_table(
+    title: str | None, columns: tuple[str, ...], rows: list[tuple[str, ...]], width: int
+) -> str | None:
+    """A table as Rich draws it off a terminal without colour (its default heavy-head box, the title, if any,
     centred above), built as strings: Rich's layout costs about a millisecond a row (issue 18.2). None when a
     cell could render otherwise (not plain ASCII, markup or emoji codes) or the title or table would wrap."""
-    cells = [title, *columns, *(cell for row in rows for cell in row)]
+    cells = [title or "", *columns, *(cell for row in rows for cell in row)]
     for cell in cells:
         if not (cell.isascii() and _written_as_is(cell)) or "]" in cell:
             return None
@@ -333,10 +350,12 @@ def _plain_table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...
     for row in rows:
         widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
     total = sum(widths) + 3 * len(widths) + 1
-    if total > width or len(title) > total:
+    if total > width or len(title or "") > total:
         return None
-    left = (total - len(title)) // 2
-    lines = [" " * left + title + " " * (total - len(title) - left)]
+    lines = []
+    if title:
+        left = (total - len(title)) // 2
+        lines.append(" " * left + title + " " * (total - len(title) - left))
     lines.append("┏" + "┳".join("━" * (w + 2) for w in widths) + "┓")
     lines.append("┃" + "┃".join(f" {c.ljust(w)} " for c, w in zip(columns, widths, strict=True)) + "┃")
     lines.append("┡" + "╇".join("━" * (w + 2) for w in widths) + "┩")
