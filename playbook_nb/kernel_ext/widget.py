@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -52,6 +53,8 @@ BUTTONS = ("run", "approve", "reject", "retry", "skip", "abort")
 TD = 'style="padding:1px 8px 1px 0;text-align:left;border-bottom:1px solid #e5e7eb"'
 PANEL_WIDTH = 400  # px; the graph takes the rest of the row
 BIG_GRAPH = 300  # nodes; from here on a pan or zoom redraws a cached picture of the graph, not every element
+PACE_EVERY = 200  # graph elements created between two pauses (big graphs)
+PACE_PAUSE = 0.05  # seconds
 WATCH_POLL = 1.0  # seconds between two looks at the record of a run another session drives
 
 
@@ -423,6 +426,23 @@ function render({ model, el }) {
 }
 export default { render };
 """
+
+
+class _Pacer:
+    """For a big graph, a short pause after every PACE_EVERY elements created (each one comm_open): the server
+    reads the kernel's IOPub queue meanwhile, which otherwise overflows and drops messages (one lost edge and the
+    graph's whole edge list is refused by the page)."""
+
+    def __init__(self, on: bool) -> None:
+        self.on = on
+        self.count = 0
+
+    def __call__(self) -> None:
+        if not self.on:
+            return
+        self.count += 1
+        if self.count % PACE_EVERY == 0:
+            time.sleep(PACE_PAUSE)
 
 
 class ViewChannel(anywidget.AnyWidget):
@@ -805,8 +825,10 @@ class RunbookWidget(widgets.VBox):
         # more message each: 7,000 instead of 2,500 for 1,000 nodes; with that burst some never reached the page
         # (ZeroMQ queues 1,000 IOPub messages by default, then drops) and the graph never displayed).
         nodes = []
+        pace = _Pacer(len(self.runbook.nodes) >= BIG_GRAPH)
         for node_id in self.runbook.nodes:
             x, y = self.graph_layout.positions[node_id]
+            pace()
             nodes.append(
                 ipycytoscape.Node(
                     data=self._node_data(node_id, "PENDING", False),
@@ -834,6 +856,7 @@ class RunbookWidget(widgets.VBox):
                     "target": node_id,
                     "condition": str(dep.condition),
                 }
+                pace()
                 edges.append(ipycytoscape.Edge(data=data, classes=" directed "))  # (add_edges' own class)
         cyto.graph.add_edges(edges, directed=True)
         return cyto

@@ -1,0 +1,78 @@
+"""A 1000-node runbook in a real JupyterLab (Chromium), issue 18.5: Run All draws the whole graph (every node in
+cytoscape, ink on the canvas), and a click on the waiting gate then Approve colours it OK.
+
+Before the cockpit gave each graph element its whole state in its constructor, a 1000-node graph was about 7,000
+comm messages in one burst; the kernel's IOPub queue dropped some and the cockpit never displayed.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from playbook_nb.adapters.notebook.compile import compile_runbook, write_notebook
+from playbook_nb.domain.validation import parse_runbook
+from playbook_nb.presentation import look
+from tests.browser.lab import hex_rgb, wait_for_cytoscape_canvas
+from tests.browser.lab import open_notebook as open_lab_notebook
+from tests.browser.test_big_cockpit import GATE, big_runbook, cy_eval
+from tests.browser.test_cockpit import run_all, wait_states
+
+pytestmark = pytest.mark.browser
+
+NODES = 1000
+
+
+def wait_server_idle(server, timeout: float = 300.0) -> None:
+    """The kernel is idle by the server's word, twice in a row half a second apart."""
+    deadline, calm = time.monotonic() + timeout, 0
+    while calm < 2:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the kernel never went idle: {server.api('GET', '/api/kernels')}")
+        kernels = server.api("GET", "/api/kernels") or []
+        calm = calm + 1 if kernels and all(k.get("execution_state") == "idle" for k in kernels) else 0
+        time.sleep(0.5)
+
+
+def test_a_1000_node_runbook_renders_and_a_click_colours_its_gate(lab_server, page, tmp_path):
+    runbook = parse_runbook(big_runbook(NODES))
+    assert len(runbook.nodes) == NODES
+    nb = compile_runbook(runbook)
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    params.source += f"\nstate_path = {str(tmp_path / 'runs.db')!r}\nactor = 'carol-oncall'\n"
+    write_notebook(nb, lab_server.root_dir / "thousand.ipynb")
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    open_lab_notebook(page, lab_server.base_url, lab_server.token, "thousand.ipynb")
+    run_all(page)
+    wait_server_idle(lab_server)  # (the page's own indicator can lag far behind 1000 cells' outputs)
+    page.locator(".jp-NotebookPanel .jp-Cell").first.scroll_into_view_if_needed()
+    wait_for_cytoscape_canvas(page, timeout_ms=120_000)
+    wait_states(page, {"start": "OK", GATE: "WAITING"}, timeout_ms=120_000)
+    drawn = cy_eval(
+        page,
+        """const canvases = [...cy.container().querySelectorAll('canvas')];
+           const ink = canvases.reduce((k, c) => {
+               if (!c.width || !c.height) return k;
+               const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+               for (let i = 3; i < d.length; i += 4) if (d[i] > 0) k++;
+               return k; }, 0);
+           return {nodes: cy.nodes('[!band]').length, edges: cy.edges().length, ink};""",
+    )
+    assert drawn["nodes"] == NODES, drawn
+    assert drawn["edges"] == sum(len(n.depends_on) for n in runbook.nodes.values()), drawn
+    assert drawn["ink"] > 10_000, drawn  # the graph is painted, not an empty box
+
+    point = cy_eval(
+        page,
+        """cy.container().scrollIntoView({block: 'center'});
+           const n = cy.getElementById(arg); const box = cy.container().getBoundingClientRect();
+           const p = n.renderedPosition(); return {x: box.left + p.x, y: box.top + p.y};""",
+        GATE,
+    )
+    page.mouse.click(point["x"], point["y"])
+    page.locator(f'.pb-node-header[data-node="{GATE}"]').wait_for(timeout=30_000)
+    page.locator("button.pb-button-approve:not([disabled])").click()
+    wait_states(page, {GATE: "OK"}, timeout_ms=60_000)
+    painted = cy_eval(page, "return cy.getElementById(arg).style('background-color');", GATE)
+    assert painted.replace(" ", "") == "rgb({},{},{})".format(*hex_rgb(look("OK").fill)), painted
