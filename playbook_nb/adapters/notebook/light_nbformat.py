@@ -16,7 +16,10 @@ kernel (ipykernel loaded): the user's code runs in that process and may check fo
 
 from __future__ import annotations
 
+import contextlib
 import sys
+
+from playbook_nb.adapters.notebook.hidden_modules import modules_hidden
 
 # jsonschema's optional format-checker modules (jsonschema/_format.py), rfc3987_syntax first
 _HIDDEN = (
@@ -35,17 +38,9 @@ _HIDDEN = (
 def _import_jsonschema_without_iri_grammars() -> None:
     if "jsonschema" in sys.modules or "ipykernel" in sys.modules:
         return
-    hidden = [name for name in _HIDDEN if name not in sys.modules]  # one already loaded stays usable
-    for name in hidden:
-        sys.modules[name] = None  # type: ignore[assignment]  # an import of it raises ImportError
-    try:
+    # an ImportError: nbformat reports it when it needs jsonschema
+    with modules_hidden(*_HIDDEN), contextlib.suppress(ImportError):
         import jsonschema  # noqa: F401
-    except ImportError:  # nbformat reports it when it needs jsonschema
-        pass
-    finally:
-        for name in hidden:
-            if name in sys.modules and sys.modules[name] is None:
-                del sys.modules[name]
 
 
 _import_jsonschema_without_iri_grammars()

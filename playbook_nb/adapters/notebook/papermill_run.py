@@ -107,18 +107,10 @@ def _papermill() -> Any:
     run_notebook hands papermill local paths only (a temporary directory; the record goes to the artifact
     store through fsspec), and boto3 is about 0.05 s of CPU of papermill's 0.17 s import (issue 18.3). boto3
     is importable again afterwards; papermill's `s3://` handler then says boto3 is missing."""
-    import sys
+    from playbook_nb.adapters.notebook.hidden_modules import modules_hidden
 
-    if "papermill" in sys.modules or "boto3" in sys.modules:
+    with modules_hidden("boto3"):  # papermill.iorw: `from .s3 import S3` fails; ignored if boto3 is loaded
         import papermill
-
-        return papermill
-    sys.modules["boto3"] = None  # type: ignore[assignment]  # papermill.iorw: `from .s3 import S3` fails
-    try:
-        import papermill
-    finally:
-        if "boto3" in sys.modules and sys.modules["boto3"] is None:
-            del sys.modules["boto3"]
     return papermill
 
 
