@@ -67,16 +67,32 @@ def test_a_1000_node_runbook_renders_and_a_click_colours_its_gate(lab_server, pa
     assert drawn["edges"] == sum(len(n.depends_on) for n in runbook.nodes.values()), drawn
     assert drawn["ink"] > 10_000, drawn  # the graph is painted, not an empty box
 
+    # The gate in the middle of the graph's view, the graph in the middle of the window: the click lands on it
+    # whatever the first render's zoom and the notebook's scroll were.
     point = cy_eval(
         page,
         """cy.container().scrollIntoView({block: 'center'});
-           const n = cy.getElementById(arg); const box = cy.container().getBoundingClientRect();
-           const p = n.renderedPosition(); return {x: box.left + p.x, y: box.top + p.y};""",
+           const n = cy.getElementById(arg); cy.center(n);
+           const box = cy.container().getBoundingClientRect(); const p = n.renderedPosition();
+           return {x: box.left + p.x, y: box.top + p.y, w: window.innerWidth, h: window.innerHeight};""",
         GATE,
     )
+    assert 0 < point["x"] < point["w"] and 0 < point["y"] < point["h"], point
     page.mouse.click(point["x"], point["y"])
-    page.locator(f'.pb-node-header[data-node="{GATE}"]').wait_for(timeout=30_000)
-    page.locator("button.pb-button-approve:not([disabled])").click()
-    wait_states(page, {GATE: "OK"}, timeout_ms=60_000)
+    # The page may still be drawing the outputs of 1000 cells when the click lands (on a loaded CI machine for
+    # tens of seconds): the panel comes when it has caught up.
+    try:
+        page.locator(f'.pb-node-header[data-node="{GATE}"]').wait_for(timeout=120_000)
+    except Exception as err:
+        seen = cy_eval(
+            page,
+            """const n = cy.getElementById(arg.id); const hit = document.elementFromPoint(arg.x, arg.y);
+               return {marked: n.hasClass('selected-node'), hit: hit ? hit.tagName + '.' + hit.className : null,
+                 headers: [...document.querySelectorAll('.pb-node-header')].map(h => h.dataset.node)};""",
+            {"id": GATE, "x": point["x"], "y": point["y"]},
+        )
+        raise AssertionError(f"no panel for {GATE} after the click at {point}: {seen}") from err
+    page.locator("button.pb-button-approve:not([disabled])").click(timeout=60_000)
+    wait_states(page, {GATE: "OK"}, timeout_ms=120_000)
     painted = cy_eval(page, "return cy.getElementById(arg).style('background-color');", GATE)
     assert painted.replace(" ", "") == "rgb({},{},{})".format(*hex_rgb(look("OK").fill)), painted
