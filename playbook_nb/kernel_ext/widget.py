@@ -428,6 +428,22 @@ export default { render };
 """
 
 
+def _iopub_unbounded() -> None:
+    """Let the kernel's IOPub socket queue every message of a big graph instead of dropping past ZeroMQ's
+    default high-water mark of 1000: the pauses alone were not enough when the machine was loaded (a
+    1000-node graph lost all its edges). libzmq applies the new limit to the server's open connection too;
+    it is set on the IOPub thread, which owns the socket."""
+    from ipykernel.kernelapp import IPKernelApp
+
+    if not IPKernelApp.initialized():
+        return
+    thread = getattr(IPKernelApp.instance(), "iopub_thread", None)
+    if thread is not None:
+        import zmq
+
+        thread.schedule(lambda: thread.socket.setsockopt(zmq.SNDHWM, 0))
+
+
 class _Pacer:
     """For a big graph, a short pause after every PACE_EVERY elements created (each one comm_open): the server
     reads the kernel's IOPub queue meanwhile, which otherwise overflows and drops messages (one lost edge and the
@@ -436,6 +452,8 @@ class _Pacer:
     def __init__(self, on: bool) -> None:
         self.on = on
         self.count = 0
+        if on:
+            _iopub_unbounded()
 
     def __call__(self) -> None:
         if not self.on:
