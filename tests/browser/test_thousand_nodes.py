@@ -78,20 +78,25 @@ def test_a_1000_node_runbook_renders_and_a_click_colours_its_gate(lab_server, pa
         GATE,
     )
     assert 0 < point["x"] < point["w"] and 0 < point["y"] < point["h"], point
-    page.mouse.click(point["x"], point["y"])
-    # The page may still be drawing the outputs of 1000 cells when the click lands (on a loaded CI machine for
-    # tens of seconds): the panel comes when it has caught up.
-    try:
-        page.locator(f'.pb-node-header[data-node="{GATE}"]').wait_for(timeout=120_000)
-    except Exception as err:
-        seen = cy_eval(
-            page,
-            """const n = cy.getElementById(arg.id); const hit = document.elementFromPoint(arg.x, arg.y);
-               return {marked: n.hasClass('selected-node'), hit: hit ? hit.tagName + '.' + hit.className : null,
-                 headers: [...document.querySelectorAll('.pb-node-header')].map(h => h.dataset.node)};""",
-            {"id": GATE, "x": point["x"], "y": point["y"]},
-        )
-        raise AssertionError(f"no panel for {GATE} after the click at {point}: {seen}") from err
+    # On a loaded machine the page may still be drawing the outputs of 1000 cells when the click lands, and
+    # the first click can come to nothing (seen in CI: nothing under it but the canvas, the node not marked);
+    # like a user, the test clicks again, at most three times, and fails naming what it saw.
+    header = page.locator(f'.pb-node-header[data-node="{GATE}"]')
+    for _click in range(3):
+        page.mouse.click(point["x"], point["y"])
+        try:
+            header.wait_for(timeout=40_000)
+            break
+        except Exception:
+            seen = cy_eval(
+                page,
+                """const n = cy.getElementById(arg.id); const hit = document.elementFromPoint(arg.x, arg.y);
+                   return {marked: n.hasClass('selected-node'), hit: hit ? hit.tagName : null,
+                     headers: [...document.querySelectorAll('.pb-node-header')].map(h => h.dataset.node)};""",
+                {"id": GATE, "x": point["x"], "y": point["y"]},
+            )
+    else:
+        raise AssertionError(f"no panel for {GATE} after three clicks at {point}: {seen}")
     page.locator("button.pb-button-approve:not([disabled])").click(timeout=60_000)
     wait_states(page, {GATE: "OK"}, timeout_ms=120_000)
     painted = cy_eval(page, "return cy.getElementById(arg).style('background-color');", GATE)
