@@ -446,14 +446,12 @@ def _iopub_unbounded() -> None:
 
 class _Pacer:
     """For a big graph, a short pause after every PACE_EVERY elements created (each one comm_open): the server
-    reads the kernel's IOPub queue meanwhile, which otherwise overflows and drops messages (one lost edge and the
-    graph's whole edge list is refused by the page)."""
+    reads the kernel's IOPub queue meanwhile. The queue's own limit is lifted too (`_iopub_unbounded`): a full
+    queue drops messages, and for one lost edge the page refuses the graph's whole edge list."""
 
     def __init__(self, on: bool) -> None:
         self.on = on
         self.count = 0
-        if on:
-            _iopub_unbounded()
 
     def __call__(self) -> None:
         if not self.on:
@@ -833,7 +831,8 @@ class RunbookWidget(widgets.VBox):
         # The wheel scrolls the notebook over the graph; each view turns zooming on while its graph has focus
         # (VIEW_ESM): a 200-node graph is taller than the page, and a wheel that zooms traps the reader.
         cyto.user_zooming_enabled = False
-        if len(self.runbook.nodes) >= BIG_GRAPH:  # panning and zooming move a picture, edges hidden meanwhile
+        big = len(self.runbook.nodes) >= BIG_GRAPH
+        if big:  # panning and zooming move a picture, edges hidden meanwhile
             cyto.texture_on_viewport = True
             cyto.hide_edges_on_viewport = True
         cyto.set_style(stylesheet())
@@ -843,7 +842,9 @@ class RunbookWidget(widgets.VBox):
         # more message each: 7,000 instead of 2,500 for 1,000 nodes; with that burst some never reached the page
         # (ZeroMQ queues 1,000 IOPub messages by default, then drops) and the graph never displayed).
         nodes = []
-        pace = _Pacer(len(self.runbook.nodes) >= BIG_GRAPH)
+        if big:
+            _iopub_unbounded()
+        pace = _Pacer(big)
         for node_id in self.runbook.nodes:
             x, y = self.graph_layout.positions[node_id]
             pace()
