@@ -37,7 +37,14 @@ def wait_server_idle(server, notebook: str, timeout: float = 180.0) -> None:
         time.sleep(0.5)
 
 
-def test_a_1000_node_runbook_renders_and_a_click_colours_its_gate(lab_server, page, tmp_path):
+def shut_down_sessions(server, notebook: str) -> None:
+    """Its kernel and its 1000 cells' outputs do not stay on the Lab server the later browser tests share."""
+    for session in server.api("GET", "/api/sessions") or []:
+        if session.get("path") == notebook:
+            server.api("DELETE", f"/api/sessions/{session['id']}")
+
+
+def test_a_1000_node_runbook_renders_and_a_click_colours_its_gate(lab_server, page, tmp_path, request):
     runbook = parse_runbook(big_runbook(NODES))
     assert len(runbook.nodes) == NODES
     nb = compile_runbook(runbook)
@@ -46,6 +53,7 @@ def test_a_1000_node_runbook_renders_and_a_click_colours_its_gate(lab_server, pa
     write_notebook(nb, lab_server.root_dir / "thousand.ipynb")
     page.set_viewport_size({"width": 1400, "height": 1000})
     open_lab_notebook(page, lab_server.base_url, lab_server.token, "thousand.ipynb")
+    request.addfinalizer(lambda: shut_down_sessions(lab_server, "thousand.ipynb"))
     run_all(page)
     wait_server_idle(
         lab_server, "thousand.ipynb"
