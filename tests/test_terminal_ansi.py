@@ -49,6 +49,22 @@ def test_the_highlighter_patterns_are_richs():
     assert list(ReprHighlighter.highlights) == ansi.REPR_HIGHLIGHTS
 
 
+def test_highlighting_is_richs_with_the_patterns_that_cannot_match_left_out():
+    """The patterns and alternatives left out for a text that cannot hold a match (ansi._patterns) change
+    no span: random texts of the characters the patterns look for, and the lines below."""
+    import random
+
+    chance = random.Random(18)
+    alphabet = "0123456789abcdefxjTrueFalsNon.:-/'\"()<>=[]{}_ "
+    texts = ["".join(chance.choice(alphabet) for _ in range(chance.randint(0, 60))) for _ in range(3000)]
+    texts += ["".join(text for text, _style in pieces) for pieces in LINES.values()]
+    texts += ["::", "1.2.3.4", "a-b-c-d-e", "x=1", "f(", "True", "...", "1j", "/", "'a'", "http://x"]
+    highlighter = ReprHighlighter()
+    for text in texts:
+        rich = [(span.start, span.end, span.style) for span in highlighter(text).spans]
+        assert ansi.highlight_spans(text) == rich, text
+
+
 @pytest.mark.parametrize("name", sorted(ansi.THEME))
 def test_the_theme_styles_are_richs(name):
     assert _ours(ansi.parse(ansi.THEME[name])) == _rich_parts(DEFAULT_STYLES[name])

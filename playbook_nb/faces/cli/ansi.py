@@ -140,33 +140,68 @@ THEME: dict[str, str] = {
 }
 
 
-def _combine_regex(*regexes: str) -> str:
-    return "|".join(regexes)
-
+_DIGITS = frozenset("0123456789")
 
 # rich.highlighter.ReprHighlighter.highlights, as Rich 15 has them (tests/test_terminal_ansi.py checks they
-# are Rich's own): Console.print highlights a line with these, group names prefixed "repr."
-REPR_HIGHLIGHTS = [
-    r"(?P<tag_start><)(?P<tag_name>[-\w.:|]*)(?P<tag_contents>[\w\W]*)(?P<tag_end>>)",
-    r'(?P<attrib_name>[\w_]{1,50})=(?P<attrib_value>"?[\w_]+"?)?',
-    r"(?P<brace>[][{}()])",
-    _combine_regex(
-        r"(?P<ipv4>[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3})",
-        r"(?P<ipv6>([A-Fa-f0-9]{1,4}::?){1,7}[A-Fa-f0-9]{1,4})",
-        r"(?P<eui64>(?:[0-9A-Fa-f]{1,2}-){7}[0-9A-Fa-f]{1,2}|(?:[0-9A-Fa-f]{1,2}:){7}[0-9A-Fa-f]{1,2}|(?:[0-9A-Fa-f]{4}\.){3}[0-9A-Fa-f]{4})",
-        r"(?P<eui48>(?:[0-9A-Fa-f]{1,2}-){5}[0-9A-Fa-f]{1,2}|(?:[0-9A-Fa-f]{1,2}:){5}[0-9A-Fa-f]{1,2}|(?:[0-9A-Fa-f]{4}\.){2}[0-9A-Fa-f]{4})",
-        r"(?P<uuid>[a-fA-F0-9]{8}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{12})",
-        r"(?P<call>[\w.]*?)\(",
-        r"\b(?P<bool_true>True)\b|\b(?P<bool_false>False)\b|\b(?P<none>None)\b",
-        r"(?P<ellipsis>\.\.\.)",
-        r"(?P<number_complex>(?<!\w)(?:\-?[0-9]+\.?[0-9]*(?:e[-+]?\d+?)?)(?:[-+](?:[0-9]+\.?[0-9]*(?:e[-+]?\d+)?))?j)",
-        r"(?P<number>(?<!\w)\-?[0-9]+\.?[0-9]*(e[-+]?\d+?)?\b|0x[0-9a-fA-F]*)",
-        r"(?P<path>\B(/[-\w._+]+)*\/)(?P<filename>[-\w._+]*)?",
-        r"(?<![\\\w])(?P<str>b?'''.*?(?<!\\)'''|b?'.*?(?<!\\)'|b?\"\"\".*?(?<!\\)\"\"\"|b?\".*?(?<!\\)\")",
-        r"(?P<url>(file|https|http|ws|wss)://[-0-9a-zA-Z$_+!`(),.?/;:&=%#~@]*)",
+# are Rich's own): Console.print highlights a line with these, group names prefixed "repr.". Each with what
+# a text must hold for it to match anywhere: compiling all four costs about 1.1 ms (2% of a start), the
+# fourth, an alternation, most of it; a pattern, or an alternative of the fourth, that cannot match is
+# neither compiled nor tried (highlight_spans).
+_REPR_PATTERNS = [
+    (
+        r"(?P<tag_start><)(?P<tag_name>[-\w.:|]*)(?P<tag_contents>[\w\W]*)(?P<tag_end>>)",
+        lambda t: "<" in t and ">" in t,
     ),
+    (r'(?P<attrib_name>[\w_]{1,50})=(?P<attrib_value>"?[\w_]+"?)?', lambda t: "=" in t),
+    (r"(?P<brace>[][{}()])", lambda t: not frozenset("[]{}()").isdisjoint(t)),
 ]
-_compiled: list[re.Pattern[str]] = []
+_REPR_ALTERNATIVES = [
+    (r"(?P<ipv4>[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3})", lambda t: t.count(".") >= 3),
+    (r"(?P<ipv6>([A-Fa-f0-9]{1,4}::?){1,7}[A-Fa-f0-9]{1,4})", lambda t: ":" in t),
+    (
+        r"(?P<eui64>(?:[0-9A-Fa-f]{1,2}-){7}[0-9A-Fa-f]{1,2}|(?:[0-9A-Fa-f]{1,2}:){7}[0-9A-Fa-f]{1,2}|(?:[0-9A-Fa-f]{4}\.){3}[0-9A-Fa-f]{4})",
+        lambda t: t.count("-") >= 7 or t.count(":") >= 7 or t.count(".") >= 3,
+    ),
+    (
+        r"(?P<eui48>(?:[0-9A-Fa-f]{1,2}-){5}[0-9A-Fa-f]{1,2}|(?:[0-9A-Fa-f]{1,2}:){5}[0-9A-Fa-f]{1,2}|(?:[0-9A-Fa-f]{4}\.){2}[0-9A-Fa-f]{4})",
+        lambda t: t.count("-") >= 5 or t.count(":") >= 5 or t.count(".") >= 2,
+    ),
+    (
+        r"(?P<uuid>[a-fA-F0-9]{8}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{12})",
+        lambda t: t.count("-") >= 4,
+    ),
+    (r"(?P<call>[\w.]*?)\(", lambda t: "(" in t),
+    (
+        r"\b(?P<bool_true>True)\b|\b(?P<bool_false>False)\b|\b(?P<none>None)\b",
+        lambda t: "True" in t or "False" in t or "None" in t,
+    ),
+    (r"(?P<ellipsis>\.\.\.)", lambda t: "..." in t),
+    (
+        r"(?P<number_complex>(?<!\w)(?:\-?[0-9]+\.?[0-9]*(?:e[-+]?\d+?)?)(?:[-+](?:[0-9]+\.?[0-9]*(?:e[-+]?\d+)?))?j)",
+        lambda t: "j" in t,
+    ),
+    (
+        r"(?P<number>(?<!\w)\-?[0-9]+\.?[0-9]*(e[-+]?\d+?)?\b|0x[0-9a-fA-F]*)",
+        lambda t: not _DIGITS.isdisjoint(t),
+    ),
+    (r"(?P<path>\B(/[-\w._+]+)*\/)(?P<filename>[-\w._+]*)?", lambda t: "/" in t),
+    (
+        r"(?<![\\\w])(?P<str>b?'''.*?(?<!\\)'''|b?'.*?(?<!\\)'|b?\"\"\".*?(?<!\\)\"\"\"|b?\".*?(?<!\\)\")",
+        lambda t: "'" in t or '"' in t,
+    ),
+    (r"(?P<url>(file|https|http|ws|wss)://[-0-9a-zA-Z$_+!`(),.?/;:&=%#~@]*)", lambda t: "://" in t),
+]
+REPR_HIGHLIGHTS = [pattern for pattern, _holds in _REPR_PATTERNS] + [
+    "|".join(pattern for pattern, _holds in _REPR_ALTERNATIVES)
+]
+_compiled: dict[str, re.Pattern[str]] = {}
+
+
+def _compile(source: str) -> re.Pattern[str]:
+    pattern = _compiled.get(source)
+    if pattern is None:
+        pattern = _compiled[source] = re.compile(source)
+    return pattern
 
 
 class Terminal(NamedTuple):
@@ -310,18 +345,41 @@ def line(term: Terminal, pieces: Pieces, *, highlight: bool, soft_wrap: bool = F
 
 
 def _highlights(text: str) -> list[tuple[int, int, Style]]:
+    return [(start, end, _theme(name)) for start, end, name in highlight_spans(text)]
+
+
+def highlight_spans(text: str) -> list[tuple[int, int, str]]:
     """ReprHighlighter's spans over `text` (rich.text.Text.highlight_regex: a span per named group that
-    matched something, in the order of the patterns, their matches and their groups)."""
-    if not _compiled:
-        _compiled.extend(re.compile(pattern) for pattern in REPR_HIGHLIGHTS)
-    spans = []
-    for pattern in _compiled:
-        for match in pattern.finditer(text):
-            for name in match.groupdict():
-                start, end = match.span(name)
-                if start != -1 and end > start:
-                    spans.append((start, end, _theme(f"repr.{name}")))
-    return spans
+    matched something, in the order of the patterns, their matches and their groups), with their style
+    names. The fourth pattern, an alternation, is matched as its alternatives: at each step the leftmost
+    match of any, the first alternative's at a tie, as `finditer` of the whole does (none matches empty);
+    each alternative compiled alone, and only when `text` holds what it needs."""
+    spans: list[tuple[int, int, str]] = []
+    for source, holds in _REPR_PATTERNS:
+        if holds(text):
+            for match in _compile(source).finditer(text):
+                _add_groups(spans, match)
+    alternatives = [_compile(source) for source, holds in _REPR_ALTERNATIVES if holds(text)]
+    upcoming: list[re.Match[str] | None] = [pattern.search(text) for pattern in alternatives]
+    while True:
+        best = None
+        for match in upcoming:
+            if match is not None and (best is None or match.start() < best.start()):
+                best = match
+        if best is None:
+            return spans
+        _add_groups(spans, best)
+        position = best.end()
+        for index, match in enumerate(upcoming):  # an alternative's next match from here on
+            if match is not None and match.start() < position:
+                upcoming[index] = alternatives[index].search(text, position)
+
+
+def _add_groups(spans: list[tuple[int, int, str]], match: re.Match[str]) -> None:
+    for name in match.groupdict():
+        start, end = match.span(name)
+        if start != -1 and end > start:
+            spans.append((start, end, f"repr.{name}"))
 
 
 _theme_styles: dict[str, Style] = {}
