@@ -357,12 +357,12 @@ def highlight_spans(text: str) -> list[tuple[int, int, str]]:
     spans: list[tuple[int, int, str]] = []
     for source, holds in _REPR_PATTERNS:
         if holds(text):
-            for match in _compile(source).finditer(text):
-                _add_groups(spans, match)
+            for found in _compile(source).finditer(text):
+                _add_groups(spans, found)
     alternatives = [_compile(source) for source, holds in _REPR_ALTERNATIVES if holds(text)]
     upcoming: list[re.Match[str] | None] = [pattern.search(text) for pattern in alternatives]
     while True:
-        best = None
+        best: re.Match[str] | None = None
         for match in upcoming:
             if match is not None and (best is None or match.start() < best.start()):
                 best = match
