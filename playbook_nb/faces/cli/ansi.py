@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-from typing import NamedTuple
 
 # A style as Rich keeps it (rich.style.Style): the attribute bits on, the bits set (on or off), the colour
 # (a name in _STANDARD, _EIGHT_BIT or "default"; None for none). Combining lays the later over the earlier.
@@ -204,15 +203,40 @@ def _compile(source: str) -> re.Pattern[str]:
     return pattern
 
 
-class Terminal(NamedTuple):
-    """The terminal Rich would write to: its width, colour system, and whether NO_COLOR drops colours."""
+class Terminal:
+    """The terminal Rich would write to: its width, colour system, and whether NO_COLOR drops colours. (A
+    plain class: a NamedTuple costs a fifth of a millisecond to define, at every start.)"""
 
-    width: int
-    colour_system: str
-    no_color: bool
+    __slots__ = ("width", "colour_system", "no_color", "_codes")
+
+    def __init__(self, width: int, colour_system: str, no_color: bool) -> None:
+        self.width = width
+        self.colour_system = colour_system
+        self.no_color = no_color
+        self._codes: dict[Style, str] = {}
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Terminal):
+            return NotImplemented
+        return (self.width, self.colour_system, self.no_color) == (
+            other.width,
+            other.colour_system,
+            other.no_color,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Terminal({self.width}, {self.colour_system!r}, no_color={self.no_color})"
 
     def sgr(self, style: Style) -> str:
         """The codes of `style` (rich.style.Style._make_ansi_codes), "" for none."""
+        codes = self._codes.get(style)
+        if codes is None:
+            codes = self._codes[style] = self._sgr(style)
+        return codes
+
+    def _sgr(self, style: Style) -> str:
         on, mask, colour = style
         attributes = on & mask
         codes = [code for bit, code in enumerate(_ATTRIBUTE_SGR) if attributes & (1 << bit)]
@@ -307,6 +331,8 @@ def _markup_spans(pieces: Pieces) -> list[tuple[int, int, Style]] | None:
     """The spans Rich's markup gives `pieces` printed as `[style]text[/]` (app._markup), or None when a
     piece could render otherwise: a style this module does not know, text that is not printable ASCII or
     holds what Rich reads as markup or an emoji code."""
+    if len(pieces) == 1 and not pieces[0][1]:  # most cells: one unstyled piece
+        return [] if _fits(pieces[0][0]) else None
     spans = []
     position = 0
     run = ""  # the unstyled text since the last tag: Rich replaces emoji codes in it as one piece
@@ -324,9 +350,14 @@ def _markup_spans(pieces: Pieces) -> list[tuple[int, int, Style]] | None:
 
 
 def _fits(text: str) -> bool:
+    """Printable ASCII that Rich writes as it is (terminal_view._written_as_is: no markup, no emoji code)."""
+    if not (text.isascii() and text.isprintable()) or "[" in text or "\\" in text:
+        return False
+    if text.count(":") <= 1:
+        return True
     from playbook_nb.faces.cli.terminal_view import _written_as_is
 
-    return text.isascii() and _written_as_is(text)
+    return _written_as_is(text)
 
 
 def line(term: Terminal, pieces: Pieces, *, highlight: bool, soft_wrap: bool = False) -> str | None:
