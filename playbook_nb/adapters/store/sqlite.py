@@ -163,6 +163,7 @@ class SQLiteStore(SQLStore):
             raise
 
     def _read(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+        self._flush_before_read()
         try:
             return self.conn.execute(sql, params).fetchall()
         except sqlite3.Error as err:
@@ -180,7 +181,7 @@ class SQLiteStore(SQLStore):
         assert row_id is not None  # an INSERT always sets it
         return row_id
 
-    def _lock_run(self, conn: sqlite3.Connection, run_id: int, columns: str = "id") -> sqlite3.Row:
+    def _select_locked(self, conn: sqlite3.Connection, run_id: int, columns: str) -> sqlite3.Row:
         """The run's row; the transaction already holds the database's write lock (BEGIN IMMEDIATE)."""
         row = conn.execute(f"SELECT {columns} FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
