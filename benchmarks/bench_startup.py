@@ -19,7 +19,8 @@ loads from its bytecode; compiling every module at each start would double the f
 
 `runs list` and `show` are measured twice: writing to a pipe (the figure the target is for: a script, a CI
 log, `| less`), where their tables are written as strings without Rich's console, and on a terminal (a pty),
-where Rich draws them.
+where they are written with their colours, the same characters and codes Rich would write, still without
+Rich's console (faces/cli/ansi.py; Rich draws what does not fit the terminal).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def _time(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 def _time_on_a_terminal(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of one whole process whose stdout and stderr are a terminal (a pty of 200
-    columns, read as it writes): there Rich draws the tables and colours, as a user sees them."""
+    columns, read as it writes): there the tables and lines have their colours, as a user sees them."""
     import fcntl
     import os
     import pty
@@ -118,7 +119,8 @@ def measure(quick: bool, workdir: Path) -> list[dict]:
         "playbook-nb validate (3 nodes)": ([*cli, "validate", str(book)], BASE_VALIDATE, 1.3),
     }
     # Off a terminal (above: a pipe, as in a script or CI log) runs list and show write their tables as
-    # strings; on a terminal Rich draws them, which costs rich.console and rich.table: measured too.
+    # strings; on a terminal they are written with their colours (faces/cli/ansi.py, Rich for what it does
+    # not draw): measured too.
     on_a_terminal = {
         "playbook-nb runs list, on a terminal": commands["playbook-nb runs list"],
         "playbook-nb show N, on a terminal": commands["playbook-nb show N"],
@@ -160,8 +162,10 @@ def measure(quick: bool, workdir: Path) -> list[dict]:
 _WHERE = {
     "playbook-nb runs list": "; stdout a pipe: the table written as strings, no rich.console",
     "playbook-nb show N": "; stdout a pipe: lines and table written as strings, no rich.console",
-    "playbook-nb runs list, on a terminal": "; a 200-column pty: Rich draws the table (rich.console, rich.table)",
-    "playbook-nb show N, on a terminal": "; a 200-column pty: Rich draws the lines and the table",
+    "playbook-nb runs list, on a terminal": "; a 200-column pty: the coloured table written as strings "
+    "(faces/cli/ansi.py), no rich.console",
+    "playbook-nb show N, on a terminal": "; a 200-column pty: the coloured lines and table written as strings, "
+    "no rich.console",
 }
 
 

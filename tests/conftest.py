@@ -110,6 +110,30 @@ def run_cli(*args: str, env: dict | None = None, input: str | None = None, timeo
     )
 
 
+# `playbook-nb` with Rich's console built before the command runs: `runs list` and `show` then print
+# everything through Rich (app.plain_stdout and app.colour_stdout leave a built console its own), the
+# reference their string writers are compared with (tests/test_cli_plain_output.py, test_terminal_ansi.py)
+_THROUGH_RICH = (
+    "import importlib, sys\n"
+    "app = importlib.import_module('playbook_nb.faces.cli.app')\n"
+    "app.real_console()\n"
+    "sys.exit(app.run_app(sys.argv[1:]))\n"
+)
+
+
+def run_cli_through_rich(*args: str, env: dict | None = None, timeout: float = 120):
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1", "COLUMNS": "200"}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-c", _THROUGH_RICH, *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
 @pytest.fixture
 def cli():
     return run_cli

@@ -1,6 +1,10 @@
-"""Off a terminal `runs list` and `show` write their lines and tables as strings, without Rich (issue 18.1):
-what they write must be what Rich writes. Rich is made to see a terminal (`TTY_COMPATIBLE=1`) without colour
-(`NO_COLOR`) and as wide as the plain path (`COLUMNS`); its bold and dim codes stripped, the two match."""
+"""`runs list` and `show` write their lines and tables as strings, without Rich (issue 18.1): what they write
+must be what Rich writes, Rich's console built before the command runs (conftest.run_cli_through_rich).
+
+Off a terminal: Rich is made to see a terminal (`TTY_COMPATIBLE=1`) without colour (`NO_COLOR`) and as wide
+as the plain path (`COLUMNS`); its bold and dim codes stripped, the two match. On a terminal (faces/cli/
+ansi.py): byte for byte, colours on, for each colour system, NO_COLOR, a narrow terminal (the tables that do
+not fit are Rich's to draw), and in a real pty whose width Rich reads from the terminal."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import re
 import pytest
 
 from playbook_nb.faces.cli.app import UNWRAPPED_WIDTH
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, run_cli_through_rich
 
 SGR = re.compile(r"\x1b\[[0-9;]*m")
 RICH_ON_A_TERMINAL = {"TTY_COMPATIBLE": "1", "NO_COLOR": "1", "COLUMNS": str(UNWRAPPED_WIDTH)}
@@ -59,11 +63,96 @@ def index(tmp_path_factory):
 )
 def test_plain_output_is_what_rich_writes(cli, index, argv):
     plain = cli(*argv, "--state-path", str(index))
-    rich = cli(*argv, "--state-path", str(index), env=RICH_ON_A_TERMINAL)
+    rich = run_cli_through_rich(*argv, "--state-path", str(index), env=RICH_ON_A_TERMINAL)
     assert plain.returncode == 0 and rich.returncode == 0, plain.stderr + rich.stderr
     assert "\x1b[" in rich.stdout  # Rich did write it (bold headers), as on a terminal
     assert plain.stdout == SGR.sub("", rich.stdout)
     assert plain.stdout.strip()
+
+
+COMMANDS = {
+    "runs_list": ["runs", "list"],
+    "show_ok": ["show", "1"],
+    "show_aborted": ["show", "2"],
+    "show_handled": ["show", "3"],
+    "show_odd": ["show", "4"],
+    "show_title": ["show", "myapp deployment pipeline"],
+}
+TERMINALS = {
+    "xterm": {"TERM": "xterm"},
+    "256": {"TERM": "xterm-256color"},
+    "truecolor": {"TERM": "xterm-256color", "COLORTERM": "truecolor"},
+    "no_color": {"TERM": "xterm", "NO_COLOR": "1"},
+    "narrow": {"TERM": "xterm", "COLUMNS": "60"},
+}
+
+
+@pytest.mark.parametrize("terminal", sorted(TERMINALS))
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_coloured_output_is_what_rich_writes(cli, index, command, terminal):
+    argv = [*COMMANDS[command], "--state-path", str(index)]
+    env = {"TTY_COMPATIBLE": "1", "NO_COLOR": "", "COLORTERM": "", "COLUMNS": "200", **TERMINALS[terminal]}
+    ours, rich = cli(*argv, env=env), run_cli_through_rich(*argv, env=env)
+    assert ours.returncode == 0 and rich.returncode == 0, ours.stderr + rich.stderr
+    assert "\x1b[1m" in rich.stdout
+    assert ours.stdout == rich.stdout
+
+
+@pytest.mark.parametrize("terminal", ["xterm", "256", "narrow"])
+@pytest.mark.parametrize("runbook", ["deploy_pipeline.playbook.toml", "parallel_fanout.playbook.toml"])
+def test_coloured_validate_is_what_rich_writes(cli, runbook, terminal):
+    argv = ["validate", str(FIXTURES / runbook)]
+    env = {"TTY_COMPATIBLE": "1", "NO_COLOR": "", "COLORTERM": "", "COLUMNS": "200", **TERMINALS[terminal]}
+    ours, rich = cli(*argv, env=env), run_cli_through_rich(*argv, env=env)
+    assert ours.returncode == 0 and rich.returncode == 0, ours.stderr + rich.stderr
+    assert ours.stdout == rich.stdout and "valid:" in ours.stdout
+
+
+def _on_a_pty(argv: list[str], columns: int) -> bytes:
+    """What `python argv` writes on a pty `columns` wide (stdout and stderr), TERM=xterm, colours on."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS", "LINES", "COLORTERM")}
+    proc = subprocess.Popen(
+        [sys.executable, *argv],
+        stdin=subprocess.DEVNULL,
+        stdout=slave,
+        stderr=slave,
+        env={**env, "TERM": "xterm"},
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.wait(timeout=120) == 0, b"".join(chunks)[-400:]
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize("columns", [200, 50], ids=["wide", "narrow"])
+@pytest.mark.parametrize("command", ["runs_list", "show_ok"])
+def test_on_a_real_terminal_the_output_is_what_rich_writes(index, command, columns):
+    from tests.conftest import _THROUGH_RICH
+
+    argv = [*COMMANDS[command], "--state-path", str(index)]
+    ours = _on_a_pty(["-m", "playbook_nb", *argv], columns)
+    rich = _on_a_pty(["-c", _THROUGH_RICH, *argv], columns)
+    assert b"\x1b[32m" in rich  # green: colours on
+    assert ours == rich
 
 
 @pytest.mark.parametrize(
@@ -77,7 +166,7 @@ def test_plain_output_is_what_rich_writes(cli, index, argv):
 )
 def test_plain_validate_is_what_rich_writes(cli, runbook, extra):
     argv = ["validate", str(FIXTURES / runbook), *extra]
-    plain, rich = cli(*argv), cli(*argv, env=RICH_ON_A_TERMINAL)
+    plain, rich = cli(*argv), run_cli_through_rich(*argv, env=RICH_ON_A_TERMINAL)
     assert plain.returncode == 0 and rich.returncode == 0, plain.stderr + rich.stderr
     assert "\x1b[" in rich.stdout
     assert plain.stdout == SGR.sub("", rich.stdout) and plain.stdout.startswith("valid: ")

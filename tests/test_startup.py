@@ -49,8 +49,8 @@ RUN_MACHINERY = [
 # Nor what only a run or a write needs: the engine and the runbook model behind it, OpenSSL's hashlib (the
 # event chain, the pending-abort key: hashed only when a note waits), the host name's socket.
 WRITE_MACHINERY = ["playbook_nb.domain.engine", "playbook_nb.domain.model", "hashlib", "socket"]
-# Off a terminal `runs list` and `show` write strings (what Rich would write): Rich's console and table stay
-# unloaded (tests/test_cli_plain_output.py checks that the strings are Rich's).
+# `runs list` and `show` write strings (what Rich would write), off a terminal and on one: Rich's console and
+# table stay unloaded (tests/test_cli_plain_output.py checks that the strings are Rich's).
 RICH_LAYOUT = ["rich.console", "rich.table", "rich.text", "rich.markup"]
 # Opening an index at the latest schema version is one PRAGMA: no migration file is read (importlib.resources
 # and its readers were the way they were found).
@@ -130,15 +130,18 @@ def test_help_runs_list_and_show_leave_the_run_machinery_unloaded(tmp_path, inde
         # no pending-abort note in this test's own state directory (another test's would be hashed; a note
         # goes to the temporary directories only when the state directory refuses it)
         quiet = {"XDG_STATE_HOME": str(tmp_path / "state"), "TMPDIR": str(tmp_path)}
-        loaded = _loaded_after(_run_command(argv), tmp_path, quiet)
-        assert _present(loaded, NOTEBOOK_AND_REMOTE + RUN_MACHINERY) == [], argv
-        assert _present(loaded, WRITE_MACHINERY) == [], argv
-        assert _present(loaded, RICH_LAYOUT + OPENING + MASKING) == [], argv
-        if argv[0] != "--help":  # the help lists every command; a command imports its own module only
-            others = [
-                f"playbook_nb.faces.cli.{m}" for m in ("model_cmds", "run_cmds", "export_cmds", "ops_cmds")
-            ]
-            assert _present(loaded, others) == [], argv
+        # off a terminal, and on one with colours (faces/cli/ansi.py writes what Rich would: the same modules)
+        for where in ({}, {"TTY_COMPATIBLE": "1", "NO_COLOR": "", "TERM": "xterm", "COLUMNS": "200"}):
+            loaded = _loaded_after(_run_command(argv), tmp_path, {**quiet, **where})
+            assert _present(loaded, NOTEBOOK_AND_REMOTE + RUN_MACHINERY) == [], (argv, where)
+            assert _present(loaded, WRITE_MACHINERY) == [], (argv, where)
+            assert _present(loaded, RICH_LAYOUT + OPENING + MASKING) == [], (argv, where)
+            if argv[0] != "--help":  # the help lists every command; a command imports its own module only
+                others = [
+                    f"playbook_nb.faces.cli.{m}"
+                    for m in ("model_cmds", "run_cmds", "export_cmds", "ops_cmds")
+                ]
+                assert _present(loaded, others) == [], (argv, where)
 
 
 def test_validate_loads_no_notebook_or_run_machinery(tmp_path, index_with_a_run):

@@ -486,9 +486,22 @@ class _Panel:
     panel_output: widgets.Output
     panel: widgets.VBox
 
-    def __init__(self, view: str) -> None:
+    def __init__(self, view: str, build: Callable[[_Panel], None] | None = None) -> None:
         self.view = view
         self.selected: str | None = None
+        self._build = build  # not None: the widgets are made when first asked for (see RunbookWidget._defer)
+
+    @property
+    def built(self) -> bool:
+        return self.__dict__.get("_build") is None
+
+    def __getattr__(self, name: str) -> Any:  # only for what is not there yet: a deferred panel's widgets
+        build = self.__dict__.get("_build")
+        if build is None or name.startswith("__"):
+            raise AttributeError(name)
+        self._build = None
+        build(self)
+        return getattr(self, name)
 
 
 def _panel_field(name: str) -> Any:
@@ -516,6 +529,7 @@ class RunbookWidget(widgets.VBox):
     panel = _panel_field("panel")
 
     def __init__(self, notebook_run, **kwargs):
+        kwargs.setdefault("_dom_classes", ("playbook-cockpit",))  # in the comm_open, not one message more
         super().__init__(**kwargs)
         self.notebook_run = notebook_run
         self.session = notebook_run.session
@@ -524,7 +538,6 @@ class RunbookWidget(widgets.VBox):
         self.messages: list[str] = []  # every line shown in the panel's log (kernel-side tests read it)
         self._visual: dict[str, tuple[str, bool]] = {}
         self.graph_layout: GraphLayout = compute_layout(self.runbook)
-        self.add_class("playbook-cockpit")
 
         self.cyto = self._build_graph()
         self.nodes: dict[str, ipycytoscape.Node] = {
@@ -536,8 +549,8 @@ class RunbookWidget(widgets.VBox):
             icon="forward",
             button_style="primary",
             tooltip="session.run_until_gate()",
+            _dom_classes=("pb-button-run-until-gate",),
         )
-        self.run_until_gate_button.add_class("pb-button-run-until-gate")
         self.run_until_gate_button.on_click(lambda _b: self.on_run_until_gate())
         # ipycytoscape's own CSS gives its box 400px x 100% and cytoscape measures the box once, when first
         # displayed, possibly before the widget's Layout (our height and width) reaches the DOM: a size rule
@@ -560,8 +573,7 @@ class RunbookWidget(widgets.VBox):
             ),
         ]
 
-        self.watch_banner = widgets.HTML()
-        self.watch_banner.add_class("pb-watch-only")
+        self.watch_banner = widgets.HTML(_dom_classes=("pb-watch-only",))
         if self.session.watch_only:
             self._watch_only()
 
@@ -576,36 +588,63 @@ class RunbookWidget(widgets.VBox):
         """A node panel of its own (selection, comment, buttons, output, log) for the browser view `view`."""
         panel = _Panel(view)
         self.panels[view] = panel
+        self._fill_panel(panel)
+        return panel
+
+    def _defer(self, view: str) -> _Panel:
+        """A panel made when it is first used (`_Panel.__getattr__`): the kernel's own, once a browser view has
+        adopted the one on screen. Its 80 widgets would otherwise reach the page while it draws the graph."""
+
+        def build(panel: _Panel) -> None:
+            self._fill_panel(panel)
+            self._in_panel(panel, self._update_panel_here)
+
+        panel = _Panel(view, build)
+        self.panels[view] = panel
+        return panel
+
+    def _fill_panel(self, panel: _Panel) -> None:
+        """The widgets of `panel`; every class and layout given to the constructors, so each widget is one
+        comm_open (and one for its layout and style) and nothing follows."""
+        view = panel.view
+        flex = "0 0 auto"  # a flex column would squeeze the output areas to nothing
         with self._using(panel):
             self.header = widgets.HTML(
-                "<i>Click a node to see what it does, its attempts and its output.</i>"
+                "<i>Click a node to see what it does, its attempts and its output.</i>", layout={"flex": flex}
             )
-            self.details = widgets.HTML()
-            self.attempts = widgets.HTML()
+            self.details = widgets.HTML(layout={"flex": flex})
+            self.attempts = widgets.HTML(layout={"flex": flex})
             # fleet nodes (issue 21): each host's latest state and output, filtered
             self.host_filter = widgets.ToggleButtons(
                 options=[(label, value) for value, label in HOST_FILTERS.items()],
                 value="all",
                 style={"button_width": "auto"},
                 layout={"width": "auto", "flex_flow": "row wrap"},
+                _dom_classes=("pb-host-filter",),
             )
-            self.host_filter.add_class("pb-host-filter")
             self.host_filter.observe(lambda _change: self._in_panel(panel, self._show_hosts), names="value")
             self.hosts = widgets.HTML()
             self.host_box = widgets.VBox(
-                [widgets.HTML("<b>Hosts</b>"), self.host_filter, self.hosts], layout={"display": "none"}
+                [widgets.HTML("<b>Hosts</b>"), self.host_filter, self.hosts],
+                layout={"display": "none", "flex": flex},
+                _dom_classes=("pb-hosts",),
             )
-            self.host_box.add_class("pb-hosts")
             self.output_area = widgets.Output(
                 layout=widgets.Layout(
-                    max_height="220px", min_height="24px", overflow="auto", border="1px solid #f3f4f6"
-                )
+                    max_height="220px",
+                    min_height="24px",
+                    overflow="auto",
+                    border="1px solid #f3f4f6",
+                    flex=flex,
+                ),
+                _dom_classes=("pb-node-output",),
             )
-            self.output_area.add_class("pb-node-output")
+            hidden = {"display": "none"} if self.session.watch_only else {}
             self.comment = widgets.Text(
-                placeholder="comment (recorded with the decision)", layout={"width": "98%"}
+                placeholder="comment (recorded with the decision)",
+                layout={"width": "98%", "flex": flex, **hidden},
+                _dom_classes=("pb-comment",),
             )
-            self.comment.add_class("pb-comment")
             self.buttons = {}
             for name, description, style, icon in (
                 ("run", "Run", "primary", "play"),
@@ -620,26 +659,26 @@ class RunbookWidget(widgets.VBox):
                     button_style=style,
                     icon=icon,
                     disabled=True,
-                    layout={"width": "auto"},
+                    layout={"width": "auto", **hidden},
+                    _dom_classes=(f"pb-button-{name}",),
                 )
-                button.add_class(f"pb-button-{name}")
                 button.on_click(self._click_handler(name, panel))
                 self.buttons[name] = button
-            self.panel_output = widgets.Output(layout=widgets.Layout(max_height="160px", overflow="auto"))
-            self.panel_output.add_class("pb-log")
+            self.panel_output = widgets.Output(
+                layout=widgets.Layout(max_height="160px", overflow="auto", flex=flex),
+                _dom_classes=("pb-log",),
+            )
             self.panel = widgets.VBox(
                 [
                     self.header,
-                    widgets.HBox(
-                        list(self.buttons.values()), layout={"flex_flow": "row wrap", "flex": "0 0 auto"}
-                    ),
+                    widgets.HBox(list(self.buttons.values()), layout={"flex_flow": "row wrap", "flex": flex}),
                     self.comment,
                     self.details,
                     self.attempts,
                     self.host_box,
-                    widgets.HTML("<b>Output</b>"),
+                    widgets.HTML("<b>Output</b>", layout={"flex": flex}),
                     self.output_area,
-                    widgets.HTML("<b>Log</b>"),
+                    widgets.HTML("<b>Log</b>", layout={"flex": flex}),
                     self.panel_output,
                 ],
                 layout=widgets.Layout(
@@ -649,15 +688,8 @@ class RunbookWidget(widgets.VBox):
                     border="1px solid #e5e7eb",
                     overflow="auto",
                 ),
+                _dom_classes=("pb-panel", f"pb-view-{view}"),
             )
-            self.panel.add_class("pb-panel")
-            self.panel.add_class(f"pb-view-{view}")
-            for child in self.panel.children:  # a flex column would squeeze the output areas to nothing
-                child.layout.flex = "0 0 auto"
-            if self.session.watch_only:
-                for control in (*self.buttons.values(), self.comment):
-                    control.layout.display = "none"
-        return panel
 
     @contextlib.contextmanager
     def _using(self, panel: _Panel) -> Iterator[_Panel]:
@@ -681,6 +713,8 @@ class RunbookWidget(widgets.VBox):
 
     def _each_panel(self, call: Callable[[], Any]) -> None:
         for panel in list(self.panels.values()):
+            if not panel.built:  # made (and brought in step) when first used
+                continue
             with self._using(panel):
                 call()
 
@@ -707,7 +741,7 @@ class RunbookWidget(widgets.VBox):
                 panel.view = view
                 panel.panel.add_class(f"pb-view-{view}")
                 self.panels[view] = panel
-                self._panel = self._build_panel(KERNEL_VIEW)
+                self._panel = self._defer(KERNEL_VIEW)
                 if panel.selected in self.nodes:  # marked in this view's graph only, from now on
                     self.nodes[panel.selected].classes = ""
                     self.view_channel.send({"view": view, "selected": panel.selected})
@@ -815,28 +849,35 @@ class RunbookWidget(widgets.VBox):
         )
 
     def _build_graph(self) -> ipycytoscape.CytoscapeWidget:
-        cyto = ipycytoscape.CytoscapeWidget()
-        cyto.layout.height = f"{self.graph_layout.widget_height}px"  # before display: cytoscape needs a box
-        # The graph's width does not depend on the panel being attached: cytoscape measures its box once, when
-        # it is first displayed (a flex width would still be the whole row then, and the fit would be off).
-        cyto.layout.width = f"calc(100% - {PANEL_WIDTH + 12}px)"
-        cyto.layout.min_width = "360px"
-        cyto.layout.flex = "0 0 auto"
-        cyto.min_zoom = 0.1
-        cyto.max_zoom = 3.0
-        cyto.wheel_sensitivity = 0.3
-        cyto.auto_unselectify = True  # selection is ours (class `selected-node`), not cytoscape's
-        cyto.auto_ungrabify = True  # nodes stay where the layered layout put them
-        cyto.tooltip_source = "no-tooltip"  # a click opens the panel, not a tooltip over the graph
-        # The wheel scrolls the notebook over the graph; each view turns zooming on while its graph has focus
-        # (VIEW_ESM): a 200-node graph is taller than the page, and a wheel that zooms traps the reader.
-        cyto.user_zooming_enabled = False
         big = len(self.runbook.nodes) >= BIG_GRAPH
-        if big:  # panning and zooming move a picture, edges hidden meanwhile
-            cyto.texture_on_viewport = True
-            cyto.hide_edges_on_viewport = True
-        cyto.set_style(stylesheet())
-        cyto.set_layout(**self.graph_layout.cytoscape_layout())
+        # Every option goes in the constructor, so the widget's comm_open (and its layout's) carries it: set
+        # afterwards, each would be one more message (13 of them).
+        cyto = ipycytoscape.CytoscapeWidget(
+            layout=widgets.Layout(
+                height=f"{self.graph_layout.widget_height}px",  # before display: cytoscape needs a box
+                # The graph's width does not depend on the panel being attached: cytoscape measures its box once,
+                # when it is first displayed (a flex width would still be the whole row then, and the fit would
+                # be off).
+                width=f"calc(100% - {PANEL_WIDTH + 12}px)",
+                min_width="360px",
+                flex="0 0 auto",
+            ),
+            min_zoom=0.1,
+            max_zoom=3.0,
+            wheel_sensitivity=0.3,
+            auto_unselectify=True,  # selection is ours (class `selected-node`), not cytoscape's
+            auto_ungrabify=True,  # nodes stay where the layered layout put them
+            tooltip_source="no-tooltip",  # a click opens the panel, not a tooltip over the graph
+            # The wheel scrolls the notebook over the graph; each view turns zooming on while its graph has focus
+            # (VIEW_ESM): a 200-node graph is taller than the page, and a wheel that zooms traps the reader.
+            user_zooming_enabled=False,
+            # a big graph: panning and zooming move a picture, edges hidden meanwhile
+            texture_on_viewport=big,
+            hide_edges_on_viewport=big,
+            cytoscape_style=stylesheet(),
+            # what set_layout() makes of it: ipycytoscape's default updated with ours
+            cytoscape_layout={"name": "cola", **self.graph_layout.cytoscape_layout()},
+        )
         # Every element is a widget of its own: its whole state goes in the constructor, so its comm_open carries
         # it and nothing follows (setting data, position, grabbable or the "directed" class afterwards would be one
         # more message each: 7,000 instead of 2,500 for 1,000 nodes; with that burst some never reached the page
@@ -865,7 +906,6 @@ class RunbookWidget(widgets.VBox):
             }
             position = {"x": (band.x0 + band.x1) / 2, "y": (band.y0 + band.y1) / 2}
             nodes.append(ipycytoscape.Node(data=data, position=position, grabbable=False, selectable=False))
-        cyto.graph.add_nodes(nodes)
         edges = []
         for node_id, node in self.runbook.nodes.items():
             for dep in node.depends_on:
@@ -877,7 +917,12 @@ class RunbookWidget(widgets.VBox):
                 }
                 pace()
                 edges.append(ipycytoscape.Edge(data=data, classes=" directed "))  # (add_edges' own class)
-        cyto.graph.add_edges(edges, directed=True)
+        # ipycytoscape's Graph keeps an adjacency dict (`_adj`, synced, read by no front end) and re-sends the whole
+        # of it for each node it adds: 215 messages and 0.5 MB for the 200-node graph. Held, the graph's nodes,
+        # edges and adjacency go in one message each.
+        with cyto.graph.hold_sync():
+            cyto.graph.add_nodes(nodes)
+            cyto.graph.add_edges(edges, directed=True)
         return cyto
 
     def _node_data(self, node_id: str, state: str, awaiting: bool) -> dict[str, Any]:

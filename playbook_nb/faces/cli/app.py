@@ -9,8 +9,9 @@ every message on stderr.
 Start-up matters (`--help`, `runs list`, `show` should cost little more than importing Typer): this module and
 every command module import only Typer and light modules at their top; what a command needs (the run
 session, networkx, the notebook machinery, Rich's console) is imported when the command runs. `run_app`
-imports only the module of the command it runs (`COMMAND_MODULES`) and builds only that command; off a
-terminal `print_lines` and `print_table` write what Rich would as strings, without Rich's console.
+imports only the module of the command it runs (`COMMAND_MODULES`) and builds only that command;
+`print_lines` and `print_table` write what Rich would as strings, without Rich's console: off a terminal
+the plain text, on one the coloured text of `ansi` (what it cannot draw so, Rich draws).
 `tests/test_startup.py` keeps it so.
 """
 
@@ -30,6 +31,8 @@ from playbook_nb.domain.exit_codes import ExitCode
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from playbook_nb.faces.cli import ansi
 
 PROG_NAME = "playbook-nb"
 
@@ -106,6 +109,17 @@ def plain_stdout() -> bool:
         return True
 
 
+def colour_stdout() -> ansi.Terminal | None:
+    """stdout is a terminal (plain_stdout is False) that `ansi` draws for as Rich would, and Rich's console
+    is not built yet (its settings, once made, are Rich's to apply): the terminal, else None. On it `runs
+    list` and `show` write their coloured lines and tables as strings, without importing rich.console."""
+    if console._console is not None:  # type: ignore[attr-defined]
+        return None
+    from playbook_nb.faces.cli import ansi
+
+    return ansi.terminal()
+
+
 # A cell or a line to print: its pieces, each a text and its Rich style ("" for none), so that one formatter
 # serves both writers: Rich's markup on a terminal, the plain text off one.
 Styled = tuple[tuple[str, str], ...]
@@ -135,23 +149,31 @@ def _write_stdout(text: str) -> None:
 
 
 def print_lines(lines: list[Styled], *, highlight: bool = True, soft_wrap: bool = False) -> None:
-    """Lines on stdout: each as plain text off a terminal when Rich would write exactly that, else by Rich
-    (`highlight`: Rich's highlighting of numbers and paths on a terminal; `soft_wrap`: a long line is left
-    to the terminal to wrap)."""
+    """Lines on stdout: each as plain text off a terminal, or as `ansi` colours it on one, when Rich would
+    write exactly that, else by Rich (`highlight`: Rich's highlighting of numbers and paths on a terminal;
+    `soft_wrap`: a long line is left to the terminal to wrap)."""
     from playbook_nb.faces.cli.terminal_view import _written_as_is
 
     plain = plain_stdout()
+    term = None if plain else colour_stdout()
     for line in lines:
         text = _plain(line)
         if plain and _written_as_is(text) and len(text) < UNWRAPPED_WIDTH:
             _write_stdout(text + "\n")
-        else:
-            console.print(_markup(line), highlight=highlight, soft_wrap=soft_wrap)
+            continue
+        if term is not None:
+            from playbook_nb.faces.cli import ansi
+
+            drawn = ansi.line(term, line, highlight=highlight, soft_wrap=soft_wrap)
+            if drawn is not None:
+                _write_stdout(drawn)
+                continue
+        console.print(_markup(line), highlight=highlight, soft_wrap=soft_wrap)
 
 
 def print_table(title: str | None, columns: tuple[str, ...], rows: list[tuple[Styled, ...]]) -> None:
-    """A table on stdout: off a terminal built as strings when Rich would draw exactly that
-    (terminal_view._plain_table), else Rich's Table."""
+    """A table on stdout: built as strings when Rich would draw exactly that (off a terminal
+    terminal_view._plain_table, on one ansi.table), else Rich's Table."""
     from playbook_nb.faces.cli.terminal_view import _plain_table
 
     if plain_stdout():
@@ -159,6 +181,15 @@ def print_table(title: str | None, columns: tuple[str, ...], rows: list[tuple[St
         if text is not None:
             _write_stdout(text)
             return
+    else:
+        term = colour_stdout()
+        if term is not None:
+            from playbook_nb.faces.cli import ansi
+
+            text = ansi.table(term, title, columns, rows)
+            if text is not None:
+                _write_stdout(text)
+                return
     from rich.table import Table
 
     table = Table(title=title)
