@@ -125,6 +125,11 @@ def kill_process_group(pgid: int, leader_start: int | None = None, grace: float 
     return True
 
 
+def _new_selector() -> selectors.BaseSelector:
+    poll_selector = getattr(selectors, "PollSelector", None)
+    return poll_selector() if poll_selector is not None else selectors.DefaultSelector()
+
+
 def _format_seconds(seconds: float) -> str:
     return f"{seconds:g}"
 
@@ -133,7 +138,9 @@ class _Runner:
     def __init__(self, proc: subprocess.Popen, limit: int, on_output: OutputCallback | None):
         self.proc = proc
         self.pgid = proc.pid  # start_new_session: the shell leads its own group
-        self.selector = selectors.DefaultSelector()
+        # poll(2) where there is one: two pipes for the life of one command need no epoll instance (its
+        # creation, a registration call a pipe and its close cost four system calls a command; issue 18.2)
+        self.selector = _new_selector()
         self.streams: dict[int, _Stream] = {}
         self.by_name: dict[str, _Stream] = {}
         emit = safe_callback(on_output)

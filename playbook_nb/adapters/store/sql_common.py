@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -130,10 +130,9 @@ class SQLStore(Store):
     def _read(self, sql: str, params: tuple | dict = ()) -> list[Any]:
         raise NotImplementedError
 
-    @contextmanager
-    def _write(self) -> Iterator[Any]:
+    def _write(self) -> AbstractContextManager[Any]:
+        """One write transaction (the handle statements run on); inside `batch()`, the batch's."""
         raise NotImplementedError
-        yield
 
     def _next_number(self, handle: Any, workflow: str) -> int:
         raise NotImplementedError
