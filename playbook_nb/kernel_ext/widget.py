@@ -384,6 +384,27 @@ function render({ model, el }) {
       mark(event.target.id());
       send({ select: event.target.id() });
     });
+    cy.on('tap', (event) => {
+      // cytoscape's polygon test counts a diamond's top and bottom corners twice when the point is exactly on
+      // their column, so a click at the very centre of a gate (a whole pixel when the graph is centred) falls
+      // through to the background; what is drawn under the point decides instead.
+      if (event.target !== cy) return;
+      const node = drawnAt(event.position);
+      if (node) { mark(node.id()); send({ select: node.id() }); }
+    });
+  };
+  const drawnAt = (p) => {
+    let found = null;
+    cy.nodes().forEach((n) => {
+      if (n.data('band') || !n.visible()) return;
+      const c = n.position();
+      const dx = Math.abs(p.x - c.x) / (n.outerWidth() / 2), dy = Math.abs(p.y - c.y) / (n.outerHeight() / 2);
+      const shape = n.pstyle('shape').value;
+      const inside = shape === 'diamond' ? dx + dy <= 1
+        : shape === 'ellipse' ? dx * dx + dy * dy <= 1 : dx <= 1 && dy <= 1;
+      if (inside) found = n;  // the last drawn is on top
+    });
+    return found;
   };
   const live = () => {
     const cockpit = el.closest('.playbook-cockpit');
