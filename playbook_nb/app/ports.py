@@ -8,10 +8,11 @@ adapters import these types from here; the application imports no executor.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -27,6 +28,8 @@ OutputCallback = Callable[[str, str], None]  # (stream, text), secrets already m
 
 def _json_safe(value: Any) -> Any:
     """`value` itself when it survives a JSON round trip unchanged in meaning, else its `repr()`."""
+    if value is None or isinstance(value, bool | str):  # a command's None, without an encoder
+        return value
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError, OverflowError, RecursionError):
@@ -54,6 +57,10 @@ class AttemptResult:
             return 0.0
         return max(0.0, self.ended_at - self.started_at)
 
+    def json_return_value(self) -> Any:
+        """The return value, JSON-safe (else its `repr()`): what `to_dict()` holds."""
+        return _json_safe(self.return_value)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (the return value falls back to its `repr()`)."""
         return {
@@ -61,7 +68,7 @@ class AttemptResult:
             "exit_code": self.exit_code,
             "stdout": self.stdout,
             "stderr": self.stderr,
-            "return_value": _json_safe(self.return_value),
+            "return_value": self.json_return_value(),
             "error": self.error,
             "started_at": self.started_at,
             "ended_at": self.ended_at,
@@ -134,6 +141,38 @@ class FleetCall:
     extra_vars: dict[str, Any] = field(default_factory=dict)
 
 
+class CommandEnv(Mapping[str, str]):
+    """A command's whole environment: this process's environment as it is when the call is built, with
+    `extra` on top (later keys win, as in `{**os.environ, **extra}`). Kept in the bytes form the kernel takes
+    (`os.environb`'s), so starting a command does not decode and encode again every variable of the driver's
+    environment (issue 18.2); it reads as the str mapping it stands for."""
+
+    def __init__(self, extra: Mapping[str, str] | None = None):
+        data = getattr(os.environ, "_data", None)
+        if os.name == "posix" and isinstance(data, dict):
+            self._bytes: dict[bytes, bytes] = dict(data)  # os.environ's own encoded copy
+        else:
+            self._bytes = {os.fsencode(k): os.fsencode(v) for k, v in os.environ.items()}
+        for key, value in (extra or {}).items():
+            self._bytes[os.fsencode(str(key))] = os.fsencode(str(value))
+
+    def encoded(self, **extra: str) -> dict[bytes, bytes]:
+        """The environment to start the command with (a copy), `extra` on top."""
+        spawn = dict(self._bytes)
+        for key, value in extra.items():
+            spawn[os.fsencode(key)] = os.fsencode(value)
+        return spawn
+
+    def __getitem__(self, key: str) -> str:
+        return os.fsdecode(self._bytes[os.fsencode(key)])
+
+    def __iter__(self) -> Iterator[str]:
+        return (os.fsdecode(key) for key in self._bytes)
+
+    def __len__(self) -> int:
+        return len(self._bytes)
+
+
 @dataclass
 class NodeCall:
     """One attempt of one node, with every template rendered: what an executor needs and nothing else."""
@@ -142,7 +181,7 @@ class NodeCall:
     on_output: OutputCallback | None = None
     timeout: float | None = None  # Command and Function
     command: str | None = None  # Command: rendered, values shell-quoted
-    env: dict[str, str] = field(default_factory=dict)  # Command: the whole environment
+    env: Mapping[str, str] = field(default_factory=dict)  # Command: the whole environment (a CommandEnv)
     stdin_tty: bool = False  # Command: `interactive = true` in a terminal
     params: dict[str, Any] = field(default_factory=dict)  # Function: rendered, not yet converted
     plugin_config: dict[str, Any] = field(default_factory=dict)  # Function: runbook's merged with the node's
