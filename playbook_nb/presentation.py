@@ -10,16 +10,13 @@ now). Unknown words look like PENDING.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from playbook_nb.domain.records import Record
+from playbook_nb.domain.records import Values
 
 READY = "READY"  # visual state only: PENDING and ready to start now
 HANDLED = "HANDLED"  # visual run state only: OK with handled failures
 
 
-@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
-class StateLook(Record):
+class StateLook(Values):  # a NamedTuple's reading at a plain class's cost (domain/records.py)
     """How one state looks in every face."""
 
     fill: str  # node background: widget, SVG, HTML node badge

@@ -553,3 +553,31 @@ def test_secret_free_command_line_and_token_in_the_environment():
 
     result = run_command(f'echo "${TOKEN_ENV}"', timeout=10)
     assert result.ok and len(result.stdout.strip()) == 32  # every command carries its attempt's token
+
+
+def test_a_command_env_is_the_driver_environment_with_its_extras(monkeypatch):
+    """CommandEnv (this process's environment in bytes, the node's variables on top, issue 18.2) starts a
+    command with exactly the environment the plain `{**os.environ, **extra}` dict gives it."""
+    from playbook_nb.adapters.executors.tether import TOKEN_ENV
+    from playbook_nb.app.ports import CommandEnv
+
+    monkeypatch.setenv("PBT_ODD", "a b=c \u00e9 \U0001f600")
+    monkeypatch.setenv("HOME", "/home/before")
+    extra = {"PLAYBOOK_RUN_ID": "7", "PLAYBOOK_NODE_ID": "n1", "HOME": "/elsewhere", "PBT_SECRET": "s3"}
+    env = CommandEnv(extra)
+    expected = {**os.environ, **extra}
+    assert dict(env) == expected and list(env) == list(expected) and env["PBT_ODD"] == os.environ["PBT_ODD"]
+    dump = f"{sys.executable} -I -c 'import json, os; print(json.dumps(dict(os.environ)))'"
+    seen = []
+    for given in (env, dict(expected)):
+        result = run_command(dump, timeout=30, env=given)
+        assert result.ok, result.stderr
+        got = json.loads(result.stdout)
+        assert len(got.pop(TOKEN_ENV)) == 32
+        seen.append(got)
+    assert seen[0] == seen[1]
+    assert {k: v for k, v in seen[0].items() if k not in ("PWD", "SHLVL", "_")} == {
+        k: v for k, v in expected.items() if k not in ("PWD", "SHLVL", "_")
+    }
+    monkeypatch.setenv("PBT_LATER", "1")  # the environment as it was when the call was built
+    assert "PBT_LATER" not in env and "PBT_LATER" in CommandEnv()

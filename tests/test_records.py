@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import pytest
 
 from playbook_nb.adapters.store.models import Run
-from playbook_nb.domain.records import Record
+from playbook_nb.domain.records import Record, Values
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -58,3 +59,57 @@ def test_a_runs_repr_keeps_its_owner_token_out():
     run = Run(**{**fields, "id": 1, "owner_token": "secret-token-value", "snapshot": {"big": 1}})
     assert "secret-token-value" not in repr(run) and "snapshot" not in repr(run)
     assert repr(run).startswith("Run(id=1, ")
+
+
+# `Values`: what the configuration's sections, its field table and the migrations use of a NamedTuple
+class CheapValues(Values):
+    """Named values."""
+
+    a: int
+    b: str = "x"
+    c: tuple[int, ...] = ()
+
+
+class FullValues(NamedTuple):
+    """The same fields as a NamedTuple."""
+
+    a: int
+    b: str = "x"
+    c: tuple[int, ...] = ()
+
+
+CALLS = [((1,), {}), ((1, "y"), {}), ((), {"a": 2, "c": (3,)}), ((1,), {"b": "z"}), ((1, "y", (4,)), {})]
+
+
+@pytest.mark.parametrize("args,kwargs", CALLS, ids=["default", "positional", "keywords", "mixed", "all"])
+def test_values_read_compare_and_show_as_the_namedtuple(args, kwargs):
+    cheap, full = CheapValues(*args, **kwargs), FullValues(*args, **kwargs)
+    assert (cheap.a, cheap.b, cheap.c) == (full.a, full.b, full.c)
+    assert repr(cheap).replace("CheapValues", "FullValues") == repr(full)
+    assert cheap == CheapValues(*args, **kwargs) and hash(cheap) == hash(CheapValues(*args, **kwargs))
+    assert cheap != CheapValues(a=cheap.a + 1)
+    assert cheap._asdict() == full._asdict()
+    assert cheap._replace(b="w")._asdict() == full._replace(b="w")._asdict()
+    assert CheapValues._fields == FullValues._fields
+    assert CheapValues._field_defaults == FullValues._field_defaults
+
+
+@pytest.mark.parametrize(
+    "args,kwargs",
+    [((), {}), ((1, "x", (), 4), {}), ((1,), {"a": 2}), ((1,), {"d": 2})],
+    ids=["missing", "too_many", "twice", "unknown"],
+)
+def test_values_refuse_the_calls_the_namedtuple_refuses(args, kwargs):
+    with pytest.raises(TypeError):
+        FullValues(*args, **kwargs)
+    with pytest.raises(TypeError):
+        CheapValues(*args, **kwargs)
+
+
+def test_values_are_frozen():
+    values = CheapValues(1)
+    with pytest.raises(AttributeError):
+        values.a = 2  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        del values.a
+    assert values.a == 1

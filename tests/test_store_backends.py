@@ -299,6 +299,42 @@ def test_run_status_snapshot_notebook_and_local_artifacts(store, tmp_path):
     assert (got.notebook_path, got.artifact_dir) == (path, str(directory))
 
 
+def test_a_batch_writes_the_run_row_once_and_reads_inside_it_see_its_writes(store):
+    """Inside `batch()` the run row's lease, counts, event head and snapshot wait for one UPDATE (issue 18.2):
+    a read, a statement naming the runs table, and the commit each see them all; a failed batch writes
+    none of them."""
+    run = new_run(store)
+    version = store.get_run(run.id).version
+    with store.batch():
+        version = store.advance(run.id, token=None, version=version)
+        store.set_node_state(run.id, "build", "RUNNING", attempts=1)
+        store.append_event(run.id, "node_state", node_id="build", payload={"state": "RUNNING"})
+        store.save_snapshot(run.id, {"run_state": "RUNNING", "nodes": {"build": {"state": "RUNNING"}}})
+        inside = store.get_run(run.id)  # a read in the batch
+        assert inside.version == version and inside.counts == {"PENDING": 2, "RUNNING": 1}
+        assert inside.snapshot == {"run_state": "RUNNING", "nodes": {"build": {"state": "RUNNING"}}}
+        store.start_attempt(run.id, "build", 1, T0)  # reads the row's revision in SQL
+        store.set_node_state(run.id, "build", "OK")
+        store.append_event(run.id, "node_state", node_id="build", payload={"state": "OK"})
+    after = store.get_run(run.id)
+    assert after.version == version and after.counts == {"OK": 1, "PENDING": 2}
+    assert store.verify_events(run.id) == [] and [e.kind for e in store.events(run.id)][-2:] == [
+        "node_state",
+        "node_state",
+    ]
+    with pytest.raises(RuntimeError), store.batch():
+        store.advance(run.id, token=None, version=version)
+        store.set_node_state(run.id, "ship", "RUNNING")
+        raise RuntimeError("the transition fails")
+    again = store.get_run(run.id)
+    assert (again.version, again.counts) == (version, {"OK": 1, "PENDING": 2})
+    assert store.verify_events(run.id) == []
+    # the next batch reads the row again: it was not left holding the failed batch's writes
+    with store.batch():
+        assert store.advance(run.id, token=None, version=version) == version + 1
+    assert store.get_run(run.id).version == version + 1
+
+
 # ---- concurrency ---------------------------------------------------------------------------------
 
 

@@ -29,11 +29,11 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from playbook_nb.domain.ages import AgeError, parse_age
 from playbook_nb.domain.errors import PlaybookError
-from playbook_nb.domain.records import Record
+from playbook_nb.domain.records import Record, Values
 from playbook_nb.user_dirs import user_dir
 
 APP_NAME = "playbook-nb"
@@ -132,7 +132,7 @@ def _path(v: Any) -> str | None:
     return v or None  # "" means unset (e.g. logging.file_path = "" logs to the console only)
 
 
-class Field(NamedTuple):
+class Field(Values):
     """One configuration key: its conversion (which checks the value), default and help line."""
 
     convert: Callable[[Any], Any]
@@ -202,7 +202,7 @@ ENV_PRESETS: dict[str, dict[tuple[str, str], Any]] = {
 }
 
 
-class DatabaseConfig(NamedTuple):
+class DatabaseConfig(Values):
     """`[database]`."""
 
     path: Path | None = None
@@ -210,26 +210,26 @@ class DatabaseConfig(NamedTuple):
     timeout: float = 30.0
 
 
-class ArtifactsConfig(NamedTuple):
+class ArtifactsConfig(Values):
     """`[artifacts]`."""
 
     url: str | None = None
 
 
-class ExecutionConfig(NamedTuple):
+class ExecutionConfig(Values):
     """`[execution]`."""
 
     max_retries: int = 3
     parallel: bool | int = False
 
 
-class RunsConfig(NamedTuple):
+class RunsConfig(Values):
     """`[runs]`."""
 
     retention: str | None = None
 
 
-class LoggingConfig(NamedTuple):
+class LoggingConfig(Values):
     """`[logging]`."""
 
     level: str = "INFO"
@@ -238,7 +238,7 @@ class LoggingConfig(NamedTuple):
     backup_count: int = 3
 
 
-class UIConfig(NamedTuple):
+class UIConfig(Values):
     """`[ui]`."""
 
     progress_style: str = "bar"
@@ -473,7 +473,7 @@ def _load(
     _apply_env(env, cwd, loaded)
     if loaded.errors:
         return None, loaded
-    sections = {}
+    sections: dict[str, Any] = {}
     for section, cls in _SECTIONS.items():
         kwargs = {}
         for name, spec in FIELDS[section].items():

@@ -7,7 +7,6 @@ Templates are rendered on the driving thread, against the engine's state at the 
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from playbook_nb.app.fleet_calls import prepare_fleet_call
 from playbook_nb.app.plugin_api import merge_plugin_config
-from playbook_nb.app.ports import AttemptResult, Clock, Executor, NodeCall, StepContext
+from playbook_nb.app.ports import AttemptResult, Clock, CommandEnv, Executor, NodeCall, StepContext
 
 if TYPE_CHECKING:
     from playbook_nb.app.fleet_calls import HostListener, HostRecorder
@@ -182,12 +181,9 @@ class NodeCallBuilder:
         elif node.type is NodeType.COMMAND:
             call.command, secret_env = self._command(node, context)
             call.timeout = _as_timeout(node.timeout, context, where)
-            call.env = {
-                **os.environ,
-                "PLAYBOOK_RUN_ID": str(self.run_id),
-                "PLAYBOOK_NODE_ID": node.id,
-                **secret_env,
-            }
+            call.env = CommandEnv(
+                {"PLAYBOOK_RUN_ID": str(self.run_id), "PLAYBOOK_NODE_ID": node.id, **secret_env}
+            )
             call.stdin_tty = node.interactive and sys.stdin.isatty()
         elif node.type is NodeType.FUNCTION:
             call.params = templating.render_params(node.function_params, context, where)

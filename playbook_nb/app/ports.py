@@ -8,10 +8,11 @@ adapters import these types from here; the application imports no executor.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -134,6 +135,38 @@ class FleetCall:
     extra_vars: dict[str, Any] = field(default_factory=dict)
 
 
+class CommandEnv(Mapping[str, str]):
+    """A command's whole environment: this process's environment as it is when the call is built, with
+    `extra` on top (later keys win, as in `{**os.environ, **extra}`). Kept in the bytes form the kernel takes
+    (`os.environb`'s), so starting a command does not decode and encode again every variable of the driver's
+    environment (issue 18.2); it reads as the str mapping it stands for."""
+
+    def __init__(self, extra: Mapping[str, str] | None = None):
+        data = getattr(os.environ, "_data", None)
+        if os.name == "posix" and isinstance(data, dict):
+            self._bytes: dict[bytes, bytes] = dict(data)  # os.environ's own encoded copy
+        else:
+            self._bytes = {os.fsencode(k): os.fsencode(v) for k, v in os.environ.items()}
+        for key, value in (extra or {}).items():
+            self._bytes[os.fsencode(str(key))] = os.fsencode(str(value))
+
+    def encoded(self, **extra: str) -> dict[bytes, bytes]:
+        """The environment to start the command with (a copy), `extra` on top."""
+        spawn = dict(self._bytes)
+        for key, value in extra.items():
+            spawn[os.fsencode(key)] = os.fsencode(value)
+        return spawn
+
+    def __getitem__(self, key: str) -> str:
+        return os.fsdecode(self._bytes[os.fsencode(key)])
+
+    def __iter__(self) -> Iterator[str]:
+        return (os.fsdecode(key) for key in self._bytes)
+
+    def __len__(self) -> int:
+        return len(self._bytes)
+
+
 @dataclass
 class NodeCall:
     """One attempt of one node, with every template rendered: what an executor needs and nothing else."""
@@ -142,7 +175,7 @@ class NodeCall:
     on_output: OutputCallback | None = None
     timeout: float | None = None  # Command and Function
     command: str | None = None  # Command: rendered, values shell-quoted
-    env: dict[str, str] = field(default_factory=dict)  # Command: the whole environment
+    env: Mapping[str, str] = field(default_factory=dict)  # Command: the whole environment (a CommandEnv)
     stdin_tty: bool = False  # Command: `interactive = true` in a terminal
     params: dict[str, Any] = field(default_factory=dict)  # Function: rendered, not yet converted
     plugin_config: dict[str, Any] = field(default_factory=dict)  # Function: runbook's merged with the node's

@@ -62,7 +62,9 @@ class Redactor:
         """A copy of `obj` with secrets masked in every string inside dicts, lists and tuples."""
         if isinstance(obj, str):
             return self.redact(obj)
-        if isinstance(obj, Mapping):
+        if obj is None or isinstance(obj, bool | int | float):  # the usual leaves, before Mapping's ABC check
+            return obj
+        if isinstance(obj, dict | Mapping):
             return {self.redact_obj(k): self.redact_obj(v) for k, v in obj.items()}
         if isinstance(obj, list):
             return [self.redact_obj(v) for v in obj]

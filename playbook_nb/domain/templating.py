@@ -130,6 +130,10 @@ def make_context(
 
 
 def _render(template: str, context: Mapping[str, Any], where: str, quote: bool) -> str:
+    if "{" not in template and "\r" not in template:
+        # No delimiter ({{, {%, {#), no newline for Jinja to normalise: the text renders as itself (a plain
+        # command such as `true` is rendered twice an attempt, for its RUNNING line and its call; issue 18.2).
+        return template
     try:
         compiled = _compile(template)
         data = dict(context)

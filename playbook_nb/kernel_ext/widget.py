@@ -331,6 +331,11 @@ function render({ model, el }) {
                           : 'click the graph to zoom it with the wheel';
   };
   const onDocDown = (event) => { if (live() && !cy.container().contains(event.target)) focused(false); };
+  // A press in the cockpit stays in the cockpit, as one on its graph already does (cytoscape prevents its
+  // default): JupyterLab's notebook would make the setup cell its active cell and focus it, and in a notebook of
+  // 400 cells that sets every cell editor measuring the page, 50 ms and more before a button's click is handled.
+  const keepPress = (event) => event.stopPropagation();
+  let cockpitEl = null;
   const onKey = (event) => { if (event.key === 'Escape') focused(false); };
   fitButton.addEventListener('click', () => { if (live()) cy.fit(undefined, 24); });
   let typing = null;
@@ -419,6 +424,8 @@ function render({ model, el }) {
     if (!host) { setTimeout(hook, 100); return; }
     adopt(host._cyreg.cy);
     cockpit.dataset.pbView = view;
+    cockpitEl = cockpit;
+    cockpit.addEventListener('mousedown', keepPress);
     document.addEventListener('mousedown', onDocDown, true);
     document.addEventListener('keydown', onKey, true);
     model.on('msg:custom', (msg) => {
@@ -442,6 +449,7 @@ function render({ model, el }) {
     stopped = true;
     document.removeEventListener('mousedown', onDocDown, true);
     document.removeEventListener('keydown', onKey, true);
+    if (cockpitEl) cockpitEl.removeEventListener('mousedown', keepPress);
     send({ bye: true });
   };
 }

@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from playbook_nb.adapters.executors.capture import BoundedCapture, OutputCallback, safe_callback
 from playbook_nb.adapters.executors.tether import TOKEN_ENV, process_tether
 from playbook_nb.adapters.store.owner import process_start
-from playbook_nb.app.ports import AttemptResult
+from playbook_nb.app.ports import AttemptResult, CommandEnv
 
 TERM_GRACE = 1.0  # seconds between SIGTERM and SIGKILL on a timeout
 DRAIN_GRACE = 1.0  # seconds to keep reading after the shell exited, if a background child holds the pipes
@@ -125,6 +125,11 @@ def kill_process_group(pgid: int, leader_start: int | None = None, grace: float 
     return True
 
 
+def _new_selector() -> selectors.BaseSelector:
+    poll_selector = getattr(selectors, "PollSelector", None)
+    return poll_selector() if poll_selector is not None else selectors.DefaultSelector()
+
+
 def _format_seconds(seconds: float) -> str:
     return f"{seconds:g}"
 
@@ -133,7 +138,9 @@ class _Runner:
     def __init__(self, proc: subprocess.Popen, limit: int, on_output: OutputCallback | None):
         self.proc = proc
         self.pgid = proc.pid  # start_new_session: the shell leads its own group
-        self.selector = selectors.DefaultSelector()
+        # poll(2) where there is one: two pipes for the life of one command need no epoll instance (its
+        # creation, a registration call a pipe and its close cost four system calls a command; issue 18.2)
+        self.selector = _new_selector()
         self.streams: dict[int, _Stream] = {}
         self.by_name: dict[str, _Stream] = {}
         emit = safe_callback(on_output)
@@ -266,15 +273,20 @@ def run_command(
     started = time.time()
     tether = process_tether()
     token = tether.new_token()
-    full_env = dict(os.environ if env is None else env)
-    full_env[TOKEN_ENV] = token
+    spawn_env: Mapping[str, str] | Mapping[bytes, bytes]
+    if isinstance(env, CommandEnv):  # already in the kernel's bytes form: a copy, no decoding (issue 18.2)
+        spawn_env = env.encoded(**{TOKEN_ENV: token})
+    else:
+        full_env = dict(os.environ if env is None else env)
+        full_env[TOKEN_ENV] = token
+        spawn_env = {str(k): str(v) for k, v in full_env.items()}
     try:
         proc = subprocess.Popen(
             ["/bin/sh", "-c", command],
             stdin=None if stdin_tty else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env={str(k): str(v) for k, v in full_env.items()},
+            env=spawn_env,
             cwd=cwd,
             start_new_session=True,
         )

@@ -49,6 +49,10 @@ def chain_key(env: Mapping[str, str] | None = None) -> bytes | None:
     return key
 
 
+# what `json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)` builds at each call
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def event_hash(
     prev_hash: str,
     *,
@@ -70,7 +74,7 @@ def event_hash(
         "attempt": attempt,
         "payload": payload,
     }
-    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = _CANONICAL.encode(fields)
     message = (prev_hash + canonical).encode("utf-8")
     import hashlib  # at use (as hmac below): hashlib loads OpenSSL, a read-only command never hashes
     import hmac

@@ -10,7 +10,8 @@ import os
 import re
 import sqlite3
 from pathlib import Path
-from typing import NamedTuple
+
+from playbook_nb.domain.records import Values
 
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 # The package's own folder (shipped as package data, never zipped): listing it is all that opening an index
@@ -18,7 +19,7 @@ _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
-class Migration(NamedTuple):
+class Migration(Values):
     version: int
     name: str
     sql: str

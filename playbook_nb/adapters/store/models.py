@@ -228,9 +228,13 @@ def name_of(value: Any) -> str:
     return str(value)
 
 
+# `json.dumps` with options builds an encoder at every call; a transition writes about seven (issue 18.2)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def to_json(value: Any) -> str:
     """Canonical JSON text: sorted keys, no spaces, non-JSON values rendered with str()."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _CANONICAL.encode(value)
 
 
 def from_json(text: str | None) -> Any:

@@ -13,12 +13,11 @@ from __future__ import annotations
 import os
 import sys
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from playbook_nb.adapters.store.models import now
-from playbook_nb.domain.records import Record
+from playbook_nb.domain.records import Values
 
 if TYPE_CHECKING:
     from playbook_nb.adapters.store.models import Run
@@ -101,8 +100,7 @@ def _kernel_id() -> str | None:
     return name or None
 
 
-@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
-class Owner(Record):
+class Owner(Values):  # named, frozen values at a plain class's cost (domain/records.py)
     """The session that drives a run."""
 
     token: str  # one per session: a second session in the same process is another owner
@@ -125,8 +123,7 @@ class Owner(Record):
         )
 
 
-@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
-class OwnerStatus(Record):
+class OwnerStatus(Values):
     """What a run's recorded owner is now: `live`, `orphaned` (RUNNING, owner gone) or `none` (not RUNNING,
     or a run recorded before ownership existed)."""
 

@@ -216,6 +216,7 @@ class PostgresStore(SQLStore):
         psycopg = _psycopg()
         from psycopg.rows import dict_row
 
+        self._flush_before_read()
         try:
             with self.conn.cursor(row_factory=dict_row) as cur:
                 cur.execute(self._sql(sql), params)
@@ -237,7 +238,7 @@ class PostgresStore(SQLStore):
         cur.execute(self._sql(sql) + " RETURNING id", params)
         return cur.fetchone()["id"]
 
-    def _lock_run(self, cur: Any, run_id: int, columns: str = "id") -> dict[str, Any]:
+    def _select_locked(self, cur: Any, run_id: int, columns: str) -> dict[str, Any]:
         cur.execute(f"SELECT {columns} FROM runs WHERE id = %s FOR UPDATE", (run_id,))
         row = cur.fetchone()
         if row is None:

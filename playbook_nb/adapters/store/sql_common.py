@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -117,6 +117,9 @@ class SQLStore(Store):
         self._in_batch = False
         self._batch_runs: dict[int, dict[str, Any]] = {}  # run id -> its row's RUN_STATE_COLUMNS, in a batch
         self._batch_nodes: set[tuple[int, str]] = set()  # nodes this batch has read (they exist)
+        # run id -> {column: stored value}: the batch's writes of a run row's RUN_STATE_COLUMNS and snapshot,
+        # made as one UPDATE (`_flush_run_updates`)
+        self._batch_updates: dict[int, dict[str, Any]] = {}
         self.chain_key = hashing.chain_key()  # events are HMAC-chained under it when set
 
     # ---- what each backend supplies ---------------------------------------------------------------
@@ -127,10 +130,9 @@ class SQLStore(Store):
     def _read(self, sql: str, params: tuple | dict = ()) -> list[Any]:
         raise NotImplementedError
 
-    @contextmanager
-    def _write(self) -> Iterator[Any]:
+    def _write(self) -> AbstractContextManager[Any]:
+        """One write transaction (the handle statements run on); inside `batch()`, the batch's."""
         raise NotImplementedError
-        yield
 
     def _next_number(self, handle: Any, workflow: str) -> int:
         raise NotImplementedError
@@ -138,9 +140,16 @@ class SQLStore(Store):
     def _insert(self, handle: Any, sql: str, params: tuple) -> int:
         raise NotImplementedError
 
-    def _lock_run(self, handle: Any, run_id: int, columns: str = "id") -> Any:
+    def _select_locked(self, handle: Any, run_id: int, columns: str) -> Any:
         """The run's row (`columns`), locked against concurrent writers until the transaction ends."""
         raise NotImplementedError
+
+    def _lock_run(self, handle: Any, run_id: int, columns: str = "id") -> Any:
+        """The run's row (`columns`), locked against concurrent writers until the transaction ends; it
+        holds this batch's deferred writes."""
+        if self._batch_updates:
+            self._flush_run_updates(handle)
+        return self._select_locked(handle, run_id, columns)
 
     def _db_time(self, text: str) -> Any:
         raise NotImplementedError
@@ -192,14 +201,16 @@ class SQLStore(Store):
         if self._in_batch:  # a nested batch is part of the outer one
             yield
             return
-        with self._write():
+        with self._write() as handle:
             self._in_batch = True
             try:
                 yield
+                self._flush_run_updates(handle)
             finally:
                 self._in_batch = False
                 self._batch_runs.clear()
                 self._batch_nodes.clear()
+                self._batch_updates.clear()
 
     def _run_state(self, handle: Any, run_id: int) -> dict[str, Any]:
         """The run's RUN_STATE_COLUMNS (counts parsed), locked until the transaction ends. Inside a batch,
@@ -222,8 +233,38 @@ class SQLStore(Store):
         """After a write of RUN_STATE_COLUMNS that `_run_state_set` does not follow: read them again."""
         self._batch_runs.pop(run_id, None)
 
+    def _update_run_row(self, handle: Any, run_id: int, **columns: Any) -> None:
+        """Write RUN_STATE_COLUMNS or the snapshot of a run row (values as stored; counts and snapshot as
+        JSON text). Inside a batch that read the row under its lock, the writes wait for one UPDATE of the
+        row, made before the batch commits or before any other statement that names the runs table: a
+        transition rewrote the row up to five times, once for each of the lease, the counts, the event chain's
+        head (twice) and the snapshot (issue 18.2)."""
+        if self._in_batch and run_id in self._batch_runs:
+            self._batch_updates.setdefault(run_id, {}).update(columns)
+            return
+        self._execute(handle, self._run_update_sql(columns), (*columns.values(), run_id))
+
+    def _run_update_sql(self, columns: dict[str, Any]) -> str:
+        sets = ", ".join(f"{c} = {self._JSON if c in ('counts', 'snapshot') else '?'}" for c in columns)
+        return f"UPDATE runs SET {sets} WHERE id = ?"
+
+    def _flush_run_updates(self, handle: Any) -> None:
+        """Make the batch's deferred writes of run rows (see `_update_run_row`)."""
+        pending, self._batch_updates = self._batch_updates, {}
+        for run_id, columns in pending.items():
+            handle.execute(self._sql(self._run_update_sql(columns)), (*columns.values(), run_id))
+
+    def _flush_before_read(self) -> None:
+        """A read inside a batch sees the batch's deferred writes of run rows."""
+        if self._batch_updates:
+            with self._write() as handle:
+                self._flush_run_updates(handle)
+
     def _execute(self, handle: Any, sql: str, params: tuple = ()) -> Any:
-        """Run one statement on the transaction's connection or cursor; returns the cursor."""
+        """Run one statement on the transaction's connection or cursor; returns the cursor. A statement that
+        names the runs table first makes the batch's deferred writes of run rows."""
+        if self._batch_updates and " runs" in sql:
+            self._flush_run_updates(handle)
         return handle.execute(self._sql(sql), params)
 
     def _read_one(self, sql: str, params: tuple | dict = ()) -> Any:
@@ -451,11 +492,7 @@ class SQLStore(Store):
                 )
             seen = self._db_time(to_timestamp(None))
             lease = self._db_time(to_timestamp(lease_until()))
-            self._execute(
-                handle,
-                "UPDATE runs SET version = ?, owner_seen_at = ?, lease_expires = ? WHERE id = ?",
-                (version + 1, seen, lease, run_id),
-            )
+            self._update_run_row(handle, run_id, version=version + 1, owner_seen_at=seen, lease_expires=lease)
             self._run_state_set(run_id, version=version + 1, owner_seen_at=seen, lease_expires=lease)
             return version + 1
 
@@ -721,9 +758,12 @@ class SQLStore(Store):
         nodes = data.get("nodes") if isinstance(data, dict) else None
         if isinstance(nodes, dict):
             data = {**data, "nodes": {}}  # the empty object stands for the node rows
-        sql = f"UPDATE runs SET snapshot = {self._JSON} WHERE id = ?"
-        if self._execute(handle, sql, (to_json(data), run_id)).rowcount == 0:
-            raise self._missing_run(run_id)
+        if self._in_batch and run_id in self._batch_runs:  # the batch read the row: it exists
+            self._update_run_row(handle, run_id, snapshot=to_json(data))
+        else:
+            sql = f"UPDATE runs SET snapshot = {self._JSON} WHERE id = ?"
+            if self._execute(handle, sql, (to_json(data), run_id)).rowcount == 0:
+                raise self._missing_run(run_id)
         if not isinstance(nodes, dict):
             return
         if not partial:
@@ -791,6 +831,7 @@ class SQLStore(Store):
         with self._write() as handle:
             self._execute(handle, "DELETE FROM runs WHERE id = ?", (run_id,))
             self._run_state_forget(run_id)
+            self._batch_updates.pop(run_id, None)
             self._batch_nodes = {key for key in self._batch_nodes if key[0] != run_id}
         if not run.artifact_dir:
             return 0
@@ -930,9 +971,7 @@ class SQLStore(Store):
             )
             if old["state"] != state:
                 moved = moved_count(counts, old["state"], state)
-                self._execute(
-                    handle, f"UPDATE runs SET counts = {self._JSON} WHERE id = ?", (to_json(moved), run_id)
-                )
+                self._update_run_row(handle, run_id, counts=to_json(moved))
                 self._run_state_set(run_id, counts=moved)
 
     def start_attempt(
@@ -1400,9 +1439,7 @@ class SQLStore(Store):
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (run_id, seq, at, kind, node_id, attempt, payload_text, head["event_head"], digest),
         )
-        self._execute(
-            handle, "UPDATE runs SET event_count = ?, event_head = ? WHERE id = ?", (seq, digest, run_id)
-        )
+        self._update_run_row(handle, run_id, event_count=seq, event_head=digest)
         self._run_state_set(run_id, event_count=seq, event_head=digest)
         return seq
 

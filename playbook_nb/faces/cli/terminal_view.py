@@ -45,6 +45,11 @@ class TerminalView:
                 self._stdout_pipe = sys.stdout.fileno()
         self.store = store
         self._plain = self._plain_output()  # after the colour theme: no_color leaves plain lines plain
+        # Rich asks every std stream for a terminal size at each line (three ioctls), then COLUMNS. With no
+        # terminal on any of them the width cannot change during the run: read it once (issue 18.2).
+        self._plain_width: int | None = None
+        if self._plain and not any(_isatty(fd) for fd in (0, 1, 2)):
+            self._plain_width = console.width
         self._progress: Progress | None = None
         self._task: TaskID | None = None
         self._final: set[str] = set()  # nodes in a final state, for the progress bar
@@ -69,7 +74,9 @@ class TerminalView:
         False: print it through Rich."""
         if self.pipe_closed:
             return True
-        if not self._plain or not _written_as_is(line) or len(line) >= self.console.width:
+        if not self._plain or not _written_as_is(line):
+            return False
+        if len(line) >= (self._plain_width if self._plain_width is not None else self.console.width):
             return False
         self._write_file(line + "\n")
         return True
@@ -363,3 +370,10 @@ def _plain_table(
         lines.append("│" + "│".join(f" {c.ljust(w)} " for c, w in zip(row, widths, strict=True)) + "│")
     lines.append("└" + "┴".join("─" * (w + 2) for w in widths) + "┘")
     return "\n".join(lines) + "\n"
+
+
+def _isatty(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
