@@ -10,7 +10,7 @@ from typing import NamedTuple
 import pytest
 
 from playbook_nb.adapters.store.models import Run
-from playbook_nb.domain.records import Record, Values
+from playbook_nb.domain.records import Record, Row, Values
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -113,3 +113,59 @@ def test_values_are_frozen():
     with pytest.raises(AttributeError):
         del values.a
     assert values.a == 1
+
+
+# `Row`: a Record dataclass whose __init__ and frozen pair are Row's, not compiled
+@dataclass(eq=False, repr=False, init=False)
+class CheapRow(Row):
+    """A row."""
+
+    a: int
+    b: str = "x"
+    hidden: str | None = field(default=None, repr=False)
+    listed: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FullRow:
+    """The same fields as a frozen dataclass."""
+
+    a: int
+    b: str = "x"
+    hidden: str | None = field(default=None, repr=False)
+    listed: list[int] = field(default_factory=list)
+
+
+@pytest.mark.parametrize(
+    "args,kwargs",
+    [((1,), {}), ((1, "y", "h", [2]), {}), ((), {"a": 2, "listed": [3]}), ((1,), {"b": "z"})],
+    ids=["default", "positional", "keywords", "mixed"],
+)
+def test_a_row_is_made_as_the_frozen_dataclass(args, kwargs):
+    cheap, full = CheapRow(*args, **kwargs), FullRow(*args, **kwargs)
+    assert dataclasses.asdict(cheap) == dataclasses.asdict(full)
+    assert repr(cheap).replace("CheapRow", "FullRow") == repr(full)
+    assert cheap == CheapRow(*args, **kwargs) and dataclasses.is_dataclass(cheap)
+    assert dataclasses.replace(cheap, b="w") == CheapRow(**{**dataclasses.asdict(cheap), "b": "w"})
+    assert CheapRow(1).listed is not CheapRow(1).listed  # a new list each, as default_factory gives
+
+
+@pytest.mark.parametrize(
+    "args,kwargs",
+    [((), {}), ((1, "x", None, [], 5), {}), ((1,), {"a": 2}), ((1,), {"d": 2})],
+    ids=["missing", "too_many", "twice", "unknown"],
+)
+def test_a_row_refuses_the_calls_the_dataclass_refuses(args, kwargs):
+    with pytest.raises(TypeError):
+        FullRow(*args, **kwargs)
+    with pytest.raises(TypeError):
+        CheapRow(*args, **kwargs)
+
+
+def test_a_row_is_frozen():
+    row = CheapRow(1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        row.a = 2  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del row.a
+    assert row.a == 1 and row.__dict__ == {"a": 1, "b": "x", "hidden": None, "listed": []}

@@ -33,7 +33,7 @@ from typing import Any
 
 from playbook_nb.domain.ages import AgeError, parse_age
 from playbook_nb.domain.errors import PlaybookError
-from playbook_nb.domain.records import Record, Values
+from playbook_nb.domain.records import Row, Values
 from playbook_nb.user_dirs import user_dir
 
 APP_NAME = "playbook-nb"
@@ -247,8 +247,8 @@ class UIConfig(Values):
     compact_output: bool = False
 
 
-@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
-class Config(Record):
+@dataclass(eq=False, repr=False, init=False)  # __init__, frozen, eq, hash, repr: Row's
+class Config(Row):
     """The effective configuration: every section, the files read and where each value came from."""
 
     database: DatabaseConfig = field(default_factory=DatabaseConfig)

@@ -28,6 +28,8 @@ OutputCallback = Callable[[str, str], None]  # (stream, text), secrets already m
 
 def _json_safe(value: Any) -> Any:
     """`value` itself when it survives a JSON round trip unchanged in meaning, else its `repr()`."""
+    if value is None or isinstance(value, bool | str):  # a command's None, without an encoder
+        return value
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError, OverflowError, RecursionError):
@@ -55,6 +57,10 @@ class AttemptResult:
             return 0.0
         return max(0.0, self.ended_at - self.started_at)
 
+    def json_return_value(self) -> Any:
+        """The return value, JSON-safe (else its `repr()`): what `to_dict()` holds."""
+        return _json_safe(self.return_value)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (the return value falls back to its `repr()`)."""
         return {
@@ -62,7 +68,7 @@ class AttemptResult:
             "exit_code": self.exit_code,
             "stdout": self.stdout,
             "stderr": self.stderr,
-            "return_value": _json_safe(self.return_value),
+            "return_value": self.json_return_value(),
             "error": self.error,
             "started_at": self.started_at,
             "ended_at": self.ended_at,

@@ -121,7 +121,7 @@ class Recorder:
             exit_code=result.exit_code,
             stdout=result.stdout,
             stderr=result.stderr,
-            result=result.to_dict().get("return_value"),
+            result=result.json_return_value(),
             error=result.error,
             token=self.owner_token,
         )

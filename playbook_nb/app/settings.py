@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any
 from playbook_nb.adapters.store import Store
 from playbook_nb.adapters.store.location import resolve_artifacts_url, resolve_db_path
 from playbook_nb.app.config import Config, load_config, parallel_workers
-from playbook_nb.domain.records import Record
+from playbook_nb.domain.records import Row
 
 if TYPE_CHECKING:
     from playbook_nb.app.notify import NotifierFactory
 
 
-@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
-class Settings(Record):
+@dataclass(eq=False, repr=False, init=False)  # __init__, frozen, eq, hash, repr: Row's
+class Settings(Row):
     """The configuration and the environment of one command."""
 
     config: Config

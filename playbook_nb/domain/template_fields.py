@@ -34,11 +34,15 @@ def template_fields(runbook: Runbook) -> Iterator[TemplateField]:
             yield node.id, "critical", node.critical
         if isinstance(node.timeout, str):
             yield node.id, "timeout", node.timeout
-        yield from nested_strings(node.id, "function_params", node.function_params)
+        # (a Command node has none of these: no generator for an empty table; issue 18.2)
+        if node.function_params or isinstance(node.function_params, str):
+            yield from nested_strings(node.id, "function_params", node.function_params)
         if node.targets is not None:
             yield from nested_strings(node.id, "targets", node.targets)
-        yield from nested_strings(node.id, "extra_vars", node.extra_vars)
-        yield from nested_strings(node.id, "ssh", node.ssh)
+        if node.extra_vars or isinstance(node.extra_vars, str):
+            yield from nested_strings(node.id, "extra_vars", node.extra_vars)
+        if node.ssh or isinstance(node.ssh, str):
+            yield from nested_strings(node.id, "ssh", node.ssh)
 
 
 def nested_strings(node_id: str, prefix: str, value: Any) -> Iterator[TemplateField]:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
-from playbook_nb.domain.records import Record
+from playbook_nb.domain.records import Row
 
 RUN_STATUSES = ("RUNNING", "OK", "NOK", "ABORTED")
 FINAL_RUN_STATUSES = ("OK", "NOK", "ABORTED")
@@ -25,8 +25,8 @@ MODES = ("interactive", "headless")
 INTERRUPTED_ERROR = "interrupted: process ended before the attempt finished"
 
 
-@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
-class Run(Record):
+@dataclass(eq=False, repr=False, init=False)  # __init__, frozen, eq, hash, repr: Row's
+class Run(Row):
     """One run: its runbook text, status, variables, owner and lease (a row of `runs`)."""
 
     id: int
@@ -72,8 +72,8 @@ class Run(Record):
         return (self.ended_at - self.started_at).total_seconds()
 
 
-@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
-class NodeStateRow(Record):
+@dataclass(eq=False, repr=False, init=False)  # __init__, frozen, eq, hash, repr: Row's
+class NodeStateRow(Row):
     """A node's state in one run (a row of `node_states`)."""
 
     run_id: int
@@ -86,8 +86,8 @@ class NodeStateRow(Record):
     updated_at: datetime
 
 
-@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
-class AttemptRow(Record):
+@dataclass(eq=False, repr=False, init=False)  # __init__, frozen, eq, hash, repr: Row's
+class AttemptRow(Row):
     """One attempt of a node: its command's exit code, output, result (a row of `attempts`)."""
 
     run_id: int
@@ -108,8 +108,8 @@ class AttemptRow(Record):
     revision: int = 1  # the runbook revision of the run it ran under (issue 14.10)
 
 
-@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
-class RevisionRow(Record):
+@dataclass(eq=False, repr=False, init=False)  # __init__, frozen, eq, hash, repr: Row's
+class RevisionRow(Row):
     """One runbook text a run ran under: 1 is the text it started with; `resume --allow-changed` adds one."""
 
     run_id: int
@@ -120,8 +120,8 @@ class RevisionRow(Record):
     actor: str | None
 
 
-@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
-class HostRow(Record):
+@dataclass(eq=False, repr=False, init=False)  # __init__, frozen, eq, hash, repr: Row's
+class HostRow(Row):
     """One host of a fleet node in one attempt (issue 21)."""
 
     run_id: int
@@ -140,8 +140,8 @@ class HostRow(Record):
     duration: float | None
 
 
-@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
-class DecisionRow(Record):
+@dataclass(eq=False, repr=False, init=False)  # __init__, frozen, eq, hash, repr: Row's
+class DecisionRow(Row):
     """A gate decision, with who took it and from where (a row of `decisions`)."""
 
     id: int
@@ -154,8 +154,8 @@ class DecisionRow(Record):
     source: str | None = None  # server, cli, notebook, parameter, policy, replay (None: recorded before 0003)
 
 
-@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
-class GateWaitRow(Record):
+@dataclass(eq=False, repr=False, init=False)  # __init__, frozen, eq, hash, repr: Row's
+class GateWaitRow(Row):
     """A run waiting at a gate for a decision from anywhere (issue 16): 'waiting' until someone decides
     ('decided', with the decision, its actor, source and comment), then 'applied' by the run; 'expired' when
     the deadline passed (or the run stopped waiting) first."""
@@ -173,8 +173,8 @@ class GateWaitRow(Record):
     decided_at: datetime | None
 
 
-@dataclass(frozen=True, eq=False, repr=False)  # eq, hash, repr: Record's
-class EventRow(Record):
+@dataclass(eq=False, repr=False, init=False)  # __init__, frozen, eq, hash, repr: Row's
+class EventRow(Row):
     """One event of a run's hash chain (a row of `events`)."""
 
     id: int
