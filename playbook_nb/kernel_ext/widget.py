@@ -26,6 +26,7 @@ import anywidget
 import ipycytoscape
 import ipywidgets as widgets
 import traitlets
+from ipywidgets.widgets.widget_string import HTMLStyle
 
 from playbook_nb.domain.engine import Decision, EngineEvent, EventKind, NodeState, PendingDecision, RunState
 from playbook_nb.domain.errors import PlaybookError
@@ -634,15 +635,23 @@ class RunbookWidget(widgets.VBox):
 
     def _fill_panel(self, panel: _Panel) -> None:
         """The widgets of `panel`; every class and layout given to the constructors, so each widget is one
-        comm_open (and one for its layout and style) and nothing follows."""
+        comm_open (and one for its layout and style) and nothing follows. The texts share one layout and one
+        style, the buttons theirs (each is a model of its own otherwise: 20 comm_opens fewer a panel)."""
         view = panel.view
         flex = "0 0 auto"  # a flex column would squeeze the output areas to nothing
+        hidden = {"display": "none"} if self.session.watch_only else {}
+        flexed = widgets.Layout(flex=flex)
+        text_style = HTMLStyle()
+        button_layout = widgets.Layout(width="auto", **hidden)  # watch-only: hidden, all together
+        button_style = widgets.ButtonStyle()
         with self._using(panel):
             self.header = widgets.HTML(
-                "<i>Click a node to see what it does, its attempts and its output.</i>", layout={"flex": flex}
+                "<i>Click a node to see what it does, its attempts and its output.</i>",
+                layout=flexed,
+                style=text_style,
             )
-            self.details = widgets.HTML(layout={"flex": flex})
-            self.attempts = widgets.HTML(layout={"flex": flex})
+            self.details = widgets.HTML(layout=flexed, style=text_style)
+            self.attempts = widgets.HTML(layout=flexed, style=text_style)
             # fleet nodes (issue 21): each host's latest state and output, filtered
             self.host_filter = widgets.ToggleButtons(
                 options=[(label, value) for value, label in HOST_FILTERS.items()],
@@ -652,9 +661,9 @@ class RunbookWidget(widgets.VBox):
                 _dom_classes=("pb-host-filter",),
             )
             self.host_filter.observe(lambda _change: self._in_panel(panel, self._show_hosts), names="value")
-            self.hosts = widgets.HTML()
+            self.hosts = widgets.HTML(style=text_style)
             self.host_box = widgets.VBox(
-                [widgets.HTML("<b>Hosts</b>"), self.host_filter, self.hosts],
+                [widgets.HTML("<b>Hosts</b>", style=text_style), self.host_filter, self.hosts],
                 layout={"display": "none", "flex": flex},
                 _dom_classes=("pb-hosts",),
             )
@@ -668,7 +677,6 @@ class RunbookWidget(widgets.VBox):
                 ),
                 _dom_classes=("pb-node-output",),
             )
-            hidden = {"display": "none"} if self.session.watch_only else {}
             self.comment = widgets.Text(
                 placeholder="comment (recorded with the decision)",
                 layout={"width": "98%", "flex": flex, **hidden},
@@ -688,7 +696,8 @@ class RunbookWidget(widgets.VBox):
                     button_style=style,
                     icon=icon,
                     disabled=True,
-                    layout={"width": "auto", **hidden},
+                    layout=button_layout,
+                    style=button_style,
                     _dom_classes=(f"pb-button-{name}",),
                 )
                 button.on_click(self._click_handler(name, panel))
@@ -705,9 +714,9 @@ class RunbookWidget(widgets.VBox):
                     self.details,
                     self.attempts,
                     self.host_box,
-                    widgets.HTML("<b>Output</b>", layout={"flex": flex}),
+                    widgets.HTML("<b>Output</b>", layout=flexed, style=text_style),
                     self.output_area,
-                    widgets.HTML("<b>Log</b>", layout={"flex": flex}),
+                    widgets.HTML("<b>Log</b>", layout=flexed, style=text_style),
                     self.panel_output,
                 ],
                 layout=widgets.Layout(
