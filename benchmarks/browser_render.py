@@ -347,19 +347,6 @@ def click_node(page, node_id: str) -> None:
     page.mouse.click(point["x"], point["y"])
 
 
-def wait_server_idle(server, timeout: float = KERNEL_TIMEOUT_MS / 1000) -> None:
-    """The kernel is idle by the server's word, twice in a row (the page's prompts of a long windowed notebook
-    can lag behind, or be detached)."""
-    deadline, calm = time.monotonic() + timeout, 0
-    while time.monotonic() < deadline:
-        kernels = server.api("GET", "/api/kernels") or []
-        calm = calm + 1 if kernels and all(k.get("execution_state") == "idle" for k in kernels) else 0
-        if calm >= 2:
-            return
-        time.sleep(0.5)
-    raise TimeoutError(f"the kernel never went idle: {server.api('GET', '/api/kernels')}")
-
-
 def one_run(browser, server, name: str, nodes: int, kind: str, workdir: Path) -> dict[str, dict]:
     """Open notebook `name`, Run All, wait for the drawn graph and idle, then click once (cockpit: Approve on the
     gate; plain: the button that sets the gate's data; and the whole-graph reset). Phases in seconds."""
@@ -372,7 +359,7 @@ def one_run(browser, server, name: str, nodes: int, kind: str, workdir: Path) ->
         t0 = click_run_all(page, nodes)
         wait_drawn(page, nodes)
         total = time.perf_counter() - t0
-        wait_server_idle(server)
+        server.wait_idle(timeout=KERNEL_TIMEOUT_MS / 1000)
         try:  # the page's own indicator; it can miss the last status message (then the row says "-")
             page.wait_for_function("() => window.__pb.marks.idle !== undefined", timeout=10_000)
         except Exception:

@@ -4,6 +4,7 @@ and without NO_COLOR; what they cannot draw so they leave to Rich."""
 
 from __future__ import annotations
 
+import builtins
 import io
 
 import pytest
@@ -325,6 +326,9 @@ def test_a_table_it_cannot_draw_is_left_to_rich(title, cell):
     ids=lambda e: ",".join(f"{k}={v}" for k, v in e.items()) or "nothing",
 )
 def test_the_terminal_is_the_one_rich_sees(monkeypatch, environ):
+    monkeypatch.delattr(
+        builtins, "get_ipython", raising=False
+    )  # an earlier test's IPython shell in this worker
     for name in ("TERM", "COLORTERM", "NO_COLOR", "COLUMNS", "LINES", "FORCE_COLOR", "TTY_COMPATIBLE"):
         monkeypatch.delenv(name, raising=False)
     for name, value in environ.items():

@@ -153,6 +153,21 @@ class LabServer:
             body = resp.read()
         return json.loads(body) if body else None
 
+    def wait_idle(self, notebook: str | None = None, timeout: float = 180.0) -> None:
+        """The kernel of `notebook` (of every session when None) is idle by the server's word, twice in a row
+        half a second apart: the page's own indicator can lag far behind a long notebook's outputs. The server
+        is shared by the browser tests, so a test names its notebook: another test's kernel may stay busy."""
+        deadline, calm = time.monotonic() + timeout, 0
+        while calm < 2:
+            sessions = self.api("GET", "/api/sessions") or []
+            kernels = [s["kernel"] for s in sessions if notebook in (None, s.get("path")) and s.get("kernel")]
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"the kernel of {notebook or 'every session'} never went idle: {kernels}"
+                )
+            calm = calm + 1 if kernels and all(k.get("execution_state") == "idle" for k in kernels) else 0
+            time.sleep(0.5)
+
     def stop(self, timeout: float = 15.0) -> None:
         """Shut kernels down, then stop the server by its own pid (terminate, wait, kill)."""
         proc = self.process

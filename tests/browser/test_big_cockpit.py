@@ -16,6 +16,7 @@ import json
 import pytest
 
 from playbook_nb.adapters.notebook.compile import compile_runbook, write_notebook
+from playbook_nb.domain.model import Runbook
 from playbook_nb.domain.validation import parse_runbook
 from tests.browser.lab import open_notebook as open_lab_notebook
 from tests.browser.lab import screenshot, wait_for_cytoscape_canvas, wait_kernel_idle
@@ -117,17 +118,23 @@ def _wait_centred(page, node_id: str) -> None:
     )
 
 
-def test_the_200_node_cockpit_fits_finds_jumps_and_leaves_the_wheel_to_the_page(lab_server, page, tmp_path):
-    db_path = tmp_path / "state" / "runs.db"
-    runbook = parse_runbook(big_runbook())
-    assert len(runbook.nodes) == NODES
+def open_big_runbook(lab_server, page, nodes: int, name: str, db_path) -> Runbook:
+    """The generated `nodes`-node runbook compiled to notebook `name` (runs recorded in `db_path`), opened in
+    the Lab at 1400x1000 and Run All'd."""
+    runbook = parse_runbook(big_runbook(nodes))
+    assert len(runbook.nodes) == nodes
     nb = compile_runbook(runbook)
     params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     params.source += f"\nstate_path = {str(db_path)!r}\nactor = 'carol-oncall'\n"
-    write_notebook(nb, lab_server.root_dir / "big_cockpit.ipynb")
+    write_notebook(nb, lab_server.root_dir / name)
     page.set_viewport_size({"width": 1400, "height": 1000})
-    open_lab_notebook(page, lab_server.base_url, lab_server.token, "big_cockpit.ipynb")
+    open_lab_notebook(page, lab_server.base_url, lab_server.token, name)
     run_all(page)
+    return runbook
+
+
+def test_the_200_node_cockpit_fits_finds_jumps_and_leaves_the_wheel_to_the_page(lab_server, page, tmp_path):
+    open_big_runbook(lab_server, page, NODES, "big_cockpit.ipynb", tmp_path / "state" / "runs.db")
     wait_kernel_idle(page)
     wait_for_cytoscape_canvas(page)
     wait_states(page, {"start": "OK", GATE: "WAITING", FAILING: "NOK!"}, timeout_ms=120_000)

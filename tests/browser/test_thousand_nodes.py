@@ -7,34 +7,16 @@ comm messages in one burst; the kernel's IOPub queue dropped some and the cockpi
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from playbook_nb.adapters.notebook.compile import compile_runbook, write_notebook
-from playbook_nb.domain.validation import parse_runbook
 from playbook_nb.presentation import look
 from tests.browser.lab import hex_rgb, wait_for_cytoscape_canvas
-from tests.browser.lab import open_notebook as open_lab_notebook
-from tests.browser.test_big_cockpit import GATE, big_runbook, cy_eval
-from tests.browser.test_cockpit import run_all, wait_states
+from tests.browser.test_big_cockpit import GATE, cy_eval, open_big_runbook
+from tests.browser.test_cockpit import wait_states
 
 pytestmark = pytest.mark.browser
 
 NODES = 1000
-
-
-def wait_server_idle(server, notebook: str, timeout: float = 180.0) -> None:
-    """The notebook's own kernel is idle by the server's word, twice in a row half a second apart (the server
-    is shared by the browser tests: another test's kernel may stay busy, so not every kernel is asked)."""
-    deadline, calm = time.monotonic() + timeout, 0
-    while calm < 2:
-        sessions = server.api("GET", "/api/sessions") or []
-        kernels = [s["kernel"] for s in sessions if s.get("path") == notebook and s.get("kernel")]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the kernel of {notebook} never went idle: {kernels}")
-        calm = calm + 1 if kernels and all(k.get("execution_state") == "idle" for k in kernels) else 0
-        time.sleep(0.5)
 
 
 def shut_down_sessions(server, notebook: str) -> None:
@@ -45,19 +27,9 @@ def shut_down_sessions(server, notebook: str) -> None:
 
 
 def test_a_1000_node_runbook_renders_and_a_click_colours_its_gate(lab_server, page, tmp_path, request):
-    runbook = parse_runbook(big_runbook(NODES))
-    assert len(runbook.nodes) == NODES
-    nb = compile_runbook(runbook)
-    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    params.source += f"\nstate_path = {str(tmp_path / 'runs.db')!r}\nactor = 'carol-oncall'\n"
-    write_notebook(nb, lab_server.root_dir / "thousand.ipynb")
-    page.set_viewport_size({"width": 1400, "height": 1000})
-    open_lab_notebook(page, lab_server.base_url, lab_server.token, "thousand.ipynb")
     request.addfinalizer(lambda: shut_down_sessions(lab_server, "thousand.ipynb"))
-    run_all(page)
-    wait_server_idle(
-        lab_server, "thousand.ipynb"
-    )  # (the page's own indicator can lag far behind 1000 cells' outputs)
+    runbook = open_big_runbook(lab_server, page, NODES, "thousand.ipynb", tmp_path / "runs.db")
+    lab_server.wait_idle("thousand.ipynb")
     page.locator(".jp-NotebookPanel .jp-Cell").first.scroll_into_view_if_needed()
     wait_for_cytoscape_canvas(page, timeout_ms=120_000)
     wait_states(page, {"start": "OK", GATE: "WAITING"}, timeout_ms=120_000)

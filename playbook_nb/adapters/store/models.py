@@ -202,6 +202,8 @@ When = datetime | str | float | None
 
 def to_timestamp(value: When) -> str:
     """ISO-8601 UTC text for storage."""
+    if value is None:  # now, already in UTC: the usual case, about ten a node (issue 18.2)
+        return now().isoformat(timespec="microseconds")
     if isinstance(value, bool):
         raise TypeError(f"a time is a datetime, seconds since the epoch or ISO-8601 text, not {value!r}")
     if value is None:

@@ -20,6 +20,7 @@ the strings with Rich's rendering byte for byte.
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 import sys
@@ -281,7 +282,7 @@ def terminal() -> Terminal | None:
     when Rich is left to decide (not a terminal, Windows, Jupyter or IDLE, a dumb terminal, not UTF-8, a
     stdout Rich proxies). Only called when stdout is a terminal by Rich's rule (app.plain_stdout is False)."""
     environ = os.environ
-    if sys.platform == "win32" or "IPython" in sys.modules:
+    if sys.platform == "win32" or hasattr(builtins, "get_ipython"):  # an IPython shell runs (Rich's test)
         return None
     if getattr(sys.stdin, "__module__", "").startswith("idlelib"):
         return None
