@@ -206,9 +206,7 @@ def to_timestamp(value: When) -> str:
         return now().isoformat(timespec="microseconds")
     if isinstance(value, bool):
         raise TypeError(f"a time is a datetime, seconds since the epoch or ISO-8601 text, not {value!r}")
-    if value is None:
-        stamp = now()
-    elif isinstance(value, int | float):
+    if isinstance(value, int | float):
         stamp = datetime.fromtimestamp(value, UTC)
     elif isinstance(value, str):
         stamp = datetime.fromisoformat(value)
