@@ -336,6 +336,15 @@ function render({ model, el }) {
   // default): JupyterLab's notebook would make the setup cell its active cell and focus it, and in a notebook of
   // 400 cells that sets every cell editor measuring the page, 50 ms and more before a button's click is handled.
   const keepPress = (event) => event.stopPropagation();
+  // A focus that comes into a node panel (a button clicked, the comment box) stays there too, for the same reason:
+  // the notebook would make the setup cell active, and in a notebook of 400 cells every editor then measures the
+  // page (1 s here, the first click after Run All). Typing in the comment box is no shortcut either way (command
+  // mode's keys skip a focused input); only a notebook in edit mode hears it, and leaves edit mode as it would.
+  const keepFocus = (event) => {
+    if (!(event.target instanceof Element) || !event.target.closest('.pb-panel')) return;  // a node panel's own
+    const notebook = el.closest('.jp-Notebook');
+    if (!notebook || !notebook.classList.contains('jp-mod-editMode')) event.stopPropagation();
+  };
   let cockpitEl = null;
   const onKey = (event) => { if (event.key === 'Escape') focused(false); };
   fitButton.addEventListener('click', () => { if (live()) cy.fit(undefined, 24); });
@@ -427,6 +436,7 @@ function render({ model, el }) {
     cockpit.dataset.pbView = view;
     cockpitEl = cockpit;
     cockpit.addEventListener('mousedown', keepPress);
+    cockpit.addEventListener('focusin', keepFocus);
     document.addEventListener('mousedown', onDocDown, true);
     document.addEventListener('keydown', onKey, true);
     model.on('msg:custom', (msg) => {
@@ -450,7 +460,10 @@ function render({ model, el }) {
     stopped = true;
     document.removeEventListener('mousedown', onDocDown, true);
     document.removeEventListener('keydown', onKey, true);
-    if (cockpitEl) cockpitEl.removeEventListener('mousedown', keepPress);
+    if (cockpitEl) {
+      cockpitEl.removeEventListener('mousedown', keepPress);
+      cockpitEl.removeEventListener('focusin', keepFocus);
+    }
     send({ bye: true });
   };
 }

@@ -75,7 +75,10 @@ def run_all(page) -> None:
     page.locator(".jp-NotebookPanel .jp-Cell").first.click()
     page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
     item = page.locator(".lm-Menu-item:not(.lm-mod-disabled)", has_text=re.compile(r"^Run All Cells"))
-    item.first.click(timeout=10_000)
+    # JupyterLab's Run All holds the page for seconds on a long notebook (a forced layout for every code cell it
+    # queues: about 10 s for the 2,005 cells of the 1,000-node runbook once they are all attached), and the click
+    # is answered only after that
+    item.first.click(timeout=60_000)
     page.wait_for_function(
         """() => [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt')]
                .filter(p => !p.closest('.jp-Cell').querySelector('.jp-InputPlaceholder'))
@@ -187,6 +190,13 @@ def cockpit(lab_server, page, tmp_path):
     return page, db_path, lab_server.root_dir / name
 
 
+# (index of the active cell, number of cells, the notebook's mode)
+ACTIVE_CELL_JS = """() => { const nb = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook');
+    const cells = [...nb.querySelectorAll('.jp-Cell')];
+    return [cells.findIndex(c => c.classList.contains('jp-mod-active')), cells.length,
+            nb.classList.contains('jp-mod-editMode') ? 'edit' : 'command']; }"""
+
+
 def test_cockpit_approve_retry_skip_recorded_in_the_index(cockpit):
     page, db_path, nb_path = cockpit
 
@@ -207,6 +217,10 @@ def test_cockpit_approve_retry_skip_recorded_in_the_index(cockpit):
     overview.scroll_into_view_if_needed()
     screenshot(page, "cockpit_overview", locator=overview)
 
+    # Working the cockpit leaves the notebook's active cell where Run All put it, in command mode.
+    active = ACTIVE_CELL_JS
+    before = page.evaluate(active)
+
     # Click the gate on the canvas: its panel opens with Approve / Reject enabled, Run / Retry disabled.
     click_node(page, "approve_deploy")
     assert page.locator("button.pb-button-approve").is_enabled()
@@ -215,11 +229,13 @@ def test_cockpit_approve_retry_skip_recorded_in_the_index(cockpit):
     assert page.locator("button.pb-button-retry").is_disabled()
     assert page.locator("button.pb-button-skip").is_disabled()  # critical gate
     assert "Deploy myapp to staging?" in page.locator(".pb-details").inner_text()
+    page.locator(".pb-comment input").press_sequentially("change CHG-1234 ab")  # a, b: no cells inserted
     page.locator(".pb-comment input").fill("change CHG-1234 approved")
     screenshot(page, "cockpit_node_panel", locator=overview)
 
     click_button(page, "approve")
     wait_states(page, {"approve_deploy": "OK", "deploy_application": "READY"})
+    assert page.evaluate(active) == before, "the cockpit moved the notebook's active cell or mode"
     assert_fill(page, "approve_deploy", "OK")
     assert_fill(page, "deploy_application", "READY")
 
