@@ -608,7 +608,7 @@ def main() -> int:
             "the same",
         ),
         (
-            "click Approve -> gate colour painted on the canvas",
+            "click Approve, the page settled -> gate colour painted on the canvas",
             med("cockpit", "click", "painted"),
             med("plain", "click", "painted"),
             "plain Button -> one node's data set",
