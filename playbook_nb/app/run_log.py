@@ -25,22 +25,16 @@ def attach_run_log(session: RunSession) -> None:
     """Log this session's run: its start now, then every event as it is recorded."""
     redact = session.redactor.redact
     run_id = session.run_id
-    # The arguments are redacted only for a level that is on: the first redaction loads the secret shapes
-    # (detect-secrets, about 0.1 s), which a kernel whose logging nobody configured would pay for nothing.
-    if logger.isEnabledFor(logging.INFO):
-        logger.info(
-            "run %s of %r %s (%s, actor %s)",
-            run_id,
-            redact(session.runbook.meta.title),
-            "resumed" if session.options.trigger == "resume" else "started",
-            session.options.trigger,
-            redact(session.options.actor or ""),
-        )
+    logger.info(
+        "run %s of %r %s (%s, actor %s)",
+        run_id,
+        redact(session.runbook.meta.title),
+        "resumed" if session.options.trigger == "resume" else "started",
+        session.options.trigger,
+        redact(session.options.actor or ""),
+    )
 
     def on_event(event: EngineEvent) -> None:
-        debug = event.kind in (EventKind.NODE_STATE, EventKind.RETRY_SCHEDULED)
-        if not logger.isEnabledFor(logging.DEBUG if debug else logging.INFO):
-            return
         reason = f" ({redact(event.reason)})" if event.reason else ""
         if event.kind == EventKind.NODE_STATE:
             attempt = f" attempt {event.attempt}" if event.attempt else ""
