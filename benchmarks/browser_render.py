@@ -43,6 +43,7 @@ from playbook_nb.presentation import NODE_LEGEND, look  # noqa: E402
 from tests.browser.lab import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,
+    CURRENT_PANEL,
     KERNEL_TIMEOUT_MS,
     LabServer,
     open_notebook,
@@ -352,8 +353,7 @@ def wait_settled(page, cells: int) -> None:
     in idle time, about 50 a second here: 9 s for the 405 cells of the 200-node runbook once its kernel is
     ready) and it is idle. A click before that waits behind that work, and behind Run All's outputs."""
     page.wait_for_function(
-        """(n) => { const p = [...document.querySelectorAll('.jp-NotebookPanel')].find(p => p.checkVisibility());
-                    return !!p && p.querySelectorAll('.jp-Cell').length >= n; }""",
+        f"""(n) => {{ const p = {CURRENT_PANEL}; return !!p && p.querySelectorAll('.jp-Cell').length >= n; }}""",
         arg=cells,
         timeout=KERNEL_TIMEOUT_MS,
         polling=250,
@@ -386,7 +386,7 @@ def one_run(browser, server, name: str, nodes: int, kind: str, workdir: Path) ->
             page.wait_for_function("() => window.__pb.marks.idle !== undefined", timeout=10_000)
         except Exception:
             print(f"{name}: the page never showed the kernel idle; the server did", file=sys.stderr)
-        out["render"] = {"total": total, **render_phases(page)}
+        out["render"] = {"total": total, "cells": cells, **render_phases(page)}
         if kind == "cockpit":
             wait_state(page, GATE, "WAITING")
             header = page.locator(f'.pb-node-header[data-node="{GATE}"]')
@@ -637,10 +637,11 @@ def main() -> int:
         lines.append(f"| {measure_name} | {ours:.3f} s | {base:.3f} s | {ours / base:.2f}x | {what} |")
     lines += ["", f"## Where the first render goes ({args.nodes} nodes, medians)", ""]
     lines += phase_table(runs, "render", "render", RENDER_PHASES)
+    cells = runs["cockpit"][0]["render"]["cells"]
     lines += [
         "",
         "Run All is clicked as soon as the notebook's kernel is ready. The click below is made once the page has "
-        f"settled (every one of the runbook's {args.nodes * 2 + 5} cells attached to the page, Run All's outputs "
+        f"settled (every one of the runbook's {cells} cells attached to the page, Run All's outputs "
         "shown, the page idle), as it always is for the plain one-cell notebook: "
         f"{median_of(runs['cockpit'], 'render', None, 'settled'):.1f} s after Run All for the runbook, "
         f"{median_of(runs['plain'], 'render', None, 'settled'):.1f} s for the plain notebook.",

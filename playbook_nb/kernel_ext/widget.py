@@ -312,8 +312,12 @@ function render({ model, el }) {
     if (node.empty()) return;
     if (cy.zoom() < 0.8) cy.zoom(0.8);  // readable
     cy.center(node);
+    if (chosen && chosen.id === id) chosen.centred = true;
   };
+  // This view's selection, drawn again on a graph drawn anew (see `adopt`): {id, centred}.
+  let chosen = null;
   const mark = (id) => {
+    chosen = { id, centred: false };
     if (!live()) return;
     cy.nodes('.selected-node').removeClass('selected-node');
     cy.getElementById(id).addClass('selected-node');
@@ -394,6 +398,13 @@ function render({ model, el }) {
     cy = instance;
     hasFocus = null;
     focused(false);
+    if (chosen && !cy.getElementById(chosen.id).empty()) {  // a selection made on the graph this one replaces
+      cy.getElementById(chosen.id).addClass('selected-node');
+      if (chosen.centred) {
+        if (cy.zoom() < 0.8) cy.zoom(0.8);
+        cy.center(cy.getElementById(chosen.id));
+      }
+    }
     cy.container().addEventListener('mousedown', () => focused(true), true);
     cy.on('tap', 'node', (event) => {
       mark(event.target.id());

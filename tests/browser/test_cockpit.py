@@ -21,6 +21,7 @@ from collections import Counter
 
 import nbformat
 import pytest
+from playwright.sync_api import expect
 
 from playbook_nb.adapters.notebook.compile import compile_runbook, write_notebook
 from playbook_nb.app.inputs import load_runbook
@@ -165,7 +166,10 @@ def assert_fill(page, node_id: str, state: str) -> None:
 def click_button(page, name: str) -> None:
     button = page.locator(f"button.pb-button-{name}")
     button.scroll_into_view_if_needed()
-    assert button.is_enabled(), f"button {name} is disabled"
+    try:  # the panel's buttons follow the graph's colours by a message or two
+        expect(button).to_be_enabled(timeout=10_000)
+    except AssertionError as err:
+        raise AssertionError(f"button {name} is disabled") from err
     button.click()
 
 
@@ -218,8 +222,7 @@ def test_cockpit_approve_retry_skip_recorded_in_the_index(cockpit):
     screenshot(page, "cockpit_overview", locator=overview)
 
     # Working the cockpit leaves the notebook's active cell where Run All put it, in command mode.
-    active = ACTIVE_CELL_JS
-    before = page.evaluate(active)
+    before = page.evaluate(ACTIVE_CELL_JS)
 
     # Click the gate on the canvas: its panel opens with Approve / Reject enabled, Run / Retry disabled.
     click_node(page, "approve_deploy")
@@ -235,7 +238,7 @@ def test_cockpit_approve_retry_skip_recorded_in_the_index(cockpit):
 
     click_button(page, "approve")
     wait_states(page, {"approve_deploy": "OK", "deploy_application": "READY"})
-    assert page.evaluate(active) == before, "the cockpit moved the notebook's active cell or mode"
+    assert page.evaluate(ACTIVE_CELL_JS) == before, "the cockpit moved the notebook's active cell or mode"
     assert_fill(page, "approve_deploy", "OK")
     assert_fill(page, "deploy_application", "READY")
 
