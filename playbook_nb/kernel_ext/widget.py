@@ -1159,6 +1159,10 @@ class RunbookWidget(widgets.VBox):
         fill, border, text, label = shown.fill, shown.stroke, shown.text, shown.word
         critical = session.engine.is_critical(node_id)
         kind = "gate (Manual)" if node.is_gate else str(node.type)
+        if not live:  # before the header: a panel whose header names a node shows that node's details
+            self.details.value = self._details_html(node_id)
+            self.attempts.value = self._attempts_html(node_id)
+            self._show_hosts()
         self.header.value = (
             f'<div class="pb-node-header" data-node="{html.escape(node_id)}" data-state="{state}">'
             f'<span style="font-size:15px;font-weight:600">{html.escape(node.label)}</span>'
@@ -1169,11 +1173,6 @@ class RunbookWidget(widgets.VBox):
             f'border-radius:3px">{html.escape(label if not awaiting else "failed, needs a decision")}</span><br>'
             f'<span class="pb-explain">{html.escape(session.explain(node_id))}</span></div>'
         )
-        if live:
-            return
-        self.details.value = self._details_html(node_id)
-        self.attempts.value = self._attempts_html(node_id)
-        self._show_hosts()
 
     def _on_host(self, node_id: str, _result) -> None:
         for panel in list(self.panels.values()):

@@ -231,7 +231,7 @@ def test_cockpit_approve_retry_skip_recorded_in_the_index(cockpit):
     assert page.locator("button.pb-button-run").is_disabled()
     assert page.locator("button.pb-button-retry").is_disabled()
     assert page.locator("button.pb-button-skip").is_disabled()  # critical gate
-    assert "Deploy myapp to staging?" in page.locator(".pb-details").inner_text()
+    expect(page.locator(".pb-details")).to_contain_text("Deploy myapp to staging?")
     page.locator(".pb-comment input").press_sequentially("change CHG-1234 ab")  # a, b: no cells inserted
     page.locator(".pb-comment input").fill("change CHG-1234 approved")
     screenshot(page, "cockpit_node_panel", locator=overview)

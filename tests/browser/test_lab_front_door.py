@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
+from playwright.sync_api import expect
 
 from playbook_nb.presentation import look
 from tests.browser.lab import (
@@ -430,7 +431,7 @@ def test_the_runs_panel_resumes_an_aborted_run_in_a_notebook_and_refuses_a_drive
     wait_states(page, {"look": "OK", "go_live": "WAITING", "act": "PENDING"})
     assert index_rows(lab_server, "SELECT count(*) AS n FROM decisions WHERE run_id = ?", rid)[0]["n"] == 0
     click_node(page, "go_live")
-    assert "Roll out to web-3?" in page.locator(".pb-details").inner_text()  # the recorded value, kept
+    expect(page.locator(".pb-details")).to_contain_text("Roll out to web-3?")  # the recorded value, kept
     click_button(page, "approve")
     wait_states(page, {"go_live": "OK", "act": "READY"})
     click_button(page, "run-until-gate")
