@@ -1391,32 +1391,57 @@ class RunbookWidget(widgets.VBox):
         with self._using(panel), self.action("run"):
             self._report(report)
 
-    def _decide(self, name: str, decision: Decision) -> str | None:
-        node_id = self._guard(name)
-        if node_id is None:
-            return None
-        actor = self.session.options.actor
-        comment = self._comment()
-        self.session.decide(node_id, decision, actor, comment, source="notebook")
-        self.say(f"{node_id}: {decision} by {actor}" + (f" ({comment})" if comment else ""))
-        self.comment.value = ""
-        return node_id
+    def _decide(self, name: str, decision: Decision) -> Callable[[], str | None]:
+        """Record the decision of button `name` on the selected node, if valid now, before the click's `action`
+        opens the panel's log: the node's new colour is then the first message the page gets (opening the log
+        flushes the kernel's streams first, 4 to 5 ms here). Returns what the action then does: say the decision
+        (or why there was none, or the error) and give the node decided, or None."""
+        node_id = self.selected
+        if node_id is None or name not in self.enabled_buttons():
+
+            def refused() -> str | None:
+                return self._guard(name)  # None, and the log says why not
+
+            return refused
+        actor, comment = self.session.options.actor, self._comment()
+        try:
+            self.session.decide(node_id, decision, actor, comment, source="notebook")
+        except (
+            Exception
+        ) as err:  # raised in the action: a PlaybookError is one line, anything else its traceback
+            failed = err
+
+            def fail() -> str | None:
+                raise failed
+
+            return fail
+
+        def said() -> str | None:
+            self.say(f"{node_id}: {decision} by {actor}" + (f" ({comment})" if comment else ""))
+            self.comment.value = ""
+            return node_id
+
+        return said
 
     def on_approve(self) -> None:
+        decided = self._decide("approve", Decision.APPROVE)
         with self.action("approve"):
-            self._decide("approve", Decision.APPROVE)
+            decided()
 
     def on_reject(self) -> None:
+        decided = self._decide("reject", Decision.REJECT)
         with self.action("reject"):
-            self._decide("reject", Decision.REJECT)
+            decided()
 
     def on_skip(self) -> None:
+        decided = self._decide("skip", Decision.SKIP)
         with self.action("skip"):
-            self._decide("skip", Decision.SKIP)
+            decided()
 
     def on_retry(self) -> None:
+        decided = self._decide("retry", Decision.RETRY)
         with self.action("retry"):
-            node_id = self._decide("retry", Decision.RETRY)
+            node_id = decided()
             if node_id is None:
                 return
             self._start(node_id)
