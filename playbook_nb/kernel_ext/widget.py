@@ -398,12 +398,10 @@ function render({ model, el }) {
     cy = instance;
     hasFocus = null;
     focused(false);
-    if (chosen && !cy.getElementById(chosen.id).empty()) {  // a selection made on the graph this one replaces
-      cy.getElementById(chosen.id).addClass('selected-node');
-      if (chosen.centred) {
-        if (cy.zoom() < 0.8) cy.zoom(0.8);
-        cy.center(cy.getElementById(chosen.id));
-      }
+    if (chosen) {  // a selection made on the graph this one replaces
+      const { id, centred } = chosen;
+      mark(id);
+      if (centred) centre(id);
     }
     cy.container().addEventListener('mousedown', () => focused(true), true);
     cy.on('tap', 'node', (event) => {
@@ -1391,60 +1389,41 @@ class RunbookWidget(widgets.VBox):
         with self._using(panel), self.action("run"):
             self._report(report)
 
-    def _decide(self, name: str, decision: Decision) -> Callable[[], str | None]:
-        """Record the decision of button `name` on the selected node, if valid now, before the click's `action`
-        opens the panel's log: the node's new colour is then the first message the page gets (opening the log
-        flushes the kernel's streams first, 4 to 5 ms here). Returns what the action then does: say the decision
-        (or why there was none, or the error) and give the node decided, or None."""
-        node_id = self.selected
-        if node_id is None or name not in self.enabled_buttons():
-
-            def refused() -> str | None:
-                return self._guard(name)  # None, and the log says why not
-
-            return refused
+    def _decide(self, name: str, decision: Decision, then: Callable[[str], None] | None = None) -> None:
+        """Button `name`: record `decision` on the selected node, if valid now, before the click's `action` opens
+        the panel's log, so the node's new colour is the first message the page gets (opening the log flushes the
+        kernel's streams first, 4 to 5 ms here); then, in the action, say it (or why there was none, or the error)
+        and call `then` with the node decided."""
+        node_id = self.selected if name in self.enabled_buttons() else None
         actor, comment = self.session.options.actor, self._comment()
-        try:
-            self.session.decide(node_id, decision, actor, comment, source="notebook")
-        except (
-            Exception
-        ) as err:  # raised in the action: a PlaybookError is one line, anything else its traceback
-            failed = err
-
-            def fail() -> str | None:
+        failed: Exception | None = None
+        if node_id is not None:
+            try:
+                self.session.decide(node_id, decision, actor, comment, source="notebook")
+            except Exception as err:  # raised in the action: a PlaybookError is one line, else its traceback
+                failed = err
+        with self.action(name):
+            if failed is not None:
                 raise failed
-
-            return fail
-
-        def said() -> str | None:
+            if node_id is None:
+                self._guard(name)  # says why not
+                return
             self.say(f"{node_id}: {decision} by {actor}" + (f" ({comment})" if comment else ""))
             self.comment.value = ""
-            return node_id
-
-        return said
+            if then is not None:
+                then(node_id)
 
     def on_approve(self) -> None:
-        decided = self._decide("approve", Decision.APPROVE)
-        with self.action("approve"):
-            decided()
+        self._decide("approve", Decision.APPROVE)
 
     def on_reject(self) -> None:
-        decided = self._decide("reject", Decision.REJECT)
-        with self.action("reject"):
-            decided()
+        self._decide("reject", Decision.REJECT)
 
     def on_skip(self) -> None:
-        decided = self._decide("skip", Decision.SKIP)
-        with self.action("skip"):
-            decided()
+        self._decide("skip", Decision.SKIP)
 
     def on_retry(self) -> None:
-        decided = self._decide("retry", Decision.RETRY)
-        with self.action("retry"):
-            node_id = decided()
-            if node_id is None:
-                return
-            self._start(node_id)
+        self._decide("retry", Decision.RETRY, then=self._start)
 
     def on_abort(self) -> None:
         with self.action("abort"):
