@@ -309,17 +309,18 @@ def run_all_cells(page, attempts: int = 3) -> None:
                 raise AssertionError(f"Run All Cells queued no cell after {attempts} tries") from None
 
 
-def wait_kernel_idle(page, timeout_ms: int = KERNEL_TIMEOUT_MS) -> None:
-    """Wait until the current notebook's kernel is idle and no cell is queued or running ("[*]")."""
+def wait_kernel_idle(page, timeout_ms: int = KERNEL_TIMEOUT_MS, prompts: bool = True) -> None:
+    """Wait until the current notebook's kernel is idle and (`prompts`) no cell is queued or running ("[*]")."""
     page.wait_for_function(
-        f"""() => {{
+        f"""(prompts) => {{
             const panel = {CURRENT_PANEL};
             if (!panel) return false;
             const ind = panel.querySelector('.jp-Notebook-ExecutionIndicator');
             if (!ind || ind.getAttribute('data-status') !== 'idle') return false;
-            return ![...panel.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
+            return !prompts || ![...panel.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
                 .some(p => p.textContent.includes('[*]'));
         }}""",
+        arg=prompts,
         timeout=timeout_ms,
         polling=250,
     )
