@@ -2,7 +2,8 @@
 
 Runs `benchmarks/browser_render.py --nodes 200 --repeat 10 --no-write` (quick: 50 nodes, one repetition) in a
 process of its own and turns the table it prints (`| measure | playbook-nb | baseline | ratio | ... |`) into
-rows: the script measures each figure against its plain-ipycytoscape baseline in the same run. Targets from
+rows: the script measures each figure against its plain-ipycytoscape baselines in the same run (the graph
+alone in a one-cell notebook, and in a notebook of the runbook's shape: one row each). Targets from
 the issue: first render of a 200-node runbook under 1.5 s, click to colour under 100 ms. Without Chromium or
 Playwright the rows say "not measured". A failed run of the script is run once more, and every row then says
 so with the first error.
