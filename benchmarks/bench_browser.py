@@ -92,6 +92,7 @@ def parse_big(stdout: str) -> list[Row]:
     if found is None:
         return []
     n = int(found.group(1))
+    failed = re.search(r"^cockpit failed: (.+)$", stdout[found.end() :], re.M)
     rows = []
     for line in stdout[found.end() :].splitlines():
         if line.startswith("## ") or (rows and not line.startswith("|")):
@@ -108,7 +109,8 @@ def parse_big(stdout: str) -> list[Row]:
                 f"plain ipycytoscape graph of {n} nodes, one cell: {plain}",
                 target,
                 ours != "-",
-                "one run of each in JupyterLab + headless Chromium (`benchmarks/browser_render.py --big`)",
+                "one run of each in JupyterLab + headless Chromium (`benchmarks/browser_render.py --big`)"
+                + (f"; the cockpit's run failed: {failed.group(1)[:300]}" if failed else ""),
             )
         )
     return rows

@@ -374,7 +374,7 @@ def wait_settled(page, cells: int) -> None:
     page.wait_for_function(
         f"""(n) => {{ const p = {CURRENT_PANEL}; return !!p && p.querySelectorAll('.jp-Cell').length >= n; }}""",
         arg=cells,
-        timeout=KERNEL_TIMEOUT_MS,
+        timeout=max(KERNEL_TIMEOUT_MS, 200 * cells),  # the 1000-node runbook's 2,005 cells: 130 s once here
         polling=250,
     )
     # idle: 30 animation frames in a row (half a second) none of which waited behind a long task

@@ -188,7 +188,11 @@ def test_the_browser_rows_include_the_big_graph_and_say_when_it_did_not_answer(r
         ("cockpit: click Approve, 1000-node runbook (one run) -> gate colour painted", "315 ms", "answers", True),
     ]  # fmt: skip
     assert rows[2].baseline == "plain ipycytoscape graph of 1000 nodes, one cell: 3340 ms"
-    unanswered = bench_browser.parse(BROWSER_REPORT.format(click="-"), 200, 10)
+    failed = BROWSER_REPORT.format(click="-").replace(
+        "Kernel side", "cockpit failed: Timeout 120000ms exceeded.\n\nKernel side"
+    )
+    unanswered = bench_browser.parse(failed, 200, 10)
     assert unanswered[3].met is False
+    assert unanswered[3].note.endswith("the cockpit's run failed: Timeout 120000ms exceeded.")
     without_big = BROWSER_REPORT.split("## 1000 nodes")[0]
     assert len(bench_browser.parse(without_big, 200, 10)) == 2
