@@ -92,7 +92,12 @@ def parse_big(stdout: str) -> list[Row]:
     if found is None:
         return []
     n = int(found.group(1))
-    failed = re.search(r"^cockpit failed: (.+)$", stdout[found.end() :], re.M)
+    failures = dict(re.findall(r"^(cockpit|plain) failed: (.+)$", stdout[found.end() :], re.M))
+    said = "".join(
+        f"; the {'plain baseline' if kind == 'plain' else 'cockpit'}'s run failed: {failures[kind][:300]}"
+        for kind in ("cockpit", "plain")
+        if kind in failures
+    )
     rows = []
     for line in stdout[found.end() :].splitlines():
         if line.startswith("## ") or (rows and not line.startswith("|")):
@@ -110,7 +115,7 @@ def parse_big(stdout: str) -> list[Row]:
                 target,
                 ours != "-",
                 "one run of each in JupyterLab + headless Chromium (`benchmarks/browser_render.py --big`)"
-                + (f"; the cockpit's run failed: {failed.group(1)[:300]}" if failed else ""),
+                + said,
             )
         )
     return rows

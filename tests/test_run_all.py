@@ -189,10 +189,12 @@ def test_the_browser_rows_include_the_big_graph_and_say_when_it_did_not_answer(r
     ]  # fmt: skip
     assert rows[2].baseline == "plain ipycytoscape graph of 1000 nodes, one cell: 3340 ms"
     failed = BROWSER_REPORT.format(click="-").replace(
-        "Kernel side", "cockpit failed: Timeout 120000ms exceeded.\n\nKernel side"
+        "Kernel side", "cockpit failed: Timeout 120000ms exceeded.\n\nplain failed: no ink\n\nKernel side"
     )
     unanswered = bench_browser.parse(failed, 200, 10)
     assert unanswered[3].met is False
-    assert unanswered[3].note.endswith("the cockpit's run failed: Timeout 120000ms exceeded.")
+    assert unanswered[3].note.endswith(
+        "; the cockpit's run failed: Timeout 120000ms exceeded.; the plain baseline's run failed: no ink"
+    )
     without_big = BROWSER_REPORT.split("## 1000 nodes")[0]
     assert len(bench_browser.parse(without_big, 200, 10)) == 2
