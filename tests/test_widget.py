@@ -238,7 +238,12 @@ def test_skip_is_disabled_on_a_critical_failure_and_a_disabled_click_is_no_error
     widget.on_approve()
     assert session.state("boom") is NodeState.NOK
     assert db_rows(store, "SELECT count(*) FROM decisions WHERE run_id = ?", session.run_id) == [(0,)]
-    assert all("not possible" in line for line in widget.messages[before:])
+    said = widget.messages[before:]
+    assert len(said) == 2 and all("not possible for 'boom' now" in line for line in said), said
+    widget.select(None)
+    widget.on_retry()
+    assert widget.messages[-1] == "retry: select a node first"
+    assert db_rows(store, "SELECT count(*) FROM attempts WHERE node_id = 'boom'") == [(1,)]
 
 
 def test_abort_disables_every_node_button(tmp_path):

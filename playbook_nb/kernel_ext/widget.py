@@ -1338,15 +1338,19 @@ class RunbookWidget(widgets.VBox):
             line = f"{report.node_id}: {report.message}"
         self.say(line)
 
+    def _refusal(self, name: str) -> str | None:
+        """Why button `name` is not valid for the selected node now, as the line to say; None when it is."""
+        if self.selected is None:
+            return f"{name}: select a node first"
+        if name not in self.enabled_buttons():
+            return f"{name}: not possible for '{self.selected}' now ({self.session.explain(self.selected)})"
+        return None
+
     def _guard(self, name: str) -> str | None:
         """The selected node if button `name` is valid for it now; else say why not (never an error)."""
-        if self.selected is None:
-            self.say(f"{name}: select a node first")
-            return None
-        if name not in self.enabled_buttons():
-            self.say(
-                f"{name}: not possible for '{self.selected}' now ({self.session.explain(self.selected)})"
-            )
+        refusal = self._refusal(name)
+        if refusal is not None:
+            self.say(refusal)
             return None
         return self.selected
 
@@ -1394,7 +1398,8 @@ class RunbookWidget(widgets.VBox):
         the panel's log, so the node's new colour is the first message the page gets (opening the log flushes the
         kernel's streams first, 4 to 5 ms here); then, in the action, say it (or why there was none, or the error)
         and call `then` with the node decided."""
-        node_id = self.selected if name in self.enabled_buttons() else None
+        refusal = self._refusal(name)
+        node_id = self.selected if refusal is None else None
         actor, comment = self.session.options.actor, self._comment()
         failed: Exception | None = None
         if node_id is not None:
@@ -1406,7 +1411,7 @@ class RunbookWidget(widgets.VBox):
             if failed is not None:
                 raise failed
             if node_id is None:
-                self._guard(name)  # says why not
+                self.say(refusal)
                 return
             self.say(f"{node_id}: {decision} by {actor}" + (f" ({comment})" if comment else ""))
             self.comment.value = ""
