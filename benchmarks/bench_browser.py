@@ -5,9 +5,9 @@ process of its own and turns the table it prints (`| measure | playbook-nb | bas
 rows: the script measures each figure against its plain-ipycytoscape baselines in the same run (the graph
 alone in a one-cell notebook, and in a notebook of the runbook's shape: one row each), and its one pair at
 1,000 nodes (two rows: it renders, a click is answered). Targets from the issue: first render of a 200-node
-runbook under 1.5 s, click to colour under 100 ms; a 1000-node runbook renders and stays responsive. Without Chromium or
-Playwright the rows say "not measured". A failed run of the script is run once more, and every row then says
-so with the first error.
+runbook under 1.5 s, click to colour under 100 ms; a 1000-node runbook renders and stays responsive. Without
+Chromium or Playwright the rows say "not measured". A failed run of the script is run once more, and every row
+then says so with the first error.
 """
 
 from __future__ import annotations
@@ -35,6 +35,11 @@ def targets(measure: str, nodes: int) -> tuple[str, float | None]:
     return "", None
 
 
+def table_cells(line: str) -> list[str]:
+    """The cells of one markdown table line `| a | b |`."""
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
 def parse(stdout: str, nodes: int, repeat: int) -> list[Row]:
     """The rows of the markdown table browser_render.py prints."""
     header: list[str] | None = None
@@ -44,7 +49,7 @@ def parse(stdout: str, nodes: int, repeat: int) -> list[Row]:
             if header is not None and rows:
                 break
             continue
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        cells = table_cells(line)
         if header is None:
             if cells and cells[0].lower() == "measure":
                 header = [c.lower() for c in cells]
@@ -102,7 +107,7 @@ def parse_big(stdout: str) -> list[Row]:
     for line in stdout[found.end() :].splitlines():
         if line.startswith("## ") or (rows and not line.startswith("|")):
             break
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        cells = table_cells(line)
         if len(cells) < 3 or cells[0] not in BIG_ROWS:
             continue
         measure, target = BIG_ROWS[cells[0]]
