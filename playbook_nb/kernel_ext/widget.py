@@ -1399,10 +1399,10 @@ class RunbookWidget(widgets.VBox):
         kernel's streams first, 4 to 5 ms here); then, in the action, say it (or why there was none, or the error)
         and call `then` with the node decided."""
         refusal = self._refusal(name)
-        node_id = self.selected if refusal is None else None
+        node_id = self.selected
         actor, comment = self.session.options.actor, self._comment()
         failed: Exception | None = None
-        if node_id is not None:
+        if refusal is None and node_id is not None:
             try:
                 self.session.decide(node_id, decision, actor, comment, source="notebook")
             except Exception as err:  # raised in the action: a PlaybookError is one line, else its traceback
@@ -1410,9 +1410,10 @@ class RunbookWidget(widgets.VBox):
         with self.action(name):
             if failed is not None:
                 raise failed
-            if node_id is None:
+            if refusal is not None:
                 self.say(refusal)
                 return
+            assert node_id is not None  # no refusal: a node is selected
             self.say(f"{node_id}: {decision} by {actor}" + (f" ({comment})" if comment else ""))
             self.comment.value = ""
             if then is not None:
