@@ -7,11 +7,13 @@ no command behind."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -222,3 +224,117 @@ def test_a_closed_output_pipe_aborts_the_run_and_stops_the_command(tmp_path, com
     assert "Traceback" not in stderr
     _assert_interrupted_record(db, run_id, "output pipe was closed", attempt=2 if command == "resume" else 1)
     _resume_finishes(runbook, flag, db, run_id)
+
+
+def test_a_kernel_slow_to_see_its_driver_go_still_records_the_run(tmp_path):
+    """A kernel that wakes to its driver's death (stopped, or starved on a loaded machine, while papermill
+    died) records the run ABORTED before ipykernel's parent poller ends it: the poller is held until the
+    record is written."""
+    runbook, marker, flag = long_runbook(tmp_path)
+    db = tmp_path / "runs.db"
+    notebook = tmp_path / "abort.ipynb"
+    assert run_cli("compile", str(runbook), "-o", str(notebook)).returncode == 0
+    env = {**os.environ, "PLAYBOOK_DB_PATH": str(db), "PYTHONUNBUFFERED": "1"}
+    papermill = Path(sys.executable).with_name("papermill")
+    proc = subprocess.Popen(
+        [str(papermill), str(notebook), str(tmp_path / "out.ipynb")],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=tmp_path,
+    )
+    kernel = None
+    try:
+        run_id = wait_for(_running_slow(db, marker), what="the slow command", proc=proc)
+        kernel = _kernel_pid(proc.pid)
+        assert kernel
+        os.kill(kernel, signal.SIGSTOP)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        time.sleep(1.5)  # more than the poller's one-second tick: it sees the new parent as soon as it wakes
+        os.kill(kernel, signal.SIGCONT)
+        wait_for(lambda: rows(db, "SELECT status FROM runs WHERE id = ?", (run_id,))[0]["status"] != "RUNNING",
+                 timeout=20, what="the run to leave RUNNING")  # fmt: skip
+    finally:
+        if kernel:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(kernel, signal.SIGCONT)
+        proc.kill()
+        kill_all(marker)
+    _assert_interrupted_record(db, run_id, "")
+    (run,) = rows(db, "SELECT * FROM runs WHERE id = ?", (run_id,))
+    assert f"the kernel's driver (process {proc.pid}) ended" in run["status_reason"], run["status_reason"]
+    _resume_finishes(runbook, flag, db, run_id)
+
+
+def _ended(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return True
+    return stat[stat.rfind(b")") + 2 :].startswith(b"Z")
+
+
+DRIVER = """
+import sys, time, nbformat
+from jupyter_client.manager import KernelManager
+
+notebook = nbformat.read(sys.argv[1], as_version=4)
+manager = KernelManager(kernel_name="python3")
+manager.start_kernel(cwd=sys.argv[2])
+client = manager.client()
+client.start_channels()
+client.wait_for_ready(timeout=60)
+for cell in notebook.cells:
+    if cell.cell_type != "code":
+        continue
+    reply = client.execute_interactive(cell.source, timeout=60, output_hook=lambda msg: None)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    if "open_run(" in cell.source:
+        break
+print("ready", manager.provisioner.process.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_run_open_in_an_idle_kernel_is_recorded_when_its_driver_dies(tmp_path):
+    """A driver killed -9 while its kernel is idle between cells (nothing running, nobody to write the
+    record): the kernel records the run ABORTED on its own event loop before it ends; resume finishes it."""
+    runbook, marker, flag = long_runbook(tmp_path)
+    db = tmp_path / "runs.db"
+    notebook = tmp_path / "abort.ipynb"
+    assert run_cli("compile", str(runbook), "-o", str(notebook)).returncode == 0
+    env = {**os.environ, "PLAYBOOK_DB_PATH": str(db), "PYTHONUNBUFFERED": "1"}
+    driver = subprocess.Popen(
+        [sys.executable, "-c", DRIVER, str(notebook), str(tmp_path)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    kernel = None
+    try:
+        line = driver.stdout.readline() if driver.stdout else ""
+        assert line.startswith("ready"), (line, driver.stderr.read() if driver.poll() is not None else "")
+        kernel = int(line.split()[1])
+        (run,) = rows(db, "SELECT * FROM runs")
+        assert run["status"] == "RUNNING"
+        driver.kill()
+        driver.wait(timeout=10)
+        wait_for(lambda: rows(db, "SELECT status FROM runs WHERE id = ?", (run["id"],))[0]["status"] != "RUNNING",
+                 timeout=20, what="the run to leave RUNNING")  # fmt: skip
+        wait_for(lambda: _ended(kernel), timeout=30, what="the kernel to end (its poller released)")
+    finally:
+        driver.kill()
+        if kernel:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(kernel, signal.SIGKILL)
+    (ended,) = rows(db, "SELECT * FROM runs")
+    assert ended["status"] == "ABORTED", dict(ended)
+    assert f"the kernel's driver (process {driver.pid}) ended" in ended["status_reason"]
+    states = {r["node_id"]: r["state"] for r in rows(db, "SELECT * FROM node_states")}
+    assert set(states.values()) <= {"PENDING"}, states
+    _resume_finishes(runbook, flag, db, run["id"])

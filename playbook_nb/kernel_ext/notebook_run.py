@@ -11,7 +11,6 @@ import contextlib
 import os
 import signal
 import sys
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +32,7 @@ from playbook_nb.domain.engine import NodeState, RunState
 from playbook_nb.domain.errors import PlaybookError, RunOwned, StorageFault, VariableError
 from playbook_nb.domain.validation import parse_runbook
 from playbook_nb.domain.values import bool_word
+from playbook_nb.kernel_ext import driver_watch
 from playbook_nb.presentation import mark
 
 if TYPE_CHECKING:
@@ -145,7 +145,12 @@ class NotebookRun:
             not headless
         ):  # an interactive run files its notebook when it ends or aborts (headless: the CLI does)
             session.event_listeners.append(self._file_when_it_stops)
-        _abort_when_driver_goes()
+        driver_watch.install(_current_run)
+
+    @property
+    def cell_running(self) -> bool:
+        """Whether one of this run's cells runs now (it records what happens to its node as it returns)."""
+        return self._cell_node is not None
 
     # -- cells -------------------------------------------------------------------------------
     def show(self) -> None:
@@ -411,47 +416,8 @@ def async_node_cells(lines: list[str]) -> list[str]:
     ]
 
 
-_hooks_installed = False
-
-
-def _abort_when_driver_goes() -> None:
-    """A command never outlives the kernel's driver: when the process that started this kernel ends (a plain
-    `papermill` run killed, the Jupyter server gone) or the kernel is asked to shut down (papermill after a
-    Ctrl-C, a kernel restart), the current run's command is stopped at once and the run recorded ABORTED by
-    the cell that runs it. (The commands' watchdog kills them anyway if the kernel itself dies.) Installed
-    once per kernel."""
-    global _hooks_installed
-    if _hooks_installed:
-        return
-    _hooks_installed = True
-
-    def abort(reason: str) -> None:
-        if isinstance(_current, NotebookRun):  # a record view runs nothing
-            _current.session.abort_switch.request(reason)
-
-    parent = os.environ.get("JPY_PARENT_PID", "")
-    if parent.isdigit() and int(parent) == os.getppid() and int(parent) > 1:
-
-        def watch(pidfd: int) -> None:
-            import select
-
-            select.select([pidfd], [], [])
-            abort(f"the kernel's driver (process {parent}) ended")
-
-        with contextlib.suppress(OSError, AttributeError):
-            pidfd = os.pidfd_open(int(parent))
-            threading.Thread(target=watch, args=(pidfd,), name="playbook-driver-watch", daemon=True).start()
-    kernel = getattr(_ipython(), "kernel", None)
-    handlers = getattr(kernel, "control_handlers", None)
-    if isinstance(handlers, dict) and "shutdown_request" in handlers:
-        original = handlers["shutdown_request"]
-
-        async def shutdown_request(stream, ident, parent_msg):
-            restart = bool((parent_msg.get("content") or {}).get("restart"))
-            abort("kernel restarted" if restart else "kernel shut down")
-            return await original(stream, ident, parent_msg)
-
-        handlers["shutdown_request"] = shutdown_request
+def _current_run() -> NotebookRun | None:
+    return _current if isinstance(_current, NotebookRun) else None  # a record view runs nothing
 
 
 def _ipython():
