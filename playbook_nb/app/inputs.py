@@ -13,12 +13,14 @@ from typing import Any
 
 from playbook_nb.domain.errors import RunbookError, VariableError
 from playbook_nb.domain.model import Runbook, Variable
-from playbook_nb.domain.validation import parse_runbook
+from playbook_nb.domain.validation import parse_runbook, refuse_secret_defaults
 from playbook_nb.domain.variables import check_value
 
 
-def load_runbook(path: str | Path) -> Runbook:
-    """Read and parse a runbook file: a valid Runbook, or one RunbookError line naming the file."""
+def load_runbook(path: str | Path, *, allow_secret_defaults: bool = False) -> Runbook:
+    """Read and parse a runbook file: a valid Runbook, or one RunbookError line naming the file. A secret
+    variable with a default written in the file is refused (`refuse_secret_defaults`) unless
+    `allow_secret_defaults` (scan reads such a file to look for that default)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -27,7 +29,10 @@ def load_runbook(path: str | Path) -> Runbook:
         raise RunbookError("not a UTF-8 text file", str(path)) from None
     except OSError as err:
         raise RunbookError(f"cannot read it ({err.strerror or err})", str(path)) from None
-    return parse_runbook(text, str(path))
+    runbook = parse_runbook(text, str(path))
+    if not allow_secret_defaults:
+        refuse_secret_defaults(runbook)
+    return runbook
 
 
 def parse_var_assignments(assignments: Iterable[str]) -> dict[str, str]:

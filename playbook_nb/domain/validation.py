@@ -55,6 +55,21 @@ def parse_runbook(text: str, path: str | None = None) -> Runbook:
     return runbook
 
 
+def refuse_secret_defaults(runbook: Runbook) -> None:
+    """A secret's value written in the runbook file would be in every copy of its text: the compiled notebook,
+    the run record and the HTML export. So a runbook that starts a run or becomes a notebook may not hold one
+    (RunbookError naming the variable). Recorded runs are read back without this check: nothing recorded is lost."""
+    for name, var in runbook.variables.items():
+        if var.secret and var.has_default:
+            at = f"{runbook.path}: variable {name}" if runbook.path else f"variable {name}"
+            raise RunbookError(
+                "a secret variable cannot have a default written in the runbook file (its value would be "
+                f"copied into the notebook and the run record): remove it and pass the value in "
+                f"PLAYBOOK_SECRET_{name}",
+                at,
+            )
+
+
 def check_runbook(runbook: Runbook) -> set[str]:
     """Graph and template checks; raises RunbookError for the first problem. Returns the variable names
     the templates use."""
@@ -148,7 +163,7 @@ def _render_errors(
 
 def collect_warnings(runbook: Runbook, used_in_templates: set[str] | None = None) -> list[str]:
     """Things that are allowed but probably not meant: unused variables, branches that can never run,
-    commands that opt out of shell quoting, secrets with a default written in the file.
+    commands that opt out of shell quoting.
 
     `used_in_templates`: what `check_templates(runbook)` returned, when the caller has just checked them."""
     prefix = f"{runbook.path}: " if runbook.path else ""
@@ -159,9 +174,6 @@ def collect_warnings(runbook: Runbook, used_in_templates: set[str] | None = None
     for name in runbook.variables:
         if name not in used:
             warnings.append(f"{prefix}variable {name} is declared but never used")
-    for name, var in runbook.variables.items():
-        if var.secret and var.has_default:
-            warnings.append(f"{prefix}secret variable {name} has a default written in the runbook file")
     for node_id, field_name, text in template_fields(runbook):
         if field_name == "command_name" and uses_raw(text):
             warnings.append(

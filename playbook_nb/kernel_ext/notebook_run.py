@@ -30,7 +30,7 @@ from playbook_nb.constants import FILED_BY_DRIVER_ENV, OUTPUT_PATH_ENV, RUN_MIME
 from playbook_nb.domain.decisions import GateDecision, parse_gate_wait
 from playbook_nb.domain.engine import NodeState, RunState
 from playbook_nb.domain.errors import PlaybookError, RunOwned, StorageFault, VariableError
-from playbook_nb.domain.validation import parse_runbook
+from playbook_nb.domain.validation import parse_runbook, refuse_secret_defaults
 from playbook_nb.domain.values import bool_word
 from playbook_nb.kernel_ext import driver_watch
 from playbook_nb.presentation import mark
@@ -465,6 +465,7 @@ def open_run(
     global _current
     asked = dict(locals())  # the form's Run opens the run again with these and its values
     runbook = parse_runbook(runbook_toml, path="notebook")
+    refuse_secret_defaults(runbook)  # a notebook compiled before they were refused
     if sha256 and sha256 != runbook.sha256:
         print(
             f"note: the runbook text differs from the compiled one (sha256 {sha256[:12]} -> {runbook.sha256[:12]})"

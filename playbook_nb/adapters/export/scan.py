@@ -266,13 +266,17 @@ def collect_secret_values(
 def _runbook_secret_values(path: Path, var: list[str], env: Mapping[str, str]) -> dict[str, str]:
     from playbook_nb.app.inputs import load_runbook, parse_var_assignments
 
-    runbook = load_runbook(path)
+    runbook = load_runbook(path, allow_secret_defaults=True)
     given = parse_var_assignments(var)
     found = {}
     for name in sorted(runbook.secret_names):
         value = given.get(name) or env.get(SECRET_ENV_PREFIX + name)
         if value:
             found[f"secret variable {name}"] = value
+        variable = runbook.variables[name]
+        if variable.has_default and isinstance(variable.default, str) and variable.default:
+            # written in the file by an older version (now refused): every record of it may hold it
+            found[f"secret variable {name} (its default in {path})"] = variable.default
     return found
 
 

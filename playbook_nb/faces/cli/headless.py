@@ -29,7 +29,7 @@ from playbook_nb.constants import FILED_BY_DRIVER_ENV, NOTIFY_FAILED_EVENT, RUN_
 from playbook_nb.domain.errors import PlaybookError, StorageFault
 from playbook_nb.domain.exit_codes import ExitCode, exit_code_for
 from playbook_nb.domain.model import Runbook
-from playbook_nb.domain.validation import parse_runbook
+from playbook_nb.domain.validation import parse_runbook, refuse_secret_defaults
 from playbook_nb.faces import run_json
 from playbook_nb.faces.cli.app import console, emit_json, err_console, json_active
 from playbook_nb.faces.cli.common import open_store, resolve_values, run_document
@@ -43,7 +43,9 @@ def runbook_of_notebook(path: Path) -> Runbook:
         raise PlaybookError(
             f"{path}: not a playbook-nb notebook (no playbook_nb metadata); compile a runbook first"
         )
-    return parse_runbook(meta["runbook_text"], path=str(path))
+    runbook = parse_runbook(meta["runbook_text"], path=str(path))
+    refuse_secret_defaults(runbook)  # a notebook compiled before they were refused
+    return runbook
 
 
 def run_record_of(nb: Any) -> dict[str, Any] | None:

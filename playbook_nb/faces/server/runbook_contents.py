@@ -35,10 +35,11 @@ def is_runbook(path: str) -> bool:
 def compiled_notebook(text: str, path: str) -> dict[str, Any]:
     """The notebook of runbook `text` (API path `path`), or HTTP 400 with the validation error's one line."""
     from playbook_nb.adapters.notebook.compile import compile_runbook
-    from playbook_nb.domain.validation import parse_runbook
+    from playbook_nb.domain.validation import parse_runbook, refuse_secret_defaults
 
     try:
         runbook = parse_runbook(text, path=path)
+        refuse_secret_defaults(runbook)
         return compile_runbook(runbook, source_path=path)
     except PlaybookError as err:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
