@@ -120,31 +120,44 @@ def test_headless_signal_stops_the_group_files_the_notebook_and_exits_3(tmp_path
     _resume_finishes(runbook, flag, db, run_id)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_plain_papermill_signal_stops_the_group_and_aborts_the_run(tmp_path, sig):
-    runbook, marker, flag = long_runbook(tmp_path)
-    db = tmp_path / "runs.db"
+def _compiled(tmp_path: Path, runbook: Path) -> Path:
     notebook = tmp_path / "abort.ipynb"
     assert run_cli("compile", str(runbook), "-o", str(notebook)).returncode == 0
+    return notebook
+
+
+def _start_papermill(tmp_path: Path, notebook: Path, db: Path, output=subprocess.PIPE) -> subprocess.Popen:
+    """A plain `papermill IN OUT` of the compiled notebook, its run recorded in `db`."""
     env = {**os.environ, "PLAYBOOK_DB_PATH": str(db), "PYTHONUNBUFFERED": "1"}
     papermill = Path(sys.executable).with_name("papermill")
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [str(papermill), str(notebook), str(tmp_path / "out.ipynb")],
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=output,
+        stderr=output,
         text=True,
         env=env,
         cwd=tmp_path,
     )
+
+
+def _wait_run_left_running(db: Path, run_id: int) -> None:
+    """The record is written by the kernel as it stops; give it the moment it needs."""
+    wait_for(lambda: rows(db, "SELECT status FROM runs WHERE id = ?", (run_id,))[0]["status"] != "RUNNING",
+             timeout=20, what="the run to leave RUNNING")  # fmt: skip
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_plain_papermill_signal_stops_the_group_and_aborts_the_run(tmp_path, sig):
+    runbook, marker, flag = long_runbook(tmp_path)
+    db = tmp_path / "runs.db"
+    proc = _start_papermill(tmp_path, _compiled(tmp_path, runbook), db)
     try:
         run_id = wait_for(_running_slow(db, marker), what="the slow command", proc=proc)
         proc.send_signal(sig)
         lived = seconds_until_gone(marker)
         proc.communicate(timeout=90)
-        # the record is written by the kernel as it stops; give it the moment it needs
-        wait_for(lambda: rows(db, "SELECT status FROM runs WHERE id = ?", (run_id,))[0]["status"] != "RUNNING",
-                 timeout=20, what="the run to leave RUNNING")  # fmt: skip
+        _wait_run_left_running(db, run_id)
     finally:
         proc.kill()
         kill_all(marker)
@@ -232,18 +245,7 @@ def test_a_kernel_slow_to_see_its_driver_go_still_records_the_run(tmp_path):
     record is written."""
     runbook, marker, flag = long_runbook(tmp_path)
     db = tmp_path / "runs.db"
-    notebook = tmp_path / "abort.ipynb"
-    assert run_cli("compile", str(runbook), "-o", str(notebook)).returncode == 0
-    env = {**os.environ, "PLAYBOOK_DB_PATH": str(db), "PYTHONUNBUFFERED": "1"}
-    papermill = Path(sys.executable).with_name("papermill")
-    proc = subprocess.Popen(
-        [str(papermill), str(notebook), str(tmp_path / "out.ipynb")],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        cwd=tmp_path,
-    )
+    proc = _start_papermill(tmp_path, _compiled(tmp_path, runbook), db, output=subprocess.DEVNULL)
     kernel = None
     try:
         run_id = wait_for(_running_slow(db, marker), what="the slow command", proc=proc)
@@ -254,8 +256,7 @@ def test_a_kernel_slow_to_see_its_driver_go_still_records_the_run(tmp_path):
         proc.wait(timeout=30)
         time.sleep(1.5)  # more than the poller's one-second tick: it sees the new parent as soon as it wakes
         os.kill(kernel, signal.SIGCONT)
-        wait_for(lambda: rows(db, "SELECT status FROM runs WHERE id = ?", (run_id,))[0]["status"] != "RUNNING",
-                 timeout=20, what="the run to leave RUNNING")  # fmt: skip
+        _wait_run_left_running(db, run_id)
     finally:
         if kernel:
             with contextlib.suppress(ProcessLookupError):
@@ -303,8 +304,7 @@ def test_a_run_open_in_an_idle_kernel_is_recorded_when_its_driver_dies(tmp_path)
     record): the kernel records the run ABORTED on its own event loop before it ends; resume finishes it."""
     runbook, marker, flag = long_runbook(tmp_path)
     db = tmp_path / "runs.db"
-    notebook = tmp_path / "abort.ipynb"
-    assert run_cli("compile", str(runbook), "-o", str(notebook)).returncode == 0
+    notebook = _compiled(tmp_path, runbook)
     env = {**os.environ, "PLAYBOOK_DB_PATH": str(db), "PYTHONUNBUFFERED": "1"}
     driver = subprocess.Popen(
         [sys.executable, "-c", DRIVER, str(notebook), str(tmp_path)],
@@ -324,8 +324,7 @@ def test_a_run_open_in_an_idle_kernel_is_recorded_when_its_driver_dies(tmp_path)
         assert run["status"] == "RUNNING"
         driver.kill()
         driver.wait(timeout=10)
-        wait_for(lambda: rows(db, "SELECT status FROM runs WHERE id = ?", (run["id"],))[0]["status"] != "RUNNING",
-                 timeout=20, what="the run to leave RUNNING")  # fmt: skip
+        _wait_run_left_running(db, run["id"])
         wait_for(lambda: _ended(kernel), timeout=30, what="the kernel to end (its poller released)")
     finally:
         driver.kill()

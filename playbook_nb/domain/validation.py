@@ -10,6 +10,7 @@ import ast
 from dataclasses import dataclass, field
 from typing import Any
 
+from playbook_nb.constants import SECRET_ENV_PREFIX
 from playbook_nb.domain.errors import RunbookError, TemplateError, where
 from playbook_nb.domain.model import DepCondition, NodeType, Runbook
 from playbook_nb.domain.outputs import check_output_references, step_references
@@ -65,7 +66,7 @@ def refuse_secret_defaults(runbook: Runbook) -> None:
             raise RunbookError(
                 "a secret variable cannot have a default written in the runbook file (its value would be "
                 f"copied into the notebook and the run record): remove it and pass the value in "
-                f"PLAYBOOK_SECRET_{name}",
+                f"{SECRET_ENV_PREFIX}{name}",
                 at,
             )
 

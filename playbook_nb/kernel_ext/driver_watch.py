@@ -45,14 +45,13 @@ class _HeldParent(int):
     __hash__ = int.__hash__
 
 
-def install(current: Callable[[], Any]) -> None:
-    """Watch this kernel's driver and its shutdown requests, once per kernel. `current()` returns the run
-    open in this kernel (a NotebookRun) or None."""
+def install(kernel: Any, current: Callable[[], Any]) -> None:
+    """Watch this kernel's driver and its shutdown requests, once per kernel. `kernel`: the ipykernel
+    Kernel (None outside one); `current()` returns the run open in this kernel (a NotebookRun) or None."""
     global _installed
     if _installed:
         return
     _installed = True
-    kernel = _kernel()
     parent = os.environ.get("JPY_PARENT_PID", "")
     if parent.isdigit() and int(parent) > 1 and int(parent) == os.getppid():
         _watch_driver(int(parent), current)
@@ -111,14 +110,6 @@ def _request_abort(current: Callable[[], Any], reason: str) -> None:
     run = current()
     if run is not None:
         run.session.abort_switch.request(reason)
-
-
-def _kernel() -> Any:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return None
-    return getattr(get_ipython(), "kernel", None)
 
 
 def _poller() -> Any:

@@ -145,7 +145,7 @@ class NotebookRun:
             not headless
         ):  # an interactive run files its notebook when it ends or aborts (headless: the CLI does)
             session.event_listeners.append(self._file_when_it_stops)
-        driver_watch.install(_current_run)
+        driver_watch.install(getattr(_ipython(), "kernel", None), _current_run)
 
     @property
     def cell_running(self) -> bool:
