@@ -456,7 +456,10 @@ function render({ model, el }) {
           + ' { display: none !important; }';
         el.appendChild(style);
       }
-      if (msg.found && msg.asked === asked) showFound(msg.found);
+      if (msg.found && msg.asked === asked) {  // the latest search's answer; one match: marked and centred
+        showFound(msg.found);
+        if (msg.found.select) { mark(msg.found.select); centre(msg.found.select); }
+      }
       if (msg.selected) {
         mark(msg.selected);
         if (msg.center) centre(msg.selected);
@@ -812,13 +815,14 @@ class RunbookWidget(widgets.VBox):
                     self._update_panel_here()
             self.view_channel.send({"view": view, "ready": True})
         if "search" in content:
+            # One message: the view marks and centres the match itself (a reply to an older search, overtaken
+            # by the typing, is ignored there), before the panel's widgets follow.
             found = search_reply(self.runbook, str(content.get("search") or "")[:200])
             self.view_channel.send({"view": view, "found": found, "asked": content.get("asked")})
             node_id = found.get("select")
             if node_id:
                 with self._using(panel):
                     self.select(node_id)
-                self.view_channel.send({"view": view, "selected": node_id, "center": True})
             return
         node_id = content.get("select")
         if node_id in self.nodes:

@@ -99,7 +99,7 @@ def wait_selected_and_centred(page, node_id: str) -> None:
                  cockpitView: cy.container().closest('.playbook-cockpit').dataset.pbView,
                  panels: [...document.querySelectorAll('.pb-panel')].map(p => p.className),
                  marked: n.hasClass('selected-node'), at: n.renderedPosition(), w: cy.width(), h: cy.height(),
-                 zoom: cy.zoom(),
+                 zoom: cy.zoom(), line: (document.querySelector('.pb-search-line') || {}).textContent,
                  graphs: [...document.querySelectorAll('div')].filter(d => d._cyreg && d._cyreg.cy).map(d => {
                    const m = d._cyreg.cy.getElementById(arg);
                    return {marked: m.hasClass('selected-node'), at: m.renderedPosition(), w: d._cyreg.cy.width()};
