@@ -9,6 +9,9 @@ OUTPUT_PATH_ENV = "PLAYBOOK_NB_OUTPUT_PATH"  # set by the `playbook` papermill e
 # "1": the headless CLI files the executed notebook as the run's record, its graph drawn there from the index,
 # so the kernel draws no picture of its own
 FILED_BY_DRIVER_ENV = "PLAYBOOK_NB_FILED_BY_DRIVER"
+# a file the headless CLI writes why it stops (e.g. "terminated (SIGTERM)") before it interrupts its kernel, so
+# the kernel records the signal the user sent, not the SIGINT it was given
+STOP_REASON_FILE_ENV = "PLAYBOOK_NB_STOP_REASON_FILE"
 RUN_MIME = "application/vnd.playbook-nb.run+json"  # the setup cell's output naming the run record
 TEMPLATE_PACKAGE = "playbook_nb.templates"  # notebook cells, HTML report and SVG templates
 ARTIFACT_EVENT = "artifact"  # the event recording a file a step left in the run's artifacts

@@ -108,8 +108,10 @@ def test_headless_signal_stops_the_group_files_the_notebook_and_exits_3(tmp_path
     assert "Traceback" not in stderr, stderr
     stopped = [line for line in stderr.splitlines() if line.startswith("stopped:")]
     assert stopped and sig.name in stopped[0], stderr
-    _assert_interrupted_record(db, run_id, "SIGINT")  # what the kernel was sent
+    # the signal the runner was sent, not the SIGINT it gave its kernel
+    _assert_interrupted_record(db, run_id, sig.name)
     (run,) = rows(db, "SELECT * FROM runs WHERE id = ?", (run_id,))
+    assert sig.name in run["status_reason"], dict(run)
     notebook = Path(run["notebook_path"])
     assert notebook.exists() and notebook.is_relative_to(tmp_path), run["notebook_path"]
     nb = json.loads(notebook.read_text())
@@ -337,3 +339,16 @@ def test_a_run_open_in_an_idle_kernel_is_recorded_when_its_driver_dies(tmp_path)
     states = {r["node_id"]: r["state"] for r in rows(db, "SELECT * FROM node_states")}
     assert set(states.values()) <= {"PENDING"}, states
     _resume_finishes(runbook, flag, db, run["id"])
+
+
+def test_an_interrupted_kernel_gives_the_reason_its_driver_wrote(tmp_path, monkeypatch):
+    from playbook_nb.constants import STOP_REASON_FILE_ENV
+    from playbook_nb.kernel_ext.notebook_run import interrupt_reason
+
+    monkeypatch.delenv(STOP_REASON_FILE_ENV, raising=False)
+    assert interrupt_reason(signal.SIGINT) == "interrupted (SIGINT)"  # Kernel > Interrupt in JupyterLab
+    note = tmp_path / "stop-reason"
+    monkeypatch.setenv(STOP_REASON_FILE_ENV, str(note))
+    assert interrupt_reason(signal.SIGINT) == "interrupted (SIGINT)"  # a driver that has not stopped
+    note.write_text("terminated (SIGTERM)")
+    assert interrupt_reason(signal.SIGINT) == "terminated (SIGTERM)"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 SIGNAL_REASONS: dict[int, str] = {
     signal.SIGINT: "interrupted (SIGINT)",
@@ -70,23 +70,34 @@ class AbortSwitch:
         finally:
             self._prompting -= 1
 
-    def on_signal(self, signum: int, _frame) -> None:
-        self.request(SIGNAL_REASONS.get(signum, f"signal {signum}"))
+    def on_signal(self, signum: int, _frame, reason: str | None = None) -> None:
+        self.request(reason or signal_reason(signum))
         if self._prompting:
             raise KeyboardInterrupt
 
 
+def signal_reason(signum: int) -> str:
+    return SIGNAL_REASONS.get(signum, f"signal {signum}")
+
+
 @contextlib.contextmanager
 def on_signals(
-    switch: AbortSwitch, signals: Iterable[int] = (signal.SIGINT, signal.SIGTERM)
+    switch: AbortSwitch,
+    signals: Iterable[int] = (signal.SIGINT, signal.SIGTERM),
+    reason: Callable[[int], str] | None = None,
 ) -> Iterator[None]:
-    """Throw `switch` on these signals for the duration (main thread only; elsewhere a no-op)."""
+    """Throw `switch` on these signals for the duration (main thread only; elsewhere a no-op); `reason(signum)`
+    says why, when the signal is a messenger (a kernel interrupted by its driver), else the signal's name."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+
+    def throw(signum: int, frame) -> None:
+        switch.on_signal(signum, frame, reason(signum) if reason else None)
+
     previous = {}
     for signum in signals:
-        previous[signum] = signal.signal(signum, switch.on_signal)
+        previous[signum] = signal.signal(signum, throw)
     try:
         yield
     finally:

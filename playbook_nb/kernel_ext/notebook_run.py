@@ -20,13 +20,13 @@ from playbook_nb.adapters.executors.local import LocalExecutor
 from playbook_nb.adapters.notebook.record import dag_bundle, file_notebook, summary_html
 from playbook_nb.adapters.notifiers.registry import build_notifier
 from playbook_nb.adapters.store import Store
-from playbook_nb.app.abort import on_signals
+from playbook_nb.app.abort import on_signals, signal_reason
 from playbook_nb.app.identity import local_identity
 from playbook_nb.app.inputs import resolve_variables
 from playbook_nb.app.run_log import attach_run_log
 from playbook_nb.app.session import NodeReport, RunOptions, RunSession
 from playbook_nb.app.settings import Settings
-from playbook_nb.constants import FILED_BY_DRIVER_ENV, OUTPUT_PATH_ENV, RUN_MIME
+from playbook_nb.constants import FILED_BY_DRIVER_ENV, OUTPUT_PATH_ENV, RUN_MIME, STOP_REASON_FILE_ENV
 from playbook_nb.domain.decisions import GateDecision, parse_gate_wait
 from playbook_nb.domain.engine import NodeState, RunState
 from playbook_nb.domain.errors import PlaybookError, RunOwned, StorageFault, VariableError
@@ -129,6 +129,18 @@ def papermill_output_path(ppid: int | None = None) -> str | None:
     return os.path.abspath(os.path.join(parent_cwd, str(output)))
 
 
+def interrupt_reason(signum: int) -> str:
+    """Why the kernel was interrupted: what the headless CLI driving it wrote in its stop-reason file before it
+    sent the SIGINT ("terminated (SIGTERM)" for a cancelled CI job), else the signal itself (Kernel > Interrupt)."""
+    path = os.environ.get(STOP_REASON_FILE_ENV)
+    if path:
+        with contextlib.suppress(OSError, UnicodeError):
+            written = Path(path).read_text().strip()
+            if written:
+                return written[:200]
+    return signal_reason(signum)
+
+
 class NotebookRun:
     def __init__(self, session: RunSession, *, headless: bool):
         self.session = session
@@ -202,7 +214,7 @@ class NotebookRun:
         self._cell_node = node_id
         was_requested = session.abort_switch.requested
         try:
-            with on_signals(session.abort_switch, (signal.SIGINT,)):
+            with on_signals(session.abort_switch, (signal.SIGINT,), interrupt_reason):
                 report = session.run_node(node_id, code=code)
         except StorageFault as err:
             raise self._storage_fault(err) from None
@@ -229,7 +241,7 @@ class NotebookRun:
         self._cell_node = node_id
         was_requested = session.abort_switch.requested
         try:
-            with on_signals(session.abort_switch, (signal.SIGINT,)):
+            with on_signals(session.abort_switch, (signal.SIGINT,), interrupt_reason):
                 report = await session.run_node_async(node_id)
         except StorageFault as err:
             raise self._storage_fault(err) from None

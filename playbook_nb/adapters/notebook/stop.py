@@ -1,9 +1,10 @@
 """Stopping a headless (papermill) run from its driver: SIGTERM (a CI job cancelled) or SIGINT (Ctrl-C).
 
 The kernel runs in a session of its own, so a terminal's Ctrl-C or a SIGTERM reaches only the driver. On the
-first signal the driver interrupts the kernel (SIGINT): the cell that runs a node stops the node's command
-at once (the kernel face turns SIGINT into an Abort, see `playbook_nb.app.abort`), the attempt is recorded
-INTERRUPTED and the run ABORTED; no further cell starts (`papermill_engine.STOP`), and papermill writes the
+first signal the driver writes why in the kernel's stop-reason file (`STOP_REASON_FILE_ENV`) and interrupts the
+kernel (SIGINT): the cell that runs a node stops the node's command at once (the kernel face turns SIGINT into
+an Abort with that reason, see `playbook_nb.app.abort`), the attempt is recorded INTERRUPTED and the run
+ABORTED ("terminated (SIGTERM)" for a cancelled CI job, as the terminal face says); no further cell starts (`papermill_engine.STOP`), and papermill writes the
 notebook as it is, which the driver files. A kernel that does not end its cell within `ESCALATE` seconds,
 or a second signal, gets SIGKILL; its commands die with it (their watchdog), and the driver records the
 run ABORTED itself.
@@ -16,8 +17,9 @@ import os
 import signal
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
-from playbook_nb.app.abort import SIGNAL_REASONS
+from playbook_nb.app.abort import signal_reason
 
 ESCALATE = 10.0  # seconds a kernel has to end its interrupted cell before it is killed
 
@@ -58,8 +60,9 @@ def _signal_kernels(sig: int) -> None:
 
 
 @contextlib.contextmanager
-def stop_on_signals() -> Iterator[None]:
-    """While papermill runs in this (main) thread: SIGTERM / SIGINT stop the run as the module says."""
+def stop_on_signals(reason_file: Path | None = None) -> Iterator[None]:
+    """While papermill runs in this (main) thread: SIGTERM / SIGINT stop the run as the module says; the
+    reason is written to `reason_file` (the kernel's STOP_REASON_FILE_ENV) before the kernel is interrupted."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -70,7 +73,10 @@ def stop_on_signals() -> Iterator[None]:
         if STOP.reason is not None:  # asked twice: no more waiting
             _signal_kernels(signal.SIGKILL)
             return
-        STOP.reason = SIGNAL_REASONS.get(signum, f"signal {signum}")
+        STOP.reason = signal_reason(signum)
+        if reason_file is not None:
+            with contextlib.suppress(OSError):  # then the kernel says what it was sent
+                reason_file.write_text(STOP.reason)
         _signal_kernels(signal.SIGINT)
         timer.append(threading.Timer(ESCALATE, _signal_kernels, (signal.SIGKILL,)))
         timer[-1].daemon = True

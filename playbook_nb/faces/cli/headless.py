@@ -25,7 +25,7 @@ from playbook_nb.adapters.notebook.record import RECORD_KEY, file_notebook, reco
 from playbook_nb.adapters.notebook.stop import stop_on_signals, stop_reason
 from playbook_nb.app.inputs import load_runbook
 from playbook_nb.app.settings import Settings
-from playbook_nb.constants import FILED_BY_DRIVER_ENV, NOTIFY_FAILED_EVENT, RUN_MIME
+from playbook_nb.constants import FILED_BY_DRIVER_ENV, NOTIFY_FAILED_EVENT, RUN_MIME, STOP_REASON_FILE_ENV
 from playbook_nb.domain.errors import PlaybookError, StorageFault
 from playbook_nb.domain.exit_codes import ExitCode, exit_code_for
 from playbook_nb.domain.model import Runbook
@@ -187,13 +187,18 @@ def run_headless(
             input_path = Path(tmp) / "runbook.ipynb"
             write_notebook(compile_runbook(runbook, source_path=str(file), kernelspec=kernelspec), input_path)
         executed = Path(tmp) / "executed.ipynb"
-        with stop_on_signals():
+        stop_reason_file = Path(tmp) / "stop-reason"
+        with stop_on_signals(stop_reason_file):
             outcome = run_notebook(
                 str(input_path),
                 str(executed),
                 parameters=params,
                 env_secrets={f"PLAYBOOK_SECRET_{name}": value for name, value in secrets.items()},
-                kernel_env={**(kernel_env or {}), FILED_BY_DRIVER_ENV: "1"},  # this process files the record
+                kernel_env={
+                    **(kernel_env or {}),
+                    FILED_BY_DRIVER_ENV: "1",  # this process files the record
+                    STOP_REASON_FILE_ENV: str(stop_reason_file),
+                },
                 kernel_name=kernel,
                 cwd=str(file.resolve().parent),
             )
