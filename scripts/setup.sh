@@ -19,8 +19,8 @@ source "$REPO/scripts/venv.sh"
 
 ensure_venv
 log "installing playbook-nb (editable) into .venv"
-# -qq: pip stays silent except for errors (a failed build still shows its output).
-"$VENV/bin/python" -m pip install -qq -e '.[lab]' || die "pip install -e '.[lab]' failed"
+# quiet: silent except for errors (a failed build still shows its output).
+venv_install -e '.[lab]' || die "pip install -e '.[lab]' failed"
 # The JupyterLab extension's built assets are committed; this rebuilds them only when their sources changed.
 bash "$REPO/scripts/build_labextension.sh" || die "building the JupyterLab extension failed"
 link_jupyter_data

@@ -39,9 +39,9 @@ as_root() {
 source "$REPO/scripts/venv.sh"
 ensure_venv
 
-log "installing playbook-nb with test extras (pip install -e '.[test]')"
-# -qq: pip stays silent except for errors (a failed build still shows its output).
-"$VENV/bin/python" -m pip install -qq -e '.[test]' || die "pip install -e '.[test]' failed"
+log "installing playbook-nb with test extras (pip install -e '.[test]', through uv)"
+# quiet: silent except for errors (a failed build still shows its output).
+venv_install -e '.[test]' || die "pip install -e '.[test]' failed"
 # The JupyterLab extension's built assets are committed; this rebuilds them only when their sources changed.
 bash "$REPO/scripts/build_labextension.sh" || die "building the JupyterLab extension failed"
 link_jupyter_data

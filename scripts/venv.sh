@@ -29,6 +29,17 @@ ensure_venv() {
     "$py" -m venv "$VENV" || die "could not create $VENV"
 }
 
+# `venv_install ARGS...`: pip install ARGS into $VENV, through uv (from PyPI) when it can be had: pip fetches and
+# installs the ~190 packages of '.[test]' one at a time (about 140 s on a fresh two-core machine), uv resolves
+# the same versions and does it in parallel (about 35 s, bytecode compiled as pip does). pip is the fallback.
+venv_install() {
+    if [[ -x "$VENV/bin/uv" ]] || "$VENV/bin/python" -m pip install -qq uv 2>/dev/null; then
+        "$VENV/bin/uv" pip install --quiet --compile-bytecode --python "$VENV/bin/python" "$@" && return 0
+        log "uv could not install $*; trying pip"
+    fi
+    "$VENV/bin/python" -m pip install -qq "$@"
+}
+
 # An editable install (pip install -e) installs none of the wheel's data files: link the server extension's
 # config and the built JupyterLab extension into the venv where the wheel puts them. The caller defines REPO.
 link_jupyter_data() {
