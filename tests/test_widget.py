@@ -502,6 +502,16 @@ def test_search_finds_a_node_by_id_or_part_of_its_title():
     assert search_reply(runbook, "   ") == {"line": ""}
 
 
+def test_a_view_that_asks_again_is_answered_again(tmp_path):
+    widget, _session, _store = make_widget(tmp_path)
+    sent = []
+    widget.view_channel.send = lambda content, buffers=None: sent.append(content)
+    widget._on_view_msg(None, {"view": "aaaa1111", "hello": True}, None)
+    widget._on_view_msg(None, {"view": "aaaa1111", "hello": True}, None)  # it did not hear the first
+    assert [m for m in sent if m.get("ready")] == [{"view": "aaaa1111", "ready": True}] * 2
+    assert list(widget.panels) == ["aaaa1111", "kernel"]  # one panel for it all the same
+
+
 def test_a_search_from_a_view_selects_the_node_in_that_views_panel(tmp_path):
     widget, _session, _store = make_widget(tmp_path)
     widget._on_view_msg(None, {"view": "aaaa1111", "hello": True}, None)

@@ -332,6 +332,7 @@ function render({ model, el }) {
     box.style.outline = on ? '2px solid #6366f1' : '';
     box.style.outlineOffset = '-2px';
     box.dataset.pbFocus = on ? 'graph' : 'page';
+    if (el.dataset.pbDeaf) return;  // that line stays until the kernel is heard
     hint.textContent = on ? 'wheel zooms the graph (Esc or a click outside: the wheel scrolls the page)'
                           : 'click the graph to zoom it with the wheel';
   };
@@ -450,6 +451,11 @@ function render({ model, el }) {
     document.addEventListener('keydown', onKey, true);
     model.on('msg:custom', (msg) => {
       if (msg.view !== view) return;
+      if (msg.ready && !heard) {
+        heard = true;
+        el.dataset.pbHeard = 'true';
+        if (el.dataset.pbDeaf) { delete el.dataset.pbDeaf; const was = hasFocus; hasFocus = null; focused(!!was); }
+      }
       if (msg.ready && !el.querySelector('style')) {  // this view's panel exists: show only that one
         const style = document.createElement('style');
         style.textContent = `.playbook-cockpit[data-pb-view="${view}"] .pb-panel:not(.pb-view-${view})`
@@ -466,7 +472,21 @@ function render({ model, el }) {
       }
     });
     send({ hello: true });
+    // The kernel answers each hello with `ready`. A view that hears nothing (the kernel is busy, or JupyterLab's
+    // widget manager bound this view to a model the kernel's messages no longer reach, seen under load after
+    // Run All of a 200-node runbook) says so: its search and jump list depend on those answers.
+    let tries = 0;
+    const again = setInterval(() => {
+      if (heard || stopped) { clearInterval(again); return; }
+      tries += 1;
+      send({ hello: true });
+      if (tries >= 3) {
+        el.dataset.pbDeaf = 'true';
+        hint.textContent = 'no answer from the kernel to this view yet: if this stays, reload the page';
+      }
+    }, 5000);
   };
+  let heard = false;
   hook();
   return () => {
     stopped = true;
@@ -813,6 +833,8 @@ class RunbookWidget(widgets.VBox):
                 self._restack()
                 with self._using(panel):
                     self._update_panel_here()
+            self.view_channel.send({"view": view, "ready": True})
+        elif content.get("hello"):  # a view that did not hear the first `ready` asks again
             self.view_channel.send({"view": view, "ready": True})
         if "search" in content:
             # One message: the view marks and centres the match itself (a reply to an older search, overtaken
