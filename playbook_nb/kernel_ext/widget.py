@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -286,13 +287,16 @@ function render({ model, el }) {
   let stopped = false;
   let cy = null;
   let asked = 0;
-  const send = (msg) => { try { model.send({ view, ...msg }); } catch (err) { /* no kernel: a saved record */ } };
-  const interactive = () => model.get('interactive');
+  // The model this view talks and listens through: its own, or the one `rebind` finds (see below).
+  let channel = model;
+  const rebound = {};  // the context of this view's listeners on a model found by `rebind`
+  const send = (msg) => { try { channel.send({ view, ...msg }); } catch (err) { /* no kernel: a saved record */ } };
+  const interactive = () => channel.get('interactive');
   const showInteractive = () => {
     for (const part of [search, jump, result]) part.style.display = interactive() ? '' : 'none';
   };
   const showJump = () => {
-    const targets = model.get('jump') || [];
+    const targets = channel.get('jump') || [];
     jump.replaceChildren();
     const head = document.createElement('option');
     head.value = '';
@@ -449,42 +453,68 @@ function render({ model, el }) {
     cockpit.addEventListener('focusin', keepFocus);
     document.addEventListener('mousedown', onDocDown, true);
     document.addEventListener('keydown', onKey, true);
-    model.on('msg:custom', (msg) => {
-      if (msg.view !== view) return;
-      if (msg.ready && !heard) {
-        heard = true;
-        el.dataset.pbHeard = 'true';
-        if (el.dataset.pbDeaf) { delete el.dataset.pbDeaf; const was = hasFocus; hasFocus = null; focused(!!was); }
-      }
-      if (msg.ready && !el.querySelector('style')) {  // this view's panel exists: show only that one
-        const style = document.createElement('style');
-        style.textContent = `.playbook-cockpit[data-pb-view="${view}"] .pb-panel:not(.pb-view-${view})`
-          + ' { display: none !important; }';
-        el.appendChild(style);
-      }
-      if (msg.found && msg.asked === asked) {  // the latest search's answer; one match: marked and centred
-        showFound(msg.found);
-        if (msg.found.select) { mark(msg.found.select); centre(msg.found.select); }
-      }
-      if (msg.selected) {
-        mark(msg.selected);
-        if (msg.center) centre(msg.selected);
-      }
-    });
+    model.on('msg:custom', onMsg);
     send({ hello: true });
-    // The kernel answers each hello with `ready`. A view that hears nothing (the kernel is busy, or JupyterLab's
-    // widget manager bound this view to a model the kernel's messages no longer reach, seen under load after
-    // Run All of a 200-node runbook) says so: its search and jump list depend on those answers.
+    // The kernel answers each hello with `ready`. A view that hears nothing asks again every 5 s: the kernel may
+    // be busy, or JupyterLab's widget manager gave this view a model the kernel's messages no longer reach (seen
+    // under load after Run All of a 200-node runbook: what the view sent reached the kernel, no answer came
+    // back). After 15 s it looks for the model the manager holds under the same key (`rebind`); after 25 s it
+    // says that it hears nothing: its search and jump list depend on those answers.
     let tries = 0;
     const again = setInterval(() => {
-      if (heard || stopped) { clearInterval(again); return; }
+      if (heard || stopped || !interactive()) { clearInterval(again); return; }  // a saved record hears nothing
       tries += 1;
       send({ hello: true });
-      if (tries >= 3) {
+      if (tries === 3) {
+        rebind().then((found) => { el.dataset.pbRebound = found ? 'found' : 'none'; }, () => {});
+      }
+      if (tries >= 5) {
         el.dataset.pbDeaf = 'true';
         hint.textContent = 'no answer from the kernel to this view yet: if this stays, reload the page';
       }
     }, 5000);
+  };
+  const rebind = async () => {
+    const manager = model.widget_manager, key = model.get('key');
+    if (!manager || !manager._models || !key) return false;
+    model.set('pb_probe', view);  // marks this view's own model (never sent to the kernel)
+    for (const id of Object.keys(manager._models)) {
+      let other = null;
+      try { other = await manager._models[id]; } catch (err) { continue; }
+      if (!other || typeof other.get !== 'function' || other.get('key') !== key) continue;
+      if (other.get('pb_probe') === view) continue;  // this view's own
+      channel = other;
+      other.on('msg:custom', onMsg, rebound);
+      other.on('change:jump', showJump, rebound);
+      other.on('change:interactive', showInteractive, rebound);
+      showJump();
+      showInteractive();
+      send({ hello: true });
+      return true;
+    }
+    return false;
+  };
+  const onMsg = (msg) => {
+    if (msg.view !== view) return;
+    if (msg.ready && !heard) {
+      heard = true;
+      el.dataset.pbHeard = 'true';
+      if (el.dataset.pbDeaf) { delete el.dataset.pbDeaf; const was = hasFocus; hasFocus = null; focused(!!was); }
+    }
+    if (msg.ready && !el.querySelector('style')) {  // this view's panel exists: show only that one
+      const style = document.createElement('style');
+      style.textContent = `.playbook-cockpit[data-pb-view="${view}"] .pb-panel:not(.pb-view-${view})`
+        + ' { display: none !important; }';
+      el.appendChild(style);
+    }
+    if (msg.found && msg.asked === asked) {  // the latest search's answer; one match: marked and centred
+      showFound(msg.found);
+      if (msg.found.select) { mark(msg.found.select); centre(msg.found.select); }
+    }
+    if (msg.selected) {
+      mark(msg.selected);
+      if (msg.center) centre(msg.selected);
+    }
   };
   let heard = false;
   hook();
@@ -497,6 +527,7 @@ function render({ model, el }) {
       cockpitEl.removeEventListener('focusin', keepFocus);
     }
     send({ bye: true });
+    if (channel !== model) channel.off(null, null, rebound);
   };
 }
 export default { render };
@@ -544,6 +575,11 @@ class ViewChannel(anywidget.AnyWidget):
         sync=True
     )  # [id, text] of the failed and waiting nodes (cockpit_find)
     interactive = traitlets.Bool(True).tag(sync=True)  # False for a saved record: Fit only
+    key = traitlets.Unicode().tag(sync=True)  # this channel's, for a view to find its model again (VIEW_ESM)
+
+    @traitlets.default("key")
+    def _a_new_key(self) -> str:
+        return secrets.token_hex(8)
 
 
 class _Panel:
