@@ -849,6 +849,8 @@ class RunbookWidget(widgets.VBox):
                 panel.panel.close()
             return
         panel = self.panels.get(view)
+        # a new view, or one that did not hear the first `ready` and asks again: answered each time
+        answer = panel is None or bool(content.get("hello"))
         if panel is None:
             if len(self.panels) > MAX_VIEWS:  # views that went away without a word (a closed browser tab)
                 oldest = next(v for v in self.panels if v != KERNEL_VIEW)
@@ -869,8 +871,7 @@ class RunbookWidget(widgets.VBox):
                 self._restack()
                 with self._using(panel):
                     self._update_panel_here()
-            self.view_channel.send({"view": view, "ready": True})
-        elif content.get("hello"):  # a view that did not hear the first `ready` asks again
+        if answer:
             self.view_channel.send({"view": view, "ready": True})
         if "search" in content:
             # One message: the view marks and centres the match itself (a reply to an older search, overtaken

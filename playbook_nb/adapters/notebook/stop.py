@@ -1,13 +1,13 @@
 """Stopping a headless (papermill) run from its driver: SIGTERM (a CI job cancelled) or SIGINT (Ctrl-C).
 
 The kernel runs in a session of its own, so a terminal's Ctrl-C or a SIGTERM reaches only the driver. On the
-first signal the driver writes why in the kernel's stop-reason file (`STOP_REASON_FILE_ENV`) and interrupts the
-kernel (SIGINT): the cell that runs a node stops the node's command at once (the kernel face turns SIGINT into
-an Abort with that reason, see `playbook_nb.app.abort`), the attempt is recorded INTERRUPTED and the run
-ABORTED ("terminated (SIGTERM)" for a cancelled CI job, as the terminal face says); no further cell starts (`papermill_engine.STOP`), and papermill writes the
-notebook as it is, which the driver files. A kernel that does not end its cell within `ESCALATE` seconds,
-or a second signal, gets SIGKILL; its commands die with it (their watchdog), and the driver records the
-run ABORTED itself.
+first signal the driver writes why in the kernel's stop-reason file (`STOP_REASON_FILE_ENV`) and interrupts
+the kernel (SIGINT): the cell that runs a node stops the node's command at once (the kernel face turns SIGINT
+into an Abort with that reason, see `playbook_nb.app.abort`), the attempt is recorded INTERRUPTED and the run
+ABORTED ("terminated (SIGTERM)" for a cancelled CI job, as the terminal face says); no further cell starts
+(`papermill_engine.STOP`), and papermill writes the notebook as it is, which the driver files. A kernel
+that does not end its cell within `ESCALATE` seconds, or a second signal, gets SIGKILL; its commands die with
+it (their watchdog), and the driver records the run ABORTED itself.
 """
 
 from __future__ import annotations

@@ -25,7 +25,13 @@ from playbook_nb.adapters.notebook.record import RECORD_KEY, file_notebook, reco
 from playbook_nb.adapters.notebook.stop import stop_on_signals, stop_reason
 from playbook_nb.app.inputs import load_runbook
 from playbook_nb.app.settings import Settings
-from playbook_nb.constants import FILED_BY_DRIVER_ENV, NOTIFY_FAILED_EVENT, RUN_MIME, STOP_REASON_FILE_ENV
+from playbook_nb.constants import (
+    FILED_BY_DRIVER_ENV,
+    NOTIFY_FAILED_EVENT,
+    RUN_MIME,
+    STOP_REASON_FILE_ENV,
+    secret_env_name,
+)
 from playbook_nb.domain.errors import PlaybookError, StorageFault
 from playbook_nb.domain.exit_codes import ExitCode, exit_code_for
 from playbook_nb.domain.model import Runbook
@@ -193,7 +199,7 @@ def run_headless(
                 str(input_path),
                 str(executed),
                 parameters=params,
-                env_secrets={f"PLAYBOOK_SECRET_{name}": value for name, value in secrets.items()},
+                env_secrets={secret_env_name(name): value for name, value in secrets.items()},
                 kernel_env={
                     **(kernel_env or {}),
                     FILED_BY_DRIVER_ENV: "1",  # this process files the record
