@@ -11,15 +11,15 @@ Fixtures (all tests in this directory are marked `browser` automatically):
 
 from __future__ import annotations
 
+import contextlib
 import os
-import re
+import shutil
 import tempfile
-import time
-from collections import Counter, deque
 from pathlib import Path
 
 import pytest
 
+from tests.browser.frames import KernelFrames
 from tests.browser.lab import CHROMIUM, CHROMIUM_ARGS, LabServer
 
 BROWSER_DIR = Path(__file__).resolve().parent
@@ -97,11 +97,8 @@ def page(browser):
     page.set_default_timeout(30_000)
     page.playbook_console = []  # last browser console lines, for failure reports
     page.on("console", lambda msg: page.playbook_console.append(f"{msg.type}: {msg.text}"))
-    page.playbook_frames = deque(maxlen=60)  # last kernel websocket messages each way, for failure reports
-    page.playbook_frame_counts = Counter()  # every kernel websocket message by direction, type and state
-    page.on(
-        "websocket", lambda ws: _record_kernel_frames(ws, page.playbook_frames, page.playbook_frame_counts)
-    )
+    page.playbook_frames = KernelFrames()  # every kernel websocket message, for failure reports
+    page.on("websocket", page.playbook_frames.watch)
     try:
         yield page
     finally:
@@ -120,54 +117,13 @@ def _explain_failure(page, item) -> str:
     except Exception as err:  # the page may be gone; report what we can
         lines.append(f"(no screenshot: {err})")
     lines += ["browser console (last 20 lines):", *getattr(page, "playbook_console", [])[-20:]]
-    lines += [
-        "kernel websocket (last 60 messages; <- from the kernel):",
-        *getattr(page, "playbook_frames", []),
-    ]
-    counts = getattr(page, "playbook_frame_counts", Counter())
-    lines += ["kernel websocket messages in all:", *(f"{n:6d} {what}" for what, n in sorted(counts.items()))]
+    frames = getattr(page, "playbook_frames", None)
+    if frames is not None:
+        lines += frames.report(shot.with_suffix(".frames.txt"))
     server = item.funcargs.get("lab_server")
     if server is not None:
-        lines += ["jupyter lab log (last 40 lines):", server.log_tail()]
+        kept = shot.with_suffix(".lab.log")
+        with contextlib.suppress(OSError):
+            shutil.copyfile(server.log_path, kept)
+        lines += [f"jupyter lab log (all of it: {kept}; the last 40 lines):", server.log_tail()]
     return "\n".join(lines)
-
-
-_FRAME_FIELDS = re.compile(
-    rb'"(msg_type|execution_state|method|comm_id|view|ready|hello|found)"\s*:\s*("[^"]{0,40}"|true)'
-)
-
-
-def _record_kernel_frames(ws, frames: deque, counts: Counter) -> None:
-    """Keep a one-line summary of each message on a kernel's websocket: its type, state and comm fields.
-
-    Says whether what the page shows (a kernel still "Busy", a view that hears nothing) is what the kernel
-    sent, or what the page did not get to."""
-    if "/api/kernels/" not in ws.url:
-        return
-    kernel = ws.url.split("/api/kernels/", 1)[1][:8]
-    start = time.monotonic()
-
-    def summary(direction: str, payload) -> None:
-        raw = payload if isinstance(payload, bytes) else payload.encode()
-        seen: dict[str, str] = {}
-        for name, value in _FRAME_FIELDS.findall(raw[:4096]):
-            seen.setdefault(name.decode(), value.decode().strip('"'))
-        comm = seen.pop("comm_id", "")
-        counts[
-            " ".join(
-                [
-                    direction,
-                    seen.get("msg_type", "?"),
-                    seen.get("execution_state", ""),
-                    *(k for k in ("ready", "hello", "found") if k in seen),
-                ]
-            ).strip()
-        ] += 1
-        fields = " ".join(f"{k}={v}" for k, v in seen.items())
-        frames.append(
-            f"{time.monotonic() - start:7.2f}s {kernel} {direction} {fields} {comm[:8]} ({len(raw)} B)"
-        )
-
-    ws.on("framereceived", lambda payload: summary("<-", payload))
-    ws.on("framesent", lambda payload: summary("->", payload))
-    ws.on("close", lambda _ws: frames.append(f"{time.monotonic() - start:7.2f}s {kernel} closed"))
