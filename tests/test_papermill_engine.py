@@ -202,12 +202,18 @@ def test_run_notebook_secrets_through_environment_and_failures_are_outcomes(tmp_
     assert "PLAYBOOK_SECRET_API_TOKEN" not in os.environ  # restored
 
 
+# What the kernel process itself writes on its standard error (not a cell's output, which goes to the notebook).
+KERNEL_STDERR = (
+    "import os, sys\nos.write(getattr(sys.stderr, '_original_stdstream_copy', None) or 2, b'{text}\\n')"
+)
+
+
 @pytest.mark.slow
-def test_run_notebook_dead_kernel_writes_partial_notebook(tmp_path):
+def test_run_notebook_dead_kernel_writes_partial_notebook(tmp_path, capfd):
     src = make_notebook(
         tmp_path / "in.ipynb",
         "print('before the crash')",
-        "import os\nos._exit(1)",
+        KERNEL_STDERR.format(text="kernel last words") + "\nos._exit(1)",
         "print('after')",
         runbook_text=None,
     )
@@ -216,6 +222,21 @@ def test_run_notebook_dead_kernel_writes_partial_notebook(tmp_path):
     assert outcome.raised and outcome.kernel_died and outcome.ename == "DeadKernelError"
     text = stream_text(nbformat.read(out_path, as_version=4))
     assert "before the crash" in text and "after" not in text
+    # the dead kernel's stderr may say why it died: its tail is shown, marked as the kernel's
+    assert "kernel stderr: kernel last words" in capfd.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_live_kernels_own_stderr_stays_off_the_terminal(tmp_path, capfd):
+    """ipykernel's log and shutdown races (an "Uncaught exception in ZMQStream callback" traceback) are not
+    the run's output: a run whose kernel lived says nothing of them."""
+    src = make_notebook(
+        tmp_path / "in.ipynb", KERNEL_STDERR.format(text="kernel noise"), "print('done')", runbook_text=None
+    )
+    outcome = run_notebook(src, str(tmp_path / "out.ipynb"), parameters={"variables": {}})
+    assert outcome.ok, outcome.error_summary
+    assert "done" in stream_text(nbformat.read(tmp_path / "out.ipynb", as_version=4))
+    assert "kernel noise" not in capfd.readouterr().err
 
 
 @pytest.mark.slow

@@ -7,6 +7,10 @@
 - Environment: what the run hands the kernel (secret values, the output path, flags) is given to the kernel
   process at start (`start_kernel(env=...)`), on top of this process's environment. This process's own
   `os.environ` is never changed, so no other thread, child or log of it ever sees a secret.
+- Standard error: the kernel's own (ipykernel's log, a shutdown race's "Uncaught exception in ZMQStream
+  callback") goes to a file in the socket directory, not to the terminal of the run: what a cell writes to
+  stderr reaches the notebook through the kernel's messages anyway. Only when the kernel died is the file's
+  tail copied to this process's stderr, since it may say why (a segfault, an out-of-memory kill).
 """
 
 from __future__ import annotations
@@ -17,14 +21,20 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import IO, Any
 
 IPC_SUPPORTED = sys.platform != "win32"
 
 
-def kernel_manager_class(env: Mapping[str, str], socket_dir: str | None) -> type:
+STDERR_TAIL_LINES = 20
+
+
+def kernel_manager_class(
+    env: Mapping[str, str], socket_dir: str | None, stderr: IO[bytes] | None = None
+) -> type:
     """An AsyncKernelManager class (nbclient builds its own instance) that starts its kernel with `env` added
-    to the inherited environment and, given `socket_dir`, over IPC sockets in it."""
+    to the inherited environment, given `socket_dir` over IPC sockets in it, given `stderr` writing its
+    standard error there."""
     from jupyter_client.manager import AsyncKernelManager
 
     extra_env = {str(name): str(value) for name, value in env.items()}
@@ -39,7 +49,10 @@ def kernel_manager_class(env: Mapping[str, str], socket_dir: str | None) -> type
         async def _async_pre_start_kernel(self, **kwargs: Any):
             inherited = kwargs.pop("env", None)
             kwargs["env"] = {**(inherited if inherited is not None else os.environ), **extra_env}
-            return await super()._async_pre_start_kernel(**kwargs)
+            cmd, launch = await super()._async_pre_start_kernel(**kwargs)
+            if stderr is not None:
+                launch["stderr"] = stderr
+            return cmd, launch
 
     return PlaybookKernelManager
 
@@ -49,10 +62,28 @@ def headless_kernel(env: Mapping[str, str]) -> Iterator[type]:
     """The kernel manager class for one run; its socket directory lives as long as the block."""
     socket_dir = tempfile.mkdtemp(prefix="pbnb-") if IPC_SUPPORTED else None  # short: sun_path is ~104 bytes
     try:
-        yield kernel_manager_class(env, socket_dir)
+        with tempfile.TemporaryFile(prefix="kernel-stderr-", dir=socket_dir) as stderr:
+            try:
+                yield kernel_manager_class(env, socket_dir, stderr)
+            except Exception as err:
+                from nbclient.exceptions import DeadKernelError
+
+                if isinstance(err, DeadKernelError):
+                    _echo_tail(stderr)
+                raise
     finally:
         if socket_dir is not None:
             shutil.rmtree(socket_dir, ignore_errors=True)
+
+
+def _echo_tail(stderr: IO[bytes]) -> None:
+    """The last lines the kernel wrote to its standard error, on this process's, marked as the kernel's."""
+    stderr.seek(0, os.SEEK_END)
+    stderr.seek(max(0, stderr.tell() - 8192))
+    lines = stderr.read().decode("utf-8", "replace").splitlines()[-STDERR_TAIL_LINES:]
+    if lines:
+        sys.stderr.write("".join(f"kernel stderr: {line}\n" for line in lines))
+        sys.stderr.flush()
 
 
 def kernelspec_of(name: str) -> dict[str, str]:
