@@ -122,6 +122,7 @@ def _explain_failure(page, item) -> str:
         lines += frames.report(shot.with_suffix(".frames.txt"))
     server = item.funcargs.get("lab_server")
     if server is not None:
+        lines += server.kernels_now(shot.with_suffix(".kernels.txt"))
         kept = shot.with_suffix(".lab.log")
         with contextlib.suppress(OSError):
             shutil.copyfile(server.log_path, kept)

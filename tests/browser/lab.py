@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import socket
 import struct
 import subprocess
@@ -193,6 +194,44 @@ class LabServer:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+    def kernels_now(self, into: Path) -> list[str]:
+        """For a failure report: each kernel as the server sees it (execution state, last activity, open
+        connections) and, with py-spy, what each kernel process's main thread is doing right now (all its
+        threads in `into`)."""
+        lines = []
+        try:
+            with urllib.request.urlopen(f"{self.base_url}/api/kernels?token={self.token}", timeout=10) as r:
+                for k in json.load(r):
+                    lines.append(
+                        f"kernel {k['id'][:8]}: {k.get('execution_state')} (last activity"
+                        f" {k.get('last_activity')}, {k.get('connections')} connection(s))"
+                    )
+        except Exception as err:  # the server may be gone; report what we can
+            lines.append(f"(no kernel list from the server: {err})")
+        spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        for child in _children(self.process.pid if self.process else 0):
+            try:
+                cmdline = " ".join(child.cmdline())
+            except Exception:
+                continue
+            if "ipykernel" not in cmdline or not os.path.exists(spy):
+                continue
+            try:
+                dump = subprocess.run(
+                    [spy, "dump", "--pid", str(child.pid)], capture_output=True, text=True, timeout=30
+                )
+                text = dump.stdout + dump.stderr
+                with into.open("a") as out:
+                    out.write(f"== kernel process {child.pid}: {cmdline}\n{text}\n")
+                main = text.split('"MainThread"', 1)[-1].split("\nThread ", 1)[0].splitlines()[:16]
+                lines += [
+                    f"kernel process {child.pid} ({cmdline[-50:]}), main thread (all in {into}):",
+                    *main,
+                ]
+            except Exception as err:
+                lines.append(f"(no py-spy dump of {child.pid}: {err})")
+        return lines
 
 
 def _children(pid: int) -> list:
