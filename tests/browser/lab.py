@@ -195,18 +195,23 @@ class LabServer:
         except OSError:
             return "(no log)"
 
+    def kernels(self) -> list[dict]:
+        """The server's running kernels (`GET /api/kernels`): id, execution_state, last_activity, connections.
+        The server's execution state comes from the kernel's own status messages, not from a page."""
+        with urllib.request.urlopen(f"{self.base_url}/api/kernels?token={self.token}", timeout=10) as reply:
+            return json.load(reply)
+
     def kernels_now(self, into: Path) -> list[str]:
         """For a failure report: each kernel as the server sees it (execution state, last activity, open
         connections) and, with py-spy, what each kernel process's main thread is doing right now (all its
         threads in `into`)."""
         lines = []
         try:
-            with urllib.request.urlopen(f"{self.base_url}/api/kernels?token={self.token}", timeout=10) as r:
-                for k in json.load(r):
-                    lines.append(
-                        f"kernel {k['id'][:8]}: {k.get('execution_state')} (last activity"
-                        f" {k.get('last_activity')}, {k.get('connections')} connection(s))"
-                    )
+            for k in self.kernels():
+                lines.append(
+                    f"kernel {k['id'][:8]}: {k.get('execution_state')} (last activity"
+                    f" {k.get('last_activity')}, {k.get('connections')} connection(s))"
+                )
         except Exception as err:  # the server may be gone; report what we can
             lines.append(f"(no kernel list from the server: {err})")
         spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))

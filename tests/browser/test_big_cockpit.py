@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from playbook_nb.adapters.notebook.compile import compile_runbook, write_notebook
 from playbook_nb.domain.model import Runbook
@@ -146,6 +147,20 @@ def skip_if_the_view_is_deaf(page) -> None:
     )
 
 
+def wait_idle_unless_deaf(page, lab_server) -> None:
+    """`wait_kernel_idle`, but when the page still shows the kernel busy while the server has every kernel
+    idle and the cockpit's view says it hears nothing, the page stopped hearing the kernel (a clean-clone CI
+    run: "Busy" for 120 s after Run All, the view's hint up): that is `skip_if_the_view_is_deaf`'s case, not
+    a kernel that hangs (which still fails here)."""
+    try:
+        wait_kernel_idle(page)
+    except PlaywrightTimeoutError:
+        states = [k.get("execution_state") for k in lab_server.kernels()]
+        if page.locator(".pb-view-channel[data-pb-deaf]").count() and states and set(states) == {"idle"}:
+            skip_if_the_view_is_deaf(page)
+        raise
+
+
 def open_big_runbook(lab_server, page, nodes: int, name: str, db_path) -> Runbook:
     """The generated `nodes`-node runbook compiled to notebook `name` (runs recorded in `db_path`), opened in
     the Lab at 1400x1000 and Run All'd."""
@@ -163,7 +178,7 @@ def open_big_runbook(lab_server, page, nodes: int, name: str, db_path) -> Runboo
 
 def test_the_200_node_cockpit_fits_finds_jumps_and_leaves_the_wheel_to_the_page(lab_server, page, tmp_path):
     open_big_runbook(lab_server, page, NODES, "big_cockpit.ipynb", tmp_path / "state" / "runs.db")
-    wait_kernel_idle(page)
+    wait_idle_unless_deaf(page, lab_server)
     wait_for_cytoscape_canvas(page)
     wait_states(page, {"start": "OK", GATE: "WAITING", FAILING: "NOK!"}, timeout_ms=120_000)
     skip_if_the_view_is_deaf(page)
