@@ -127,4 +127,8 @@ def _explain_failure(page, item) -> str:
         with contextlib.suppress(OSError):
             shutil.copyfile(server.log_path, kept)
         lines += [f"jupyter lab log (all of it: {kept}; the last 40 lines):", server.log_tail()]
+        stalls = server.log_tail(100_000).split("[kernel watchdog ")[1:]
+        if stalls:  # tests/browser/kernel_watchdog.py: where a kernel's main loop was stuck
+            lines += [f"kernel watchdog ({len(stalls)} report(s); the last 3):"]
+            lines += ["[kernel watchdog " + "\n".join(stall.splitlines()[:45]) for stall in stalls[-3:]]
     return "\n".join(lines)

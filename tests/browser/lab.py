@@ -93,6 +93,9 @@ class LabServer:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
         env.update(self.extra_env)
         self._write_lab_settings(dirs["JUPYTERLAB_SETTINGS_DIR"])
+        startup = dirs["IPYTHONDIR"] / "profile_default" / "startup"
+        startup.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(__file__).with_name("kernel_watchdog.py"), startup / "00-playbook-watchdog.py")
         return env
 
     @staticmethod
