@@ -94,7 +94,7 @@ stage() {
 }
 
 run_pytest() {
-    local args=(-q)
+    local args=(-q -rs)  # -rs: every skip says why in the summary
     # Per-test timeouts when pytest-timeout is installed; the overall ceiling applies regardless.
     if "$VENV/bin/python" -c 'import pytest_timeout' 2>/dev/null; then
         args+=(--timeout="${PYTEST_TEST_TIMEOUT:-300}")

@@ -11,15 +11,12 @@ Fixtures (all tests in this directory are marked `browser` automatically):
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from tests.browser.frames import KernelFrames
+from tests.browser.frames import KernelFrames, page_report
 from tests.browser.lab import CHROMIUM, CHROMIUM_ARGS, LabServer
 
 BROWSER_DIR = Path(__file__).resolve().parent
@@ -106,29 +103,4 @@ def page(browser):
 
 
 def _explain_failure(page, item) -> str:
-    shot = Path(tempfile.mkdtemp(prefix="playbook-nb-browser-")) / f"{item.name}.png"
-    lines = [f"page url: {page.url}"]
-    try:
-        page.screenshot(path=str(shot))
-        lines.append(f"failure screenshot: {shot}")
-        dialogs = page.locator(".jp-Dialog").all_inner_texts()
-        if dialogs:
-            lines.append(f"open dialogs: {dialogs}")
-    except Exception as err:  # the page may be gone; report what we can
-        lines.append(f"(no screenshot: {err})")
-    lines += ["browser console (last 20 lines):", *getattr(page, "playbook_console", [])[-20:]]
-    frames = getattr(page, "playbook_frames", None)
-    if frames is not None:
-        lines += frames.report(shot.with_suffix(".frames.txt"))
-    server = item.funcargs.get("lab_server")
-    if server is not None:
-        lines += server.kernels_now(shot.with_suffix(".kernels.txt"))
-        kept = shot.with_suffix(".lab.log")
-        with contextlib.suppress(OSError):
-            shutil.copyfile(server.log_path, kept)
-        lines += [f"jupyter lab log (all of it: {kept}; the last 40 lines):", server.log_tail()]
-        stalls = server.log_tail(100_000).split("[kernel watchdog ")[1:]
-        if stalls:  # tests/browser/kernel_watchdog.py: where a kernel's main loop was stuck
-            lines += [f"kernel watchdog ({len(stalls)} report(s); the last 3):"]
-            lines += ["[kernel watchdog " + "\n".join(stall.splitlines()[:45]) for stall in stalls[-3:]]
-    return "\n".join(lines)
+    return page_report(page, item.name, item.funcargs.get("lab_server"))

@@ -12,6 +12,8 @@ Run All'd; one node fails and a gate on a side branch waits. Then, in the browse
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
@@ -19,6 +21,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playbook_nb.adapters.notebook.compile import compile_runbook, write_notebook
 from playbook_nb.domain.model import Runbook
 from playbook_nb.domain.validation import parse_runbook
+from tests.browser.frames import page_report
 from tests.browser.lab import open_notebook as open_lab_notebook
 from tests.browser.lab import screenshot, wait_for_cytoscape_canvas, wait_kernel_idle
 from tests.browser.test_cockpit import FIND_CY, run_all, wait_states
@@ -123,7 +126,7 @@ def _wait_centred(page, node_id: str) -> None:
     )
 
 
-def skip_if_the_view_is_deaf(page) -> None:
+def skip_if_the_view_is_deaf(page, lab_server) -> None:
     """Wait until the cockpit's view heard the kernel answer its hello, or says that it did not (VIEW_ESM).
 
     Under load, JupyterLab sometimes leaves this view's model deaf after Run All of the 200-node runbook: what
@@ -141,9 +144,15 @@ def skip_if_the_view_is_deaf(page) -> None:
     hint = page.locator(".pb-wheel-hint").inner_text()
     assert "no answer from the kernel to this view" in hint, hint
     rebound = page.locator(".pb-view-channel").first.get_attribute("data-pb-rebound")
+    report = Path(tempfile.mkdtemp(prefix="playbook-nb-deaf-")) / "report.txt"
+    report.write_text(page_report(page, "deaf_view", lab_server))  # the wire, the kernels: for the next look
+    frames = page.playbook_frames.lines
+    sent = sum(" <- " in line and "ready=True" in line for line in frames)
+    asked = sum(" -> " in line and "hello=True" in line for line in frames)
     pytest.skip(
         "the cockpit's view heard no answer from the kernel (JupyterLab left its model deaf) and says so;"
-        f" another model under its key: {rebound}"
+        f" another model under its key: {rebound}; on the wire: {asked} hello(s) to the kernel, {sent} ready"
+        f" answer(s) back; what the page and the kernels did: {report}"
     )
 
 
@@ -157,7 +166,7 @@ def wait_idle_unless_deaf(page, lab_server) -> None:
     except PlaywrightTimeoutError:
         states = [k.get("execution_state") for k in lab_server.kernels()]
         if page.locator(".pb-view-channel[data-pb-deaf]").count() and states and set(states) == {"idle"}:
-            skip_if_the_view_is_deaf(page)
+            skip_if_the_view_is_deaf(page, lab_server)
         raise
 
 
@@ -181,7 +190,7 @@ def test_the_200_node_cockpit_fits_finds_jumps_and_leaves_the_wheel_to_the_page(
     wait_idle_unless_deaf(page, lab_server)
     wait_for_cytoscape_canvas(page)
     wait_states(page, {"start": "OK", GATE: "WAITING", FAILING: "NOK!"}, timeout_ms=120_000)
-    skip_if_the_view_is_deaf(page)
+    skip_if_the_view_is_deaf(page, lab_server)
     # First render: a readable zoom (labels not shrunk below 70 %), the top of the graph in view.
     first = cy_eval(
         page,
