@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import html
-import secrets
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -287,16 +286,13 @@ function render({ model, el }) {
   let stopped = false;
   let cy = null;
   let asked = 0;
-  // The model this view talks and listens through: its own, or the one `rebind` finds (see below).
-  let channel = model;
-  const rebound = {};  // the context of this view's listeners on a model found by `rebind`
-  const send = (msg) => { try { channel.send({ view, ...msg }); } catch (err) { /* no kernel: a saved record */ } };
-  const interactive = () => channel.get('interactive');
+  const send = (msg) => { try { model.send({ view, ...msg }); } catch (err) { /* no kernel: a saved record */ } };
+  const interactive = () => model.get('interactive');
   const showInteractive = () => {
     for (const part of [search, jump, result]) part.style.display = interactive() ? '' : 'none';
   };
   const showJump = () => {
-    const targets = channel.get('jump') || [];
+    const targets = model.get('jump') || [];
     jump.replaceChildren();
     const head = document.createElement('option');
     head.value = '';
@@ -454,45 +450,43 @@ function render({ model, el }) {
     document.addEventListener('mousedown', onDocDown, true);
     document.addEventListener('keydown', onKey, true);
     model.on('msg:custom', onMsg);
+    revive().then((how) => { el.dataset.pbRevived = how; }, (err) => { el.dataset.pbRevived = `error: ${err}`; });
     send({ hello: true });
-    // The kernel answers each hello with `ready`. A view that hears nothing asks again every 5 s: the kernel may
-    // be busy, or JupyterLab's widget manager gave this view a model the kernel's messages no longer reach (seen
-    // under load after Run All of a 200-node runbook: what the view sent reached the kernel, no answer came
-    // back). After 15 s it looks for the model the manager holds under the same key (`rebind`); after 25 s it
-    // says that it hears nothing: its search and jump list depend on those answers.
+    // The kernel answers each hello with `ready`. A view that hears nothing asks again every 5 s (the kernel may
+    // be busy); after 25 s it says that it hears nothing: its search and jump list depend on those answers.
     let tries = 0;
     const again = setInterval(() => {
       if (heard || stopped || !interactive()) { clearInterval(again); return; }  // a saved record hears nothing
       tries += 1;
       send({ hello: true });
-      if (tries === 3) {
-        rebind().then((found) => { el.dataset.pbRebound = found ? 'found' : 'none'; }, () => {});
-      }
       if (tries >= 5) {
         el.dataset.pbDeaf = 'true';
         hint.textContent = 'no answer from the kernel to this view yet: if this stays, reload the page';
       }
     }, 5000);
   };
-  const rebind = async () => {
-    const manager = model.widget_manager, key = model.get('key');
-    if (!manager || !manager._models || !key) return false;
-    model.set('pb_probe', view);  // marks this view's own model (never sent to the kernel)
+  // anywidget (0.11) gives a model 2 s from its creation to load its ESM; past that it marks the model's runtime
+  // failed, and from then on drops every message the kernel sends to the model, while what the view sends still
+  // goes out. After Run All of a big runbook the page, busy with some 700 new widgets, can take longer (seen in
+  // CI: every `ready` reached the page's websocket, none reached this view). So the view hands its model's
+  // messages to ipywidgets' own handler, as anywidget does once the runtime is ready, and asks the kernel for
+  // the model's state again (a jump list sent meanwhile was dropped too). Returns what it did.
+  const revive = async () => {
+    const manager = model.widget_manager;  // `model` here is anywidget's proxy of the model
+    if (!manager || !manager._models) return 'no widget manager';
+    model.set('pb_probe', view);  // marks this view's model (never sent to the kernel)
     for (const id of Object.keys(manager._models)) {
-      let other = null;
-      try { other = await manager._models[id]; } catch (err) { continue; }
-      if (!other || typeof other.get !== 'function' || other.get('key') !== key) continue;
-      if (other.get('pb_probe') === view) continue;  // this view's own
-      channel = other;
-      other.on('msg:custom', onMsg, rebound);
-      other.on('change:jump', showJump, rebound);
-      other.on('change:interactive', showInteractive, rebound);
-      showJump();
-      showInteractive();
-      send({ hello: true });
-      return true;
+      let real = null;
+      try { real = await manager._models[id]; } catch (err) { continue; }
+      if (!real || typeof real.get !== 'function' || real.get('pb_probe') !== view) continue;
+      const own = Object.getPrototypeOf(real), base = Object.getPrototypeOf(own);
+      if (!real.comm || !Object.prototype.hasOwnProperty.call(own, '_handle_comm_msg')
+          || !base || typeof base._handle_comm_msg !== 'function') return 'left as it is';
+      real.comm.on_msg(base._handle_comm_msg.bind(real));
+      real.comm.send({ method: 'request_state' }, {});
+      return 'revived';
     }
-    return false;
+    return 'model not found';
   };
   const onMsg = (msg) => {
     if (msg.view !== view) return;
@@ -527,7 +521,6 @@ function render({ model, el }) {
       cockpitEl.removeEventListener('focusin', keepFocus);
     }
     send({ bye: true });
-    if (channel !== model) channel.off(null, null, rebound);
   };
 }
 export default { render };
@@ -575,11 +568,6 @@ class ViewChannel(anywidget.AnyWidget):
         sync=True
     )  # [id, text] of the failed and waiting nodes (cockpit_find)
     interactive = traitlets.Bool(True).tag(sync=True)  # False for a saved record: Fit only
-    key = traitlets.Unicode().tag(sync=True)  # this channel's, for a view to find its model again (VIEW_ESM)
-
-    @traitlets.default("key")
-    def _a_new_key(self) -> str:
-        return secrets.token_hex(8)
 
 
 class _Panel:
