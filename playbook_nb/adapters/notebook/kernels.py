@@ -60,16 +60,15 @@ def kernel_manager_class(
 @contextlib.contextmanager
 def headless_kernel(env: Mapping[str, str]) -> Iterator[type]:
     """The kernel manager class for one run; its socket directory lives as long as the block."""
+    from nbclient.exceptions import DeadKernelError  # already loaded: papermill's engine calls this
+
     socket_dir = tempfile.mkdtemp(prefix="pbnb-") if IPC_SUPPORTED else None  # short: sun_path is ~104 bytes
     try:
         with tempfile.TemporaryFile(prefix="kernel-stderr-", dir=socket_dir) as stderr:
             try:
                 yield kernel_manager_class(env, socket_dir, stderr)
-            except Exception as err:
-                from nbclient.exceptions import DeadKernelError
-
-                if isinstance(err, DeadKernelError):
-                    _echo_tail(stderr)
+            except DeadKernelError:
+                _echo_tail(stderr)
                 raise
     finally:
         if socket_dir is not None:
