@@ -11,12 +11,15 @@ Fixtures (all tests in this directory are marked `browser` automatically):
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from tests.browser.frames import KernelFrames, page_report
+from tests.browser.frames import KernelFrames
 from tests.browser.lab import CHROMIUM, CHROMIUM_ARGS, LabServer
 
 BROWSER_DIR = Path(__file__).resolve().parent
@@ -103,4 +106,33 @@ def page(browser):
 
 
 def _explain_failure(page, item) -> str:
-    return page_report(page, item.name, item.funcargs.get("lab_server"))
+    """What a failed browser test saw: a screenshot, open dialogs, the console's tail, the kernel websocket
+    messages, the server's kernels and their main threads, the lab log and the kernel watchdog's reports
+    (tests/browser/kernel_watchdog.py); the long parts in files beside the screenshot."""
+    server = item.funcargs.get("lab_server")
+    shot = Path(tempfile.mkdtemp(prefix="playbook-nb-browser-")) / f"{item.name}.png"
+    lines = [f"page url: {page.url}"]
+    try:
+        page.screenshot(path=str(shot))
+        lines.append(f"failure screenshot: {shot}")
+        dialogs = page.locator(".jp-Dialog").all_inner_texts()
+        if dialogs:
+            lines.append(f"open dialogs: {dialogs}")
+    except Exception as err:  # the page may be gone; report what we can
+        lines.append(f"(no screenshot: {err})")
+    lines += ["browser console (last 20 lines):", *getattr(page, "playbook_console", [])[-20:]]
+    frames = getattr(page, "playbook_frames", None)
+    if frames is not None:
+        lines += frames.report(shot.with_suffix(".frames.txt"))
+    if server is not None:
+        lines += server.kernels_now(shot.with_suffix(".kernels.txt"))
+        kept = shot.with_suffix(".lab.log")
+        with contextlib.suppress(OSError):
+            shutil.copyfile(server.log_path, kept)
+        log = server.log_tail(100_000)
+        lines += [f"jupyter lab log (all of it: {kept}; the last 40 lines):", *log.splitlines()[-40:]]
+        stalls = log.split("[kernel watchdog ")[1:]
+        if stalls:  # where a kernel's main loop was stuck
+            lines += [f"kernel watchdog ({len(stalls)} report(s); the last 3):"]
+            lines += ["[kernel watchdog " + "\n".join(stall.splitlines()[:45]) for stall in stalls[-3:]]
+    return "\n".join(lines)

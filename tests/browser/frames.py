@@ -8,11 +8,8 @@ parent's, the subshell it was sent to, and for comms the comm, method and our co
 
 from __future__ import annotations
 
-import contextlib
 import json
-import shutil
 import struct
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -107,34 +104,3 @@ class KernelFrames:
             "kernel websocket messages by direction and type:",
             *(f"{n:6d} {what}" for what, n in sorted(self.counts.items())),
         ]
-
-
-def page_report(page, name: str, server=None) -> str:
-    """What a browser test saw when it went wrong (`name`: the test): a screenshot, open dialogs, the console's
-    tail, the kernel websocket messages, the server's kernels and their main threads, the lab log and the kernel
-    watchdog's reports (tests/browser/kernel_watchdog.py); the long parts in files beside the screenshot."""
-    shot = Path(tempfile.mkdtemp(prefix="playbook-nb-browser-")) / f"{name}.png"
-    lines = [f"page url: {page.url}"]
-    try:
-        page.screenshot(path=str(shot))
-        lines.append(f"failure screenshot: {shot}")
-        dialogs = page.locator(".jp-Dialog").all_inner_texts()
-        if dialogs:
-            lines.append(f"open dialogs: {dialogs}")
-    except Exception as err:  # the page may be gone; report what we can
-        lines.append(f"(no screenshot: {err})")
-    lines += ["browser console (last 20 lines):", *getattr(page, "playbook_console", [])[-20:]]
-    frames = getattr(page, "playbook_frames", None)
-    if frames is not None:
-        lines += frames.report(shot.with_suffix(".frames.txt"))
-    if server is not None:
-        lines += server.kernels_now(shot.with_suffix(".kernels.txt"))
-        kept = shot.with_suffix(".lab.log")
-        with contextlib.suppress(OSError):
-            shutil.copyfile(server.log_path, kept)
-        lines += [f"jupyter lab log (all of it: {kept}; the last 40 lines):", server.log_tail()]
-        stalls = server.log_tail(100_000).split("[kernel watchdog ")[1:]
-        if stalls:  # where a kernel's main loop was stuck
-            lines += [f"kernel watchdog ({len(stalls)} report(s); the last 3):"]
-            lines += ["[kernel watchdog " + "\n".join(stall.splitlines()[:45]) for stall in stalls[-3:]]
-    return "\n".join(lines)
