@@ -33,6 +33,18 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xdist_group("browser"))
 
 
+def pytest_runtest_setup(item):
+    """Under `--dist loadgroup` (scripts/test.sh) a browser test must carry xdist's group suffix: without it the
+    two workers each start a lab and a Chromium and the browser tests compete for the two cores. pytest 9.2 broke
+    that suffix without a word (pytest-xdist#1386); this fails the test saying so instead."""
+    if getattr(item.config.option, "loadgroup", False) and not item.nodeid.endswith("@browser"):
+        pytest.fail(
+            f"--dist loadgroup did not put {item.nodeid} in the browser group: pytest {pytest.__version__} and"
+            " this pytest-xdist drop the xdist_group mark (pytest-xdist#1386); see the pin in pyproject.toml",
+            pytrace=False,
+        )
+
+
 def _require_chromium() -> None:
     if os.access(CHROMIUM, os.X_OK):
         return
