@@ -17,6 +17,7 @@ import pytest
 from conftest import new_run
 
 from playbook_nb.adapters.executors.local import LocalExecutor
+from playbook_nb.adapters.executors.tether import TOKEN_ENV
 from playbook_nb.adapters.store import Store
 from playbook_nb.adapters.store.owner import LEASE_ENV, Owner, process_start
 from playbook_nb.app.session import RunOptions, RunSession
@@ -263,6 +264,54 @@ def test_resume_of_an_orphaned_run_kills_its_recorded_process_group_first(store)
     assert [x.status for x in store.attempts(a.run_id, "look")] == ["OK", "INTERRUPTED"]
     assert store.get_run(a.run_id).status == "RUNNING" and store.owner_status(a.run_id).live
     assert b.owner is not None and store.get_run(a.run_id).owner_actor == "oncall"
+
+
+def test_resume_kills_a_command_found_by_its_token_when_no_group_was_recorded(store):
+    """Issue 18.2: a command's group is recorded only once it has run 50 ms, its watchdog token with the
+    attempt's start. An owner that died in between (or was stopped) leaves no group in the index: `resume`
+    finds the command's processes by the token in their environment, a process that left the group too."""
+    a = _session(store, "alice")
+    a.run_node("look")
+    look = store.attempts(a.run_id, "look")[0]
+    assert look.host == a.owner.host and look.pgid is None  # `echo` ends within 50 ms: no group recorded
+    a.lease.stop()
+    token = "f" * 32
+    env = {**os.environ, TOKEN_ENV: token}
+    leftover = subprocess.Popen(["sleep", "60"], start_new_session=True, env=env)
+    runaway = subprocess.Popen(["sleep", "61"], start_new_session=True, env=env)  # a group of its own
+    bystander = subprocess.Popen(["sleep", "62"], start_new_session=True)
+    try:
+        store.start_attempt(a.run_id, "look", 2, token=a.owner.token, process_token=token, host=a.owner.host)
+        store.claim_run(a.run_id, owner("alice", pid=dead_pid(), pid_start=None), take_over=True)  # it died
+        runbook = parse_runbook(GATED)
+        options = RunOptions(headless=False, trigger="resume", actor="oncall")
+        b = RunSession.resume(runbook, {}, store, a.run_id, options, executor=LocalExecutor())
+        assert leftover.wait(timeout=5) is not None and runaway.wait(timeout=5) is not None
+        assert bystander.poll() is None  # what does not carry the token is left alone
+    finally:
+        for proc in (leftover, runaway, bystander):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    (killed,) = [e for e in store.events(a.run_id) if e.kind == "process_group_killed"]
+    assert killed.payload["pgid"] is None and sorted(killed.payload["pids"]) == sorted(
+        [leftover.pid, runaway.pid]
+    )
+    assert killed.payload["actor"] == "oncall" and killed.node_id == "look" and killed.attempt == 2
+    assert [x.status for x in store.attempts(a.run_id, "look")] == ["OK", "INTERRUPTED"]
+    b.close()
+
+
+def test_a_command_still_running_after_50_ms_records_its_group(store):
+    """Its group is in the index while it runs (what a recovery from another process reads first)."""
+    book = GATED.replace('command_name = "echo looking"', 'command_name = "sleep 0.4"')
+    session = RunSession.start(
+        parse_runbook(book), {}, store, RunOptions(headless=False, actor="alice"), executor=LocalExecutor()
+    )
+    session.run_node("look")
+    (look,) = store.attempts(session.run_id, "look")
+    assert look.status == "OK" and look.pgid is not None and look.process_token and look.host
+    session.close()
 
 
 def _run_fields() -> dict:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import threading
 
-from playbook_nb.adapters.executors.command import kill_process_group
+from playbook_nb.adapters.executors.command import kill_process_group, kill_tagged
 from playbook_nb.adapters.store import Store
 from playbook_nb.adapters.store.owner import Owner, OwnerStatus, lease_seconds, process_start, this_host
 from playbook_nb.domain.errors import PlaybookError, RunOwned
@@ -117,10 +117,12 @@ def recover_run(
 
 
 def kill_recorded_groups(store: Store, run_id: int, actor: str | None, *, why: str) -> list[int]:
-    """Kill every process group recorded for the run's RUNNING attempts that is still alive on this host;
-    a `process_group_killed` event each (with the actor). Returns the groups killed."""
+    """Kill what the run's RUNNING attempts left alive on this host: each recorded process group, and every
+    process carrying a command attempt's token (recorded with the attempt's start, so a command whose group
+    was not recorded yet, or a process that left the group, is found too); a `process_group_killed` event
+    each (with the actor, the group and the pids found by token). Returns the groups killed."""
     killed = []
-    for node_id, attempt, pgid, pgid_start, host in store.live_process_groups(run_id):
+    for node_id, attempt, pgid, pgid_start, host, process_token in store.live_process_groups(run_id):
         if host and host != this_host():
             store.append_event(
                 run_id,
@@ -130,13 +132,15 @@ def kill_recorded_groups(store: Store, run_id: int, actor: str | None, *, why: s
                 payload={"pgid": pgid, "host": host, "actor": actor, "why": why},
             )
             continue
-        if kill_process_group(pgid, pgid_start):
-            killed.append(pgid)
+        group_killed = pgid is not None and kill_process_group(pgid, pgid_start)
+        tagged = kill_tagged(process_token) if process_token else []
+        if group_killed or tagged:
+            if group_killed and pgid is not None:
+                killed.append(pgid)
+            payload: dict[str, object] = {"pgid": pgid, "host": host, "actor": actor, "why": why}
+            if tagged:
+                payload["pids"] = tagged
             store.append_event(
-                run_id,
-                "process_group_killed",
-                node_id=node_id,
-                attempt=attempt,
-                payload={"pgid": pgid, "host": host, "actor": actor, "why": why},
+                run_id, "process_group_killed", node_id=node_id, attempt=attempt, payload=payload
             )
     return killed

@@ -195,7 +195,10 @@ class NodeCall:
     # group; NodeStopped raised in Python code) and returns an `interrupted` result
     cancel: threading.Event | None = None
     idle: Callable[[], None] | None = None  # called while the attempt waits on the driving thread
-    on_spawn: Callable[[int], None] | None = None  # Command: its process group id, once it runs
+    on_spawn: Callable[[int], None] | None = None  # Command: its process group id, once it has run 50 ms
+    process_token: str | None = (
+        None  # Command: the watchdog token its processes carry (recorded at its start)
+    )
 
 
 class Executor(Protocol):

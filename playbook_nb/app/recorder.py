@@ -98,8 +98,25 @@ class Recorder:
     def retry_wait(self, node_id: str, seconds: float) -> None:
         self.store.append_event(self.run_id, "retry_wait", node_id=node_id, payload={"seconds": seconds})
 
-    def attempt_started(self, node_id: str, attempt: int, started_at: float) -> None:
-        self.store.start_attempt(self.run_id, node_id, attempt, started_at, token=self.owner_token)
+    def attempt_started(
+        self,
+        node_id: str,
+        attempt: int,
+        started_at: float,
+        *,
+        process_token: str | None = None,
+        host: str | None = None,
+    ) -> None:
+        """A RUNNING attempt; a command's with the token its processes will carry and the host they run on."""
+        self.store.start_attempt(
+            self.run_id,
+            node_id,
+            attempt,
+            started_at,
+            token=self.owner_token,
+            process_token=process_token,
+            host=host,
+        )
 
     def attempt_ran(self, node_id: str, attempt: int, ran: dict[str, Any]) -> None:
         """What the attempt runs (rendered command, plugin parameters or code; secrets already masked), in the

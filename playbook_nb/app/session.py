@@ -11,6 +11,7 @@ rehearsal and replay plug in their own.
 from __future__ import annotations
 
 import contextlib
+import secrets
 import socket
 import threading
 import time
@@ -840,8 +841,14 @@ class RunSession:
             started = self.clock.time() + delay
             if node.is_gate:
                 return node, attempt, started, _no_call
-            self.recorder.attempt_started(node_id, attempt, started)
-            call = self._prepare(node, attempt, started, code)
+            # a command's processes carry this token from their start: recorded now, it lets a recovery find
+            # them before the command's process group is recorded (a command that ends within 50 ms never is)
+            process_token = (
+                secrets.token_hex(16) if node.type is NodeType.COMMAND and not node.is_fleet else None
+            )
+            host = self.owner.host if process_token and self.owner is not None else None
+            self.recorder.attempt_started(node_id, attempt, started, process_token=process_token, host=host)
+            call = self._prepare(node, attempt, started, code, process_token)
         return node, attempt, started, call
 
     def _execute(self, node_id: str, *, code: str | None = None) -> NodeReport:
@@ -878,7 +885,12 @@ class RunSession:
         return self._end(node, attempt, result)
 
     def _prepare(
-        self, node: Node, attempt: int, started: float, code: str | None = None
+        self,
+        node: Node,
+        attempt: int,
+        started: float,
+        code: str | None = None,
+        process_token: str | None = None,
     ) -> Callable[[], AttemptResult]:
         """The call of an attempt, with its cancel event (Abort), its idle hook and its process-group report;
         a failed attempt for a template or plugin problem found at run time. What the call runs is recorded
@@ -893,6 +905,7 @@ class RunSession:
                 on_spawn=lambda pgid, attempt=self.engine.attempts(node.id): self._command_started(
                     node.id, attempt, pgid
                 ),
+                process_token=process_token,
             )
         except PlaybookError as err:
             failed = AttemptResult(ok=False, error=str(err), started_at=started, ended_at=self.clock.time())

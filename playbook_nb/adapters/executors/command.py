@@ -9,7 +9,9 @@ such as KeyboardInterrupt (a kernel interrupt) while the command runs, terminate
 then SIGKILL after a short grace.
 
 Every command is registered with this process's watchdog (`tether`), so it dies with its driver even when
-the driver is killed without a chance to clean up; `on_spawn(pgid)` tells the caller the group to record.
+the driver is killed without a chance to clean up; `on_spawn(pgid)` tells the caller the group to record once
+the command has run for REPORT_AFTER (the attempt's token, which the caller may record before the command
+starts, finds its processes before that: `kill_tagged`).
 
 Nothing here touches `sys.stdout` / `sys.stdin`, so it works the same from a worker thread or inside a kernel
 whose streams are not real files.
@@ -28,7 +30,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from playbook_nb.adapters.executors.capture import BoundedCapture, OutputCallback, safe_callback
-from playbook_nb.adapters.executors.tether import TOKEN_ENV, process_tether
+from playbook_nb.adapters.executors.tether import TOKEN_ENV, process_tether, tagged_processes
 from playbook_nb.adapters.store.owner import process_start
 from playbook_nb.app.ports import AttemptResult, CommandEnv
 
@@ -37,6 +39,9 @@ DRAIN_GRACE = 1.0  # seconds to keep reading after the shell exited, if a backgr
 _READ_SIZE = 65536
 _MAX_PENDING_LINE = 65536  # a "line" longer than this is handed to on_output in pieces
 _POLL = 0.05
+# a command still running after this long is reported to `on_spawn` (its group recorded); one that ends
+# sooner is not: its whole record is then its start and its end, two transactions (issue 18.2)
+REPORT_AFTER = _POLL
 
 
 class _Stream:
@@ -125,6 +130,48 @@ def kill_process_group(pgid: int, leader_start: int | None = None, grace: float 
     return True
 
 
+def kill_tagged(token: str, grace: float = 1.0) -> list[int]:
+    """Make sure no process of this host carrying an attempt's `token` is left (recovering a run whose
+    command had not been reported yet, or one that left its group): SIGTERM to each and to its group, SIGKILL
+    to what is left after `grace` seconds. Returns the pids that were alive."""
+    pids = tagged_processes(token)
+    if not pids:
+        return []
+    own_group = os.getpgid(0)
+
+    def stop(sig: int) -> None:
+        for pid in tagged_processes(token):
+            with contextlib.suppress(OSError):
+                group = os.getpgid(pid)
+                if group not in (0, 1, own_group):
+                    os.killpg(group, sig)
+            with contextlib.suppress(OSError):
+                os.kill(pid, sig)
+
+    stop(signal.SIGTERM)
+    end = time.monotonic() + grace
+    while time.monotonic() < end and _any_alive(pids):
+        time.sleep(0.05)
+    stop(signal.SIGKILL)
+    end = time.monotonic() + 2.0
+    while time.monotonic() < end and _any_alive(pids):
+        time.sleep(0.05)
+    return pids
+
+
+def _any_alive(pids: list[int]) -> bool:
+    """True while one of `pids` is a live process (a zombie does not count)."""
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        if stat[stat.rfind(b")") + 2 :][:1] not in (b"Z", b"X"):
+            return True
+    return False
+
+
 def _new_selector() -> selectors.BaseSelector:
     poll_selector = getattr(selectors, "PollSelector", None)
     return poll_selector() if poll_selector is not None else selectors.DefaultSelector()
@@ -193,14 +240,20 @@ class _Runner:
         timeout: float | None,
         cancel: threading.Event | None = None,
         idle: Callable[[], None] | None = None,
+        on_spawn: Callable[[int], None] | None = None,
     ) -> str | None:
         """Wait for the command; "timeout" or "cancelled" when it was stopped (the group is then
-        terminated), None when it ended by itself. `idle()` is called about every _POLL seconds."""
-        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        terminated), None when it ended by itself. `idle()` is called about every _POLL seconds,
+        `on_spawn(pgid)` once the command has run for REPORT_AFTER."""
+        started = time.monotonic()
+        deadline = None if timeout is None else started + max(0.0, timeout)
         exited_at: float | None = None
-        idled_at = time.monotonic()
+        idled_at = started
         while True:
             now = time.monotonic()
+            if on_spawn is not None and exited_at is None and now - started >= REPORT_AFTER:
+                report, on_spawn = on_spawn, None
+                report(self.pgid)
             if idle is not None and now - idled_at >= _POLL:
                 idle()
                 idled_at = now = time.monotonic()
@@ -252,6 +305,7 @@ def run_command(
     cancel: threading.Event | None = None,
     on_spawn: Callable[[int], None] | None = None,
     idle: Callable[[], None] | None = None,
+    token: str | None = None,
 ) -> AttemptResult:
     """Run `command` with `/bin/sh -c` and return what happened.
 
@@ -265,14 +319,18 @@ def run_command(
       `error` "Command timed out after N seconds".
     - `cancel`: when another thread sets it, the whole group is terminated; `interrupted` is True, `error`
       "interrupted" (the caller knows why and records it).
-    - `on_spawn(pgid)`: called once the command runs, with its process group id (recorded by the session, so
-      whoever recovers an orphaned run can make sure the group is gone).
+    - `on_spawn(pgid)`: called once the command has run for REPORT_AFTER seconds (not at all for one that
+      ended sooner), with its process group id (recorded by the session, so whoever recovers an orphaned run
+      can make sure the group is gone).
+    - `token`: the watchdog token the command's processes carry (TOKEN_ENV), made here when not given; the
+      session records it with the attempt's start, so a recovery finds the command's processes (`kill_tagged`)
+      from the moment it starts.
     - `idle()`: called on this thread about every 50 ms while the command runs (the kernel face processes
       widget messages there, so an Abort click is seen while the cell waits).
     """
     started = time.time()
     tether = process_tether()
-    token = tether.new_token()
+    token = tether.new_token(token)
     spawn_env: Mapping[str, str] | Mapping[bytes, bytes]
     if isinstance(env, CommandEnv):  # already in the kernel's bytes form: a copy, no decoding (issue 18.2)
         spawn_env = env.encoded(**{TOKEN_ENV: token})
@@ -299,9 +357,7 @@ def run_command(
 
     runner = _Runner(proc, max_output_bytes, on_output)
     try:
-        if on_spawn is not None:
-            on_spawn(proc.pid)
-        stopped = runner.run(timeout, cancel, idle)
+        stopped = runner.run(timeout, cancel, idle, on_spawn)
     except BaseException:
         # KeyboardInterrupt (kernel interrupt), a failing on_spawn or a bug: never leave the command behind.
         runner.terminate()

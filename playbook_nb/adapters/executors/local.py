@@ -31,6 +31,7 @@ class LocalExecutor:
                 cancel=call.cancel,
                 on_spawn=call.on_spawn,
                 idle=call.idle,
+                token=call.process_token,
             )
         if node.type is NodeType.FUNCTION:
             return run_function(

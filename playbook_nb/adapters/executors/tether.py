@@ -147,9 +147,11 @@ class Tether:
                     os.close(fd)
                 self._write_fd = None
 
-    def new_token(self) -> str:
-        """Announce a command about to start; put the token in its environment under TOKEN_ENV."""
-        token = os.urandom(16).hex()  # 32 hex digits, as uuid4().hex gave, without building a UUID
+    def new_token(self, token: str | None = None) -> str:
+        """Announce a command about to start (under `token`, made here when not given: the caller may have
+        recorded it with the attempt already); put the token in its environment under TOKEN_ENV."""
+        if token is None:
+            token = new_process_token()
         self._send(f"start {token}")
         return token
 
@@ -158,6 +160,32 @@ class Tether:
 
     def ended(self, token: str) -> None:
         self._send(f"end {token}")
+
+
+def new_process_token() -> str:
+    """A token that marks every process of one command attempt (TOKEN_ENV in their environment)."""
+    return os.urandom(16).hex()  # 32 hex digits, as uuid4().hex gave, without building a UUID
+
+
+def tagged_processes(token: str) -> list[int]:
+    """The pids of this host whose environment carries `token` under TOKEN_ENV (what the watchdog looks for
+    too, in its own standard-library copy of this loop)."""
+    mark = f"{TOKEN_ENV}={token}".encode()
+    found: list[int] = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return found
+    for entry in entries:
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                if mark in fh.read().split(b"\0"):
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
 
 
 _TETHER: Tether | None = None

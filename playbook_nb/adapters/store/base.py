@@ -133,7 +133,9 @@ class Store(ABC):
     ) -> None: ...
 
     @abstractmethod
-    def live_process_groups(self, run_id: int) -> list[tuple[str, int, int, int | None, str | None]]: ...
+    def live_process_groups(
+        self, run_id: int
+    ) -> list[tuple[str, int, int | None, int | None, str | None, str | None]]: ...
 
     @abstractmethod
     def latest_run(self, workflow: str, status: str | None = None) -> Run | None: ...
@@ -258,7 +260,15 @@ class Store(ABC):
 
     @abstractmethod
     def start_attempt(
-        self, run_id: int, node_id: str, attempt: int, started_at: When = None, *, token: str | None = None
+        self,
+        run_id: int,
+        node_id: str,
+        attempt: int,
+        started_at: When = None,
+        *,
+        token: str | None = None,
+        process_token: str | None = None,
+        host: str | None = None,
     ) -> None: ...
 
     @abstractmethod

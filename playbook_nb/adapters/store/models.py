@@ -105,6 +105,7 @@ class AttemptRow(Row):
     host: str | None = None  # where its command ran, and its process group (issue 24)
     pgid: int | None = None
     pgid_start: int | None = None
+    process_token: str | None = None  # a command's watchdog token, recorded with its start (issue 18.2)
     revision: int = 1  # the runbook revision of the run it ran under (issue 14.10)
 
 

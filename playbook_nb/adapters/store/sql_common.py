@@ -528,14 +528,21 @@ class SQLStore(Store):
             raise self._missing_run(run_id)
         return self._owner_status(row)
 
-    def live_process_groups(self, run_id: int) -> list[tuple[str, int, int, int | None, str | None]]:
-        """(node, attempt, pgid, pgid start, host) of the run's RUNNING attempts that recorded a group."""
+    def live_process_groups(
+        self, run_id: int
+    ) -> list[tuple[str, int, int | None, int | None, str | None, str | None]]:
+        """(node, attempt, pgid, pgid start, host, process token) of the run's RUNNING attempts that recorded a
+        process group or a command's token."""
         rows = self._read(
-            "SELECT node_id, attempt, pgid, pgid_start, host FROM attempts"
-            " WHERE run_id = ? AND status = 'RUNNING' AND pgid IS NOT NULL ORDER BY started_at",
+            "SELECT node_id, attempt, pgid, pgid_start, host, process_token FROM attempts"
+            " WHERE run_id = ? AND status = 'RUNNING' AND (pgid IS NOT NULL OR process_token IS NOT NULL)"
+            " ORDER BY started_at",
             (run_id,),
         )
-        return [(r["node_id"], r["attempt"], r["pgid"], r["pgid_start"], r["host"]) for r in rows]
+        return [
+            (r["node_id"], r["attempt"], r["pgid"], r["pgid_start"], r["host"], r["process_token"])
+            for r in rows
+        ]
 
     def set_attempt_process(
         self, run_id: int, node_id: str, attempt: int, *, host: str, pgid: int, pgid_start: int | None
@@ -975,18 +982,36 @@ class SQLStore(Store):
                 self._run_state_set(run_id, counts=moved)
 
     def start_attempt(
-        self, run_id: int, node_id: str, attempt: int, started_at: When = None, *, token: str | None = None
+        self,
+        run_id: int,
+        node_id: str,
+        attempt: int,
+        started_at: When = None,
+        *,
+        token: str | None = None,
+        process_token: str | None = None,
+        host: str | None = None,
     ) -> None:
         """A RUNNING attempt; refused while the node has another live one (one per node, enforced by a unique
-        index), and once the run is no longer driven by the session `token` (when given)."""
+        index), and once the run is no longer driven by the session `token` (when given). A command's attempt
+        gives the watchdog token its processes will carry and the host they run on."""
         with self._write() as handle:
             self._check_owner(handle, run_id, token)
             self._require_node(handle, run_id, node_id)
             cur = self._execute(
                 handle,
-                "INSERT INTO attempts (run_id, node_id, attempt, status, started_at, revision)"
-                " VALUES (?, ?, ?, 'RUNNING', ?, (SELECT revision FROM runs WHERE id = ?)) ON CONFLICT DO NOTHING",
-                (run_id, node_id, attempt, self._db_time(to_timestamp(started_at)), run_id),
+                "INSERT INTO attempts (run_id, node_id, attempt, status, started_at, revision, process_token, host)"
+                " VALUES (?, ?, ?, 'RUNNING', ?, (SELECT revision FROM runs WHERE id = ?), ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                (
+                    run_id,
+                    node_id,
+                    attempt,
+                    self._db_time(to_timestamp(started_at)),
+                    run_id,
+                    process_token,
+                    host,
+                ),
             )
             if cur.rowcount == 0:
                 live = self._execute(
@@ -1086,6 +1111,7 @@ class SQLStore(Store):
                 host=r["host"],
                 pgid=r["pgid"],
                 pgid_start=r["pgid_start"],
+                process_token=r["process_token"],
                 revision=r["revision"],
             )
             for r in self._read(sql, params)
