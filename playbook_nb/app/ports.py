@@ -196,9 +196,8 @@ class NodeCall:
     cancel: threading.Event | None = None
     idle: Callable[[], None] | None = None  # called while the attempt waits on the driving thread
     on_spawn: Callable[[int], None] | None = None  # Command: its process group id, once it has run 50 ms
-    process_token: str | None = (
-        None  # Command: the watchdog token its processes carry (recorded at its start)
-    )
+    # Command: the watchdog token its processes carry (recorded with the attempt's start)
+    process_token: str | None = None
 
 
 class Executor(Protocol):

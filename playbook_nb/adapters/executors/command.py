@@ -89,18 +89,24 @@ def _group_alive(pgid: int) -> bool:
     except OSError:
         return True  # no procfs: trust killpg
     for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so split after the last ")".
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) >= 3 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+        fields = _stat_fields(entry) if entry.isdigit() else None
+        if fields is not None and len(fields) >= 3 and int(fields[2]) == pgid and fields[0] not in _DEAD:
             return True
     return False
+
+
+_DEAD = (b"Z", b"X")  # a zombie, or dead: not alive for any of the checks here
+
+
+def _stat_fields(pid: int | str) -> list[bytes] | None:
+    """The fields of /proc/PID/stat after the command name (state, ppid, pgrp, ...); None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so split after the last ")".
+    return stat[stat.rfind(b")") + 2 :].split()
 
 
 def _signal_group(pgid: int, sig: int) -> None:
@@ -162,12 +168,8 @@ def kill_tagged(token: str, grace: float = 1.0) -> list[int]:
 def _any_alive(pids: list[int]) -> bool:
     """True while one of `pids` is a live process (a zombie does not count)."""
     for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        if stat[stat.rfind(b")") + 2 :][:1] not in (b"Z", b"X"):
+        fields = _stat_fields(pid)
+        if fields is not None and not (fields and fields[0] in _DEAD):
             return True
     return False
 

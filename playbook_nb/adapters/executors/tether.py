@@ -151,7 +151,7 @@ class Tether:
         """Announce a command about to start (under `token`, made here when not given: the caller may have
         recorded it with the attempt already); put the token in its environment under TOKEN_ENV."""
         if token is None:
-            token = new_process_token()
+            token = os.urandom(16).hex()  # 32 hex digits, as uuid4().hex gave, without building a UUID
         self._send(f"start {token}")
         return token
 
@@ -160,11 +160,6 @@ class Tether:
 
     def ended(self, token: str) -> None:
         self._send(f"end {token}")
-
-
-def new_process_token() -> str:
-    """A token that marks every process of one command attempt (TOKEN_ENV in their environment)."""
-    return os.urandom(16).hex()  # 32 hex digits, as uuid4().hex gave, without building a UUID
 
 
 def tagged_processes(token: str) -> list[int]:
