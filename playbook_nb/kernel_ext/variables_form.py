@@ -32,6 +32,7 @@ from playbook_nb.domain.errors import PlaybookError, VariableError
 from playbook_nb.domain.model import Runbook, Variable
 from playbook_nb.domain.values import to_text
 from playbook_nb.domain.variables import check_value
+from playbook_nb.kernel_ext.kernel_thread import on_this_thread
 
 WAITING = "the run has not started: fill in the variables form under the setup cell and press Run"
 
@@ -62,7 +63,7 @@ class VariablesForm:
         rows = []
         for name, var in runbook.variables.items():
             field = _field(var, given.get(name), self.secrets_from_env.get(name))
-            field.observe(lambda _change, n=name: self._check(n), names="value")
+            field.observe(on_this_thread(lambda _change, n=name: self._check(n)), names="value")
             field.add_class(f"pb-var-{name}")
             self.fields[name] = field
             rows.append(field)
@@ -70,12 +71,12 @@ class VariablesForm:
         self.message.add_class("pb-vars-message")
         self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
         self.run_button.add_class("pb-vars-run")
-        self.run_button.on_click(lambda _b: self.run())
+        self.run_button.on_click(on_this_thread(lambda _b: self.run()))
         self.toggle = widgets.Button(
             description="Change values", icon="pencil", layout=widgets.Layout(width="auto")
         )
         self.toggle.add_class("pb-vars-toggle")
-        self.toggle.on_click(lambda _b: self._toggle())
+        self.toggle.on_click(on_this_thread(lambda _b: self._toggle()))
         # The run the form started: its run-record line in `output`, its cockpit a child of `slot`. The cockpit
         # is never displayed inside the Output widget: a second tab restores an Output's text but not a widget
         # displayed into it, so it would see no graph.

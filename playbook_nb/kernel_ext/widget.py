@@ -33,6 +33,7 @@ from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.domain.model import DepCondition, NodeType
 from playbook_nb.domain.outcome import handled_failures, status_label
 from playbook_nb.kernel_ext.cockpit_find import jump_targets, search_reply
+from playbook_nb.kernel_ext.kernel_thread import on_this_thread
 from playbook_nb.kernel_ext.widget_layout import GATE_H, NODE_H, NODE_W, GraphLayout, compute_layout
 from playbook_nb.presentation import (
     AWAITING_RING,
@@ -650,7 +651,7 @@ class RunbookWidget(widgets.VBox):
             tooltip="session.run_until_gate()",
             _dom_classes=("pb-button-run-until-gate",),
         )
-        self.run_until_gate_button.on_click(lambda _b: self.on_run_until_gate())
+        self.run_until_gate_button.on_click(on_this_thread(lambda _b: self.on_run_until_gate()))
         # ipycytoscape's own CSS gives its box 400px x 100% and cytoscape measures the box once, when first
         # displayed, possibly before the widget's Layout (our height and width) reaches the DOM: a size rule
         # that is in place before the graph is attached makes the first fit right.
@@ -662,7 +663,7 @@ class RunbookWidget(widgets.VBox):
         self._panel = self._build_panel(KERNEL_VIEW)  # the kernel's own (tests, and a front end without JS)
         self.panel_stack = widgets.VBox([self.panel], layout={"flex": "0 0 auto"})
         self.view_channel = ViewChannel()
-        self.view_channel.on_msg(self._on_view_msg)
+        self.view_channel.on_msg(on_this_thread(self._on_view_msg))
         self.children = [
             widgets.HBox([self.run_until_gate_button, self.status], layout={"align_items": "center"}),
             self.legend,
@@ -676,7 +677,7 @@ class RunbookWidget(widgets.VBox):
         if self.session.watch_only:
             self._watch_only()
 
-        self.cyto.on("node", "click", self.on_node_click)
+        self.cyto.on("node", "click", on_this_thread(self.on_node_click))
         self.session.event_listeners.append(self._on_event)
         self.session.output_listeners.append(self._on_output)
         self.session.host_listeners.append(self._on_host)
@@ -729,7 +730,9 @@ class RunbookWidget(widgets.VBox):
                 layout={"width": "auto", "flex_flow": "row wrap"},
                 _dom_classes=("pb-host-filter",),
             )
-            self.host_filter.observe(lambda _change: self._in_panel(panel, self._show_hosts), names="value")
+            self.host_filter.observe(
+                on_this_thread(lambda _change: self._in_panel(panel, self._show_hosts)), names="value"
+            )
             self.hosts = widgets.HTML(style=text_style)
             self.host_box = widgets.VBox(
                 [widgets.HTML("<b>Hosts</b>", style=text_style), self.host_filter, self.hosts],
@@ -1373,7 +1376,7 @@ class RunbookWidget(widgets.VBox):
             with self._using(panel):  # the selection and comment of the view whose button was clicked
                 handlers[name]()
 
-        return handler
+        return on_this_thread(handler)
 
     def _comment(self) -> str | None:
         text = self.comment.value.strip()
