@@ -3,6 +3,8 @@ rules (domain.lifecycle), exit codes, and the executor and clock a session is gi
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from playbook_nb.adapters.plugins.registry import INSTALLED
@@ -11,6 +13,7 @@ from playbook_nb.app.ports import AttemptResult, NodeCall
 from playbook_nb.app.session import RunOptions, RunSession
 from playbook_nb.domain.decisions import GateDecision, GatePolicy
 from playbook_nb.domain.engine import Decision, RunState
+from playbook_nb.domain.errors import PlaybookError
 from playbook_nb.domain.exit_codes import ExitCode, exit_code_for
 from playbook_nb.domain.lifecycle import LifecycleError, check_resumable, resume_snapshot
 from playbook_nb.domain.validation import parse_runbook
@@ -142,6 +145,49 @@ def test_a_session_runs_with_the_executor_clock_and_gate_policy_it_was_given(tmp
     assert attempts["check"].started_at.timestamp() == pytest.approx(1000.0)  # the clock it was given
     decisions = store.decisions(session.run_id)
     assert [(d.node_id, d.decision, d.actor) for d in decisions] == [("gate", "approve", "ci")]
+    store.close()
+
+
+def test_a_second_thread_cannot_drive_the_session_and_its_abort_throws_the_switch(tmp_path):
+    store = Store.open(tmp_path / "runs.db")
+    session = RunSession.start(
+        parse_runbook(BOOK),
+        {"ENV": "prod"},
+        store,
+        RunOptions(headless=False, actor="dana"),
+        executor=AnsweringExecutor(),
+        clock=FixedClock(1000.0),
+        namespace={},
+    )
+    session.run_until_gate()
+    assert session.states() == {"check": "OK", "gate": "WAITING", "after": "PENDING"}
+    seen: dict[str, object] = {}
+
+    def elsewhere() -> None:
+        for name, call in (
+            ("decide", lambda: session.decide("gate", Decision.APPROVE, "erin")),
+            ("run_node", lambda: session.run_node("after")),
+            ("run_until_gate", session.run_until_gate),
+        ):
+            try:
+                call()
+                seen[name] = "done"
+            except PlaybookError as err:
+                seen[name] = str(err)
+        session.abort("erin", "stop from a second thread")
+
+    worker = threading.Thread(target=elsewhere, name="second")
+    worker.start()
+    worker.join()
+    refused = f"run {session.run_id} is driven from thread 'MainThread', not from 'second': nothing was done"
+    assert seen == {"decide": refused, "run_node": refused, "run_until_gate": refused}
+    assert store.decisions(session.run_id) == []
+    assert store.get_run(session.run_id).status == "RUNNING"  # nothing written from the second thread
+    assert session.abort_switch.requested  # but its abort stops what runs and waits for the driver
+    session.run_until_gate()  # the driver's next safe point records it
+    assert store.get_run(session.run_id).status == "ABORTED"
+    assert session.states() == {"check": "OK", "gate": "WAITING", "after": "PENDING"}
+    session.close()
     store.close()
 
 

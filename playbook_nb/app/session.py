@@ -187,6 +187,7 @@ class RunSession:
         self.abort_switch = AbortSwitch()
         self.idle: Callable[[], None] | None = None
         self._driver_thread = threading.get_ident()  # engine and store calls happen on this thread
+        self._driver_thread_name = threading.current_thread().name
         self.process_groups: dict[str, int] = {}
         # gates decided from elsewhere while this run waited (node -> gate wait id), closed 'applied' with the
         # decision; and why a wait ended without one (node -> reason), for the abort that follows
@@ -428,6 +429,19 @@ class RunSession:
             raise RunOwned(
                 f"run {self.run_id} is {self.owner_line() or 'not driven from here'}; this view is watch-only"
             )
+        self._check_thread()
+
+    def _check_thread(self) -> None:
+        if not self._on_driver_thread():
+            # the engine and the index connection are this thread's: a second thread would write into the
+            # transaction the first has open (a face's handler delivered elsewhere: kernel_ext.kernel_thread)
+            raise SessionError(
+                f"run {self.run_id} is driven from thread '{self._driver_thread_name}', "
+                f"not from '{threading.current_thread().name}': nothing was done"
+            )
+
+    def _on_driver_thread(self) -> bool:
+        return threading.get_ident() == self._driver_thread
 
     def _variables_changed(self, changes: dict[str, tuple[Any, Any]], masked: dict[str, Any]) -> None:
         """A resume explicitly allowed other variable values: the run records the new values, the change is an
@@ -543,6 +557,7 @@ class RunSession:
         """Run every ready node, in order, until nothing is ready: a gate waits, a failure needs a decision,
         or the run has ended. Command/Function attempts run in workers, up to `options.parallel` at once;
         gates and Python nodes run here, one at a time. Every engine call and store write happens here."""
+        self._check_thread()
         if self.options.parallel <= 1 and not len(self.pool):
             return self._run_sequentially()
         reports: list[NodeReport] = []
@@ -710,6 +725,7 @@ class RunSession:
         *,
         source: str | None = None,
     ) -> None:
+        self._check_thread()  # before the compare-and-set reads the index
         node = self._check_node(node_id)
         decision = Decision(decision)
         if self.watch_only or decision in self.engine.allowed_decisions(node_id):
@@ -741,7 +757,14 @@ class RunSession:
 
     def abort(self, actor: str | None, reason: str, *, comment: str | None = None) -> None:
         """Abort the run now: every attempt in flight is stopped (its process group killed) and recorded
-        INTERRUPTED when it has ended; the run is ABORTED (resumable)."""
+        INTERRUPTED when it has ended; the run is ABORTED (resumable). From another thread than the driver's,
+        the abort switch alone: what runs stops now, and the driver records the abort at its next safe point."""
+        if not self.watch_only and not self._on_driver_thread():
+            if self.engine.run_state is RunState.RUNNING:
+                self.abort_switch.request(
+                    reason if not comment else f"{reason} ({comment})", actor or self.options.actor
+                )
+            return
         self._check_driving()
         if self.engine.run_state is not RunState.RUNNING:
             return
@@ -924,7 +947,7 @@ class RunSession:
             return AttemptResult(ok=False, error=str(err), started_at=started, ended_at=self.clock.time())
         except KeyboardInterrupt:
             self.abort_switch.request("interrupted (KeyboardInterrupt)")
-            if threading.get_ident() == self._driver_thread:
+            if self._on_driver_thread():
                 stopped = AttemptResult(ok=False, error="interrupted", started_at=started, interrupted=True)
                 self._end(node, attempt, stopped)
             raise
@@ -936,7 +959,7 @@ class RunSession:
 
     def _idle_on_driver(self) -> None:
         """While an attempt waits on the driving thread (never in a worker): the face's `idle` hook."""
-        if self.idle is not None and threading.get_ident() == self._driver_thread:
+        if self.idle is not None and self._on_driver_thread():
             self.idle()
 
     def _command_started(self, node_id: str, attempt: int, pgid: int) -> None:
