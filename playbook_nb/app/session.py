@@ -186,8 +186,7 @@ class RunSession:
         # pipe there); the process group of each command now running, as its executor reported it.
         self.abort_switch = AbortSwitch()
         self.idle: Callable[[], None] | None = None
-        self._driver_thread = threading.get_ident()  # engine and store calls happen on this thread
-        self._driver_thread_name = threading.current_thread().name
+        self._driver = threading.current_thread()  # engine and store calls happen on this thread
         self.process_groups: dict[str, int] = {}
         # gates decided from elsewhere while this run waited (node -> gate wait id), closed 'applied' with the
         # decision; and why a wait ended without one (node -> reason), for the abort that follows
@@ -436,12 +435,12 @@ class RunSession:
             # the engine and the index connection are this thread's: a second thread would write into the
             # transaction the first has open (a face's handler delivered elsewhere: kernel_ext.kernel_thread)
             raise SessionError(
-                f"run {self.run_id} is driven from thread '{self._driver_thread_name}', "
+                f"run {self.run_id} is driven from thread '{self._driver.name}', "
                 f"not from '{threading.current_thread().name}': nothing was done"
             )
 
     def _on_driver_thread(self) -> bool:
-        return threading.get_ident() == self._driver_thread
+        return threading.current_thread() is self._driver
 
     def _variables_changed(self, changes: dict[str, tuple[Any, Any]], masked: dict[str, Any]) -> None:
         """A resume explicitly allowed other variable values: the run records the new values, the change is an
@@ -759,19 +758,16 @@ class RunSession:
         """Abort the run now: every attempt in flight is stopped (its process group killed) and recorded
         INTERRUPTED when it has ended; the run is ABORTED (resumable). From another thread than the driver's,
         the abort switch alone: what runs stops now, and the driver records the abort at its next safe point."""
-        if not self.watch_only and not self._on_driver_thread():
-            if self.engine.run_state is RunState.RUNNING:
-                self.abort_switch.request(
-                    reason if not comment else f"{reason} ({comment})", actor or self.options.actor
-                )
-            return
-        self._check_driving()
+        on_driver = self._on_driver_thread()
+        if on_driver or self.watch_only:
+            self._check_driving()
         if self.engine.run_state is not RunState.RUNNING:
             return
         self.abort_switch.request(
             reason if not comment else f"{reason} ({comment})", actor or self.options.actor
         )
-        self._apply_abort_request()
+        if on_driver:
+            self._apply_abort_request()
 
     def _apply_abort_request(self) -> RunState:
         """At a safe point (never inside a store write): an abort asked for by a signal, a click or a fault
