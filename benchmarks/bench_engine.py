@@ -14,7 +14,9 @@ A full run also measures the same figure for a 1000-node chain (spawn loop of 10
 overhead grows with the size of the runbook (it used to grow linearly a node, quadratically a run).
 
 Each figure is given twice: from the wall time (best of the repetitions), and from the CPU time (user +
-system of the process and every command it ran, from getrusage; the least of the repetitions). On a loaded
+system of the process and every command it ran, from getrusage; the least of the repetitions). The
+repetitions are 5 interleaved rounds, each running the 1-node, 200-node and 1000-node runs and both spawn
+loops once. On a loaded
 machine the wall time mostly measures the wait for a core; the CPU figure is what the run itself costs.
 """
 
@@ -40,14 +42,19 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def best_wall_and_cpu(fn, repeat: int) -> tuple[float, float]:
-    """The best wall time and the least CPU time (user + system, children included) of `repeat` calls."""
-    walls, cpus = [], []
-    for _ in range(repeat):
-        before = _children_cpu()
-        walls.append(best_of(fn, 1))
-        cpus.append(_children_cpu() - before)
-    return min(walls), min(cpus)
+def least_wall_and_cpu(fns: dict[str, object], rounds: int) -> dict[str, tuple[float, float]]:
+    """For each of `fns`: its best wall time and its least CPU time (user + system, children included) over
+    `rounds` rounds, each round calling every one of them once, in turn. Interleaved, a change of the machine's
+    load falls on every figure alike instead of on the ones that ran during it: the per-node figure is a
+    difference of two runs a few seconds apart, and a load that moves between them moves it."""
+    walls: dict[str, list[float]] = {name: [] for name in fns}
+    cpus: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            before = _children_cpu()
+            walls[name].append(best_of(fn, 1))  # type: ignore[arg-type]
+            cpus[name].append(_children_cpu() - before)
+    return {name: (min(walls[name]), min(cpus[name])) for name in fns}
 
 
 def run(quick: bool, workdir: Path) -> list[Row]:
@@ -55,20 +62,26 @@ def run(quick: bool, workdir: Path) -> list[Row]:
     big.write_text(chain_runbook(N, title="engine overhead 200"))
     one = workdir / "chain_1.playbook.toml"
     one.write_text(chain_runbook(1, title="engine overhead 1"))
+    huge = workdir / f"chain_{N_LARGE}.playbook.toml"
+    huge.write_text(chain_runbook(N_LARGE, title=f"engine overhead {N_LARGE}"))
     db = workdir / "engine" / "runs.db"
-    repeat = 1 if quick else 3
+    # 5 rounds: at 3, the 200-node figure moved by 0.3 ms a node between runs minutes apart on a quiet
+    # machine (a 0.8 s run less a 0.35 s one, over 199 nodes: 30 ms of start-up noise is 0.15 ms a node)
+    rounds = 1 if quick else 5
 
     def pb(path: Path):
         proc = run_cli("run", str(path), "--state-path", str(db))
         assert "run OK" in proc.stdout, proc.stdout[-300:]
 
     pb(one)  # warm the file cache and create the index
-    t_one, c_one = best_wall_and_cpu(lambda: pb(one), repeat + 1)
-    t_big, c_big = best_wall_and_cpu(lambda: pb(big), repeat)
-    t_spawn, c_spawn = best_wall_and_cpu(lambda: spawn_loop(N), repeat + 1)
+    fns = {"one": lambda: pb(one), "big": lambda: pb(big), "spawn": lambda: spawn_loop(N)}
+    if not quick:
+        fns |= {"huge": lambda: pb(huge), "spawn_huge": lambda: spawn_loop(N_LARGE)}
+    least = least_wall_and_cpu(fns, rounds)
+    (t_one, c_one), (t_big, c_big), (t_spawn, c_spawn) = least["one"], least["big"], least["spawn"]
     t_shell = best_of(
         lambda: subprocess.run(["/bin/sh", "-c", f"for i in $(seq {N}); do true; done"], check=True),
-        repeat + 1,
+        rounds + 1,
     )
     per_node = (t_big - t_one) / (N - 1)
     overhead = per_node - t_spawn / N
@@ -95,11 +108,8 @@ def run(quick: bool, workdir: Path) -> list[Row]:
         "1000 nodes and the growth not measured with --quick",
     )
     if not quick:
-        huge = workdir / f"chain_{N_LARGE}.playbook.toml"
-        huge.write_text(chain_runbook(N_LARGE, title=f"engine overhead {N_LARGE}"))
-        # as many repetitions as at N: a least of 3 against a single run would make the growth partly noise
-        t_huge, c_huge = best_wall_and_cpu(lambda: pb(huge), repeat)
-        t_spawn_huge, c_spawn_huge = best_wall_and_cpu(lambda: spawn_loop(N_LARGE), repeat + 1)
+        # as many rounds as at N: a least of 3 against a single run would make the growth partly noise
+        (t_huge, c_huge), (t_spawn_huge, c_spawn_huge) = least["huge"], least["spawn_huge"]
         overhead_huge = (t_huge - t_one) / (N_LARGE - 1) - t_spawn_huge / N_LARGE
         cpu_overhead_huge = (c_huge - c_one) / (N_LARGE - 1) - c_spawn_huge / N_LARGE
         rows.append(
@@ -122,8 +132,8 @@ def run(quick: bool, workdir: Path) -> list[Row]:
             f"one spawn: {ms(c_spawn / N)} CPU",
             "<= 1.5 ms a node, growth < 20 %",
             max(cpu_overhead, cpu_overhead_huge) <= 0.0015 and growth < 1.2,
-            f"CPU of the process and every command it ran (getrusage), least of {repeat} runs at {N} "
-            f"and at {N_LARGE}; wall: {ms(overhead)} and {ms(overhead_huge)} a node; whole "
+            f"CPU of the process and every command it ran (getrusage), least of {rounds} interleaved runs "
+            f"at 1, {N} and {N_LARGE} nodes; wall: {ms(overhead)} and {ms(overhead_huge)} a node; whole "
             f"{N_LARGE}-node run {t_huge:.2f} s",
         )
     rows.append(cpu_row)

@@ -131,16 +131,18 @@ def test_a_node_costs_two_transactions_and_a_bounded_number_of_statements(tmp_pa
     assert sum(s == "BEGIN IMMEDIATE" for s in ten_nodes) == 20, ten_nodes[:40]
     assert sum(s == "COMMIT" for s in ten_nodes) == 20
     assert sum(s.startswith("SELECT") and "FROM runs " in s for s in ten_nodes) == 20  # once a transaction
-    # the run row written once a transaction, and once more where the attempt's row reads its revision
-    assert sum(s.startswith("UPDATE runs ") for s in ten_nodes) == 30, [
+    # the run row written once a transaction (the attempt's row reading the run's revision no longer
+    # writes it a second time in the attempt's start)
+    assert sum(s.startswith("UPDATE runs ") for s in ten_nodes) == 20, [
         s for s in ten_nodes if s.startswith("UPDATE runs ")
     ][:6]
-    # 21 a node; 44 before issue 18.2's cuts, 27 before the run row was written once a transaction
-    assert len(ten_nodes) <= 10 * 22, len(ten_nodes)
+    # 20 a node; 44 before issue 18.2's cuts, 27 before the run row was written once a transaction
+    assert len(ten_nodes) <= 10 * 21, len(ten_nodes)
     run_id = session.run_id
     assert {s.state for s in store.node_states(run_id)} == {"OK"}
     assert store.get_run(run_id).counts == {"OK": 30}
     assert [a.status for a in store.attempts(run_id)] == ["OK"] * 30
+    assert {a.revision for a in store.attempts(run_id)} == {1}
     ran = [e.node_id for e in store.events(run_id) if e.kind == "attempt_ran"]
     assert ran == [f"n{i:04d}" for i in range(30)]
     assert store.verify_events(run_id) == []

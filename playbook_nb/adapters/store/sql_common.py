@@ -260,10 +260,11 @@ class SQLStore(Store):
             with self._write() as handle:
                 self._flush_run_updates(handle)
 
-    def _execute(self, handle: Any, sql: str, params: tuple = ()) -> Any:
+    def _execute(self, handle: Any, sql: str, params: tuple = (), *, sees_deferred: bool = True) -> Any:
         """Run one statement on the transaction's connection or cursor; returns the cursor. A statement that
-        names the runs table first makes the batch's deferred writes of run rows."""
-        if self._batch_updates and " runs" in sql:
+        names the runs table first makes the batch's deferred writes of run rows, unless the caller says
+        (`sees_deferred=False`) that it touches none of the columns a batch defers."""
+        if sees_deferred and self._batch_updates and " runs" in sql:
             self._flush_run_updates(handle)
         return handle.execute(self._sql(sql), params)
 
@@ -1012,6 +1013,7 @@ class SQLStore(Store):
                     process_token,
                     host,
                 ),
+                sees_deferred=False,  # reads runs.revision only: the run row is still written once a batch
             )
             if cur.rowcount == 0:
                 live = self._execute(
