@@ -16,14 +16,15 @@ overhead grows with the size of the runbook (it used to grow linearly a node, qu
 Each figure is given twice: from the wall time (best of the repetitions), and from the CPU time (user +
 system of the process and every command it ran, from getrusage; the least of the repetitions). The
 repetitions are 5 interleaved rounds, each running the 1-node, 200-node and 1000-node runs and both spawn
-loops once. On a loaded
-machine the wall time mostly measures the wait for a core; the CPU figure is what the run itself costs.
+loops once. On a loaded machine the wall time mostly measures the wait for a core; the CPU figure is what the
+run itself costs.
 """
 
 from __future__ import annotations
 
 import resource
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from bench_common import Row, best_of, chain_runbook, ms, run_cli
@@ -42,7 +43,7 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def least_wall_and_cpu(fns: dict[str, object], rounds: int) -> dict[str, tuple[float, float]]:
+def least_wall_and_cpu(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, tuple[float, float]]:
     """For each of `fns`: its best wall time and its least CPU time (user + system, children included) over
     `rounds` rounds, each round calling every one of them once, in turn. Interleaved, a change of the machine's
     load falls on every figure alike instead of on the ones that ran during it: the per-node figure is a
@@ -52,7 +53,7 @@ def least_wall_and_cpu(fns: dict[str, object], rounds: int) -> dict[str, tuple[f
     for _ in range(rounds):
         for name, fn in fns.items():
             before = _children_cpu()
-            walls[name].append(best_of(fn, 1))  # type: ignore[arg-type]
+            walls[name].append(best_of(fn, 1))
             cpus[name].append(_children_cpu() - before)
     return {name: (min(walls[name]), min(cpus[name])) for name in fns}
 

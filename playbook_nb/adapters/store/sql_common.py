@@ -1013,7 +1013,7 @@ class SQLStore(Store):
                     process_token,
                     host,
                 ),
-                sees_deferred=False,  # reads runs.revision only: the run row is still written once a batch
+                sees_deferred=False,  # reads runs.revision, which no batch defers: the run row stays written once
             )
             if cur.rowcount == 0:
                 live = self._execute(
