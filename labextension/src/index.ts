@@ -5,13 +5,20 @@ import { ICommandPalette, IToolbarWidgetRegistry, MainAreaWidget, showErrorMessa
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { ILauncher } from '@jupyterlab/launcher';
-import { INotebookTracker, INotebookWidgetFactory, NotebookWidgetFactory } from '@jupyterlab/notebook';
+import {
+  INotebookCellExecutor,
+  INotebookTracker,
+  INotebookWidgetFactory,
+  NotebookWidgetFactory
+} from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 
 import { IRun, newRunbook, reportHtml } from './api';
+import { cellExecutor } from './cellExecutor';
+import { warmRunbookKernels } from './kernelWarmup';
 import { recordPath, RunRecordDrive } from './recordDrive';
 import {
   addFileTypes,
@@ -50,6 +57,7 @@ const notebooks: JupyterFrontEndPlugin<void> = {
   ) => {
     const trans = translator ?? nullTranslator;
     addFileTypes(app);
+    warmRunbookKernels(tracker);
     addNotebookFactory(
       app,
       base,
@@ -186,4 +194,13 @@ const inboxPlugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [notebooks, runs, inboxPlugin];
+// Replaces JupyterLab's own executor (disabled in package.json): see cellExecutor.ts.
+const executorPlugin: JupyterFrontEndPlugin<INotebookCellExecutor> = {
+  id: 'playbook-nb:cell-executor',
+  description: "Runs a runbook notebook's cells once its DAG is drawn; any other notebook's as JupyterLab does.",
+  autoStart: true,
+  provides: INotebookCellExecutor,
+  activate: () => cellExecutor
+};
+
+export default [notebooks, runs, inboxPlugin, executorPlugin];
