@@ -1,8 +1,9 @@
 """The cockpit in a real JupyterLab and headless Chromium (issue 18.5), for `benchmarks/run_all`.
 
-Runs `benchmarks/browser_render.py --nodes 200 --repeat 10 --no-write` (quick: 50 nodes, one repetition) in a
-process of its own and turns the table it prints (`| measure | playbook-nb | baseline | ratio | ... |`) into
-rows: the script measures each figure against its plain-ipycytoscape baselines in the same run (the graph
+Runs `benchmarks/browser_render.py --nodes 200 --repeat 10` (quick: 50 nodes, one repetition) in a process of
+its own, which also writes that run's phases to benchmarks/results/browser.md (not with --quick or
+`run_all --no-write`: PLAYBOOK_BENCH_NO_WRITE), and turns the table it prints
+(`| measure | playbook-nb | baseline | ratio | ... |`) into rows: the script measures each figure against its plain-ipycytoscape baselines in the same run (the graph
 alone in a one-cell notebook, and in a notebook of the runbook's shape: one row each), and its one pair at
 1,000 nodes (two rows: it renders, a click is answered). Targets from the issue: first render of a 200-node
 runbook under 1.5 s, click to colour under 100 ms; a 1000-node runbook renders and stays responsive. Without
@@ -138,7 +139,9 @@ def run(quick: bool, workdir: Path) -> list[Row]:
         return [Row(f"cockpit: first render of a {nodes}-node runbook", f"not measured: {missing}", "-",
                     "< 1.5 s", None)]  # fmt: skip
     workdir.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, str(SCRIPT), "--nodes", str(nodes), "--repeat", str(repeat), "--no-write"]
+    argv = [sys.executable, str(SCRIPT), "--nodes", str(nodes), "--repeat", str(repeat)]
+    if quick or os.environ.get("PLAYBOOK_BENCH_NO_WRITE"):
+        argv.append("--no-write")
     try:
         return parse(_render(argv, workdir), nodes, repeat)
     except RuntimeError as err:
