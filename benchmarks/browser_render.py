@@ -350,6 +350,12 @@ def render_phases(page) -> dict[str, float]:
     phases = {
         k: (m[k] - click) / 1000 for k in ("busy", "view", "nodes", "ink", "idle") if m.get(k) is not None
     }
+    # The end of Run All: the kernel's last "idle" the page received, read once the server has seen the kernel
+    # idle for good. The page's own mark can fall in a pause between cells: the cockpit's node cells are sent
+    # once the graph is drawn, in batches (labextension/src/cellExecutor.ts), and the kernel idles in between.
+    idles = [e["t"] for e in pb["log"] if e["dir"] == "in" and e["status"] == "idle"]
+    if idles:
+        phases["idle"] = (max(idles) - click) / 1000
     phases["frames_in"] = float(sum(1 for e in pb["log"] if e["dir"] == "in"))
     return phases
 
@@ -405,6 +411,13 @@ def one_run(browser, server, name: str, nodes: int, kind: str, workdir: Path) ->
             page.wait_for_function("() => window.__pb.marks.idle !== undefined", timeout=10_000)
         except Exception:
             print(f"{name}: the page never showed the kernel idle; the server did", file=sys.stderr)
+        # and the page has taken in the kernel's last frames: none new for half a second
+        page.evaluate(
+            """() => new Promise(r => { let seen = -1;
+                const look = () => { const n = window.__pb.log.length; if (n === seen) r(); else { seen = n;
+                                     setTimeout(look, 500); } };
+                look(); })"""
+        )
         out["render"] = {"total": total, "cells": cells, **render_phases(page)}
         if kind == "cockpit":
             wait_state(page, GATE, "WAITING")
