@@ -135,7 +135,7 @@ class RunbookQueue {
         // on it now rather than after the page has queued the other cells and scrolled to the last one
         void this.pump();
       }
-      // after the current task: Run All pushes every cell in one loop, and a batch should see them all
+      // once Run All's loop has pushed every cell (a microtask), so that a batch sees them all
       if (!this.scheduled) {
         this.scheduled = true;
         queueMicrotask(() => {
@@ -179,7 +179,7 @@ class RunbookQueue {
         }
         this.batch = setup ? FIRST_BATCH : Math.min(this.batch * 2, LARGEST_BATCH);
         if (setup) {
-          // marks for the browser's performance panel (and benchmarks/browser_render.py)
+          // marks for the browser's performance panel
           performance.mark('playbook-nb:setup-ran');
           await drawn(setup);
           performance.mark('playbook-nb:dag-drawn');
