@@ -27,6 +27,8 @@ const LARGEST_BATCH = 200;
 const WIDGET_MIME = 'application/vnd.jupyter.widget-view+json';
 const WIDGET_LOADING = 'Loading widget...'; // what @jupyter-widgets/jupyterlab-manager shows until a view renders
 const GRAPH = '[class*="pb-cyto-"]'; // the cockpit's ipycytoscape view (playbook_nb/kernel_ext/widget.py)
+const COCKPIT = '.playbook-cockpit';
+const HEARD = '[data-pb-heard="true"]'; // set by the cockpit's view when the kernel has answered its hello
 // the longest the held cells wait for the setup cell's graph (a page in a hidden tab draws nothing)
 const DRAWN_TIMEOUT_MS = 3000;
 const DRAWN_POLL_MS = 20;
@@ -44,8 +46,8 @@ function role(cell: Cell): string | undefined {
 }
 
 // The setup cell counts as drawn once the cockpit's graph (the element of class pb-cyto-<model id>) holds a
-// canvas; or, when every widget of its outputs has rendered, if none of them is such a graph (the variables
-// form, a refusal); or after DRAWN_TIMEOUT_MS.
+// canvas and the cockpit's view has heard the kernel; when its outputs hold no cockpit (the variables form, a
+// refusal), once every widget view among them has rendered; at the latest after DRAWN_TIMEOUT_MS.
 function drawn(cell: Cell): Promise<void> {
   if (!(cell instanceof CodeCell)) {
     return Promise.resolve();
@@ -60,13 +62,17 @@ function drawn(cell: Cell): Promise<void> {
   }
   const node = cell.outputArea.node;
   const shown = () => {
-    if (node.querySelector(`${GRAPH} canvas`)) {
-      return true;
+    const cockpit = node.querySelector(COCKPIT);
+    if (cockpit || node.querySelector(GRAPH)) {
+      // its graph has a canvas, and its view has heard the kernel's answer to its hello: ipykernel 7.4 can
+      // publish a cell's "idle" under the previous cell's id when a widget message on a subshell interleaves
+      // with the cells (seen in CI), and JupyterLab's execution indicator then stays busy for good
+      return node.querySelector(`${GRAPH} canvas`) !== null && (!cockpit || node.querySelector(HEARD) !== null);
     }
-    const loading = Array.from(node.querySelectorAll('.jp-OutputArea-output')).some(
+    // no cockpit: done once every widget view has rendered
+    return !Array.from(node.querySelectorAll('.jp-OutputArea-output')).some(
       out => out.childElementCount === 0 && out.textContent === WIDGET_LOADING
     );
-    return !loading && !node.querySelector(GRAPH);
   };
   const start = performance.now();
   return new Promise(resolve => {

@@ -221,9 +221,10 @@ def test_only_a_runbook_notebook_kernel_is_warmed_with_playbook_nb(lab_server, p
         open_notebook(page, lab_server.base_url, lab_server.token, name)
         current_notebook(page).locator(".jp-CodeCell").first.click()
         page.keyboard.press("Shift+Enter")
-        page.wait_for_function(
-            "() => { const p = " + CURRENT_PANEL + "; const o = p && p.querySelector('.jp-OutputArea');"
-            " return !!o && o.textContent.includes('kernel side loaded'); }",
+        page.wait_for_function(  # its output, and its count (the reply comes after the output)
+            "() => { const p = " + CURRENT_PANEL + "; const c = p && p.querySelector('.jp-CodeCell');"
+            " const o = c && c.querySelector('.jp-OutputArea'), n = c && c.querySelector('.jp-InputPrompt');"
+            " return !!o && o.textContent.includes('kernel side loaded') && /\\[\\d+\\]/.test(n.textContent); }",
             timeout=KERNEL_TIMEOUT_MS,
         )
         first = page.evaluate(CELLS)[0]
