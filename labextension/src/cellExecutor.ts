@@ -15,9 +15,10 @@ import { ISessionContext } from '@jupyterlab/apputils';
 import { Cell, CodeCell, ICodeCellModel } from '@jupyterlab/cells';
 import { INotebookCellExecutor, INotebookModel, runCell } from '@jupyterlab/notebook';
 
+import { isRunbookNotebook, RUNBOOK_METADATA_KEY } from './runbookNotebook';
+
 type RunOptions = INotebookCellExecutor.IRunCellOptions;
 
-const METADATA_KEY = 'playbook_nb';
 const SETUP_ROLE = 'setup';
 // Code cells a batch: the first batch after the graph 25 (about 60 ms of the page's time to send, so the page
 // answers a click soon after the graph appears), each next one twice the last, up to 200: a 1,000-node runbook's
@@ -41,7 +42,7 @@ interface IHeld {
 }
 
 function role(cell: Cell): string | undefined {
-  const meta = cell.model.getMetadata(METADATA_KEY) as { role?: string } | undefined;
+  const meta = cell.model.getMetadata(RUNBOOK_METADATA_KEY) as { role?: string } | undefined;
   return meta?.role;
 }
 
@@ -176,8 +177,7 @@ class RunbookQueue {
     this.sending = true;
     try {
       while (this.held.length) {
-        const { sent, setup } = this.sendBatch();
-        this.markQueued();
+        const { sent, setup } = this.sendBatch(); // what it leaves held, push's microtask has marked
         const results = await Promise.allSettled(sent);
         if (!results.every(r => r.status === 'fulfilled' && r.value)) {
           this.drop();
@@ -221,7 +221,7 @@ const queues = new WeakMap<INotebookModel, RunbookQueue>();
 
 function runCellInOrder(options: RunOptions): Promise<boolean> {
   const notebook = options.notebook;
-  if (notebook.getMetadata(METADATA_KEY) === undefined) {
+  if (!isRunbookNotebook(notebook)) {
     return runCell(options);
   }
   let queue = queues.get(notebook);

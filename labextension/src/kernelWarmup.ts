@@ -2,33 +2,26 @@
 // Run All: the setup cell then finds the modules loaded (about 0.2 s of imports) and the DAG is drawn sooner.
 // The request is silent (no output, no history, no execution count), binds no name in the user's namespace and
 // never stops the cells queued after it, whatever its outcome (a kernel without playbook-nb just says no).
-import { ISessionContext } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 
-const METADATA_KEY = 'playbook_nb';
-const WARMUP_CODE = "__import__('playbook_nb.kernel_ext')";
+import { isRunbookNotebook } from './runbookNotebook';
 
-function warm(session: ISessionContext): void {
-  const kernel = session.session?.kernel;
-  if (!kernel || kernel.status === 'dead') {
-    return;
-  }
-  kernel
-    .requestExecute(
-      { code: WARMUP_CODE, silent: true, store_history: false, allow_stdin: false, stop_on_error: false },
-      true
-    )
-    .done.catch(() => undefined);
-}
+const WARMUP_CODE = "__import__('playbook_nb.kernel_ext')";
 
 // Every kernel of the notebook is warmed once, when it is first idle: the first one, a restarted one, a new one.
 function watch(panel: NotebookPanel): void {
   const session = panel.sessionContext;
   let due = true;
   const maybeWarm = () => {
-    if (due && session.session?.kernel?.status === 'idle' && panel.model?.getMetadata(METADATA_KEY) !== undefined) {
+    const kernel = session.session?.kernel;
+    if (due && kernel?.status === 'idle' && isRunbookNotebook(panel.model)) {
       due = false;
-      warm(session);
+      kernel
+        .requestExecute(
+          { code: WARMUP_CODE, silent: true, store_history: false, allow_stdin: false, stop_on_error: false },
+          true
+        )
+        .done.catch(() => undefined);
     }
   };
   session.kernelChanged.connect(() => {

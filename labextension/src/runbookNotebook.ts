@@ -4,12 +4,18 @@
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { createToolbarFactory, IToolbarWidgetRegistry, IWidgetTracker } from '@jupyterlab/apputils';
 import { DocumentRegistry } from '@jupyterlab/docregistry';
-import { NotebookPanel, NotebookWidgetFactory } from '@jupyterlab/notebook';
+import { INotebookModel, NotebookPanel, NotebookWidgetFactory } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ITranslator } from '@jupyterlab/translation';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 export const RUNBOOK_FILE_TYPE = 'playbook-runbook';
+// The notebook and cell metadata key of a notebook compiled from a runbook (playbook_nb/adapters/notebook/compile.py)
+export const RUNBOOK_METADATA_KEY = 'playbook_nb';
+
+export function isRunbookNotebook(model: INotebookModel | null | undefined): boolean {
+  return model?.getMetadata(RUNBOOK_METADATA_KEY) !== undefined;
+}
 export const RUNBOOK_FACTORY = 'Runbook notebook';
 export const RECORD_FILE_TYPE = 'playbook-run-record';
 export const RECORD_FACTORY = 'Runbook record';

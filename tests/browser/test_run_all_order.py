@@ -52,7 +52,8 @@ depends_on = ["second", "third"]
 """
 NODES = ("first", "second", "third", "fourth")
 
-# Per code cell of the current notebook, in document order: its role, its prompt and how many outputs it shows.
+# Every cell of the current notebook, in document order: whether it is a code cell, its prompt, how many outputs it
+# shows and their text.
 CELLS = (
     """() => {
     const panel = """
@@ -123,14 +124,18 @@ def runbook_notebook(
     return name
 
 
-def node_cell_indexes(lab_root, name: str) -> list[int]:
+def roles(lab_root, name: str) -> list[str | None]:
+    """The compiled role of each cell of notebook `name` (None for a cell the test added)."""
     nb = nbformat.read(str(lab_root / name), as_version=4)
-    return [i for i, c in enumerate(nb.cells) if c.metadata.get("playbook_nb", {}).get("role") == "node"]
+    return [c.metadata.get("playbook_nb", {}).get("role") for c in nb.cells]
 
 
-def setup_index(lab_root, name: str) -> int:
-    nb = nbformat.read(str(lab_root / name), as_version=4)
-    return next(i for i, c in enumerate(nb.cells) if c.metadata.get("playbook_nb", {}).get("role") == "setup")
+def open_and_run_all(lab_server, page, name: str) -> tuple[list[int], int]:
+    """Open notebook `name` and press Run All; the indexes of its node cells, and of its setup cell."""
+    cell_roles = roles(lab_server.root_dir, name)
+    open_notebook(page, lab_server.base_url, lab_server.token, name)
+    run_all(page)
+    return [i for i, r in enumerate(cell_roles) if r == "node"], cell_roles.index("setup")
 
 
 def count(prompt: str) -> int | None:
@@ -140,8 +145,9 @@ def count(prompt: str) -> int | None:
 
 def test_run_all_draws_the_dag_first_then_runs_every_node_cell_in_order(lab_server, page, tmp_path):
     name = runbook_notebook(lab_server.root_dir, "order.ipynb", tmp_path / "runs.db")
-    nodes = node_cell_indexes(lab_server.root_dir, name)
     page.context.add_init_script(COUNT_EXECUTE_REQUESTS)
+    cell_roles = roles(lab_server.root_dir, name)
+    nodes = [i for i, r in enumerate(cell_roles) if r == "node"]
     open_notebook(page, lab_server.base_url, lab_server.token, name)
     page.evaluate(WATCH_FIRST_DRAW)
     run_all(page)
@@ -162,7 +168,7 @@ def test_run_all_draws_the_dag_first_then_runs_every_node_cell_in_order(lab_serv
     counts = [count(cells[i]["prompt"]) for i in nodes]
     assert None not in counts, [cells[i]["prompt"] for i in nodes]
     assert counts == sorted(counts) and len(set(counts)) == len(counts), counts  # the document's order
-    assert count(cells[setup_index(lab_server.root_dir, name)]["prompt"]) < counts[0]
+    assert count(cells[cell_roles.index("setup")]["prompt"]) < counts[0]
     for node_id, i in zip(NODES, nodes, strict=True):
         assert node_id in cells[i]["text"], cells[i]["text"]
     assert not any("[*]" in c["prompt"] for c in cells if c["code"])
@@ -173,12 +179,10 @@ def test_a_failing_setup_cell_leaves_every_node_cell_unrun(lab_server, page, tmp
     name = runbook_notebook(
         lab_server.root_dir, "order_bad.ipynb", tmp_path / "runs.db", 'approvals = "everything"\n'
     )
-    nodes = node_cell_indexes(lab_server.root_dir, name)
-    open_notebook(page, lab_server.base_url, lab_server.token, name)
-    run_all(page)
+    nodes, setup_at = open_and_run_all(lab_server, page, name)
     wait_kernel_idle(page)
     cells = page.evaluate(CELLS)
-    setup = cells[setup_index(lab_server.root_dir, name)]
+    setup = cells[setup_at]
     assert "parameter approvals" in setup["text"], setup["text"]
     for i in nodes:  # never sent: no count, no "[*]" left behind, no output
         assert cells[i]["prompt"].strip() in ("[ ]:", "[ ]", ""), cells[i]
@@ -190,9 +194,7 @@ def test_a_kernel_restart_drops_the_node_cells_still_waiting(lab_server, page, t
     name = runbook_notebook(
         lab_server.root_dir, "order_restart.ipynb", tmp_path / "runs.db", "import time; time.sleep(6)\n"
     )
-    nodes = node_cell_indexes(lab_server.root_dir, name)
-    open_notebook(page, lab_server.base_url, lab_server.token, name)
-    run_all(page)
+    nodes, _ = open_and_run_all(lab_server, page, name)
     sessions = lab_server.api("GET", "/api/sessions") or []
     (kernel,) = [s["kernel"] for s in sessions if s.get("path") == name]
     assert kernel["execution_state"] == "busy", kernel  # still in the parameters cell's sleep
